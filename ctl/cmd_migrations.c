@@ -1,0 +1,15 @@
+/*
+ * cmd_migrations.c: migctl migrations.  Placeholder until its issue lands.
+ */
+
+#include "migctl.h"
+
+
+int
+cmd_migrations(int argc, char **argv, migctl_ctx_t *ctx)
+{
+    (void) argc;
+    (void) argv;
+
+    return migctl_error(ctx, MIGCTL_USAGE, "not implemented yet");
+}

@@ -1,0 +1,179 @@
+/*
+ * main.c: migctl's entry point: global options, configuration, and the
+ * command table; only main() exits.
+ */
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "migctl.h"
+
+
+typedef struct {
+    const char     *name;
+    migctl_cmd_pt   fn;
+    const char     *summary;
+} migctl_command_t;
+
+
+static void usage(FILE *f);
+static const migctl_command_t *find_command(const char *name);
+
+
+static const migctl_command_t commands[] = {
+    { "maintenance", cmd_maintenance,
+      "on|off|status: the maintenance flag across every edge" },
+    { "migrations", cmd_migrations,
+      "applied, pending and unknown migrations" },
+    { "inspect", cmd_inspect,
+      "check a sqlmigrate file against the real schema" },
+    { "classify", cmd_classify,
+      "class of a failure from a traceback or log" },
+    { "diagnose", cmd_diagnose,
+      "state + class + the recommended recovery path" },
+    { "locks", cmd_locks,
+      "blocked, blocking and idle sessions, INVALID indexes" },
+    { NULL, NULL, NULL }
+};
+
+
+int
+main(int argc, char **argv)
+{
+    int                      i, rc;
+    char                     err[512];
+    const char              *scope;
+    migctl_ctx_t             ctx;
+    const migctl_command_t  *c;
+
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.cmd = "migctl";
+    scope = getenv("MIGCTL_SCOPE");
+    if (scope == NULL || *scope == '\0') {
+        scope = MIG_DEFAULT_SCOPE;
+    }
+
+    for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+        const char *a = argv[i];
+
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            goto flush;
+
+        } else if (strcmp(a, "--version") == 0) {
+            printf("migctl %s\n", MIG_VERSION);
+            goto flush;
+
+        } else if (strcmp(a, "--json") == 0) {
+            ctx.json = 1;
+
+        } else if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
+            if (++i == argc) {
+                return migctl_error(&ctx, MIGCTL_USAGE,
+                                    "%s needs a file: see migctl --help", a);
+            }
+            ctx.config_path = argv[i];
+
+        } else if (strncmp(a, "--config=", 9) == 0) {
+            ctx.config_path = a + 9;
+
+        } else if (strcmp(a, "--scope") == 0) {
+            if (++i == argc) {
+                return migctl_error(&ctx, MIGCTL_USAGE,
+                                    "--scope needs a name: see migctl --help");
+            }
+            scope = argv[i];
+
+        } else if (strncmp(a, "--scope=", 8) == 0) {
+            scope = a + 8;
+
+        } else {
+            return migctl_error(&ctx, MIGCTL_USAGE,
+                                "unknown option '%s': see migctl --help", a);
+        }
+    }
+
+    if (mig_name_valid(scope, strlen(scope), err, sizeof(err)) != MIG_OK) {
+        return migctl_error(&ctx, MIGCTL_USAGE, "--scope: %s", err);
+    }
+    strcpy(ctx.scope, scope);
+
+    if (i == argc) {
+        usage(stderr);
+        return MIGCTL_USAGE;
+    }
+
+    c = find_command(argv[i]);
+    if (c == NULL) {
+        return migctl_error(&ctx, MIGCTL_USAGE,
+                            "unknown command '%s': see migctl --help",
+                            argv[i]);
+    }
+
+    if (migctl_conf_load(&ctx, err, sizeof(err)) != 0) {
+        return migctl_error(&ctx, MIGCTL_USAGE, "%s", err);
+    }
+
+    ctx.cmd = c->name;
+    rc = c->fn(argc - i, argv + i, &ctx);
+    if (rc != MIGCTL_OK) {
+        return rc;
+    }
+
+flush:
+
+    /* a result that did not reach stdout is not a success (git.c) */
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        ctx.cmd = "migctl";
+        return migctl_error(&ctx, MIGCTL_PROBLEM, "writing output: %s",
+                            strerror(errno));
+    }
+
+    return MIGCTL_OK;
+}
+
+
+static const migctl_command_t *
+find_command(const char *name)
+{
+    const migctl_command_t  *c;
+
+    for (c = commands; c->name; c++) {
+        if (strcmp(c->name, name) == 0) {
+            return c;
+        }
+    }
+
+    return NULL;
+}
+
+
+static void
+usage(FILE *f)
+{
+    const migctl_command_t  *c;
+
+    fprintf(f,
+        "usage: migctl [-c FILE] [--json] [--scope S] COMMAND [ARGS...]\n"
+        "\n"
+        "  -c FILE       configuration (else $MIGCTL_CONFIG, else\n"
+        "                /etc/migctl/migctl.conf, else built-in defaults)\n"
+        "  --json        machine-readable output\n"
+        "  --scope S     maintenance scope (default \"default\")\n"
+        "  --version     print the version\n"
+        "\n"
+        "commands:\n");
+
+    for (c = commands; c->name; c++) {
+        fprintf(f, "  %-12s  %s\n", c->name, c->summary);
+    }
+
+    fprintf(f,
+        "\n"
+        "'migctl COMMAND --help' describes a command.\n"
+        "exit codes: 0 ok, 1 problem found, 2 usage or configuration,\n"
+        "3 Redis or PostgreSQL unreachable, 4 refused by a safety gate,\n"
+        "5 the wrapped command failed.\n");
+}

@@ -1,0 +1,98 @@
+/*
+ * migctl.h: the hub header of the migctl CLI: context, exit codes, the
+ * helpers shared by the command files (out.c, conf.c, redis.c, db.c).
+ */
+
+#ifndef MIGCTL_H
+#define MIGCTL_H
+
+#include <stddef.h>
+#include <stdio.h>
+#include <jansson.h>
+
+#include "mig.h"
+
+
+/* exit codes: DESIGN.md */
+#define MIGCTL_OK            0
+#define MIGCTL_PROBLEM       1   /* unhealthy, not applied, inconsistent */
+#define MIGCTL_USAGE         2   /* usage or configuration error */
+#define MIGCTL_UNREACHABLE   3   /* Redis or PostgreSQL unreachable */
+#define MIGCTL_REFUSED       4   /* refused by a safety gate */
+#define MIGCTL_CMDFAIL       5   /* the wrapped command failed */
+
+#define MIGCTL_PATH_MAX      4096
+
+/* configuration, filled by migctl_conf_load() (conf.c) */
+typedef struct {
+    char        source[MIGCTL_PATH_MAX];     /* file read, or "" */
+    char        redis_host[256];
+    int         redis_port;
+    char        redis_unix[MIGCTL_PATH_MAX]; /* "" unless a socket */
+    int         redis_db;
+    char        redis_user[128];
+    char        redis_password_file[MIGCTL_PATH_MAX];
+    char        redis_password_env[128];     /* name of the variable */
+    int         redis_timeout_ms;
+    char        prefix[MIG_NAME_MAX + 1];
+} migctl_conf_t;
+
+/* what every command gets from main() */
+typedef struct {
+    const char     *cmd;                     /* command name, for errors */
+    int             json;                    /* --json */
+    char            scope[MIG_NAME_MAX + 1]; /* --scope, default "default" */
+    const char     *config_path;             /* -c, or NULL */
+    migctl_conf_t   conf;
+} migctl_ctx_t;
+
+typedef int (*migctl_cmd_pt)(int argc, char **argv, migctl_ctx_t *ctx);
+
+
+/* commands: one file each, cmd_<name>.c; argv[0] is the command name */
+int cmd_maintenance(int argc, char **argv, migctl_ctx_t *ctx);
+int cmd_migrations(int argc, char **argv, migctl_ctx_t *ctx);
+int cmd_inspect(int argc, char **argv, migctl_ctx_t *ctx);
+int cmd_classify(int argc, char **argv, migctl_ctx_t *ctx);
+int cmd_diagnose(int argc, char **argv, migctl_ctx_t *ctx);
+int cmd_locks(int argc, char **argv, migctl_ctx_t *ctx);
+
+
+/* out.c */
+
+/*
+ * Prints "migctl: <ctx->cmd>: <message>" on stderr, one line, and returns
+ * code, so that a command can write: return migctl_error(ctx, 2, "...").
+ */
+int migctl_error(migctl_ctx_t *ctx, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* prints a JSON value on stdout (indented, newline); 0 or -1 */
+int migctl_json_print(json_t *value);
+
+/* reads a whole file ("-" for stdin) into a malloc'ed NUL-terminated
+ * buffer; 0, or -1 with a one-line reason in err */
+int migctl_read_file(const char *path, char **data, size_t *len,
+    char *err, size_t errlen);
+
+
+/* conf.c */
+int migctl_conf_load(migctl_ctx_t *ctx, char *err, size_t errlen);
+
+
+/*
+ * Results shared between commands.  Each returns a MIGCTL_ exit code and
+ * on success a new json_t object in *out that the caller json_decref()s;
+ * on error it has printed its one-line error through migctl_error().
+ * Diagnose builds on them.
+ *
+ * migctl_classify_text(): {"class", "sqlstate", "exception", "reason"}
+ * migctl_inspect_run():   {"verdict", "recorded", "objects": [...],
+ *                          "unverified": [...], ...}
+ * migctl_migrations_run():{"applied", "pending", "unknown_to_release",
+ *                          "unknown_to_previous", ...}
+ */
+int migctl_classify_text(migctl_ctx_t *ctx, const char *text, size_t len,
+    json_t **out);
+
+#endif /* MIGCTL_H */

@@ -1,0 +1,116 @@
+/*
+ * ngx_http_maintenance_module.h: the hub header of the maintenance module:
+ * configuration, the shared zone, and what the module files share.
+ */
+
+#ifndef NGX_HTTP_MAINTENANCE_MODULE_H
+#define NGX_HTTP_MAINTENANCE_MODULE_H
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "mig.h"
+
+
+#define NGX_HTTP_MAINTENANCE_MAX_SCOPES   64
+
+/* where a scope's served state came from */
+#define NGX_HTTP_MAINTENANCE_SRC_DEFAULT     0
+#define NGX_HTTP_MAINTENANCE_SRC_REDIS       1
+#define NGX_HTTP_MAINTENANCE_SRC_OVERRIDE    2
+#define NGX_HTTP_MAINTENANCE_SRC_STATE_FILE  3
+
+/* maintenance_redis_failure */
+#define NGX_HTTP_MAINTENANCE_FAIL_LAST       0
+#define NGX_HTTP_MAINTENANCE_FAIL_OPEN       1
+#define NGX_HTTP_MAINTENANCE_FAIL_CLOSED     2
+
+
+/*
+ * One scope in the shared zone.  The request path reads "on" and "epoch"
+ * without the lock (word-sized, written by worker 0 only); everything else
+ * is written by worker 0 under shpool->mutex and read under it by the
+ * status handler.
+ */
+typedef struct {
+    ngx_atomic_t                 on;          /* what is served now */
+    ngx_atomic_t                 epoch;
+    ngx_atomic_t                 retry_after; /* 0: use the location's */
+    ngx_uint_t                   source;      /* NGX_HTTP_MAINTENANCE_SRC_ */
+    ngx_uint_t                   seen;        /* a state was ever read */
+    ngx_uint_t                   lost;        /* key gone after seen */
+    mig_state_t                  state;       /* last good from Redis */
+} ngx_http_maintenance_scope_sh_t;
+
+
+typedef struct {
+    ngx_uint_t                   nscopes;
+    ngx_atomic_t                 override;    /* override file exists */
+    ngx_atomic_t                 redis_up;
+    ngx_msec_t                   last_sync;   /* ngx_current_msec of the
+                                                 last full poll, 0 never */
+    time_t                       last_sync_time;
+    ngx_pid_t                    owner_pid;   /* worker 0's pid */
+
+    /* counters, ngx_atomic_fetch_add() */
+    ngx_atomic_t                 requests_gated;
+    ngx_atomic_t                 requests_bypassed;
+    ngx_atomic_t                 requests_passed;
+    ngx_atomic_t                 polls;
+    ngx_atomic_t                 events;
+    ngx_atomic_t                 malformed;
+    ngx_atomic_t                 reconnects;
+
+    ngx_http_maintenance_scope_sh_t  scopes[NGX_HTTP_MAINTENANCE_MAX_SCOPES];
+} ngx_http_maintenance_sh_t;
+
+
+typedef struct {
+    ngx_http_maintenance_sh_t   *sh;
+    ngx_slab_pool_t             *shpool;
+} ngx_http_maintenance_shctx_t;
+
+
+typedef struct {
+    /* maintenance_redis */
+    ngx_str_t                    redis_addr;   /* as written, for logs */
+    ngx_str_t                    redis_host;   /* "" with unix */
+    in_port_t                    redis_port;
+    ngx_str_t                    redis_unix;
+    ngx_int_t                    redis_db;
+    ngx_str_t                    redis_user;
+    ngx_str_t                    redis_password; /* read from the file at
+                                                    configuration load */
+    ngx_msec_t                   redis_timeout;
+
+    ngx_str_t                    prefix;
+    ngx_msec_t                   poll;
+    ngx_str_t                    node_id;
+    ngx_str_t                    state_file;
+    ngx_str_t                    override_file;
+    ngx_uint_t                   redis_failure;
+    ngx_flag_t                   strict;
+
+    /* every scope named in the configuration, index = slot in the zone */
+    ngx_array_t                  scopes;       /* of ngx_str_t */
+
+    ngx_shm_zone_t              *shm_zone;
+} ngx_http_maintenance_main_conf_t;
+
+
+extern ngx_module_t  ngx_http_maintenance_module;
+
+
+/*
+ * ngx_http_maintenance_sync.c: worker 0's link to Redis, the override
+ * and state files.  Writes the zone under the mutex.
+ */
+ngx_int_t ngx_http_maintenance_sync_init_worker(ngx_cycle_t *cycle);
+void ngx_http_maintenance_sync_exit_worker(ngx_cycle_t *cycle);
+
+/* reads the state file into the zone at start (before any worker) */
+ngx_int_t ngx_http_maintenance_state_file_load(ngx_cycle_t *cycle,
+    ngx_http_maintenance_main_conf_t *mmcf);
+
+#endif /* NGX_HTTP_MAINTENANCE_MODULE_H */
