@@ -1,0 +1,594 @@
+package MigTest;
+
+# MigTest: the test harness.  Each test gets a temp dir and free loopback
+# ports, starts real redis-server, nginx and PostgreSQL in it, and stops
+# every daemon it started by PID at exit, also when the test dies.
+
+use strict;
+use warnings;
+
+use Cwd qw(abs_path);
+use Exporter qw(import);
+use File::Basename qw(dirname);
+use File::Path qw(make_path);
+use File::Temp qw(tempdir);
+use IO::Socket::INET;
+use POSIX qw(:sys_wait_h);
+use Test::More;
+use Time::HiRes qw(time sleep);
+
+our @EXPORT_OK = qw();
+
+my $ROOT = abs_path(dirname(__FILE__) . '/../..');
+my @ALL;                           # every harness object, for END
+
+sub new {
+    my ($class, %opt) = @_;
+    my $dir = tempdir('migtest-XXXXXX', TMPDIR => 1,
+                      CLEANUP => !$ENV{MIGTEST_KEEP});
+    chmod 0755, $dir;              # workers (nobody) and postgres traverse it
+    my $self = bless { dir => $dir, ports => {}, redis => {}, nginx => {},
+                       pg => {}, used_ports => {} }, $class;
+    push @ALL, $self;
+    diag("test dir: $dir") if $ENV{MIGTEST_KEEP};
+    return $self;
+}
+
+sub dir { $_[0]{dir} }
+sub root { $ROOT }
+
+END {
+    my $rc = $?;
+    $_->stop_all for @ALL;
+    $? = $rc;
+}
+
+$SIG{INT} = $SIG{TERM} = sub { die "interrupted\n" };
+
+sub stop_all {
+    my ($self) = @_;
+    for my $n (keys %{ $self->{nginx} }) {
+        eval { $self->stop_nginx($n) };
+    }
+    for my $n (keys %{ $self->{redis} }) {
+        eval { $self->stop_redis($n) };
+    }
+    for my $n (keys %{ $self->{pg} }) {
+        eval { $self->stop_pg($n) };
+    }
+}
+
+# --- ports and files ----------------------------------------------------
+
+sub port {
+    my ($self, $name) = @_;
+    return $self->{ports}{$name} if $self->{ports}{$name};
+    for (1 .. 50) {
+        my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1',
+                                      LocalPort => 0, Proto => 'tcp',
+                                      Listen => 1, ReuseAddr => 0)
+            or die "cannot bind a free port: $!";
+        my $p = $s->sockport;
+        close $s;
+        next if $self->{used_ports}{$p}++;
+        return $self->{ports}{$name} = $p;
+    }
+    die "no free port";
+}
+
+sub write_file {
+    my ($self, $rel, $text) = @_;
+    my $path = $rel =~ m{^/} ? $rel : "$self->{dir}/$rel";
+    make_path(dirname($path));
+    open my $fh, '>', $path or die "write $path: $!";
+    print $fh $text;
+    close $fh or die "close $path: $!";
+    chmod 0644, $path;
+    return $path;
+}
+
+sub read_file {
+    my ($self, $path) = @_;
+    open my $fh, '<', $path or return undef;
+    local $/;
+    my $t = <$fh>;
+    return $t;
+}
+
+sub wait_for {
+    my ($self, $cond, $seconds) = @_;
+    $seconds //= 5;
+    my $end = time + $seconds;
+    while (1) {
+        my $r = eval { $cond->() };
+        return $r if $r;
+        return 0 if time > $end;
+        sleep 0.01;
+    }
+}
+
+sub wait_port {
+    my ($self, $port, $seconds) = @_;
+    return $self->wait_for(sub {
+        my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                      PeerPort => $port, Proto => 'tcp');
+        return 0 unless $s;
+        close $s;
+        1;
+    }, $seconds // 10);
+}
+
+sub pid_alive {
+    my ($pid) = @_;
+    return 0 unless $pid;
+    return 0 if waitpid($pid, WNOHANG) == $pid;
+    return kill(0, $pid) ? 1 : 0;
+}
+
+sub wait_gone {
+    my ($self, $pid, $seconds) = @_;
+    return $self->wait_for(sub { !pid_alive($pid) }, $seconds // 10);
+}
+
+sub self_signed_cert {
+    my ($self, $name) = @_;
+    my $crt = "$self->{dir}/$name.crt";
+    my $key = "$self->{dir}/$name.key";
+    my $r = $self->run({}, 'openssl', 'req', '-x509', '-newkey', 'ec',
+                       '-pkeyopt', 'ec_paramgen_curve:prime256v1',
+                       '-nodes', '-keyout', $key, '-out', $crt,
+                       '-days', '2', '-subj', '/CN=localhost');
+    die "openssl: $r->{err}" if $r->{rc};
+    chmod 0644, $crt, $key;
+    return ($crt, $key);
+}
+
+# --- processes ----------------------------------------------------------
+
+# run({env => {...}, stdin => $text, timeout => s}, @cmd) -> {rc, out, err}
+sub run {
+    my ($self, $o, @cmd) = @_;
+    my $tag = "run" . ++$self->{runs};
+    my ($in, $out, $err) = map { "$self->{dir}/.$tag.$_" } qw(in out err);
+    $self->write_file($in, defined $o->{stdin} ? $o->{stdin} : '');
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        $ENV{$_} = $o->{env}{$_} for keys %{ $o->{env} || {} };
+        for (keys %{ $o->{env} || {} }) {
+            delete $ENV{$_} unless defined $o->{env}{$_};
+        }
+        chdir $o->{cwd} if $o->{cwd};
+        open STDIN, '<', $in or die;
+        open STDOUT, '>', $out or die;
+        open STDERR, '>', $err or die;
+        exec @cmd or do { print STDERR "exec $cmd[0]: $!\n"; POSIX::_exit(127) };
+    }
+    my $timeout = $o->{timeout} // 120;
+    my $end = time + $timeout;
+    my $status;
+    while (1) {
+        my $w = waitpid($pid, WNOHANG);
+        if ($w == $pid) { $status = $?; last }
+        if (time > $end) {
+            kill 'KILL', $pid;
+            waitpid($pid, 0);
+            $status = -1;
+            last;
+        }
+        sleep 0.005;
+    }
+    my $res = {
+        rc     => $status == -1 ? -1
+                : ($status & 127) ? 128 + ($status & 127) : $status >> 8,
+        signal => $status == -1 ? 9 : $status & 127,
+        out    => $self->read_file($out) // '',
+        err    => $self->read_file($err) // '',
+    };
+    unlink $in, $out, $err;
+    return $res;
+}
+
+sub migctl {
+    my ($self, @args) = @_;
+    my $o = ref $args[0] eq 'HASH' ? shift @args : {};
+    my $bin = $ENV{MIGCTL} || "$ROOT/build/migctl";
+    my @wrap = $ENV{MIGCTL_WRAP} ? split(' ', $ENV{MIGCTL_WRAP}) : ();
+    my %env = (ASAN_OPTIONS => 'detect_leaks=1:abort_on_error=0',
+               UBSAN_OPTIONS => 'print_stacktrace=1',
+               %{ $o->{env} || {} });
+    return $self->run({ %$o, env => \%env }, @wrap, $bin, @args);
+}
+
+sub django {
+    my ($self, @args) = @_;
+    my $o = ref $args[0] eq 'HASH' ? shift @args : {};
+    my $proj = shift @args;
+    my $manage = -f "$ROOT/t/$proj/manage.py" ? "$ROOT/t/$proj/manage.py"
+               : "$ROOT/t/django/manage.py";
+    return $self->run({ timeout => 300, %$o }, '/usr/bin/python3', $manage,
+                      @args);
+}
+
+# --- redis --------------------------------------------------------------
+
+sub start_redis {
+    my ($self, $name, %opt) = @_;
+    my $port = $self->port($name);
+    my $dir = "$self->{dir}/$name";
+    make_path($dir);
+    my @args = ('redis-server', '--port', $port, '--bind', '127.0.0.1',
+                '--dir', $dir, '--appendonly', 'no', '--daemonize', 'no',
+                '--logfile', "$dir/redis.log", '--protected-mode', 'no');
+    push @args, $opt{persist} ? ('--save', '3600 1', '--dbfilename', 'dump.rdb')
+                              : ('--save', '');
+    push @args, @{ $opt{args} || [] };
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>>', "$dir/redis.out";
+        open STDERR, '>&', \*STDOUT;
+        exec @args or POSIX::_exit(127);
+    }
+    $self->{redis}{$name} = { pid => $pid, port => $port, dir => $dir };
+    my $ok = $self->wait_for(sub {
+        die "redis-server exited\n" unless pid_alive($pid);
+        ($self->redis($name, 'PING') // '') eq 'PONG';
+    }, 10);
+    die "redis $name did not start on $port: "
+        . ($self->read_file("$dir/redis.log") // '') unless $ok;
+    return $port;
+}
+
+sub stop_redis {
+    my ($self, $name) = @_;
+    my $r = delete $self->{redis}{$name} or return;
+    kill 'CONT', $r->{pid};
+    kill 'TERM', $r->{pid};
+    unless ($self->wait_gone($r->{pid}, 10)) {
+        kill 'KILL', $r->{pid};
+        waitpid($r->{pid}, 0);
+    }
+}
+
+sub kill_redis {
+    my ($self, $name, $sig) = @_;
+    my $r = $self->{redis}{$name} or die "no redis $name";
+    $sig //= 'KILL';
+    kill $sig, $r->{pid};
+    if ($sig eq 'KILL') {
+        waitpid($r->{pid}, 0);
+        delete $self->{redis}{$name};
+    }
+}
+
+sub redis_pid { $_[0]{redis}{$_[1]} && $_[0]{redis}{$_[1]}{pid} }
+
+sub redis {
+    my ($self, $name, @cmd) = @_;
+    my $port = $self->{ports}{$name} // die "no port for redis $name";
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
+                                  Proto => 'tcp', Timeout => 5)
+        or die "redis $name: connect: $!\n";
+    my $req = '*' . scalar(@cmd) . "\r\n";
+    $req .= '$' . length($_) . "\r\n$_\r\n" for @cmd;
+    print $s $req;
+    my $r = _resp_read($s);
+    close $s;
+    die "redis $name: $$r\n" if ref $r eq 'MigTest::RedisError';
+    return $r;
+}
+
+sub _resp_read {
+    my ($s) = @_;
+    local $/ = "\r\n";
+    my $line = <$s>;
+    die "redis: connection closed\n" unless defined $line;
+    chomp $line;
+    my ($t, $v) = (substr($line, 0, 1), substr($line, 1));
+    return $v if $t eq '+' || $t eq ':';
+    return bless \$v, 'MigTest::RedisError' if $t eq '-';
+    if ($t eq '$') {
+        return undef if $v < 0;
+        my $buf = '';
+        while (length($buf) < $v + 2) {
+            my $n = read($s, $buf, $v + 2 - length($buf), length($buf));
+            die "redis: short read\n" unless $n;
+        }
+        return substr($buf, 0, $v);
+    }
+    if ($t eq '*') {
+        return undef if $v < 0;
+        return [ map { _resp_read($s) } 1 .. $v ];
+    }
+    die "redis: bad reply '$line'\n";
+}
+
+# --- nginx --------------------------------------------------------------
+
+sub nginx_dir {
+    my ($self, $name) = @_;
+    my $dir = "$self->{dir}/$name";
+    make_path("$dir/logs");
+    chmod 0777, $dir;             # worker 0 (nobody) writes the state file
+    return $dir;
+}
+
+sub nginx_conf {
+    my ($self, $name, $text) = @_;
+    my $dir = $self->nginx_dir($name);
+    my $module = "$ROOT/build/ngx_http_maintenance_module.so";
+    $text =~ s/%%MODULE%%/$module/g;
+    $text =~ s/%%DIR%%/$dir/g;
+    $text =~ s/%%TESTDIR%%/$ROOT\/t/g;
+    $text =~ s/%%PORT_(\w+)%%/$self->port($1)/ge;
+    $self->{nginx}{$name}{conf} = $text;
+    $self->write_file("$dir/nginx.conf", $text);
+    return "$dir/nginx.conf";
+}
+
+sub _nginx_cmd {
+    my ($self, $name, @extra) = @_;
+    my $dir = $self->nginx_dir($name);
+    return ('nginx', '-p', "$dir/", '-c', "$dir/nginx.conf", '-e',
+            "$dir/error.log",
+            '-g', "daemon on; pid $dir/nginx.pid; error_log $dir/error.log info;",
+            @extra);
+}
+
+sub nginx_test {
+    my ($self, $name) = @_;
+    my $r = $self->run({}, $self->_nginx_cmd($name, '-t'));
+    return ($r->{rc}, $r->{out} . $r->{err});
+}
+
+sub nginx_pid {
+    my ($self, $name) = @_;
+    my $dir = $self->nginx_dir($name);
+    my $p = $self->read_file("$dir/nginx.pid") // return undef;
+    $p =~ s/\s+//g;
+    return $p || undef;
+}
+
+sub start_nginx {
+    my ($self, $name) = @_;
+    my $dir = $self->nginx_dir($name);
+    unlink "$dir/nginx.pid";
+    my $r = $self->run({}, $self->_nginx_cmd($name));
+    die "nginx $name failed to start: $r->{err}"
+        . ($self->read_file("$dir/error.log") // '') if $r->{rc};
+    $self->{nginx}{$name}{running} = 1;
+    $self->wait_for(sub { $self->nginx_pid($name) }, 10)
+        or die "nginx $name: no pid file";
+    $self->{nginx}{$name}{pid} = $self->nginx_pid($name);
+    for my $p ($self->_listen_ports($name)) {
+        $self->wait_port($p, 10) or die "nginx $name: port $p not listening";
+    }
+    $self->wait_for(sub { scalar($self->worker_pids($name)) }, 10);
+    return $self->{nginx}{$name}{pid};
+}
+
+sub _listen_ports {
+    my ($self, $name) = @_;
+    my $conf = $self->{nginx}{$name}{conf} // '';
+    my %p;
+    while ($conf =~ /^\s*listen\s+(?:127\.0\.0\.1:|localhost:|\[::1\]:)?(\d+)/mg) {
+        $p{$1} = 1;
+    }
+    return keys %p;
+}
+
+# children of the master, from /proc (no procps needed)
+sub worker_pids {
+    my ($self, $name) = @_;
+    my $master = $self->{nginx}{$name}{pid} // $self->nginx_pid($name)
+        // return ();
+    my @w;
+    for my $stat (glob '/proc/[0-9]*/stat') {
+        open my $fh, '<', $stat or next;
+        my $l = <$fh>;
+        close $fh;
+        next unless $l && $l =~ /^(\d+) \((.*)\) (\S) (\d+)/s;
+        push @w, $1 if $4 == $master && $3 ne 'Z';
+    }
+    my @s = sort { $a <=> $b } @w;
+    return @s;
+}
+
+sub process_title {
+    my ($self, $pid) = @_;
+    my $t = $self->read_file("/proc/$pid/cmdline") // '';
+    $t =~ s/\0/ /g;
+    $t =~ s/\s+$//;
+    return $t;
+}
+
+sub reload_nginx {
+    my ($self, $name) = @_;
+    my $master = $self->{nginx}{$name}{pid} or die "nginx $name not running";
+    my %old = map { $_ => 1 } $self->worker_pids($name);
+    my $n = scalar keys %old;
+    kill 'HUP', $master;
+    $self->wait_for(sub {
+        my @new = grep { !$old{$_}
+                         && $self->process_title($_) =~ /worker process$/ }
+                  $self->worker_pids($name);
+        @new >= ($n || 1);
+    }, 10) or die "nginx $name: no new workers after HUP";
+    $self->wait_for(sub { !grep { $old{$_} } $self->worker_pids($name) }, 10);
+}
+
+sub stop_nginx {
+    my ($self, $name) = @_;
+    my $n = $self->{nginx}{$name} or return;
+    return unless $n->{running};
+    my $pid = $n->{pid} // $self->nginx_pid($name);
+    my @workers = $self->worker_pids($name);
+    $n->{running} = 0;
+    return unless $pid;
+    kill 'CONT', $pid, @workers;
+    kill 'TERM', $pid;
+    unless ($self->wait_gone($pid, 10)) {
+        kill 'KILL', $pid, @workers;
+    }
+    $self->wait_gone($_, 5) for @workers;
+}
+
+sub error_log {
+    my ($self, $name) = @_;
+    return $self->read_file("$self->{dir}/$name/error.log") // '';
+}
+
+sub check_logs {
+    my ($self, $name, @allowed) = @_;
+    my @bad;
+    for my $l (split /\n/, $self->error_log($name)) {
+        next unless $l =~ /\[(alert|emerg|crit)\]/
+                 || $l =~ /AddressSanitizer|LeakSanitizer|runtime error:/;
+        next if grep { $l =~ $_ } @allowed;
+        push @bad, $l;
+    }
+    ok(!@bad, "$name: error.log has no alert, crit, emerg or sanitizer report")
+        or diag(join "\n", @bad[0 .. ($#bad < 9 ? $#bad : 9)]);
+}
+
+# --- http ---------------------------------------------------------------
+
+sub http {
+    my ($self, $port, $path, %o) = @_;
+    my $method = $o{method} // 'GET';
+    my $sock;
+    if ($o{tls}) {
+        require IO::Socket::SSL;
+        $sock = IO::Socket::SSL->new(PeerAddr => '127.0.0.1',
+                                     PeerPort => $port, Timeout => 5,
+                                     SSL_verify_mode => 0,
+                                     SSL_hostname => $o{host} // 'localhost')
+            or return { status => 0, error => "$IO::Socket::SSL::SSL_ERROR",
+                        headers => {}, body => '', raw => '' };
+    } else {
+        $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                      PeerPort => $port, Proto => 'tcp',
+                                      Timeout => 5)
+            or return { status => 0, error => "$!", headers => {},
+                        body => '', raw => '' };
+    }
+    my $body = $o{body} // '';
+    my $req = "$method $path HTTP/1.1\r\nHost: " . ($o{host} // 'localhost')
+            . "\r\nConnection: close\r\n";
+    my %h = %{ $o{headers} || {} };
+    $h{'Content-Length'} = length $body if length $body || $method eq 'POST';
+    $req .= "$_: $h{$_}\r\n" for sort keys %h;
+    $req .= "\r\n$body";
+    print $sock $req;
+    my $raw = '';
+    my $end = time + ($o{timeout} // 5);
+    while (time < $end) {
+        my $buf;
+        my $n = sysread($sock, $buf, 65536);
+        last unless $n;
+        $raw .= $buf;
+    }
+    close $sock;
+    my ($head, $rest) = split /\r\n\r\n/, $raw, 2;
+    $head //= '';
+    my ($status) = $head =~ m{^HTTP/\d\.\d (\d+)};
+    my %hdr;
+    for (split /\r\n/, $head) {
+        $hdr{ lc $1 } = $2 if /^([^:\s]+):\s*(.*)$/;
+    }
+    $rest //= '';
+    if (($hdr{'transfer-encoding'} // '') =~ /chunked/i) {
+        my $d = '';
+        while ($rest =~ s/^([0-9a-fA-F]+)\r\n//) {
+            my $len = hex $1;
+            last if $len == 0;
+            $d .= substr($rest, 0, $len, '');
+            $rest =~ s/^\r\n//;
+        }
+        $rest = $d;
+    }
+    return { status => $status // 0, headers => \%hdr, body => $rest,
+             raw => $raw };
+}
+
+# --- postgresql ---------------------------------------------------------
+
+sub _pg_bin {
+    my ($prog) = @_;
+    my ($bin) = reverse sort glob "/usr/lib/postgresql/*/bin/$prog";
+    return $bin // $prog;
+}
+
+sub _as_postgres {
+    my (@cmd) = @_;
+    return $> == 0 ? ('runuser', '-u', 'postgres', '--', @cmd) : @cmd;
+}
+
+sub start_pg {
+    my ($self, $name, %opt) = @_;
+    my $port = $self->port($name);
+    my $dir = "$self->{dir}/$name";
+    make_path($dir);
+    if ($> == 0) {
+        my (undef, undef, $uid, $gid) = getpwnam('postgres');
+        die "no postgres user" unless defined $uid;
+        chown $uid, $gid, $dir;
+    }
+    chmod 0700, $dir;
+    my $r = $self->run({ timeout => 120 },
+                       _as_postgres(_pg_bin('initdb'), '-D', $dir, '-U',
+                                    'postgres', '--auth=trust', '-E', 'UTF8',
+                                    '--locale=C', '--no-sync'));
+    die "initdb: $r->{out}$r->{err}" if $r->{rc};
+    my $o = join ' ', "-p $port", "-k $dir", "-c listen_addresses=127.0.0.1",
+                      "-c fsync=off", "-c synchronous_commit=off",
+                      "-c full_page_writes=off", "-c max_connections=60",
+                      @{ $opt{args} || [] };
+    $r = $self->run({ timeout => 60 },
+                    _as_postgres(_pg_bin('pg_ctl'), '-D', $dir, '-o', $o,
+                                 '-l', "$dir/postgres.log", '-w', '-t', '30',
+                                 'start'));
+    die "pg_ctl start: $r->{out}$r->{err}"
+        . ($self->read_file("$dir/postgres.log") // '') if $r->{rc};
+    my $pidline = $self->read_file("$dir/postmaster.pid") // '';
+    my ($pid) = $pidline =~ /^(\d+)/;
+    $self->{pg}{$name} = { pid => $pid, port => $port, dir => $dir };
+    $self->psql($name, 'CREATE DATABASE app', db => 'postgres');
+    return $port;
+}
+
+sub stop_pg {
+    my ($self, $name) = @_;
+    my $p = delete $self->{pg}{$name} or return;
+    kill 'CONT', $p->{pid};
+    kill 'INT', $p->{pid};                 # fast shutdown
+    unless ($self->wait_gone($p->{pid}, 20)) {
+        kill 'QUIT', $p->{pid};
+        $self->wait_gone($p->{pid}, 5);
+    }
+}
+
+sub pg_pid { $_[0]{pg}{$_[1]} && $_[0]{pg}{$_[1]}{pid} }
+
+sub pg_env {
+    my ($self, $name, %o) = @_;
+    my $port = $self->{pg}{$name} ? $self->{pg}{$name}{port}
+                                  : $self->port($name);
+    return (PGHOST => '127.0.0.1', PGPORT => $port,
+            PGUSER => $o{user} // 'postgres',
+            PGDATABASE => $o{db} // 'app', PGCONNECT_TIMEOUT => 5);
+}
+
+sub psql {
+    my ($self, $name, $sql, %o) = @_;
+    my %env = $self->pg_env($name, %o);
+    my $r = $self->run({ env => \%env, stdin => $sql, timeout => $o{timeout} // 60 },
+                       'psql', '-X', '-A', '-t', '-q', '-v', 'ON_ERROR_STOP=1',
+                       '-f', '-');
+    die "psql: $r->{err}" if $r->{rc};
+    my $out = $r->{out};
+    chomp $out;
+    return $out;
+}
+
+1;
