@@ -41,11 +41,25 @@ typedef struct {
     ngx_uint_t                   seen;        /* a state was ever read */
     ngx_uint_t                   lost;        /* key gone after seen */
     mig_state_t                  state;       /* last good from Redis */
+
+    /*
+     * The scope this slot belongs to, set when the zone is initialised
+     * (master, under the mutex).  A slot keeps its name across reloads,
+     * so old and new workers read the same slot for the same scope while
+     * both run.  name_len 0: a free slot.
+     */
+    u_char                       name[MIG_NAME_MAX];
+    size_t                       name_len;
 } ngx_http_maintenance_scope_sh_t;
 
 
+typedef struct ngx_http_maintenance_main_conf_s
+    ngx_http_maintenance_main_conf_t;
+
+
 typedef struct {
-    ngx_uint_t                   nscopes;
+    ngx_uint_t                   nscopes;     /* slots in use: 0..nscopes-1
+                                                 (some may be free) */
     ngx_atomic_t                 override;    /* override file exists */
     ngx_atomic_t                 redis_up;
     ngx_msec_t                   last_sync;   /* ngx_current_msec of the
@@ -69,10 +83,18 @@ typedef struct {
 typedef struct {
     ngx_http_maintenance_sh_t   *sh;
     ngx_slab_pool_t             *shpool;
+    ngx_http_maintenance_main_conf_t  *mmcf;
+    ngx_uint_t                   fresh;       /* zone created by this cycle
+                                                 (not inherited on reload) */
 } ngx_http_maintenance_shctx_t;
 
 
-typedef struct {
+/*
+ * Strings below are NUL-terminated (len excludes the NUL), so they can be
+ * handed to hiredis and open() as they are.  Paths are absolute (resolved
+ * against the prefix at load).
+ */
+struct ngx_http_maintenance_main_conf_s {
     /* maintenance_redis */
     ngx_str_t                    redis_addr;   /* as written, for logs */
     ngx_str_t                    redis_host;   /* "" with unix */
@@ -92,11 +114,18 @@ typedef struct {
     ngx_uint_t                   redis_failure;
     ngx_flag_t                   strict;
 
-    /* every scope named in the configuration, index = slot in the zone */
+    /*
+     * every scope named in the configuration (index i = the scope's
+     * number in this configuration; "default" is always 0); its slot in
+     * the zone is slots[i]: ALWAYS index sh->scopes through slots[], the
+     * zone keeps slots stable across reloads, so slots[i] may differ
+     * from i.  slots is set when the zone is initialised.
+     */
     ngx_array_t                  scopes;       /* of ngx_str_t */
+    ngx_uint_t                  *slots;
 
-    ngx_shm_zone_t              *shm_zone;
-} ngx_http_maintenance_main_conf_t;
+    ngx_shm_zone_t              *shm_zone;     /* data: the shctx */
+};
 
 
 extern ngx_module_t  ngx_http_maintenance_module;
