@@ -43,7 +43,7 @@ int
 main(int argc, char **argv)
 {
     int                      i, rc;
-    char                     err[512];
+    char                     err[MIGCTL_PATH_MAX + 512];
     const char              *scope;
     migctl_ctx_t             ctx;
     const migctl_command_t  *c;
@@ -112,13 +112,18 @@ main(int argc, char **argv)
                             argv[i]);
     }
 
+    ctx.cmd = c->name;
+
     if (migctl_conf_load(&ctx, err, sizeof(err)) != 0) {
+        migctl_conf_free(&ctx);
         return migctl_error(&ctx, MIGCTL_USAGE, "%s", err);
     }
 
-    ctx.cmd = c->name;
     rc = c->fn(argc - i, argv + i, &ctx);
+    migctl_conf_free(&ctx);
+
     if (rc != MIGCTL_OK) {
+        fflush(stdout);
         return rc;
     }
 

@@ -22,6 +22,18 @@
 #define MIGCTL_CMDFAIL       5   /* the wrapped command failed */
 
 #define MIGCTL_PATH_MAX      4096
+#define MIGCTL_CHECKS_MAX    32
+#define MIGCTL_COMMAND_MAX   2048
+
+struct config_t;                             /* libconfig */
+
+/* a shell-command health check: passes when the command exits 0 */
+typedef struct {
+    char        name[MIG_NAME_MAX + 1];
+    char        command[MIGCTL_COMMAND_MAX];
+    int         timeout_ms;
+    int         line;                        /* in the config file */
+} migctl_check_t;
 
 /* configuration, filled by migctl_conf_load() (conf.c) */
 typedef struct {
@@ -35,6 +47,17 @@ typedef struct {
     char        redis_password_env[128];     /* name of the variable */
     int         redis_timeout_ms;
     char        prefix[MIG_NAME_MAX + 1];
+    int         edge_live_ms;                /* heartbeat younger = live */
+    int         wait_default_s;              /* --wait without =SECONDS */
+    int         nchecks;
+    migctl_check_t  checks[MIGCTL_CHECKS_MAX];
+
+    /*
+     * The parsed file, kept until exit so that other commands can read
+     * their own sections (config_lookup()); NULL with built-in defaults.
+     * Owned by conf.c: migctl_conf_free() releases it.
+     */
+    struct config_t  *lc;
 } migctl_conf_t;
 
 /* what every command gets from main() */
@@ -76,8 +99,45 @@ int migctl_read_file(const char *path, char **data, size_t *len,
     char *err, size_t errlen);
 
 
-/* conf.c */
+/* conf.c: 0, or -1 with "FILE:LINE: what" in err (exit 2) */
 int migctl_conf_load(migctl_ctx_t *ctx, char *err, size_t errlen);
+void migctl_conf_free(migctl_ctx_t *ctx);
+
+
+/* redis.c: the synchronous hiredis link, with the configured timeouts */
+struct redisContext;
+struct redisReply;
+
+/*
+ * Connects (host:port or unix socket), AUTHs with the password from
+ * password_file or password_env (never argv, never printed), SELECTs db
+ * and PINGs, all within timeout_ms each.  MIGCTL_OK and *c, or prints
+ * one line and returns MIGCTL_UNREACHABLE (or MIGCTL_USAGE for a bad
+ * password file).  Nothing is written to Redis.
+ */
+int migctl_redis_open(migctl_ctx_t *ctx, struct redisContext **c);
+void migctl_redis_close(struct redisContext *c);
+
+/*
+ * One command from binary-safe arguments.  Returns the reply (the caller
+ * freeReplyObject()s it; it may be an error reply) or NULL after printing
+ * a one-line I/O error: the caller returns MIGCTL_UNREACHABLE.
+ */
+struct redisReply *migctl_redis_cmd(migctl_ctx_t *ctx,
+    struct redisContext *c, int argc, const char **argv,
+    const size_t *lens);
+
+/* "host:port" or "unix:/path" of the configured server, for messages */
+const char *migctl_redis_addr(migctl_ctx_t *ctx);
+
+
+/*
+ * health.c: the health runner shared by "maintenance off" and "health".
+ * Runs every configured check; *out is {"ok": bool, "checks": [{"name",
+ * "ok", "detail", "ms"}]} (caller json_decref()s).  Returns MIGCTL_OK when
+ * all pass (also with no checks), MIGCTL_PROBLEM when any fails.
+ */
+int migctl_health_run(migctl_ctx_t *ctx, json_t **out);
 
 
 /*
