@@ -1,15 +1,919 @@
 /*
- * cmd_inspect.c: migctl inspect.  Placeholder until its issue lands.
+ * cmd_inspect.c: migctl inspect: every object a sqlmigrate file creates,
+ * alters or drops, checked against the catalog, and the verdict.
  */
 
-#include "migctl.h"
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+#include "sqlparse.h"
+
+
+#define FOUND_MAX  256
+
+typedef struct {
+    const char  *status;                    /* "done", "not_done", ... */
+    char         expected[160];
+    char         found[FOUND_MAX];
+} check_result_t;
+
+
+static int check_tables(migctl_ctx_t *ctx, PGconn *conn,
+    migctl_sql_plan_t *plan, check_result_t *res);
+static int check_columns(migctl_ctx_t *ctx, PGconn *conn,
+    migctl_sql_plan_t *plan, check_result_t *res);
+static int check_indexes(migctl_ctx_t *ctx, PGconn *conn,
+    migctl_sql_plan_t *plan, check_result_t *res);
+static int check_constraints(migctl_ctx_t *ctx, PGconn *conn,
+    migctl_sql_plan_t *plan, check_result_t *res);
+static PGresult *batch(migctl_ctx_t *ctx, PGconn *conn,
+    migctl_sql_plan_t *plan, int kind, const char *sql, int nparams,
+    size_t **mapp, int *rc);
+static int query_failed(migctl_ctx_t *ctx, PGconn *conn, const char *what);
+static int recorded(migctl_ctx_t *ctx, PGconn *conn, const char *app,
+    const char *migration, int *rec);
+static json_t *build(migctl_sql_plan_t *plan, check_result_t *res,
+    const char *file, const char *app, const char *migration, int rec,
+    int *problem);
+static const char *kind_name(int kind);
+static json_t *jstr(const char *s);
+static void usage(FILE *f);
 
 
 int
 cmd_inspect(int argc, char **argv, migctl_ctx_t *ctx)
 {
-    (void) argc;
-    (void) argv;
+    int          i, rc;
+    json_t      *out;
+    PGconn      *conn;
+    const char  *sql, *app, *migration;
 
-    return migctl_error(ctx, MIGCTL_USAGE, "not implemented yet");
+    sql = NULL;
+    app = NULL;
+    migration = NULL;
+
+    for (i = 1; i < argc; i++) {
+        int  last = (i == argc - 1);
+
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return MIGCTL_OK;
+
+        } else if (strcmp(argv[i], "--sql") == 0 && !last) {
+            sql = argv[++i];
+
+        } else if (strcmp(argv[i], "--app") == 0 && !last) {
+            app = argv[++i];
+
+        } else if (strcmp(argv[i], "--migration") == 0 && !last) {
+            migration = argv[++i];
+
+        } else if (strcmp(argv[i], "--json") == 0) {
+            ctx->json = 1;
+
+        } else {
+            return migctl_error(ctx, MIGCTL_USAGE,
+                                "unknown or incomplete option '%s': see "
+                                "migctl inspect --help", argv[i]);
+        }
+    }
+
+    if (sql == NULL) {
+        return migctl_error(ctx, MIGCTL_USAGE,
+                            "--sql FILE is required (the output of "
+                            "manage.py sqlmigrate APP MIGRATION)");
+    }
+
+    if ((app == NULL) != (migration == NULL)) {
+        return migctl_error(ctx, MIGCTL_USAGE,
+                            "--app and --migration go together");
+    }
+
+    rc = migctl_db_connect(ctx, &conn);
+    if (rc != MIGCTL_OK) {
+        return rc;
+    }
+
+    rc = migctl_inspect_run(ctx, conn, sql, app, migration, &out);
+    PQfinish(conn);
+
+    if (out == NULL) {
+        return rc;
+    }
+
+    if (ctx->json) {
+        if (migctl_json_print(out) != 0) {
+            rc = migctl_error(ctx, MIGCTL_PROBLEM, "writing output failed");
+        }
+
+    } else {
+        migctl_inspect_print(stdout, out);
+    }
+
+    json_decref(out);
+
+    return rc;
+}
+
+
+int
+migctl_inspect_run(migctl_ctx_t *ctx, PGconn *conn, const char *sqlfile,
+    const char *app, const char *migration, json_t **out)
+{
+    int                 rc, rec, problem;
+    char                err[1024], *text;
+    size_t              len, i;
+    check_result_t     *res;
+    migctl_sql_plan_t   plan;
+
+    *out = NULL;
+    text = NULL;
+    res = NULL;
+    memset(&plan, 0, sizeof(plan));
+
+    if (migctl_read_file(sqlfile, &text, &len, err, sizeof(err)) != 0) {
+        return migctl_error(ctx, MIGCTL_USAGE, "%s", err);
+    }
+
+    if (strlen(text) != len) {
+        rc = migctl_error(ctx, MIGCTL_USAGE,
+                          "%s: contains a NUL byte: give the output of "
+                          "manage.py sqlmigrate", sqlfile);
+        goto done;
+    }
+
+    if (migctl_sql_parse(text, &plan, err, sizeof(err)) != 0) {
+        rc = migctl_error(ctx, MIGCTL_USAGE,
+                          "%s: %s: give the output of manage.py sqlmigrate "
+                          "APP MIGRATION", sqlfile, err);
+        goto done;
+    }
+
+    rc = migctl_db_check_django(ctx, conn);
+    if (rc != MIGCTL_OK) {
+        goto done;
+    }
+
+    res = calloc(plan.nchecks + 1, sizeof(check_result_t));
+    if (res == NULL) {
+        rc = migctl_error(ctx, MIGCTL_PROBLEM, "out of memory");
+        goto done;
+    }
+
+    for (i = 0; i < plan.nchecks; i++) {
+        res[i].status = "not_done";
+    }
+
+    /* one catalog query per kind of object, whatever the file's size */
+    if ((rc = check_tables(ctx, conn, &plan, res)) != MIGCTL_OK
+        || (rc = check_columns(ctx, conn, &plan, res)) != MIGCTL_OK
+        || (rc = check_indexes(ctx, conn, &plan, res)) != MIGCTL_OK
+        || (rc = check_constraints(ctx, conn, &plan, res)) != MIGCTL_OK)
+    {
+        goto done;
+    }
+
+    rec = -1;
+    if (app != NULL) {
+        rc = recorded(ctx, conn, app, migration, &rec);
+        if (rc != MIGCTL_OK) {
+            goto done;
+        }
+    }
+
+    *out = build(&plan, res, sqlfile, app, migration, rec, &problem);
+    if (*out == NULL) {
+        rc = migctl_error(ctx, MIGCTL_PROBLEM, "out of memory");
+        goto done;
+    }
+
+    rc = problem ? MIGCTL_PROBLEM : MIGCTL_OK;
+
+done:
+
+    migctl_sql_free(&plan);
+    free(res);
+    free(text);
+
+    return rc;
+}
+
+
+void
+migctl_inspect_print(FILE *f, json_t *result)
+{
+    size_t       i;
+    json_t      *o, *v;
+    const char  *name, *table, *schema;
+    char         obj[300];
+
+    fprintf(f, "verdict: %s\n",
+            json_string_value(json_object_get(result, "verdict")));
+
+    v = json_object_get(result, "app");
+    if (json_is_string(v)) {
+        fprintf(f, "migration: %s.%s (%s in django_migrations)\n",
+                json_string_value(v),
+                json_string_value(json_object_get(result, "migration")),
+                json_is_true(json_object_get(result, "recorded"))
+                ? "recorded" : "not recorded");
+    }
+
+    fprintf(f, "note: %s\n\n",
+            json_string_value(json_object_get(result, "note")));
+
+    fprintf(f, "%-4s %-5s %-18s %-10s %-40s %-24s %s\n",
+            "STMT", "LINE", "ACTION", "STATUS", "OBJECT", "EXPECTED",
+            "FOUND");
+
+    json_array_foreach(json_object_get(result, "objects"), i, o) {
+        schema = json_string_value(json_object_get(o, "schema"));
+        table = json_string_value(json_object_get(o, "table"));
+        name = json_string_value(json_object_get(o, "name"));
+
+        snprintf(obj, sizeof(obj), "%s%s%s%s%s",
+                 schema ? schema : "", schema ? "." : "",
+                 table ? table : "", table ? "." : "", name ? name : "");
+
+        fprintf(f, "%-4d %-5d %-18s %-10s %-40s %-24s %s\n",
+                (int) json_integer_value(json_object_get(o, "stmt")),
+                (int) json_integer_value(json_object_get(o, "line")),
+                json_string_value(json_object_get(o, "action")),
+                json_string_value(json_object_get(o, "status")),
+                obj,
+                json_string_value(json_object_get(o, "expected")),
+                json_string_value(json_object_get(o, "found")));
+    }
+
+    if (json_array_size(json_object_get(result, "unverified")) == 0) {
+        return;
+    }
+
+    fprintf(f, "\nunverified (the catalog cannot confirm these):\n");
+
+    json_array_foreach(json_object_get(result, "unverified"), i, o) {
+        v = json_object_get(o, "operation");
+        fprintf(f, "  line %d: %s%s%s\n",
+                (int) json_integer_value(json_object_get(o, "line")),
+                json_string_value(json_object_get(o, "what")),
+                json_is_string(v) ? ": " : "",
+                json_is_string(v) ? json_string_value(v) : "");
+    }
+}
+
+
+/* tables: presence */
+static int
+check_tables(migctl_ctx_t *ctx, PGconn *conn, migctl_sql_plan_t *plan,
+    check_result_t *res)
+{
+    int                  rc, r, i, exists;
+    size_t              *map;
+    PGresult            *pr;
+    migctl_sql_check_t  *c;
+
+    pr = batch(ctx, conn, plan, MIGCTL_SQL_TABLE,
+        "SELECT q.i, r.oid IS NOT NULL, r.relkind::text"
+        " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],"
+        "             $5::int[]) WITH ORDINALITY AS q(s, t, n, ty, tm, i)"
+        " LEFT JOIN pg_class r ON r.oid = to_regclass(CASE WHEN q.s IS NULL"
+        "   THEN quote_ident(q.n)"
+        "   ELSE quote_ident(q.s) || '.' || quote_ident(q.n) END)::oid"
+        " ORDER BY q.i", 5, &map, &rc);
+
+    if (pr == NULL) {
+        return rc;
+    }
+
+    for (r = 0; r < PQntuples(pr); r++) {
+        i = (int) map[atoi(PQgetvalue(pr, r, 0)) - 1];
+        c = &plan->checks[i];
+        exists = PQgetvalue(pr, r, 1)[0] == 't';
+
+        snprintf(res[i].expected, sizeof(res[i].expected), "%s",
+                 c->expect ? "present" : "absent");
+
+        if (exists && strchr("rp", PQgetvalue(pr, r, 2)[0]) == NULL) {
+            snprintf(res[i].found, FOUND_MAX, "a relation of kind '%s'",
+                     PQgetvalue(pr, r, 2));
+            res[i].status = "not_done";
+            continue;
+        }
+
+        snprintf(res[i].found, FOUND_MAX, "%s", exists ? "present" : "absent");
+        res[i].status = exists == c->expect ? "done" : "not_done";
+    }
+
+    PQclear(pr);
+    free(map);
+
+    return MIGCTL_OK;
+}
+
+
+/* columns: presence, type, nullability, default, in one query */
+static int
+check_columns(migctl_ctx_t *ctx, PGconn *conn, migctl_sql_plan_t *plan,
+    check_result_t *res)
+{
+    int                  rc, r, i, tbl, col, ok;
+    char                *type, *exptype, *def;
+    size_t              *map;
+    PGresult            *pr;
+    migctl_sql_check_t  *c;
+
+    pr = batch(ctx, conn, plan, MIGCTL_SQL_COLUMN,
+        "SELECT q.i, r.oid IS NOT NULL, a.attnum IS NOT NULL,"
+        "  format_type(a.atttypid, a.atttypmod), a.attnotnull,"
+        "  pg_get_expr(d.adbin, d.adrelid),"
+        "  a.atttypid = to_regtype(q.ty)::oid"
+        "    AND (q.tm = -1 OR a.atttypmod = q.tm),"
+        "  format_type(to_regtype(q.ty)::oid, q.tm)"
+        " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],"
+        "             $5::int[]) WITH ORDINALITY AS q(s, t, n, ty, tm, i)"
+        " LEFT JOIN pg_class r ON r.oid = to_regclass(CASE WHEN q.s IS NULL"
+        "   THEN quote_ident(q.t)"
+        "   ELSE quote_ident(q.s) || '.' || quote_ident(q.t) END)::oid"
+        " LEFT JOIN pg_attribute a ON a.attrelid = r.oid"
+        "   AND a.attname = q.n AND a.attnum > 0 AND NOT a.attisdropped"
+        " LEFT JOIN pg_attrdef d ON d.adrelid = r.oid AND d.adnum = a.attnum"
+        " ORDER BY q.i", 5, &map, &rc);
+
+    if (pr == NULL) {
+        return rc;
+    }
+
+    for (r = 0; r < PQntuples(pr); r++) {
+        i = (int) map[atoi(PQgetvalue(pr, r, 0)) - 1];
+        c = &plan->checks[i];
+        tbl = PQgetvalue(pr, r, 1)[0] == 't';
+        col = PQgetvalue(pr, r, 2)[0] == 't';
+        type = PQgetvalue(pr, r, 3);
+        def = PQgetvalue(pr, r, 5);
+        exptype = PQgetvalue(pr, r, 7);
+
+        switch (c->aspect) {
+
+        case MIGCTL_SQL_PRESENCE:
+            snprintf(res[i].expected, sizeof(res[i].expected), "%s",
+                     c->expect ? "present" : "absent");
+            if (col) {
+                snprintf(res[i].found, FOUND_MAX, "present (%s%s)", type,
+                         PQgetvalue(pr, r, 4)[0] == 't' ? ", not null" : "");
+            } else {
+                snprintf(res[i].found, FOUND_MAX, "%s",
+                         tbl ? "absent" : "absent (no table)");
+            }
+            res[i].status = col == c->expect ? "done" : "not_done";
+            continue;
+
+        case MIGCTL_SQL_TYPE:
+            snprintf(res[i].expected, sizeof(res[i].expected), "type %s",
+                     PQgetisnull(pr, r, 7) ? (c->type ? c->type : "?")
+                                           : exptype);
+            ok = col && PQgetvalue(pr, r, 6)[0] == 't';
+            break;
+
+        case MIGCTL_SQL_NOTNULL:
+            snprintf(res[i].expected, sizeof(res[i].expected), "%s",
+                     c->expect ? "not null" : "nullable");
+            ok = col && (PQgetvalue(pr, r, 4)[0] == 't') == c->expect;
+            if (col) {
+                snprintf(res[i].found, FOUND_MAX, "%s",
+                         PQgetvalue(pr, r, 4)[0] == 't' ? "not null"
+                                                        : "nullable");
+            }
+            break;
+
+        default: /* MIGCTL_SQL_DEFAULT */
+            snprintf(res[i].expected, sizeof(res[i].expected), "%s",
+                     c->expect ? "default" : "no default");
+            ok = col && (PQgetisnull(pr, r, 5) ? 0 : 1) == c->expect;
+            if (col) {
+                snprintf(res[i].found, FOUND_MAX, "%s%s",
+                         PQgetisnull(pr, r, 5) ? "no default" : "default ",
+                         PQgetisnull(pr, r, 5) ? "" : def);
+            }
+            break;
+        }
+
+        if (!col) {
+            snprintf(res[i].found, FOUND_MAX, "%s",
+                     tbl ? "column absent" : "table absent");
+
+        } else if (c->aspect == MIGCTL_SQL_TYPE) {
+            snprintf(res[i].found, FOUND_MAX, "type %s", type);
+        }
+
+        res[i].status = ok ? "done" : "not_done";
+    }
+
+    PQclear(pr);
+    free(map);
+
+    return MIGCTL_OK;
+}
+
+
+/* indexes: presence, uniqueness and pg_index.indisvalid */
+static int
+check_indexes(migctl_ctx_t *ctx, PGconn *conn, migctl_sql_plan_t *plan,
+    check_result_t *res)
+{
+    int                  rc, r, i, exists, valid, unique;
+    size_t              *map;
+    PGresult            *pr;
+    migctl_sql_check_t  *c;
+
+    pr = batch(ctx, conn, plan, MIGCTL_SQL_INDEX,
+        "SELECT q.i, x.indexrelid IS NOT NULL, x.indisvalid, x.indisunique,"
+        "  t.relname"
+        " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],"
+        "             $5::int[]) WITH ORDINALITY AS q(s, t, n, ty, tm, i)"
+        " LEFT JOIN pg_index x ON x.indexrelid = to_regclass("
+        "   CASE WHEN q.s IS NULL THEN quote_ident(q.n)"
+        "   ELSE quote_ident(q.s) || '.' || quote_ident(q.n) END)::oid"
+        " LEFT JOIN pg_class t ON t.oid = x.indrelid"
+        " ORDER BY q.i", 5, &map, &rc);
+
+    if (pr == NULL) {
+        return rc;
+    }
+
+    for (r = 0; r < PQntuples(pr); r++) {
+        i = (int) map[atoi(PQgetvalue(pr, r, 0)) - 1];
+        c = &plan->checks[i];
+        exists = PQgetvalue(pr, r, 1)[0] == 't';
+        valid = PQgetvalue(pr, r, 2)[0] == 't';
+        unique = PQgetvalue(pr, r, 3)[0] == 't';
+
+        if (!c->expect) {
+            snprintf(res[i].expected, sizeof(res[i].expected), "absent");
+            snprintf(res[i].found, FOUND_MAX, "%s",
+                     !exists ? "absent" : valid ? "present" : "present, "
+                                                  "INVALID");
+            res[i].status = exists ? "not_done" : "done";
+            continue;
+        }
+
+        snprintf(res[i].expected, sizeof(res[i].expected), "%s",
+                 c->unique ? "unique valid index" : "valid index");
+
+        if (!exists) {
+            snprintf(res[i].found, FOUND_MAX, "absent");
+            res[i].status = "not_done";
+
+        } else if (!valid) {
+            /* a failed CREATE INDEX CONCURRENTLY leaves this behind */
+            snprintf(res[i].found, FOUND_MAX, "INVALID%s index on %s",
+                     unique ? " unique" : "", PQgetvalue(pr, r, 4));
+            res[i].status = "invalid";
+
+        } else if (c->unique && !unique) {
+            snprintf(res[i].found, FOUND_MAX, "valid index on %s, not "
+                     "unique", PQgetvalue(pr, r, 4));
+            res[i].status = "not_done";
+
+        } else {
+            snprintf(res[i].found, FOUND_MAX, "valid%s index on %s",
+                     unique ? " unique" : "", PQgetvalue(pr, r, 4));
+            res[i].status = "done";
+        }
+    }
+
+    PQclear(pr);
+    free(map);
+
+    return MIGCTL_OK;
+}
+
+
+/* constraints, by name on their table: presence, type, validation */
+static int
+check_constraints(migctl_ctx_t *ctx, PGconn *conn, migctl_sql_plan_t *plan,
+    check_result_t *res)
+{
+    int                  rc, r, i, tbl, exists, validated;
+    char                *contype;
+    size_t              *map;
+    PGresult            *pr;
+    migctl_sql_check_t  *c;
+
+    pr = batch(ctx, conn, plan, MIGCTL_SQL_CONSTRAINT,
+        "SELECT q.i, r.oid IS NOT NULL, k.oid IS NOT NULL, k.contype::text,"
+        "  k.convalidated"
+        " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],"
+        "             $5::int[]) WITH ORDINALITY AS q(s, t, n, ty, tm, i)"
+        " LEFT JOIN pg_class r ON r.oid = to_regclass(CASE WHEN q.s IS NULL"
+        "   THEN quote_ident(q.t)"
+        "   ELSE quote_ident(q.s) || '.' || quote_ident(q.t) END)::oid"
+        " LEFT JOIN pg_constraint k ON k.conrelid = r.oid"
+        "   AND k.conname = q.n"
+        " ORDER BY q.i", 5, &map, &rc);
+
+    if (pr == NULL) {
+        return rc;
+    }
+
+    for (r = 0; r < PQntuples(pr); r++) {
+        i = (int) map[atoi(PQgetvalue(pr, r, 0)) - 1];
+        c = &plan->checks[i];
+        tbl = PQgetvalue(pr, r, 1)[0] == 't';
+        exists = PQgetvalue(pr, r, 2)[0] == 't';
+        contype = PQgetvalue(pr, r, 3);
+        validated = PQgetvalue(pr, r, 4)[0] == 't';
+
+        if (!c->expect) {
+            snprintf(res[i].expected, sizeof(res[i].expected), "absent");
+            snprintf(res[i].found, FOUND_MAX, "%s",
+                     exists ? "present" : "absent");
+            res[i].status = exists ? "not_done" : "done";
+            continue;
+        }
+
+        if (c->contype) {
+            snprintf(res[i].expected, sizeof(res[i].expected),
+                     "constraint %c%s", c->contype,
+                     c->validated ? "" : " (not valid)");
+        } else {
+            snprintf(res[i].expected, sizeof(res[i].expected),
+                     "present, validated");
+        }
+
+        if (!exists) {
+            snprintf(res[i].found, FOUND_MAX, "%s",
+                     tbl ? "absent" : "absent (no table)");
+            res[i].status = "not_done";
+            continue;
+        }
+
+        snprintf(res[i].found, FOUND_MAX, "constraint %s%s", contype,
+                 validated ? "" : " (not validated)");
+
+        res[i].status = (c->contype == 0 || c->contype == contype[0])
+                        && (validated || !c->validated)
+                        ? "done" : "not_done";
+    }
+
+    PQclear(pr);
+    free(map);
+
+    return MIGCTL_OK;
+}
+
+
+/*
+ * Runs one catalog query over every live check of a kind: $1 schemas,
+ * $2 tables, $3 names, $4 types, $5 typmods, each an array in check
+ * order; the query returns q.i, the 1-based position: (*mapp)[q.i - 1]
+ * is the index in plan->checks (the caller frees *mapp).
+ * Returns NULL with *rc MIGCTL_OK when there is nothing to check.
+ */
+static PGresult *
+batch(migctl_ctx_t *ctx, PGconn *conn, migctl_sql_plan_t *plan, int kind,
+    const char *sql, int nparams, size_t **mapp, int *rc)
+{
+    int          r;
+    char        *params[5], num[16];
+    size_t       i, n, k, *map;
+    PGresult    *pr, *out;
+    const char **col[5];
+
+    *rc = MIGCTL_OK;
+    *mapp = NULL;
+    out = NULL;
+    map = NULL;
+    memset(params, 0, sizeof(params));
+    memset(col, 0, sizeof(col));
+
+    n = 0;
+    for (i = 0; i < plan->nchecks; i++) {
+        if (!plan->checks[i].dead && plan->checks[i].kind == kind) {
+            n++;
+        }
+    }
+
+    if (n == 0) {
+        return NULL;
+    }
+
+    map = calloc(n, sizeof(size_t));
+    for (k = 0; k < 5; k++) {
+        col[k] = calloc(n, sizeof(char *));
+    }
+    if (map == NULL || col[0] == NULL || col[1] == NULL || col[2] == NULL
+        || col[3] == NULL || col[4] == NULL)
+    {
+        *rc = migctl_error(ctx, MIGCTL_PROBLEM, "out of memory");
+        goto done;
+    }
+
+    n = 0;
+    for (i = 0; i < plan->nchecks; i++) {
+        migctl_sql_check_t  *c = &plan->checks[i];
+
+        if (c->dead || c->kind != kind) {
+            continue;
+        }
+
+        map[n] = i;
+        col[0][n] = c->schema;
+        col[1][n] = c->table;
+        col[2][n] = c->name;
+        col[3][n] = c->type;
+        snprintf(num, sizeof(num), "%d", c->typmod);
+        col[4][n] = strdup(num);
+        if (col[4][n] == NULL) {
+            *rc = migctl_error(ctx, MIGCTL_PROBLEM, "out of memory");
+            goto done;
+        }
+        n++;
+    }
+
+    for (k = 0; k < 5; k++) {
+        params[k] = migctl_db_text_array(col[k], n);
+        if (params[k] == NULL) {
+            *rc = migctl_error(ctx, MIGCTL_PROBLEM, "out of memory");
+            goto done;
+        }
+    }
+
+    pr = PQexecParams(conn, sql, nparams, NULL,
+                      (const char *const *) params, NULL, NULL, 0);
+
+    if (PQresultStatus(pr) != PGRES_TUPLES_OK) {
+        PQclear(pr);
+        *rc = query_failed(ctx, conn, kind_name(kind));
+        goto done;
+    }
+
+    /* from the query's 1-based ordinality back to the plan's index */
+    for (r = 0; r < PQntuples(pr); r++) {
+        k = (size_t) atol(PQgetvalue(pr, r, 0));
+        if (k < 1 || k > n) {
+            PQclear(pr);
+            *rc = migctl_error(ctx, MIGCTL_PROBLEM,
+                               "catalog query returned row %zu of %zu", k,
+                               n);
+            goto done;
+        }
+    }
+
+    out = pr;
+    *mapp = map;
+    map = NULL;
+
+done:
+
+    if (col[4]) {
+        for (i = 0; i < n; i++) {
+            free((char *) col[4][i]);
+        }
+    }
+    for (k = 0; k < 5; k++) {
+        free(params[k]);
+        free(col[k]);
+    }
+    free(map);
+
+    return out;
+}
+
+
+static int
+query_failed(migctl_ctx_t *ctx, PGconn *conn, const char *what)
+{
+    char  err[512];
+
+    return migctl_error(ctx, PQstatus(conn) == CONNECTION_OK
+                             ? MIGCTL_PROBLEM : MIGCTL_UNREACHABLE,
+                        "catalog query on %ss failed: %s", what,
+                        migctl_db_error(conn, err, sizeof(err)));
+}
+
+
+static int
+recorded(migctl_ctx_t *ctx, PGconn *conn, const char *app,
+    const char *migration, int *rec)
+{
+    int          rc;
+    PGresult    *pr;
+    const char  *params[2];
+
+    params[0] = app;
+    params[1] = migration;
+
+    pr = PQexecParams(conn, "SELECT count(*) FROM django_migrations"
+                            " WHERE app = $1 AND name = $2",
+                      2, NULL, params, NULL, NULL, 0);
+
+    if (PQresultStatus(pr) != PGRES_TUPLES_OK) {
+        rc = query_failed(ctx, conn, "django_migration");
+        goto done;
+    }
+
+    *rec = atoi(PQgetvalue(pr, 0, 0)) > 0;
+    rc = MIGCTL_OK;
+
+done:
+
+    PQclear(pr);
+
+    return rc;
+}
+
+
+static json_t *
+build(migctl_sql_plan_t *plan, check_result_t *res, const char *file,
+    const char *app, const char *migration, int rec, int *problem)
+{
+    size_t                    i, done, not_done, invalid, unver;
+    json_t                   *o, *objs, *uv, *cnt, *e;
+    const char               *verdict, *note;
+    migctl_sql_check_t       *c;
+    migctl_sql_unverified_t  *u;
+
+    o = json_object();
+    objs = json_array();
+    uv = json_array();
+    cnt = json_object();
+
+    if (o == NULL || objs == NULL || uv == NULL || cnt == NULL) {
+        json_decref(o);
+        json_decref(objs);
+        json_decref(uv);
+        json_decref(cnt);
+        return NULL;
+    }
+
+    done = not_done = invalid = 0;
+    unver = plan->nunver;
+
+    for (i = 0; i < plan->nchecks; i++) {
+        c = &plan->checks[i];
+        if (c->dead) {
+            continue;
+        }
+
+        if (strcmp(res[i].status, "done") == 0) {
+            done++;
+        } else if (strcmp(res[i].status, "invalid") == 0) {
+            invalid++;
+        } else {
+            not_done++;
+        }
+
+        e = json_object();
+        json_object_set_new(e, "stmt", json_integer(c->stmt));
+        json_object_set_new(e, "line", json_integer(c->line));
+        json_object_set_new(e, "operation",
+                            jstr(c->op >= 0 ? plan->ops[c->op] : NULL));
+        json_object_set_new(e, "action", json_string(c->action));
+        json_object_set_new(e, "kind",
+                            json_string(kind_name(c->kind)));
+        json_object_set_new(e, "schema", jstr(c->schema));
+        json_object_set_new(e, "table", jstr(c->table));
+        json_object_set_new(e, "name", jstr(c->name));
+        json_object_set_new(e, "expected", json_string(res[i].expected));
+        json_object_set_new(e, "found", json_string(res[i].found));
+        json_object_set_new(e, "status", json_string(res[i].status));
+        json_array_append_new(objs, e);
+    }
+
+    for (i = 0; i < plan->nunver; i++) {
+        u = &plan->unver[i];
+
+        e = json_object();
+        json_object_set_new(e, "stmt",
+                            u->stmt ? json_integer(u->stmt) : json_null());
+        json_object_set_new(e, "line", json_integer(u->line));
+        json_object_set_new(e, "operation",
+                            jstr(u->op >= 0 ? plan->ops[u->op] : NULL));
+        json_object_set_new(e, "what", jstr(u->what));
+        json_object_set_new(e, "sql", jstr(u->sql));
+        json_array_append_new(uv, e);
+    }
+
+    /* the verdict: DESIGN.md's four states, never "applied" unchecked */
+    if (rec == 1) {
+        if (not_done + invalid > 0) {
+            verdict = "recorded_but_incomplete";
+            note = "recorded in django_migrations but the schema does not "
+                   "match: do not trust the record";
+        } else if (unver > 0) {
+            verdict = "applied_unverified";
+            note = "recorded and every checked object is in place, but "
+                   "some operations cannot be checked in the catalog";
+        } else {
+            verdict = "applied";
+            note = "recorded and every object verified in the catalog";
+        }
+
+    } else if (done == 0 && invalid == 0) {
+        verdict = "not_applied";
+        note = unver > 0
+               ? "no object of it is in place and it is not recorded; "
+                 "unverified operations may still have run"
+               : (plan->nchecks == 0
+                  ? "nothing checkable in it"
+                  : "no object of it is in place and it is not recorded");
+        if (rec == -1) {
+            note = "no object of it is in place (not checked against "
+                   "django_migrations: give --app and --migration)";
+        }
+
+    } else if (not_done + invalid > 0) {
+        verdict = "partially_applied";
+        note = rec == 0
+               ? "some objects are in place but it is not recorded"
+               : "some objects are in place (not checked against "
+                 "django_migrations: give --app and --migration)";
+
+    } else if (rec == 0) {
+        verdict = "partially_applied";
+        note = "every checked object is in place but it is not recorded "
+               "in django_migrations";
+
+    } else {
+        verdict = "applied_unverified";
+        note = "every checked object is in place; not checked against "
+               "django_migrations: give --app and --migration";
+    }
+
+    json_object_set_new(cnt, "done", json_integer(done));
+    json_object_set_new(cnt, "not_done", json_integer(not_done));
+    json_object_set_new(cnt, "invalid", json_integer(invalid));
+    json_object_set_new(cnt, "unverified", json_integer(unver));
+
+    json_object_set_new(o, "file", json_string(file));
+    json_object_set_new(o, "app", jstr(app));
+    json_object_set_new(o, "migration", jstr(migration));
+    json_object_set_new(o, "recorded",
+                        rec == -1 ? json_null() : json_boolean(rec));
+    json_object_set_new(o, "verdict", json_string(verdict));
+    json_object_set_new(o, "verified",
+                        json_boolean(unver == 0 && rec != -1));
+    json_object_set_new(o, "note", json_string(note));
+    json_object_set_new(o, "counts", cnt);
+    json_object_set_new(o, "atomic", json_boolean(plan->atomic));
+    json_object_set_new(o, "objects", objs);
+    json_object_set_new(o, "unverified", uv);
+
+    *problem = strcmp(verdict, "applied") != 0;
+
+    return o;
+}
+
+
+static const char *
+kind_name(int kind)
+{
+    switch (kind) {
+    case MIGCTL_SQL_TABLE:
+        return "table";
+    case MIGCTL_SQL_COLUMN:
+        return "column";
+    case MIGCTL_SQL_INDEX:
+        return "index";
+    default:
+        return "constraint";
+    }
+}
+
+
+static json_t *
+jstr(const char *s)
+{
+    json_t  *v;
+
+    if (s == NULL) {
+        return json_null();
+    }
+
+    v = json_string(s);
+
+    /* a non-UTF-8 name from a file still prints */
+    return v ? v : json_stringn_nocheck(s, strlen(s));
+}
+
+
+static void
+usage(FILE *f)
+{
+    fprintf(f,
+        "usage: migctl [--json] inspect --sql FILE [--app A --migration M]\n"
+        "\n"
+        "  --sql FILE      output of manage.py sqlmigrate A M (- for stdin)\n"
+        "  --app A         the migration's app label\n"
+        "  --migration M   the migration's name (with --app: checks\n"
+        "                  django_migrations)\n"
+        "\n"
+        "Checks every table, column, index and constraint the file\n"
+        "creates, alters or drops against the catalog.  Verdict:\n"
+        "not_applied, partially_applied, applied, recorded_but_incomplete,\n"
+        "or applied_unverified when something (RunPython, DML) cannot be\n"
+        "checked.  Exit 0 only for applied; 1 otherwise; 2 for unreadable\n"
+        "SQL, an empty file or a database without django_migrations; 3\n"
+        "when PostgreSQL is unreachable.\n");
 }

@@ -1,0 +1,1084 @@
+/*
+ * sqlparse.c: `manage.py sqlmigrate` output through libpg_query's typed
+ * parse tree (protobuf-c) into the checks and the unverified list of inspect.
+ */
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <pg_query.h>
+#include <pg_query/pg_query.pb-c.h>
+
+#include "sqlparse.h"
+
+
+#define SQL_SNIPPET_MAX  200
+
+/* Django's marker for an operation with no SQL form (RunPython) */
+#define DJANGO_NO_SQL    "MIGRATION NOW PERFORMS OPERATION THAT CANNOT BE " \
+                         "WRITTEN AS SQL"
+
+
+typedef struct {
+    migctl_sql_plan_t  *plan;
+    const char         *text;
+    int                 stmt;
+    int                 line;
+    int                 op;
+    int                 oom;
+} sql_walk_t;
+
+
+static int scan_comments(sql_walk_t *w, size_t from, size_t to,
+    size_t *first);
+static int line_of(const char *text, size_t off);
+static void statement(sql_walk_t *w, PgQuery__Node *n, size_t start,
+    size_t end);
+static void create_table(sql_walk_t *w, PgQuery__CreateStmt *cs);
+static void alter_table(sql_walk_t *w, PgQuery__AlterTableStmt *as,
+    size_t start, size_t end);
+static void column_constraints(sql_walk_t *w, PgQuery__RangeVar *rv,
+    PgQuery__ColumnDef *cd);
+static void table_constraint(sql_walk_t *w, PgQuery__RangeVar *rv,
+    PgQuery__Constraint *c, const char *action);
+static void create_index(sql_walk_t *w, PgQuery__IndexStmt *is);
+static void drop(sql_walk_t *w, PgQuery__DropStmt *ds, size_t start,
+    size_t end);
+static void rename_stmt(sql_walk_t *w, PgQuery__RenameStmt *rs, size_t start,
+    size_t end);
+static migctl_sql_check_t *add_check(sql_walk_t *w, const char *action,
+    int kind, int aspect, int expect, const char *schema, const char *table,
+    const char *name);
+static void forget(sql_walk_t *w, int kind, const char *schema,
+    const char *table, const char *name);
+static void rename_refs(sql_walk_t *w, int kind, const char *schema,
+    const char *table, const char *from, const char *to);
+static void add_unverified(sql_walk_t *w, const char *what, size_t start,
+    size_t end);
+static void set_type(sql_walk_t *w, migctl_sql_check_t *c,
+    PgQuery__TypeName *tn);
+static char contype_char(PgQuery__ConstrType t);
+static const char *node_name(PgQuery__Node *n);
+static const char *str(const char *s);
+static int same(const char *a, const char *b);
+static char *dup(sql_walk_t *w, const char *s);
+static void *grow(void *p, size_t *alloc, size_t n, size_t size);
+
+
+int
+migctl_sql_parse(const char *text, migctl_sql_plan_t *plan, char *err,
+    size_t errlen)
+{
+    int                          rc;
+    size_t                       i, len, start, end, first;
+    sql_walk_t                   w;
+    PgQuery__ParseResult        *pr;
+    PgQueryProtobufParseResult   res;
+
+    memset(plan, 0, sizeof(*plan));
+    memset(&w, 0, sizeof(w));
+    w.plan = plan;
+    w.text = text;
+    w.op = -1;
+    pr = NULL;
+    rc = -1;
+
+    res = pg_query_parse_protobuf(text);
+
+    if (res.error) {
+        int  pos = res.error->cursorpos;
+
+        if (pos > 0) {
+            size_t  off = (size_t) pos - 1, k, col;
+
+            /* cursorpos counts characters; close enough for a pointer */
+            len = strlen(text);
+            if (off > len) {
+                off = len;
+            }
+            col = 1;
+            for (k = off; k > 0 && text[k - 1] != '\n'; k--) {
+                col++;
+            }
+            snprintf(err, errlen, "%s at line %d, column %zu (position %d)",
+                     res.error->message, line_of(text, off), col, pos);
+
+        } else {
+            snprintf(err, errlen, "%s", res.error->message);
+        }
+
+        goto done;
+    }
+
+    pr = pg_query__parse_result__unpack(NULL, res.parse_tree.len,
+                                        (const uint8_t *)
+                                        res.parse_tree.data);
+    if (pr == NULL) {
+        snprintf(err, errlen, "cannot read libpg_query's parse tree");
+        goto done;
+    }
+
+    len = strlen(text);
+    end = 0;
+
+    for (i = 0; i < pr->n_stmts; i++) {
+        PgQuery__RawStmt  *rs = pr->stmts[i];
+
+        start = rs->stmt_location < 0 ? 0 : (size_t) rs->stmt_location;
+        end = rs->stmt_len == 0 ? len : start + (size_t) rs->stmt_len;
+        if (start > len) {
+            start = len;
+        }
+        if (end > len) {
+            end = len;
+        }
+
+        /* Django's "-- Add field x to y" comments lead the statement */
+        if (scan_comments(&w, start, end, &first) != 0) {
+            goto oom;
+        }
+
+        w.stmt = (int) i + 1;
+        w.line = line_of(text, first);
+        plan->nstmts++;
+
+        if (rs->stmt != NULL) {
+            statement(&w, rs->stmt, first, end);
+        }
+
+        if (w.oom) {
+            goto oom;
+        }
+    }
+
+    /* comments after the last statement: a non-atomic RunPython */
+    w.stmt = 0;
+    if (scan_comments(&w, end, len, &first) != 0) {
+        goto oom;
+    }
+
+    if (plan->nstmts == 0 && plan->nunver == 0) {
+        snprintf(err, errlen, "no SQL statement in it");
+        goto done;
+    }
+
+    if (w.oom) {
+        goto oom;
+    }
+
+    rc = 0;
+    goto done;
+
+oom:
+
+    snprintf(err, errlen, "out of memory");
+
+done:
+
+    if (pr) {
+        pg_query__parse_result__free_unpacked(pr, NULL);
+    }
+    pg_query_free_protobuf_parse_result(res);
+
+    return rc;
+}
+
+
+void
+migctl_sql_free(migctl_sql_plan_t *plan)
+{
+    size_t  i;
+
+    for (i = 0; i < plan->nchecks; i++) {
+        free(plan->checks[i].schema);
+        free(plan->checks[i].table);
+        free(plan->checks[i].name);
+        free(plan->checks[i].type);
+    }
+
+    for (i = 0; i < plan->nunver; i++) {
+        free(plan->unver[i].what);
+        free(plan->unver[i].sql);
+    }
+
+    for (i = 0; i < plan->nops; i++) {
+        free(plan->ops[i]);
+    }
+
+    free(plan->checks);
+    free(plan->unver);
+    free(plan->ops);
+    memset(plan, 0, sizeof(*plan));
+}
+
+
+/*
+ * Walks whitespace and comments in [from, to): every "-- text" line that
+ * is not Django's frame ("--" alone, the no-SQL marker) names the current
+ * operation; a marker line makes the next operation an unverified one.
+ * *first is the offset of the first token after them.
+ */
+static int
+scan_comments(sql_walk_t *w, size_t from, size_t to, size_t *first)
+{
+    int                 no_sql;
+    size_t              p, e, n;
+    char               *s, **ops;
+    const char         *t;
+    migctl_sql_plan_t  *plan;
+
+    plan = w->plan;
+    t = w->text;
+    p = from;
+    no_sql = 0;
+
+    while (p < to) {
+        if (t[p] == ' ' || t[p] == '\t' || t[p] == '\n' || t[p] == '\r'
+            || t[p] == ';')
+        {
+            p++;
+            continue;
+        }
+
+        if (t[p] == '/' && p + 1 < to && t[p + 1] == '*') {
+            e = p + 2;
+            while (e + 1 < to && !(t[e] == '*' && t[e + 1] == '/')) {
+                e++;
+            }
+            p = e + 2 < to ? e + 2 : to;
+            continue;
+        }
+
+        if (!(t[p] == '-' && p + 1 < to && t[p + 1] == '-')) {
+            break;
+        }
+
+        e = p;
+        while (e < to && t[e] != '\n') {
+            e++;
+        }
+
+        /* the comment's text, trimmed */
+        p += 2;
+        while (p < e && (t[p] == ' ' || t[p] == '\t')) {
+            p++;
+        }
+        n = e - p;
+        while (n > 0 && (t[p + n - 1] == ' ' || t[p + n - 1] == '\r')) {
+            n--;
+        }
+
+        if (n == 0) {
+            p = e;
+            continue;
+        }
+
+        if (n >= sizeof(DJANGO_NO_SQL) - 1
+            && memcmp(t + p, DJANGO_NO_SQL, sizeof(DJANGO_NO_SQL) - 1) == 0)
+        {
+            no_sql = 1;
+            p = e;
+            continue;
+        }
+
+        s = malloc(n + 1);
+        ops = grow(plan->ops, &plan->aops, plan->nops + 1, sizeof(char *));
+        if (s == NULL || ops == NULL) {
+            free(s);
+            return -1;
+        }
+        plan->ops = ops;
+        memcpy(s, t + p, n);
+        s[n] = '\0';
+        plan->ops[plan->nops] = s;
+        w->op = (int) plan->nops++;
+
+        if (no_sql) {
+            int  save = w->stmt;
+
+            /* RunPython and any other operation without SQL */
+            w->stmt = 0;
+            w->line = line_of(t, p);
+            add_unverified(w, strcmp(s, "Raw Python operation") == 0
+                              ? "RunPython" : "operation without SQL",
+                           0, 0);
+            w->stmt = save;
+            no_sql = 0;
+            if (w->oom) {
+                return -1;
+            }
+        }
+
+        p = e;
+    }
+
+    *first = p;
+
+    return 0;
+}
+
+
+static int
+line_of(const char *text, size_t off)
+{
+    int     line;
+    size_t  i;
+
+    line = 1;
+    for (i = 0; i < off && text[i]; i++) {
+        if (text[i] == '\n') {
+            line++;
+        }
+    }
+
+    return line;
+}
+
+
+static void
+statement(sql_walk_t *w, PgQuery__Node *n, size_t start, size_t end)
+{
+    switch (n->node_case) {
+
+    case PG_QUERY__NODE__NODE_TRANSACTION_STMT:
+        if (n->transaction_stmt->kind
+            == PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_BEGIN
+            || n->transaction_stmt->kind
+               == PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_START)
+        {
+            w->plan->atomic = 1;
+        }
+        return;
+
+    /* session settings: SET CONSTRAINTS ... IMMEDIATE, SET x = y */
+    case PG_QUERY__NODE__NODE_CONSTRAINTS_SET_STMT:
+    case PG_QUERY__NODE__NODE_VARIABLE_SET_STMT:
+        return;
+
+    case PG_QUERY__NODE__NODE_CREATE_STMT:
+        create_table(w, n->create_stmt);
+        return;
+
+    case PG_QUERY__NODE__NODE_ALTER_TABLE_STMT:
+        alter_table(w, n->alter_table_stmt, start, end);
+        return;
+
+    case PG_QUERY__NODE__NODE_INDEX_STMT:
+        create_index(w, n->index_stmt);
+        return;
+
+    case PG_QUERY__NODE__NODE_DROP_STMT:
+        drop(w, n->drop_stmt, start, end);
+        return;
+
+    case PG_QUERY__NODE__NODE_RENAME_STMT:
+        rename_stmt(w, n->rename_stmt, start, end);
+        return;
+
+    default:
+        add_unverified(w, node_name(n), start, end);
+        return;
+    }
+}
+
+
+static void
+create_table(sql_walk_t *w, PgQuery__CreateStmt *cs)
+{
+    size_t               i;
+    PgQuery__Node       *e;
+    PgQuery__RangeVar   *rv;
+
+    rv = cs->relation;
+    if (rv == NULL) {
+        return;
+    }
+
+    /* a table created anew replaces whatever was said of the old one */
+    forget(w, MIGCTL_SQL_TABLE, str(rv->schemaname), NULL, rv->relname);
+    add_check(w, "create_table", MIGCTL_SQL_TABLE, MIGCTL_SQL_PRESENCE, 1,
+              str(rv->schemaname), NULL, rv->relname);
+
+    for (i = 0; i < cs->n_table_elts; i++) {
+        e = cs->table_elts[i];
+
+        if (e->node_case == PG_QUERY__NODE__NODE_COLUMN_DEF) {
+            add_check(w, "create_table", MIGCTL_SQL_COLUMN,
+                      MIGCTL_SQL_PRESENCE, 1, str(rv->schemaname),
+                      rv->relname, e->column_def->colname);
+            column_constraints(w, rv, e->column_def);
+
+        } else if (e->node_case == PG_QUERY__NODE__NODE_CONSTRAINT) {
+            table_constraint(w, rv, e->constraint, "create_table");
+        }
+    }
+}
+
+
+static void
+alter_table(sql_walk_t *w, PgQuery__AlterTableStmt *as, size_t start,
+    size_t end)
+{
+    size_t                   i;
+    const char              *schema, *table, *col;
+    PgQuery__Node           *n;
+    PgQuery__AlterTableCmd  *cmd;
+    migctl_sql_check_t      *c;
+
+    if (as->relation == NULL
+        || (as->objtype != PG_QUERY__OBJECT_TYPE__OBJECT_TABLE
+            && as->objtype != PG_QUERY__OBJECT_TYPE__OBJECT_TYPE_UNDEFINED))
+    {
+        add_unverified(w, "AlterTableStmt", start, end);
+        return;
+    }
+
+    schema = str(as->relation->schemaname);
+    table = as->relation->relname;
+
+    for (i = 0; i < as->n_cmds; i++) {
+        n = as->cmds[i];
+        if (n->node_case != PG_QUERY__NODE__NODE_ALTER_TABLE_CMD) {
+            continue;
+        }
+        cmd = n->alter_table_cmd;
+        col = str(cmd->name);
+
+        switch (cmd->subtype) {
+
+        case PG_QUERY__ALTER_TABLE_TYPE__AT_AddColumn:
+            if (cmd->def == NULL
+                || cmd->def->node_case != PG_QUERY__NODE__NODE_COLUMN_DEF)
+            {
+                break;
+            }
+            forget(w, MIGCTL_SQL_COLUMN, schema, table,
+                   cmd->def->column_def->colname);
+            add_check(w, "add_column", MIGCTL_SQL_COLUMN,
+                      MIGCTL_SQL_PRESENCE, 1, schema, table,
+                      cmd->def->column_def->colname);
+            column_constraints(w, as->relation, cmd->def->column_def);
+            break;
+
+        case PG_QUERY__ALTER_TABLE_TYPE__AT_DropColumn:
+            forget(w, MIGCTL_SQL_COLUMN, schema, table, col);
+            add_check(w, "drop_column", MIGCTL_SQL_COLUMN,
+                      MIGCTL_SQL_PRESENCE, 0, schema, table, col);
+            break;
+
+        case PG_QUERY__ALTER_TABLE_TYPE__AT_AlterColumnType:
+            c = add_check(w, "alter_column_type", MIGCTL_SQL_COLUMN,
+                          MIGCTL_SQL_TYPE, 1, schema, table, col);
+            if (c && cmd->def
+                && cmd->def->node_case == PG_QUERY__NODE__NODE_COLUMN_DEF)
+            {
+                set_type(w, c, cmd->def->column_def->type_name);
+            }
+            break;
+
+        case PG_QUERY__ALTER_TABLE_TYPE__AT_SetNotNull:
+            add_check(w, "set_not_null", MIGCTL_SQL_COLUMN,
+                      MIGCTL_SQL_NOTNULL, 1, schema, table, col);
+            break;
+
+        case PG_QUERY__ALTER_TABLE_TYPE__AT_DropNotNull:
+            add_check(w, "drop_not_null", MIGCTL_SQL_COLUMN,
+                      MIGCTL_SQL_NOTNULL, 0, schema, table, col);
+            break;
+
+        case PG_QUERY__ALTER_TABLE_TYPE__AT_ColumnDefault:
+            add_check(w, cmd->def ? "set_default" : "drop_default",
+                      MIGCTL_SQL_COLUMN, MIGCTL_SQL_DEFAULT,
+                      cmd->def ? 1 : 0, schema, table, col);
+            break;
+
+        case PG_QUERY__ALTER_TABLE_TYPE__AT_AddConstraint:
+            if (cmd->def
+                && cmd->def->node_case == PG_QUERY__NODE__NODE_CONSTRAINT)
+            {
+                table_constraint(w, as->relation, cmd->def->constraint,
+                                 "add_constraint");
+            }
+            break;
+
+        case PG_QUERY__ALTER_TABLE_TYPE__AT_ValidateConstraint:
+            c = add_check(w, "validate_constraint", MIGCTL_SQL_CONSTRAINT,
+                          MIGCTL_SQL_PRESENCE, 1, schema, table, col);
+            if (c) {
+                c->validated = 1;
+            }
+            break;
+
+        case PG_QUERY__ALTER_TABLE_TYPE__AT_DropConstraint:
+            forget(w, MIGCTL_SQL_CONSTRAINT, schema, table, col);
+            add_check(w, "drop_constraint", MIGCTL_SQL_CONSTRAINT,
+                      MIGCTL_SQL_PRESENCE, 0, schema, table, col);
+            break;
+
+        default:
+            add_unverified(w, "AlterTableCmd", start, end);
+            break;
+        }
+    }
+}
+
+
+/* named column constraints: "x" int CONSTRAINT "u" UNIQUE */
+static void
+column_constraints(sql_walk_t *w, PgQuery__RangeVar *rv,
+    PgQuery__ColumnDef *cd)
+{
+    size_t  i;
+
+    for (i = 0; i < cd->n_constraints; i++) {
+        if (cd->constraints[i]->node_case
+            == PG_QUERY__NODE__NODE_CONSTRAINT
+            && contype_char(cd->constraints[i]->constraint->contype) != 0
+            && str(cd->constraints[i]->constraint->conname) != NULL)
+        {
+            table_constraint(w, rv, cd->constraints[i]->constraint,
+                             "add_constraint");
+        }
+    }
+}
+
+
+static void
+table_constraint(sql_walk_t *w, PgQuery__RangeVar *rv, PgQuery__Constraint *c,
+    const char *action)
+{
+    char                 ct;
+    migctl_sql_check_t  *k;
+
+    ct = contype_char(c->contype);
+    if (ct == 0) {
+        return;
+    }
+
+    if (str(c->conname) == NULL) {
+        /* unnamed: the catalog name is the server's choice */
+        if (strcmp(action, "add_constraint") == 0) {
+            add_unverified(w, "unnamed constraint", 0, 0);
+        }
+        return;
+    }
+
+    forget(w, MIGCTL_SQL_CONSTRAINT, str(rv->schemaname), rv->relname,
+           c->conname);
+    k = add_check(w, action, MIGCTL_SQL_CONSTRAINT, MIGCTL_SQL_PRESENCE, 1,
+                  str(rv->schemaname), rv->relname, c->conname);
+    if (k) {
+        k->contype = ct;
+        k->validated = !c->skip_validation;
+    }
+}
+
+
+static void
+create_index(sql_walk_t *w, PgQuery__IndexStmt *is)
+{
+    const char          *schema;
+    migctl_sql_check_t  *c;
+
+    if (is->relation == NULL || str(is->idxname) == NULL) {
+        add_unverified(w, "unnamed index", 0, 0);
+        return;
+    }
+
+    /* an index lives in its table's schema */
+    schema = str(is->relation->schemaname);
+
+    forget(w, MIGCTL_SQL_INDEX, schema, NULL, is->idxname);
+    c = add_check(w, "create_index", MIGCTL_SQL_INDEX, MIGCTL_SQL_PRESENCE,
+                  1, schema, is->relation->relname, is->idxname);
+    if (c) {
+        c->unique = is->unique;
+    }
+}
+
+
+static void
+drop(sql_walk_t *w, PgQuery__DropStmt *ds, size_t start, size_t end)
+{
+    int             kind;
+    size_t          i;
+    const char     *schema, *name, *action;
+    PgQuery__List  *l;
+    PgQuery__Node  *o;
+
+    switch (ds->remove_type) {
+
+    case PG_QUERY__OBJECT_TYPE__OBJECT_TABLE:
+        kind = MIGCTL_SQL_TABLE;
+        action = "drop_table";
+        break;
+
+    case PG_QUERY__OBJECT_TYPE__OBJECT_INDEX:
+        kind = MIGCTL_SQL_INDEX;
+        action = "drop_index";
+        break;
+
+    default:
+        add_unverified(w, "DropStmt", start, end);
+        return;
+    }
+
+    for (i = 0; i < ds->n_objects; i++) {
+        o = ds->objects[i];
+        if (o->node_case != PG_QUERY__NODE__NODE_LIST) {
+            continue;
+        }
+        l = o->list;
+        if (l->n_items == 0 || l->n_items > 2
+            || l->items[l->n_items - 1]->node_case
+               != PG_QUERY__NODE__NODE_STRING)
+        {
+            add_unverified(w, "DropStmt", start, end);
+            continue;
+        }
+
+        name = l->items[l->n_items - 1]->string->sval;
+        schema = l->n_items == 2
+                 && l->items[0]->node_case == PG_QUERY__NODE__NODE_STRING
+                 ? l->items[0]->string->sval : NULL;
+
+        /* dropping a table drops its columns, indexes and constraints */
+        forget(w, kind, schema, NULL, name);
+        add_check(w, action, kind, MIGCTL_SQL_PRESENCE, 0, schema, NULL,
+                  name);
+    }
+}
+
+
+static void
+rename_stmt(sql_walk_t *w, PgQuery__RenameStmt *rs, size_t start, size_t end)
+{
+    const char  *schema, *table;
+
+    if (rs->relation == NULL || str(rs->newname) == NULL) {
+        add_unverified(w, "RenameStmt", start, end);
+        return;
+    }
+
+    schema = str(rs->relation->schemaname);
+    table = rs->relation->relname;
+
+    switch (rs->rename_type) {
+
+    case PG_QUERY__OBJECT_TYPE__OBJECT_TABLE:
+        rename_refs(w, MIGCTL_SQL_TABLE, schema, NULL, table, rs->newname);
+        add_check(w, "rename_table", MIGCTL_SQL_TABLE, MIGCTL_SQL_PRESENCE,
+                  0, schema, NULL, table);
+        add_check(w, "rename_table", MIGCTL_SQL_TABLE, MIGCTL_SQL_PRESENCE,
+                  1, schema, NULL, rs->newname);
+        return;
+
+    case PG_QUERY__OBJECT_TYPE__OBJECT_COLUMN:
+        if (str(rs->subname) == NULL) {
+            break;
+        }
+        rename_refs(w, MIGCTL_SQL_COLUMN, schema, table, rs->subname,
+                    rs->newname);
+        add_check(w, "rename_column", MIGCTL_SQL_COLUMN, MIGCTL_SQL_PRESENCE,
+                  0, schema, table, rs->subname);
+        add_check(w, "rename_column", MIGCTL_SQL_COLUMN, MIGCTL_SQL_PRESENCE,
+                  1, schema, table, rs->newname);
+        return;
+
+    case PG_QUERY__OBJECT_TYPE__OBJECT_INDEX:
+        rename_refs(w, MIGCTL_SQL_INDEX, schema, NULL, table, rs->newname);
+        add_check(w, "rename_index", MIGCTL_SQL_INDEX, MIGCTL_SQL_PRESENCE,
+                  0, schema, NULL, table);
+        add_check(w, "rename_index", MIGCTL_SQL_INDEX, MIGCTL_SQL_PRESENCE,
+                  1, schema, NULL, rs->newname);
+        return;
+
+    case PG_QUERY__OBJECT_TYPE__OBJECT_TABCONSTRAINT:
+        if (str(rs->subname) == NULL) {
+            break;
+        }
+        rename_refs(w, MIGCTL_SQL_CONSTRAINT, schema, table, rs->subname,
+                    rs->newname);
+        add_check(w, "rename_constraint", MIGCTL_SQL_CONSTRAINT,
+                  MIGCTL_SQL_PRESENCE, 0, schema, table, rs->subname);
+        add_check(w, "rename_constraint", MIGCTL_SQL_CONSTRAINT,
+                  MIGCTL_SQL_PRESENCE, 1, schema, table, rs->newname);
+        return;
+
+    default:
+        break;
+    }
+
+    add_unverified(w, "RenameStmt", start, end);
+}
+
+
+/*
+ * Appends a check; an earlier live check of the same object and property
+ * is marked dead, so only the final expectation is verified.
+ */
+static migctl_sql_check_t *
+add_check(sql_walk_t *w, const char *action, int kind, int aspect,
+    int expect, const char *schema, const char *table, const char *name)
+{
+    size_t               i;
+    migctl_sql_plan_t   *plan;
+    migctl_sql_check_t  *c, *checks;
+
+    plan = w->plan;
+
+    if (name == NULL || *name == '\0') {
+        return NULL;
+    }
+
+    for (i = 0; i < plan->nchecks; i++) {
+        c = &plan->checks[i];
+        if (!c->dead && c->kind == kind && c->aspect == aspect
+            && same(c->schema, schema) && same(c->name, name)
+            && (kind == MIGCTL_SQL_TABLE || kind == MIGCTL_SQL_INDEX
+                || same(c->table, table)))
+        {
+            c->dead = 1;
+        }
+    }
+
+    checks = grow(plan->checks, &plan->achecks, plan->nchecks + 1,
+                  sizeof(migctl_sql_check_t));
+    if (checks == NULL) {
+        w->oom = 1;
+        return NULL;
+    }
+    plan->checks = checks;
+
+    c = &plan->checks[plan->nchecks];
+    memset(c, 0, sizeof(*c));
+    c->stmt = w->stmt;
+    c->line = w->line;
+    c->op = w->op;
+    c->action = action;
+    c->kind = kind;
+    c->aspect = aspect;
+    c->expect = expect;
+    c->typmod = -1;
+    c->schema = dup(w, schema);
+    c->table = dup(w, table);
+    c->name = dup(w, name);
+
+    if (w->oom) {
+        free(c->schema);
+        free(c->table);
+        free(c->name);
+        return NULL;
+    }
+
+    plan->nchecks++;
+
+    return c;
+}
+
+
+/*
+ * Marks dead every earlier check on an object that is dropped or created
+ * anew: for a table, also everything on its columns, indexes and
+ * constraints; for a column, every property of it.
+ */
+static void
+forget(sql_walk_t *w, int kind, const char *schema, const char *table,
+    const char *name)
+{
+    size_t               i;
+    migctl_sql_check_t  *c;
+
+    for (i = 0; i < w->plan->nchecks; i++) {
+        c = &w->plan->checks[i];
+
+        if (c->dead || !same(c->schema, schema)) {
+            continue;
+        }
+
+        if (kind == MIGCTL_SQL_TABLE) {
+            if ((c->kind == MIGCTL_SQL_TABLE && same(c->name, name))
+                || (c->kind != MIGCTL_SQL_TABLE && same(c->table, name)))
+            {
+                c->dead = 1;
+            }
+
+        } else if (c->kind == kind && same(c->name, name)
+                   && (kind == MIGCTL_SQL_INDEX || same(c->table, table)))
+        {
+            c->dead = 1;
+        }
+    }
+}
+
+
+/* earlier checks follow a rename: they now speak of the new name */
+static void
+rename_refs(sql_walk_t *w, int kind, const char *schema, const char *table,
+    const char *from, const char *to)
+{
+    size_t               i;
+    char               **field;
+    migctl_sql_check_t  *c;
+
+    for (i = 0; i < w->plan->nchecks; i++) {
+        c = &w->plan->checks[i];
+
+        if (c->dead || !same(c->schema, schema)) {
+            continue;
+        }
+
+        field = NULL;
+
+        if (kind == MIGCTL_SQL_TABLE) {
+            if (c->kind == MIGCTL_SQL_TABLE && same(c->name, from)) {
+                field = &c->name;
+
+            } else if (c->kind != MIGCTL_SQL_TABLE && same(c->table, from)) {
+                field = &c->table;
+            }
+
+        } else if (c->kind == kind && same(c->name, from)
+                   && (kind == MIGCTL_SQL_INDEX || same(c->table, table)))
+        {
+            field = &c->name;
+        }
+
+        if (field) {
+            char  *s = dup(w, to);
+
+            if (s == NULL) {
+                return;
+            }
+            free(*field);
+            *field = s;
+        }
+    }
+}
+
+
+static void
+add_unverified(sql_walk_t *w, const char *what, size_t start, size_t end)
+{
+    size_t                    n;
+    migctl_sql_plan_t        *plan;
+    migctl_sql_unverified_t  *u, *unver;
+
+    plan = w->plan;
+
+    unver = grow(plan->unver, &plan->aunver, plan->nunver + 1,
+                 sizeof(migctl_sql_unverified_t));
+    if (unver == NULL) {
+        w->oom = 1;
+        return;
+    }
+    plan->unver = unver;
+
+    u = &plan->unver[plan->nunver];
+    memset(u, 0, sizeof(*u));
+    u->stmt = w->stmt;
+    u->line = w->line;
+    u->op = w->op;
+    u->what = dup(w, what);
+
+    if (end > start) {
+        n = end - start;
+        if (n > SQL_SNIPPET_MAX) {
+            n = SQL_SNIPPET_MAX;
+        }
+        u->sql = malloc(n + 1);
+        if (u->sql == NULL) {
+            w->oom = 1;
+
+        } else {
+            memcpy(u->sql, w->text + start, n);
+            u->sql[n] = '\0';
+        }
+    }
+
+    if (w->oom) {
+        free(u->what);
+        free(u->sql);
+        return;
+    }
+
+    plan->nunver++;
+}
+
+
+/*
+ * The expected type as text the server's to_regtype() reads, and the
+ * typmod for the types whose modifiers we know how to encode (the rest
+ * are compared by base type only).
+ */
+static void
+set_type(sql_walk_t *w, migctl_sql_check_t *c, PgQuery__TypeName *tn)
+{
+    int          m[2], nm, tm;
+    char         buf[512];
+    size_t       i, len;
+    const char  *base;
+
+    if (tn == NULL || tn->n_names == 0) {
+        return;
+    }
+
+    len = 0;
+    buf[0] = '\0';
+    base = "";
+
+    for (i = 0; i < tn->n_names; i++) {
+        if (tn->names[i]->node_case != PG_QUERY__NODE__NODE_STRING) {
+            return;
+        }
+        base = tn->names[i]->string->sval;
+        len += snprintf(buf + len, sizeof(buf) - len, "%s\"%s\"",
+                        i ? "." : "", base);
+        if (len >= sizeof(buf) - 8) {
+            return;
+        }
+    }
+
+    if (tn->n_array_bounds > 0) {
+        len += snprintf(buf + len, sizeof(buf) - len, "[]");
+    }
+
+    nm = 0;
+    for (i = 0; i < tn->n_typmods && nm < 2; i++) {
+        PgQuery__Node  *t = tn->typmods[i];
+
+        if (t->node_case != PG_QUERY__NODE__NODE_A_CONST
+            || t->a_const->val_case != PG_QUERY__A__CONST__VAL_IVAL)
+        {
+            nm = -1;
+            break;
+        }
+        m[nm++] = t->a_const->ival->ival;
+    }
+
+    tm = -1;
+
+    if (nm == 1 && tn->n_typmods == 1
+        && (strcmp(base, "varchar") == 0 || strcmp(base, "bpchar") == 0))
+    {
+        tm = m[0] + 4;                       /* VARHDRSZ */
+
+    } else if (nm >= 1 && strcmp(base, "numeric") == 0) {
+        tm = ((m[0] << 16) | (nm == 2 ? (m[1] & 0xffff) : 0)) + 4;
+
+    } else if (nm == 1
+               && (strcmp(base, "timestamp") == 0
+                   || strcmp(base, "timestamptz") == 0
+                   || strcmp(base, "time") == 0
+                   || strcmp(base, "timetz") == 0
+                   || strcmp(base, "bit") == 0
+                   || strcmp(base, "varbit") == 0))
+    {
+        tm = m[0];
+    }
+
+    c->type = dup(w, buf);
+    c->typmod = tm;
+}
+
+
+static char
+contype_char(PgQuery__ConstrType t)
+{
+    switch (t) {
+    case PG_QUERY__CONSTR_TYPE__CONSTR_CHECK:
+        return 'c';
+    case PG_QUERY__CONSTR_TYPE__CONSTR_PRIMARY:
+        return 'p';
+    case PG_QUERY__CONSTR_TYPE__CONSTR_UNIQUE:
+        return 'u';
+    case PG_QUERY__CONSTR_TYPE__CONSTR_EXCLUSION:
+        return 'x';
+    case PG_QUERY__CONSTR_TYPE__CONSTR_FOREIGN:
+        return 'f';
+    default:
+        return 0;
+    }
+}
+
+
+/* the protobuf field name of a node: "insert_stmt", "do_stmt", ... */
+static const char *
+node_name(PgQuery__Node *n)
+{
+    const ProtobufCFieldDescriptor  *f;
+
+    f = protobuf_c_message_descriptor_get_field(&pg_query__node__descriptor,
+                                                n->node_case);
+
+    return f ? f->name : "statement";
+}
+
+
+/* protobuf-c gives "" for an absent string */
+static const char *
+str(const char *s)
+{
+    return s && *s ? s : NULL;
+}
+
+
+static int
+same(const char *a, const char *b)
+{
+    a = str(a);
+    b = str(b);
+
+    if (a == NULL || b == NULL) {
+        return a == b;
+    }
+
+    return strcmp(a, b) == 0;
+}
+
+
+static char *
+dup(sql_walk_t *w, const char *s)
+{
+    char  *d;
+
+    s = str(s);
+    if (s == NULL) {
+        return NULL;
+    }
+
+    d = strdup(s);
+    if (d == NULL) {
+        w->oom = 1;
+    }
+
+    return d;
+}
+
+
+static void *
+grow(void *p, size_t *alloc, size_t n, size_t size)
+{
+    size_t   a;
+    void    *np;
+
+    if (n <= *alloc) {
+        return p;
+    }
+
+    a = *alloc ? *alloc * 2 : 16;
+    while (a < n) {
+        a *= 2;
+    }
+
+    np = realloc(p, a * size);
+    if (np == NULL) {
+        return NULL;
+    }
+
+    *alloc = a;
+
+    return np;
+}
