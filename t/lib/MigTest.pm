@@ -591,4 +591,53 @@ sub psql {
     return $out;
 }
 
+# pg_session('pg', %o) -> a psql client in the background, fed through a
+# pipe, for a session that must stay open (hold a lock, sit idle in a
+# transaction).  o: user, db, app (application_name, default "migtest").
+# $s->send($sql) returns at once, the statement may block; $s->pid is the
+# psql client's pid; $s->output is what it printed so far; $s->close ends it
+# (TERM first, so a session blocked on a lock does not hang the test).
+sub pg_session {
+    my ($self, $name, %o) = @_;
+    my %env = ($self->pg_env($name, %o), PGAPPNAME => $o{app} // 'migtest');
+    my $log = "$self->{dir}/.session" . ++$self->{runs} . ".out";
+    my $pid;
+    {
+        local %ENV = (%ENV, %env);
+        $pid = open(my $fh, '|-') // die "fork: $!";
+        if ($pid == 0) {
+            open STDOUT, '>', $log or POSIX::_exit(1);
+            open STDERR, '>&', \*STDOUT or POSIX::_exit(1);
+            exec 'psql', '-X', '-A', '-t', '-q', '-f', '-'
+                or POSIX::_exit(127);
+        }
+        $fh->autoflush(1);
+        my $s = bless { fh => $fh, pid => $pid, log => $log },
+                      'MigTest::Session';
+        push @{ $self->{sessions} }, $s;
+        return $s;
+    }
+}
+
+package MigTest::Session;
+
+sub pid { $_[0]{pid} }
+sub send { my ($s, $sql) = @_; print { $s->{fh} } $sql, "\n"; }
+
+sub output {
+    open my $fh, '<', $_[0]{log} or return '';
+    local $/;
+    return <$fh> // '';
+}
+
+sub close {
+    my ($s) = @_;
+    return unless $s->{fh};
+    kill 'TERM', $s->{pid};
+    close $s->{fh};
+    delete $s->{fh};
+}
+
+package MigTest;
+
 1;
