@@ -128,7 +128,46 @@ struct ngx_http_maintenance_main_conf_s {
 };
 
 
+/* maintenance_health */
+#define NGX_HTTP_MAINTENANCE_HEALTH_NONE     0
+#define NGX_HTTP_MAINTENANCE_HEALTH          1
+#define NGX_HTTP_MAINTENANCE_HEALTH_DRAIN    2
+
+
+typedef struct {
+    ngx_flag_t                   enable;       /* maintenance on|off */
+    ngx_uint_t                   scope;        /* index in mmcf->scopes */
+    ngx_str_t                    page;         /* read at load */
+    ngx_str_t                    page_json;
+    ngx_uint_t                   status_code;
+    ngx_uint_t                   retry_after;
+    ngx_str_t                    retry_after_text;
+    ngx_array_t                 *bypass_cidr;  /* of ngx_cidr_t, or NULL */
+    ngx_str_t                    bypass_token; /* the secret, or len 0 */
+    ngx_uint_t                   health;       /* this location only */
+    ngx_flag_t                   status;       /* this location only */
+} ngx_http_maintenance_loc_conf_t;
+
+
 extern ngx_module_t  ngx_http_maintenance_module;
+
+
+/* the zone slot of the scope a location is gated by */
+static ngx_inline ngx_http_maintenance_scope_sh_t *
+ngx_http_maintenance_scope_sh(ngx_http_maintenance_main_conf_t *mmcf,
+    ngx_http_maintenance_loc_conf_t *mlcf)
+{
+    ngx_http_maintenance_shctx_t  *ctx;
+
+    ctx = mmcf->shm_zone->data;
+
+    return &ctx->sh->scopes[mmcf->slots[mlcf->scope]];
+}
+
+
+/* ngx_http_maintenance_handlers.c: maintenance_health, maintenance_status */
+ngx_int_t ngx_http_maintenance_health_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_maintenance_status_handler(ngx_http_request_t *r);
 
 
 /*

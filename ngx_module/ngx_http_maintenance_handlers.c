@@ -1,0 +1,511 @@
+/*
+ * ngx_http_maintenance_handlers.c: the content handlers "maintenance_health"
+ * (for the load balancer) and "maintenance_status" (JSON and Prometheus).
+ */
+
+#include "ngx_http_maintenance_module.h"
+
+
+/* bounds of one scope's JSON object, its strings escaped at worst 6x */
+#define NGX_HTTP_MAINTENANCE_SCOPE_JSON                                     \
+    (6 * (MIG_NAME_MAX + MIG_REASON_MAX + MIG_RELEASE_MAX + MIG_ACTOR_MAX)  \
+     + 512)
+#define NGX_HTTP_MAINTENANCE_SCOPE_PROM    (6 * (MIG_NAME_MAX + 96))
+#define NGX_HTTP_MAINTENANCE_FIXED         (4096 + 6 * 512)
+
+
+static ngx_int_t ngx_http_maintenance_send_buf(ngx_http_request_t *r,
+    ngx_buf_t *b);
+static ngx_int_t ngx_http_maintenance_add_header(ngx_http_request_t *r,
+    const char *key, ngx_str_t *value);
+static u_char *ngx_http_maintenance_json_str(u_char *p, u_char *s,
+    size_t len);
+static u_char *ngx_http_maintenance_status_json(ngx_http_request_t *r,
+    u_char *p, ngx_http_maintenance_main_conf_t *mmcf,
+    ngx_http_maintenance_sh_t *snap, ngx_http_maintenance_scope_sh_t *scopes);
+static u_char *ngx_http_maintenance_status_prom(ngx_http_request_t *r,
+    u_char *p, ngx_http_maintenance_main_conf_t *mmcf,
+    ngx_http_maintenance_sh_t *snap, ngx_http_maintenance_scope_sh_t *scopes);
+
+
+static const char  *ngx_http_maintenance_sources[] = {
+    "default", "redis", "override", "state_file"
+};
+
+
+/*
+ * maintenance_health: 200 while this node can serve, in maintenance or
+ * not, so a fleet-wide maintenance does not make the balancer mark every
+ * node down; "drain" answers 503 while the scope is on.
+ */
+
+ngx_int_t
+ngx_http_maintenance_health_handler(ngx_http_request_t *r)
+{
+    u_char                            *p;
+    ngx_buf_t                         *b;
+    ngx_int_t                          rc;
+    ngx_str_t                          value;
+    ngx_uint_t                         on;
+    ngx_atomic_uint_t                  epoch;
+    ngx_http_maintenance_scope_sh_t   *ssh;
+    ngx_http_maintenance_loc_conf_t   *mlcf;
+    ngx_http_maintenance_main_conf_t  *mmcf;
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    rc = ngx_http_discard_request_body(r);
+
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    mmcf = ngx_http_get_module_main_conf(r, ngx_http_maintenance_module);
+    mlcf = ngx_http_get_module_loc_conf(r, ngx_http_maintenance_module);
+
+    ssh = ngx_http_maintenance_scope_sh(mmcf, mlcf);
+
+    on = ssh->on ? 1 : 0;
+    epoch = ssh->epoch;
+
+    b = ngx_create_temp_buf(r->pool, 64 + NGX_ATOMIC_T_LEN);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->last = ngx_sprintf(b->last, "maintenance=%s epoch=%uA\n",
+                          on ? "on" : "off", epoch);
+
+    if (on) {
+        ngx_str_set(&value, "on");
+
+    } else {
+        ngx_str_set(&value, "off");
+    }
+
+    if (ngx_http_maintenance_add_header(r, "X-Maintenance", &value)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_pnalloc(r->pool, NGX_ATOMIC_T_LEN);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    value.data = p;
+    value.len = ngx_sprintf(p, "%uA", epoch) - p;
+
+    if (ngx_http_maintenance_add_header(r, "X-Maintenance-Epoch", &value)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_str_set(&value, "no-store");
+
+    if (ngx_http_maintenance_add_header(r, "Cache-Control", &value)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (on && mlcf->health == NGX_HTTP_MAINTENANCE_HEALTH_DRAIN) {
+        r->headers_out.status = NGX_HTTP_SERVICE_UNAVAILABLE;
+
+    } else {
+        r->headers_out.status = NGX_HTTP_OK;
+    }
+
+    ngx_str_set(&r->headers_out.content_type, "text/plain");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+
+    return ngx_http_maintenance_send_buf(r, b);
+}
+
+
+/*
+ * maintenance_status: the zone is copied under the mutex (the strings of
+ * a scope are written under it by worker 0), then formatted unlocked.
+ */
+
+ngx_int_t
+ngx_http_maintenance_status_handler(ngx_http_request_t *r)
+{
+    size_t                              size;
+    ngx_buf_t                          *b;
+    ngx_int_t                           rc;
+    ngx_str_t                           format;
+    ngx_uint_t                          i, prom;
+    ngx_http_maintenance_sh_t          *sh, *snap;
+    ngx_http_maintenance_shctx_t       *ctx;
+    ngx_http_maintenance_scope_sh_t    *scopes;
+    ngx_http_maintenance_main_conf_t   *mmcf;
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    rc = ngx_http_discard_request_body(r);
+
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    prom = 0;
+
+    if (ngx_http_arg(r, (u_char *) "format", sizeof("format") - 1, &format)
+        == NGX_OK)
+    {
+        if (format.len == sizeof("prometheus") - 1
+            && ngx_strncmp(format.data, "prometheus", format.len) == 0)
+        {
+            prom = 1;
+
+        } else if (!(format.len == sizeof("json") - 1
+                     && ngx_strncmp(format.data, "json", format.len) == 0))
+        {
+            return NGX_HTTP_BAD_REQUEST;
+        }
+    }
+
+    mmcf = ngx_http_get_module_main_conf(r, ngx_http_maintenance_module);
+    ctx = mmcf->shm_zone->data;
+    sh = ctx->sh;
+
+    snap = ngx_palloc(r->pool, sizeof(ngx_http_maintenance_sh_t));
+    if (snap == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    scopes = ngx_palloc(r->pool, mmcf->scopes.nelts
+                                 * sizeof(ngx_http_maintenance_scope_sh_t));
+    if (scopes == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    ngx_memcpy(snap, sh, offsetof(ngx_http_maintenance_sh_t, scopes));
+
+    for (i = 0; i < mmcf->scopes.nelts; i++) {
+        scopes[i] = sh->scopes[mmcf->slots[i]];
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    size = NGX_HTTP_MAINTENANCE_FIXED
+           + mmcf->scopes.nelts * (prom ? NGX_HTTP_MAINTENANCE_SCOPE_PROM
+                                        : NGX_HTTP_MAINTENANCE_SCOPE_JSON);
+
+    b = ngx_create_temp_buf(r->pool, size);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (prom) {
+        b->last = ngx_http_maintenance_status_prom(r, b->last, mmcf, snap,
+                                                   scopes);
+        ngx_str_set(&r->headers_out.content_type,
+                    "text/plain; version=0.0.4; charset=utf-8");
+
+    } else {
+        b->last = ngx_http_maintenance_status_json(r, b->last, mmcf, snap,
+                                                   scopes);
+        ngx_str_set(&r->headers_out.content_type, "application/json");
+    }
+
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.status = NGX_HTTP_OK;
+
+    format.len = sizeof("no-store") - 1;
+    format.data = (u_char *) "no-store";
+
+    if (ngx_http_maintenance_add_header(r, "Cache-Control", &format)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_maintenance_send_buf(r, b);
+}
+
+
+static u_char *
+ngx_http_maintenance_status_json(ngx_http_request_t *r, u_char *p,
+    ngx_http_maintenance_main_conf_t *mmcf, ngx_http_maintenance_sh_t *snap,
+    ngx_http_maintenance_scope_sh_t *scopes)
+{
+    ngx_str_t                        *names;
+    ngx_uint_t                        i;
+    ngx_msec_int_t                    age;
+    ngx_http_maintenance_scope_sh_t  *s;
+
+    names = mmcf->scopes.elts;
+
+    p = ngx_sprintf(p, "{\"version\":\"%s\",\"node\":", MIG_VERSION);
+    p = ngx_http_maintenance_json_str(p, mmcf->node_id.data,
+                                      mmcf->node_id.len);
+    p = ngx_sprintf(p, ",\"pid\":%P,\"prefix\":", ngx_pid);
+    p = ngx_http_maintenance_json_str(p, mmcf->prefix.data,
+                                      mmcf->prefix.len);
+
+    p = ngx_sprintf(p, ",\"redis\":{\"configured\":%s,\"addr\":",
+                    mmcf->redis_addr.len ? "true" : "false");
+
+    if (mmcf->redis_addr.len) {
+        p = ngx_http_maintenance_json_str(p, mmcf->redis_addr.data,
+                                          mmcf->redis_addr.len);
+    } else {
+        p = ngx_cpymem(p, "null", 4);
+    }
+
+    p = ngx_sprintf(p, ",\"up\":%s},\"override\":%s,\"redis_failure\":\"%s\"",
+                    snap->redis_up ? "true" : "false",
+                    snap->override ? "true" : "false",
+                    mmcf->redis_failure == NGX_HTTP_MAINTENANCE_FAIL_OPEN
+                    ? "open"
+                    : mmcf->redis_failure == NGX_HTTP_MAINTENANCE_FAIL_CLOSED
+                      ? "closed" : "last");
+
+    if (snap->last_sync) {
+        age = (ngx_msec_int_t) (ngx_current_msec - snap->last_sync);
+        if (age < 0) {
+            age = 0;
+        }
+
+        p = ngx_sprintf(p, ",\"last_sync\":%T,\"last_sync_age_ms\":%M",
+                        snap->last_sync_time, (ngx_msec_t) age);
+
+    } else {
+        p = ngx_sprintf(p, ",\"last_sync\":null,\"last_sync_age_ms\":null");
+    }
+
+    p = ngx_sprintf(p, ",\"scopes\":{");
+
+    for (i = 0; i < mmcf->scopes.nelts; i++) {
+        s = &scopes[i];
+
+        if (i) {
+            *p++ = ',';
+        }
+
+        p = ngx_http_maintenance_json_str(p, names[i].data, names[i].len);
+
+        p = ngx_sprintf(p, ":{\"mode\":\"%s\",\"epoch\":%uA,"
+                        "\"source\":\"%s\",\"seen\":%s,\"lost\":%s,"
+                        "\"retry_after\":%uA",
+                        s->on ? "on" : "off", s->epoch,
+                        s->source < 4 ? ngx_http_maintenance_sources[s->source]
+                                      : "default",
+                        s->seen ? "true" : "false",
+                        s->lost ? "true" : "false",
+                        s->retry_after);
+
+        if (s->seen) {
+            s->state.reason[MIG_REASON_MAX] = '\0';
+            s->state.release[MIG_RELEASE_MAX] = '\0';
+            s->state.actor[MIG_ACTOR_MAX] = '\0';
+
+            p = ngx_sprintf(p, ",\"state\":{\"mode\":\"%s\",\"epoch\":%uL,"
+                            "\"since\":%L,\"reason\":",
+                            mig_mode_str(s->state.mode),
+                            (uint64_t) s->state.epoch,
+                            (int64_t) s->state.since);
+            p = ngx_http_maintenance_json_str(p, (u_char *) s->state.reason,
+                                        ngx_strlen(s->state.reason));
+            p = ngx_cpymem(p, ",\"release\":", sizeof(",\"release\":") - 1);
+            p = ngx_http_maintenance_json_str(p, (u_char *) s->state.release,
+                                        ngx_strlen(s->state.release));
+            p = ngx_cpymem(p, ",\"actor\":", sizeof(",\"actor\":") - 1);
+            p = ngx_http_maintenance_json_str(p, (u_char *) s->state.actor,
+                                        ngx_strlen(s->state.actor));
+            *p++ = '}';
+        }
+
+        *p++ = '}';
+    }
+
+    p = ngx_sprintf(p, "},\"counters\":{\"requests_gated\":%uA,"
+                    "\"requests_bypassed\":%uA,\"requests_passed\":%uA,"
+                    "\"polls\":%uA,\"events\":%uA,\"malformed\":%uA,"
+                    "\"reconnects\":%uA}}\n",
+                    snap->requests_gated, snap->requests_bypassed,
+                    snap->requests_passed, snap->polls, snap->events,
+                    snap->malformed, snap->reconnects);
+
+    return p;
+}
+
+
+static u_char *
+ngx_http_maintenance_status_prom(ngx_http_request_t *r, u_char *p,
+    ngx_http_maintenance_main_conf_t *mmcf, ngx_http_maintenance_sh_t *snap,
+    ngx_http_maintenance_scope_sh_t *scopes)
+{
+    ngx_str_t                        *names;
+    ngx_uint_t                        i, j;
+    ngx_msec_int_t                    age;
+    ngx_http_maintenance_scope_sh_t  *s;
+
+    /* scope names are [A-Za-z0-9_.-]: no label escaping needed */
+
+    names = mmcf->scopes.elts;
+
+    p = ngx_sprintf(p,
+        "# HELP nginx_maintenance_mode 1 while the scope is in maintenance."
+        "\n# TYPE nginx_maintenance_mode gauge\n");
+
+    for (i = 0; i < mmcf->scopes.nelts; i++) {
+        p = ngx_sprintf(p, "nginx_maintenance_mode{scope=\"%V\"} %d\n",
+                        &names[i], scopes[i].on ? 1 : 0);
+    }
+
+    p = ngx_sprintf(p,
+        "# HELP nginx_maintenance_epoch Epoch of the served state.\n"
+        "# TYPE nginx_maintenance_epoch gauge\n");
+
+    for (i = 0; i < mmcf->scopes.nelts; i++) {
+        p = ngx_sprintf(p, "nginx_maintenance_epoch{scope=\"%V\"} %uA\n",
+                        &names[i], scopes[i].epoch);
+    }
+
+    p = ngx_sprintf(p,
+        "# HELP nginx_maintenance_source Where the served state came from."
+        "\n# TYPE nginx_maintenance_source gauge\n");
+
+    for (i = 0; i < mmcf->scopes.nelts; i++) {
+        s = &scopes[i];
+
+        for (j = 0; j < 4; j++) {
+            p = ngx_sprintf(p, "nginx_maintenance_source{scope=\"%V\","
+                            "source=\"%s\"} %d\n", &names[i],
+                            ngx_http_maintenance_sources[j],
+                            s->source == j ? 1 : 0);
+        }
+    }
+
+    p = ngx_sprintf(p,
+        "# HELP nginx_maintenance_state_lost 1 if Redis lost a state this "
+        "node had seen.\n"
+        "# TYPE nginx_maintenance_state_lost gauge\n");
+
+    for (i = 0; i < mmcf->scopes.nelts; i++) {
+        p = ngx_sprintf(p, "nginx_maintenance_state_lost{scope=\"%V\"} %d"
+                        "\n", &names[i], scopes[i].lost ? 1 : 0);
+    }
+
+    p = ngx_sprintf(p,
+        "# HELP nginx_maintenance_redis_up 1 while the Redis link is up.\n"
+        "# TYPE nginx_maintenance_redis_up gauge\n"
+        "nginx_maintenance_redis_up %d\n"
+        "# HELP nginx_maintenance_override 1 while the override file "
+        "exists.\n"
+        "# TYPE nginx_maintenance_override gauge\n"
+        "nginx_maintenance_override %d\n",
+        snap->redis_up ? 1 : 0, snap->override ? 1 : 0);
+
+    if (snap->last_sync) {
+        age = (ngx_msec_int_t) (ngx_current_msec - snap->last_sync);
+        if (age < 0) {
+            age = 0;
+        }
+
+        p = ngx_sprintf(p,
+            "# HELP nginx_maintenance_sync_age_seconds Time since the last "
+            "full sync.\n"
+            "# TYPE nginx_maintenance_sync_age_seconds gauge\n"
+            "nginx_maintenance_sync_age_seconds %M.%03M\n",
+            (ngx_msec_t) age / 1000, (ngx_msec_t) age % 1000);
+    }
+
+    p = ngx_sprintf(p,
+        "# HELP nginx_maintenance_requests_total Requests in gated "
+        "locations.\n"
+        "# TYPE nginx_maintenance_requests_total counter\n"
+        "nginx_maintenance_requests_total{result=\"gated\"} %uA\n"
+        "nginx_maintenance_requests_total{result=\"bypassed\"} %uA\n"
+        "nginx_maintenance_requests_total{result=\"passed\"} %uA\n"
+        "# HELP nginx_maintenance_polls_total Polls of Redis.\n"
+        "# TYPE nginx_maintenance_polls_total counter\n"
+        "nginx_maintenance_polls_total %uA\n"
+        "# HELP nginx_maintenance_events_total Events received.\n"
+        "# TYPE nginx_maintenance_events_total counter\n"
+        "nginx_maintenance_events_total %uA\n"
+        "# HELP nginx_maintenance_malformed_total Malformed values "
+        "ignored.\n"
+        "# TYPE nginx_maintenance_malformed_total counter\n"
+        "nginx_maintenance_malformed_total %uA\n"
+        "# HELP nginx_maintenance_reconnects_total Redis reconnects.\n"
+        "# TYPE nginx_maintenance_reconnects_total counter\n"
+        "nginx_maintenance_reconnects_total %uA\n",
+        snap->requests_gated, snap->requests_bypassed, snap->requests_passed,
+        snap->polls, snap->events, snap->malformed, snap->reconnects);
+
+    return p;
+}
+
+
+static u_char *
+ngx_http_maintenance_json_str(u_char *p, u_char *s, size_t len)
+{
+    *p++ = '"';
+
+    if (len) {
+        p = (u_char *) ngx_escape_json(p, s, len);
+    }
+
+    *p++ = '"';
+
+    return p;
+}
+
+
+static ngx_int_t
+ngx_http_maintenance_send_buf(ngx_http_request_t *r, ngx_buf_t *b)
+{
+    ngx_int_t    rc;
+    ngx_chain_t  out;
+
+    r->headers_out.content_length_n = b->last - b->pos;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+static ngx_int_t
+ngx_http_maintenance_add_header(ngx_http_request_t *r, const char *key,
+    ngx_str_t *value)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    h->key.data = (u_char *) key;
+    h->key.len = ngx_strlen(key);
+    h->value = *value;
+#if (nginx_version >= 1023000)
+    h->next = NULL;
+#endif
+
+    return NGX_OK;
+}
