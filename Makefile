@@ -34,7 +34,7 @@ MODULE     := $(B)/ngx_http_maintenance_module.so
 UNITS      := $(patsubst t/unit/%.c,$(B)/t/%,$(UNIT_SRC))
 UNITS_SAN  := $(patsubst t/unit/%.c,$(B)/san/t/%,$(UNIT_SRC))
 
-.PHONY: all module migctl test test-valgrind demo bench install clean
+.PHONY: all deps module migctl test test-valgrind demo bench install clean
 
 all: module migctl
 
@@ -86,18 +86,21 @@ $(MODULE): $(B)/nginx/Makefile $(MOD_SRC)
 	$(MAKE) -f $(CURDIR)/$(B)/nginx/Makefile -C $(NGINX_SRC) modules
 	cp $(B)/nginx/ngx_http_maintenance_module.so $@
 
-test: all $(MIGCTL_SAN) $(UNITS_SAN)
+deps:
+	@bash .ci/deps
+
+test: deps all $(MIGCTL_SAN) $(UNITS_SAN)
 	@[ -z "$(UNITS_SAN)" ] || prove --exec '' $(UNITS_SAN)
 	MIGCTL=$(CURDIR)/$(MIGCTL_SAN) prove -I t/lib t/*.t
 
-test-valgrind: all
+test-valgrind: deps all
 	MIGCTL_WRAP="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite" \
 	    MIGCTL=$(CURDIR)/$(MIGCTL) prove -I t/lib $(or $(T),t/maintenance_cli.t)
 
-demo: all
+demo: deps all
 	bash conf-examples/demo.sh
 
-bench: all
+bench: deps all
 	bash t/bench/run.sh
 
 install: all

@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# demo.sh: an incident, end to end, on a local stack (make demo).  Starts
+# Redis, PostgreSQL and nginx on loopback ports in a temp dir, and stops them.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+MIGCTL=$ROOT/build/migctl
+MODULE=$ROOT/build/ngx_http_maintenance_module.so
+PY=/usr/bin/python3                    # Debian's Django lives here
+DEMO=$(mktemp -d /tmp/migctl-demo-XXXXXX)
+chmod 755 "$DEMO"
+PIDS=()
+
+say()  { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+show() { printf '\033[36m$ %s\033[0m\n' "$*"; "$@"; }
+free_port() {
+    perl -MIO::Socket::INET -e 'print IO::Socket::INET->new(LocalAddr=>"127.0.0.1",LocalPort=>0,Listen=>1)->sockport'
+}
+wait_until() {     # wait_until SECONDS CMD...: poll, bounded
+    local end=$(( $(date +%s) + $1 )); shift
+    until "$@" >/dev/null 2>&1; do
+        [ "$(date +%s)" -lt "$end" ] || { echo "demo: timed out: $*" >&2; return 1; }
+        sleep 0.05
+    done
+}
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+cleanup() {
+    set +e
+    [ -f "$DEMO/nginx/nginx.pid" ] && kill "$(cat "$DEMO/nginx/nginx.pid")"
+    [ -f "$DEMO/pg/postmaster.pid" ] && kill -INT "$(head -1 "$DEMO/pg/postmaster.pid")"
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+    wait 2>/dev/null
+    [ -n "${KEEP:-}" ] || rm -rf "$DEMO"
+}
+trap cleanup EXIT
+
+for bin in redis-server nginx psql openssl curl; do
+    command -v $bin >/dev/null || {
+        echo "demo: $bin is missing: run 'bash .ci/run' or apt-get install the packages listed in .ci/run" >&2
+        exit 2; }
+done
+
+REDIS_PORT=$(free_port); HTTP_PORT=$(free_port); TLS_PORT=$(free_port)
+APP_PORT=$(free_port); HEALTH_PORT=$(free_port); PG_PORT=$(free_port)
+
+say "Starting Redis :$REDIS_PORT, PostgreSQL :$PG_PORT, nginx :$HTTP_PORT (HTTP) :$TLS_PORT (TLS)"
+mkdir -p "$DEMO/redis"
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --dir "$DEMO/redis" \
+    --logfile "$DEMO/redis/redis.log" & PIDS+=($!)
+wait_until 10 redis-cli -p "$REDIS_PORT" ping
+
+mkdir -p "$DEMO/pg"
+[ "$(id -u)" = 0 ] && chown postgres "$DEMO/pg"
+PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+as_pg "$PGBIN/initdb" -D "$DEMO/pg" -U postgres --auth=trust --no-sync >/dev/null
+as_pg "$PGBIN/pg_ctl" -D "$DEMO/pg" -l "$DEMO/pg/log" -w -o \
+    "-p $PG_PORT -k $DEMO/pg -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
+export PGHOST=127.0.0.1 PGPORT=$PG_PORT PGUSER=postgres PGDATABASE=shop
+psql -d postgres -qc 'CREATE DATABASE shop'
+
+mkdir -p "$DEMO/nginx"; chmod 777 "$DEMO/nginx"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+    -keyout "$DEMO/nginx/tls.key" -out "$DEMO/nginx/tls.crt" -days 2 \
+    -subj /CN=localhost 2>/dev/null
+head -c 24 /dev/urandom | base64 > "$DEMO/nginx/bypass.token"
+cat > "$DEMO/nginx/nginx.conf" <<CONF
+load_module $MODULE;
+pid $DEMO/nginx/nginx.pid;
+error_log $DEMO/nginx/error.log info;
+worker_processes 2;
+events { worker_connections 256; }
+http {
+    access_log off;
+    maintenance_redis 127.0.0.1:$REDIS_PORT;
+    maintenance_poll 1s;
+    maintenance_node_id demo-edge-1;
+    maintenance_state_file $DEMO/nginx/state;
+    maintenance on;
+    maintenance_bypass_token $DEMO/nginx/bypass.token;
+
+    server {                                  # plain HTTP
+        listen 127.0.0.1:$HTTP_PORT;
+        server_name shop.example;
+        location / { proxy_pass http://127.0.0.1:$APP_PORT; }
+    }
+    server {                                  # TLS
+        listen 127.0.0.1:$TLS_PORT ssl;
+        server_name shop.example;
+        ssl_certificate $DEMO/nginx/tls.crt;
+        ssl_certificate_key $DEMO/nginx/tls.key;
+        location / { proxy_pass http://127.0.0.1:$APP_PORT; }
+    }
+    server {                                  # the "application"
+        listen 127.0.0.1:$APP_PORT;
+        maintenance off;
+        location / { return 200 "the shop app answers\n"; }
+    }
+    server {                                  # for the load balancer
+        listen 127.0.0.1:$HEALTH_PORT;
+        maintenance off;
+        location = /health { maintenance_health; }
+        location = /status { maintenance_status; }
+    }
+}
+CONF
+nginx -p "$DEMO/nginx/" -c "$DEMO/nginx/nginx.conf" -e "$DEMO/nginx/error.log"
+wait_until 10 curl -s "http://127.0.0.1:$HTTP_PORT/"
+
+cat > "$DEMO/migctl.conf" <<CONF
+redis = { host = "127.0.0.1"; port = $REDIS_PORT; timeout_ms = 2000; };
+prefix = "migctl";
+CONF
+export MIGCTL_CONFIG=$DEMO/migctl.conf MIGCTL_ACTOR=demo-operator
+
+both() {
+    printf '  http  -> '; curl -s -o /dev/null -w '%{http_code}\n' "http://127.0.0.1:$HTTP_PORT/"
+    printf '  https -> '; curl -sk -o /dev/null -w '%{http_code}\n' "https://127.0.0.1:$TLS_PORT/"
+}
+
+say "Before the deploy: both vhosts reach the app"
+both
+
+say "Contain: maintenance on, on every edge, before touching the database"
+show "$MIGCTL" maintenance on --reason "migrate failed on release abc123" --release abc123 --wait=5
+both
+show curl -s -D - -o /dev/null "http://127.0.0.1:$HTTP_PORT/"
+show curl -s -H "Accept: application/json" "https://127.0.0.1:$TLS_PORT/" -k
+echo
+printf '  with the bypass token -> '
+curl -sk -H "X-Maintenance-Bypass: $(cat "$DEMO/nginx/bypass.token")" "https://127.0.0.1:$TLS_PORT/"
+show "$MIGCTL" maintenance status
+
+# DJANGO-PART
+
+say "Reopen: maintenance off (health checks first)"
+show "$MIGCTL" maintenance off --wait=5
+both
+show curl -s "http://127.0.0.1:$HEALTH_PORT/status?format=prometheus"
+
+say "Done: the stack is stopped and $DEMO removed (KEEP=1 keeps it)"
