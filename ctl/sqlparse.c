@@ -377,6 +377,18 @@ statement(sql_walk_t *w, PgQuery__Node *n, size_t start, size_t end)
         rename_stmt(w, n->rename_stmt, start, end);
         return;
 
+    /*
+     * Django's own backfill in AlterField (null -> not null): the SET NOT
+     * NULL that follows it is checked, and cannot hold without it
+     */
+    case PG_QUERY__NODE__NODE_UPDATE_STMT:
+        if (w->op >= 0
+            && strncmp(w->plan->ops[w->op], "Alter field ", 12) == 0)
+        {
+            return;
+        }
+        /* fall through */
+
     default:
         add_unverified(w, node_name(n), start, end);
         return;
@@ -670,8 +682,6 @@ rename_stmt(sql_walk_t *w, PgQuery__RenameStmt *rs, size_t start, size_t end)
     case PG_QUERY__OBJECT_TYPE__OBJECT_TABLE:
         rename_refs(w, MIGCTL_SQL_TABLE, schema, NULL, table, rs->newname);
         add_check(w, "rename_table", MIGCTL_SQL_TABLE, MIGCTL_SQL_PRESENCE,
-                  0, schema, NULL, table);
-        add_check(w, "rename_table", MIGCTL_SQL_TABLE, MIGCTL_SQL_PRESENCE,
                   1, schema, NULL, rs->newname);
         return;
 
@@ -679,18 +689,18 @@ rename_stmt(sql_walk_t *w, PgQuery__RenameStmt *rs, size_t start, size_t end)
         if (str(rs->subname) == NULL) {
             break;
         }
+        /*
+         * only the new name: "old name absent" holds as well before a
+         * migration that never ran, and would read as progress
+         */
         rename_refs(w, MIGCTL_SQL_COLUMN, schema, table, rs->subname,
                     rs->newname);
-        add_check(w, "rename_column", MIGCTL_SQL_COLUMN, MIGCTL_SQL_PRESENCE,
-                  0, schema, table, rs->subname);
         add_check(w, "rename_column", MIGCTL_SQL_COLUMN, MIGCTL_SQL_PRESENCE,
                   1, schema, table, rs->newname);
         return;
 
     case PG_QUERY__OBJECT_TYPE__OBJECT_INDEX:
         rename_refs(w, MIGCTL_SQL_INDEX, schema, NULL, table, rs->newname);
-        add_check(w, "rename_index", MIGCTL_SQL_INDEX, MIGCTL_SQL_PRESENCE,
-                  0, schema, NULL, table);
         add_check(w, "rename_index", MIGCTL_SQL_INDEX, MIGCTL_SQL_PRESENCE,
                   1, schema, NULL, rs->newname);
         return;
@@ -701,8 +711,6 @@ rename_stmt(sql_walk_t *w, PgQuery__RenameStmt *rs, size_t start, size_t end)
         }
         rename_refs(w, MIGCTL_SQL_CONSTRAINT, schema, table, rs->subname,
                     rs->newname);
-        add_check(w, "rename_constraint", MIGCTL_SQL_CONSTRAINT,
-                  MIGCTL_SQL_PRESENCE, 0, schema, table, rs->subname);
         add_check(w, "rename_constraint", MIGCTL_SQL_CONSTRAINT,
                   MIGCTL_SQL_PRESENCE, 1, schema, table, rs->newname);
         return;
@@ -1004,16 +1012,35 @@ contype_char(PgQuery__ConstrType t)
 }
 
 
-/* the protobuf field name of a node: "insert_stmt", "do_stmt", ... */
+/* "UPDATE", "CREATE FUNCTION", ... from the protobuf field name */
 static const char *
 node_name(PgQuery__Node *n)
 {
+    size_t                           i, len;
+    const char                      *name;
+    static char                      buf[64];
     const ProtobufCFieldDescriptor  *f;
 
     f = protobuf_c_message_descriptor_get_field(&pg_query__node__descriptor,
                                                 n->node_case);
+    name = f ? f->name : "statement";
 
-    return f ? f->name : "statement";
+    len = strlen(name);
+    if (len > 5 && strcmp(name + len - 5, "_stmt") == 0) {
+        len -= 5;
+    }
+    if (len >= sizeof(buf)) {
+        len = sizeof(buf) - 1;
+    }
+
+    for (i = 0; i < len; i++) {
+        buf[i] = name[i] == '_' ? ' '
+                 : (name[i] >= 'a' && name[i] <= 'z') ? name[i] - 32
+                 : name[i];
+    }
+    buf[len] = '\0';
+
+    return buf;
 }
 
 
