@@ -640,4 +640,14 @@ sub close {
 
 package MigTest;
 
+# Writes P:state:S as migctl does (HSET mode, epoch and any other fields,
+# then PUBLISH "S epoch" on P:events); prefix "migctl" unless prefix => P.
+sub set_state {
+    my ($self, $r, $scope, $mode, $epoch, %f) = @_;
+    my $p = delete $f{prefix} // 'migctl';
+    $self->redis($r, 'HSET', "$p:state:$scope", mode => $mode,
+                 epoch => $epoch, %f);
+    $self->redis($r, 'PUBLISH', "$p:events", "$scope $epoch");
+}
+
 1;
