@@ -1,15 +1,511 @@
 /*
- * cmd_migrations.c: migctl migrations.  Placeholder until its issue lands.
+ * cmd_migrations.c: migctl migrations: django_migrations against this
+ * release's and the previous release's `showmigrations --plan` output.
  */
 
-#include "migctl.h"
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+
+
+typedef struct {
+    char   *app;
+    char   *name;
+    char    mark;        /* 'X', ' ', '-' (squash partly applied), 0 */
+    int     seen;        /* matched in the other list */
+} mig_entry_t;
+
+typedef struct {
+    mig_entry_t  *v;
+    size_t        n;
+    size_t        alloc;
+} mig_list_t;
+
+
+static int read_plan(migctl_ctx_t *ctx, const char *path, mig_list_t *l);
+static int parse_plan(char *text, mig_list_t *l);
+static int add(mig_list_t *l, const char *app, size_t applen,
+    const char *name, size_t namelen, char mark);
+static mig_entry_t *find(mig_list_t *l, const char *app, const char *name);
+static void free_list(mig_list_t *l);
+static json_t *pair(const char *app, const char *name);
+static void print_text(json_t *o);
+static void print_list(json_t *o, const char *key, const char *title);
+static void usage(FILE *f);
 
 
 int
 cmd_migrations(int argc, char **argv, migctl_ctx_t *ctx)
 {
-    (void) argc;
-    (void) argv;
+    int          i, rc;
+    json_t      *out;
+    PGconn      *conn;
+    const char  *plan, *prev;
 
-    return migctl_error(ctx, MIGCTL_USAGE, "not implemented yet");
+    plan = NULL;
+    prev = NULL;
+
+    for (i = 1; i < argc; i++) {
+        int  last = (i == argc - 1);
+
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return MIGCTL_OK;
+
+        } else if (strcmp(argv[i], "--plan") == 0 && !last) {
+            plan = argv[++i];
+
+        } else if (strcmp(argv[i], "--previous-plan") == 0 && !last) {
+            prev = argv[++i];
+
+        } else if (strcmp(argv[i], "--json") == 0) {
+            ctx->json = 1;
+
+        } else {
+            return migctl_error(ctx, MIGCTL_USAGE,
+                                "unknown or incomplete option '%s': see "
+                                "migctl migrations --help", argv[i]);
+        }
+    }
+
+    if (plan && prev && strcmp(plan, "-") == 0 && strcmp(prev, "-") == 0) {
+        return migctl_error(ctx, MIGCTL_USAGE,
+                            "--plan and --previous-plan cannot both be "
+                            "stdin");
+    }
+
+    rc = migctl_db_connect(ctx, &conn);
+    if (rc != MIGCTL_OK) {
+        return rc;
+    }
+
+    rc = migctl_migrations_run(ctx, conn, plan, prev, &out);
+    PQfinish(conn);
+
+    if (out == NULL) {
+        return rc;
+    }
+
+    if (ctx->json) {
+        if (migctl_json_print(out) != 0) {
+            rc = migctl_error(ctx, MIGCTL_PROBLEM, "writing output failed");
+        }
+
+    } else {
+        print_text(out);
+    }
+
+    json_decref(out);
+
+    return rc;
+}
+
+
+int
+migctl_migrations_run(migctl_ctx_t *ctx, PGconn *conn, const char *plan,
+    const char *prev_plan, json_t **out)
+{
+    int           rc, r;
+    char          err[512];
+    size_t        i;
+    json_t       *o, *applied, *pending, *unk, *unkprev, *mismatch;
+    PGresult     *res;
+    mig_list_t    db, pl, pv;
+    mig_entry_t  *e;
+
+    *out = NULL;
+    res = NULL;
+    o = NULL;
+    memset(&db, 0, sizeof(db));
+    memset(&pl, 0, sizeof(pl));
+    memset(&pv, 0, sizeof(pv));
+
+    if (plan && (rc = read_plan(ctx, plan, &pl)) != MIGCTL_OK) {
+        goto done;
+    }
+
+    if (prev_plan && (rc = read_plan(ctx, prev_plan, &pv)) != MIGCTL_OK) {
+        goto done;
+    }
+
+    rc = migctl_db_check_django(ctx, conn);
+    if (rc != MIGCTL_OK) {
+        goto done;
+    }
+
+    res = PQexec(conn, "SELECT app, name,"
+                       " to_char(applied AT TIME ZONE 'UTC',"
+                       "         'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+                       " FROM django_migrations ORDER BY id");
+
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        rc = migctl_error(ctx, PQstatus(conn) == CONNECTION_OK
+                               ? MIGCTL_PROBLEM : MIGCTL_UNREACHABLE,
+                          "reading django_migrations: %s",
+                          migctl_db_error(conn, err, sizeof(err)));
+        goto done;
+    }
+
+    o = json_object();
+    applied = json_array();
+    pending = json_array();
+    unk = json_array();
+    unkprev = json_array();
+    mismatch = json_array();
+    json_object_set_new(o, "applied", applied);
+    json_object_set_new(o, "plan", json_boolean(plan != NULL));
+    json_object_set_new(o, "pending", pending);
+    json_object_set_new(o, "unknown_to_release", unk);
+    json_object_set_new(o, "previous_plan", json_boolean(prev_plan != NULL));
+    json_object_set_new(o, "unknown_to_previous", unkprev);
+    json_object_set_new(o, "plan_mismatch", mismatch);
+
+    for (r = 0; r < PQntuples(res); r++) {
+        const char  *app = PQgetvalue(res, r, 0);
+        const char  *name = PQgetvalue(res, r, 1);
+        json_t      *a = pair(app, name);
+
+        json_object_set_new(a, "applied_at",
+                            PQgetisnull(res, r, 2)
+                            ? json_null()
+                            : json_string(PQgetvalue(res, r, 2)));
+        json_array_append_new(applied, a);
+
+        if (add(&db, app, strlen(app), name, strlen(name), 'X') != 0) {
+            rc = migctl_error(ctx, MIGCTL_PROBLEM, "out of memory");
+            goto done;
+        }
+
+        if (plan) {
+            e = find(&pl, app, name);
+            if (e == NULL) {
+                json_array_append_new(unk, pair(app, name));
+
+            } else if (e->mark == ' ') {
+                json_t  *m = pair(app, name);
+
+                json_object_set_new(m, "plan_says",
+                                    json_string("not applied"));
+                json_object_set_new(m, "database_says",
+                                    json_string("recorded"));
+                json_array_append_new(mismatch, m);
+            }
+        }
+
+        if (prev_plan && find(&pv, app, name) == NULL) {
+            json_array_append_new(unkprev, pair(app, name));
+        }
+    }
+
+    for (i = 0; i < pl.n; i++) {
+        e = &pl.v[i];
+
+        if (find(&db, e->app, e->name) != NULL) {
+            continue;
+        }
+
+        json_array_append_new(pending, pair(e->app, e->name));
+
+        if (e->mark == 'X') {
+            json_t  *m = pair(e->app, e->name);
+
+            json_object_set_new(m, "plan_says", json_string("applied"));
+            json_object_set_new(m, "database_says",
+                                json_string("not recorded"));
+            json_array_append_new(mismatch, m);
+        }
+    }
+
+    /* rolling code back is safe only if the old code knows every record */
+    json_object_set_new(o, "rollback_safe",
+                        prev_plan ? json_boolean(json_array_size(unkprev)
+                                                 == 0)
+                                  : json_null());
+
+    rc = json_array_size(pending) || json_array_size(unk)
+         ? MIGCTL_PROBLEM : MIGCTL_OK;
+    *out = o;
+    o = NULL;
+
+done:
+
+    json_decref(o);
+    PQclear(res);
+    free_list(&db);
+    free_list(&pl);
+    free_list(&pv);
+
+    return rc;
+}
+
+
+static int
+read_plan(migctl_ctx_t *ctx, const char *path, mig_list_t *l)
+{
+    int      rc;
+    char     err[512], *text;
+    size_t   len;
+
+    if (migctl_read_file(path, &text, &len, err, sizeof(err)) != 0) {
+        return migctl_error(ctx, MIGCTL_USAGE, "%s", err);
+    }
+
+    rc = parse_plan(text, l);
+    free(text);
+
+    if (rc == -1) {
+        return migctl_error(ctx, MIGCTL_PROBLEM, "out of memory");
+    }
+
+    if (l->n == 0) {
+        return migctl_error(ctx, MIGCTL_USAGE,
+                            "%s: no migration in it: give the output of "
+                            "manage.py showmigrations --plan", path);
+    }
+
+    return MIGCTL_OK;
+}
+
+
+/*
+ * Both of Django's formats:
+ *   --plan:  "[X]  app.0001_initial"  (-v 2 adds " ... (deps)")
+ *   list:    "app" then " [X] 0001_initial" (-v 2 adds " (applied at ...)")
+ * Other lines (warnings, " (no migrations)") are skipped.
+ */
+static int
+parse_plan(char *text, mig_list_t *l)
+{
+    int          indented;
+    char        *line, *next, *p, *tok, *dot, *app;
+    char         mark;
+    size_t       n, applen;
+
+    app = NULL;
+    applen = 0;
+
+    for (line = text; line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next) {
+            *next++ = '\0';
+        }
+
+        n = strlen(line);
+        while (n > 0 && (line[n - 1] == '\r' || line[n - 1] == ' ')) {
+            line[--n] = '\0';
+        }
+
+        indented = (line[0] == ' ' || line[0] == '\t');
+        p = line;
+        while (*p == ' ' || *p == '\t') {
+            p++;
+        }
+
+        if (*p == '\0') {
+            continue;
+        }
+
+        if (!(p[0] == '[' && p[1] != '\0' && p[2] == ']')) {
+            /* an app header of the list format: one bare word */
+            if (!indented && strpbrk(p, " \t()[]:") == NULL) {
+                app = p;
+                applen = strlen(p);
+            }
+            continue;
+        }
+
+        mark = (p[1] == 'x') ? 'X' : p[1];
+        tok = p + 3;
+        while (*tok == ' ' || *tok == '\t') {
+            tok++;
+        }
+        n = strcspn(tok, " \t");
+        if (n == 0) {
+            continue;
+        }
+
+        dot = memchr(tok, '.', n);
+
+        if (indented && app != NULL && dot == NULL) {
+            if (add(l, app, applen, tok, n, mark) != 0) {
+                return -1;
+            }
+
+        } else if (dot != NULL && dot > tok && dot < tok + n - 1) {
+            if (add(l, tok, dot - tok, dot + 1, tok + n - dot - 1, mark)
+                != 0)
+            {
+                return -1;
+            }
+        }
+    }
+
+    return 0;
+}
+
+
+static int
+add(mig_list_t *l, const char *app, size_t applen, const char *name,
+    size_t namelen, char mark)
+{
+    mig_entry_t  *v, *e;
+
+    if (l->n == l->alloc) {
+        l->alloc = l->alloc ? l->alloc * 2 : 64;
+        v = realloc(l->v, l->alloc * sizeof(mig_entry_t));
+        if (v == NULL) {
+            return -1;
+        }
+        l->v = v;
+    }
+
+    e = &l->v[l->n];
+    e->app = strndup(app, applen);
+    e->name = strndup(name, namelen);
+    e->mark = mark;
+    e->seen = 0;
+
+    if (e->app == NULL || e->name == NULL) {
+        free(e->app);
+        free(e->name);
+        return -1;
+    }
+
+    l->n++;
+
+    return 0;
+}
+
+
+/* linear: a project has hundreds of migrations, not millions */
+static mig_entry_t *
+find(mig_list_t *l, const char *app, const char *name)
+{
+    size_t  i;
+
+    for (i = 0; i < l->n; i++) {
+        if (strcmp(l->v[i].name, name) == 0
+            && strcmp(l->v[i].app, app) == 0)
+        {
+            return &l->v[i];
+        }
+    }
+
+    return NULL;
+}
+
+
+static void
+free_list(mig_list_t *l)
+{
+    size_t  i;
+
+    for (i = 0; i < l->n; i++) {
+        free(l->v[i].app);
+        free(l->v[i].name);
+    }
+
+    free(l->v);
+}
+
+
+static json_t *
+pair(const char *app, const char *name)
+{
+    json_t  *o;
+
+    o = json_object();
+    json_object_set_new(o, "app", json_string(app));
+    json_object_set_new(o, "name", json_string(name));
+
+    return o;
+}
+
+
+static void
+print_text(json_t *o)
+{
+    size_t   i;
+    json_t  *a, *e, *rs;
+
+    a = json_object_get(o, "applied");
+    printf("applied (%zu):\n", json_array_size(a));
+
+    json_array_foreach(a, i, e) {
+        printf("  %-20s %-50s %s\n",
+               json_string_value(json_object_get(e, "app")),
+               json_string_value(json_object_get(e, "name")),
+               json_is_string(json_object_get(e, "applied_at"))
+               ? json_string_value(json_object_get(e, "applied_at")) : "");
+    }
+
+    if (json_is_true(json_object_get(o, "plan"))) {
+        print_list(o, "pending", "pending (in this release, not recorded)");
+        print_list(o, "unknown_to_release",
+                   "unknown to this release (recorded, not in its plan)");
+
+        if (json_array_size(json_object_get(o, "plan_mismatch"))) {
+            printf("plan and database disagree (the plan was made "
+                   "against another database?):\n");
+            json_array_foreach(json_object_get(o, "plan_mismatch"), i, e) {
+                printf("  %s.%s: plan says %s, database says %s\n",
+                       json_string_value(json_object_get(e, "app")),
+                       json_string_value(json_object_get(e, "name")),
+                       json_string_value(json_object_get(e, "plan_says")),
+                       json_string_value(json_object_get(e,
+                                                         "database_says")));
+            }
+        }
+    }
+
+    if (json_is_true(json_object_get(o, "previous_plan"))) {
+        print_list(o, "unknown_to_previous",
+                   "unknown to the previous release");
+        rs = json_object_get(o, "rollback_safe");
+        printf("rolling back code: %s\n",
+               json_is_true(rs)
+               ? "safe (the previous release knows every recorded "
+                 "migration)"
+               : "UNSAFE (the previous release does not know every "
+                 "recorded migration)");
+    }
+}
+
+
+static void
+print_list(json_t *o, const char *key, const char *title)
+{
+    size_t   i;
+    json_t  *a, *e;
+
+    a = json_object_get(o, key);
+    printf("%s (%zu):%s\n", title, json_array_size(a),
+           json_array_size(a) ? "" : " none");
+
+    json_array_foreach(a, i, e) {
+        printf("  %s.%s\n", json_string_value(json_object_get(e, "app")),
+               json_string_value(json_object_get(e, "name")));
+    }
+}
+
+
+static void
+usage(FILE *f)
+{
+    fprintf(f,
+        "usage: migctl [--json] migrations [--plan FILE] "
+        "[--previous-plan FILE]\n"
+        "\n"
+        "  --plan FILE            manage.py showmigrations --plan of this\n"
+        "                         release (- for stdin; the list format of\n"
+        "                         showmigrations is read too)\n"
+        "  --previous-plan FILE   the same, from the previous release\n"
+        "\n"
+        "Lists the migrations recorded in django_migrations; with a plan,\n"
+        "the pending ones and those recorded but unknown to this release;\n"
+        "with a previous plan, those the previous release does not know\n"
+        "(rolling code back is then unsafe).  Exit 1 when something is\n"
+        "pending or unknown to this release; 2 on a database without\n"
+        "django_migrations.\n");
 }

@@ -108,7 +108,7 @@ done:
 const char *
 migctl_db_error(PGconn *conn, char *buf, size_t len)
 {
-    char        *p;
+    char         c, *p, *q;
     const char  *m;
 
     m = conn ? PQerrorMessage(conn) : NULL;
@@ -119,15 +119,18 @@ migctl_db_error(PGconn *conn, char *buf, size_t len)
     snprintf(buf, len, "%s", m);
 
     /* libpq's messages span lines ("\n\tIs the server running ..."): one */
-    for (p = buf; *p; p++) {
-        if (*p == '\n' || *p == '\t' || *p == '\r') {
-            *p = ' ';
+    for (p = buf, q = buf; *p; p++) {
+        c = (*p == '\n' || *p == '\t' || *p == '\r') ? ' ' : *p;
+        if (c == ' ' && (q == buf || q[-1] == ' ')) {
+            continue;
         }
+        *q++ = c;
     }
 
-    while (p > buf && p[-1] == ' ') {
-        *--p = '\0';
+    while (q > buf && q[-1] == ' ') {
+        q--;
     }
+    *q = '\0';
 
     return buf;
 }
