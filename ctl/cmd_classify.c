@@ -1,27 +1,137 @@
 /*
- * cmd_classify.c: migctl classify.  Placeholder until its issue lands.
+ * cmd_classify.c: migctl classify [FILE|-]: the class of a failure from a
+ * traceback or a log (the rules are in classify.c).
  */
 
+#include <stdlib.h>
+#include <string.h>
+
 #include "migctl.h"
+
+
+static void usage(FILE *f);
+static void print_field(const char *label, json_t *v);
 
 
 int
 cmd_classify(int argc, char **argv, migctl_ctx_t *ctx)
 {
-    (void) argc;
-    (void) argv;
+    int          i, rc;
+    char        *text, err[512];
+    size_t       len, k;
+    const char  *path, *cls;
+    json_t      *res;
 
-    return migctl_error(ctx, MIGCTL_USAGE, "not implemented yet");
+    path = NULL;
+
+    for (i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return MIGCTL_OK;
+
+        } else if (strcmp(argv[i], "--json") == 0) {
+            ctx->json = 1;
+
+        } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
+            return migctl_error(ctx, MIGCTL_USAGE,
+                                "unknown option '%s': see migctl classify "
+                                "--help", argv[i]);
+
+        } else if (path == NULL) {
+            path = argv[i];
+
+        } else {
+            return migctl_error(ctx, MIGCTL_USAGE,
+                                "one input only, '%s' is extra: see migctl "
+                                "classify --help", argv[i]);
+        }
+    }
+
+    if (path == NULL) {
+        path = "-";
+    }
+
+    if (migctl_read_file(path, &text, &len, err, sizeof(err)) != 0) {
+        return migctl_error(ctx, MIGCTL_USAGE, "%s", err);
+    }
+
+    for (k = 0; k < len && strchr(" \t\r\n", text[k]) && text[k]; k++) {
+        /* void */
+    }
+
+    if (k == len) {
+        free(text);
+        return migctl_error(ctx, MIGCTL_USAGE,
+                            "%s is empty: give the traceback or the log of "
+                            "the failed step",
+                            strcmp(path, "-") == 0 ? "standard input" : path);
+    }
+
+    rc = migctl_classify_text(ctx, text, len, &res);
+    free(text);
+
+    if (rc != MIGCTL_OK) {
+        return rc;
+    }
+
+    cls = json_string_value(json_object_get(res, "class"));
+
+    if (ctx->json) {
+        if (migctl_json_print(res) != 0) {
+            json_decref(res);
+            return migctl_error(ctx, MIGCTL_PROBLEM, "writing output failed");
+        }
+
+    } else {
+        print_field("class", json_object_get(res, "class"));
+        print_field("sqlstate", json_object_get(res, "sqlstate"));
+        print_field("condition", json_object_get(res, "condition"));
+        print_field("exception", json_object_get(res, "exception"));
+        print_field("message", json_object_get(res, "message"));
+        print_field("reason", json_object_get(res, "reason"));
+        print_field("evidence", json_object_get(res, "evidence"));
+        print_field("detail", json_object_get(res, "detail"));
+    }
+
+    /* unknown is a finding too: exit 1, never a guess */
+    rc = (cls && strcmp(cls, "unknown") == 0) ? MIGCTL_PROBLEM : MIGCTL_OK;
+
+    json_decref(res);
+
+    return rc;
 }
 
 
-int
-migctl_classify_text(migctl_ctx_t *ctx, const char *text, size_t len,
-    json_t **out)
+static void
+print_field(const char *label, json_t *v)
 {
-    (void) text;
-    (void) len;
-    (void) out;
+    if (json_is_string(v)) {
+        printf("%-10s %s\n", label, json_string_value(v));
+    }
+}
 
-    return migctl_error(ctx, MIGCTL_USAGE, "not implemented yet");
+
+static void
+usage(FILE *f)
+{
+    fprintf(f,
+        "usage: migctl [--json] classify [FILE|-]\n"
+        "\n"
+        "Reads a Django traceback or a deploy / PostgreSQL log (standard\n"
+        "input without FILE) and prints the class of the failure:\n"
+        "  transient   lock timeout, deadlock, serialization failure, lost\n"
+        "              connection, too many connections, admin shutdown,\n"
+        "              an interrupted job: a retry can work\n"
+        "  code_fix    syntax error, undefined table/column/function, a\n"
+        "              Python error in RunPython, broken migration graph,\n"
+        "              CONCURRENTLY inside an atomic migration\n"
+        "  high_risk   unique / not-null / foreign-key / check violations\n"
+        "              on existing data, statement timeout on a rewrite,\n"
+        "              insufficient privilege, disk full, an object that\n"
+        "              already exists from an earlier partial run\n"
+        "  unknown     nothing recognised: migctl does not guess\n"
+        "with the SQLSTATE (from an explicit code, psycopg's error class or\n"
+        "the server's message), the exception and the reason.\n"
+        "\n"
+        "exit: 0 classified, 1 unknown, 2 unreadable or empty input.\n");
 }

@@ -1,0 +1,5 @@
+from django.db import models
+
+
+class Account(models.Model):
+    username = models.CharField(max_length=50)

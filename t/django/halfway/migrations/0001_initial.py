@@ -1,0 +1,17 @@
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    initial = True
+    dependencies = []
+    operations = [
+        migrations.CreateModel(
+            name="Order",
+            fields=[
+                ("id", models.AutoField(auto_created=True, primary_key=True,
+                                        serialize=False, verbose_name="ID")),
+                ("amount", models.IntegerField()),
+                ("currency", models.CharField(max_length=3)),
+            ],
+        ),
+    ]

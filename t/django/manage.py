@@ -1,0 +1,10 @@
+#!/usr/bin/python3
+"""manage.py of the test project: run it with /usr/bin/python3 (Debian's
+Django); PG* variables choose the database."""
+import os
+import sys
+
+if __name__ == "__main__":
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "proj.settings")
+    from django.core.management import execute_from_command_line
+    execute_from_command_line(sys.argv)

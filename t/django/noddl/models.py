@@ -1,0 +1,6 @@
+from django.db import models
+
+
+class Thing(models.Model):
+    name = models.CharField(max_length=50)
+    color = models.CharField(max_length=20, null=True)

@@ -1,0 +1,5 @@
+from django.db import models
+
+
+class Reading(models.Model):
+    value = models.BigIntegerField()
