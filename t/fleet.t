@@ -1,0 +1,179 @@
+#!/usr/bin/perl
+# fleet.t: migctl maintenance against real nginx edges with the module.
+# One edge with HTTP + TLS: on -> 503 on both within 100 ms, off -> 200.
+# Three edges, one Redis: on --wait returns when all serve the new epoch;
+# one edge SIGSTOPped -> --wait=3 exits 1 naming it, status marks it.
+# Redis flushed -> status says Redis lost its data; on re-asserts.
+
+use strict;
+use warnings;
+
+use lib 't/lib';
+use MigTest;
+use Test::More;
+use JSON::PP;
+use Time::HiRes qw(time);
+
+my $t = MigTest->new;
+my $rport = $t->start_redis('r');
+my ($crt, $key) = $t->self_signed_cert('edge');
+
+my $conf = $t->write_file('migctl.conf', <<"EOF");
+redis = { port = $rport; timeout_ms = 2000; };
+edge_live_ms = 5000;
+EOF
+my %env = (MIGCTL_CONFIG => $conf, MIGCTL_ACTOR => 'carol');
+
+sub mig { $t->migctl({ env => \%env }, @_) }
+
+sub edge_conf {
+    my ($n, $tls) = @_;
+    my $tls_server = $tls ? <<"EOF" : '';
+    server {
+        listen 127.0.0.1:%%PORT_${n}s%% ssl;
+        server_name localhost;
+        ssl_certificate $crt;
+        ssl_certificate_key $key;
+        location / { return 200 "app $n tls\\n"; }
+    }
+EOF
+    return <<"EOF";
+load_module %%MODULE%%;
+worker_processes 2;
+events { worker_connections 128; }
+http {
+    access_log off;
+    maintenance_redis 127.0.0.1:%%PORT_r%%;
+    maintenance_node_id $n;
+    maintenance_poll 200ms;
+    maintenance on;
+
+    server {
+        listen 127.0.0.1:%%PORT_${n}%%;
+        server_name localhost;
+        location / { return 200 "app $n\\n"; }
+        location = /lb { maintenance_health; }
+    }
+$tls_server}
+EOF
+}
+
+# --- item 1: one edge, HTTP and TLS -------------------------------------
+
+$t->nginx_conf('n1', edge_conf('n1', 1));
+$t->start_nginx('n1');
+my ($p1, $p1s) = ($t->port('n1'), $t->port('n1s'));
+
+# Until the module's Redis sync (heartbeat, P:edge:<node>) lands, the
+# assertions below are TODO; they become real as soon as it does.
+our $TODO;
+$TODO = 'module Redis sync not landed yet: no edge heartbeat in P:edges'
+    unless $t->wait_for(sub { $t->redis('r', 'ZCARD', 'migctl:edges') }, 5);
+
+is($t->http($p1, '/')->{status}, 200, 'n1 HTTP open before');
+is($t->http($p1s, '/', tls => 1)->{status}, 200, 'n1 TLS open before');
+
+my $r = mig(qw(maintenance on --reason), 'migrate failed',
+            qw(--release abc));
+my $t0 = time;
+is($r->{rc}, 0, 'on: exit 0') or diag($r->{err});
+my $ok = $t->wait_for(sub {
+    $t->http($p1, '/', timeout => 1)->{status} == 503
+        && $t->http($p1s, '/', tls => 1, timeout => 1)->{status} == 503
+}, 2);
+my $ms = (time - $t0) * 1000;
+ok($ok, 'on: 503 on HTTP and TLS');
+ok($ms <= 100, sprintf('... within 100 ms (%.0f ms)', $ms));
+diag(sprintf('on -> 503 on HTTP and TLS: %.0f ms', $ms));
+is($t->http($p1, '/lb')->{status}, 200, 'LB health stays 200');
+
+$r = mig(qw(maintenance status));
+like($r->{out}, qr/ON \(epoch 1\)/, 'status: mode, epoch');
+like($r->{out}, qr/reason:\s+migrate failed/, 'status: reason');
+like($r->{out}, qr/release:\s+abc/, 'status: release');
+like($r->{out}, qr/actor:\s+carol/, 'status: actor');
+
+$r = mig(qw(--json maintenance status));
+my $j = eval { decode_json($r->{out}) } || {};
+is_deeply([ @$j{qw(mode epoch reason release actor)} ],
+          [ 'on', 1, 'migrate failed', 'abc', 'carol' ],
+          'status --json: mode, epoch, reason, release, actor');
+ok($j->{since} > 0, 'status --json: since');
+
+$r = mig(qw(maintenance off));
+$t0 = time;
+is($r->{rc}, 0, 'off: exit 0') or diag($r->{err});
+$ok = $t->wait_for(sub {
+    $t->http($p1, '/', timeout => 1)->{status} == 200
+        && $t->http($p1s, '/', tls => 1, timeout => 1)->{status} == 200
+}, 2);
+$ms = (time - $t0) * 1000;
+ok($ok, sprintf('off: 200 again on HTTP and TLS (%.0f ms)', $ms));
+
+# --- item 2: three edges, --wait ------------------------------------------
+
+$t->nginx_conf($_, edge_conf($_, 0)), $t->start_nginx($_) for qw(n2 n3);
+
+ok($t->wait_for(sub {
+    my $r = mig(qw(--json maintenance status));
+    my $j = eval { decode_json($r->{out}) } || {};
+    3 == grep { $_->{live} } @{ $j->{edges} || [] };
+}, 10), 'three live edges in status');
+
+$t0 = time;
+$r = mig(qw(maintenance on --reason fleet --wait=10));
+my $wait_ms = (time - $t0) * 1000;
+is($r->{rc}, 0, 'on --wait: exit 0 when all three serve it')
+    or diag($r->{err});
+like($r->{err}, qr{3/3 live edges acknowledged}, 'progress: 3/3');
+diag(sprintf('on --wait with 3 edges returned in %.0f ms', $wait_ms));
+my $epoch = $t->redis('r', 'HGET', 'migctl:state:default', 'epoch');
+for my $n (qw(n1 n2 n3)) {
+    is($t->redis('r', 'HGET', "migctl:edge:$n", 'default'), "on:$epoch",
+       "$n serves on:$epoch");
+    is($t->http($t->port($n), '/')->{status}, 503, "$n answers 503");
+}
+
+# one edge stopped: master and workers
+my @stopped = ($t->nginx_pid('n3'), $t->worker_pids('n3'));
+kill 'STOP', @stopped;
+
+$t0 = time;
+$r = mig(qw(maintenance off --wait=3));
+my $took = time - $t0;
+is($r->{rc}, 1, 'off --wait=3 with n3 stopped: exit 1');
+like($r->{err}, qr/not serving off:\d+ after 3 s: n3 \(serving on:$epoch/,
+     'names n3 and what it serves');
+unlike($r->{err}, qr/after 3 s:.*\bn[12]\b/, 'names only n3');
+ok($took >= 3 && $took < 6, sprintf('gave up after %.1f s', $took));
+
+$r = mig(qw(maintenance status));
+is($r->{rc}, 1, 'status: exit 1 while n3 is behind');
+like($r->{out}, qr/^\s+n3\s+on:$epoch\s+.*(BEHIND|STALE)/m, 'status marks n3');
+like($r->{out}, qr/^\s+n1\s+off:\d+\s+.*ok$/m, 'n1 ok');
+
+kill 'CONT', @stopped;
+ok($t->wait_for(sub { mig(qw(maintenance status))->{rc} == 0 }, 10),
+   'n3 resumed: status converges (exit 0)');
+
+# --- Redis lost its data -----------------------------------------------------
+
+$r = mig(qw(maintenance on --reason before-flush --wait=10));
+is($r->{rc}, 0, 'on --wait before the flush');
+$t->redis('r', 'FLUSHALL');
+ok($t->wait_for(sub {
+    my $r = mig(qw(maintenance status));
+    $r->{rc} == 1 && $r->{out} =~ /Redis lost its data/;
+}, 10), 'status: Redis lost its data (edges keep serving on)');
+is($t->http($t->port('n2'), '/')->{status}, 503, 'edges stay in maintenance');
+$r = mig(qw(maintenance on --reason reassert --wait=10));
+is($r->{rc}, 0, 'on re-asserts it, every edge acknowledges');
+is(mig(qw(maintenance status))->{rc}, 0, 'status consistent again');
+
+$r = mig(qw(maintenance off --wait=10));
+is($r->{rc}, 0, 'off --wait');
+is($t->http($t->port($_), '/')->{status}, 200, "$_ open") for qw(n1 n2 n3);
+
+$t->check_logs($_) for qw(n1 n2 n3);
+
+done_testing();
