@@ -1,15 +1,544 @@
 /*
- * cmd_locks.c: migctl locks.  Placeholder until its issue lands.
+ * cmd_locks.c: migctl locks: blocked and blocking sessions, long and idle
+ * in transaction ones, INVALID indexes, the runner lock's holder (read-only).
  */
 
-#include "migctl.h"
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+
+
+static int sessions(migctl_ctx_t *ctx, PGconn *conn, int long_secs,
+    json_t *o, int *problem);
+static int invalid_indexes(migctl_ctx_t *ctx, PGconn *conn, json_t *o,
+    int *problem);
+static int runner_lock(migctl_ctx_t *ctx, PGconn *conn, json_t *o);
+static json_t *pid_array(const char *text);
+static int pid_in(json_t *pids, long pid);
+static json_t *session(PGresult *res, int r);
+static int failed(migctl_ctx_t *ctx, PGconn *conn, const char *what);
+static void print_text(json_t *o, int long_secs);
+static void print_sessions(json_t *a, const char *title);
+static void usage(FILE *f);
 
 
 int
 cmd_locks(int argc, char **argv, migctl_ctx_t *ctx)
 {
-    (void) argc;
-    (void) argv;
+    int      i, rc, long_secs;
+    char    *end;
+    long     v;
+    json_t  *out;
+    PGconn  *conn;
 
-    return migctl_error(ctx, MIGCTL_USAGE, "not implemented yet");
+    long_secs = MIGCTL_LOCKS_LONG_SECS;
+
+    for (i = 1; i < argc; i++) {
+        int  last = (i == argc - 1);
+
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return MIGCTL_OK;
+
+        } else if (strcmp(argv[i], "--long") == 0 && !last) {
+            v = strtol(argv[++i], &end, 10);
+            if (*argv[i] == '\0' || *end != '\0' || v < 0 || v > 86400 * 30)
+            {
+                return migctl_error(ctx, MIGCTL_USAGE,
+                                    "--long wants seconds (0 to 2592000), "
+                                    "not '%s'", argv[i]);
+            }
+            long_secs = (int) v;
+
+        } else if (strcmp(argv[i], "--json") == 0) {
+            ctx->json = 1;
+
+        } else {
+            return migctl_error(ctx, MIGCTL_USAGE,
+                                "unknown or incomplete option '%s': see "
+                                "migctl locks --help", argv[i]);
+        }
+    }
+
+    rc = migctl_db_connect(ctx, &conn);
+    if (rc != MIGCTL_OK) {
+        return rc;
+    }
+
+    rc = migctl_locks_run(ctx, conn, long_secs, &out);
+    PQfinish(conn);
+
+    if (out == NULL) {
+        return rc;
+    }
+
+    if (ctx->json) {
+        if (migctl_json_print(out) != 0) {
+            rc = migctl_error(ctx, MIGCTL_PROBLEM, "writing output failed");
+        }
+
+    } else {
+        print_text(out, long_secs);
+    }
+
+    json_decref(out);
+
+    return rc;
+}
+
+
+int
+migctl_locks_run(migctl_ctx_t *ctx, PGconn *conn, int long_secs,
+    json_t **out)
+{
+    int      rc, problem;
+    json_t  *o;
+
+    *out = NULL;
+    problem = 0;
+
+    o = json_object();
+    if (o == NULL) {
+        return migctl_error(ctx, MIGCTL_PROBLEM, "out of memory");
+    }
+
+    json_object_set_new(o, "long_seconds", json_integer(long_secs));
+
+    if ((rc = sessions(ctx, conn, long_secs, o, &problem)) != MIGCTL_OK
+        || (rc = invalid_indexes(ctx, conn, o, &problem)) != MIGCTL_OK
+        || (rc = runner_lock(ctx, conn, o)) != MIGCTL_OK)
+    {
+        json_decref(o);
+        return rc;
+    }
+
+    *out = o;
+
+    return problem ? MIGCTL_PROBLEM : MIGCTL_OK;
+}
+
+
+/*
+ * One snapshot of pg_stat_activity: blocked ones (pg_blocking_pids not
+ * empty), the sessions they wait for, active queries and idle
+ * transactions older than the threshold.  Our own session is left out.
+ */
+static int
+sessions(migctl_ctx_t *ctx, PGconn *conn, int long_secs, json_t *o,
+    int *problem)
+{
+    int          r, n;
+    json_t      *blocked, *blocking, *lng, *idle, *all, *s, *by, *p;
+    PGresult    *res;
+    const char  *state;
+
+    res = PQexec(conn,
+        "SELECT a.pid, a.usename, a.application_name, a.state,"
+        "  coalesce(a.wait_event_type || ':' || a.wait_event, ''),"
+        "  pg_blocking_pids(a.pid)::text,"
+        "  round(extract(epoch FROM now() - a.query_start)::numeric, 1),"
+        "  round(extract(epoch FROM now() - a.xact_start)::numeric, 1),"
+        "  round(extract(epoch FROM now() - a.state_change)::numeric, 1),"
+        "  left(a.query, 200),"
+        "  coalesce(host(a.client_addr), 'local')"
+        " FROM pg_stat_activity a"
+        " WHERE a.backend_type = 'client backend'"
+        "   AND a.pid <> pg_backend_pid()"
+        " ORDER BY a.pid");
+
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        PQclear(res);
+        return failed(ctx, conn, "pg_stat_activity");
+    }
+
+    blocked = json_array();
+    blocking = json_array();
+    lng = json_array();
+    idle = json_array();
+    all = json_array();
+    json_object_set_new(o, "blocked", blocked);
+    json_object_set_new(o, "blocking", blocking);
+    json_object_set_new(o, "long_running", lng);
+    json_object_set_new(o, "idle_in_transaction", idle);
+
+    n = PQntuples(res);
+
+    for (r = 0; r < n; r++) {
+        json_array_append_new(all, session(res, r));
+    }
+
+    /* every pid some blocked session waits for */
+    by = json_array();
+
+    for (r = 0; r < n; r++) {
+        s = json_array_get(all, r);
+        p = json_object_get(s, "blocked_by");
+
+        if (json_array_size(p) > 0) {
+            json_array_append(blocked, s);
+            json_array_extend(by, p);
+        }
+    }
+
+    for (r = 0; r < n; r++) {
+        s = json_array_get(all, r);
+        state = PQgetvalue(res, r, 3);
+
+        if (pid_in(by, json_integer_value(json_object_get(s, "pid")))) {
+            json_array_append(blocking, s);
+        }
+
+        if (strcmp(state, "active") == 0 && !PQgetisnull(res, r, 6)
+            && atof(PQgetvalue(res, r, 6)) >= long_secs)
+        {
+            json_array_append(lng, s);
+        }
+
+        if (strncmp(state, "idle in transaction", 19) == 0
+            && !PQgetisnull(res, r, 8)
+            && atof(PQgetvalue(res, r, 8)) >= long_secs)
+        {
+            json_array_append(idle, s);
+        }
+    }
+
+    if (json_array_size(blocked) || json_array_size(lng)
+        || json_array_size(idle))
+    {
+        *problem = 1;
+    }
+
+    json_decref(by);
+    json_decref(all);
+    PQclear(res);
+
+    return MIGCTL_OK;
+}
+
+
+static json_t *
+session(PGresult *res, int r)
+{
+    json_t  *s;
+
+    s = json_object();
+    json_object_set_new(s, "pid", json_integer(atol(PQgetvalue(res, r, 0))));
+    json_object_set_new(s, "user", json_string(PQgetvalue(res, r, 1)));
+    json_object_set_new(s, "application",
+                        json_string(PQgetvalue(res, r, 2)));
+    json_object_set_new(s, "client", json_string(PQgetvalue(res, r, 10)));
+    json_object_set_new(s, "state", json_string(PQgetvalue(res, r, 3)));
+    json_object_set_new(s, "wait_event", json_string(PQgetvalue(res, r, 4)));
+    json_object_set_new(s, "blocked_by", pid_array(PQgetvalue(res, r, 5)));
+    json_object_set_new(s, "seconds",
+                        PQgetisnull(res, r, 6)
+                        ? json_null() : json_real(atof(PQgetvalue(res, r, 6))));
+    json_object_set_new(s, "transaction_seconds",
+                        PQgetisnull(res, r, 7)
+                        ? json_null() : json_real(atof(PQgetvalue(res, r, 7))));
+    json_object_set_new(s, "state_seconds",
+                        PQgetisnull(res, r, 8)
+                        ? json_null() : json_real(atof(PQgetvalue(res, r, 8))));
+
+    /* query text is application data, not a secret store; it is cut */
+    json_object_set_new(s, "query",
+                        json_stringn_nocheck(PQgetvalue(res, r, 9),
+                                             strlen(PQgetvalue(res, r, 9))));
+
+    return s;
+}
+
+
+static int
+invalid_indexes(migctl_ctx_t *ctx, PGconn *conn, json_t *o, int *problem)
+{
+    int        r, building;
+    json_t    *a, *e;
+    PGresult  *res;
+
+    /* an index being built CONCURRENTLY is INVALID until it is done */
+    res = PQexec(conn,
+        "SELECT n.nspname, t.relname, c.relname,"
+        "  EXISTS (SELECT 1 FROM pg_stat_progress_create_index p"
+        "          WHERE p.index_relid = i.indexrelid"
+        "             OR (p.index_relid = 0 AND p.relid = i.indrelid))"
+        " FROM pg_index i"
+        " JOIN pg_class c ON c.oid = i.indexrelid"
+        " JOIN pg_class t ON t.oid = i.indrelid"
+        " JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE NOT i.indisvalid"
+        " ORDER BY 1, 2, 3");
+
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        PQclear(res);
+        return failed(ctx, conn, "pg_index");
+    }
+
+    a = json_array();
+    json_object_set_new(o, "invalid_indexes", a);
+
+    for (r = 0; r < PQntuples(res); r++) {
+        building = PQgetvalue(res, r, 3)[0] == 't';
+
+        e = json_object();
+        json_object_set_new(e, "schema", json_string(PQgetvalue(res, r, 0)));
+        json_object_set_new(e, "table", json_string(PQgetvalue(res, r, 1)));
+        json_object_set_new(e, "index", json_string(PQgetvalue(res, r, 2)));
+        json_object_set_new(e, "being_built", json_boolean(building));
+        json_array_append_new(a, e);
+
+        if (!building) {
+            *problem = 1;
+        }
+    }
+
+    PQclear(res);
+
+    return MIGCTL_OK;
+}
+
+
+/* who holds MIGCTL_RUNNER_LOCK_KEY in this database, who waits for it */
+static int
+runner_lock(migctl_ctx_t *ctx, PGconn *conn, json_t *o)
+{
+    int          r;
+    char         classid[16], objid[16];
+    json_t      *l, *waiting, *h;
+    PGresult    *res;
+    const char  *params[2];
+
+    snprintf(classid, sizeof(classid), "%u", MIGCTL_RUNNER_LOCK_CLASSID);
+    snprintf(objid, sizeof(objid), "%u", MIGCTL_RUNNER_LOCK_OBJID);
+    params[0] = classid;
+    params[1] = objid;
+
+    res = PQexecParams(conn,
+        "SELECT l.pid, l.granted, a.usename, a.application_name,"
+        "  coalesce(host(a.client_addr), 'local'),"
+        "  round(extract(epoch FROM now() - a.backend_start)::numeric, 1),"
+        "  a.state"
+        " FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid"
+        " WHERE l.locktype = 'advisory' AND l.classid = $1::oid"
+        "   AND l.objid = $2::oid AND l.objsubid = 1"
+        "   AND l.database = (SELECT oid FROM pg_database"
+        "                     WHERE datname = current_database())"
+        " ORDER BY l.granted DESC, l.pid",
+        2, NULL, params, NULL, NULL, 0);
+
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        PQclear(res);
+        return failed(ctx, conn, "pg_locks");
+    }
+
+    l = json_object();
+    waiting = json_array();
+    h = NULL;
+
+    json_object_set_new(l, "key", json_integer(MIGCTL_RUNNER_LOCK_KEY));
+
+    for (r = 0; r < PQntuples(res); r++) {
+        if (PQgetvalue(res, r, 1)[0] != 't') {
+            json_array_append_new(waiting,
+                                  json_integer(atol(PQgetvalue(res, r, 0))));
+            continue;
+        }
+
+        h = json_object();
+        json_object_set_new(h, "pid", json_integer(atol(PQgetvalue(res, r,
+                                                                   0))));
+        json_object_set_new(h, "user", json_string(PQgetvalue(res, r, 2)));
+        json_object_set_new(h, "application",
+                            json_string(PQgetvalue(res, r, 3)));
+        json_object_set_new(h, "client", json_string(PQgetvalue(res, r, 4)));
+        json_object_set_new(h, "seconds",
+                            PQgetisnull(res, r, 5)
+                            ? json_null()
+                            : json_real(atof(PQgetvalue(res, r, 5))));
+        json_object_set_new(h, "state", json_string(PQgetvalue(res, r, 6)));
+    }
+
+    json_object_set_new(l, "held", json_boolean(h != NULL));
+    json_object_set_new(l, "holder", h ? h : json_null());
+    json_object_set_new(l, "waiting", waiting);
+    json_object_set_new(o, "runner_lock", l);
+
+    PQclear(res);
+
+    return MIGCTL_OK;
+}
+
+
+/* "{12,34}" from pg_blocking_pids()::text */
+static json_t *
+pid_array(const char *text)
+{
+    long     v;
+    char    *end;
+    json_t  *a;
+
+    a = json_array();
+
+    for (text = strchr(text, '{'); text && *text && *text != '}'; ) {
+        text++;
+        v = strtol(text, &end, 10);
+        if (end == text) {
+            break;
+        }
+        json_array_append_new(a, json_integer(v));
+        text = end;
+    }
+
+    return a;
+}
+
+
+static int
+pid_in(json_t *pids, long pid)
+{
+    size_t   i;
+    json_t  *v;
+
+    json_array_foreach(pids, i, v) {
+        if (json_integer_value(v) == pid) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+static int
+failed(migctl_ctx_t *ctx, PGconn *conn, const char *what)
+{
+    char  err[512];
+
+    return migctl_error(ctx, PQstatus(conn) == CONNECTION_OK
+                             ? MIGCTL_PROBLEM : MIGCTL_UNREACHABLE,
+                        "reading %s: %s", what,
+                        migctl_db_error(conn, err, sizeof(err)));
+}
+
+
+static void
+print_text(json_t *o, int long_secs)
+{
+    size_t   i;
+    json_t  *l, *h, *a, *e, *v;
+    char     title[96];
+
+    l = json_object_get(o, "runner_lock");
+    h = json_object_get(l, "holder");
+
+    if (json_is_object(h)) {
+        printf("runner lock: HELD by pid %d (user %s, application %s, "
+               "client %s, session %.0f s, %s)",
+               (int) json_integer_value(json_object_get(h, "pid")),
+               json_string_value(json_object_get(h, "user")),
+               json_string_value(json_object_get(h, "application")),
+               json_string_value(json_object_get(h, "client")),
+               json_number_value(json_object_get(h, "seconds")),
+               json_string_value(json_object_get(h, "state")));
+    } else {
+        printf("runner lock: free");
+    }
+
+    a = json_object_get(l, "waiting");
+    if (json_array_size(a)) {
+        printf("; waiting:");
+        json_array_foreach(a, i, v) {
+            printf(" %d", (int) json_integer_value(v));
+        }
+    }
+    printf("\n");
+
+    print_sessions(json_object_get(o, "blocked"), "blocked sessions");
+    print_sessions(json_object_get(o, "blocking"), "blocking sessions");
+
+    snprintf(title, sizeof(title), "long-running queries (>= %d s)",
+             long_secs);
+    print_sessions(json_object_get(o, "long_running"), title);
+
+    snprintf(title, sizeof(title), "idle in transaction (>= %d s)",
+             long_secs);
+    print_sessions(json_object_get(o, "idle_in_transaction"), title);
+
+    a = json_object_get(o, "invalid_indexes");
+    printf("INVALID indexes (%zu):%s\n", json_array_size(a),
+           json_array_size(a) ? "" : " none");
+
+    json_array_foreach(a, i, e) {
+        printf("  %s.%s on %s%s\n",
+               json_string_value(json_object_get(e, "schema")),
+               json_string_value(json_object_get(e, "index")),
+               json_string_value(json_object_get(e, "table")),
+               json_is_true(json_object_get(e, "being_built"))
+               ? " (being built now)" : "");
+    }
+}
+
+
+static void
+print_sessions(json_t *a, const char *title)
+{
+    size_t   i, k;
+    json_t  *s, *v;
+    char     by[128];
+    int      n;
+
+    printf("%s (%zu):%s\n", title, json_array_size(a),
+           json_array_size(a) ? "" : " none");
+
+    if (json_array_size(a) == 0) {
+        return;
+    }
+
+    printf("  %-8s %-12s %-16s %-21s %-20s %7s %-12s %s\n", "PID", "USER",
+           "APPLICATION", "STATE", "WAIT", "SECS", "BLOCKED BY", "QUERY");
+
+    json_array_foreach(a, i, s) {
+        n = 0;
+        by[0] = '\0';
+        json_array_foreach(json_object_get(s, "blocked_by"), k, v) {
+            if (n < (int) sizeof(by) - 16) {
+                n += snprintf(by + n, sizeof(by) - n, "%s%d", k ? "," : "",
+                              (int) json_integer_value(v));
+            }
+        }
+
+        printf("  %-8d %-12.12s %-16.16s %-21.21s %-20.20s %7.1f %-12s "
+               "%.60s\n",
+               (int) json_integer_value(json_object_get(s, "pid")),
+               json_string_value(json_object_get(s, "user")),
+               json_string_value(json_object_get(s, "application")),
+               json_string_value(json_object_get(s, "state")),
+               json_string_value(json_object_get(s, "wait_event")),
+               json_is_null(json_object_get(s, "transaction_seconds"))
+               ? json_number_value(json_object_get(s, "seconds"))
+               : json_number_value(json_object_get(s,
+                                                   "transaction_seconds")),
+               by[0] ? by : "-",
+               json_string_value(json_object_get(s, "query")));
+    }
+}
+
+
+static void
+usage(FILE *f)
+{
+    fprintf(f,
+        "usage: migctl [--json] locks [--long SECONDS]\n"
+        "\n"
+        "  --long SECONDS   threshold for long-running queries and idle\n"
+        "                   transactions (default %d)\n"
+        "\n"
+        "Read-only: blocked sessions and who blocks them\n"
+        "(pg_blocking_pids), long-running and idle-in-transaction sessions,\n"
+        "INVALID indexes anywhere, and the holder of the runner advisory\n"
+        "lock (key %lld) that `migctl run` takes.  Exit 1 when a session is\n"
+        "blocked or past the threshold, or an INVALID index (not one being\n"
+        "built) exists.\n",
+        MIGCTL_LOCKS_LONG_SECS, (long long) MIGCTL_RUNNER_LOCK_KEY);
 }
