@@ -1,0 +1,210 @@
+#!/usr/bin/perl
+
+# locks.t: `migctl locks` against a real PostgreSQL: a session blocked
+# behind an idle transaction, the runner advisory lock held and waited
+# for, an INVALID index from a failed CREATE UNIQUE INDEX CONCURRENTLY,
+# and the errors (unreachable server, bad option).
+
+use strict;
+use warnings;
+
+use lib 't/lib';
+use JSON::PP;
+use MigTest;
+use Test::More;
+
+my $KEY = 120299473564780;          # MIGCTL_RUNNER_LOCK_KEY in ctl/db.h
+
+my $t = MigTest->new;
+$t->start_pg('pg');
+my %env = $t->pg_env('pg');
+
+sub locks {
+    my (@args) = @_;
+    my $r = $t->migctl({ env => \%env }, '--json', 'locks', @args);
+    $r->{json} = eval { decode_json($r->{out}) };
+    return $r;
+}
+
+sub clean {
+    my ($r, $name) = @_;
+    unlike($r->{err}, qr/AddressSanitizer|runtime error|LeakSanitizer/,
+           "$name: no sanitizer report");
+}
+
+sub backend {
+    my ($app) = @_;
+    my $pid;
+    $t->wait_for(sub {
+        $pid = $t->psql('pg', "SELECT pid FROM pg_stat_activity"
+                              . " WHERE application_name = '$app'");
+        $pid =~ /^\d+$/;
+    }, 10);
+    return $pid;
+}
+
+$t->psql('pg', <<'SQL');
+CREATE TABLE shop_item (id int PRIMARY KEY, sku text);
+INSERT INTO shop_item SELECT g, 'sku' || (g % 10) FROM generate_series(1, 100) g;
+SQL
+
+# a quiet database: nothing to report, exit 0
+
+my $r = locks();
+is($r->{rc}, 0, 'quiet database: exit 0') or diag($r->{err});
+is_deeply([map { scalar @{ $r->{json}{$_} } }
+           qw(blocked blocking long_running idle_in_transaction
+              invalid_indexes)],
+          [0, 0, 0, 0, 0], 'quiet database: nothing listed');
+ok(!$r->{json}{runner_lock}{held}, 'runner lock free');
+is($r->{json}{runner_lock}{key}, $KEY, 'runner lock key reported');
+clean($r, 'quiet');
+
+# an idle transaction holding ACCESS EXCLUSIVE, a reader blocked behind it
+
+my $holder = $t->pg_session('pg', app => 'holder');
+$holder->send("BEGIN; LOCK TABLE shop_item IN ACCESS EXCLUSIVE MODE;"
+              . " SELECT 'locked';");
+ok($t->wait_for(sub { $holder->output =~ /locked/ }, 10), 'holder has lock');
+my $hpid = backend('holder');
+
+my $waiter = $t->pg_session('pg', app => 'waiter');
+$waiter->send("SELECT count(*) FROM shop_item;");
+my $wpid = backend('waiter');
+ok($t->wait_for(sub {
+    $t->psql('pg', "SELECT wait_event_type FROM pg_stat_activity"
+                   . " WHERE pid = $wpid") eq 'Lock';
+}, 10), 'waiter is waiting on the lock');
+
+$r = locks('--long', '0');
+is($r->{rc}, 1, 'blocked session: exit 1');
+my ($b) = grep { $_->{pid} == $wpid } @{ $r->{json}{blocked} };
+ok($b, 'waiter listed as blocked');
+is_deeply($b && $b->{blocked_by}, [$hpid + 0], 'blocked by the holder');
+is($b && $b->{application}, 'waiter', 'application name shown');
+ok(grep({ $_->{pid} == $hpid } @{ $r->{json}{blocking} }),
+   'holder listed as blocking');
+ok(grep({ $_->{pid} == $hpid } @{ $r->{json}{idle_in_transaction} }),
+   'holder listed as idle in transaction (--long 0)');
+ok(grep({ $_->{pid} == $wpid } @{ $r->{json}{long_running} }),
+   'waiter listed as long-running (--long 0)');
+ok(!grep({ $_->{application} eq 'migctl' }
+         map { @{ $r->{json}{$_} } } qw(blocked blocking long_running
+                                       idle_in_transaction)),
+   'migctl does not list its own session');
+clean($r, 'blocked');
+
+# the default threshold (60 s) hides young sessions, not the blocked one
+$r = locks();
+is($r->{rc}, 1, 'default threshold: still exit 1 (a session is blocked)');
+is(scalar @{ $r->{json}{idle_in_transaction} }, 0,
+   'default threshold: a young idle transaction is not listed');
+is(scalar @{ $r->{json}{blocked} }, 1, 'default threshold: blocked listed');
+
+# text output: a readable table
+$r = $t->migctl({ env => \%env }, 'locks', '--long', '0');
+like($r->{out}, qr/^blocked sessions \(1\):/m, 'text: blocked heading');
+like($r->{out}, qr/^\s+$wpid\s+postgres\s+waiter\s.*\b$hpid\b/m,
+     'text: row of the blocked session names its blocker');
+like($r->{out}, qr/^runner lock: free/m, 'text: runner lock free');
+
+$holder->close;
+$waiter->close;
+ok($t->wait_for(sub {
+    $t->psql('pg', "SELECT count(*) FROM pg_stat_activity"
+                   . " WHERE application_name IN ('holder', 'waiter')") == 0;
+}, 10), 'sessions gone');
+
+# the runner lock: held by one session, waited for by another
+
+my $runner = $t->pg_session('pg', app => 'runner');
+$runner->send("SELECT pg_advisory_lock($KEY); SELECT 'got it';");
+ok($t->wait_for(sub { $runner->output =~ /got it/ }, 10), 'runner has lock');
+my $rpid = backend('runner');
+
+my $second = $t->pg_session('pg', app => 'second');
+$second->send("SELECT pg_advisory_lock($KEY);");
+my $spid = backend('second');
+ok($t->wait_for(sub {
+    $t->psql('pg', "SELECT count(*) FROM pg_locks WHERE locktype ="
+                   . " 'advisory' AND NOT granted AND pid = $spid") == 1;
+}, 10), 'second runner waits');
+
+$r = locks();
+ok($r->{json}{runner_lock}{held}, 'runner lock held');
+is($r->{json}{runner_lock}{holder}{pid}, $rpid, 'holder pid');
+is($r->{json}{runner_lock}{holder}{application}, 'runner', 'holder app');
+is($r->{json}{runner_lock}{holder}{client}, '127.0.0.1', 'holder client');
+is_deeply($r->{json}{runner_lock}{waiting}, [$spid + 0], 'waiter pid');
+clean($r, 'runner lock');
+
+$r = $t->migctl({ env => \%env }, 'locks');
+like($r->{out}, qr/^runner lock: HELD by pid $rpid \(user postgres, application runner, client 127\.0\.0\.1/m,
+     'text: who holds the runner lock');
+
+# read-only: the lock was never taken by migctl itself
+is($t->psql('pg', "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a"
+                  . " USING (pid) WHERE l.locktype = 'advisory'"
+                  . " AND a.application_name = 'migctl'"), 0,
+   'migctl holds no advisory lock');
+is($t->psql('pg', "SELECT pid FROM pg_locks WHERE locktype = 'advisory'"
+                  . " AND granted"), $rpid, 'the holder is unchanged');
+
+$runner->close;
+$second->close;
+
+# an INVALID index left by a failed CREATE UNIQUE INDEX CONCURRENTLY
+
+my $ci = $t->run({ env => \%env }, 'psql', '-X', '-c',
+                 'CREATE UNIQUE INDEX CONCURRENTLY shop_item_sku_uniq'
+                 . ' ON shop_item (sku)');
+isnt($ci->{rc}, 0, 'concurrent unique index fails on duplicates');
+like($ci->{err}, qr/could not create unique index/, '... as expected');
+
+$r = locks();
+is($r->{rc}, 1, 'INVALID index: exit 1');
+is_deeply($r->{json}{invalid_indexes},
+          [{ schema => 'public', table => 'shop_item',
+             index => 'shop_item_sku_uniq', being_built => JSON::PP::false }],
+          'INVALID index listed with schema and table');
+$r = $t->migctl({ env => \%env }, 'locks');
+like($r->{out}, qr/^INVALID indexes \(1\):\n  public\.shop_item_sku_uniq on shop_item$/m,
+     'text: INVALID index');
+
+# an index in another schema, not on the search_path, is found too
+$t->psql('pg', <<'SQL');
+DROP INDEX shop_item_sku_uniq;
+CREATE SCHEMA other;
+CREATE TABLE other.t (v int);
+INSERT INTO other.t VALUES (1), (1);
+SQL
+$ci = $t->run({ env => \%env }, 'psql', '-X', '-c',
+              'CREATE UNIQUE INDEX CONCURRENTLY t_v ON other.t (v)');
+$r = locks();
+is_deeply([map { "$_->{schema}.$_->{index}" } @{ $r->{json}{invalid_indexes} }],
+          ['other.t_v'], 'INVALID index in another schema');
+
+$t->psql('pg', 'DROP INDEX other.t_v');
+$r = locks();
+is($r->{rc}, 0, 'repaired: exit 0') or diag($r->{out}, $r->{err});
+
+# errors
+
+$r = $t->migctl({ env => \%env }, 'locks', '--long', 'soon');
+is($r->{rc}, 2, 'bad --long: exit 2');
+like($r->{err}, qr/^migctl: locks: --long wants seconds/, 'bad --long: says so');
+
+$r = $t->migctl({ env => { %env, PGPORT => $t->port('nothing') } }, 'locks');
+is($r->{rc}, 3, 'unreachable server: exit 3');
+like($r->{err}, qr/^migctl: locks: cannot connect to PostgreSQL: .*port \d+ failed/,
+     'unreachable server: one clear line');
+is(scalar(() = $r->{err} =~ /\n/g), 1, 'unreachable server: one line');
+
+$r = $t->migctl({ env => { %env, PGPORT => $t->port('nothing'),
+                           DATABASE_URL => 'postgresql://app:s3cr3t-pw@127.0.0.1:'
+                                           . $t->port('nothing') . '/app' } },
+                'locks');
+is($r->{rc}, 3, 'DATABASE_URL unreachable: exit 3');
+unlike($r->{err}, qr/s3cr3t/, 'the password is never printed');
+
+done_testing;
