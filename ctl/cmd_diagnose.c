@@ -1,15 +1,1147 @@
 /*
- * cmd_diagnose.c: migctl diagnose.  Placeholder until its issue lands.
+ * cmd_diagnose.c: migctl diagnose: the state of one migration (inspect),
+ * the class of its failure (classify) and what the previous release knows
+ * (migrations) -> retry, fix_forward, rollback_code or restore_or_repair.
  */
 
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "migctl.h"
+#include "db.h"
+
+
+#define DG_BUF  1024
+
+/* the database state, from the inspect verdict (docs/decision-table.md) */
+#define ST_UNCHANGED    0       /* not applied, nothing left behind */
+#define ST_PARTIAL      1       /* part done, or cannot prove otherwise */
+#define ST_APPLIED      2       /* recorded and in place */
+#define ST_RECORDED     3       /* recorded, schema does not match */
+
+
+typedef struct {
+    const char  *app;
+    const char  *migration;
+    const char  *sqlfile;
+
+    json_t      *insp;          /* migctl_inspect_run(), or NULL */
+    json_t      *migs;          /* migctl_migrations_run() */
+    json_t      *cls;           /* migctl_classify_text(), or NULL */
+    json_t      *holders;       /* sessions holding the tables, or NULL */
+
+    const char  *verdict;
+    const char  *klass;         /* "none" without --traceback */
+    const char  *sqlstate;
+    int          state;
+    int          atomic;
+    int          rollback;      /* 1 safe, 0 unsafe, -1 unknown */
+    long         done;
+    long         not_done;
+    long         invalid;
+    long         unverified;
+
+    const char  *path;
+    json_t      *reasons;
+    json_t      *risks;
+    json_t      *next;
+} dg_t;
+
+
+static int read_traceback(migctl_ctx_t *ctx, const char *path, json_t **cls);
+static int unparsable_fallback(migctl_ctx_t *ctx, PGconn *conn, dg_t *d);
+static int sql_is_atomic(const char *path);
+static int lock_holders(PGconn *conn, dg_t *d);
+static void derive(dg_t *d);
+static void decide(dg_t *d);
+static void decide_recorded(dg_t *d);
+static void decide_partial(dg_t *d);
+static void decide_applied(dg_t *d);
+static void decide_unchanged(dg_t *d);
+static void risk_objects(dg_t *d, const char *status, const char *prefix);
+static void risk_invalid(dg_t *d);
+static void risk_rollback(dg_t *d);
+static void risk_class(dg_t *d);
+static void next_end(dg_t *d);
+static const char *previous_of(dg_t *d, int *later);
+static void add(json_t *a, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void quote_ident(char *buf, size_t len, const char *schema,
+    const char *name);
+static const char *str(json_t *o, const char *key);
+static long num(json_t *o, const char *key);
+static json_t *result(dg_t *d);
+static void print_text(dg_t *d);
+static void print_list(const char *title, json_t *a, const char *bullet);
+static void usage(FILE *f);
 
 
 int
 cmd_diagnose(int argc, char **argv, migctl_ctx_t *ctx)
 {
-    (void) argc;
-    (void) argv;
+    int          i, rc;
+    dg_t         d;
+    json_t      *res;
+    PGconn      *conn;
+    const char  *tb, *plan, *prev;
 
-    return migctl_error(ctx, MIGCTL_USAGE, "not implemented yet");
+    memset(&d, 0, sizeof(d));
+    tb = NULL;
+    plan = NULL;
+    prev = NULL;
+    conn = NULL;
+    res = NULL;
+
+    for (i = 1; i < argc; i++) {
+        int  last = (i == argc - 1);
+
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return MIGCTL_OK;
+
+        } else if (strcmp(argv[i], "--json") == 0) {
+            ctx->json = 1;
+
+        } else if (strcmp(argv[i], "--app") == 0 && !last) {
+            d.app = argv[++i];
+
+        } else if (strcmp(argv[i], "--migration") == 0 && !last) {
+            d.migration = argv[++i];
+
+        } else if (strcmp(argv[i], "--sql") == 0 && !last) {
+            d.sqlfile = argv[++i];
+
+        } else if (strcmp(argv[i], "--traceback") == 0 && !last) {
+            tb = argv[++i];
+
+        } else if (strcmp(argv[i], "--plan") == 0 && !last) {
+            plan = argv[++i];
+
+        } else if (strcmp(argv[i], "--previous-plan") == 0 && !last) {
+            prev = argv[++i];
+
+        } else {
+            return migctl_error(ctx, MIGCTL_USAGE,
+                                "unknown or incomplete option '%s': see "
+                                "migctl diagnose --help", argv[i]);
+        }
+    }
+
+    if (d.app == NULL || d.migration == NULL || d.sqlfile == NULL) {
+        return migctl_error(ctx, MIGCTL_USAGE,
+                            "--app, --migration and --sql are required: "
+                            "see migctl diagnose --help");
+    }
+
+    if (*d.app == '\0' || *d.migration == '\0') {
+        return migctl_error(ctx, MIGCTL_USAGE,
+                            "--app and --migration must not be empty");
+    }
+
+    /* at most one input from stdin */
+    if ((strcmp(d.sqlfile, "-") == 0) + (tb && strcmp(tb, "-") == 0)
+        + (plan && strcmp(plan, "-") == 0) + (prev && strcmp(prev, "-") == 0)
+        > 1)
+    {
+        return migctl_error(ctx, MIGCTL_USAGE,
+                            "only one of --sql, --traceback, --plan and "
+                            "--previous-plan can be stdin");
+    }
+
+    /* inputs first: a typo must not cost a database round trip */
+    if (tb) {
+        rc = read_traceback(ctx, tb, &d.cls);
+        if (rc != MIGCTL_OK) {
+            goto done;
+        }
+    }
+
+    rc = migctl_db_connect(ctx, &conn);
+    if (rc != MIGCTL_OK) {
+        goto done;
+    }
+
+    rc = migctl_db_check_django(ctx, conn);
+    if (rc != MIGCTL_OK) {
+        goto done;
+    }
+
+    rc = migctl_migrations_run(ctx, conn, plan, prev, &d.migs);
+    if (rc != MIGCTL_OK && rc != MIGCTL_PROBLEM) {
+        goto done;
+    }
+
+    d.sqlstate = d.cls ? str(d.cls, "sqlstate") : NULL;
+
+    rc = migctl_inspect_run(ctx, conn, d.sqlfile, d.app, d.migration,
+                            &d.insp);
+
+    if (rc == MIGCTL_USAGE) {
+        /*
+         * The file does not parse.  When the failure itself is a syntax
+         * error in that file, this is the evidence, not a usage error.
+         */
+        rc = unparsable_fallback(ctx, conn, &d);
+        if (rc != MIGCTL_OK) {
+            goto done;
+        }
+
+    } else if (rc != MIGCTL_OK && rc != MIGCTL_PROBLEM) {
+        goto done;
+    }
+
+    derive(&d);
+
+    if (d.klass && strcmp(d.klass, "transient") == 0) {
+        if (lock_holders(conn, &d) != 0) {
+            rc = migctl_error(ctx, MIGCTL_UNREACHABLE,
+                              "reading pg_locks failed: %s",
+                              PQerrorMessage(conn));
+            goto done;
+        }
+    }
+
+    d.reasons = json_array();
+    d.risks = json_array();
+    d.next = json_array();
+    if (d.reasons == NULL || d.risks == NULL || d.next == NULL) {
+        rc = migctl_error(ctx, MIGCTL_PROBLEM, "out of memory");
+        goto done;
+    }
+
+    decide(&d);
+
+    if (ctx->json) {
+        res = result(&d);
+        if (res == NULL || migctl_json_print(res) != 0) {
+            rc = migctl_error(ctx, MIGCTL_PROBLEM, "writing output failed");
+            goto done;
+        }
+
+    } else {
+        print_text(&d);
+    }
+
+    rc = MIGCTL_OK;
+
+done:
+
+    json_decref(res);
+    json_decref(d.insp);
+    json_decref(d.migs);
+    json_decref(d.cls);
+    json_decref(d.holders);
+    json_decref(d.reasons);
+    json_decref(d.risks);
+    json_decref(d.next);
+    if (conn) {
+        PQfinish(conn);
+    }
+
+    return rc;
+}
+
+
+static int
+read_traceback(migctl_ctx_t *ctx, const char *path, json_t **cls)
+{
+    int      rc;
+    char    *text, err[512];
+    size_t   len, k;
+
+    if (migctl_read_file(path, &text, &len, err, sizeof(err)) != 0) {
+        return migctl_error(ctx, MIGCTL_USAGE, "--traceback: %s", err);
+    }
+
+    for (k = 0; k < len && text[k] && strchr(" \t\r\n", text[k]); k++) {
+        /* void */
+    }
+
+    if (k == len) {
+        free(text);
+        return migctl_error(ctx, MIGCTL_USAGE,
+                            "--traceback: %s is empty: give the traceback "
+                            "or the log of the failed step",
+                            strcmp(path, "-") == 0 ? "standard input" : path);
+    }
+
+    rc = migctl_classify_text(ctx, text, len, cls);
+    free(text);
+
+    return rc;
+}
+
+
+/*
+ * inspect could not read the file.  Go on only when the failure is a
+ * syntax error (42601) and the file is an atomic migration: PostgreSQL
+ * then rolled the whole migration back, and django_migrations says
+ * whether it is recorded.  Everything else stays inspect's usage error.
+ */
+static int
+unparsable_fallback(migctl_ctx_t *ctx, PGconn *conn, dg_t *d)
+{
+    int          rc, recorded;
+    json_t      *o;
+    PGresult    *res;
+    const char  *params[2];
+
+    if (d->sqlstate == NULL || strcmp(d->sqlstate, "42601") != 0
+        || !sql_is_atomic(d->sqlfile))
+    {
+        return MIGCTL_USAGE;
+    }
+
+    params[0] = d->app;
+    params[1] = d->migration;
+
+    res = PQexecParams(conn,
+                       "SELECT count(*) FROM django_migrations "
+                       "WHERE app = $1 AND name = $2",
+                       2, NULL, params, NULL, NULL, 0);
+
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        rc = migctl_error(ctx, MIGCTL_UNREACHABLE,
+                          "reading django_migrations failed: %s",
+                          PQerrorMessage(conn));
+        PQclear(res);
+        return rc;
+    }
+
+    recorded = strcmp(PQgetvalue(res, 0, 0), "0") != 0;
+    PQclear(res);
+
+    o = json_pack("{s:s, s:s, s:s, s:b, s:s, s:b, s:s, "
+                  "s:{s:i, s:i, s:i, s:i}, s:b, s:[], s:[]}",
+                  "file", d->sqlfile, "app", d->app,
+                  "migration", d->migration, "recorded", recorded,
+                  "verdict", recorded ? "recorded_but_incomplete"
+                                      : "not_applied",
+                  "verified", 0,
+                  "note", "the file does not parse (the syntax error the "
+                          "migration failed on); atomic, so PostgreSQL "
+                          "rolled it back whole",
+                  "counts", "done", 0, "not_done", 0, "invalid", 0,
+                  "unverified", 0,
+                  "atomic", 1, "objects", "unverified");
+    if (o == NULL) {
+        return migctl_error(ctx, MIGCTL_PROBLEM, "out of memory");
+    }
+
+    fprintf(stderr, "migctl: diagnose: the SQL cannot be inspected; the "
+            "migration is atomic and failed on that syntax error, so "
+            "nothing of it stayed\n");
+
+    d->insp = o;
+
+    return MIGCTL_OK;
+}
+
+
+/* sqlmigrate wraps an atomic migration in BEGIN; ... COMMIT; */
+static int
+sql_is_atomic(const char *path)
+{
+    int      atomic;
+    char    *text, *p, err[256];
+    size_t   len;
+
+    if (strcmp(path, "-") == 0) {
+        return 0;                    /* already consumed by inspect */
+    }
+
+    if (migctl_read_file(path, &text, &len, err, sizeof(err)) != 0) {
+        return 0;
+    }
+
+    p = text;
+    while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n') {
+        p++;
+    }
+
+    atomic = strncmp(p, "BEGIN;", 6) == 0;
+    free(text);
+
+    return atomic;
+}
+
+
+/*
+ * Which other sessions hold a lock on the tables of this migration now:
+ * a retry would wait on them again.  Read-only.
+ */
+static int
+lock_holders(PGconn *conn, dg_t *d)
+{
+    int          i, n, rc;
+    char        *arr, buf[512];
+    size_t       k, nt;
+    json_t      *objs, *o, *h;
+    PGresult    *res;
+    const char  *t, *s, *params[1], **names;
+
+    objs = d->insp ? json_object_get(d->insp, "objects") : NULL;
+    nt = json_array_size(objs);
+    if (nt == 0) {
+        return 0;
+    }
+
+    names = calloc(nt, sizeof(char *));
+    if (names == NULL) {
+        return -1;
+    }
+
+    rc = -1;
+    arr = NULL;
+    res = NULL;
+    n = 0;
+
+    json_array_foreach(objs, k, o) {
+        t = str(o, "table");
+        s = str(o, "schema");
+        if (t == NULL) {
+            continue;
+        }
+        quote_ident(buf, sizeof(buf), s, t);
+        names[n] = strdup(buf);
+        if (names[n] == NULL) {
+            goto done;
+        }
+        n++;
+    }
+
+    arr = migctl_db_text_array(names, n);
+    if (arr == NULL) {
+        goto done;
+    }
+
+    params[0] = arr;
+
+    res = PQexecParams(conn,
+        "SELECT l.pid, coalesce(a.usename, ''), coalesce(a.state, ''),"
+        "       c.relname, l.mode,"
+        "       coalesce(extract(epoch FROM now() - a.xact_start)::int, 0),"
+        "       left(coalesce(a.query, ''), 200)"
+        "  FROM pg_locks l"
+        "  JOIN pg_class c ON c.oid = l.relation"
+        "  LEFT JOIN pg_stat_activity a ON a.pid = l.pid"
+        " WHERE l.granted AND l.pid <> pg_backend_pid()"
+        "   AND l.relation IN (SELECT to_regclass(x)"
+        "                        FROM unnest($1::text[]) x)"
+        " ORDER BY l.pid, c.relname",
+        1, NULL, params, NULL, NULL, 0);
+
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        goto done;
+    }
+
+    d->holders = json_array();
+    if (d->holders == NULL) {
+        goto done;
+    }
+
+    for (i = 0; i < PQntuples(res); i++) {
+        h = json_pack("{s:i, s:s, s:s, s:s, s:s, s:i, s:s}",
+                      "pid", atoi(PQgetvalue(res, i, 0)),
+                      "user", PQgetvalue(res, i, 1),
+                      "state", PQgetvalue(res, i, 2),
+                      "table", PQgetvalue(res, i, 3),
+                      "mode", PQgetvalue(res, i, 4),
+                      "seconds", atoi(PQgetvalue(res, i, 5)),
+                      "query", PQgetvalue(res, i, 6));
+        if (h) {
+            json_array_append_new(d->holders, h);
+        }
+    }
+
+    rc = 0;
+
+done:
+
+    PQclear(res);
+    free(arr);
+    while (n > 0) {
+        free((char *) names[--n]);
+    }
+    free(names);
+
+    return rc;
+}
+
+
+static void
+derive(dg_t *d)
+{
+    json_t  *counts, *rs;
+
+    d->verdict = str(d->insp, "verdict");
+    if (d->verdict == NULL) {
+        d->verdict = "unknown";
+    }
+
+    counts = json_object_get(d->insp, "counts");
+    d->done = num(counts, "done");
+    d->not_done = num(counts, "not_done");
+    d->invalid = num(counts, "invalid");
+    d->unverified = num(counts, "unverified");
+    d->atomic = json_is_true(json_object_get(d->insp, "atomic"));
+
+    d->klass = d->cls ? str(d->cls, "class") : "none";
+
+    rs = json_object_get(d->migs, "rollback_safe");
+    d->rollback = json_is_true(rs) ? 1 : json_is_false(rs) ? 0 : -1;
+
+    if (strcmp(d->verdict, "recorded_but_incomplete") == 0) {
+        d->state = ST_RECORDED;
+
+    } else if (strcmp(d->verdict, "applied") == 0
+               || strcmp(d->verdict, "applied_unverified") == 0)
+    {
+        d->state = ST_APPLIED;
+
+    } else if (strcmp(d->verdict, "not_applied") == 0
+               && (d->atomic || d->unverified == 0))
+    {
+        d->state = ST_UNCHANGED;
+
+    } else {
+        /* partially_applied, or not_applied with a RunPython or a
+         * statement inspect could not check in a non-atomic migration:
+         * it may have changed rows, so "unchanged" is not proven */
+        d->state = ST_PARTIAL;
+    }
+}
+
+
+static void
+decide(dg_t *d)
+{
+    switch (d->state) {
+
+    case ST_RECORDED:
+        decide_recorded(d);
+        break;
+
+    case ST_PARTIAL:
+        decide_partial(d);
+        break;
+
+    case ST_APPLIED:
+        decide_applied(d);
+        break;
+
+    default:
+        decide_unchanged(d);
+        break;
+    }
+}
+
+
+static void
+decide_recorded(dg_t *d)
+{
+    int          later;
+    const char  *prev;
+
+    d->path = "restore_or_repair";
+
+    add(d->reasons, "django_migrations records %s.%s but the schema does "
+        "not match it (%ld object(s) missing or different): the record was "
+        "faked or the schema changed by hand", d->app, d->migration,
+        d->not_done + d->invalid);
+    add(d->reasons, "no retry and no code rollback fixes a record that "
+        "lies: the schema must be repaired to match it, or the record "
+        "removed and the migration applied for real");
+
+    risk_objects(d, "not_done", "do not --fake");
+    risk_invalid(d);
+    add(d->risks, "every later migration of %s was built on schema that "
+        "is not there", d->app);
+    risk_class(d);
+
+    add(d->next, "migctl evidence --out incident-%s-%s", d->app,
+        d->migration);
+
+    prev = previous_of(d, &later);
+
+    if (d->done == 0 && d->invalid == 0 && prev) {
+        add(d->next, "python manage.py migrate %s %s --fake   "
+            "# removes the false record only: none of %s's objects exist%s",
+            d->app, prev, d->migration,
+            later ? "; this also unrecords the later migrations of the app"
+                  : "");
+        add(d->next, "migctl run -- python manage.py migrate %s %s "
+            "--noinput", d->app, d->migration);
+
+    } else {
+        add(d->next, "python manage.py sqlmigrate %s %s   # create what is "
+            "missing by hand, in a transaction, or restore from backup",
+            d->app, d->migration);
+    }
+
+    add(d->next, "migctl diagnose --app %s --migration %s --sql %s   "
+        "# must say applied", d->app, d->migration, d->sqlfile);
+    next_end(d);
+}
+
+
+static void
+decide_partial(dg_t *d)
+{
+    int  code_fix;
+
+    code_fix = strcmp(d->klass, "code_fix") == 0;
+    d->path = code_fix ? "fix_forward" : "restore_or_repair";
+
+    if (strcmp(d->verdict, "partially_applied") == 0) {
+        add(d->reasons, "%s.%s is partially applied: %ld object(s) in "
+            "place, %ld missing, %ld INVALID, and it is not recorded",
+            d->app, d->migration, d->done, d->not_done, d->invalid);
+
+    } else {
+        add(d->reasons, "%s.%s is not recorded and no checked object is in "
+            "place, but the migration is not atomic and %ld operation(s) "
+            "(RunPython, statements inspect cannot read) may have changed "
+            "rows: the database is not proven unchanged",
+            d->app, d->migration, d->unverified);
+    }
+
+    add(d->reasons, "a partial state never gets a blind retry: running "
+        "the same migration again trips over what it already did");
+
+    if (code_fix) {
+        add(d->reasons, "the failure is in the code (%s): ship a fixed "
+            "migration that completes from this state",
+            d->cls ? str(d->cls, "reason") : "");
+
+    } else {
+        add(d->reasons, "the failure is %s: repair the partial state (or "
+            "restore), remove the cause, then apply again", d->klass);
+    }
+
+    risk_objects(d, "done", "do not retry as is");
+    risk_objects(d, "not_done", "do not --fake");
+    risk_invalid(d);
+
+    if (d->unverified) {
+        add(d->risks, "%ld operation(s) could not be verified (RunPython?): "
+            "rows may be half changed; check the data before any --fake",
+            d->unverified);
+    }
+
+    risk_rollback(d);
+    risk_class(d);
+
+    add(d->next, "migctl evidence --out incident-%s-%s", d->app,
+        d->migration);
+    add(d->next, "migctl locks   # nothing may still be running the "
+        "migration");
+
+    if (code_fix) {
+        add(d->next, "# fix %s.%s so that it completes from here (what is "
+            "done stays), then:", d->app, d->migration);
+
+    } else {
+        add(d->next, "# remove the cause (%s), then:",
+            d->cls ? str(d->cls, "reason") : "see the traceback");
+    }
+
+    add(d->next, "migctl run -- python manage.py migrate %s %s --noinput",
+        d->app, d->migration);
+    next_end(d);
+}
+
+
+static void
+decide_applied(dg_t *d)
+{
+    d->path = "fix_forward";
+
+    add(d->reasons, "%s.%s is applied and recorded: the schema it makes is "
+        "in place, so the failure came from elsewhere (a later migration "
+        "or deploy step)", d->app, d->migration);
+
+    if (d->cls) {
+        add(d->reasons, "the failure is %s: %s", d->klass,
+            str(d->cls, "reason") ? str(d->cls, "reason") : "");
+    }
+
+    if (strcmp(d->verdict, "applied_unverified") == 0) {
+        add(d->risks, "%ld operation(s) of it could not be verified "
+            "(RunPython?): check the data they write", d->unverified);
+    }
+
+    if (d->rollback == 1) {
+        add(d->reasons, "rollback_code is also safe: the previous release "
+            "knows every recorded migration");
+
+    } else {
+        risk_rollback(d);
+    }
+
+    risk_class(d);
+
+    add(d->next, "# fix the failing step, then run it again");
+    next_end(d);
+}
+
+
+static void
+decide_unchanged(dg_t *d)
+{
+    size_t   k;
+    json_t  *h;
+
+    add(d->reasons, "the database is unchanged: %s.%s is not applied and "
+        "left nothing behind%s", d->app, d->migration,
+        d->atomic ? " (atomic: PostgreSQL rolled it back whole)" : "");
+
+    if (strcmp(d->klass, "transient") == 0) {
+        d->path = "retry";
+
+        add(d->reasons, "the failure is transient: %s",
+            str(d->cls, "reason"));
+
+        json_array_foreach(d->holders, k, h) {
+            add(d->risks, "session %lld (%s, %s for %llds) still holds %s "
+                "on %s: the retry waits on it again; end it or wait "
+                "(query: %s)",
+                (long long) json_integer_value(json_object_get(h, "pid")),
+                str(h, "user"), str(h, "state"),
+                (long long) json_integer_value(json_object_get(h,
+                                                               "seconds")),
+                str(h, "mode"), str(h, "table"), str(h, "query"));
+        }
+
+        add(d->next, "migctl locks   # the blocker must be gone");
+
+        json_array_foreach(d->holders, k, h) {
+            add(d->next, "psql -c 'SELECT pg_terminate_backend(%lld)'   "
+                "# only if that session may be ended",
+                (long long) json_integer_value(json_object_get(h, "pid")));
+        }
+
+        add(d->next, "migctl run -- python manage.py migrate %s %s "
+            "--noinput", d->app, d->migration);
+        next_end(d);
+        return;
+    }
+
+    if (d->cls == NULL) {
+        add(d->reasons, "no --traceback: the cause is unknown, so no "
+            "retry");
+
+    } else if (strcmp(d->klass, "unknown") == 0) {
+        add(d->reasons, "the failure could not be classified: no retry "
+            "on a guess");
+
+    } else {
+        add(d->reasons, "the failure is %s, a retry fails the same way: %s",
+            d->klass, str(d->cls, "reason"));
+    }
+
+    if (d->rollback == 1) {
+        d->path = "rollback_code";
+
+        add(d->reasons, "the previous release knows every recorded "
+            "migration: rolling back code is safe and reopens fastest");
+        risk_class(d);
+
+        add(d->next, "# deploy the previous release (its code matches "
+            "this schema)");
+        next_end(d);
+        add(d->next, "# then fix %s.%s before the next deploy", d->app,
+            d->migration);
+        return;
+    }
+
+    d->path = "fix_forward";
+    risk_rollback(d);
+    risk_class(d);
+
+    add(d->next, "python manage.py sqlmigrate %s %s   # review what it "
+        "does", d->app, d->migration);
+    add(d->next, "# fix the cause, then:");
+    add(d->next, "migctl run -- python manage.py migrate %s %s --noinput",
+        d->app, d->migration);
+    next_end(d);
+}
+
+
+/* one risk line per object of the migration in the given status */
+static void
+risk_objects(dg_t *d, const char *status, const char *prefix)
+{
+    size_t       k;
+    json_t      *o;
+    const char  *kind, *name, *table, *expected, *found, *action;
+
+    json_array_foreach(json_object_get(d->insp, "objects"), k, o) {
+        if (str(o, "status") == NULL || strcmp(str(o, "status"), status)) {
+            continue;
+        }
+
+        kind = str(o, "kind") ? str(o, "kind") : "object";
+        name = str(o, "name") ? str(o, "name") : "?";
+        table = str(o, "table");
+        expected = str(o, "expected") ? str(o, "expected") : "";
+        found = str(o, "found") ? str(o, "found") : "";
+        action = str(o, "action") ? str(o, "action") : "";
+
+        if (strcmp(status, "done") == 0) {
+            add(d->risks, "%s: %s %s%s%s is already in place (%s): "
+                "the migration fails on it again", prefix, kind, name,
+                table ? " of " : "", table ? table : "", action);
+
+        } else if (strcmp(expected, "present") == 0) {
+            add(d->risks, "%s: %s %s%s%s is missing", prefix, kind, name,
+                table ? " of " : "", table ? table : "");
+
+        } else if (strcmp(expected, "absent") == 0) {
+            add(d->risks, "%s: %s %s%s%s still exists", prefix, kind, name,
+                table ? " of " : "", table ? table : "");
+
+        } else {
+            add(d->risks, "%s: %s %s%s%s is not as the migration leaves it "
+                "(expected %s, found %s)", prefix, kind, name,
+                table ? " of " : "", table ? table : "", expected, found);
+        }
+    }
+}
+
+
+static void
+risk_invalid(dg_t *d)
+{
+    size_t   k;
+    char     q[512];
+    json_t  *o;
+
+    json_array_foreach(json_object_get(d->insp, "objects"), k, o) {
+        if (str(o, "status") == NULL || strcmp(str(o, "status"), "invalid")
+            || str(o, "name") == NULL)
+        {
+            continue;
+        }
+
+        add(d->risks, "drop INVALID index %s before retrying: a failed "
+            "CONCURRENTLY build left it; it slows every write and a retry "
+            "fails on its name", str(o, "name"));
+
+        quote_ident(q, sizeof(q), str(o, "schema"), str(o, "name"));
+        add(d->next, "psql -c 'DROP INDEX CONCURRENTLY IF EXISTS %s'", q);
+    }
+}
+
+
+static void
+risk_rollback(dg_t *d)
+{
+    size_t       k;
+    json_t      *u, *a;
+    char         list[DG_BUF];
+    size_t       n;
+
+    if (d->rollback == -1) {
+        add(d->risks, "no --previous-plan: whether rolling back code is "
+            "safe is unknown; give the previous release's showmigrations "
+            "--plan to check");
+        return;
+    }
+
+    if (d->rollback == 1) {
+        return;
+    }
+
+    a = json_object_get(d->migs, "unknown_to_previous");
+    list[0] = '\0';
+    n = 0;
+
+    json_array_foreach(a, k, u) {
+        n += snprintf(list + n, n < sizeof(list) ? sizeof(list) - n : 0,
+                      "%s%s.%s", k ? ", " : "", str(u, "app"),
+                      str(u, "name"));
+        if (n >= sizeof(list)) {
+            break;
+        }
+    }
+
+    add(d->risks, "do not roll back code: the previous release does not "
+        "know %s (recorded in django_migrations)", list);
+}
+
+
+/* what the class adds, whatever the path */
+static void
+risk_class(dg_t *d)
+{
+    const char  *s;
+
+    s = d->sqlstate;
+    if (s == NULL) {
+        return;
+    }
+
+    if (strcmp(s, "23505") == 0) {
+        add(d->risks, "duplicates in existing rows must be resolved before "
+            "the unique constraint/index can be built: a data decision, "
+            "take it with the data owner");
+        if (str(d->cls, "detail")) {
+            add(d->risks, "the server named one duplicated key only, there "
+                "may be more: %s", str(d->cls, "detail"));
+        }
+
+    } else if (strcmp(s, "57014") == 0
+               && strcmp(d->klass, "high_risk") == 0)
+    {
+        add(d->risks, "the statement rewrites or scans a whole table under "
+            "an ACCESS EXCLUSIVE lock: give it a window and a "
+            "statement_timeout sized for the table, or change the "
+            "migration so that it does not rewrite");
+
+    } else if (strcmp(s, "42501") == 0) {
+        add(d->risks, "run migrate as the role that owns the schema; do not "
+            "grant ownership to the application role in a hurry");
+
+    } else if (strcmp(s, "53100") == 0) {
+        add(d->risks, "free disk space on the database server first: "
+            "nothing else works until then");
+
+    } else if (strcmp(s, "25001") == 0) {
+        add(d->risks, "CONCURRENTLY needs atomic = False on the migration, "
+            "and then a failed build leaves an INVALID index behind");
+    }
+}
+
+
+static void
+next_end(dg_t *d)
+{
+    add(d->next, "migctl maintenance off --wait   # runs health first; "
+        "reopens only when every check passes");
+}
+
+
+/* the migration recorded before ours in the same app, or "zero" */
+static const char *
+previous_of(dg_t *d, int *later)
+{
+    size_t       k;
+    json_t      *e;
+    const char  *prev, *app, *name;
+    int          seen;
+
+    prev = "zero";
+    seen = 0;
+    *later = 0;
+
+    json_array_foreach(json_object_get(d->migs, "applied"), k, e) {
+        app = str(e, "app");
+        name = str(e, "name");
+        if (app == NULL || name == NULL || strcmp(app, d->app) != 0) {
+            continue;
+        }
+
+        if (strcmp(name, d->migration) == 0) {
+            seen = 1;
+
+        } else if (seen) {
+            (*later)++;
+
+        } else {
+            prev = name;
+        }
+    }
+
+    return seen ? prev : NULL;
+}
+
+
+static void
+add(json_t *a, const char *fmt, ...)
+{
+    char     buf[DG_BUF];
+    va_list  ap;
+
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+
+    /* a name that is not UTF-8 gives NULL: the line is dropped */
+    json_array_append_new(a, json_string(buf));
+}
+
+
+/*
+ * "schema"."name" for SQL, inside a single-quoted shell word: double
+ * quotes doubled for SQL, single quotes closed and escaped for the shell.
+ */
+static void
+quote_ident(char *buf, size_t len, const char *schema, const char *name)
+{
+    size_t       n;
+    const char  *parts[2], *p;
+    int          i;
+
+    parts[0] = schema;
+    parts[1] = name;
+    n = 0;
+
+    for (i = 0; i < 2; i++) {
+        if (parts[i] == NULL) {
+            continue;
+        }
+
+        if (n && n + 1 < len) {
+            buf[n++] = '.';
+        }
+
+        if (n + 1 < len) {
+            buf[n++] = '"';
+        }
+
+        for (p = parts[i]; *p && n + 5 < len; p++) {
+            if (*p == '"') {
+                buf[n++] = '"';
+                buf[n++] = '"';
+
+            } else if (*p == '\'') {
+                memcpy(buf + n, "'\\''", 4);
+                n += 4;
+
+            } else {
+                buf[n++] = *p;
+            }
+        }
+
+        if (n + 1 < len) {
+            buf[n++] = '"';
+        }
+    }
+
+    buf[n < len ? n : len - 1] = '\0';
+}
+
+
+static const char *
+str(json_t *o, const char *key)
+{
+    return json_string_value(json_object_get(o, key));
+}
+
+
+static long
+num(json_t *o, const char *key)
+{
+    return (long) json_integer_value(json_object_get(o, key));
+}
+
+
+static json_t *
+result(dg_t *d)
+{
+    return json_pack("{s:s, s:s, s:s, s:{s:s, s:O?, s:b, s:b}, s:O?, "
+                     "s:O?, s:O, s:O, s:O, s:O?, s:O?}",
+                     "app", d->app, "migration", d->migration,
+                     "path", d->path,
+                     "state", "verdict", d->verdict,
+                     "recorded", json_object_get(d->insp, "recorded"),
+                     "atomic", d->atomic,
+                     "database_unchanged", d->state == ST_UNCHANGED,
+                     "class", d->cls,
+                     "rollback_safe", json_object_get(d->migs,
+                                                      "rollback_safe"),
+                     "reasons", d->reasons, "risks", d->risks,
+                     "next", d->next,
+                     "inspect", d->insp,
+                     "migrations", d->migs);
+}
+
+
+static void
+print_text(dg_t *d)
+{
+    json_t      *rs;
+    const char  *exc, *code;
+
+    printf("path       %s\n", d->path);
+    printf("migration  %s.%s\n", d->app, d->migration);
+    printf("state      %s (%s; %ld done, %ld not done, %ld INVALID, "
+           "%ld unverified)\n", d->verdict,
+           json_is_true(json_object_get(d->insp, "recorded"))
+               ? "recorded" : "not recorded",
+           d->done, d->not_done, d->invalid, d->unverified);
+
+    if (d->cls) {
+        code = str(d->cls, "sqlstate");
+        exc = str(d->cls, "exception");
+        printf("class      %s%s%s%s%s%s\n", d->klass,
+               code ? " " : "", code ? code : "",
+               exc ? " (" : "", exc ? exc : "", exc ? ")" : "");
+
+    } else {
+        printf("class      none (no --traceback)\n");
+    }
+
+    rs = json_object_get(d->migs, "rollback_safe");
+    printf("rollback   %s\n", json_is_true(rs) ? "safe"
+                              : json_is_false(rs) ? "unsafe"
+                              : "unknown (no --previous-plan)");
+
+    print_list("reasons", d->reasons, "-");
+    print_list("risks", d->risks, "!");
+    print_list("next", d->next, "$");
+}
+
+
+static void
+print_list(const char *title, json_t *a, const char *bullet)
+{
+    size_t   k;
+    json_t  *v;
+
+    if (json_array_size(a) == 0) {
+        return;
+    }
+
+    printf("\n%s:\n", title);
+
+    json_array_foreach(a, k, v) {
+        printf("  %s %s\n", bullet, json_string_value(v));
+    }
+}
+
+
+static void
+usage(FILE *f)
+{
+    fprintf(f,
+        "usage: migctl [--json] diagnose --app A --migration M --sql FILE\n"
+        "           [--traceback FILE] [--plan FILE] [--previous-plan FILE]\n"
+        "\n"
+        "  --app A, --migration M  the migration that failed (or that is\n"
+        "                          suspected), as in django_migrations\n"
+        "  --sql FILE              manage.py sqlmigrate A M output\n"
+        "  --traceback FILE        the traceback or log of the failure\n"
+        "  --plan FILE             this release's showmigrations --plan\n"
+        "  --previous-plan FILE    the previous release's, to tell whether\n"
+        "                          rolling back code is safe\n"
+        "  (\"-\" reads one of them from standard input)\n"
+        "\n"
+        "Checks the migration against the database (as inspect), classifies\n"
+        "the failure (as classify) and recommends one path:\n"
+        "  retry              transient failure, database unchanged\n"
+        "  rollback_code      database unchanged and the previous release\n"
+        "                     knows every recorded migration\n"
+        "  fix_forward        the code must change (or the migration is\n"
+        "                     applied and a later step failed)\n"
+        "  restore_or_repair  partial or inconsistent state that a retry\n"
+        "                     or rollback would make worse\n"
+        "with the reasons, the risks and the next commands.\n"
+        "The database comes from DATABASE_URL or the PG* variables.\n"
+        "\n"
+        "exit: 0 a path is recommended, 2 usage (missing option, unreadable\n"
+        "or unparsable file, not a Django database), 3 PostgreSQL\n"
+        "unreachable.\n");
 }
