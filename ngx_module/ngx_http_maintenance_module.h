@@ -181,4 +181,18 @@ void ngx_http_maintenance_sync_exit_worker(ngx_cycle_t *cycle);
 ngx_int_t ngx_http_maintenance_state_file_load(ngx_cycle_t *cycle,
     ngx_http_maintenance_main_conf_t *mmcf);
 
+
+/*
+ * ngx_http_maintenance_redis.c: the hiredis async adapter (worker 0).
+ * "closed" runs once, from hiredis's cleanup hook, whenever the context is
+ * freed (connect failure, EOF, error, redisAsyncFree()).
+ */
+struct redisAsyncContext;
+
+typedef void (*ngx_http_maintenance_redis_closed_pt)(void *data,
+    const struct redisAsyncContext *ac);
+
+ngx_int_t ngx_http_maintenance_redis_attach(struct redisAsyncContext *ac,
+    ngx_log_t *log, ngx_http_maintenance_redis_closed_pt closed, void *data);
+
 #endif /* NGX_HTTP_MAINTENANCE_MODULE_H */
