@@ -198,6 +198,7 @@ ngx_http_maintenance_status_handler(ngx_http_request_t *r)
     ngx_shmtx_unlock(&ctx->shpool->mutex);
 
     size = NGX_HTTP_MAINTENANCE_FIXED
+           + 6 * (mmcf->node_id.len + mmcf->prefix.len + mmcf->redis_addr.len)
            + mmcf->scopes.nelts * (prom ? NGX_HTTP_MAINTENANCE_SCOPE_PROM
                                         : NGX_HTTP_MAINTENANCE_SCOPE_JSON);
 
@@ -449,13 +450,59 @@ ngx_http_maintenance_status_prom(ngx_http_request_t *r, u_char *p,
 }
 
 
+/*
+ * A JSON string from bytes that came from the network (Redis): quotes,
+ * backslashes and control bytes are escaped, valid UTF-8 is kept, and an
+ * invalid byte becomes U+FFFD, so the document always parses.  At most 6
+ * output bytes per input byte, plus the quotes.
+ */
+
 static u_char *
 ngx_http_maintenance_json_str(u_char *p, u_char *s, size_t len)
 {
+    u_char    *last, *start;
+    uint32_t   cp;
+
+    static u_char  hex[] = "0123456789abcdef";
+
+    last = s + len;
+
     *p++ = '"';
 
-    if (len) {
-        p = (u_char *) ngx_escape_json(p, s, len);
+    while (s < last) {
+
+        if (*s >= 0x80) {
+            start = s;
+            cp = ngx_utf8_decode(&s, last - s);
+
+            if (cp > 0x10ffff) {
+                p = ngx_cpymem(p, "\\ufffd", 6);
+                s = start + 1;
+                continue;
+            }
+
+            p = ngx_cpymem(p, start, s - start);
+            continue;
+        }
+
+        if (*s == '"' || *s == '\\') {
+            *p++ = '\\';
+            *p++ = *s++;
+            continue;
+        }
+
+        if (*s < 0x20 || *s == 0x7f) {
+            *p++ = '\\';
+            *p++ = 'u';
+            *p++ = '0';
+            *p++ = '0';
+            *p++ = hex[*s >> 4];
+            *p++ = hex[*s & 0xf];
+            s++;
+            continue;
+        }
+
+        *p++ = *s++;
     }
 
     *p++ = '"';

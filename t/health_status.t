@@ -138,6 +138,13 @@ like($m, qr/^# TYPE nginx_maintenance_requests_total counter$/m,
      'prometheus: TYPE lines');
 unlike($m, qr/[^\x{20}-\x{7e}\n]/, 'prometheus: plain ASCII');
 
+# bytes from the network that are not UTF-8 still give valid JSON
+$t->set_state('r', 'default', 'on', 3, reason => "caf\xc3\xa9 \xff\xc3");
+ok($t->wait_for(sub {
+    (status_json()->{scopes}{default}{state}{reason} // '')
+        eq "caf\x{e9} \x{fffd}\x{fffd}"
+}, 5), 'status: invalid UTF-8 in the reason becomes U+FFFD, valid is kept');
+
 is($t->http($p, '/status?format=xml')->{status}, 400,
    'status: an unknown format is a 400');
 
