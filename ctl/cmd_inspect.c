@@ -19,6 +19,8 @@ typedef struct {
 } check_result_t;
 
 
+static int read_sql(migctl_ctx_t *ctx, const char *path, char **textp,
+    migctl_sql_plan_t *planp);
 static int check_tables(migctl_ctx_t *ctx, PGconn *conn,
     migctl_sql_plan_t *plan, check_result_t *res);
 static int check_columns(migctl_ctx_t *ctx, PGconn *conn,
@@ -37,6 +39,7 @@ static json_t *build(migctl_sql_plan_t *plan, check_result_t *res,
     const char *file, const char *app, const char *migration, int rec,
     int *problem);
 static const char *kind_name(int kind);
+static const char *contype_name(char t);
 static json_t *jstr(const char *s);
 static void usage(FILE *f);
 
@@ -90,6 +93,12 @@ cmd_inspect(int argc, char **argv, migctl_ctx_t *ctx)
                             "--app and --migration go together");
     }
 
+    /* a bad file is a usage error whether or not the server is up */
+    rc = read_sql(ctx, sql, NULL, NULL);
+    if (rc != MIGCTL_OK) {
+        return rc;
+    }
+
     rc = migctl_db_connect(ctx, &conn);
     if (rc != MIGCTL_OK) {
         return rc;
@@ -122,8 +131,8 @@ migctl_inspect_run(migctl_ctx_t *ctx, PGconn *conn, const char *sqlfile,
     const char *app, const char *migration, json_t **out)
 {
     int                 rc, rec, problem;
-    char                err[1024], *text;
-    size_t              len, i;
+    char               *text;
+    size_t              i;
     check_result_t     *res;
     migctl_sql_plan_t   plan;
 
@@ -132,21 +141,8 @@ migctl_inspect_run(migctl_ctx_t *ctx, PGconn *conn, const char *sqlfile,
     res = NULL;
     memset(&plan, 0, sizeof(plan));
 
-    if (migctl_read_file(sqlfile, &text, &len, err, sizeof(err)) != 0) {
-        return migctl_error(ctx, MIGCTL_USAGE, "%s", err);
-    }
-
-    if (strlen(text) != len) {
-        rc = migctl_error(ctx, MIGCTL_USAGE,
-                          "%s: contains a NUL byte: give the output of "
-                          "manage.py sqlmigrate", sqlfile);
-        goto done;
-    }
-
-    if (migctl_sql_parse(text, &plan, err, sizeof(err)) != 0) {
-        rc = migctl_error(ctx, MIGCTL_USAGE,
-                          "%s: %s: give the output of manage.py sqlmigrate "
-                          "APP MIGRATION", sqlfile, err);
+    rc = read_sql(ctx, sqlfile, &text, &plan);
+    if (rc != MIGCTL_OK) {
         goto done;
     }
 
@@ -260,6 +256,54 @@ migctl_inspect_print(FILE *f, json_t *result)
                 json_is_string(v) ? ": " : "",
                 json_is_string(v) ? json_string_value(v) : "");
     }
+}
+
+
+/*
+ * Reads and parses the file; with text and plan NULL only validates it
+ * (cmd_inspect does that before connecting).  "-" (stdin) can be read
+ * once only, so it is not validated early.
+ */
+static int
+read_sql(migctl_ctx_t *ctx, const char *path, char **textp,
+    migctl_sql_plan_t *planp)
+{
+    int                 rc;
+    char                err[1024], *text;
+    size_t              len;
+    migctl_sql_plan_t   plan;
+
+    if (textp == NULL && strcmp(path, "-") == 0) {
+        return MIGCTL_OK;
+    }
+
+    if (migctl_read_file(path, &text, &len, err, sizeof(err)) != 0) {
+        return migctl_error(ctx, MIGCTL_USAGE, "%s", err);
+    }
+
+    rc = MIGCTL_OK;
+
+    if (strlen(text) != len) {
+        rc = migctl_error(ctx, MIGCTL_USAGE,
+                          "%s: contains a NUL byte: give the output of "
+                          "manage.py sqlmigrate APP MIGRATION", path);
+
+    } else if (migctl_sql_parse(text, &plan, err, sizeof(err)) != 0) {
+        rc = migctl_error(ctx, MIGCTL_USAGE,
+                          "%s: %s: give the output of manage.py sqlmigrate "
+                          "APP MIGRATION", path, err);
+    }
+
+    if (rc == MIGCTL_OK && planp != NULL) {
+        *planp = plan;
+        *textp = text;
+        return MIGCTL_OK;
+    }
+
+    migctl_sql_free(&plan);
+    free(text);
+
+    return rc;
 }
 
 
@@ -533,12 +577,12 @@ check_constraints(migctl_ctx_t *ctx, PGconn *conn, migctl_sql_plan_t *plan,
         }
 
         if (c->contype) {
-            snprintf(res[i].expected, sizeof(res[i].expected),
-                     "constraint %c%s", c->contype,
-                     c->validated ? "" : " (not valid)");
+            snprintf(res[i].expected, sizeof(res[i].expected), "%s%s",
+                     contype_name(c->contype),
+                     c->validated ? "" : " (NOT VALID)");
         } else {
             snprintf(res[i].expected, sizeof(res[i].expected),
-                     "present, validated");
+                     "validated constraint");
         }
 
         if (!exists) {
@@ -548,7 +592,7 @@ check_constraints(migctl_ctx_t *ctx, PGconn *conn, migctl_sql_plan_t *plan,
             continue;
         }
 
-        snprintf(res[i].found, FOUND_MAX, "constraint %s%s", contype,
+        snprintf(res[i].found, FOUND_MAX, "%s%s", contype_name(contype[0]),
                  validated ? "" : " (not validated)");
 
         res[i].status = (c->contype == 0 || c->contype == contype[0])
@@ -876,6 +920,26 @@ kind_name(int kind)
         return "column";
     case MIGCTL_SQL_INDEX:
         return "index";
+    default:
+        return "constraint";
+    }
+}
+
+
+static const char *
+contype_name(char t)
+{
+    switch (t) {
+    case 'u':
+        return "unique constraint";
+    case 'f':
+        return "foreign key";
+    case 'c':
+        return "check constraint";
+    case 'p':
+        return "primary key";
+    case 'x':
+        return "exclusion constraint";
     default:
         return "constraint";
     }

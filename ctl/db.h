@@ -101,7 +101,9 @@ int migctl_migrations_run(migctl_ctx_t *ctx, PGconn *conn, const char *plan,
  *               "schema": S|null, "table": T|null, "name": N,
  *               "expected": "present" | "absent" | "type T" | "not null"
  *                 | "nullable" | "default" | "no default" | "valid index"
- *                 | "unique valid index" | "constraint <u|f|c|p|x>",
+ *                 | "unique valid index" | "unique constraint"
+ *                 | "foreign key" | "check constraint" | "primary key"
+ *                 | "exclusion constraint" (+ " (NOT VALID)"),
  *               "found": "...",
  *               "status": "done" | "not_done" | "invalid"}...],
  *  "unverified": [{"stmt": N|null, "line": L, "operation": ...,

@@ -91,16 +91,24 @@ migctl_sql_parse(const char *text, migctl_sql_plan_t *plan, char *err,
         int  pos = res.error->cursorpos;
 
         if (pos > 0) {
-            size_t  off = (size_t) pos - 1, k, col;
+            int     chars;
+            size_t  off, k, col;
 
-            /* cursorpos counts characters; close enough for a pointer */
-            len = strlen(text);
-            if (off > len) {
-                off = len;
+            /* cursorpos counts UTF-8 characters from 1: to a byte offset */
+            chars = 0;
+            for (off = 0; text[off]; off++) {
+                if (((unsigned char) text[off] & 0xc0) != 0x80
+                    && ++chars == pos)
+                {
+                    break;
+                }
             }
+
             col = 1;
             for (k = off; k > 0 && text[k - 1] != '\n'; k--) {
-                col++;
+                if (((unsigned char) text[k - 1] & 0xc0) != 0x80) {
+                    col++;
+                }
             }
             snprintf(err, errlen, "%s at line %d, column %zu (position %d)",
                      res.error->message, line_of(text, off), col, pos);
