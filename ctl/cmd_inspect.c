@@ -409,7 +409,8 @@ check_columns(migctl_ctx_t *ctx, PGconn *conn, migctl_sql_plan_t *plan,
                 snprintf(res[i].found, FOUND_MAX, "%s",
                          tbl ? "absent" : "absent (no table)");
             }
-            res[i].status = col == c->expect ? "done" : "not_done";
+            /* as for constraints: a dropped column needs its table */
+            res[i].status = col == c->expect && tbl ? "done" : "not_done";
             continue;
 
         case MIGCTL_SQL_TYPE:
@@ -570,9 +571,13 @@ check_constraints(migctl_ctx_t *ctx, PGconn *conn, migctl_sql_plan_t *plan,
 
         if (!c->expect) {
             snprintf(res[i].expected, sizeof(res[i].expected), "absent");
+            /*
+             * without its table, "absent" proves nothing (the table may
+             * still be under its old name): not done
+             */
             snprintf(res[i].found, FOUND_MAX, "%s",
-                     exists ? "present" : "absent");
-            res[i].status = exists ? "not_done" : "done";
+                     exists ? "present" : tbl ? "absent" : "table absent");
+            res[i].status = exists || !tbl ? "not_done" : "done";
             continue;
         }
 
