@@ -912,8 +912,6 @@ ngx_http_maintenance_message_cb(redisAsyncContext *ac, void *r,
                         NULL, 0)
         != MIG_OK)
     {
-        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, sync->log, 0,
-                       "maintenance: malformed event ignored");
         return;
     }
 
