@@ -1,0 +1,230 @@
+#!/usr/bin/perl
+
+# diagnose.t: `migctl diagnose` beyond the real scenarios: usage errors,
+# an unreachable server, a database that is not Django's, garbage and
+# empty SQL, and the decision table's rows that the scenarios do not reach
+# (no traceback, unknown class, a non-atomic RunPython that may have run,
+# a record that lies about part of its objects).
+
+use strict;
+use warnings;
+
+use lib 't/lib';
+use MigTest;
+use Test::More;
+use JSON::PP;
+
+my $t = MigTest->new;
+my $json = JSON::PP->new;
+my $fx = MigTest->root . '/t/fixtures/classify';
+
+sub mc {
+    my ($env, @args) = @_;
+    my $o = ref $env eq 'HASH' && exists $env->{stdin}
+          ? { stdin => delete $env->{stdin}, env => $env } : { env => $env };
+    my $r = $t->migctl($o, @args);
+    unlike($r->{err}, qr/Sanitizer|runtime error/, "no sanitizer report: " . join(" ", grep { defined } @args[0..1]));
+    return $r;
+}
+
+sub js {
+    my $v = eval { $json->decode($_[0]{out}) };
+    return $v // {};
+}
+
+sub has_line {
+    my ($list, $re, $name) = @_;
+    ok((grep { /$re/ } @{ $list || [] }), $name) or diag(explain($list));
+}
+
+my $sql_ok = $t->write_file('add_col.sql', <<'EOF');
+BEGIN;
+--
+-- Add field note to customer
+--
+ALTER TABLE "dupes_customer" ADD COLUMN "note" varchar(20) NULL;
+COMMIT;
+EOF
+
+# --- usage: before any connection -------------------------------------
+
+{
+    my $dead = { PGHOST => '127.0.0.1', PGPORT => $t->port('nothing'),
+                 PGUSER => 'postgres', PGDATABASE => 'app' };
+    my $r = mc($dead, 'diagnose');
+    is($r->{rc}, 2, 'no options: exit 2');
+    like($r->{err}, qr/^migctl: diagnose: --app, --migration and --sql are required/,
+         'no options: says what is needed');
+    $r = mc($dead, 'diagnose', '--app', 'a', '--migration', 'm');
+    is($r->{rc}, 2, 'no --sql: exit 2');
+    $r = mc($dead, 'diagnose', '--app', 'a', '--migration', 'm', '--sql');
+    is($r->{rc}, 2, '--sql without a value: exit 2');
+    like($r->{err}, qr/unknown or incomplete option '--sql'/, '... named');
+    $r = mc($dead, 'diagnose', '--bogus');
+    is($r->{rc}, 2, 'unknown option: exit 2');
+    $r = mc($dead, 'diagnose', '--app', '', '--migration', 'm', '--sql', $sql_ok);
+    is($r->{rc}, 2, 'empty --app: exit 2');
+    $r = mc($dead, 'diagnose', '--app', 'a', '--migration', 'm', '--sql', '-',
+            '--traceback', '-');
+    is($r->{rc}, 2, 'two inputs from stdin: exit 2');
+    like($r->{err}, qr/only one of .* can be stdin/, '... said so');
+    $r = mc($dead, 'diagnose', '--help');
+    is($r->{rc}, 0, '--help: exit 0');
+    like($r->{out}, qr/^usage: migctl \[--json\] diagnose --app A/m, '--help on stdout');
+
+    # a bad traceback file is a usage error, found before the connection
+    $r = mc($dead, 'diagnose', '--app', 'a', '--migration', 'm', '--sql',
+            $sql_ok, '--traceback', $t->dir . '/missing.tb');
+    is($r->{rc}, 2, 'missing traceback file: exit 2, not 3');
+    like($r->{err}, qr/--traceback: cannot open .*missing\.tb/, '... named');
+    $r = mc($dead, 'diagnose', '--app', 'a', '--migration', 'm', '--sql',
+            $sql_ok, '--traceback', "$fx/empty.txt");
+    is($r->{rc}, 2, 'empty traceback: exit 2');
+    like($r->{err}, qr/--traceback: .*empty\.txt is empty/, '... said so');
+
+    # unreachable server: exit 3, one line, no password
+    $r = mc({ %$dead, PGPASSWORD => 'hunter2-secret' }, 'diagnose',
+            '--app', 'a', '--migration', 'm', '--sql', $sql_ok);
+    is($r->{rc}, 3, 'unreachable server: exit 3');
+    like($r->{err}, qr/^migctl: diagnose: cannot connect to PostgreSQL: .*\n\z/,
+         'unreachable: one line');
+    unlike($r->{err} . $r->{out}, qr/hunter2/, 'unreachable: no password shown');
+}
+
+# --- a database, not Django's, then Django's -------------------------
+
+$t->start_pg('pg');
+my %pg = $t->pg_env('pg');
+
+{
+    my $r = mc({ %pg }, 'diagnose', '--app', 'dupes', '--migration',
+               '0002_email_unique', '--sql', $sql_ok);
+    is($r->{rc}, 2, 'not a Django database: exit 2');
+    like($r->{err}, qr/^migctl: diagnose: .*not a Django database/m,
+         'not a Django database: said so');
+}
+
+$t->psql('pg', 'CREATE DATABASE dj', db => 'postgres');
+my $e = { %pg, PGDATABASE => 'dj' };
+my $r = $t->django({ env => { %$e, PYTHONDONTWRITEBYTECODE => 1 } }, 'django',
+                   'migrate', 'dupes', '0001');
+is($r->{rc}, 0, 'dupes 0001 applied') or diag($r->{err});
+$r = $t->django({ env => { %$e, PYTHONDONTWRITEBYTECODE => 1 } }, 'django',
+                'showmigrations', '--plan');
+my $plan = $t->write_file('plan', $r->{out});
+my $prev = $t->write_file('prev', join '', grep { !/dupes\.0002/ }
+                                           split /^/, $r->{out});
+
+sub diag_json {
+    my (@args) = @_;
+    my $o = ref $args[0] eq 'HASH' ? shift @args : {};
+    my $r = mc({ %$e, %$o }, '--json', 'diagnose', @args);
+    is($r->{rc}, 0, "diagnose @args[0..3]: exit 0") or diag($r->{err});
+    return js($r);
+}
+
+# garbage and empty SQL
+{
+    my $g = $t->write_file('garbage.sql', "this is not SQL at all ;;; \x01\n");
+    my $r = mc($e, 'diagnose', '--app', 'dupes', '--migration', 'x', '--sql', $g);
+    is($r->{rc}, 2, 'garbage SQL: exit 2');
+    like($r->{err}, qr/^migctl: diagnose: .*garbage\.sql.*syntax error/m,
+         'garbage SQL: the file and the error');
+    my $z = $t->write_file('empty.sql', '');
+    $r = mc($e, 'diagnose', '--app', 'dupes', '--migration', 'x', '--sql', $z);
+    is($r->{rc}, 2, 'empty SQL: exit 2');
+    like($r->{err}, qr/^migctl: diagnose: .*empty\.sql/m, 'empty SQL: named');
+    $r = mc($e, 'diagnose', '--app', 'dupes', '--migration', 'x', '--sql',
+            $t->dir . '/none.sql');
+    is($r->{rc}, 2, 'missing SQL file: exit 2');
+
+    # a syntax error traceback does not excuse garbage in a non-atomic file
+    $r = mc($e, 'diagnose', '--app', 'dupes', '--migration', 'x', '--sql', $g,
+            '--traceback', "$fx/django_badsql.txt");
+    is($r->{rc}, 2, 'garbage, not atomic, with a syntax error traceback: exit 2');
+}
+
+# unchanged database, no traceback: no retry, fix forward or roll back
+{
+    my $d = diag_json('--app', 'dupes', '--migration', '0002_note',
+                      '--sql', $sql_ok);
+    is($d->{path}, 'fix_forward', 'no traceback: fix_forward');
+    is($d->{class}, undef, 'no traceback: class null');
+    has_line($d->{reasons}, qr/no --traceback: the cause is unknown, so no retry/,
+             'no traceback: says why no retry');
+    has_line($d->{risks}, qr/no --previous-plan/, 'rollback safety unknown');
+    ok($d->{state}{database_unchanged}, 'unchanged');
+    for my $k (qw(path state class rollback_safe reasons risks next inspect migrations)) {
+        ok(exists $d->{$k}, "json has $k");
+    }
+
+    $d = diag_json('--app', 'dupes', '--migration', '0002_note', '--sql',
+                   $sql_ok, '--plan', $plan, '--previous-plan', $prev);
+    is($d->{path}, 'rollback_code', 'no traceback, compatible previous: rollback_code');
+
+    # unknown class: same, never a retry
+    $d = diag_json('--app', 'dupes', '--migration', '0002_note', '--sql',
+                   $sql_ok, '--traceback', "$fx/unknown_deploy_log.txt");
+    is($d->{path}, 'fix_forward', 'unknown class: fix_forward');
+    is($d->{class}{class}, 'unknown', 'class unknown');
+    has_line($d->{reasons}, qr/no retry on a guess/, 'unknown: no guess');
+
+    # transient: retry, the traceback from stdin
+    my $tb = $t->read_file("$fx/django_locky.txt");
+    my $r = mc({ %$e, stdin => $tb }, 'diagnose', '--app', 'dupes',
+               '--migration', '0002_note', '--sql', $sql_ok, '--traceback', '-');
+    is($r->{rc}, 0, 'transient from stdin: exit 0');
+    like($r->{out}, qr/^path\s+retry$/m, 'transient, unchanged: retry');
+    like($r->{out}, qr/^class\s+transient 55P03 \(django\.db\.utils\.OperationalError\)$/m,
+         'text: class line');
+    like($r->{out}, qr/^state\s+not_applied \(not recorded; 0 done, 1 not done/m,
+         'text: state line');
+    like($r->{out}, qr/^  \$ migctl run -- python manage\.py migrate dupes 0002_note --noinput$/m,
+         'text: the exact retry');
+    unlike($r->{out}, qr/still holds/, 'nobody holds the table');
+}
+
+# a non-atomic migration with a RunPython: not proven unchanged
+{
+    my $s = $t->write_file('runpython.sql', <<'EOF');
+--
+-- Add field note to customer
+--
+ALTER TABLE "dupes_customer" ADD COLUMN "note" varchar(20) NULL;
+--
+-- MIGRATION NOW PERFORMS OPERATION THAT CANNOT BE WRITTEN AS SQL:
+-- Raw Python operation
+--
+EOF
+    my $d = diag_json('--app', 'dupes', '--migration', '0002_note', '--sql', $s,
+                      '--traceback', "$fx/django_locky.txt");
+    is($d->{inspect}{verdict}, 'not_applied', 'inspect: not_applied');
+    ok(!$d->{state}{database_unchanged}, 'but not proven unchanged');
+    isnt($d->{path}, 'retry', 'transient, yet no blind retry');
+    is($d->{path}, 'restore_or_repair', 'restore_or_repair');
+    has_line($d->{reasons}, qr/not atomic .* may have changed rows/, 'says why');
+}
+
+# a record that lies about part of its objects
+{
+    $t->psql('pg', "INSERT INTO django_migrations (app, name, applied) "
+                   . "VALUES ('dupes', '0009_hand', now()); "
+                   . "ALTER TABLE dupes_customer ADD COLUMN a int", db => 'dj');
+    my $s = $t->write_file('hand.sql', <<'EOF');
+BEGIN;
+ALTER TABLE "dupes_customer" ADD COLUMN "a" integer NULL;
+ALTER TABLE "dupes_customer" ADD COLUMN "b" integer NULL;
+COMMIT;
+EOF
+    my $d = diag_json('--app', 'dupes', '--migration', '0009_hand', '--sql', $s);
+    is($d->{inspect}{verdict}, 'recorded_but_incomplete', 'recorded_but_incomplete');
+    is($d->{path}, 'restore_or_repair', 'restore_or_repair');
+    has_line($d->{risks}, qr/^do not --fake: column b of dupes_customer is missing$/,
+             'names the missing column');
+    ok(!(grep { /--fake\s+#/ } @{ $d->{next} }),
+       'no unfake advice while part of it exists');
+    has_line($d->{next}, qr/^python manage\.py sqlmigrate dupes 0009_hand/,
+             'repair by hand from sqlmigrate');
+}
+
+done_testing;
