@@ -30,7 +30,7 @@ http {
     }
 
     server {
-        listen 127.0.0.1:%%PORT_https%% ssl;
+        listen 127.0.0.1:%%PORT_https%% ssl http2;
         server_name gate.test;
         ssl_certificate $crt;
         ssl_certificate_key $key;
@@ -84,6 +84,19 @@ for ([http => $t->http($http, '/x')],
        "$name: Content-Length matches the page");
 }
 
+# HTTP/2 over TLS, through curl (nghttp2) when it is there
+SKIP: {
+    my $curl = grep { -x "$_/curl" } split /:/, $ENV{PATH};
+    skip 'curl not installed', 5 unless $curl;
+    my $h2 = h2('/x');
+    like($h2, qr{^HTTP/2 503\b}m, 'HTTP/2: 503');
+    like($h2, qr{^retry-after: 120\r?$}m, 'HTTP/2: Retry-After');
+    like($h2, qr{^cache-control: no-store\r?$}m, 'HTTP/2: no-store');
+    like($h2, qr{Down for maintenance}, 'HTTP/2: the page');
+    like(h2('/x', '-X', 'POST', '--data-binary', 'a=1'),
+         qr{^HTTP/2 503\b}m, 'HTTP/2: POST gated');
+}
+
 $t->set_state('r', 'default', 'on', 2, retry_after => 30);
 ok($t->wait_for(sub {
     ($t->http($http, '/x')->{headers}{'retry-after'} // '') eq '30'
@@ -101,7 +114,23 @@ is($h->{body}, "app\n", 'HTTP: the app again');
 is($s->{body}, "app\n", 'TLS: the app again');
 ok(!exists $h->{headers}{'retry-after'}, 'no Retry-After when open');
 
+SKIP: {
+    my $curl = grep { -x "$_/curl" } split /:/, $ENV{PATH};
+    skip 'curl not installed', 1 unless $curl;
+    like(h2('/x'), qr{^HTTP/2 200\b.*^app$}ms, 'HTTP/2: the app again');
+}
+
 $t->stop_nginx('n');
 $t->check_logs('n');
+
+sub h2 {
+    my ($path, @extra) = @_;
+    open(my $fh, '-|', 'curl', '-sk', '--http2', '--max-time', '5',
+         '-D', '-', @extra, "https://127.0.0.1:$https$path") or return '';
+    local $/;
+    my $out = <$fh> // '';
+    close $fh;
+    return $out;
+}
 
 done_testing;
