@@ -109,6 +109,12 @@ wait_until 10 curl -s "http://127.0.0.1:$HTTP_PORT/"
 cat > "$DEMO/migctl.conf" <<CONF
 redis = { host = "127.0.0.1"; port = $REDIS_PORT; timeout_ms = 2000; };
 prefix = "migctl";
+health = {
+    checks = (
+        { name = "migrations-applied";
+          command = "$PY $ROOT/t/django/manage.py migrate --check dupes"; }
+    );
+};
 CONF
 export MIGCTL_CONFIG=$DEMO/migctl.conf MIGCTL_ACTOR=demo-operator
 
@@ -120,6 +126,17 @@ both() {
 say "Before the deploy: both vhosts reach the app"
 both
 
+DJ="$PY $ROOT/t/django/manage.py"
+say "Release abc123 deploys: 'manage.py migrate' fails"
+$DJ migrate --noinput dupes 0001 >/dev/null          # what the previous release had
+psql -qc "INSERT INTO dupes_customer (email) VALUES ('ann@example.com'), ('bob@example.com'), ('ann@example.com')"
+$DJ showmigrations --plan dupes | grep -v '0002_email_unique' > "$DEMO/previous.plan"
+printf '\033[36m$ python manage.py migrate --noinput\033[0m\n'
+if $DJ migrate --noinput dupes > "$DEMO/migrate.log" 2>&1; then
+    echo "demo: the migration was expected to fail" >&2; exit 1
+fi
+tail -3 "$DEMO/migrate.log"
+
 say "Contain: maintenance on, on every edge, before touching the database"
 show "$MIGCTL" maintenance on --reason "migrate failed on release abc123" --release abc123 --wait=5
 both
@@ -130,11 +147,35 @@ printf '  with the bypass token -> '
 curl -sk -H "X-Maintenance-Bypass: $(cat "$DEMO/nginx/bypass.token")" "https://127.0.0.1:$TLS_PORT/"
 show "$MIGCTL" maintenance status
 
-# DJANGO-PART
+
+say "Find the real state of the database"
+$DJ showmigrations --plan dupes > "$DEMO/current.plan"
+$DJ sqlmigrate dupes 0002_email_unique > "$DEMO/0002.sql"
+show "$MIGCTL" migrations --plan "$DEMO/current.plan" --previous-plan "$DEMO/previous.plan" || true
+show "$MIGCTL" locks || true
+show "$MIGCTL" inspect --sql "$DEMO/0002.sql" --app dupes --migration 0002_email_unique || true
+
+say "Classify the failure and get the recommended path"
+show "$MIGCTL" classify "$DEMO/migrate.log" || true
+show "$MIGCTL" diagnose --app dupes --migration 0002_email_unique --sql "$DEMO/0002.sql" \
+    --traceback "$DEMO/migrate.log" --plan "$DEMO/current.plan" || true
+
+say "The safety gate: maintenance off is refused while the app is not healthy"
+set +e
+show "$MIGCTL" maintenance off
+echo "  (exit $?)"
+set -e
+both
+
+say "Fix forward: resolve the duplicates, then migrate again"
+show psql -c "DELETE FROM dupes_customer a USING dupes_customer b WHERE a.email = b.email AND a.id > b.id"
+show $DJ migrate --noinput dupes
+show "$MIGCTL" inspect --sql "$DEMO/0002.sql" --app dupes --migration 0002_email_unique
 
 say "Reopen: maintenance off (health checks first)"
 show "$MIGCTL" maintenance off --wait=5
 both
-show curl -s "http://127.0.0.1:$HEALTH_PORT/status?format=prometheus"
+printf '\033[36m$ curl -s http://127.0.0.1:%s/status?format=prometheus | grep -v "^#"\033[0m\n' "$HEALTH_PORT"
+curl -s "http://127.0.0.1:$HEALTH_PORT/status?format=prometheus" | grep -v "^#"
 
 say "Done: the stack is stopped and $DEMO removed (KEEP=1 keeps it)"
