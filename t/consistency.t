@@ -90,4 +90,70 @@ like($out, qr/listen 127\.0\.0\.1:$plain\b.*listen 127\.0\.0\.1:$tls ssl/,
      'naming both listens');
 ok(!eval { $t->start_nginx('strict'); 1 }, 'and nginx does not start');
 
+# http-level directives: parsing errors name the bad token, secrets are
+# never printed
+my $pw = $t->write_file('secret/redis.pass', "s3cret-Redis-pass\n");
+my $empty = $t->write_file('secret/empty.pass', "\n");
+for my $case (
+    [ 'maintenance_redis 127.0.0.1:6379 db=x;', qr/invalid parameter "db=x"/ ],
+    [ 'maintenance_redis 127.0.0.1:6379 bogus=1;',
+      qr/invalid parameter "bogus=1"/ ],
+    [ 'maintenance_redis 127.0.0.1:6379 timeout=0;',
+      qr/invalid parameter "timeout=0"/ ],
+    [ 'maintenance_redis unix:relative.sock;', qr/absolute path/ ],
+    [ 'maintenance_redis 127.0.0.1:99999;', qr/invalid port/ ],
+    [ "maintenance_redis 127.0.0.1:6379 password_file=$pw.missing;",
+      qr/redis\.pass\.missing/ ],
+    [ "maintenance_redis 127.0.0.1:6379 password_file=$empty;", qr/is empty/ ],
+    [ 'maintenance_redis 127.0.0.1:1; maintenance_redis 127.0.0.1:2;',
+      qr/is duplicate/ ],
+    [ 'maintenance_prefix "a:b";', qr/invalid name "a:b"/ ],
+    [ 'maintenance_node_id "";', qr/invalid name/ ],
+    [ 'maintenance_poll 0;', qr/must be more than 0/ ],
+    [ 'maintenance_redis_failure sometimes;', qr/invalid value "sometimes"/ ],
+    [ 'server { listen 127.0.0.1:%%PORT_x%%; maintenance_redis 127.0.0.1:1; }',
+      qr/"maintenance_redis" directive is not allowed here/ ],
+    [ 'server { listen 127.0.0.1:%%PORT_x%%; maintenance_health; }',
+      qr/"maintenance_health" directive is not allowed here/ ],
+)
+{
+    my ($line, $re) = @$case;
+    $t->nginx_conf('bad', <<"CONF");
+load_module %%MODULE%%;
+events { worker_connections 64; }
+http {
+    $line
+}
+CONF
+    my ($rc, $out) = $t->nginx_test('bad');
+    isnt($rc, 0, "nginx -t refuses: $line");
+    like($out, $re, "and says why: $line");
+}
+
+$t->nginx_conf('good', <<"CONF");
+load_module %%MODULE%%;
+events { worker_connections 64; }
+http {
+    maintenance_redis localhost:%%PORT_r%% db=2 user=edge password_file=$pw
+                      timeout=250ms;
+    maintenance_prefix mig.test;
+    maintenance_node_id edge-1.example;
+    maintenance_poll 500ms;
+    maintenance_redis_failure closed;
+    maintenance_state_file state/maintenance.state;
+    maintenance_override_file %%DIR%%/force;
+}
+CONF
+($rc, $out) = $t->nginx_test('good');
+is($rc, 0, 'every http-level directive parses') or diag($out);
+unlike($out, qr/s3cret/, 'the Redis password is not printed');
+
+$t->nginx_conf('unixsock', <<"CONF");
+load_module %%MODULE%%;
+events { worker_connections 64; }
+http { maintenance_redis unix:/run/redis/redis.sock; }
+CONF
+($rc, $out) = $t->nginx_test('unixsock');
+is($rc, 0, 'a unix socket address parses') or diag($out);
+
 done_testing;
