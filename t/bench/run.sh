@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# run.sh: the benchmarks (make bench).  Bounded in time: a few seconds each.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+perl -I t/lib t/bench/gate.pl
