@@ -16,8 +16,6 @@
 
 static ngx_int_t ngx_http_maintenance_send_buf(ngx_http_request_t *r,
     ngx_buf_t *b);
-static ngx_int_t ngx_http_maintenance_add_header(ngx_http_request_t *r,
-    const char *key, ngx_str_t *value);
 static u_char *ngx_http_maintenance_json_str(u_char *p, u_char *s,
     size_t len);
 static u_char *ngx_http_maintenance_status_json(ngx_http_request_t *r,
@@ -535,7 +533,9 @@ ngx_http_maintenance_send_buf(ngx_http_request_t *r, ngx_buf_t *b)
 }
 
 
-static ngx_int_t
+/* a response header; key and value must outlive the request */
+
+ngx_int_t
 ngx_http_maintenance_add_header(ngx_http_request_t *r, const char *key,
     ngx_str_t *value)
 {

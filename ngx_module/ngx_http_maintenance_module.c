@@ -23,8 +23,6 @@ static ngx_uint_t ngx_http_maintenance_secret_eq(ngx_str_t *secret,
     u_char *p, size_t len);
 static ngx_table_elt_t *ngx_http_maintenance_header_in(ngx_http_request_t *r,
     const char *name, size_t len);
-static ngx_int_t ngx_http_maintenance_header_out(ngx_http_request_t *r,
-    const char *key, ngx_str_t *value);
 
 static ngx_int_t ngx_http_maintenance_mode_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
@@ -415,13 +413,13 @@ ngx_http_maintenance_send(ngx_http_request_t *r,
         value.len = ngx_sprintf(p, "%ui", retry) - p;
     }
 
-    if (ngx_http_maintenance_header_out(r, "Retry-After", &value) != NGX_OK) {
+    if (ngx_http_maintenance_add_header(r, "Retry-After", &value) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     ngx_str_set(&value, "no-store");
 
-    if (ngx_http_maintenance_header_out(r, "Cache-Control", &value)
+    if (ngx_http_maintenance_add_header(r, "Cache-Control", &value)
         != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -578,29 +576,6 @@ ngx_http_maintenance_header_in(ngx_http_request_t *r, const char *name,
             return &h[i];
         }
     }
-}
-
-
-static ngx_int_t
-ngx_http_maintenance_header_out(ngx_http_request_t *r, const char *key,
-    ngx_str_t *value)
-{
-    ngx_table_elt_t  *h;
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    h->hash = 1;
-    h->key.data = (u_char *) key;
-    h->key.len = ngx_strlen(key);
-    h->value = *value;
-#if (nginx_version >= 1023000)
-    h->next = NULL;
-#endif
-
-    return NGX_OK;
 }
 
 

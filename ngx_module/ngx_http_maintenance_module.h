@@ -168,6 +168,8 @@ ngx_http_maintenance_scope_sh(ngx_http_maintenance_main_conf_t *mmcf,
 /* ngx_http_maintenance_handlers.c: maintenance_health, maintenance_status */
 ngx_int_t ngx_http_maintenance_health_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_maintenance_status_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_maintenance_add_header(ngx_http_request_t *r,
+    const char *key, ngx_str_t *value);
 
 
 /*
