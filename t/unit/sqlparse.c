@@ -1,0 +1,309 @@
+/*
+ * sqlparse.c: TAP unit test of ctl/sqlparse.c: sqlmigrate output into
+ * checks (final-state rules, renames, typmods), comments, errors.
+ */
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "sqlparse.h"
+
+
+#define OK(cond, ...)    ok_(!!(cond), __VA_ARGS__)
+
+
+static int  tests, failed;
+
+
+static void ok_(int pass, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static const migctl_sql_check_t *live(const migctl_sql_plan_t *p,
+    const char *action, const char *name);
+static size_t nlive(const migctl_sql_plan_t *p);
+static void test_django(void);
+static void test_final_state(void);
+static void test_types(void);
+static void test_unverified(void);
+static void test_errors(void);
+
+
+int
+main(void)
+{
+    test_django();
+    test_final_state();
+    test_types();
+    test_unverified();
+    test_errors();
+
+    printf("1..%d\n", tests);
+
+    return failed ? 1 : 0;
+}
+
+
+static void
+test_django(void)
+{
+    char                       err[512];
+    migctl_sql_plan_t          p;
+    const migctl_sql_check_t  *c;
+
+    OK(migctl_sql_parse(
+        "BEGIN;\n"
+        "--\n"
+        "-- Add field email to customer\n"
+        "--\n"
+        "ALTER TABLE \"shop_customer\" ADD COLUMN \"email\" varchar(254)"
+        " DEFAULT '' NOT NULL UNIQUE;\n"
+        "ALTER TABLE \"shop_customer\" ALTER COLUMN \"email\""
+        " DROP DEFAULT;\n"
+        "--\n"
+        "-- Create model Order\n"
+        "--\n"
+        "CREATE TABLE \"s\".\"shop_order\" (\"id\" bigserial NOT NULL"
+        " PRIMARY KEY, \"total\" numeric(10, 2) NOT NULL,"
+        " CONSTRAINT \"pos\" CHECK (\"total\" > 0));\n"
+        "CREATE UNIQUE INDEX CONCURRENTLY \"o_idx\" ON \"s\".\"shop_order\""
+        " (\"total\");\n"
+        "COMMIT;\n", &p, err, sizeof(err)) == 0,
+       "django: parses");
+
+    OK(p.atomic, "django: BEGIN seen");
+    OK(p.nstmts == 6, "django: 6 statements (got %d)", p.nstmts);
+    OK(nlive(&p) == 7, "django: 7 live checks (got %zu)", nlive(&p));
+
+    c = live(&p, "add_column", "email");
+    OK(c && c->line == 5 && c->stmt == 2, "add_column: line 5, stmt 2");
+    OK(c && c->op >= 0 && strcmp(p.ops[c->op],
+                                 "Add field email to customer") == 0,
+       "add_column: operation from the comment");
+    OK(c && c->schema == NULL && strcmp(c->table, "shop_customer") == 0,
+       "add_column: unqualified table");
+
+    c = live(&p, "drop_default", "email");
+    OK(c && c->aspect == MIGCTL_SQL_DEFAULT && c->expect == 0,
+       "drop_default: no default expected");
+
+    c = live(&p, "create_table", "shop_order");
+    OK(c && c->kind == MIGCTL_SQL_TABLE && c->schema
+       && strcmp(c->schema, "s") == 0, "create_table: schema-qualified");
+
+    c = live(&p, "create_table", "pos");
+    OK(c && c->kind == MIGCTL_SQL_CONSTRAINT && c->contype == 'c',
+       "create_table: named table constraint checked");
+
+    c = live(&p, "create_index", "o_idx");
+    OK(c && c->unique && c->schema && strcmp(c->schema, "s") == 0,
+       "create_index: unique, in its table's schema");
+
+    migctl_sql_free(&p);
+}
+
+
+static void
+test_final_state(void)
+{
+    char                       err[512];
+    migctl_sql_plan_t          p;
+    const migctl_sql_check_t  *c;
+
+    OK(migctl_sql_parse(
+        "ALTER TABLE t ADD COLUMN a int;\n"
+        "ALTER TABLE t ALTER COLUMN a SET DEFAULT 1;\n"
+        "ALTER TABLE t ALTER COLUMN a DROP DEFAULT;\n"
+        "ALTER TABLE t ADD COLUMN b int;\n"
+        "ALTER TABLE t DROP COLUMN b;\n"
+        "ALTER TABLE t RENAME COLUMN a TO c;\n"
+        "CREATE TABLE u (x int);\n"
+        "DROP TABLE u;\n"
+        "ALTER TABLE t RENAME TO v;\n", &p, err, sizeof(err)) == 0,
+       "final state: parses");
+
+    OK(live(&p, "set_default", "a") == NULL
+       && live(&p, "set_default", "c") == NULL,
+       "SET DEFAULT replaced by DROP DEFAULT");
+    c = live(&p, "drop_default", "c");
+    OK(c != NULL && strcmp(c->table, "v") == 0,
+       "DROP DEFAULT follows the column and table renames");
+    OK(live(&p, "add_column", "b") == NULL, "ADD then DROP: add forgotten");
+    OK(live(&p, "drop_column", "b") != NULL, "ADD then DROP: absent checked");
+    OK(live(&p, "create_table", "x") == NULL
+       && live(&p, "create_table", "u") == NULL,
+       "CREATE then DROP TABLE: the table and its columns forgotten");
+    c = live(&p, "drop_table", "u");
+    OK(c && c->expect == 0, "DROP TABLE: absent checked");
+    c = live(&p, "rename_table", "v");
+    OK(c && c->expect == 1, "RENAME TABLE: new name present");
+    OK(live(&p, "rename_table", "t") == NULL,
+       "RENAME TABLE: no check that the old name is gone");
+
+    migctl_sql_free(&p);
+}
+
+
+static void
+test_types(void)
+{
+    char                       err[512];
+    migctl_sql_plan_t          p;
+    const migctl_sql_check_t  *c;
+
+    OK(migctl_sql_parse(
+        "ALTER TABLE t ALTER COLUMN a TYPE varchar(200)"
+        " USING a::varchar(200);\n"
+        "ALTER TABLE t ALTER COLUMN b TYPE numeric(10, 2);\n"
+        "ALTER TABLE t ALTER COLUMN c TYPE integer[];\n"
+        "ALTER TABLE t ALTER COLUMN d TYPE timestamp(3) with time zone;\n"
+        "ALTER TABLE t ALTER COLUMN e TYPE my.enum;\n",
+        &p, err, sizeof(err)) == 0, "types: parses");
+
+    c = live(&p, "alter_column_type", "a");
+    OK(c && strcmp(c->type, "\"pg_catalog\".\"varchar\"") == 0
+       && c->typmod == 204, "varchar(200): typmod 204");
+    c = live(&p, "alter_column_type", "b");
+    OK(c && c->typmod == ((10 << 16) | 2) + 4, "numeric(10,2) typmod");
+    c = live(&p, "alter_column_type", "c");
+    OK(c && strcmp(c->type, "\"pg_catalog\".\"int4\"[]") == 0
+       && c->typmod == -1, "integer[]");
+    c = live(&p, "alter_column_type", "d");
+    OK(c && strcmp(c->type, "\"pg_catalog\".\"timestamptz\"") == 0
+       && c->typmod == 3, "timestamptz(3)");
+    c = live(&p, "alter_column_type", "e");
+    OK(c && strcmp(c->type, "\"my\".\"enum\"") == 0, "schema-qualified type");
+
+    migctl_sql_free(&p);
+}
+
+
+static void
+test_unverified(void)
+{
+    char               err[512];
+    migctl_sql_plan_t  p;
+
+    /* non-atomic: RunPython last, after the last statement */
+    OK(migctl_sql_parse(
+        "--\n"
+        "-- Concurrently create index i\n"
+        "--\n"
+        "CREATE INDEX CONCURRENTLY \"i\" ON \"t\" (\"a\");\n"
+        "--\n"
+        "-- MIGRATION NOW PERFORMS OPERATION THAT CANNOT BE WRITTEN AS SQL:\n"
+        "-- Raw Python operation\n"
+        "--\n", &p, err, sizeof(err)) == 0, "trailing RunPython: parses");
+    OK(!p.atomic, "trailing RunPython: not atomic");
+    OK(p.nunver == 1 && strcmp(p.unver[0].what, "RunPython") == 0
+       && p.unver[0].stmt == 0 && p.unver[0].line == 7,
+       "trailing RunPython: unverified, line 7");
+    migctl_sql_free(&p);
+
+    /* only RunPython: no statement, still something to report */
+    OK(migctl_sql_parse(
+        "BEGIN;\n--\n"
+        "-- MIGRATION NOW PERFORMS OPERATION THAT CANNOT BE WRITTEN AS SQL:\n"
+        "-- Raw Python operation\n--\nCOMMIT;\n", &p, err, sizeof(err))
+       == 0, "RunPython only: parses");
+    OK(p.nunver == 1 && nlive(&p) == 0, "RunPython only: one unverified");
+    migctl_sql_free(&p);
+
+    OK(migctl_sql_parse(
+        "--\n-- Raw SQL operation\n--\n"
+        "INSERT INTO t VALUES (1);\n"
+        "DO $$ BEGIN NULL; END $$;\n"
+        "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1';\n"
+        "--\n-- Alter field x on t\n--\n"
+        "UPDATE t SET x = 0 WHERE x IS NULL;\n"
+        "ALTER TABLE t ALTER COLUMN x SET NOT NULL;\n"
+        "SET CONSTRAINTS \"fk\" IMMEDIATE;\n",
+        &p, err, sizeof(err)) == 0, "RunSQL: parses");
+    OK(p.nunver == 3, "RunSQL: 3 unverified (got %zu)", p.nunver);
+    OK(p.nunver == 3 && strcmp(p.unver[0].what, "INSERT") == 0
+       && strcmp(p.unver[1].what, "DO") == 0
+       && strcmp(p.unver[2].what, "CREATE FUNCTION") == 0,
+       "RunSQL: INSERT, DO, CREATE FUNCTION");
+    OK(p.nunver >= 1 && p.unver[0].sql
+       && strcmp(p.unver[0].sql, "INSERT INTO t VALUES (1)") == 0,
+       "RunSQL: the statement text is kept");
+    OK(live(&p, "set_not_null", "x") != NULL,
+       "AlterField backfill UPDATE is covered by SET NOT NULL");
+    migctl_sql_free(&p);
+}
+
+
+static void
+test_errors(void)
+{
+    char               err[512];
+    migctl_sql_plan_t  p;
+
+    OK(migctl_sql_parse("", &p, err, sizeof(err)) == -1
+       && strcmp(err, "no SQL statement in it") == 0, "empty: error");
+    migctl_sql_free(&p);
+
+    OK(migctl_sql_parse("  \n-- just a comment\n", &p, err, sizeof(err))
+       == -1, "comment only: error");
+    migctl_sql_free(&p);
+
+    OK(migctl_sql_parse("SELECT 1;\nALTER TABLE;\n", &p, err, sizeof(err))
+       == -1, "garbage: error");
+    OK(strcmp(err, "syntax error at or near \";\" at line 2, column 12 "
+                   "(position 22)") == 0, "garbage: message (%s)", err);
+    migctl_sql_free(&p);
+
+    OK(migctl_sql_parse("SELECT 'é';\nSELECT é é é;", &p, err, sizeof(err))
+       == -1, "garbage after UTF-8: error");
+    OK(strstr(err, "line 2, column 12") != NULL,
+       "garbage after UTF-8: column in characters (%s)", err);
+    migctl_sql_free(&p);
+}
+
+
+static const migctl_sql_check_t *
+live(const migctl_sql_plan_t *p, const char *action, const char *name)
+{
+    size_t  i;
+
+    for (i = 0; i < p->nchecks; i++) {
+        if (!p->checks[i].dead && strcmp(p->checks[i].action, action) == 0
+            && strcmp(p->checks[i].name, name) == 0)
+        {
+            return &p->checks[i];
+        }
+    }
+
+    return NULL;
+}
+
+
+static size_t
+nlive(const migctl_sql_plan_t *p)
+{
+    size_t  i, n;
+
+    n = 0;
+    for (i = 0; i < p->nchecks; i++) {
+        n += !p->checks[i].dead;
+    }
+
+    return n;
+}
+
+
+static void
+ok_(int pass, const char *fmt, ...)
+{
+    va_list  ap;
+
+    tests++;
+    if (!pass) {
+        failed++;
+    }
+
+    printf("%s %d - ", pass ? "ok" : "not ok", tests);
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    printf("\n");
+}
