@@ -197,6 +197,10 @@ like($r->{out}, qr/malformed/, 'status says malformed');
 
 # --- SIGKILL at random points of a change ------------------------------
 
+SKIP: {
+skip 'under valgrind: a SIGKILLed process is not checked, and the kill test'
+     . ' runs in the plain and ASan runs', 1 if $ENV{MIGCTL_WRAP};
+
 my $bin = $ENV{MIGCTL} || $t->root . '/build/migctl';
 my @wrap = $ENV{MIGCTL_WRAP} ? split(' ', $ENV{MIGCTL_WRAP}) : ();
 my ($killed, $bad, $rounds) = (0, 0, 60);
@@ -246,6 +250,7 @@ is($bad, 0, "SIGKILL in $rounds changes: state, epoch and last audit entry"
     . " always agree");
 my $nk = scalar grep { $_->{scope} eq 'kill' } @{ audit() };
 diag("kill test: $nk of $rounds changes landed, $killed kills sent");
+}
 
 done_testing();
 
