@@ -12,6 +12,8 @@ use lib 't/lib';
 use MigTest;
 use Test::More;
 use JSON::PP;
+use IO::Socket::INET;
+use POSIX ();
 use Time::HiRes qw(time);
 
 my $t = MigTest->new;
@@ -64,27 +66,46 @@ $t->nginx_conf('n1', edge_conf('n1', 1));
 $t->start_nginx('n1');
 my ($p1, $p1s) = ($t->port('n1'), $t->port('n1s'));
 
-# Until the module's Redis sync (heartbeat, P:edge:<node>) lands, the
-# assertions below are TODO; they become real as soon as it does.
-our $TODO;
-$TODO = 'module Redis sync not landed yet: no edge heartbeat in P:edges'
-    unless $t->wait_for(sub { $t->redis('r', 'ZCARD', 'migctl:edges') }, 5);
-
+ok($t->wait_for(sub { $t->redis('r', 'ZCARD', 'migctl:edges') }, 5),
+   'n1 heartbeats in migctl:edges');
 is($t->http($p1, '/')->{status}, 200, 'n1 HTTP open before');
 is($t->http($p1s, '/', tls => 1)->{status}, 200, 'n1 TLS open before');
 
-my $r = mig(qw(maintenance on --reason), 'migrate failed',
-            qw(--release abc));
-my $t0 = time;
-is($r->{rc}, 0, 'on: exit 0') or diag($r->{err});
-my $ok = $t->wait_for(sub {
-    $t->http($p1, '/', timeout => 1)->{status} == 503
-        && $t->http($p1s, '/', tls => 1, timeout => 1)->{status} == 503
-}, 2);
-my $ms = (time - $t0) * 1000;
-ok($ok, 'on: 503 on HTTP and TLS');
-ok($ms <= 100, sprintf('... within 100 ms (%.0f ms)', $ms));
-diag(sprintf('on -> 503 on HTTP and TLS: %.0f ms', $ms));
+# Two keep-alive connections (HTTP, TLS) opened before the change poll
+# while migctl runs in the background; the latency is from the moment
+# Redis committed the change (the ms part of the audit entry's id, same
+# clock) to the end of the first 503 response on each.
+my %ka = (http => ka_open($p1, 0), tls => ka_open($p1s, 1));
+is(ka_get($ka{$_}), 200, "keep-alive $_ poller ready") for qw(http tls);
+
+my $mpid = fork // die "fork: $!";
+if ($mpid == 0) {
+    my $r = mig(qw(maintenance on --reason), 'migrate failed',
+                qw(--release abc));
+    POSIX::_exit($r->{rc});
+}
+my %seen;
+my $end = time + 3;
+while (keys %seen < 2 && time < $end) {
+    for my $k (qw(http tls)) {
+        next if $seen{$k};
+        my $st = ka_get($ka{$k});
+        $seen{$k} = time if $st == 503;
+    }
+}
+waitpid($mpid, 0);
+is($? >> 8, 0, 'on: exit 0');
+my $id = $t->redis('r', 'XREVRANGE', 'migctl:audit', '+', '-', 'COUNT', 1)
+    ->[0][0];
+my ($commit) = $id =~ /^(\d+)-/;
+ok($seen{http} && $seen{tls}, 'on: 503 on HTTP and TLS');
+for my $k (qw(http tls)) {
+    my $ms = (($seen{$k} // 1e10) - $commit / 1000) * 1000;
+    ok($ms <= 100, sprintf("... $k within 100 ms of the commit (%.0f ms)",
+                           $ms));
+    diag(sprintf("on -> 503 on $k: %.0f ms after Redis committed it", $ms));
+}
+my ($r, $t0, $ok, $ms);
 is($t->http($p1, '/lb')->{status}, 200, 'LB health stays 200');
 
 $r = mig(qw(maintenance status));
@@ -177,3 +198,36 @@ is($t->http($t->port($_), '/')->{status}, 200, "$_ open") for qw(n1 n2 n3);
 $t->check_logs($_) for qw(n1 n2 n3);
 
 done_testing();
+
+
+# --- keep-alive pollers ---------------------------------------------------
+
+sub ka_open {
+    my ($port, $tls) = @_;
+    my %o = (PeerAddr => '127.0.0.1', PeerPort => $port, Timeout => 5);
+    if ($tls) {
+        require IO::Socket::SSL;
+        return IO::Socket::SSL->new(%o, SSL_verify_mode => 0,
+                                    SSL_hostname => 'localhost')
+            || die "tls: $IO::Socket::SSL::SSL_ERROR";
+    }
+    return IO::Socket::INET->new(%o, Proto => 'tcp') || die "http: $!";
+}
+
+# one request on the open connection; the status, 0 on error
+sub ka_get {
+    my ($s) = @_;
+    print $s "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n" or return 0;
+    my $buf = '';
+    my $end = time + 2;
+    while (time < $end) {
+        my $n = sysread($s, $buf, 16384, length $buf);
+        return 0 unless $n;
+        my ($head, $body) = split /\r\n\r\n/, $buf, 2;
+        next unless defined $body;
+        my ($len) = $head =~ /^Content-Length:\s*(\d+)/mi;
+        next if defined $len && length($body) < $len;
+        return ($head =~ m{^HTTP/1\.1 (\d+)})[0] // 0;
+    }
+    return 0;
+}
