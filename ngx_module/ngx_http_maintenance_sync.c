@@ -44,6 +44,9 @@ typedef struct {
                                                     subscribed (sub) */
     ngx_uint_t                         pending;  /* replies awaited */
     ngx_uint_t                         logged;   /* LOGGED_ */
+    ngx_uint_t                         refused;  /* AUTH/SELECT refusal
+                                                    logged (a different
+                                                    story from "down") */
     ngx_uint_t                         ever_up;
     ngx_uint_t                         timed_out;
     ngx_msec_t                         backoff;
@@ -605,6 +608,7 @@ ngx_http_maintenance_link_ready(ngx_http_maintenance_link_t *link)
     sync = link->sync;
 
     link->ready = 1;
+    link->refused = 0;
     link->backoff = NGX_HTTP_MAINTENANCE_BACKOFF_MIN;
 
     if (link->pending == 0 && link->timeout.timer_set) {
@@ -809,7 +813,7 @@ ngx_http_maintenance_handshake_cb(redisAsyncContext *ac, void *r,
     ngx_http_maintenance_link_reply(link);
 
     if (reply->type == REDIS_REPLY_ERROR) {
-        if (link->logged != NGX_HTTP_MAINTENANCE_LOGGED_DOWN) {
+        if (!link->refused) {
             char  msg[128];
 
             ngx_cpystrn((u_char *) msg, (u_char *) reply->str, sizeof(msg));
@@ -820,6 +824,7 @@ ngx_http_maintenance_handshake_cb(redisAsyncContext *ac, void *r,
                           link->name, &link->sync->mmcf->redis_addr,
                           (char *) privdata, msg);
             link->logged = NGX_HTTP_MAINTENANCE_LOGGED_DOWN;
+            link->refused = 1;
         }
 
         ngx_http_maintenance_link_drop(link);
