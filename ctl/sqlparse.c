@@ -60,6 +60,7 @@ static void add_unverified(sql_walk_t *w, const char *what, size_t start,
 static void set_type(sql_walk_t *w, migctl_sql_check_t *c,
     PgQuery__TypeName *tn);
 static char contype_char(PgQuery__ConstrType t);
+static const char *alter_name(PgQuery__AlterTableType t);
 static const char *node_name(PgQuery__Node *n);
 static const char *str(const char *s);
 static int same(const char *a, const char *b);
@@ -538,7 +539,7 @@ alter_table(sql_walk_t *w, PgQuery__AlterTableStmt *as, size_t start,
             break;
 
         default:
-            add_unverified(w, "AlterTableCmd", start, end);
+            add_unverified(w, alter_name(cmd->subtype), start, end);
             break;
         }
     }
@@ -1017,6 +1018,21 @@ contype_char(PgQuery__ConstrType t)
     default:
         return 0;
     }
+}
+
+
+/* "ALTER TABLE AT_AddIdentity", ... for what we do not check */
+static const char *
+alter_name(PgQuery__AlterTableType t)
+{
+    static char                     buf[96];
+    const ProtobufCEnumValue       *v;
+
+    v = protobuf_c_enum_descriptor_get_value(
+                              &pg_query__alter_table_type__descriptor, t);
+    snprintf(buf, sizeof(buf), "ALTER TABLE %s", v ? v->name : "command");
+
+    return buf;
 }
 
 
