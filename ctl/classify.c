@@ -350,7 +350,7 @@ migctl_classify_text(migctl_ctx_t *ctx, const char *text, size_t len,
 {
     int               cls, in_tb, best_msg_line, n;
     size_t            pos, k;
-    line_t            l, name, msg, exc_name, exc_msg, detail, ev;
+    line_t            l, name, msg, exc_name, exc_msg, detail, ev, frame;
     const char       *code, *reason, *source, *p, *hit;
     const message_t  *m, *best_msg;
     const pyexc_t    *e;
@@ -366,6 +366,7 @@ migctl_classify_text(migctl_ctx_t *ctx, const char *text, size_t len,
     memset(&exc_msg, 0, sizeof(exc_msg));
     memset(&detail, 0, sizeof(detail));
     memset(&ev, 0, sizeof(ev));
+    memset(&frame, 0, sizeof(frame));
 
     best_msg = NULL;
     best_msg_line = -1;
@@ -386,8 +387,17 @@ migctl_classify_text(migctl_ctx_t *ctx, const char *text, size_t len,
             continue;
         }
 
-        /* a traceback's frames quote source code: not evidence */
+        /* a traceback's frames quote source code: not evidence; the
+         * innermost frame in a migration file says where it failed */
         if (in_tb && l.len && (l.p[0] == ' ' || l.p[0] == '\t')) {
+            if (line_find(l, "File \"", 0) && line_find(l, "/migrations/", 0))
+            {
+                frame = l;
+                while (frame.len && (*frame.p == ' ' || *frame.p == '\t')) {
+                    frame.p++;
+                    frame.len--;
+                }
+            }
             continue;
         }
 
@@ -556,6 +566,8 @@ migctl_classify_text(migctl_ctx_t *ctx, const char *text, size_t len,
     json_object_set_new(o, "evidence", ev.p ? json_line(ev) : json_null());
     json_object_set_new(o, "detail",
                         detail.p ? json_line(detail) : json_null());
+    json_object_set_new(o, "frame",
+                        frame.p ? json_line(frame) : json_null());
 
     *out = o;
 
@@ -712,7 +724,8 @@ code_char(int c)
 /*
  * "SQLSTATE 23505", "sqlstate: 23505", "SQLSTATE[23505]", "pgcode 23505",
  * and PostgreSQL's verbose log "ERROR:  23505: ...".  A code has five
- * characters, digits or capitals, at least one digit.
+ * characters, digits or capitals, at least one digit; up to four
+ * separators before it (JSON: "sqlstate": "23505").
  */
 static int
 explicit_code(line_t l, const char **code)
@@ -739,7 +752,7 @@ explicit_code(line_t l, const char **code)
             i = hit - l.p + strlen(keys[x].key);
             from = i;
 
-            for (k = 0; !keys[x].log && k < 3 && i < l.len
+            for (k = 0; !keys[x].log && k < 4 && i < l.len
                         && l.p[i] != '\0'
                         && strchr(" :=[('\"", l.p[i]) != NULL; k++)
             {

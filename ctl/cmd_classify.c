@@ -91,6 +91,7 @@ cmd_classify(int argc, char **argv, migctl_ctx_t *ctx)
         print_field("reason", json_object_get(res, "reason"));
         print_field("evidence", json_object_get(res, "evidence"));
         print_field("detail", json_object_get(res, "detail"));
+        print_field("frame", json_object_get(res, "frame"));
     }
 
     /* unknown is a finding too: exit 1, never a guess */

@@ -535,6 +535,11 @@ decide(dg_t *d)
         decide_unchanged(d);
         break;
     }
+
+    if (d->cls && str(d->cls, "frame")) {
+        add(d->reasons, "it was raised in the migration at %s",
+            str(d->cls, "frame"));
+    }
 }
 
 

@@ -97,6 +97,18 @@ for my $name (sort keys %want) {
          'detail of a unique violation');
 }
 
+# where in the migration a Python error was raised
+{
+    my $r = $t->migctl('--json', 'classify', "$fx/django_halfway.txt");
+    like(j($r->{out})->{frame},
+         qr{^File \\?"[^"]*/halfway/migrations/0002_order_amount_eur\.py\\?", line 13, in backfill$},
+         'frame: the migration file and line');
+    $r = $t->migctl('--json', 'classify', "$fx/django_laterstep.txt");
+    is(j($r->{out})->{frame}, undef, 'frame: none outside migrations');
+    $r = $t->migctl({ stdin => qq{failed: "sqlstate": "40P01"\n} }, 'classify');
+    like($r->{out}, qr/^sqlstate\s+40P01$/m, 'a code in JSON form');
+}
+
 # statement timeout and a cancel by an operator share 57014
 {
     my $r = $t->migctl('classify', "$fx/django_rewrite.txt");

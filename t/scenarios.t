@@ -263,6 +263,8 @@ sub column_type {
     has_line($d->{risks}, qr/do not retry as is: column amount_eur of halfway_order/,
              "$n: warns the column is already there");
     has_line($d->{risks}, qr/rows may be half changed/, "$n: warns about the rows");
+    has_line($d->{reasons}, qr{raised in the migration at File ".*/0002_order_amount_eur\.py", line \d+, in backfill},
+             "$n: where in the migration");
 
     # a blind retry would have failed on the column: it does
     my $r = dj($e, 'migrate', 'halfway');
