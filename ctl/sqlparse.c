@@ -28,12 +28,14 @@ typedef struct {
     int                 line;
     int                 op;
     int                 oom;
+    size_t              line_off;     /* line_of() cache: offset ... */
+    int                 line_no;      /* ... and its line */
 } sql_walk_t;
 
 
 static int scan_comments(sql_walk_t *w, size_t from, size_t to,
     size_t *first);
-static int line_of(const char *text, size_t off);
+static int line_of(sql_walk_t *w, size_t off);
 static void statement(sql_walk_t *w, PgQuery__Node *n, size_t start,
     size_t end);
 static void create_table(sql_walk_t *w, PgQuery__CreateStmt *cs);
@@ -83,6 +85,7 @@ migctl_sql_parse(const char *text, migctl_sql_plan_t *plan, char *err,
     w.plan = plan;
     w.text = text;
     w.op = -1;
+    w.line_no = 1;
     pr = NULL;
     rc = -1;
 
@@ -112,7 +115,7 @@ migctl_sql_parse(const char *text, migctl_sql_plan_t *plan, char *err,
                 }
             }
             snprintf(err, errlen, "%s at line %d, column %zu (position %d)",
-                     res.error->message, line_of(text, off), col, pos);
+                     res.error->message, line_of(&w, off), col, pos);
 
         } else {
             snprintf(err, errlen, "%s", res.error->message);
@@ -150,7 +153,7 @@ migctl_sql_parse(const char *text, migctl_sql_plan_t *plan, char *err,
         }
 
         w.stmt = (int) i + 1;
-        w.line = line_of(text, first);
+        w.line = line_of(&w, first);
         plan->nstmts++;
 
         if (rs->stmt != NULL) {
@@ -309,7 +312,7 @@ scan_comments(sql_walk_t *w, size_t from, size_t to, size_t *first)
 
             /* RunPython and any other operation without SQL */
             w->stmt = 0;
-            w->line = line_of(t, p);
+            w->line = line_of(w, p);
             add_unverified(w, strcmp(s, "Raw Python operation") == 0
                               ? "RunPython" : "operation without SQL",
                            0, 0);
@@ -329,20 +332,26 @@ scan_comments(sql_walk_t *w, size_t from, size_t to, size_t *first)
 }
 
 
+/* offsets only grow while we walk: count from the last one, not from 0 */
 static int
-line_of(const char *text, size_t off)
+line_of(sql_walk_t *w, size_t off)
 {
-    int     line;
     size_t  i;
 
-    line = 1;
-    for (i = 0; i < off && text[i]; i++) {
-        if (text[i] == '\n') {
-            line++;
+    if (off < w->line_off) {
+        w->line_off = 0;
+        w->line_no = 1;
+    }
+
+    for (i = w->line_off; i < off && w->text[i]; i++) {
+        if (w->text[i] == '\n') {
+            w->line_no++;
         }
     }
 
-    return line;
+    w->line_off = i;
+
+    return w->line_no;
 }
 
 
