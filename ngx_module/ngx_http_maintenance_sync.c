@@ -69,6 +69,13 @@ typedef struct {
     ngx_uint_t                         malformed; /* error logged */
     ngx_uint_t                         zone_dirty; /* base, lost to write */
 
+    /*
+     * An event read in flight, and whether more events came meanwhile: a
+     * burst of events costs two reads per scope, not one per event.
+     */
+    ngx_uint_t                         reading;
+    ngx_uint_t                         again;
+
     /* what is served, as last written into the zone */
     ngx_uint_t                         on;
     uint64_t                           epoch;
@@ -562,6 +569,7 @@ ngx_http_maintenance_link_closed(void *data,
     ngx_http_maintenance_link_t  *link = data;
 
     const char                   *why;
+    ngx_uint_t                    i;
     ngx_http_maintenance_sync_t  *sync;
 
     sync = link->sync;
@@ -582,6 +590,12 @@ ngx_http_maintenance_link_closed(void *data,
 
     if (link->kind == NGX_HTTP_MAINTENANCE_LINK_CMD) {
         sync->round = 0;
+
+        for (i = 0; i < sync->nscopes; i++) {
+            sync->scopes[i].reading = 0;
+            sync->scopes[i].again = 0;
+        }
+
         ngx_http_maintenance_set_redis_up(sync, 0, 0);
     }
 
@@ -921,10 +935,18 @@ ngx_http_maintenance_message_cb(redisAsyncContext *ac, void *r,
     }
 
     for (i = 0; i < sync->nscopes; i++) {
-        if (ngx_strcmp(sync->scopes[i].name.data, scope) == 0) {
-            ngx_http_maintenance_read_scope(sync, i, 0);
-            return;
+        if (ngx_strcmp(sync->scopes[i].name.data, scope) != 0) {
+            continue;
         }
+
+        if (sync->scopes[i].reading) {
+            sync->scopes[i].again = 1;
+
+        } else {
+            ngx_http_maintenance_read_scope(sync, i, 0);
+        }
+
+        return;
     }
 }
 
@@ -974,6 +996,13 @@ ngx_http_maintenance_read_scope(ngx_http_maintenance_sync_t *sync,
         if (round && sync->round) {
             sync->round--;
         }
+
+        return;
+    }
+
+    if (!round) {
+        sync->scopes[i].reading = 1;
+        sync->scopes[i].again = 0;
     }
 }
 
@@ -1035,6 +1064,12 @@ ngx_http_maintenance_state_cb(redisAsyncContext *ac, void *r,
         /* an event: serve the change at once, tell the fleet at once */
         if (ngx_http_maintenance_apply(sync)) {
             ngx_http_maintenance_heartbeat(sync);
+        }
+
+        sync->scopes[i].reading = 0;
+
+        if (sync->scopes[i].again) {
+            ngx_http_maintenance_read_scope(sync, i, 0);
         }
 
         return;
