@@ -20,6 +20,7 @@
 #define EDGES_MAX          10000
 #define WAIT_POLL_US       50000
 #define BEHIND_NAMED_MAX   20
+#define MIGCTL_HELP        -1                /* parse_opts: --help shown */
 
 
 typedef struct {
@@ -202,7 +203,7 @@ do_change(mnt_t *m, int argc, char **argv, int on)
 
     rc = parse_opts(m, argc, argv, on, &o);
     if (rc != MIGCTL_OK) {
-        return rc;
+        return rc == MIGCTL_HELP ? MIGCTL_OK : rc;
     }
 
     rc = set_actor(m);
@@ -321,8 +322,7 @@ parse_opts(mnt_t *m, int argc, char **argv, int on, opts_t *o)
 
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage(stdout);
-            fflush(stdout);
-            exit(MIGCTL_OK);
+            return MIGCTL_HELP;
         }
 
         if (strcmp(a, "--json") == 0) {
@@ -673,6 +673,13 @@ wait_edges(mnt_t *m, const char *want, int seconds, json_t *res)
     json_object_set_new(res, "wait", w);
 
     if (acked == tracked) {
+        if (tracked == 0) {
+            fprintf(stderr, "migctl: maintenance: --wait: no live edge"
+                    " reports to %s: nothing to wait for (check"
+                    " maintenance_redis on the nginx nodes)\n",
+                    m->k_edges);
+        }
+
         free(prev.e);
         return MIGCTL_OK;
     }

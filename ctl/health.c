@@ -23,6 +23,59 @@
 static int run_command(const migctl_check_t *ck, char *detail,
     size_t size, long *ms);
 static long now_ms(void);
+static void usage(FILE *f);
+
+
+int
+cmd_health(int argc, char **argv, migctl_ctx_t *ctx)
+{
+    int          i, rc;
+    size_t       k;
+    json_t      *res, *c;
+    const char  *detail;
+
+    for (i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return MIGCTL_OK;
+        }
+
+        if (strcmp(argv[i], "--json") == 0) {
+            ctx->json = 1;
+            continue;
+        }
+
+        return migctl_error(ctx, MIGCTL_USAGE, "unknown option '%s': see"
+                            " migctl health --help", argv[i]);
+    }
+
+    rc = migctl_health_run(ctx, &res);
+
+    if (ctx->json) {
+        migctl_json_print(res);
+
+    } else {
+        if (ctx->conf.nchecks == 0) {
+            printf("no health checks configured (health.checks in %s)\n",
+                   ctx->conf.source[0] ? ctx->conf.source
+                                       : "the configuration");
+        }
+
+        json_array_foreach(json_object_get(res, "checks"), k, c) {
+            detail = json_string_value(json_object_get(c, "detail"));
+
+            printf("%-4s %-24s %6lld ms  %s\n",
+                   json_is_true(json_object_get(c, "ok")) ? "ok" : "FAIL",
+                   json_string_value(json_object_get(c, "name")),
+                   (long long) json_integer_value(json_object_get(c, "ms")),
+                   detail ? detail : "");
+        }
+    }
+
+    json_decref(res);
+
+    return rc;
+}
 
 
 int
@@ -209,6 +262,21 @@ run_command(const migctl_check_t *ck, char *detail, size_t size, long *ms)
     }
 
     return ok;
+}
+
+
+static void
+usage(FILE *f)
+{
+    fprintf(f,
+        "usage: migctl [-c FILE] [--json] health\n"
+        "\n"
+        "Runs every check of health.checks in the configuration, each\n"
+        "bounded by its timeout_ms; a check passes when its command exits\n"
+        "0.  \"maintenance off\" runs the same checks and refuses to reopen\n"
+        "unless all pass.\n"
+        "exit codes: 0 all pass (or none configured), 1 a check failed,\n"
+        "2 usage or configuration error.\n");
 }
 
 

@@ -35,6 +35,8 @@ static const migctl_command_t commands[] = {
       "state + class + the recommended recovery path" },
     { "locks", cmd_locks,
       "blocked, blocking and idle sessions, INVALID indexes" },
+    { "health", cmd_health,
+      "run the configured health checks; exit 0 only if all pass" },
     { NULL, NULL, NULL }
 };
 

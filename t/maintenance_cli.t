@@ -181,6 +181,19 @@ is($j->{result}, 'forced', 'json: result forced');
 is(scalar(grep { !$_->{ok} } @{ $j->{health}{checks} || [] }), 2,
    'json: the two failed checks');
 
+# the same runner as a command
+$r = $t->migctl({ env => \%genv }, qw(health));
+is($r->{rc}, 1, 'health with a failing check: exit 1');
+like($r->{out}, qr/^FAIL app\s+\d+ ms  exit 1: GET \/health: 500$/m,
+     'health: the failed check and its output');
+like($r->{out}, qr/^ok\s+db\s/m, 'health: the passing check');
+$r = $t->migctl({ env => \%genv }, qw(--json health));
+$j = eval { decode_json($r->{out}) } || {};
+is_deeply([ map { $_->{ok} ? 1 : 0 } @{ $j->{checks} || [] } ], [0, 1, 0],
+          'health --json: each check');
+$r = mig(qw(health));
+is($r->{rc}, 0, 'health with no checks: exit 0');
+
 # --- scopes are separate ----------------------------------------------
 
 $r = mig(qw(--scope api maintenance on));
