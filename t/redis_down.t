@@ -87,6 +87,14 @@ $t->start_nginx("n_$_") for qw(last open closed);
 ok($t->wait_for(sub { redis_up('n_last') && redis_up('n_open')
                       && redis_up('n_closed') }, 5), 'all three synced');
 
+# descriptors of the only worker: none may leak over the failures below
+sub fds {
+    my ($w) = $t->worker_pids($_[0]);
+    my @fd = glob "/proc/$w/fd/*";
+    return scalar @fd;
+}
+my $fds = fds('n_last');
+
 # last and open: in maintenance; closed: open
 $t->set_state('r', 'default', 'on', 1);
 ok($t->wait_for(sub { code('n_last') == 503 && code('n_open') == 503 }, 3),
@@ -141,6 +149,11 @@ like($t->error_log('n_closed'), qr/redis command link .* down: timed out/,
 $t->kill_redis('r', 'CONT');
 ok($t->wait_for(sub { code('n_closed') == 200 }, 2 * $POLL + 1),
    'Redis resumed: closed back to the Redis state');
+
+ok($t->wait_for(sub { redis_up('n_last') }, 3), 'last: synced');
+ok($t->wait_for(sub { fds('n_last') == $fds }, 2),
+   "after kill, restart, hang: worker 0 has the same $fds descriptors (no"
+   . " socket leaked)") or diag('now ' . fds('n_last'));
 
 $t->stop_nginx("n_$_") for qw(last open closed);
 $t->check_logs("n_$_") for qw(last open closed);
