@@ -140,7 +140,14 @@ sessions(migctl_ctx_t *ctx, PGconn *conn, int long_secs, json_t *o,
         "  round(extract(epoch FROM now() - a.query_start)::numeric, 1),"
         "  round(extract(epoch FROM now() - a.xact_start)::numeric, 1),"
         "  round(extract(epoch FROM now() - a.state_change)::numeric, 1),"
-        "  left(a.query, 200),"
+        /*
+         * a session's last query may carry a password (ALTER ROLE ...
+         * PASSWORD '...', a conninfo "password=..."): never show it
+         */
+        "  regexp_replace(regexp_replace(left(a.query, 200),"
+        "    '(password)(\\s+)''(''''|[^''])*(''|$)',"
+        "    '\\1\\2''[redacted]''', 'gi'),"
+        "    '(password\\s*=\\s*)[^\\s'']+', '\\1[redacted]', 'gi'),"
         "  coalesce(host(a.client_addr), 'local')"
         " FROM pg_stat_activity a"
         " WHERE a.backend_type = 'client backend'"
@@ -241,7 +248,7 @@ session(PGresult *res, int r)
                         PQgetisnull(res, r, 8)
                         ? json_null() : json_real(atof(PQgetvalue(res, r, 8))));
 
-    /* query text is application data, not a secret store; it is cut */
+    /* cut to 200 bytes, passwords redacted by the query */
     json_object_set_new(s, "query",
                         json_stringn_nocheck(PQgetvalue(res, r, 9),
                                              strlen(PQgetvalue(res, r, 9))));

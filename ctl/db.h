@@ -128,12 +128,15 @@ void migctl_inspect_print(FILE *f, json_t *result);
  * locks: long_secs is the threshold for long-running queries and
  * idle-in-transaction sessions (MIGCTL_LOCKS_LONG_SECS by default).
  *
- * {"blocked": [{"pid", "user", "application", "state", "wait_event",
- *               "blocked_by": [pid...], "seconds", "query"}...],
- *  "blocking": [{"pid", "user", "application", "state", "seconds",
- *                "query"}...],
- *  "long_running": [...same fields...],
- *  "idle_in_transaction": [...same fields...],
+ * {"long_seconds": N,
+ *  "blocked": [{"pid", "user", "application", "client", "state",
+ *               "wait_event", "blocked_by": [pid...],
+ *               "seconds" (query age), "transaction_seconds",
+ *               "state_seconds", "query" (200 bytes, passwords
+ *               redacted)}...],
+ *  "blocking": [...same fields...],
+ *  "long_running": [...same fields...],     active, query age >= N
+ *  "idle_in_transaction": [...same fields...],   idle for >= N
  *  "invalid_indexes": [{"schema", "table", "index", "being_built"}...],
  *  "runner_lock": {"key", "held": true|false,
  *                  "holder": {"pid", "user", "application", "client",

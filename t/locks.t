@@ -108,11 +108,41 @@ like($r->{out}, qr/^\s+$wpid\s+postgres\s+waiter\s.*\b$hpid\b/m,
      'text: row of the blocked session names its blocker');
 like($r->{out}, qr/^runner lock: free/m, 'text: runner lock free');
 
+# a session whose last query carries a password: shown redacted
+my $pw = $t->pg_session('pg', app => 'pw');
+$pw->send("CREATE ROLE app; BEGIN; ALTER ROLE app PASSWORD 'hun''ter2';"
+          . " SELECT 'ready';");
+ok($t->wait_for(sub { $pw->output =~ /ready/ }, 10), 'password session');
+$pw->send("SELECT 'host=db password=s3cr3t user=app' AS dsn;");
+my $ppid = backend('pw');
+ok($t->wait_for(sub {
+    $t->psql('pg', "SELECT state FROM pg_stat_activity WHERE pid = $ppid")
+        =~ /^idle in transaction/
+    && $pw->output =~ /s3cr3t/;
+}, 10), 'password session idle in transaction');
+$r = locks('--long', '0');
+my ($pws) = grep { $_->{pid} == $ppid } @{ $r->{json}{idle_in_transaction} };
+is($pws && $pws->{query},
+   q{SELECT 'host=db password=[redacted] user=app' AS dsn;},
+   'conninfo password redacted');
+unlike($r->{out}, qr/s3cr3t|hun.?.?ter2/, 'no password in the output');
+$pw->send("SELECT 1 FROM pg_sleep(0); ALTER ROLE app PASSWORD 'hun''ter2';");
+ok($t->wait_for(sub {
+    $t->psql('pg', "SELECT query FROM pg_stat_activity WHERE pid = $ppid")
+        =~ /^ALTER ROLE/;
+}, 10), 'last query sets a password');
+$r = locks('--long', '0');
+($pws) = grep { $_->{pid} == $ppid } @{ $r->{json}{idle_in_transaction} };
+is($pws && $pws->{query}, q{ALTER ROLE app PASSWORD '[redacted]';},
+   'ALTER ROLE password redacted');
+unlike($r->{out}, qr/hun.?.?ter2/, 'no password in the output');
+$pw->close;
+
 $holder->close;
 $waiter->close;
 ok($t->wait_for(sub {
     $t->psql('pg', "SELECT count(*) FROM pg_stat_activity"
-                   . " WHERE application_name IN ('holder', 'waiter')") == 0;
+                   . " WHERE application_name IN ('holder', 'waiter', 'pw')") == 0;
 }, 10), 'sessions gone');
 
 # the runner lock: held by one session, waited for by another
