@@ -62,6 +62,7 @@ typedef struct {
     const char        *code;    /* 5 chars, not NUL-terminated, or NULL */
     const sqlstate_t  *st;
     const char        *source;
+    int                line;
     line_t             where;
 } found_t;
 
@@ -356,7 +357,7 @@ migctl_classify_text(migctl_ctx_t *ctx, const char *text, size_t len,
     const pyexc_t    *e;
     const text_t     *t;
     const sqlstate_t *st;
-    found_t           expl, cls_name, by_msg;
+    found_t           expl, cls_name, by_msg, *best, *f[3];
     json_t           *o;
 
     memset(&expl, 0, sizeof(expl));
@@ -379,6 +380,7 @@ migctl_classify_text(migctl_ctx_t *ctx, const char *text, size_t len,
 
         if (explicit_code(l, &code)) {
             expl.code = code;
+            expl.line = n;
             expl.where = l;
         }
 
@@ -417,6 +419,7 @@ migctl_classify_text(migctl_ctx_t *ctx, const char *text, size_t len,
                     if (st) {
                         cls_name.st = st;
                         cls_name.code = st->code;
+                        cls_name.line = n;
                         cls_name.where = l;
                     }
                     break;
@@ -439,6 +442,7 @@ migctl_classify_text(migctl_ctx_t *ctx, const char *text, size_t len,
                 best_msg = m;
                 best_msg_line = n;
                 by_msg.code = m->code;
+                by_msg.line = n;
                 by_msg.where = l;
                 detail.p = NULL;
             }
@@ -453,24 +457,38 @@ migctl_classify_text(migctl_ctx_t *ctx, const char *text, size_t len,
         }
     }
 
-    /* the SQLSTATE: an explicit code, else psycopg's class, else text */
+    /*
+     * The SQLSTATE: the latest evidence wins, as a log may hold an earlier
+     * error that was retried.  Evidence that only repeats the code (Django
+     * re-raises psycopg's error with the same text) does not displace the
+     * more precise source: an explicit code, psycopg's class, a message.
+     */
 
-    code = NULL;
-    source = NULL;
-    if (expl.code) {
-        code = expl.code;
-        ev = expl.where;
-        source = "sqlstate";
+    expl.source = "sqlstate";
+    cls_name.source = "exception";
+    by_msg.source = "message";
+    f[0] = &expl;
+    f[1] = &cls_name;
+    f[2] = &by_msg;
+    best = NULL;
 
-    } else if (cls_name.code) {
-        code = cls_name.code;
-        ev = cls_name.where;
-        source = "exception";
+    for (k = 0; k < 3; k++) {
+        if (f[k]->code == NULL) {
+            continue;
+        }
 
-    } else if (by_msg.code) {
-        code = by_msg.code;
-        ev = by_msg.where;
-        source = "message";
+        if (best == NULL
+            || (f[k]->line > best->line
+                && memcmp(f[k]->code, best->code, 5) != 0))
+        {
+            best = f[k];
+        }
+    }
+
+    code = best ? best->code : NULL;
+    source = best ? best->source : NULL;
+    if (best) {
+        ev = best->where;
     }
 
     cls = CLS_UNKNOWN;
@@ -778,6 +796,11 @@ explicit_code(line_t l, const char **code)
             }
 
             if (keys[x].log && (i + 5 >= l.len || l.p[i + 5] != ':')) {
+                continue;
+            }
+
+            /* 00 success, 01 warning, 02 no data: not a failure */
+            if (l.p[i] == '0' && l.p[i + 1] >= '0' && l.p[i + 1] <= '2') {
                 continue;
             }
 

@@ -109,6 +109,20 @@ for my $name (sort keys %want) {
     like($r->{out}, qr/^sqlstate\s+40P01$/m, 'a code in JSON form');
 }
 
+# a log with an earlier error that was retried: the latest error decides
+{
+    my $log = "ERROR:  55P03: canceling statement due to lock timeout\n"
+            . "retrying in 5s\n"
+            . "psql: SQLSTATE 00000 (a success code is not a failure)\n"
+            . "psycopg2.errors.UniqueViolation: could not create unique index \"x\"\n"
+            . "django.db.utils.IntegrityError: could not create unique index \"x\"\n";
+    my $h = j($t->migctl({ stdin => $log }, '--json', 'classify')->{out});
+    is($h->{sqlstate}, '23505', 'latest error wins over an earlier retried one');
+    is($h->{source}, 'exception', "psycopg's class stays the source when Django repeats it");
+    $h = j($t->migctl({ stdin => "SQLSTATE 00000\n" }, '--json', 'classify')->{out});
+    is($h->{class}, 'unknown', 'SQLSTATE 00000 alone: unknown');
+}
+
 # statement timeout and a cancel by an operator share 57014
 {
     my $r = $t->migctl('classify', "$fx/django_rewrite.txt");
