@@ -687,7 +687,14 @@ decide_applied(dg_t *d)
 
     risk_class(d);
 
-    add(d->next, "# fix the failing step, then run it again");
+    if (strcmp(d->klass, "transient") == 0) {
+        add(d->next, "# the failing step hit a transient error: run that "
+            "step again (not this migration)");
+
+    } else {
+        add(d->next, "# fix the failing step, then run it again");
+    }
+
     next_end(d);
 }
 
