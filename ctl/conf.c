@@ -55,7 +55,7 @@ static const char *const check_keys[] = {
 int
 migctl_conf_load(migctl_ctx_t *ctx, char *err, size_t errlen)
 {
-    int                rc, n;
+    int                rc;
     const char        *path;
     config_t          *lc;
     struct stat        sb;
@@ -146,13 +146,10 @@ migctl_conf_load(migctl_ctx_t *ctx, char *err, size_t errlen)
 
     if (get_int(&p, root, "edge_live_ms", 100, 3600000, &cf->edge_live_ms)
         != 0
-        || get_int(&p, root, "wait_timeout", 1, 86400, &n) != 0)
+        || get_int(&p, root, "wait_timeout", 1, 86400, &cf->wait_default_s)
+           != 0)
     {
         return rc;
-    }
-
-    if (config_setting_get_member(root, "wait_timeout") != NULL) {
-        cf->wait_default_s = n;
     }
 
     s = config_setting_get_member(root, "health");

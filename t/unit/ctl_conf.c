@@ -1,0 +1,312 @@
+/*
+ * ctl_conf.c: TAP unit test of migctl's conf.c (defaults, file, errors
+ * with file and line) and health.c (exit codes, output, the timeout).
+ */
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "migctl.h"
+
+
+#define OK(cond, ...)  ok_(!!(cond), __VA_ARGS__)
+
+
+static int   tests, failed;
+static char  dir[] = "/tmp/migctl-unit-XXXXXX";
+
+
+static int ok_(int pass, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static const char *write_conf(const char *name, const char *text);
+static int load(migctl_ctx_t *ctx, const char *path, char *err,
+    size_t errlen);
+static void test_defaults(void);
+static void test_file(void);
+static void test_errors(void);
+static void test_health(void);
+
+
+int
+main(void)
+{
+    char  cmd[128];
+
+    if (mkdtemp(dir) == NULL) {
+        printf("Bail out! mkdtemp\n");
+        return 1;
+    }
+
+    test_defaults();
+    test_file();
+    test_errors();
+    test_health();
+
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    if (system(cmd) != 0) {
+        printf("# could not remove %s\n", dir);
+    }
+
+    printf("1..%d\n", tests);
+
+    return failed ? 1 : 0;
+}
+
+
+static void
+test_defaults(void)
+{
+    char          err[512];
+    migctl_ctx_t  ctx;
+
+    unsetenv("MIGCTL_CONFIG");
+    memset(&ctx, 0, sizeof(ctx));
+
+    /* /etc/migctl/migctl.conf is absent on a test box */
+    if (access("/etc/migctl/migctl.conf", F_OK) == 0) {
+        printf("ok %d # SKIP /etc/migctl/migctl.conf exists\n", ++tests);
+        return;
+    }
+
+    OK(migctl_conf_load(&ctx, err, sizeof(err)) == 0, "defaults: load");
+    OK(strcmp(ctx.conf.redis_host, "127.0.0.1") == 0
+       && ctx.conf.redis_port == 6379 && ctx.conf.redis_db == 0
+       && ctx.conf.redis_timeout_ms == 2000
+       && strcmp(ctx.conf.prefix, "migctl") == 0
+       && ctx.conf.nchecks == 0 && ctx.conf.source[0] == '\0'
+       && ctx.conf.lc == NULL, "defaults: Redis 127.0.0.1:6379, migctl");
+    migctl_conf_free(&ctx);
+}
+
+
+static void
+test_file(void)
+{
+    char          err[512];
+    const char   *p;
+    migctl_ctx_t  ctx;
+
+    p = write_conf("full.conf",
+        "redis = { host = \"r.example\"; port = 6380; db = 2;\n"
+        "  user = \"ops\"; password_env = \"PW\"; timeout_ms = 250; };\n"
+        "prefix = \"p1\";\n"
+        "edge_live_ms = 900;\n"
+        "wait_timeout = 7;\n"
+        "database = { anything = \"another command's section\"; };\n"
+        "health = { timeout_ms = 1234; checks = (\n"
+        "  { name = \"a\"; command = \"true\"; },\n"
+        "  { name = \"b\"; command = \"false\"; timeout_ms = 5; } ); };\n");
+
+    if (!OK(load(&ctx, p, err, sizeof(err)) == 0, "file: load")) {
+        printf("# %s\n", err);
+    }
+    OK(strcmp(ctx.conf.redis_host, "r.example") == 0
+       && ctx.conf.redis_port == 6380 && ctx.conf.redis_db == 2
+       && strcmp(ctx.conf.redis_user, "ops") == 0
+       && strcmp(ctx.conf.redis_password_env, "PW") == 0
+       && ctx.conf.redis_timeout_ms == 250, "file: redis section");
+    OK(strcmp(ctx.conf.prefix, "p1") == 0 && ctx.conf.edge_live_ms == 900
+       && ctx.conf.wait_default_s == 7, "file: prefix, edge_live_ms,"
+       " wait_timeout");
+    OK(ctx.conf.nchecks == 2
+       && strcmp(ctx.conf.checks[0].name, "a") == 0
+       && ctx.conf.checks[0].timeout_ms == 1234
+       && ctx.conf.checks[0].line == 8
+       && strcmp(ctx.conf.checks[1].command, "false") == 0
+       && ctx.conf.checks[1].timeout_ms == 5, "file: health checks");
+    OK(strcmp(ctx.conf.source, p) == 0 && ctx.conf.lc != NULL,
+       "file: source and the parsed file kept for other sections");
+    migctl_conf_free(&ctx);
+    OK(ctx.conf.lc == NULL, "file: freed");
+
+    setenv("MIGCTL_CONFIG", p, 1);
+    memset(&ctx, 0, sizeof(ctx));
+    OK(migctl_conf_load(&ctx, err, sizeof(err)) == 0
+       && ctx.conf.redis_port == 6380, "$MIGCTL_CONFIG is read");
+    migctl_conf_free(&ctx);
+    unsetenv("MIGCTL_CONFIG");
+}
+
+
+static void
+test_errors(void)
+{
+    size_t        i;
+    char          err[512], want[600];
+    const char   *p;
+    migctl_ctx_t  ctx;
+
+    static const struct {
+        const char  *text;
+        int          line;
+        const char  *says;
+    } bad[] = {
+        { "a = 1;\nb = = 2;\n", 2, "syntax error" },
+        { "redis = 5;\n", 1, "redis must be a group" },
+        { "redis = {\n port = \"x\"; };\n", 2, "port must be an integer" },
+        { "redis = { port = 0; };\n", 1, "out of range 1..65535" },
+        { "redis = { db = -1; };\n", 1, "out of range" },
+        { "redis = { timeout_ms = 0; };\n", 1, "out of range" },
+        { "redis = {\n\n host = 5; };\n", 3, "host must be a string" },
+        { "redis = { hots = \"x\"; };\n", 1, "unknown setting \"hots\"" },
+        { "redis = { password_file = \"/a\";\n password_env = \"B\"; };\n",
+          2, "not both" },
+        { "prefix = \"a:b\";\n", 1, "prefix \"a:b\" must be" },
+        { "prefix = \"\";\n", 1, "prefix \"\" must be" },
+        { "edge_live_ms = 10;\n", 1, "out of range 100.." },
+        { "health = { checks = 5; };\n", 1, "must be a list" },
+        { "health = { checks = ( { name = \"a b\"; command = \"x\"; } );"
+          " };\n", 1, "health check name \"a b\"" },
+        { "health = { checks = ( { name = \"a\"; cmd = \"x\"; } ); };\n",
+          1, "unknown setting \"cmd\"" },
+    };
+
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(want, sizeof(want), "bad%zu.conf", i);
+        p = write_conf(want, bad[i].text);
+        snprintf(want, sizeof(want), "%s:%d: ", p, bad[i].line);
+
+        err[0] = '\0';
+        if (!OK(load(&ctx, p, err, sizeof(err)) == -1
+                && strncmp(err, want, strlen(want)) == 0
+                && strstr(err, bad[i].says) != NULL,
+                "error %zu: \"%s\" at line %d", i, bad[i].says,
+                bad[i].line))
+        {
+            printf("# got: %s\n", err);
+        }
+        migctl_conf_free(&ctx);
+    }
+
+    snprintf(want, sizeof(want), "%s/missing.conf", dir);
+    OK(load(&ctx, want, err, sizeof(err)) == -1
+       && strstr(err, "cannot read configuration") != NULL,
+       "missing file: cannot read");
+    migctl_conf_free(&ctx);
+}
+
+
+static void
+test_health(void)
+{
+    int             rc;
+    char            err[512];
+    time_t          start;
+    json_t         *res, *c;
+    const char     *p;
+    migctl_ctx_t    ctx;
+
+    p = write_conf("health.conf",
+        "health = { checks = (\n"
+        "  { name = \"pass\"; command = \"echo one; echo two\"; },\n"
+        "  { name = \"fail\"; command = \"echo no >&2; exit 3\"; },\n"
+        "  { name = \"hang\"; command = \"sleep 30 & sleep 30\";"
+        " timeout_ms = 200; },\n"
+        "  { name = \"signal\"; command = \"kill -TERM $$\"; },\n"
+        "  { name = \"noexec\"; command = \"/nonexistent/x\"; }\n"
+        "); };\n");
+
+    if (load(&ctx, p, err, sizeof(err)) != 0) {
+        printf("Bail out! %s\n", err);
+        exit(1);
+    }
+
+    start = time(NULL);
+    rc = migctl_health_run(&ctx, &res);
+    OK(rc == MIGCTL_PROBLEM, "health: a failing check -> MIGCTL_PROBLEM");
+    OK(time(NULL) - start < 10, "health: a hung check is bounded");
+    OK(json_is_false(json_object_get(res, "ok")), "health: ok false");
+
+    c = json_array_get(json_object_get(res, "checks"), 0);
+    OK(json_is_true(json_object_get(c, "ok"))
+       && strcmp(json_string_value(json_object_get(c, "detail")), "two")
+          == 0, "health: pass, the last line of output");
+
+    c = json_array_get(json_object_get(res, "checks"), 1);
+    OK(json_is_false(json_object_get(c, "ok"))
+       && strcmp(json_string_value(json_object_get(c, "detail")),
+                 "exit 3: no") == 0, "health: exit 3 and stderr");
+
+    c = json_array_get(json_object_get(res, "checks"), 2);
+    OK(json_is_false(json_object_get(c, "ok"))
+       && strncmp(json_string_value(json_object_get(c, "detail")),
+                  "timed out after 200 ms", 22) == 0,
+       "health: timed out after 200 ms");
+
+    c = json_array_get(json_object_get(res, "checks"), 3);
+    OK(json_is_false(json_object_get(c, "ok"))
+       && strncmp(json_string_value(json_object_get(c, "detail")),
+                  "killed by signal 15", 19) == 0, "health: signal");
+
+    c = json_array_get(json_object_get(res, "checks"), 4);
+    OK(json_is_false(json_object_get(c, "ok"))
+       && strncmp(json_string_value(json_object_get(c, "detail")),
+                  "exit 127", 8) == 0, "health: command not found");
+
+    json_decref(res);
+    migctl_conf_free(&ctx);
+
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.conf.nchecks = 0;
+    OK(migctl_health_run(&ctx, &res) == MIGCTL_OK
+       && json_is_true(json_object_get(res, "ok")),
+       "health: no checks pass");
+    json_decref(res);
+}
+
+
+static int
+load(migctl_ctx_t *ctx, const char *path, char *err, size_t errlen)
+{
+    memset(ctx, 0, sizeof(migctl_ctx_t));
+    ctx->cmd = "test";
+    ctx->config_path = path;
+
+    return migctl_conf_load(ctx, err, errlen);
+}
+
+
+static const char *
+write_conf(const char *name, const char *text)
+{
+    FILE         *f;
+    static char   path[8][256];
+    static int    n;
+    char         *p;
+
+    p = path[n++ % 8];
+    snprintf(p, 256, "%s/%s", dir, name);
+
+    f = fopen(p, "w");
+    if (f == NULL || fputs(text, f) == EOF || fclose(f) != 0) {
+        printf("Bail out! writing %s\n", p);
+        exit(1);
+    }
+
+    return p;
+}
+
+
+static int
+ok_(int pass, const char *fmt, ...)
+{
+    va_list  ap;
+
+    tests++;
+
+    printf("%sok %d - ", pass ? "" : "not ", tests);
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    printf("\n");
+
+    if (!pass) {
+        failed++;
+    }
+
+    return pass;
+}
