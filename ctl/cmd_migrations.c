@@ -28,6 +28,8 @@ static int parse_plan(char *text, mig_list_t *l);
 static int add(mig_list_t *l, const char *app, size_t applen,
     const char *name, size_t namelen, char mark);
 static mig_entry_t *find(mig_list_t *l, const char *app, const char *name);
+static mig_entry_t *squashed_into(mig_list_t *l, const char *app,
+    const char *name);
 static void free_list(mig_list_t *l);
 static json_t *pair(const char *app, const char *name);
 static void print_text(json_t *o);
@@ -109,7 +111,8 @@ migctl_migrations_run(migctl_ctx_t *ctx, PGconn *conn, const char *plan,
     int           rc, r;
     char          err[512];
     size_t        i;
-    json_t       *o, *applied, *pending, *unk, *unkprev, *mismatch;
+    json_t       *o, *applied, *pending, *unk, *unkprev, *mismatch,
+                 *squashed;
     PGresult     *res;
     mig_list_t    db, pl, pv;
     mig_entry_t  *e;
@@ -153,6 +156,7 @@ migctl_migrations_run(migctl_ctx_t *ctx, PGconn *conn, const char *plan,
     unk = json_array();
     unkprev = json_array();
     mismatch = json_array();
+    squashed = json_array();
     json_object_set_new(o, "applied", applied);
     json_object_set_new(o, "plan", json_boolean(plan != NULL));
     json_object_set_new(o, "pending", pending);
@@ -160,6 +164,7 @@ migctl_migrations_run(migctl_ctx_t *ctx, PGconn *conn, const char *plan,
     json_object_set_new(o, "previous_plan", json_boolean(prev_plan != NULL));
     json_object_set_new(o, "unknown_to_previous", unkprev);
     json_object_set_new(o, "plan_mismatch", mismatch);
+    json_object_set_new(o, "replaced_by_squash", squashed);
 
     for (r = 0; r < PQntuples(res); r++) {
         const char  *app = PQgetvalue(res, r, 0);
@@ -179,7 +184,15 @@ migctl_migrations_run(migctl_ctx_t *ctx, PGconn *conn, const char *plan,
 
         if (plan) {
             e = find(&pl, app, name);
-            if (e == NULL) {
+            if (e == NULL && (e = squashed_into(&pl, app, name)) != NULL) {
+                json_t  *m = pair(app, name);
+
+                /* Django records the replaced ones too: they are known */
+                json_object_set_new(m, "squashed_into",
+                                    json_string(e->name));
+                json_array_append_new(squashed, m);
+
+            } else if (e == NULL) {
                 json_array_append_new(unk, pair(app, name));
 
             } else if (e->mark == ' ') {
@@ -193,7 +206,9 @@ migctl_migrations_run(migctl_ctx_t *ctx, PGconn *conn, const char *plan,
             }
         }
 
-        if (prev_plan && find(&pv, app, name) == NULL) {
+        if (prev_plan && find(&pv, app, name) == NULL
+            && squashed_into(&pv, app, name) == NULL)
+        {
             json_array_append_new(unkprev, pair(app, name));
         }
     }
@@ -388,6 +403,51 @@ find(mig_list_t *l, const char *app, const char *name)
         if (strcmp(l->v[i].name, name) == 0
             && strcmp(l->v[i].app, app) == 0)
         {
+            return &l->v[i];
+        }
+    }
+
+    return NULL;
+}
+
+
+/*
+ * squashmigrations names its result "0001_squashed_0004_x": it replaces
+ * the app's migrations numbered 0001 to 0004, which django_migrations
+ * keeps (and records when the squash is applied).  The plan only shows
+ * the squash, so a replaced name is known through its number.
+ */
+static mig_entry_t *
+squashed_into(mig_list_t *l, const char *app, const char *name)
+{
+    char    *end;
+    size_t   i;
+    long     n, from, to;
+
+    n = strtol(name, &end, 10);
+    if (end == name || *end != '_') {
+        return NULL;
+    }
+
+    for (i = 0; i < l->n; i++) {
+        const char  *s = l->v[i].name;
+
+        if (strcmp(l->v[i].app, app) != 0) {
+            continue;
+        }
+
+        from = strtol(s, &end, 10);
+        if (end == s || strncmp(end, "_squashed_", 10) != 0) {
+            continue;
+        }
+
+        s = end + 10;
+        to = strtol(s, &end, 10);
+        if (end == s) {
+            continue;
+        }
+
+        if (n >= from && n <= to && strcmp(l->v[i].name, name) != 0) {
             return &l->v[i];
         }
     }

@@ -69,7 +69,10 @@ int migctl_db_check_django(migctl_ctx_t *ctx, PGconn *conn);
  *  "rollback_safe": true|false|null,        null without --previous-plan:
  *                                           true when the previous release
  *                                           knows every recorded migration
- *  "plan_mismatch": [{"app", "name", "plan_says", "database_says"}...]}
+ *  "plan_mismatch": [{"app", "name", "plan_says", "database_says"}...],
+ *  "replaced_by_squash": [{"app", "name", "squashed_into"}...]}
+ *                           recorded, replaced by a squash in the plan
+ *                           ("0001_squashed_0004_x" replaces 0001..0004)
  *
  * MIGCTL_PROBLEM when something is pending or unknown to this release.
  */

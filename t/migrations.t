@@ -123,6 +123,31 @@ is_deeply($r->{json}{plan_mismatch},
           [{ app => 'shop', name => '0003_data', plan_says => 'not applied',
              database_says => 'recorded' }], 'plan/database mismatch');
 
+# a squashed migration: the plan shows the squash, the database keeps the
+# replaced ones: they are known, not "unknown to this release"
+
+$t->psql('pg', "INSERT INTO django_migrations (app, name, applied) VALUES"
+               . " ('blog', '0001_initial', now()),"
+               . " ('blog', '0002_post_title', now()),"
+               . " ('blog', '0001_squashed_0002_post_title', now())");
+my $sq = $t->write_file('squash.txt', $t->read_file("$fx/plan_current.txt")
+                        . "[X]  blog.0001_squashed_0002_post_title\n"
+                        . "[ ]  blog.0003_post_body\n");
+$r = mig('--plan', $sq, '--previous-plan', $sq);
+is_deeply(names($r->{json}{unknown_to_release}), [],
+          'squash: replaced migrations are not unknown');
+is_deeply($r->{json}{replaced_by_squash},
+          [{ app => 'blog', name => '0001_initial',
+             squashed_into => '0001_squashed_0002_post_title' },
+           { app => 'blog', name => '0002_post_title',
+             squashed_into => '0001_squashed_0002_post_title' }],
+          'squash: replaced ones listed');
+is_deeply(names($r->{json}{unknown_to_previous}), [],
+          'squash: known to the previous release too');
+is_deeply(names($r->{json}{pending}), ['blog.0003_post_body'],
+          'squash: the next one pending');
+$t->psql('pg', "DELETE FROM django_migrations WHERE app = 'blog'");
+
 # bad input
 
 my $empty = $t->write_file('empty.txt', '');
