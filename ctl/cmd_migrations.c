@@ -505,6 +505,13 @@ print_text(json_t *o)
         print_list(o, "unknown_to_release",
                    "unknown to this release (recorded, not in its plan)");
 
+        json_array_foreach(json_object_get(o, "replaced_by_squash"), i, e) {
+            printf("replaced by a squash: %s.%s -> %s\n",
+                   json_string_value(json_object_get(e, "app")),
+                   json_string_value(json_object_get(e, "name")),
+                   json_string_value(json_object_get(e, "squashed_into")));
+        }
+
         if (json_array_size(json_object_get(o, "plan_mismatch"))) {
             printf("plan and database disagree (the plan was made "
                    "against another database?):\n");
