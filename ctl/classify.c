@@ -334,6 +334,9 @@ static const text_t texts[] = {
       "two migrations are leaves of one app: merge them "
       "(makemigrations --merge) in the code" },
     { "dependencies reference nonexistent", 0, CLS_CODE_FIX, R_GRAPH },
+    { "cannot be executed inside a transaction", 0, CLS_CODE_FIX,
+      "a CONCURRENTLY operation inside an atomic migration: set "
+      "atomic = False on the migration" },
     { "is applied before its dependency", 0, CLS_HIGH_RISK,
       "django_migrations records a migration before its dependency: the "
       "history was edited or faked; the schema needs checking" },

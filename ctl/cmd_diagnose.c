@@ -63,6 +63,9 @@ static void risk_objects(dg_t *d, const char *status, const char *prefix);
 static void risk_invalid(dg_t *d);
 static void risk_rollback(dg_t *d);
 static void risk_class(dg_t *d);
+static void note_plan(dg_t *d);
+static size_t list_of(json_t *a, const char *app, const char *skip,
+    char *buf, size_t len);
 static void next_end(dg_t *d);
 static const char *previous_of(dg_t *d, int *later);
 static void add(json_t *a, const char *fmt, ...)
@@ -540,6 +543,69 @@ decide(dg_t *d)
         add(d->reasons, "it was raised in the migration at %s",
             str(d->cls, "frame"));
     }
+
+    note_plan(d);
+}
+
+
+/* what this release's plan adds: later migrations, unknown records */
+static void
+note_plan(dg_t *d)
+{
+    char    list[DG_BUF];
+    size_t  n;
+
+    if (!json_is_true(json_object_get(d->migs, "plan"))) {
+        return;
+    }
+
+    n = list_of(json_object_get(d->migs, "pending"), d->app, d->migration,
+                list, sizeof(list));
+    if (n) {
+        add(d->reasons, "%zu more migration(s) of %s are pending in this "
+            "release and run after it: %s", n, d->app, list);
+    }
+
+    n = list_of(json_object_get(d->migs, "unknown_to_release"), NULL, NULL,
+                list, sizeof(list));
+    if (n) {
+        add(d->risks, "django_migrations records %zu migration(s) this "
+            "release does not know (%s): a newer release ran here, or a "
+            "migration file was renamed or removed", n, list);
+    }
+}
+
+
+/* "app.name, ..." of an array of {"app", "name"}; returns the count */
+static size_t
+list_of(json_t *a, const char *app, const char *skip, char *buf,
+    size_t len)
+{
+    size_t       k, n, used;
+    json_t      *e;
+    const char  *ea, *en;
+
+    buf[0] = '\0';
+    used = 0;
+    n = 0;
+
+    json_array_foreach(a, k, e) {
+        ea = str(e, "app");
+        en = str(e, "name");
+        if (ea == NULL || en == NULL || (app && strcmp(ea, app) != 0)
+            || (skip && strcmp(en, skip) == 0))
+        {
+            continue;
+        }
+
+        if (used < len) {
+            used += snprintf(buf + used, len - used, "%s%s.%s",
+                             n ? ", " : "", ea, en);
+        }
+        n++;
+    }
+
+    return n;
 }
 
 
@@ -850,10 +916,7 @@ risk_invalid(dg_t *d)
 static void
 risk_rollback(dg_t *d)
 {
-    size_t       k;
-    json_t      *u, *a;
-    char         list[DG_BUF];
-    size_t       n;
+    char  list[DG_BUF];
 
     if (d->rollback == -1) {
         add(d->risks, "no --previous-plan: whether rolling back code is "
@@ -866,18 +929,8 @@ risk_rollback(dg_t *d)
         return;
     }
 
-    a = json_object_get(d->migs, "unknown_to_previous");
-    list[0] = '\0';
-    n = 0;
-
-    json_array_foreach(a, k, u) {
-        n += snprintf(list + n, n < sizeof(list) ? sizeof(list) - n : 0,
-                      "%s%s.%s", k ? ", " : "", str(u, "app"),
-                      str(u, "name"));
-        if (n >= sizeof(list)) {
-            break;
-        }
-    }
+    list_of(json_object_get(d->migs, "unknown_to_previous"), NULL, NULL,
+            list, sizeof(list));
 
     add(d->risks, "do not roll back code: the previous release does not "
         "know %s (recorded in django_migrations)", list);

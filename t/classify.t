@@ -28,6 +28,8 @@ my %want = (
     django_rewrite      => ['high_risk', '57014', 'django.db.utils.OperationalError'],
     django_noddl        => ['high_risk', '42501', 'django.db.utils.ProgrammingError'],
     django_unreachable  => ['transient', '08001', 'django.db.utils.OperationalError'],
+    django_addindexconcurrently_atomic => ['code_fix', undef,
+                                           'django.db.utils.NotSupportedError'],
     psycopg2_admin_shutdown => ['transient', '08006', 'psycopg2.OperationalError'],
     psycopg2_check      => ['high_risk', '23514', 'psycopg2.errors.CheckViolation'],
     psycopg2_concurrently_in_tx => ['code_fix', '25001',

@@ -225,6 +225,14 @@ EOF
        'no unfake advice while part of it exists');
     has_line($d->{next}, qr/^python manage\.py sqlmigrate dupes 0009_hand/,
              'repair by hand from sqlmigrate');
+
+    # with this release's plan: the record it does not know, what is pending
+    $d = diag_json('--app', 'dupes', '--migration', '0009_hand', '--sql', $s,
+                   '--plan', $plan);
+    has_line($d->{risks}, qr/records 1 migration\(s\) this release does not know \(dupes\.0009_hand\)/,
+             'a record unknown to this release');
+    has_line($d->{reasons}, qr/1 more migration\(s\) of dupes are pending .*: dupes\.0002_email_unique$/,
+             'the pending migration of the app');
 }
 
 done_testing;

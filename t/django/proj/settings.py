@@ -27,6 +27,7 @@ INSTALLED_APPS = [
     "faked",
     "rewrite",
     "noddl",
+    "concatomic",
 ]
 
 DATABASES = {
