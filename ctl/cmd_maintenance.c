@@ -723,7 +723,8 @@ wait_edges(mnt_t *m, const char *want, int seconds, json_t *res)
 static int
 do_status(mnt_t *m, int argc, char **argv)
 {
-    int            rc, i, present, nok, nbehind, nstale, nlost, nother;
+    int            rc, i, present, nok, nbehind, nstale, nlost, nother,
+                   ngone;
     char           err[256], want[MIG_EDGE_VALUE_MAX + 1], when[64];
     const char    *flag, *state;
     json_t        *res, *edges, *je, *audit, *ae, *probs, *v;
@@ -813,12 +814,18 @@ do_status(mnt_t *m, int argc, char **argv)
         goto done;
     }
 
-    nok = nbehind = nstale = nlost = nother = 0;
+    nok = nbehind = nstale = nlost = nother = ngone = 0;
 
     for (i = 0; i < ed.n; i++) {
         edge_t *e = &ed.e[i];
 
-        if (!e->live) {
+        if (!e->live && !e->has_hash) {
+            /* stopped long enough for its edge hash to expire: a node
+             * taken out of the fleet, shown but not a problem */
+            flag = "gone";
+            ngone++;
+
+        } else if (!e->live) {
             flag = "stale";
             nstale++;
 
@@ -921,6 +928,9 @@ do_status(mnt_t *m, int argc, char **argv)
     if (nother) {
         printf(", %d not gating this scope", nother);
     }
+    if (ngone) {
+        printf(", %d gone", ngone);
+    }
     printf(")\n");
 
     for (i = 0; i < ed.n; i++) {
@@ -935,6 +945,8 @@ do_status(mnt_t *m, int argc, char **argv)
                : strcmp(flag, "stale") == 0 ? "STALE (heartbeat stopped)"
                : strcmp(flag, "lost") == 0
                  ? "LOST (serves a state Redis no longer has)"
+               : strcmp(flag, "gone") == 0
+                 ? "gone (no heartbeat, edge hash expired)"
                : "does not gate this scope");
     }
 
@@ -1391,6 +1403,7 @@ usage(FILE *f)
         "      flag, metadata, every edge with the mode:epoch it serves and\n"
         "      its heartbeat age, the audit tail; exit 1 when an edge is\n"
         "      behind or stale, or Redis lost the state edges still serve\n"
+        "      (an edge whose hash expired is shown as gone, not a problem)\n"
         "\n"
         "The actor in the audit is $MIGCTL_ACTOR, else the login user.\n"
         "exit codes: 0 ok, 1 problem (edges behind), 2 usage, 3 Redis\n"

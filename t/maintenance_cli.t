@@ -208,6 +208,64 @@ $r = mig(qw(--scope bad maintenance status));
 is($r->{rc}, 1, 'status of a malformed state: exit 1');
 like($r->{out}, qr/malformed/, 'status says malformed');
 
+# --- edge flags, with edges written by hand ----------------------------
+
+my $fconf = $t->write_file('fx.conf', <<"EOF");
+redis = { port = $rport; };
+prefix = "fx";
+edge_live_ms = 5000;
+EOF
+my %fenv = (%env, MIGCTL_CONFIG => $fconf);
+$r = $t->migctl({ env => \%fenv }, qw(maintenance on --reason fx));
+is($r->{rc}, 0, 'fx: on');
+my $fe = $t->redis('r', 'HGET', 'fx:state:default', 'epoch');
+my $now = int(time * 1000);
+$t->redis('r', 'ZADD', 'fx:edges', $now, 'e-ok', $now, 'e-behind',
+          $now - 20000, 'e-stale', $now - 20000, 'e-gone', $now, 'e-other',
+          $now, 'bad:id');
+$t->redis('r', 'HSET', 'fx:edge:e-ok', 'default', "on:$fe", 'pid', 11,
+          'version', '0.1.0');
+$t->redis('r', 'HSET', 'fx:edge:e-behind', 'default', 'off:' . ($fe - 1));
+$t->redis('r', 'HSET', 'fx:edge:e-stale', 'default', "on:$fe");
+$t->redis('r', 'HSET', 'fx:edge:e-other', 'api', 'on:3');
+$r = $t->migctl({ env => \%fenv }, qw(--json maintenance status));
+is($r->{rc}, 1, 'status with an edge behind and one stale: exit 1');
+$j = eval { decode_json($r->{out}) } || {};
+my %flag = map { $_->{node} => $_->{status} } @{ $j->{edges} || [] };
+is_deeply(\%flag, { 'e-ok' => 'ok', 'e-behind' => 'behind',
+                    'e-stale' => 'stale', 'e-gone' => 'gone',
+                    'e-other' => 'other_scopes' },
+          'flags: ok, behind, stale, gone, other scopes; bad id skipped');
+is_deeply([ sort map { $_->{problem} } @{ $j->{problems} } ],
+          [ 'edges_behind', 'edges_stale' ], 'problems listed');
+$r = $t->migctl({ env => \%fenv }, qw(maintenance status));
+like($r->{out}, qr/^\s+e-behind\s+off:\d+\s+[\d.]+ s\s+BEHIND$/m,
+     'text: BEHIND');
+like($r->{out}, qr/^\s+e-stale\s+on:$fe\s+2\d\.\d s\s+STALE/m,
+     'text: STALE with its age');
+
+$r = $t->migctl({ env => \%fenv }, qw(maintenance on --wait=1));
+is($r->{rc}, 1, 'on --wait=1 with edges that never acknowledge: exit 1');
+like($r->{err}, qr{0/2 live edges acknowledged}, 'progress 0/2');
+my ($named) = $r->{err} =~ /after 1 s: (.*): check nginx/;
+like($named // '', qr/e-ok \(serving on:$fe, heartbeat [\d.]+ s ago\)/,
+     'names e-ok and what it serves');
+like($named // '', qr/e-behind \(serving off:/, 'names e-behind');
+unlike($named // '', qr/e-stale|e-gone|e-other/,
+       'names no edge that is not live or not gating the scope');
+
+$t->redis('r', 'DEL', 'fx:state:default');
+$r = $t->migctl({ env => \%fenv }, qw(--json maintenance status));
+$j = eval { decode_json($r->{out}) } || {};
+is($j->{state}, 'missing', 'state deleted: missing');
+is((grep { $_->{node} eq 'e-ok' } @{ $j->{edges} })[0]{status}, 'lost',
+   'an edge serving a state Redis no longer has: lost');
+ok((grep { $_->{problem} eq 'redis_lost_data' } @{ $j->{problems} }),
+   'problem: redis_lost_data');
+$r = $t->migctl({ env => \%fenv }, qw(maintenance status));
+like($r->{out}, qr/Redis lost its data: .*re-assert it with migctl maintenance on or off/,
+     'text: says what to do');
+
 # --- SIGKILL at random points of a change ------------------------------
 
 SKIP: {
