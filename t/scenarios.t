@@ -490,4 +490,31 @@ sub column_type {
     is($d->{path}, 'rollback_code', "$n: same answer as the limited role");
 }
 
+# --- 10. CREATE INDEX CONCURRENTLY inside an atomic migration -------------
+
+{
+    my $n = 'concatomic';
+    my $e = new_db($n);
+    my $m = '0002_event_kind_idx';
+    is(dj($e, 'migrate', 'concatomic', '0001')->{rc}, 0, "$n: 0001 applies");
+    my $tb = fail_step($e, $n, 'migrate', 'concatomic');
+    my ($sqlf, $plan, $prev) = files($e, $n, 'concatomic', $m);
+
+    is(sql($e, "SELECT count(*) FROM pg_class WHERE relname = 'concatomic_kind_idx'"),
+       0, "$n: no index");
+    is(recorded($e, 'concatomic', $m), 0, "$n: not recorded");
+
+    is(js(inspect($e, $sqlf, 'concatomic', $m))->{verdict}, 'not_applied',
+       "$n: inspect says not_applied");
+
+    my $c = classify($tb);
+    is($c->{class}, 'code_fix', "$n: classify code_fix");
+    is($c->{sqlstate}, '25001', "$n: SQLSTATE 25001");
+    like($c->{reason}, qr/atomic = False/, "$n: says how to fix it");
+
+    my $d = diagnose($e, $sqlf, 'concatomic', $m, tb => $tb, plan => $plan);
+    is($d->{path}, 'fix_forward', "$n: diagnose fix_forward");
+    has_line($d->{risks}, qr/CONCURRENTLY needs atomic = False/, "$n: and what it implies");
+}
+
 done_testing;
