@@ -43,6 +43,8 @@ typedef struct {
     long         unverified;
 
     const char  *path;
+    const char  *given;         /* --migration as typed, when a prefix */
+    char         name[256];     /* the full name a prefix stands for */
     json_t      *reasons;
     json_t      *risks;
     json_t      *next;
@@ -50,6 +52,7 @@ typedef struct {
 
 
 static int read_traceback(migctl_ctx_t *ctx, const char *path, json_t **cls);
+static int resolve_name(migctl_ctx_t *ctx, dg_t *d);
 static int unparsable_fallback(migctl_ctx_t *ctx, PGconn *conn, dg_t *d);
 static int sql_is_atomic(const char *path);
 static int lock_holders(PGconn *conn, dg_t *d);
@@ -175,6 +178,11 @@ cmd_diagnose(int argc, char **argv, migctl_ctx_t *ctx)
         goto done;
     }
 
+    rc = resolve_name(ctx, &d);
+    if (rc != MIGCTL_OK) {
+        goto done;
+    }
+
     d.sqlstate = d.cls ? str(d.cls, "sqlstate") : NULL;
 
     rc = migctl_inspect_run(ctx, conn, d.sqlfile, d.app, d.migration,
@@ -273,6 +281,70 @@ read_traceback(migctl_ctx_t *ctx, const char *path, json_t **cls)
     free(text);
 
     return rc;
+}
+
+
+/*
+ * Django takes a unique prefix ("0002") for a migration name; the catalog
+ * and django_migrations need the full one.  Look for it among the
+ * recorded migrations of the app and, with --plan, the pending ones.
+ */
+static int
+resolve_name(migctl_ctx_t *ctx, dg_t *d)
+{
+    int          n, i;
+    size_t       k, len;
+    json_t      *e;
+    const char  *keys[2], *app, *name, *found;
+
+    keys[0] = "applied";
+    keys[1] = "pending";
+    len = strlen(d->migration);
+    found = NULL;
+    n = 0;
+
+    for (i = 0; i < 2; i++) {
+        json_array_foreach(json_object_get(d->migs, keys[i]), k, e) {
+            app = str(e, "app");
+            name = str(e, "name");
+            if (app == NULL || name == NULL || strcmp(app, d->app) != 0
+                || strncmp(name, d->migration, len) != 0)
+            {
+                continue;
+            }
+
+            if (name[len] == '\0') {
+                return MIGCTL_OK;             /* the full name */
+            }
+
+            if (found == NULL || strcmp(found, name) != 0) {
+                found = name;
+                n++;
+            }
+        }
+    }
+
+    if (n == 0) {
+        return MIGCTL_OK;                     /* inspect says what it is */
+    }
+
+    if (n > 1) {
+        return migctl_error(ctx, MIGCTL_USAGE,
+                            "--migration %s is ambiguous in %s: give the "
+                            "full name (see showmigrations %s)",
+                            d->migration, d->app, d->app);
+    }
+
+    if (strlen(found) >= sizeof(d->name)) {
+        return migctl_error(ctx, MIGCTL_USAGE,
+                            "--migration: name too long");
+    }
+
+    strcpy(d->name, found);
+    d->given = d->migration;
+    d->migration = d->name;
+
+    return MIGCTL_OK;
 }
 
 
@@ -545,6 +617,11 @@ decide(dg_t *d)
     }
 
     note_plan(d);
+
+    if (d->given) {
+        add(d->reasons, "--migration %s is %s.%s", d->given, d->app,
+            d->migration);
+    }
 }
 
 

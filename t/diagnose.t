@@ -226,6 +226,15 @@ EOF
     has_line($d->{next}, qr/^python manage\.py sqlmigrate dupes 0009_hand/,
              'repair by hand from sqlmigrate');
 
+    # a prefix, as Django takes it
+    $d = diag_json('--app', 'dupes', '--migration', '0009', '--sql', $s);
+    is($d->{migration}, '0009_hand', 'a prefix resolves to the recorded name');
+    is($d->{inspect}{verdict}, 'recorded_but_incomplete', '... and is inspected by it');
+    has_line($d->{reasons}, qr/^--migration 0009 is dupes\.0009_hand$/, '... said so');
+    my $r = mc($e, 'diagnose', '--app', 'dupes', '--migration', '0', '--sql', $s);
+    is($r->{rc}, 2, 'an ambiguous prefix: exit 2');
+    like($r->{err}, qr/--migration 0 is ambiguous in dupes/, '... said so');
+
     # with this release's plan: the record it does not know, what is pending
     $d = diag_json('--app', 'dupes', '--migration', '0009_hand', '--sql', $s,
                    '--plan', $plan);
