@@ -463,7 +463,7 @@ static int
 run_change(mnt_t *m, int on, const opts_t *o, const char *result,
     unsigned long long *epoch, char *id, size_t idsize)
 {
-    int            rc;
+    int            rc, i;
     char           since[32], retry[16];
     const char    *argv[16];
     size_t         lens[16];
@@ -491,7 +491,7 @@ run_change(mnt_t *m, int on, const opts_t *o, const char *result,
     argv[14] = result;
     argv[15] = AUDIT_MAXLEN;
 
-    for (int i = 0; i < 16; i++) {
+    for (i = 0; i < 16; i++) {
         lens[i] = strlen(argv[i]);
     }
 
@@ -601,9 +601,10 @@ done:
 static int
 wait_edges(mnt_t *m, const char *want, int seconds, json_t *res)
 {
-    int            rc, i, acked, tracked, last_acked, last_tracked, named;
+    int            rc, i, j, acked, tracked, last_acked, last_tracked, named;
     long long      deadline, now;
     json_t        *w, *behind;
+    edge_t        *e;
     edges_t        ed, prev;
 
     memset(&prev, 0, sizeof(edges_t));
@@ -624,12 +625,12 @@ wait_edges(mnt_t *m, const char *want, int seconds, json_t *res)
         tracked = 0;
 
         for (i = 0; i < ed.n; i++) {
-            edge_t *e = &ed.e[i];
+            e = &ed.e[i];
 
             /* awaited: live now, or live in an earlier round */
             e->tracked = e->live && (!e->has_hash || e->has_scope);
 
-            for (int j = 0; !e->tracked && j < prev.n; j++) {
+            for (j = 0; !e->tracked && j < prev.n; j++) {
                 if (prev.e[j].tracked
                     && strcmp(prev.e[j].node, e->node) == 0)
                 {
@@ -691,7 +692,7 @@ wait_edges(mnt_t *m, const char *want, int seconds, json_t *res)
     named = 0;
 
     for (i = 0; i < prev.n; i++) {
-        edge_t *e = &prev.e[i];
+        e = &prev.e[i];
 
         if (!e->tracked || e->acked) {
             continue;
@@ -728,6 +729,7 @@ do_status(mnt_t *m, int argc, char **argv)
     char           err[256], want[MIG_EDGE_VALUE_MAX + 1], when[64];
     const char    *flag, *state;
     json_t        *res, *edges, *je, *audit, *ae, *probs, *v;
+    edge_t        *e;
     edges_t        ed;
     long long      now;
     size_t         k;
@@ -817,7 +819,7 @@ do_status(mnt_t *m, int argc, char **argv)
     nok = nbehind = nstale = nlost = nother = ngone = 0;
 
     for (i = 0; i < ed.n; i++) {
-        edge_t *e = &ed.e[i];
+        e = &ed.e[i];
 
         if (!e->live && !e->has_hash) {
             /* stopped long enough for its edge hash to expire: a node
@@ -1068,6 +1070,7 @@ read_edges(mnt_t *m, edges_t *ed, long long now)
     size_t         lens[5], i, j;
     double         score;
     uint64_t       u;
+    edge_t        *e;
     mig_mode_e     mode;
     redisReply    *r, *h, *f, *v;
     migctl_ctx_t  *ctx = m->ctx;
@@ -1126,7 +1129,7 @@ read_edges(mnt_t *m, edges_t *ed, long long now)
             continue;
         }
 
-        edge_t *e = &ed->e[ed->n++];
+        e = &ed->e[ed->n++];
 
         memcpy(e->node, f->str, f->len);
         e->node[f->len] = '\0';
@@ -1225,7 +1228,7 @@ static int
 read_audit(mnt_t *m, int count, json_t **out)
 {
     int            rc;
-    char           cnt[16], when[64];
+    char           cnt[16], when[64], name[MIG_NAME_MAX + 1];
     const char    *argv[6];
     size_t         lens[6], i, j;
     long long      ms;
@@ -1285,8 +1288,6 @@ read_audit(mnt_t *m, int count, json_t **out)
             {
                 continue;
             }
-
-            char name[MIG_NAME_MAX + 1];
 
             memcpy(name, fv->element[j]->str, fv->element[j]->len);
             name[fv->element[j]->len] = '\0';
