@@ -257,6 +257,16 @@ ngx_http_maintenance_sync_init_worker(ngx_cycle_t *cycle)
 
     ngx_shmtx_lock(&sync->shpool->mutex);
 
+    /*
+     * A reload or a respawn: if the worker 0 before us had lost Redis, the
+     * failure policy goes on ruling until we sync (no flicker to the last
+     * state and back).  A cold start gets the grace of one connect.
+     */
+
+    if (mmcf->redis_addr.len && sh->owner_pid != 0 && !sh->redis_up) {
+        sync->down = 1;
+    }
+
     sh->owner_pid = ngx_pid;
 
     for (i = 0; i < sync->nscopes; i++) {

@@ -6,6 +6,7 @@ use strict;
 use warnings;
 use Test::More;
 use Time::HiRes qw(time);
+use POSIX ();
 use lib 't/lib';
 use MigTest;
 
@@ -109,6 +110,40 @@ ok($t->wait_for(sub { code('n_open') == 200 }, 3),
    'open: serves the application while Redis is down');
 is(code('n_closed'), 503, 'closed: serves maintenance while Redis is down');
 
+# a reload while Redis is down: the new worker 0 keeps the failure policy
+# (no flicker to the last state); a child process requests all along
+sub during_reload {
+    my ($name) = @_;
+    my $out = $t->dir . "/loop.$name";
+    my $port = $t->port("${name}_http");
+    unlink "$out.stop";
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        open my $fh, '>', $out or POSIX::_exit(1);
+        my $end = time + 3;
+        for (1 .. 20000) {
+            last if time > $end || -e "$out.stop";
+            my $r = $t->http($port, '/', timeout => 2);
+            print $fh "$r->{status}\n";
+        }
+        close $fh;
+        POSIX::_exit(0);
+    }
+    $t->reload_nginx($name);
+    $t->write_file("$out.stop", '');
+    waitpid($pid, 0);
+    my %c;
+    $c{$_}++ for split /\n/, $t->read_file($out) // '';
+    return \%c;
+}
+
+my $c = during_reload('n_open');
+ok(!$c->{503} && $c->{200}, 'open: reload with Redis down, every answer'
+   . ' open (' . join(' ', map { "$_=$c->{$_}" } sort keys %$c) . ')');
+$c = during_reload('n_closed');
+ok(!$c->{200} && $c->{503}, 'closed: reload with Redis down, every answer'
+   . ' maintenance (' . join(' ', map { "$_=$c->{$_}" } sort keys %$c) . ')');
+
 # back, empty (no persistence): write a state without PUBLISH, as a person
 # with redis-cli would; every node must pick it up within two polls
 $t->start_redis('r');
@@ -124,11 +159,14 @@ diag(sprintf("resync after Redis came back: %.0f ms (poll %.0f ms)",
 cmp_ok($dt, '<=', 2 * $POLL + 0.2, 'within two poll intervals');
 ok(redis_up('n_closed'), 'status: redis up again');
 
+# (n_open and n_closed were reloaded: their new worker 0 logs for itself)
 for my $n (qw(n_last n_open n_closed)) {
-    is(count_log($n, qr/redis command link .* down/), 1,
-       "$n: link down logged once");
-    is(count_log($n, qr/redis command link .* up again/), 1,
-       "$n: link up logged once");
+    my ($w) = $t->worker_pids($n);
+    is(count_log($n, qr/#$w: .*redis command link .* down/), 1,
+       "$n: link down logged once by worker 0 ($w)");
+    # n_last's worker 0 saw the first start too: "up", then "up again"
+    is(count_log($n, qr/#$w: .*redis command link \S+ \S+ up( again)?$/),
+       $n eq 'n_last' ? 2 : 1, "$n: link up logged once per transition");
 }
 
 # --- hung (SIGSTOP): only our timeout notices ---------------------------
@@ -149,6 +187,22 @@ like($t->error_log('n_closed'), qr/redis command link .* down: timed out/,
 $t->kill_redis('r', 'CONT');
 ok($t->wait_for(sub { code('n_closed') == 200 }, 2 * $POLL + 1),
    'Redis resumed: closed back to the Redis state');
+
+# a reload while Redis hangs (connects succeed, commands time out): the new
+# worker 0 must not serve the last state until its own timeout
+$t->set_state('r', 'default', 'on', 4);
+ok($t->wait_for(sub { code('n_open') == 503 }, 3), 'open: in maintenance');
+$t->kill_redis('r', 'STOP');
+ok($t->wait_for(sub { code('n_open') == 200 }, 3),
+   'open: Redis hung, open after the timeout');
+$c = during_reload('n_open');
+ok(!$c->{503} && $c->{200}, 'open: reload with Redis hung, every answer'
+   . ' open (' . join(' ', map { "$_=$c->{$_}" } sort keys %$c) . ')');
+$t->kill_redis('r', 'CONT');
+ok($t->wait_for(sub { code('n_open') == 503 }, 2 * $POLL + 1),
+   'Redis resumed: in maintenance again');
+$t->set_state('r', 'default', 'off', 5);
+ok($t->wait_for(sub { code('n_open') == 200 }, 2), 'off again');
 
 ok($t->wait_for(sub { redis_up('n_last') }, 3), 'last: synced');
 ok($t->wait_for(sub { fds('n_last') == $fds }, 2),
