@@ -69,8 +69,10 @@ $(B)/san/t/%: $(B)/san/obj/t/unit/%.o \
 # The module is built out of tree, as any third-party module: configure
 # nginx's source (Debian's nginx-dev by default) with --with-compat and
 # the flags stock nginx was built with, then build only the modules.
+# flock: two makes at once must not configure into one build dir together
 $(B)/nginx/Makefile: config
 	@mkdir -p $(B)/nginx
+	exec 9>$(B)/.nginx.lock && flock 9 && \
 	cd $(NGINX_SRC) && \
 	    flags=; \
 	    if [ -f conf_flags ]; then \
@@ -82,9 +84,11 @@ $(B)/nginx/Makefile: config
 	        --builddir=$(CURDIR)/$(B)/nginx > $(CURDIR)/$(B)/nginx/configure.log 2>&1 \
 	    || { tail -20 $(CURDIR)/$(B)/nginx/configure.log; exit 1; }
 
+# the .so is replaced by rename: a running nginx keeps the file it mapped
 $(MODULE): $(B)/nginx/Makefile $(MOD_SRC)
-	$(MAKE) -f $(CURDIR)/$(B)/nginx/Makefile -C $(NGINX_SRC) modules
-	cp $(B)/nginx/ngx_http_maintenance_module.so $@
+	flock $(B)/.nginx.lock $(MAKE) -f $(CURDIR)/$(B)/nginx/Makefile -C $(NGINX_SRC) modules
+	cp $(B)/nginx/ngx_http_maintenance_module.so $@.tmp
+	mv -f $@.tmp $@
 
 deps:
 	@bash .ci/deps

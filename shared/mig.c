@@ -209,6 +209,71 @@ mig_state_finish(mig_state_t *st, char *err, size_t errlen)
 
 
 int
+mig_text_valid(const char *s, size_t len, char *err, size_t errlen)
+{
+    size_t          i, n, k;
+    uint32_t        cp;
+    unsigned char   c;
+
+    for (i = 0; i < len; i += n) {
+        c = (unsigned char) s[i];
+
+        if (c < 0x80) {
+            if (c < 0x20 || c == 0x7f) {
+                MIG_ERR("control character 0x%02x at byte %zu", c, i);
+                return MIG_EINVAL;
+            }
+
+            n = 1;
+            continue;
+        }
+
+        if (c >= 0xc2 && c <= 0xdf) {
+            n = 2;
+            cp = c & 0x1f;
+
+        } else if (c >= 0xe0 && c <= 0xef) {
+            n = 3;
+            cp = c & 0x0f;
+
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            n = 4;
+            cp = c & 0x07;
+
+        } else {
+            goto invalid;
+        }
+
+        if (i + n > len) {
+            goto invalid;
+        }
+
+        for (k = 1; k < n; k++) {
+            c = (unsigned char) s[i + k];
+            if ((c & 0xc0) != 0x80) {
+                goto invalid;
+            }
+            cp = (cp << 6) | (c & 0x3f);
+        }
+
+        /* overlong forms, surrogates, beyond U+10FFFF */
+        if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000)
+            || (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+        {
+            goto invalid;
+        }
+    }
+
+    return MIG_OK;
+
+invalid:
+
+    MIG_ERR("invalid UTF-8 at byte %zu", i);
+    return MIG_EINVAL;
+}
+
+
+int
 mig_parse_u64(const char *s, size_t len, uint64_t max, uint64_t *out)
 {
     size_t    i;
@@ -387,13 +452,15 @@ static int
 copy_text(char *dst, size_t max, const char *field, const char *value,
     size_t vlen, char *err, size_t errlen)
 {
+    char  why[64];
+
     if (vlen > max) {
         MIG_ERR("%s is %zu bytes, more than %zu", field, vlen, max);
         return MIG_ERANGE;
     }
 
-    if (memchr(value, '\0', vlen) != NULL) {
-        MIG_ERR("%s contains a NUL byte", field);
+    if (mig_text_valid(value, vlen, why, sizeof(why)) != MIG_OK) {
+        MIG_ERR("%s: %s", field, why);
         return MIG_EINVAL;
     }
 

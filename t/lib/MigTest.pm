@@ -13,6 +13,7 @@ use File::Basename qw(dirname);
 use File::Path qw(make_path);
 use File::Temp qw(tempdir);
 use IO::Socket::INET;
+use Socket qw(SOL_SOCKET SO_RCVTIMEO SO_SNDTIMEO);
 use POSIX qw(:sys_wait_h);
 use Test::More;
 use Time::HiRes qw(time sleep);
@@ -269,6 +270,7 @@ sub redis {
     my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
                                   Proto => 'tcp', Timeout => 5)
         or die "redis $name: connect: $!\n";
+    _io_timeout($s, 5);
     my $req = '*' . scalar(@cmd) . "\r\n";
     $req .= '$' . length($_) . "\r\n$_\r\n" for @cmd;
     print $s $req;
@@ -276,6 +278,15 @@ sub redis {
     close $s;
     die "redis $name: $$r\n" if ref $r eq 'MigTest::RedisError';
     return $r;
+}
+
+# a read or write that waits longer than this fails instead of hanging the
+# test: a stopped or wedged daemon must fail a test, not block the suite
+sub _io_timeout {
+    my ($sock, $seconds) = @_;
+    my $tv = pack('l!l!', $seconds, 0);
+    setsockopt($sock, SOL_SOCKET, SO_RCVTIMEO, $tv);
+    setsockopt($sock, SOL_SOCKET, SO_SNDTIMEO, $tv);
 }
 
 sub _resp_read {
@@ -472,6 +483,7 @@ sub http {
             or return { status => 0, error => "$!", headers => {},
                         body => '', raw => '' };
     }
+    _io_timeout($sock, $o{timeout} // 5);
     my $body = $o{body} // '';
     my $req = "$method $path HTTP/1.1\r\nHost: " . ($o{host} // 'localhost')
             . "\r\nConnection: close\r\n";
