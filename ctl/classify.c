@@ -395,7 +395,13 @@ migctl_classify_text(migctl_ctx_t *ctx, const char *text, size_t len,
         /* a traceback's frames quote source code: not evidence; the
          * innermost frame in a migration file says where it failed */
         if (in_tb && l.len && (l.p[0] == ' ' || l.p[0] == '\t')) {
-            if (line_find(l, "File \"", 0) && line_find(l, "/migrations/", 0))
+            hit = line_find(l, "/migrations/", 0);
+
+            /* a migration file: "<app>/migrations/0002_x.py"; Django's
+             * own django/db/migrations/ modules have no leading digit */
+            if (line_find(l, "File \"", 0) && hit
+                && (size_t) (hit - l.p) + 12 < l.len
+                && isdigit((unsigned char) hit[12]))
             {
                 frame = l;
                 while (frame.len && (*frame.p == ' ' || *frame.p == '\t')) {

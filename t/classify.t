@@ -104,6 +104,8 @@ for my $name (sort keys %want) {
          'frame: the migration file and line');
     $r = $t->migctl('--json', 'classify', "$fx/django_laterstep.txt");
     is(j($r->{out})->{frame}, undef, 'frame: none outside migrations');
+    $r = $t->migctl('--json', 'classify', "$fx/django_noddl.txt");
+    is(j($r->{out})->{frame}, undef, "frame: not Django's own migrations package");
     $r = $t->migctl({ stdin => qq{failed: "sqlstate": "40P01"\n} }, 'classify');
     like($r->{out}, qr/^sqlstate\s+40P01$/m, 'a code in JSON form');
 }
