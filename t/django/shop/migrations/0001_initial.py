@@ -1,0 +1,18 @@
+# A healthy app: its migrations apply cleanly (for tests that need a
+# working release rather than a failing one).
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    initial = True
+    dependencies = []
+    operations = [
+        migrations.CreateModel(
+            name="Product",
+            fields=[
+                ("id", models.AutoField(auto_created=True, primary_key=True,
+                                        serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=50)),
+            ],
+        ),
+    ]
