@@ -199,6 +199,7 @@ ngx_http_maintenance_sync_init_worker(ngx_cycle_t *cycle)
     ngx_uint_t                          i;
     ngx_str_t                          *name;
     ngx_http_maintenance_sh_t          *sh;
+    ngx_http_maintenance_link_t        *link;
     ngx_http_maintenance_sync_t        *sync;
     ngx_http_maintenance_shctx_t       *shctx;
     ngx_http_maintenance_scope_sh_t    *ssh;
@@ -229,8 +230,10 @@ ngx_http_maintenance_sync_init_worker(ngx_cycle_t *cycle)
     sync->log = cycle->log;
 
     sync->nscopes = mmcf->scopes.nelts;
-    sync->scopes = ngx_pcalloc(cycle->pool,
-                       sync->nscopes * sizeof(ngx_http_maintenance_sync_scope_t));
+
+    len = sync->nscopes * sizeof(ngx_http_maintenance_sync_scope_t);
+
+    sync->scopes = ngx_pcalloc(cycle->pool, len);
     if (sync->scopes == NULL) {
         return NGX_ERROR;
     }
@@ -289,9 +292,11 @@ ngx_http_maintenance_sync_init_worker(ngx_cycle_t *cycle)
         if (ssh->seen) {
             s->base = ssh->state;
             s->have = 1;
-            s->base_source = (ssh->source == NGX_HTTP_MAINTENANCE_SRC_STATE_FILE)
-                             ? NGX_HTTP_MAINTENANCE_SRC_STATE_FILE
-                             : NGX_HTTP_MAINTENANCE_SRC_REDIS;
+            s->base_source = NGX_HTTP_MAINTENANCE_SRC_REDIS;
+
+            if (ssh->source == NGX_HTTP_MAINTENANCE_SRC_STATE_FILE) {
+                s->base_source = NGX_HTTP_MAINTENANCE_SRC_STATE_FILE;
+            }
         }
 
         s->lost = ssh->lost;
@@ -333,8 +338,6 @@ ngx_http_maintenance_sync_init_worker(ngx_cycle_t *cycle)
     sync->tick.cancelable = 1;
 
     for (i = 0; i < 2; i++) {
-        ngx_http_maintenance_link_t  *link;
-
         link = (i == 0) ? &sync->cmd : &sync->sub;
 
         link->backoff = NGX_HTTP_MAINTENANCE_BACKOFF_MIN;
@@ -824,6 +827,7 @@ static void
 ngx_http_maintenance_handshake_cb(redisAsyncContext *ac, void *r,
     void *privdata)
 {
+    char                          msg[128];
     redisReply                   *reply = r;
     ngx_http_maintenance_link_t  *link;
 
@@ -838,8 +842,6 @@ ngx_http_maintenance_handshake_cb(redisAsyncContext *ac, void *r,
 
     if (reply->type == REDIS_REPLY_ERROR) {
         if (!link->refused) {
-            char  msg[128];
-
             ngx_cpystrn((u_char *) msg, (u_char *) reply->str, sizeof(msg));
             ngx_http_maintenance_printable(msg);
 

@@ -93,7 +93,8 @@ cmp_ok($dt, '<=', $POLL + 0.15, 'within one poll');
 
 # --- a scope dropped on reload leaves the hash -----------------------------
 
-(my $conf2 = $conf) =~ s/\n    server \{\n        listen [^\n]*PORT_b[^}]*\}\n    \}\n//s;
+(my $conf2 = $conf)
+    =~ s/\n    server \{\n        listen [^\n]*PORT_b[^}]*\}\n    \}\n//s;
 unlike($conf2, qr/maintenance_scope api/, 'second configuration has no api');
 $t->nginx_conf('n', $conf2);
 $t->reload_nginx('n');
@@ -105,7 +106,8 @@ is(edge()->{default}, 'on:4', 'default still on:4');
 
 $t->redis('r', 'DEL', "$P:edges");
 $t->redis('r', 'SET', "$P:edges", 'not a zset');
-ok($t->wait_for(sub { $t->error_log('n') =~ /heartbeat into .* refused: WRONGTYPE/ }, 2),
+ok($t->wait_for(sub {
+       $t->error_log('n') =~ /heartbeat into .* refused: WRONGTYPE/ }, 2),
    'heartbeat refused: logged');
 Time::HiRes::sleep(4 * $POLL);   # an observation window of several polls
 my $n = () = $t->error_log('n') =~ /heartbeat into .* refused/g;

@@ -91,7 +91,8 @@ sub damage {
 }
 
 damage('mode=banana',
-       sub { $t->redis('r', 'HSET', $KEY, mode => 'banana', epoch => $epoch + 1) },
+       sub { $t->redis('r', 'HSET', $KEY, mode => 'banana',
+                       epoch => $epoch + 1) },
        qr/mode "banana" is not "on" or "off"/);
 
 damage('epoch=abc',

@@ -133,7 +133,8 @@ SKIP: {
     chmod 0700, $t->dir . '/switch';      # nobody cannot look inside
     ok($t->wait_for(sub { code('a') == 503 }, 2),
        'override behind a directory the worker cannot read: in maintenance');
-    like($t->error_log('n'), qr/cannot stat override file .* treating it as present/,
+    like($t->error_log('n'),
+         qr/cannot stat override file .* treating it as present/,
          'and says why');
     chmod 0755, $t->dir . '/switch';
     unlink $ovr;

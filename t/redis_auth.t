@@ -55,8 +55,10 @@ sub redis_up {
 sub state_in_db {
     my ($db, $mode, $epoch) = @_;
     $t->redis('r', 'EVAL', "redis.call('SELECT', ARGV[1]); "
-              . "redis.call('HSET', KEYS[1], 'mode', ARGV[2], 'epoch', ARGV[3]); "
-              . "return redis.call('PUBLISH', 'migctl:events', 'default ' .. ARGV[3])",
+              . "redis.call('HSET', KEYS[1], 'mode', ARGV[2], "
+              . "'epoch', ARGV[3]); "
+              . "return redis.call('PUBLISH', 'migctl:events', "
+              . "'default ' .. ARGV[3])",
               1, 'migctl:state:default', $db, $mode, $epoch);
 }
 

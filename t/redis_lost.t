@@ -118,7 +118,8 @@ $t->set_state('r', 'default', 'off', 2, reason => 'fixed forward');
 ok($t->wait_for(sub { all(sub { code($_[0]) == 200 }) }, 3),
    'explicit mode off reopens every edge');
 for my $n (@nodes) {
-    like(scope($n), qr/"mode":"off","epoch":2,"source":"redis","seen":true,"lost":false/,
+    like(scope($n),
+         qr/"mode":"off","epoch":2,"source":"redis","seen":true,"lost":false/,
          "$n: status off, epoch 2, not lost");
 }
 

@@ -86,7 +86,8 @@ like(scope('default'), qr/"mode":"on","epoch":7,"source":"state_file"/,
      'status: source state_file, epoch 7');
 is($t->http($t->port('a'), '/')->{headers}{'retry-after'}, '300',
    'Retry-After from the saved state');
-like($t->error_log('n'), qr/scope "default" restored from the state file: mode on, epoch 7/,
+like($t->error_log('n'),
+     qr/scope "default" restored from the state file: mode on, epoch 7/,
      'logged at start');
 
 # --- Redis back, empty: the state is "lost", the saved state is kept ----

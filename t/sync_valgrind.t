@@ -32,7 +32,8 @@ pid %%DIR%%/nginx.pid;
 events { worker_connections 64; }
 http {
     access_log off;
-    maintenance_redis 127.0.0.1:%%PORT_r%% user=alice password_file=%%DIR%%/pw timeout=400ms;
+    maintenance_redis 127.0.0.1:%%PORT_r%% user=alice
+                      password_file=%%DIR%%/pw timeout=400ms;
     maintenance_poll 200ms;
     maintenance_override_file %%DIR%%/override;
     maintenance_state_file %%DIR%%/state;
