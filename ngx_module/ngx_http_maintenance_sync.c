@@ -125,6 +125,7 @@ static void ngx_http_maintenance_stop(ngx_http_maintenance_sync_t *sync);
 
 static void ngx_http_maintenance_link_connect(
     ngx_http_maintenance_link_t *link);
+static void ngx_http_maintenance_keepalive(ngx_socket_t fd);
 static void ngx_http_maintenance_link_failed(
     ngx_http_maintenance_link_t *link, const char *why);
 static void ngx_http_maintenance_link_drop(ngx_http_maintenance_link_t *link);
@@ -505,10 +506,45 @@ ngx_http_maintenance_link_connect(ngx_http_maintenance_link_t *link)
     ac->data = link;
     link->ac = ac;
 
+    if (mmcf->redis_unix.len == 0) {
+        ngx_http_maintenance_keepalive(ac->c.fd);
+    }
+
     ngx_add_timer(&link->timeout, mmcf->redis_timeout);
 
     /* asks for the write event that tells the connect finished */
     (void) redisAsyncSetConnectCallback(ac, ngx_http_maintenance_connect_cb);
+}
+
+
+/*
+ * The subscriber idles for hours: a NAT or firewall that forgets the
+ * connection would silently end pub/sub (polls would go on).  TCP
+ * keepalive finds out in about 90 s and the link starts over.  Best
+ * effort: a failure changes nothing else.
+ */
+
+static void
+ngx_http_maintenance_keepalive(ngx_socket_t fd)
+{
+    int  on, idle, intvl, cnt;
+
+    on = 1;
+    idle = 60;
+    intvl = 10;
+    cnt = 3;
+
+    (void) setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(int));
+
+#if (NGX_HAVE_KEEPALIVE_TUNABLE)
+    (void) setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(int));
+    (void) setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(int));
+    (void) setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(int));
+#else
+    (void) idle;
+    (void) intvl;
+    (void) cnt;
+#endif
 }
 
 
