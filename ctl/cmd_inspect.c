@@ -11,6 +11,7 @@
 
 
 #define FOUND_MAX  256
+#define KIND(k)    (1u << (k))
 
 typedef struct {
     const char  *status;                    /* "done", "not_done", ... */
@@ -29,9 +30,13 @@ static int check_indexes(migctl_ctx_t *ctx, PGconn *conn,
     migctl_sql_plan_t *plan, check_result_t *res);
 static int check_constraints(migctl_ctx_t *ctx, PGconn *conn,
     migctl_sql_plan_t *plan, check_result_t *res);
+static int check_extensions(migctl_ctx_t *ctx, PGconn *conn,
+    migctl_sql_plan_t *plan, check_result_t *res);
+static int check_triggers(migctl_ctx_t *ctx, PGconn *conn,
+    migctl_sql_plan_t *plan, check_result_t *res);
 static PGresult *batch(migctl_ctx_t *ctx, PGconn *conn,
-    migctl_sql_plan_t *plan, int kind, const char *sql, int nparams,
-    size_t **mapp, int *rc);
+    migctl_sql_plan_t *plan, unsigned kinds, const char *what,
+    const char *sql, int nparams, size_t **mapp, int *rc);
 static int query_failed(migctl_ctx_t *ctx, PGconn *conn, const char *what);
 static int recorded(migctl_ctx_t *ctx, PGconn *conn, const char *app,
     const char *migration, int *rec);
@@ -165,7 +170,9 @@ migctl_inspect_run(migctl_ctx_t *ctx, PGconn *conn, const char *sqlfile,
     if ((rc = check_tables(ctx, conn, &plan, res)) != MIGCTL_OK
         || (rc = check_columns(ctx, conn, &plan, res)) != MIGCTL_OK
         || (rc = check_indexes(ctx, conn, &plan, res)) != MIGCTL_OK
-        || (rc = check_constraints(ctx, conn, &plan, res)) != MIGCTL_OK)
+        || (rc = check_constraints(ctx, conn, &plan, res)) != MIGCTL_OK
+        || (rc = check_extensions(ctx, conn, &plan, res)) != MIGCTL_OK
+        || (rc = check_triggers(ctx, conn, &plan, res)) != MIGCTL_OK)
     {
         goto done;
     }
@@ -307,7 +314,7 @@ read_sql(migctl_ctx_t *ctx, const char *path, char **textp,
 }
 
 
-/* tables: presence */
+/* tables, sequences, views: presence and the kind of relation */
 static int
 check_tables(migctl_ctx_t *ctx, PGconn *conn, migctl_sql_plan_t *plan,
     check_result_t *res)
@@ -317,7 +324,9 @@ check_tables(migctl_ctx_t *ctx, PGconn *conn, migctl_sql_plan_t *plan,
     PGresult            *pr;
     migctl_sql_check_t  *c;
 
-    pr = batch(ctx, conn, plan, MIGCTL_SQL_TABLE,
+    pr = batch(ctx, conn, plan,
+        KIND(MIGCTL_SQL_TABLE) | KIND(MIGCTL_SQL_SEQUENCE)
+        | KIND(MIGCTL_SQL_VIEW), "relation",
         "SELECT q.i, r.oid IS NOT NULL, r.relkind::text"
         " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],"
         "             $5::int[]) WITH ORDINALITY AS q(s, t, n, ty, tm, i)"
@@ -338,7 +347,11 @@ check_tables(migctl_ctx_t *ctx, PGconn *conn, migctl_sql_plan_t *plan,
         snprintf(res[i].expected, sizeof(res[i].expected), "%s",
                  c->expect ? "present" : "absent");
 
-        if (exists && strchr("rp", PQgetvalue(pr, r, 2)[0]) == NULL) {
+        if (exists
+            && strchr(c->kind == MIGCTL_SQL_SEQUENCE ? "S"
+                      : c->kind == MIGCTL_SQL_VIEW ? "vm" : "rp",
+                      PQgetvalue(pr, r, 2)[0]) == NULL)
+        {
             snprintf(res[i].found, FOUND_MAX, "a relation of kind '%s'",
                      PQgetvalue(pr, r, 2));
             res[i].status = "not_done";
@@ -367,7 +380,7 @@ check_columns(migctl_ctx_t *ctx, PGconn *conn, migctl_sql_plan_t *plan,
     PGresult            *pr;
     migctl_sql_check_t  *c;
 
-    pr = batch(ctx, conn, plan, MIGCTL_SQL_COLUMN,
+    pr = batch(ctx, conn, plan, KIND(MIGCTL_SQL_COLUMN), "column",
         "SELECT q.i, r.oid IS NOT NULL, a.attnum IS NOT NULL,"
         "  format_type(a.atttypid, a.atttypmod), a.attnotnull,"
         "  pg_get_expr(d.adbin, d.adrelid),"
@@ -471,7 +484,7 @@ check_indexes(migctl_ctx_t *ctx, PGconn *conn, migctl_sql_plan_t *plan,
     PGresult            *pr;
     migctl_sql_check_t  *c;
 
-    pr = batch(ctx, conn, plan, MIGCTL_SQL_INDEX,
+    pr = batch(ctx, conn, plan, KIND(MIGCTL_SQL_INDEX), "index",
         "SELECT q.i, x.indexrelid IS NOT NULL, x.indisvalid, x.indisunique,"
         "  t.relname"
         " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],"
@@ -545,7 +558,7 @@ check_constraints(migctl_ctx_t *ctx, PGconn *conn, migctl_sql_plan_t *plan,
     PGresult            *pr;
     migctl_sql_check_t  *c;
 
-    pr = batch(ctx, conn, plan, MIGCTL_SQL_CONSTRAINT,
+    pr = batch(ctx, conn, plan, KIND(MIGCTL_SQL_CONSTRAINT), "constraint",
         "SELECT q.i, r.oid IS NOT NULL, k.oid IS NOT NULL, k.contype::text,"
         "  k.convalidated"
         " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],"
@@ -612,6 +625,97 @@ check_constraints(migctl_ctx_t *ctx, PGconn *conn, migctl_sql_plan_t *plan,
 }
 
 
+/* extensions: presence in pg_extension */
+static int
+check_extensions(migctl_ctx_t *ctx, PGconn *conn, migctl_sql_plan_t *plan,
+    check_result_t *res)
+{
+    int                  rc, r, i, exists;
+    size_t              *map;
+    PGresult            *pr;
+    migctl_sql_check_t  *c;
+
+    pr = batch(ctx, conn, plan, KIND(MIGCTL_SQL_EXTENSION), "extension",
+        "SELECT q.i, e.oid IS NOT NULL, e.extversion"
+        " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],"
+        "             $5::int[]) WITH ORDINALITY AS q(s, t, n, ty, tm, i)"
+        " LEFT JOIN pg_extension e ON e.extname = q.n"
+        " ORDER BY q.i", 5, &map, &rc);
+
+    if (pr == NULL) {
+        return rc;
+    }
+
+    for (r = 0; r < PQntuples(pr); r++) {
+        i = (int) map[atoi(PQgetvalue(pr, r, 0)) - 1];
+        c = &plan->checks[i];
+        exists = PQgetvalue(pr, r, 1)[0] == 't';
+
+        snprintf(res[i].expected, sizeof(res[i].expected), "%s",
+                 c->expect ? "present" : "absent");
+        if (exists) {
+            snprintf(res[i].found, FOUND_MAX, "present (version %s)",
+                     PQgetvalue(pr, r, 2));
+        } else {
+            snprintf(res[i].found, FOUND_MAX, "absent");
+        }
+        res[i].status = exists == c->expect ? "done" : "not_done";
+    }
+
+    PQclear(pr);
+    free(map);
+
+    return MIGCTL_OK;
+}
+
+
+/* triggers, by name on their table (internal ones left out) */
+static int
+check_triggers(migctl_ctx_t *ctx, PGconn *conn, migctl_sql_plan_t *plan,
+    check_result_t *res)
+{
+    int                  rc, r, i, tbl, exists;
+    size_t              *map;
+    PGresult            *pr;
+    migctl_sql_check_t  *c;
+
+    pr = batch(ctx, conn, plan, KIND(MIGCTL_SQL_TRIGGER), "trigger",
+        "SELECT q.i, r.oid IS NOT NULL, g.oid IS NOT NULL"
+        " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],"
+        "             $5::int[]) WITH ORDINALITY AS q(s, t, n, ty, tm, i)"
+        " LEFT JOIN pg_class r ON r.oid = to_regclass(CASE WHEN q.s IS NULL"
+        "   THEN quote_ident(q.t)"
+        "   ELSE quote_ident(q.s) || '.' || quote_ident(q.t) END)::oid"
+        " LEFT JOIN pg_trigger g ON g.tgrelid = r.oid AND g.tgname = q.n"
+        "   AND NOT g.tgisinternal"
+        " ORDER BY q.i", 5, &map, &rc);
+
+    if (pr == NULL) {
+        return rc;
+    }
+
+    for (r = 0; r < PQntuples(pr); r++) {
+        i = (int) map[atoi(PQgetvalue(pr, r, 0)) - 1];
+        c = &plan->checks[i];
+        tbl = PQgetvalue(pr, r, 1)[0] == 't';
+        exists = PQgetvalue(pr, r, 2)[0] == 't';
+
+        snprintf(res[i].expected, sizeof(res[i].expected), "%s",
+                 c->expect ? "present" : "absent");
+        snprintf(res[i].found, FOUND_MAX, "%s",
+                 exists ? "present" : tbl ? "absent" : "table absent");
+
+        /* as for constraints: "absent" means something only with a table */
+        res[i].status = exists == c->expect && tbl ? "done" : "not_done";
+    }
+
+    PQclear(pr);
+    free(map);
+
+    return MIGCTL_OK;
+}
+
+
 /*
  * Runs one catalog query over every live check of a kind: $1 schemas,
  * $2 tables, $3 names, $4 types, $5 typmods, each an array in check
@@ -620,8 +724,9 @@ check_constraints(migctl_ctx_t *ctx, PGconn *conn, migctl_sql_plan_t *plan,
  * Returns NULL with *rc MIGCTL_OK when there is nothing to check.
  */
 static PGresult *
-batch(migctl_ctx_t *ctx, PGconn *conn, migctl_sql_plan_t *plan, int kind,
-    const char *sql, int nparams, size_t **mapp, int *rc)
+batch(migctl_ctx_t *ctx, PGconn *conn, migctl_sql_plan_t *plan,
+    unsigned kinds, const char *what, const char *sql, int nparams,
+    size_t **mapp, int *rc)
 {
     int          r;
     char        *params[5], num[16];
@@ -638,7 +743,7 @@ batch(migctl_ctx_t *ctx, PGconn *conn, migctl_sql_plan_t *plan, int kind,
 
     n = 0;
     for (i = 0; i < plan->nchecks; i++) {
-        if (!plan->checks[i].dead && plan->checks[i].kind == kind) {
+        if (!plan->checks[i].dead && (kinds & KIND(plan->checks[i].kind))) {
             n++;
         }
     }
@@ -662,7 +767,7 @@ batch(migctl_ctx_t *ctx, PGconn *conn, migctl_sql_plan_t *plan, int kind,
     for (i = 0; i < plan->nchecks; i++) {
         migctl_sql_check_t  *c = &plan->checks[i];
 
-        if (c->dead || c->kind != kind) {
+        if (c->dead || !(kinds & KIND(c->kind))) {
             continue;
         }
 
@@ -693,7 +798,7 @@ batch(migctl_ctx_t *ctx, PGconn *conn, migctl_sql_plan_t *plan, int kind,
 
     if (PQresultStatus(pr) != PGRES_TUPLES_OK) {
         PQclear(pr);
-        *rc = query_failed(ctx, conn, kind_name(kind));
+        *rc = query_failed(ctx, conn, what);
         goto done;
     }
 
@@ -925,8 +1030,16 @@ kind_name(int kind)
         return "column";
     case MIGCTL_SQL_INDEX:
         return "index";
-    default:
+    case MIGCTL_SQL_CONSTRAINT:
         return "constraint";
+    case MIGCTL_SQL_SEQUENCE:
+        return "sequence";
+    case MIGCTL_SQL_VIEW:
+        return "view";
+    case MIGCTL_SQL_EXTENSION:
+        return "extension";
+    default:
+        return "trigger";
     }
 }
 

@@ -99,8 +99,13 @@ int migctl_migrations_run(migctl_ctx_t *ctx, PGconn *conn, const char *plan,
  *                 | "alter_column_type" | "set_not_null" | "drop_not_null"
  *                 | "set_default" | "drop_default" | "create_index"
  *                 | "drop_index" | "rename_index" | "add_constraint"
- *                 | "drop_constraint" | "rename_constraint",
- *               "kind": "table" | "column" | "index" | "constraint",
+ *                 | "drop_constraint" | "rename_constraint"
+ *                 | "validate_constraint" | "create_sequence"
+ *                 | "drop_sequence" | "create_view" | "drop_view"
+ *                 | "create_extension" | "drop_extension"
+ *                 | "create_trigger" | "drop_trigger",
+ *               "kind": "table" | "column" | "index" | "constraint"
+ *                 | "sequence" | "view" | "extension" | "trigger",
  *               "schema": S|null, "table": T|null, "name": N,
  *               "expected": "present" | "absent" | "type T" | "not null"
  *                 | "nullable" | "default" | "no default" | "valid index"
@@ -110,7 +115,10 @@ int migctl_migrations_run(migctl_ctx_t *ctx, PGconn *conn, const char *plan,
  *               "found": "...",
  *               "status": "done" | "not_done" | "invalid"}...],
  *  "unverified": [{"stmt": N|null, "line": L, "operation": ...,
- *                  "what": "RunPython" | "statement type", "sql": "..."}]}
+ *                  "what": "RunPython" | "operation without SQL"
+ *                    | "UPDATE" | "INSERT" | "DO" | "CREATE FUNCTION"
+ *                    | "DROP FUNCTION" | "ALTER TABLE AT_..." | ...,
+ *                  "sql": "first 200 bytes"|null}]}
  *
  * Verdict: recorded -> applied (every object done, nothing unverified),
  * applied_unverified (done, but something unverified), else

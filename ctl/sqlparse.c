@@ -62,6 +62,10 @@ static void add_unverified(sql_walk_t *w, const char *what, size_t start,
 static void set_type(sql_walk_t *w, migctl_sql_check_t *c,
     PgQuery__TypeName *tn);
 static char contype_char(PgQuery__ConstrType t);
+static void relation(sql_walk_t *w, const char *action, int kind,
+    PgQuery__RangeVar *rv, size_t start, size_t end);
+static const char *node_str(PgQuery__Node *n);
+static const char *object_name(const char *verb, PgQuery__ObjectType t);
 static const char *alter_name(PgQuery__AlterTableType t);
 static const char *node_name(PgQuery__Node *n);
 static const char *str(const char *s);
@@ -395,6 +399,34 @@ statement(sql_walk_t *w, PgQuery__Node *n, size_t start, size_t end)
         rename_stmt(w, n->rename_stmt, start, end);
         return;
 
+    /* RunSQL and contrib.postgres operations */
+    case PG_QUERY__NODE__NODE_CREATE_EXTENSION_STMT:
+        add_check(w, "create_extension", MIGCTL_SQL_EXTENSION,
+                  MIGCTL_SQL_PRESENCE, 1, NULL, NULL,
+                  n->create_extension_stmt->extname);
+        return;
+
+    case PG_QUERY__NODE__NODE_CREATE_SEQ_STMT:
+        relation(w, "create_sequence", MIGCTL_SQL_SEQUENCE,
+                 n->create_seq_stmt->sequence, start, end);
+        return;
+
+    case PG_QUERY__NODE__NODE_VIEW_STMT:
+        relation(w, "create_view", MIGCTL_SQL_VIEW, n->view_stmt->view,
+                 start, end);
+        return;
+
+    case PG_QUERY__NODE__NODE_CREATE_TRIG_STMT:
+        if (n->create_trig_stmt->relation == NULL) {
+            break;
+        }
+        add_check(w, "create_trigger", MIGCTL_SQL_TRIGGER,
+                  MIGCTL_SQL_PRESENCE, 1,
+                  str(n->create_trig_stmt->relation->schemaname),
+                  n->create_trig_stmt->relation->relname,
+                  n->create_trig_stmt->trigname);
+        return;
+
     /*
      * Django's own backfill in AlterField (null -> not null): the SET NOT
      * NULL that follows it is checked, and cannot hold without it
@@ -405,12 +437,13 @@ statement(sql_walk_t *w, PgQuery__Node *n, size_t start, size_t end)
         {
             return;
         }
-        /* fall through */
+        break;
 
     default:
-        add_unverified(w, node_name(n), start, end);
-        return;
+        break;
     }
+
+    add_unverified(w, node_name(n), start, end);
 }
 
 
@@ -461,7 +494,7 @@ alter_table(sql_walk_t *w, PgQuery__AlterTableStmt *as, size_t start,
         || (as->objtype != PG_QUERY__OBJECT_TYPE__OBJECT_TABLE
             && as->objtype != PG_QUERY__OBJECT_TYPE__OBJECT_TYPE_UNDEFINED))
     {
-        add_unverified(w, "AlterTableStmt", start, end);
+        add_unverified(w, "ALTER", start, end);
         return;
     }
 
@@ -650,8 +683,48 @@ drop(sql_walk_t *w, PgQuery__DropStmt *ds, size_t start, size_t end)
         action = "drop_index";
         break;
 
+    case PG_QUERY__OBJECT_TYPE__OBJECT_SEQUENCE:
+        kind = MIGCTL_SQL_SEQUENCE;
+        action = "drop_sequence";
+        break;
+
+    case PG_QUERY__OBJECT_TYPE__OBJECT_VIEW:
+        kind = MIGCTL_SQL_VIEW;
+        action = "drop_view";
+        break;
+
+    case PG_QUERY__OBJECT_TYPE__OBJECT_EXTENSION:
+        /* objects are plain names here, not lists */
+        for (i = 0; i < ds->n_objects; i++) {
+            if (ds->objects[i]->node_case == PG_QUERY__NODE__NODE_STRING) {
+                add_check(w, "drop_extension", MIGCTL_SQL_EXTENSION,
+                          MIGCTL_SQL_PRESENCE, 0, NULL, NULL,
+                          ds->objects[i]->string->sval);
+            }
+        }
+        return;
+
+    case PG_QUERY__OBJECT_TYPE__OBJECT_TRIGGER:
+        /* one object: [schema,] table, trigger */
+        for (i = 0; i < ds->n_objects; i++) {
+            o = ds->objects[i];
+            if (o->node_case != PG_QUERY__NODE__NODE_LIST
+                || o->list->n_items < 2 || o->list->n_items > 3)
+            {
+                add_unverified(w, "DROP TRIGGER", start, end);
+                continue;
+            }
+            l = o->list;
+            add_check(w, "drop_trigger", MIGCTL_SQL_TRIGGER,
+                      MIGCTL_SQL_PRESENCE, 0,
+                      l->n_items == 3 ? node_str(l->items[0]) : NULL,
+                      node_str(l->items[l->n_items - 2]),
+                      node_str(l->items[l->n_items - 1]));
+        }
+        return;
+
     default:
-        add_unverified(w, "DropStmt", start, end);
+        add_unverified(w, object_name("DROP", ds->remove_type), start, end);
         return;
     }
 
@@ -665,7 +738,7 @@ drop(sql_walk_t *w, PgQuery__DropStmt *ds, size_t start, size_t end)
             || l->items[l->n_items - 1]->node_case
                != PG_QUERY__NODE__NODE_STRING)
         {
-            add_unverified(w, "DropStmt", start, end);
+            add_unverified(w, "DROP", start, end);
             continue;
         }
 
@@ -688,7 +761,7 @@ rename_stmt(sql_walk_t *w, PgQuery__RenameStmt *rs, size_t start, size_t end)
     const char  *schema, *table;
 
     if (rs->relation == NULL || str(rs->newname) == NULL) {
-        add_unverified(w, "RenameStmt", start, end);
+        add_unverified(w, "RENAME", start, end);
         return;
     }
 
@@ -737,7 +810,30 @@ rename_stmt(sql_walk_t *w, PgQuery__RenameStmt *rs, size_t start, size_t end)
         break;
     }
 
-    add_unverified(w, "RenameStmt", start, end);
+    add_unverified(w, "RENAME", start, end);
+}
+
+
+/* CREATE SEQUENCE, CREATE [OR REPLACE] VIEW: a relation by name */
+static void
+relation(sql_walk_t *w, const char *action, int kind, PgQuery__RangeVar *rv,
+    size_t start, size_t end)
+{
+    if (rv == NULL || str(rv->relname) == NULL) {
+        add_unverified(w, action, start, end);
+        return;
+    }
+
+    add_check(w, action, kind, MIGCTL_SQL_PRESENCE, 1, str(rv->schemaname),
+              NULL, rv->relname);
+}
+
+
+static const char *
+node_str(PgQuery__Node *n)
+{
+    return n->node_case == PG_QUERY__NODE__NODE_STRING ? n->string->sval
+                                                       : NULL;
 }
 
 
@@ -1027,6 +1123,26 @@ contype_char(PgQuery__ConstrType t)
     default:
         return 0;
     }
+}
+
+
+/* "DROP FUNCTION", ... for what we do not check */
+static const char *
+object_name(const char *verb, PgQuery__ObjectType t)
+{
+    static char                     buf[96];
+    const char                     *name;
+    const ProtobufCEnumValue       *v;
+
+    v = protobuf_c_enum_descriptor_get_value(
+                                     &pg_query__object_type__descriptor, t);
+    name = v ? v->name : "OBJECT";
+    if (strncmp(name, "OBJECT_", 7) == 0) {
+        name += 7;
+    }
+    snprintf(buf, sizeof(buf), "%s %s", verb, name);
+
+    return buf;
 }
 
 

@@ -14,6 +14,10 @@
 #define MIGCTL_SQL_COLUMN       2
 #define MIGCTL_SQL_INDEX        3
 #define MIGCTL_SQL_CONSTRAINT   4
+#define MIGCTL_SQL_SEQUENCE     5
+#define MIGCTL_SQL_VIEW         6
+#define MIGCTL_SQL_EXTENSION    7
+#define MIGCTL_SQL_TRIGGER      8   /* by name on its table */
 
 /* which property of it */
 #define MIGCTL_SQL_PRESENCE     1   /* expect: 1 present, 0 absent */
@@ -39,7 +43,8 @@ typedef struct {
     int          expect;
     int          dead;         /* replaced by a later statement */
     char        *schema;       /* NULL: the search_path */
-    char        *table;        /* NULL for a table or an index */
+    char        *table;        /* the table of a column, constraint,
+                                  index or trigger; else NULL */
     char        *name;         /* table, column, index or constraint */
     char        *type;         /* TYPE: "pg_catalog.varchar[]" form */
     int          typmod;       /* TYPE: -1 when not checked */

@@ -271,6 +271,32 @@ is(obj($r, 'add_constraint', 'audit_log_what_nonempty')->{found},
 is_deeply([map { $_->{what} } @{ $r->{json}{unverified} }],
           ['INSERT', 'DO'], 'INSERT and DO unverified');
 
+# --- contrib.postgres and RunSQL objects: extension, sequence, view,
+#     trigger (a function body stays unverified) -------------------------
+
+$r = inspect('--sql', "$fx/contrib.sql", '--app', 'shop',
+             '--migration', '0007_contrib');
+is($r->{json}{verdict}, 'not_applied', 'contrib: not applied')
+    or diag($r->{out});
+is_deeply([map { "$_->{kind}:$_->{name}:$_->{status}" }
+           @{ $r->{json}{objects} }],
+          ['extension:pg_trgm:not_done', 'sequence:invoice_no_seq:not_done',
+           'view:shop_big_customers:not_done',
+           'trigger:shop_customer_touch:not_done'],
+          'contrib: extension, sequence, view, trigger checked');
+is_deeply([map { $_->{what} } @{ $r->{json}{unverified} }],
+          ['CREATE FUNCTION'], 'contrib: the function is unverified');
+
+$t->psql('pg', $t->read_file("$fx/contrib.sql"));
+record('shop', '0007_contrib');
+$r = inspect('--sql', "$fx/contrib.sql", '--app', 'shop',
+             '--migration', '0007_contrib');
+is($r->{json}{verdict}, 'applied_unverified',
+   'contrib applied: applied_unverified (function body)');
+is_deeply(statuses($r), { done => 4 }, 'contrib: 4 objects done');
+like(obj($r, 'create_extension', 'pg_trgm')->{found},
+     qr/^present \(version [\d.]+\)$/, 'extension version shown');
+
 # --- schemas: qualified names and the search_path -----------------------
 
 $t->psql('pg', <<'SQL');

@@ -25,6 +25,7 @@ static void test_django(void);
 static void test_final_state(void);
 static void test_types(void);
 static void test_unverified(void);
+static void test_other_objects(void);
 static void test_errors(void);
 
 
@@ -35,6 +36,7 @@ main(void)
     test_final_state();
     test_types();
     test_unverified();
+    test_other_objects();
     test_errors();
 
     printf("1..%d\n", tests);
@@ -234,6 +236,58 @@ test_unverified(void)
        "RunSQL: the statement text is kept");
     OK(live(&p, "set_not_null", "x") != NULL,
        "AlterField backfill UPDATE is covered by SET NOT NULL");
+    migctl_sql_free(&p);
+}
+
+
+static void
+test_other_objects(void)
+{
+    char                       err[512];
+    migctl_sql_plan_t          p;
+    const migctl_sql_check_t  *c;
+
+    OK(migctl_sql_parse(
+        "CREATE EXTENSION IF NOT EXISTS \"hstore\";\n"
+        "DROP EXTENSION citext, unaccent;\n"
+        "CREATE SEQUENCE s.seq1;\n"
+        "DROP SEQUENCE seq2;\n"
+        "CREATE OR REPLACE VIEW v1 AS SELECT 1;\n"
+        "DROP VIEW v2;\n"
+        "CREATE TRIGGER trg BEFORE INSERT ON s.t FOR EACH ROW"
+        " EXECUTE FUNCTION f();\n"
+        "DROP TRIGGER old ON t2;\n"
+        "DROP TRIGGER trg ON s.t;\n"
+        "DROP FUNCTION f();\n"
+        "DROP TABLE t3;\n", &p, err, sizeof(err)) == 0,
+       "other objects: parses");
+
+    c = live(&p, "create_extension", "hstore");
+    OK(c && c->kind == MIGCTL_SQL_EXTENSION && c->expect == 1,
+       "CREATE EXTENSION");
+    OK(live(&p, "drop_extension", "citext") != NULL
+       && live(&p, "drop_extension", "unaccent") != NULL,
+       "DROP EXTENSION a, b");
+    c = live(&p, "create_sequence", "seq1");
+    OK(c && c->kind == MIGCTL_SQL_SEQUENCE && c->schema
+       && strcmp(c->schema, "s") == 0, "CREATE SEQUENCE s.seq1");
+    OK(live(&p, "drop_sequence", "seq2") != NULL, "DROP SEQUENCE");
+    c = live(&p, "create_view", "v1");
+    OK(c && c->kind == MIGCTL_SQL_VIEW, "CREATE OR REPLACE VIEW");
+    OK(live(&p, "drop_view", "v2") != NULL, "DROP VIEW");
+    OK(live(&p, "create_trigger", "trg") == NULL,
+       "CREATE then DROP TRIGGER: create forgotten");
+    c = live(&p, "drop_trigger", "trg");
+    OK(c && c->schema && strcmp(c->schema, "s") == 0
+       && strcmp(c->table, "t") == 0 && c->expect == 0,
+       "DROP TRIGGER trg ON s.t");
+    c = live(&p, "drop_trigger", "old");
+    OK(c && c->schema == NULL && strcmp(c->table, "t2") == 0,
+       "DROP TRIGGER old ON t2");
+    OK(p.nunver == 1 && strcmp(p.unver[0].what, "DROP FUNCTION") == 0,
+       "DROP FUNCTION unverified, named (%s)",
+       p.nunver ? p.unver[0].what : "");
+
     migctl_sql_free(&p);
 }
 
