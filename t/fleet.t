@@ -75,7 +75,8 @@ is($t->http($p1s, '/', tls => 1)->{status}, 200, 'n1 TLS open before');
 # while migctl runs in the background; the latency is from the moment
 # Redis committed the change (the ms part of the audit entry's id, same
 # clock) to the end of the first 503 response on each.
-my %ka = (http => ka_open($p1, 0), tls => ka_open($p1s, 1));
+$SIG{PIPE} = 'IGNORE';             # a poller's connection may be closed
+my %ka = (http => { port => $p1, tls => 0 }, tls => { port => $p1s, tls => 1 });
 is(ka_get($ka{$_}), 200, "keep-alive $_ poller ready") for qw(http tls);
 
 my $mpid = fork // die "fork: $!";
@@ -84,17 +85,24 @@ if ($mpid == 0) {
                 qw(--release abc));
     POSIX::_exit($r->{rc});
 }
-my %seen;
-my $end = time + 3;
-while (keys %seen < 2 && time < $end) {
+# poll until both answer 503, or 2 s after migctl exited (bounded: 60 s)
+my (%seen, $mstatus, $mdone);
+my $end = time + 60;
+while (keys %seen < 2 && time < $end && (!$mdone || time < $mdone + 2)) {
+    if (!$mdone && waitpid($mpid, POSIX::WNOHANG()) == $mpid) {
+        ($mstatus, $mdone) = ($?, time);
+    }
     for my $k (qw(http tls)) {
         next if $seen{$k};
         my $st = ka_get($ka{$k});
         $seen{$k} = time if $st == 503;
     }
 }
-waitpid($mpid, 0);
-is($? >> 8, 0, 'on: exit 0');
+unless ($mdone) {
+    waitpid($mpid, 0);
+    $mstatus = $?;
+}
+is($mstatus >> 8, 0, 'on: exit 0');
 my $id = $t->redis('r', 'XREVRANGE', 'migctl:audit', '+', '-', 'COUNT', 1)
     ->[0][0];
 my ($commit) = $id =~ /^(\d+)-/;
@@ -203,19 +211,33 @@ done_testing();
 # --- keep-alive pollers ---------------------------------------------------
 
 sub ka_open {
-    my ($port, $tls) = @_;
-    my %o = (PeerAddr => '127.0.0.1', PeerPort => $port, Timeout => 5);
-    if ($tls) {
+    my ($c) = @_;
+    my %o = (PeerAddr => '127.0.0.1', PeerPort => $c->{port}, Timeout => 5);
+    if ($c->{tls}) {
         require IO::Socket::SSL;
-        return IO::Socket::SSL->new(%o, SSL_verify_mode => 0,
-                                    SSL_hostname => 'localhost')
-            || die "tls: $IO::Socket::SSL::SSL_ERROR";
+        $c->{sock} = IO::Socket::SSL->new(%o, SSL_verify_mode => 0,
+                                          SSL_hostname => 'localhost');
+    } else {
+        $c->{sock} = IO::Socket::INET->new(%o, Proto => 'tcp');
     }
-    return IO::Socket::INET->new(%o, Proto => 'tcp') || die "http: $!";
+    return $c->{sock};
 }
 
-# one request on the open connection; the status, 0 on error
+# one request on the open connection, reconnecting once when nginx has
+# closed it (keepalive_requests); the status, 0 on error
 sub ka_get {
+    my ($c) = @_;
+    for my $try (1, 2) {
+        ka_open($c) or return 0 unless $c->{sock};
+        my $st = ka_request($c->{sock});
+        return $st if $st;
+        close $c->{sock};
+        delete $c->{sock};
+    }
+    return 0;
+}
+
+sub ka_request {
     my ($s) = @_;
     print $s "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n" or return 0;
     my $buf = '';
