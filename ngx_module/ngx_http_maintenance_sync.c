@@ -162,7 +162,7 @@ static void ngx_http_maintenance_state_missing(
     ngx_http_maintenance_sync_t *sync, ngx_http_maintenance_sync_scope_t *s);
 static void ngx_http_maintenance_state_malformed(
     ngx_http_maintenance_sync_t *sync, ngx_http_maintenance_sync_scope_t *s,
-    char *why);
+    const char *reason);
 
 static ngx_uint_t ngx_http_maintenance_apply(
     ngx_http_maintenance_sync_t *sync);
@@ -1277,12 +1277,15 @@ ngx_http_maintenance_state_missing(ngx_http_maintenance_sync_t *sync,
 
 static void
 ngx_http_maintenance_state_malformed(ngx_http_maintenance_sync_t *sync,
-    ngx_http_maintenance_sync_scope_t *s, char *why)
+    ngx_http_maintenance_sync_scope_t *s, const char *reason)
 {
+    char  why[160];
+
     if (s->malformed) {
         return;
     }
 
+    ngx_cpystrn((u_char *) why, (u_char *) reason, sizeof(why));
     ngx_http_maintenance_printable(why);
 
     ngx_log_error(NGX_LOG_ERR, sync->log, 0,
