@@ -5,6 +5,7 @@
 use strict;
 use warnings;
 use Test::More;
+use Time::HiRes ();
 use lib 't/lib';
 use MigTest;
 
@@ -100,6 +101,25 @@ my @alerts = grep { /\[alert\]/ } split /\n/, $t->error_log('n');
 is(scalar @alerts, 1, 'exactly one [alert]');
 like($alerts[0] // '', qr/worker process $w0 exited on signal 9/,
      "nginx's own, for the killed worker");
+
+# graceful shutdown (QUIT) with Redis hung and a poll in flight: the
+# module's timers are cancelable and its links idle, nothing waits
+$t->kill_redis('r', 'STOP');
+my $master = $t->nginx_pid('n');
+my $t0 = Time::HiRes::time();
+kill 'QUIT', $master;
+# gone, or a zombie waiting for a reaper that is none of nginx's business
+sub gone {
+    my ($pid) = @_;
+    my $st = $t->read_file("/proc/$pid/stat") // return 1;
+    return $st =~ /^\d+ \(.*\) Z/s ? 1 : 0;
+}
+ok($t->wait_for(sub { gone($master) }, 5), 'QUIT: nginx exits');
+my $dt = Time::HiRes::time() - $t0;
+diag(sprintf("graceful shutdown with Redis hung: %.0f ms", 1000 * $dt));
+cmp_ok($dt, '<', 1, 'without waiting for Redis or a poll timer');
+unlike($t->error_log('n'), qr/open socket .* left/, 'no socket left open');
+$t->kill_redis('r', 'CONT');
 
 $t->stop_nginx('n');
 $t->check_logs('n', qr/worker process $w0 exited on signal 9/);
