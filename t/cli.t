@@ -178,7 +178,12 @@ my $t0 = time;
 $r = mig('-c', $dconf, qw(maintenance on));
 one_error($r, 3, qr/Redis 127\.0\.0\.1:$dead unreachable: .*Connection refused/,
           'connection refused: exit 3');
-ok(time - $t0 < 1 + 2 * $base, 'refused fast');
+my $refused = time - $t0;
+SKIP: {
+    skip 'valgrind distorts time: the bound holds in the plain and ASan runs',
+        1 if $ENV{MIGCTL_WRAP};
+    ok($refused < 1 + 2 * $base, sprintf('refused fast (%.2f s)', $refused));
+}
 
 $r = mig('-c', $dconf, qw(maintenance status));
 is($r->{rc}, 3, 'status, Redis down: exit 3');
@@ -194,9 +199,13 @@ my $took = time - $t0;
 $t->kill_redis('stopped', 'CONT');
 one_error($r, 3, qr/Redis 127\.0\.0\.1:$sport: .*timed out.*300 ms/,
           'stopped Redis: exit 3');
-ok($took < 0.3 + 2 * $base + 0.7,
-   sprintf('within the configured timeout (%.2f s for 300 ms; a bare run'
-           . ' takes %.2f s)', $took, $base));
+SKIP: {
+    skip 'valgrind distorts time: the bound holds in the plain and ASan runs',
+        1 if $ENV{MIGCTL_WRAP};
+    ok($took < 0.3 + 2 * $base + 0.7,
+       sprintf('within the configured timeout (%.2f s for 300 ms; a bare'
+               . ' run takes %.2f s)', $took, $base));
+}
 ok($t->wait_for(sub { ($t->redis('stopped', 'PING') // '') eq 'PONG' }, 5),
    'stopped Redis answers again');
 is($t->redis('stopped', 'DBSIZE'), 0, 'stopped Redis: nothing written');

@@ -174,12 +174,18 @@ is($r->{rc}, 1, 'off --wait=3 with n3 stopped: exit 1');
 like($r->{err}, qr/not serving off:\d+ after 3 s: n3 \(serving on:$epoch/,
      'names n3 and what it serves');
 unlike($r->{err}, qr/after 3 s:.*\bn[12]\b/, 'names only n3');
+SKIP: {
+    skip 'valgrind distorts time: the bounds hold in the plain and ASan runs',
+        4 if $ENV{MIGCTL_WRAP};
+
 ok($took >= 3 && $took < 6, sprintf('gave up after %.1f s', $took));
 
+# (n3's edge hash expires 10 s after it stopped: status is run at once)
 $r = mig(qw(maintenance status));
 is($r->{rc}, 1, 'status: exit 1 while n3 is behind');
 like($r->{out}, qr/^\s+n3\s+on:$epoch\s+.*(BEHIND|STALE)/m, 'status marks n3');
 like($r->{out}, qr/^\s+n1\s+off:\d+\s+.*ok$/m, 'n1 ok');
+}
 
 kill 'CONT', @stopped;
 ok($t->wait_for(sub { mig(qw(maintenance status))->{rc} == 0 }, 10),
