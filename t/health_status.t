@@ -56,7 +56,7 @@ is($t->http($p, '/drain')->{status}, 200, 'drain: 200 when open');
 ok($t->wait_for(sub { (status_json()->{redis}{up} // 0) }, 5),
    'status: the Redis link comes up');
 
-$t->set_state('r', 'default', 'on', 3, reason => "db \"locked\"\n\x{1}",
+$t->set_state('r', 'default', 'on', 3, reason => "db \"locked\" \\ </b> caf\xc3\xa9",
               release => 'abc123', actor => 'ops');
 ok($t->wait_for(sub { $t->http($p, '/')->{status} == 503 }, 5), 'flag on');
 
@@ -101,7 +101,7 @@ is($d->{mode}, 'on', 'status: default scope on');
 is($d->{epoch}, 3, 'status: epoch');
 is($d->{source}, 'redis', 'status: source redis');
 is($d->{lost}, JSON::PP::false, 'status: not lost');
-is($d->{state}{reason}, "db \"locked\"\n\x{1}",
+is($d->{state}{reason}, "db \"locked\" \\ </b> caf\x{e9}",
    'status: reason escaped and decoded back');
 is($d->{state}{release}, 'abc123', 'status: release');
 is($d->{state}{actor}, 'ops', 'status: actor');
@@ -138,17 +138,22 @@ like($m, qr/^# TYPE nginx_maintenance_requests_total counter$/m,
      'prometheus: TYPE lines');
 unlike($m, qr/[^\x{20}-\x{7e}\n]/, 'prometheus: plain ASCII');
 
-# bytes from the network that are not UTF-8 still give valid JSON
-$t->set_state('r', 'default', 'on', 3, reason => "caf\xc3\xa9 \xff\xc3");
+# bytes from the network that are not UTF-8 make the record malformed: the
+# last good state (and its reason) is kept, and counted
+my $malformed = status_json()->{counters}{malformed} // 0;
+$t->set_state('r', 'default', 'on', 5, reason => "caf\xc3\xa9 \xff\xc3");
 ok($t->wait_for(sub {
-    (status_json()->{scopes}{default}{state}{reason} // '')
-        eq "caf\x{e9} \x{fffd}\x{fffd}"
-}, 5), 'status: invalid UTF-8 in the reason becomes U+FFFD, valid is kept');
+    (status_json()->{counters}{malformed} // 0) > $malformed
+}, 5), 'status: invalid UTF-8 in the reason is counted as malformed');
+$s = status_json();
+is($s->{scopes}{default}{epoch}, 3, 'status: the last good epoch is kept');
+is($s->{scopes}{default}{state}{reason}, "db \"locked\" \\ </b> caf\x{e9}",
+   'status: the last good reason is kept');
 
 is($t->http($p, '/status?format=xml')->{status}, 400,
    'status: an unknown format is a 400');
 
-$t->set_state('r', 'default', 'off', 4);
+$t->set_state('r', 'default', 'off', 4, reason => 'repaired');
 ok($t->wait_for(sub {
     $t->http($p, '/drain')->{status} == 200
 }, 5), 'drain: 200 again when open');

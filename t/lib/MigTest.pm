@@ -123,7 +123,11 @@ sub pid_alive {
     my ($pid) = @_;
     return 0 unless $pid;
     return 0 if waitpid($pid, WNOHANG) == $pid;
-    return kill(0, $pid) ? 1 : 0;
+    return 0 unless kill(0, $pid);
+    # a daemon's zombie waits for init to reap it: it is gone already
+    open my $fh, '<', "/proc/$pid/stat" or return 0;
+    my $l = <$fh> // '';
+    return $l =~ /^\d+ \(.*\) Z/s ? 0 : 1;
 }
 
 sub wait_gone {
