@@ -19,6 +19,7 @@
 #define AUDIT_TAIL         10
 #define EDGES_MAX          10000
 #define WAIT_POLL_US       50000
+#define WAIT_REPRINT_MS    5000
 #define BEHIND_NAMED_MAX   20
 #define MIGCTL_HELP        -1                /* parse_opts: --help shown */
 
@@ -602,15 +603,17 @@ static int
 wait_edges(mnt_t *m, const char *want, int seconds, json_t *res)
 {
     int            rc, i, j, acked, tracked, last_acked, last_tracked, named;
-    long long      deadline, now;
+    long long      start, deadline, now, last_print;
     json_t        *w, *behind;
     edge_t        *e;
     edges_t        ed, prev;
 
     memset(&prev, 0, sizeof(edges_t));
-    deadline = now_ms() + (long long) seconds * 1000;
+    start = now_ms();
+    deadline = start + (long long) seconds * 1000;
     last_acked = -1;
     last_tracked = -1;
+    last_print = 0;
 
     for ( ;; ) {
         now = now_ms();
@@ -650,12 +653,16 @@ wait_edges(mnt_t *m, const char *want, int seconds, json_t *res)
         free(prev.e);
         prev = ed;
 
-        if (acked != last_acked || tracked != last_tracked) {
+        /* on every change, and every few seconds while nothing moves */
+        if (acked != last_acked || tracked != last_tracked
+            || now - last_print >= WAIT_REPRINT_MS)
+        {
             fprintf(stderr, "migctl: maintenance: waiting for %s:"
-                    " %d/%d live edges acknowledged\n", want, acked,
-                    tracked);
+                    " %d/%d live edges acknowledged (%.1f s)\n", want,
+                    acked, tracked, (now - start) / 1000.0);
             last_acked = acked;
             last_tracked = tracked;
+            last_print = now;
         }
 
         if (acked == tracked || now >= deadline) {
