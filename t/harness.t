@@ -31,13 +31,13 @@ ok(scalar($t->worker_pids('n')) >= 1, 'worker pids are found');
 $t->reload_nginx('n');
 is($t->http($t->port('http'), '/')->{status}, 200, 'answers after reload');
 $t->stop_nginx('n');
-ok(!kill(0, $pid), 'nginx master stopped by pid');
+ok(!MigTest::pid_alive($pid), 'nginx master stopped by pid');
 $t->check_logs('n');
 
 $t->start_pg('pg');
 is($t->psql('pg', 'SELECT 1 + 1'), '2', 'postgres answers');
 my $pgpid = $t->pg_pid('pg');
 $t->stop_pg('pg');
-ok(!kill(0, $pgpid), 'postgres stopped by pid');
+ok(!MigTest::pid_alive($pgpid), 'postgres stopped by pid');
 
 done_testing;
