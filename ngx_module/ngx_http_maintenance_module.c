@@ -1835,12 +1835,20 @@ ngx_http_maintenance_init(ngx_conf_t *cf)
 }
 
 
-/* a fresh zone (first start, not a reload) takes the state file's state */
+/*
+ * A fresh zone (first start, not a reload) takes the state file's state,
+ * and the override file is honoured here, in the master, so that no worker
+ * serves the app in the moment before worker 0 has made its first check.
+ */
 
 static ngx_int_t
 ngx_http_maintenance_init_module(ngx_cycle_t *cycle)
 {
+    ngx_err_t                          err;
+    ngx_uint_t                         i;
+    ngx_file_info_t                    fi;
     ngx_http_maintenance_shctx_t      *ctx;
+    ngx_http_maintenance_scope_sh_t   *ssh;
     ngx_http_maintenance_main_conf_t  *mmcf;
 
     mmcf = ngx_http_cycle_get_module_main_conf(cycle,
@@ -1851,11 +1859,42 @@ ngx_http_maintenance_init_module(ngx_cycle_t *cycle)
 
     ctx = mmcf->shm_zone->data;
 
-    if (!ctx->fresh || mmcf->state_file.len == 0) {
+    if (!ctx->fresh) {
         return NGX_OK;
     }
 
-    return ngx_http_maintenance_state_file_load(cycle, mmcf);
+    if (mmcf->state_file.len
+        && ngx_http_maintenance_state_file_load(cycle, mmcf) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (mmcf->override_file.len == 0) {
+        return NGX_OK;
+    }
+
+    if (ngx_file_info(mmcf->override_file.data, &fi) == NGX_FILE_ERROR) {
+        err = ngx_errno;
+
+        /* cannot tell: closed, as worker 0 treats it */
+        if (err == NGX_ENOENT || err == NGX_ENOTDIR) {
+            return NGX_OK;
+        }
+    }
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    ctx->sh->override = 1;
+
+    for (i = 0; i < mmcf->scopes.nelts; i++) {
+        ssh = &ctx->sh->scopes[mmcf->slots[i]];
+        ssh->on = 1;
+        ssh->source = NGX_HTTP_MAINTENANCE_SRC_OVERRIDE;
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return NGX_OK;
 }
 
 
