@@ -384,8 +384,9 @@ check_columns(migctl_ctx_t *ctx, PGconn *conn, migctl_sql_plan_t *plan,
         "SELECT q.i, r.oid IS NOT NULL, a.attnum IS NOT NULL,"
         "  format_type(a.atttypid, a.atttypmod), a.attnotnull,"
         "  pg_get_expr(d.adbin, d.adrelid),"
-        "  a.atttypid = to_regtype(q.ty)::oid"
-        "    AND (q.tm = -1 OR a.atttypmod = q.tm),"
+        "  CASE WHEN to_regtype(q.ty) IS NOT NULL"
+        "    THEN a.atttypid = to_regtype(q.ty)::oid"
+        "         AND (q.tm = -1 OR a.atttypmod = q.tm) END,"
         "  format_type(to_regtype(q.ty)::oid, q.tm)"
         " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],"
         "             $5::int[]) WITH ORDINALITY AS q(s, t, n, ty, tm, i)"
@@ -413,17 +414,30 @@ check_columns(migctl_ctx_t *ctx, PGconn *conn, migctl_sql_plan_t *plan,
         switch (c->aspect) {
 
         case MIGCTL_SQL_PRESENCE:
-            snprintf(res[i].expected, sizeof(res[i].expected), "%s",
-                     c->expect ? "present" : "absent");
+            if (c->expect && c->type && !PQgetisnull(pr, r, 7)) {
+                snprintf(res[i].expected, sizeof(res[i].expected),
+                         "present (%s)", exptype);
+            } else {
+                snprintf(res[i].expected, sizeof(res[i].expected), "%s",
+                         c->expect ? "present" : "absent");
+            }
+
+            /* the type is checked when the server knows it (col 6 set) */
+            ok = !c->expect || !col || PQgetisnull(pr, r, 6)
+                 || PQgetvalue(pr, r, 6)[0] == 't';
+
             if (col) {
-                snprintf(res[i].found, FOUND_MAX, "present (%s%s)", type,
-                         PQgetvalue(pr, r, 4)[0] == 't' ? ", not null" : "");
+                snprintf(res[i].found, FOUND_MAX, "present (%s%s)%s", type,
+                         PQgetvalue(pr, r, 4)[0] == 't' ? ", not null" : "",
+                         ok ? "" : ", another type");
             } else {
                 snprintf(res[i].found, FOUND_MAX, "%s",
                          tbl ? "absent" : "absent (no table)");
             }
+
             /* as for constraints: a dropped column needs its table */
-            res[i].status = col == c->expect && tbl ? "done" : "not_done";
+            res[i].status = col == c->expect && tbl && ok ? "done"
+                                                          : "not_done";
             continue;
 
         case MIGCTL_SQL_TYPE:

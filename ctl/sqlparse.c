@@ -453,6 +453,7 @@ create_table(sql_walk_t *w, PgQuery__CreateStmt *cs)
     size_t               i;
     PgQuery__Node       *e;
     PgQuery__RangeVar   *rv;
+    migctl_sql_check_t  *c;
 
     rv = cs->relation;
     if (rv == NULL) {
@@ -468,9 +469,12 @@ create_table(sql_walk_t *w, PgQuery__CreateStmt *cs)
         e = cs->table_elts[i];
 
         if (e->node_case == PG_QUERY__NODE__NODE_COLUMN_DEF) {
-            add_check(w, "create_table", MIGCTL_SQL_COLUMN,
-                      MIGCTL_SQL_PRESENCE, 1, str(rv->schemaname),
-                      rv->relname, e->column_def->colname);
+            c = add_check(w, "create_table", MIGCTL_SQL_COLUMN,
+                          MIGCTL_SQL_PRESENCE, 1, str(rv->schemaname),
+                          rv->relname, e->column_def->colname);
+            if (c) {
+                set_type(w, c, e->column_def->type_name);
+            }
             column_constraints(w, rv, e->column_def);
 
         } else if (e->node_case == PG_QUERY__NODE__NODE_CONSTRAINT) {
@@ -519,9 +523,13 @@ alter_table(sql_walk_t *w, PgQuery__AlterTableStmt *as, size_t start,
             }
             forget(w, MIGCTL_SQL_COLUMN, schema, table,
                    cmd->def->column_def->colname);
-            add_check(w, "add_column", MIGCTL_SQL_COLUMN,
-                      MIGCTL_SQL_PRESENCE, 1, schema, table,
-                      cmd->def->column_def->colname);
+            c = add_check(w, "add_column", MIGCTL_SQL_COLUMN,
+                          MIGCTL_SQL_PRESENCE, 1, schema, table,
+                          cmd->def->column_def->colname);
+            if (c) {
+                /* a same-named column of another type is not this one */
+                set_type(w, c, cmd->def->column_def->type_name);
+            }
             column_constraints(w, as->relation, cmd->def->column_def);
             break;
 
@@ -1056,6 +1064,22 @@ set_type(sql_walk_t *w, migctl_sql_check_t *c, PgQuery__TypeName *tn)
             return;
         }
         base = tn->names[i]->string->sval;
+
+        /* the serial pseudo-types are their integer type in the catalog */
+        if (tn->n_names == 1) {
+            if (strcmp(base, "serial") == 0 || strcmp(base, "serial4") == 0) {
+                base = "int4";
+            } else if (strcmp(base, "bigserial") == 0
+                       || strcmp(base, "serial8") == 0)
+            {
+                base = "int8";
+            } else if (strcmp(base, "smallserial") == 0
+                       || strcmp(base, "serial2") == 0)
+            {
+                base = "int2";
+            }
+        }
+
         len += snprintf(buf + len, sizeof(buf) - len, "%s\"%s\"",
                         i ? "." : "", base);
         if (len >= sizeof(buf) - 8) {

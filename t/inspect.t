@@ -336,6 +336,22 @@ is($r->{json}{verdict}, 'applied', 'tenant: applied') or diag($r->{out});
 is(obj($r, 'create_table', 'billing_account')->{schema}, 'tenant',
    'schema-qualified table');
 
+# --- a same-named column of another type is not the column it adds ------
+
+$t->psql('pg', 'CREATE TABLE shop_typed (a text, b varchar(10))');
+my $typed = $t->write_file('typed.sql', <<'SQL');
+ALTER TABLE "shop_typed" ADD COLUMN "a" varchar(20) NULL;
+ALTER TABLE "shop_typed" ADD COLUMN "b" varchar(10) NULL;
+SQL
+$r = inspect('--sql', $typed);
+is(obj($r, 'add_column', 'a')->{status}, 'not_done',
+   'column of another type: not done');
+is(obj($r, 'add_column', 'a')->{found}, 'present (text), another type',
+   'column of another type: found says so');
+is(obj($r, 'add_column', 'a')->{expected},
+   'present (character varying(20))', 'column type expected');
+is(obj($r, 'add_column', 'b')->{status}, 'done', 'same type: done');
+
 # --- batched catalog queries: a big file costs the same few queries -----
 
 $t->psql('pg', "ALTER SYSTEM SET log_statement = 'all'");

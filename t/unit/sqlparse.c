@@ -176,6 +176,21 @@ test_types(void)
     OK(c && strcmp(c->type, "\"my\".\"enum\"") == 0, "schema-qualified type");
 
     migctl_sql_free(&p);
+
+    OK(migctl_sql_parse(
+        "CREATE TABLE t (id bigserial PRIMARY KEY, n serial, s text);\n"
+        "ALTER TABLE t ADD COLUMN e varchar(254) NOT NULL;\n",
+        &p, err, sizeof(err)) == 0, "column types: parses");
+    c = live(&p, "create_table", "id");
+    OK(c && c->type && strcmp(c->type, "\"int8\"") == 0,
+       "bigserial is int8 in the catalog");
+    c = live(&p, "create_table", "n");
+    OK(c && c->type && strcmp(c->type, "\"int4\"") == 0,
+       "serial is int4 in the catalog");
+    c = live(&p, "add_column", "e");
+    OK(c && c->type && c->typmod == 258, "ADD COLUMN carries its type");
+
+    migctl_sql_free(&p);
 }
 
 
