@@ -257,7 +257,7 @@ do_change(mnt_t *m, int argc, char **argv, int on)
                 }
 
                 rc = migctl_error(ctx, MIGCTL_REFUSED, "off refused: health"
-                                  " checks failed, maintenance stays on:"
+                                  " checks failed, the flag is unchanged:"
                                   " fix them, or --force --reason R"
                                   " (audited)");
                 goto done;

@@ -83,6 +83,7 @@ migctl_health_run(migctl_ctx_t *ctx, json_t **out)
 {
     int                    i, ok, all;
     long                   ms;
+    size_t                 n;
     char                   detail[MIGCTL_DETAIL_MAX];
     json_t                *res, *checks, *c;
     const migctl_check_t  *ck;
@@ -102,7 +103,16 @@ migctl_health_run(migctl_ctx_t *ctx, json_t **out)
         c = json_object();
         json_object_set_new(c, "name", json_string(ck->name));
         json_object_set_new(c, "ok", json_boolean(ok));
-        json_object_set_new(c, "detail", json_string(detail));
+        if (json_object_set_new(c, "detail", json_string(detail)) != 0) {
+            /* not UTF-8: the bytes a terminal would mangle become '?' */
+            for (n = 0; detail[n]; n++) {
+                if ((unsigned char) detail[n] >= 0x80) {
+                    detail[n] = '?';
+                }
+            }
+
+            json_object_set_new(c, "detail", json_string(detail));
+        }
         json_object_set_new(c, "ms", json_integer(ms));
         json_array_append_new(checks, c);
     }

@@ -207,7 +207,8 @@ test_health(void)
         "  { name = \"hang\"; command = \"sleep 30 & sleep 30\";"
         " timeout_ms = 200; },\n"
         "  { name = \"signal\"; command = \"kill -TERM $$\"; },\n"
-        "  { name = \"noexec\"; command = \"/nonexistent/x\"; }\n"
+        "  { name = \"noexec\"; command = \"/nonexistent/x\"; },\n"
+        "  { name = \"binary\"; command = \"printf 'a\\\\377b'\"; }\n"
         "); };\n");
 
     if (load(&ctx, p, err, sizeof(err)) != 0) {
@@ -246,6 +247,12 @@ test_health(void)
     OK(json_is_false(json_object_get(c, "ok"))
        && strncmp(json_string_value(json_object_get(c, "detail")),
                   "exit 127", 8) == 0, "health: command not found");
+
+    c = json_array_get(json_object_get(res, "checks"), 5);
+    OK(json_is_true(json_object_get(c, "ok"))
+       && json_string_value(json_object_get(c, "detail")) != NULL
+       && strcmp(json_string_value(json_object_get(c, "detail")), "a?b")
+          == 0, "health: output that is not UTF-8 is kept, as '?'");
 
     json_decref(res);
     migctl_conf_free(&ctx);
