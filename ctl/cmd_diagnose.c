@@ -69,6 +69,7 @@ static void risk_class(dg_t *d);
 static void note_plan(dg_t *d);
 static size_t list_of(json_t *a, const char *app, const char *skip,
     char *buf, size_t len);
+static void next_duplicates(dg_t *d);
 static void next_end(dg_t *d);
 static const char *previous_of(dg_t *d, int *later);
 static void add(json_t *a, const char *fmt, ...)
@@ -1032,6 +1033,7 @@ risk_class(dg_t *d)
         if (str(d->cls, "detail")) {
             add(d->risks, "the server named one duplicated key only, there "
                 "may be more: %s", str(d->cls, "detail"));
+            next_duplicates(d);
         }
 
     } else if (strcmp(s, "57014") == 0
@@ -1054,6 +1056,77 @@ risk_class(dg_t *d)
         add(d->risks, "CONCURRENTLY needs atomic = False on the migration, "
             "and then a failed build leaves an INVALID index behind");
     }
+}
+
+
+/*
+ * The query that lists every duplicated key: the columns from the
+ * server's "DETAIL:  Key (a, b)=(...) is duplicated.", the table from the
+ * unique index or constraint the migration could not build.  Plain
+ * column names only; anything else is left to the operator.
+ */
+static void
+next_duplicates(dg_t *d)
+{
+    char         cols[512], tbl[300];
+    size_t       k, n, i;
+    json_t      *o;
+    const char  *detail, *p, *e, *table, *kind, *status;
+
+    detail = str(d->cls, "detail");
+    p = strstr(detail, "Key (");
+    e = p ? strstr(p, ")=(") : NULL;
+    if (p == NULL || e == NULL) {
+        return;
+    }
+    p += 5;
+
+    table = NULL;
+    json_array_foreach(json_object_get(d->insp, "objects"), k, o) {
+        kind = str(o, "kind");
+        status = str(o, "status");
+        if (kind && status && strcmp(status, "done") != 0
+            && (strcmp(kind, "index") == 0 || strcmp(kind, "constraint") == 0)
+            && str(o, "table"))
+        {
+            table = str(o, "table");
+            quote_ident(tbl, sizeof(tbl), str(o, "schema"), table);
+            break;
+        }
+    }
+
+    if (table == NULL) {
+        return;
+    }
+
+    /* "email, tenant_id" -> "\"email\", \"tenant_id\"" */
+    n = 0;
+    cols[n++] = '"';
+    for (i = 0; p + i < e; i++) {
+        if (n + 6 >= sizeof(cols)) {
+            return;
+        }
+
+        if (p[i] == ',' && p[i + 1] == ' ') {
+            memcpy(cols + n, "\", \"", 4);
+            n += 4;
+            i++;
+
+        } else if ((p[i] >= 'a' && p[i] <= 'z') || (p[i] >= 'A' && p[i] <= 'Z')
+                   || (p[i] >= '0' && p[i] <= '9') || p[i] == '_')
+        {
+            cols[n++] = p[i];
+
+        } else {
+            return;                 /* an expression: not ours to quote */
+        }
+    }
+    cols[n++] = '"';
+    cols[n] = '\0';
+
+    add(d->next, "psql -c 'SELECT %s, count(*) FROM %s GROUP BY %s "
+        "HAVING count(*) > 1 ORDER BY count(*) DESC'   # every duplicated "
+        "key", cols, tbl, cols);
 }
 
 

@@ -159,6 +159,11 @@ sub column_type {
     has_line($d->{risks}, qr/no --previous-plan/, "$n: says rollback is unknown");
     has_line($d->{risks}, qr/duplicates .* must be resolved/, "$n: names the data problem");
     has_line($d->{risks}, qr/Key \(email\)=\(a\@example\.com\)/, "$n: the duplicated key");
+    my ($dq) = grep { /every duplicated key/ } @{ $d->{next} };
+    like($dq, qr/^psql -c 'SELECT "email", count\(\*\) FROM "dupes_customer" GROUP BY "email" /,
+         "$n: next: the query for every duplicate");
+    my ($q) = ($dq // '') =~ /^psql -c '(.*)'/;
+    is(sql($e, $q), 'a@example.com|2', "$n: that query finds the duplicates");
     ok($d->{state}{database_unchanged}, "$n: database unchanged");
 
     $d = diagnose($e, $sqlf, 'dupes', '0002_email_unique', tb => $tb,
