@@ -192,4 +192,33 @@ for my $name (sort keys %want) {
     like($r->{out}, qr/"class": "high_risk"/, 'invalid UTF-8 around a message');
 }
 
+# fuzz: fixture lines cut, shuffled and mixed with bytes, a fixed seed;
+# every answer is JSON with a class and exit 0 or 1, never a crash
+{
+    srand(4242);
+    my @lines = map { split /^/, $t->read_file($_) } glob("$fx/*.txt");
+    my ($bad, $runs) = (0, 60);
+    for my $i (1 .. $runs) {
+        my $text = '';
+        for (1 .. 1 + int(rand(12))) {
+            my $l = $lines[int(rand(@lines))];
+            $l = substr($l, 0, int(rand(length($l) + 1))) if rand() < 0.3;
+            $l .= join '', map { chr(int(rand(256))) } 1 .. int(rand(8))
+                if rand() < 0.2;
+            $text .= $l;
+        }
+        $text .= "x" unless $text =~ /\S/;
+        my $r = $t->migctl({ stdin => $text }, '--json', 'classify');
+        my $h = eval { JSON::PP->new->decode($r->{out}) };
+        unless (($r->{rc} == 0 || $r->{rc} == 1) && $h && $h->{class}
+                && $r->{err} eq '')
+        {
+            $bad++;
+            diag("fuzz case $i: rc $r->{rc}: $r->{err}");
+            last if $bad > 3;
+        }
+    }
+    is($bad, 0, "fuzz: $runs mixed inputs, every answer well formed");
+}
+
 done_testing;
