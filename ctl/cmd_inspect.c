@@ -16,6 +16,7 @@
 typedef struct {
     const char  *status;                    /* "done", "not_done", ... */
     char         expected[160];
+    char         type[128];                 /* a column's expected type */
     char         found[FOUND_MAX];
 } check_result_t;
 
@@ -39,10 +40,10 @@ static PGresult *batch(migctl_ctx_t *ctx, PGconn *conn,
     const char *sql, int nparams, size_t **mapp, int *rc);
 static int query_failed(migctl_ctx_t *ctx, PGconn *conn, const char *what);
 static int recorded(migctl_ctx_t *ctx, PGconn *conn, const char *app,
-    const char *migration, int *rec);
+    const char *migration, int *rec, int *later);
 static json_t *build(migctl_sql_plan_t *plan, check_result_t *res,
     const char *file, const char *app, const char *migration, int rec,
-    int *problem);
+    int later, int *problem);
 static const char *kind_name(int kind);
 static const char *contype_name(char t);
 static json_t *jstr(const char *s);
@@ -135,7 +136,7 @@ int
 migctl_inspect_run(migctl_ctx_t *ctx, PGconn *conn, const char *sqlfile,
     const char *app, const char *migration, json_t **out)
 {
-    int                 rc, rec, problem;
+    int                 rc, rec, later, problem;
     char               *text;
     size_t              i;
     check_result_t     *res;
@@ -178,14 +179,15 @@ migctl_inspect_run(migctl_ctx_t *ctx, PGconn *conn, const char *sqlfile,
     }
 
     rec = -1;
+    later = 0;
     if (app != NULL) {
-        rc = recorded(ctx, conn, app, migration, &rec);
+        rc = recorded(ctx, conn, app, migration, &rec, &later);
         if (rc != MIGCTL_OK) {
             goto done;
         }
     }
 
-    *out = build(&plan, res, sqlfile, app, migration, rec, &problem);
+    *out = build(&plan, res, sqlfile, app, migration, rec, later, &problem);
     if (*out == NULL) {
         rc = migctl_error(ctx, MIGCTL_PROBLEM, "out of memory");
         goto done;
@@ -209,7 +211,7 @@ migctl_inspect_print(FILE *f, json_t *result)
     size_t       i;
     json_t      *o, *v;
     const char  *name, *table, *schema;
-    char         obj[300];
+    char         obj[300], exp[300];
 
     fprintf(f, "verdict: %s\n",
             json_string_value(json_object_get(result, "verdict")));
@@ -239,13 +241,19 @@ migctl_inspect_print(FILE *f, json_t *result)
                  schema ? schema : "", schema ? "." : "",
                  table ? table : "", table ? "." : "", name ? name : "");
 
+        v = json_object_get(o, "type");
+        snprintf(exp, sizeof(exp), "%s%s%s%s",
+                 json_string_value(json_object_get(o, "expected")),
+                 json_is_string(v) ? " (" : "",
+                 json_is_string(v) ? json_string_value(v) : "",
+                 json_is_string(v) ? ")" : "");
+
         fprintf(f, "%-4d %-5d %-18s %-10s %-40s %-24s %s\n",
                 (int) json_integer_value(json_object_get(o, "stmt")),
                 (int) json_integer_value(json_object_get(o, "line")),
                 json_string_value(json_object_get(o, "action")),
                 json_string_value(json_object_get(o, "status")),
-                obj,
-                json_string_value(json_object_get(o, "expected")),
+                obj, exp,
                 json_string_value(json_object_get(o, "found")));
     }
 
@@ -414,12 +422,11 @@ check_columns(migctl_ctx_t *ctx, PGconn *conn, migctl_sql_plan_t *plan,
         switch (c->aspect) {
 
         case MIGCTL_SQL_PRESENCE:
+            /* "expected" stays "present": the type goes in "type" */
+            snprintf(res[i].expected, sizeof(res[i].expected), "%s",
+                     c->expect ? "present" : "absent");
             if (c->expect && c->type && !PQgetisnull(pr, r, 7)) {
-                snprintf(res[i].expected, sizeof(res[i].expected),
-                         "present (%s)", exptype);
-            } else {
-                snprintf(res[i].expected, sizeof(res[i].expected), "%s",
-                         c->expect ? "present" : "absent");
+                snprintf(res[i].type, sizeof(res[i].type), "%s", exptype);
             }
 
             /* the type is checked when the server knows it (col 6 set) */
@@ -863,7 +870,7 @@ query_failed(migctl_ctx_t *ctx, PGconn *conn, const char *what)
 
 static int
 recorded(migctl_ctx_t *ctx, PGconn *conn, const char *app,
-    const char *migration, int *rec)
+    const char *migration, int *rec, int *later)
 {
     int          rc;
     PGresult    *pr;
@@ -872,9 +879,12 @@ recorded(migctl_ctx_t *ctx, PGconn *conn, const char *app,
     params[0] = app;
     params[1] = migration;
 
-    pr = PQexecParams(conn, "SELECT count(*) FROM django_migrations"
-                            " WHERE app = $1 AND name = $2",
-                      2, NULL, params, NULL, NULL, 0);
+    /* and how many of the app's migrations were recorded after it */
+    pr = PQexecParams(conn,
+        "SELECT count(*), (SELECT count(*) FROM django_migrations l"
+        "                  WHERE l.app = $1 AND l.id > max(m.id))"
+        " FROM django_migrations m WHERE m.app = $1 AND m.name = $2",
+        2, NULL, params, NULL, NULL, 0);
 
     if (PQresultStatus(pr) != PGRES_TUPLES_OK) {
         rc = query_failed(ctx, conn, "django_migration");
@@ -882,6 +892,7 @@ recorded(migctl_ctx_t *ctx, PGconn *conn, const char *app,
     }
 
     *rec = atoi(PQgetvalue(pr, 0, 0)) > 0;
+    *later = atoi(PQgetvalue(pr, 0, 1));
     rc = MIGCTL_OK;
 
 done:
@@ -894,7 +905,8 @@ done:
 
 static json_t *
 build(migctl_sql_plan_t *plan, check_result_t *res, const char *file,
-    const char *app, const char *migration, int rec, int *problem)
+    const char *app, const char *migration, int rec, int later,
+    int *problem)
 {
     size_t                    i, done, not_done, invalid, unver;
     json_t                   *o, *objs, *uv, *cnt, *e;
@@ -944,6 +956,9 @@ build(migctl_sql_plan_t *plan, check_result_t *res, const char *file,
         json_object_set_new(e, "table", jstr(c->table));
         json_object_set_new(e, "name", jstr(c->name));
         json_object_set_new(e, "expected", json_string(res[i].expected));
+        if (res[i].type[0]) {
+            json_object_set_new(e, "type", json_string(res[i].type));
+        }
         json_object_set_new(e, "found", json_string(res[i].found));
         json_object_set_new(e, "status", json_string(res[i].status));
         json_array_append_new(objs, e);
@@ -967,8 +982,12 @@ build(migctl_sql_plan_t *plan, check_result_t *res, const char *file,
     if (rec == 1) {
         if (not_done + invalid > 0) {
             verdict = "recorded_but_incomplete";
-            note = "recorded in django_migrations but the schema does not "
-                   "match: do not trust the record";
+            note = later == 0
+                   ? "recorded in django_migrations but the schema does "
+                     "not match: do not trust the record"
+                   : "recorded but the schema does not match; later "
+                     "migrations of this app are recorded too and may "
+                     "have changed these objects: inspect the latest one";
         } else if (unver > 0) {
             verdict = "applied_unverified";
             note = "recorded and every checked object is in place, but "
@@ -1019,6 +1038,8 @@ build(migctl_sql_plan_t *plan, check_result_t *res, const char *file,
     json_object_set_new(o, "migration", jstr(migration));
     json_object_set_new(o, "recorded",
                         rec == -1 ? json_null() : json_boolean(rec));
+    json_object_set_new(o, "later_recorded",
+                        rec == -1 ? json_null() : json_integer(later));
     json_object_set_new(o, "verdict", json_string(verdict));
     json_object_set_new(o, "verified",
                         json_boolean(unver == 0 && rec != -1));

@@ -85,6 +85,9 @@ int migctl_migrations_run(migctl_ctx_t *ctx, PGconn *conn, const char *plan,
  *
  * {"file", "app", "migration",
  *  "recorded": true|false|null,                 in django_migrations
+ *  "later_recorded": N|null,    migrations of the app recorded after it:
+ *                               they may have changed its objects (the
+ *                               check is against today's schema)
  *  "verdict": "not_applied" | "partially_applied" | "applied"
  *           | "recorded_but_incomplete" | "applied_unverified",
  *  "verified": true|false,    false when something could not be checked
@@ -112,6 +115,8 @@ int migctl_migrations_run(migctl_ctx_t *ctx, PGconn *conn, const char *plan,
  *                 | "unique valid index" | "unique constraint"
  *                 | "foreign key" | "check constraint" | "primary key"
  *                 | "exclusion constraint" (+ " (NOT VALID)"),
+ *               "type": "character varying(254)",   (an added column:
+ *                                       the type it must have; optional)
  *               "found": "...",
  *               "status": "done" | "not_done" | "invalid"}...],
  *  "unverified": [{"stmt": N|null, "line": L, "operation": ...,

@@ -209,6 +209,14 @@ is($r->{rc}, 1, '0003: exit 1 (cannot claim applied)');
 is_deeply(statuses($r), { done => 3 }, '0003: rename, not null, default');
 is($r->{json}{counts}{unverified}, 2, '0003: 2 unverified');
 
+# 0002 is checked against today's schema, where 0003 renamed its column
+$r = inspect(shop('0002', '0002_auto_20261125_1022'));
+is($r->{json}{verdict}, 'recorded_but_incomplete',
+   '0002 after 0003: score was renamed, 0002 looks incomplete');
+is($r->{json}{later_recorded}, 1, '... and one later migration is recorded');
+like($r->{json}{note}, qr/later migrations of this app are recorded/,
+     '... which the note points out');
+
 $r = $t->migctl({ env => \%env }, 'inspect', shop('0003', '0003_data'));
 like($r->{out}, qr/^verdict: applied_unverified$/m, 'text: verdict');
 like($r->{out}, qr/^unverified \(the catalog cannot confirm these\):\n  line 4: RunPython: Raw Python operation$/m,
@@ -336,6 +344,24 @@ is($r->{json}{verdict}, 'applied', 'tenant: applied') or diag($r->{out});
 is(obj($r, 'create_table', 'billing_account')->{schema}, 'tenant',
    'schema-qualified table');
 
+# --- every common Django field type (sqlmigrate of Django 3.2): applied -
+
+$r = inspect('--sql', "$fx/kinds_0001.sql", '--app', 'kinds',
+             '--migration', '0001_initial');
+is($r->{json}{verdict}, 'not_applied', 'field types: not applied');
+$t->psql('pg', $t->read_file("$fx/kinds_0001.sql"));
+record('kinds', '0001_initial');
+$r = inspect('--sql', "$fx/kinds_0001.sql", '--app', 'kinds',
+             '--migration', '0001_initial');
+is($r->{rc}, 0, 'field types: exit 0');
+is($r->{json}{verdict}, 'applied', 'field types: applied')
+    or diag(explain([grep { $_->{status} ne 'done' }
+                     @{ $r->{json}{objects} || [] }]));
+is(obj($r, 'create_table', 'arr')->{type}, 'integer[]', 'array type');
+is(obj($r, 'create_table', 'dec')->{type}, 'numeric(8,3)', 'numeric type');
+is(obj($r, 'create_table', 'at')->{type}, 'timestamp with time zone',
+   'timestamptz type');
+
 # --- a same-named column of another type is not the column it adds ------
 
 $t->psql('pg', 'CREATE TABLE shop_typed (a text, b varchar(10))');
@@ -348,8 +374,9 @@ is(obj($r, 'add_column', 'a')->{status}, 'not_done',
    'column of another type: not done');
 is(obj($r, 'add_column', 'a')->{found}, 'present (text), another type',
    'column of another type: found says so');
-is(obj($r, 'add_column', 'a')->{expected},
-   'present (character varying(20))', 'column type expected');
+is(obj($r, 'add_column', 'a')->{expected}, 'present', 'expected present');
+is(obj($r, 'add_column', 'a')->{type}, 'character varying(20)',
+   'column type expected');
 is(obj($r, 'add_column', 'b')->{status}, 'done', 'same type: done');
 
 # --- batched catalog queries: a big file costs the same few queries -----
