@@ -50,11 +50,14 @@ $(B)/san/obj/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SANFLAGS) -c -o $@ $<
 
+# linked aside and renamed: a test running the old binary is not disturbed
 $(MIGCTL): $(patsubst %.c,$(B)/obj/%.o,$(SHARED_SRC) $(CTL_SRC))
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@.tmp $^ $(LDLIBS)
+	mv -f $@.tmp $@
 
 $(MIGCTL_SAN): $(patsubst %.c,$(B)/san/obj/%.o,$(SHARED_SRC) $(CTL_SRC))
-	$(CC) $(CFLAGS) $(SANFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) $(SANFLAGS) -o $@.tmp $^ $(LDLIBS)
+	mv -f $@.tmp $@
 
 $(B)/t/%: $(B)/obj/t/unit/%.o \
           $(patsubst %.c,$(B)/obj/%.o,$(SHARED_SRC) $(CTL_LIB))
