@@ -97,7 +97,7 @@ main(int argc, char **argv)
         }
     }
 
-    if (mig_name_valid(scope, strlen(scope), err, sizeof(err)) != MIG_OK) {
+    if (mig_scope_valid(scope, strlen(scope), err, sizeof(err)) != MIG_OK) {
         return migctl_error(&ctx, MIGCTL_USAGE, "--scope: %s", err);
     }
     strcpy(ctx.scope, scope);

@@ -918,7 +918,8 @@ ngx_http_maintenance_scope(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     value = cf->args->elts;
 
-    if (mig_name_valid((char *) value[1].data, value[1].len, err, sizeof(err))
+    if (mig_scope_valid((char *) value[1].data, value[1].len, err,
+                        sizeof(err))
         != MIG_OK)
     {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,

@@ -70,6 +70,33 @@ mig_name_valid(const char *s, size_t len, char *err, size_t errlen)
 }
 
 
+/*
+ * A scope is a name that is not one of the fixed fields of P:edge:<node>,
+ * where scopes and those fields share one hash.
+ */
+
+int
+mig_scope_valid(const char *s, size_t len, char *err, size_t errlen)
+{
+    static const char  *reserved[] = { "seen_ms", "version", "pid", NULL };
+    const char        **r;
+
+    if (mig_name_valid(s, len, err, errlen) != MIG_OK) {
+        return MIG_EINVAL;
+    }
+
+    for (r = reserved; *r; r++) {
+        if (strlen(*r) == len && memcmp(*r, s, len) == 0) {
+            MIG_ERR("\"%s\" is reserved (a field of the edge hash), not a"
+                    " scope name", *r);
+            return MIG_EINVAL;
+        }
+    }
+
+    return MIG_OK;
+}
+
+
 int
 mig_key_state(char *buf, size_t size, const char *prefix, const char *scope)
 {
@@ -292,7 +319,7 @@ mig_parse_u64(const char *s, size_t len, uint64_t max, uint64_t *out)
 
         d = (uint64_t) (s[i] - '0');
 
-        if (n > (max - d) / 10) {
+        if (d > max || n > (max - d) / 10) {
             return MIG_ERANGE;
         }
 
@@ -356,7 +383,7 @@ mig_event_parse(const char *msg, size_t len, char *scope, size_t scope_size,
 
     slen = (size_t) (sp - msg);
 
-    if (mig_name_valid(msg, slen, err, errlen) != MIG_OK) {
+    if (mig_scope_valid(msg, slen, err, errlen) != MIG_OK) {
         return MIG_EINVAL;
     }
 

@@ -55,6 +55,9 @@ const char *mig_mode_str(mig_mode_e mode);   /* "on", "off", "unset" */
 /* scope, prefix, node id: 1..MIG_NAME_MAX of [A-Za-z0-9_.-] */
 int mig_name_valid(const char *s, size_t len, char *err, size_t errlen);
 
+/* a scope: a name, and not "seen_ms", "version" or "pid" */
+int mig_scope_valid(const char *s, size_t len, char *err, size_t errlen);
+
 /* reason, release, actor: UTF-8 without control characters */
 int mig_text_valid(const char *s, size_t len, char *err, size_t errlen);
 

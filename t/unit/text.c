@@ -71,6 +71,17 @@ main(void)
        == MIG_OK && strcmp(st.release, "abc123") == 0,
        "a good release is kept");
 
+    ok(mig_scope_valid(S("default"), err, sizeof(err)) == MIG_OK,
+       "default is a scope");
+    ok(mig_scope_valid(S("pid"), err, sizeof(err)) == MIG_EINVAL
+       && strstr(err, "reserved") != NULL,
+       "pid is reserved: it is a field of the edge hash");
+    ok(mig_scope_valid(S("seen_ms"), NULL, 0) == MIG_EINVAL
+       && mig_scope_valid(S("version"), NULL, 0) == MIG_EINVAL,
+       "seen_ms and version are reserved");
+    ok(mig_scope_valid(S("pids"), NULL, 0) == MIG_OK,
+       "only the exact names are reserved");
+
     printf("1..%d\n", tests);
 
     return failed ? 1 : 0;
