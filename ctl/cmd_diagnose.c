@@ -14,7 +14,7 @@
 
 #define DG_BUF  1024
 
-/* the database state, from the inspect verdict (README.md, "Choosing the recovery path") */
+/* the database state, from the inspect verdict (README: recovery path) */
 #define ST_UNCHANGED    0       /* not applied, nothing left behind */
 #define ST_PARTIAL      1       /* part done, or cannot prove otherwise */
 #define ST_APPLIED      2       /* recorded and in place */

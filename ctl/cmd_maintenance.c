@@ -414,19 +414,17 @@ parse_opts(mnt_t *m, int argc, char **argv, int on, opts_t *o)
 static int
 check_text(mnt_t *m, const char *opt, const char *v, size_t max)
 {
-    const unsigned char  *p;
+    char  why[64];
 
     if (strlen(v) > max) {
         return migctl_error(m->ctx, MIGCTL_USAGE, "%s is longer than %zu"
                             " bytes: shorten it", opt, max);
     }
 
-    for (p = (const unsigned char *) v; *p; p++) {
-        if (*p < 0x20 || *p == 0x7f) {
-            return migctl_error(m->ctx, MIGCTL_USAGE, "%s contains a"
-                                " control character: use one plain line",
-                                opt);
-        }
+    /* the edges refuse a state whose text is not this (shared/mig.c) */
+    if (mig_text_valid(v, strlen(v), why, sizeof(why)) != MIG_OK) {
+        return migctl_error(m->ctx, MIGCTL_USAGE, "%s: %s: use one line of"
+                            " UTF-8 text", opt, why);
     }
 
     return MIGCTL_OK;

@@ -95,7 +95,10 @@ one_error(mig('--scope', 'bad scope!', qw(maintenance on)), 2,
 one_error(mig('--scope', 'x' x 65, qw(maintenance on)), 2,
           qr/--scope: name longer than 64/, 'scope too long');
 one_error(mig(qw(maintenance on --reason), "two\nlines"), 2,
-          qr/--reason contains a control character/, 'reason with newline');
+          qr/--reason: control character 0x0a at byte 3/, 'reason with newline');
+one_error(mig(qw(maintenance on --reason), "caf\xff"), 2,
+          qr/--reason: invalid UTF-8 at byte 3/,
+          'reason that is not UTF-8 (the edges would refuse it)');
 one_error(mig(qw(maintenance on --reason), 'r' x 513), 2,
           qr/--reason is longer than 512 bytes/, 'reason too long');
 one_error(mig(qw(maintenance off --force)), 2,
@@ -104,7 +107,7 @@ one_error(mig(qw(maintenance on --force)), 2,
           qr/unknown option '--force' for on/, 'on --force');
 one_error($t->migctl({ env => { %env, MIGCTL_ACTOR => "a\tb" } },
                      qw(maintenance on)), 2,
-          qr/\$MIGCTL_ACTOR contains a control character/, 'bad actor');
+          qr/\$MIGCTL_ACTOR: control character 0x09/, 'bad actor');
 nothing_written('bad input');
 
 # --- configuration errors: file and line named ----------------------------
