@@ -52,6 +52,7 @@ http {
     maintenance_node_id $n;
     maintenance_poll 200ms;
     maintenance on;
+    add_header X-Msec \$msec always;       # when nginx answered, ms
 
     server {
         listen 127.0.0.1:%%PORT_${n}%%;
@@ -89,7 +90,7 @@ if ($mpid == 0) {
     POSIX::_exit($r->{rc});
 }
 # poll until both answer 503, or 2 s after migctl exited (bounded: 60 s)
-my (%seen, $mstatus, $mdone);
+my (%seen, %last200, %samples, $mstatus, $mdone);
 my $end = time + 60;
 while (keys %seen < 2 && time < $end && (!$mdone || time < $mdone + 2)) {
     if (!$mdone && waitpid($mpid, POSIX::WNOHANG()) == $mpid) {
@@ -97,8 +98,10 @@ while (keys %seen < 2 && time < $end && (!$mdone || time < $mdone + 2)) {
     }
     for my $k (qw(http tls)) {
         next if $seen{$k};
-        my $st = ka_get($ka{$k});
-        $seen{$k} = time if $st == 503;
+        my ($st, $msec) = ka_get($ka{$k});
+        $seen{$k} = $msec if $st == 503;
+        $last200{$k} = $msec if $st == 200;
+        $samples{$k}++;
     }
 }
 unless ($mdone) {
@@ -110,11 +113,16 @@ my $id = $t->redis('r', 'XREVRANGE', 'migctl:audit', '+', '-', 'COUNT', 1)
     ->[0][0];
 my ($commit) = $id =~ /^(\d+)-/;
 ok($seen{http} && $seen{tls}, 'on: 503 on HTTP and TLS');
+# The property: no request that nginx answered more than 100 ms after the
+# commit got the app.  Timed by nginx's own clock ($msec), so a slow poller
+# (a TLS client on a busy machine) samples less often but never inflates it.
 for my $k (qw(http tls)) {
-    my $ms = (($seen{$k} // 1e10) - $commit / 1000) * 1000;
-    ok($ms <= 100, sprintf("... $k within 100 ms of the commit (%.0f ms)",
-                           $ms));
-    diag(sprintf("on -> 503 on $k: %.0f ms after Redis committed it", $ms));
+    my $ms = (($last200{$k} // 0) - $commit / 1000) * 1000;
+    ok($ms <= 100, sprintf("... $k: the app's last answer %.0f ms after the"
+                           . " commit (at most 100)", $ms));
+    diag(sprintf("on on $k: last 200 at %+.0f ms, first 503 at %+.0f ms of"
+                 . " the commit (%d samples)", $ms,
+                 (($seen{$k} // 0) - $commit / 1000) * 1000, $samples{$k}));
 }
 my ($r, $t0, $ok, $ms);
 is($t->http($p1, '/lb')->{status}, 200, 'LB health stays 200');
@@ -238,8 +246,8 @@ sub ka_get {
     my ($c) = @_;
     for my $try (1, 2) {
         ka_open($c) or return 0 unless $c->{sock};
-        my $st = ka_request($c->{sock});
-        return $st if $st;
+        my @r = ka_request($c->{sock});
+        return wantarray ? @r : $r[0] if $r[0];
         close $c->{sock};
         delete $c->{sock};
     }
@@ -258,7 +266,8 @@ sub ka_request {
         next unless defined $body;
         my ($len) = $head =~ /^Content-Length:\s*(\d+)/mi;
         next if defined $len && length($body) < $len;
-        return ($head =~ m{^HTTP/1\.1 (\d+)})[0] // 0;
+        my ($msec) = $head =~ /^X-Msec:\s*([\d.]+)/mi;
+        return (($head =~ m{^HTTP/1\.1 (\d+)})[0] // 0, $msec // 0);
     }
     return 0;
 }
