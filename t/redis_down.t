@@ -158,6 +158,9 @@ diag(sprintf("resync after Redis came back: %.0f ms (poll %.0f ms)",
              1000 * $dt, 1000 * $POLL));
 cmp_ok($dt, '<=', 2 * $POLL + 0.2, 'within two poll intervals');
 ok(redis_up('n_closed'), 'status: redis up again');
+# n_open serves 200 whether its link is up or not: wait for the link itself
+ok($t->wait_for(sub { redis_up('n_open') && redis_up('n_last') }, 5),
+   'status: redis up again on every node');
 
 # (n_open and n_closed were reloaded: their new worker 0 logs for itself)
 for my $n (qw(n_last n_open n_closed)) {
