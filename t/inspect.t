@@ -22,19 +22,6 @@ my $fx = $t->root . '/t/fixtures/db';
 $t->start_pg('pg');
 my %env = $t->pg_env('pg');
 
-# the server log names the application: migctl's own queries must never
-# fail (checked at the end, as check_logs does for nginx)
-$t->psql('pg', "ALTER SYSTEM SET log_line_prefix = '%a '");
-$t->psql('pg', 'SELECT pg_reload_conf()');
-
-sub check_pg_log {
-    my $log = $t->read_file("$t->{pg}{pg}{dir}/postgres.log") // '';
-    my @bad = grep { /^migctl (ERROR|FATAL|PANIC)/ || /PANIC/ }
-              split /\n/, $log;
-    ok(!@bad, 'postgres log: no error from a migctl query, no PANIC')
-        or diag(join "\n", @bad[0 .. ($#bad < 9 ? $#bad : 9)]);
-}
-
 sub inspect {
     my (@args) = @_;
     my $o = ref $args[0] eq 'HASH' ? shift @args : {};
@@ -414,6 +401,6 @@ is($after - $before, 6,
 diag(sprintf('inspect of 502 objects: %.0f ms, %d queries',
              $elapsed * 1000, $after - $before));
 
-check_pg_log();
+$t->check_pg_log('pg');   # migctl's queries never failed
 
 done_testing;

@@ -19,19 +19,6 @@ my $t = MigTest->new;
 $t->start_pg('pg');
 my %env = $t->pg_env('pg');
 
-# the server log names the application: migctl's own queries must never
-# fail (checked at the end, as check_logs does for nginx)
-$t->psql('pg', "ALTER SYSTEM SET log_line_prefix = '%a '");
-$t->psql('pg', 'SELECT pg_reload_conf()');
-
-sub check_pg_log {
-    my $log = $t->read_file("$t->{pg}{pg}{dir}/postgres.log") // '';
-    my @bad = grep { /^migctl (ERROR|FATAL|PANIC)/ || /PANIC/ }
-              split /\n/, $log;
-    ok(!@bad, 'postgres log: no error from a migctl query, no PANIC')
-        or diag(join "\n", @bad[0 .. ($#bad < 9 ? $#bad : 9)]);
-}
-
 sub locks {
     my (@args) = @_;
     my $r = $t->migctl({ env => \%env }, '--json', 'locks', @args);
@@ -250,6 +237,6 @@ $r = $t->migctl({ env => { %env, PGPORT => $t->port('nothing'),
 is($r->{rc}, 3, 'DATABASE_URL unreachable: exit 3');
 unlike($r->{err}, qr/s3cr3t/, 'the password is never printed');
 
-check_pg_log();
+$t->check_pg_log('pg');   # migctl's queries never failed
 
 done_testing;

@@ -556,6 +556,11 @@ sub start_pg {
                                     'postgres', '--auth=trust', '-E', 'UTF8',
                                     '--locale=C', '--no-sync'));
     die "initdb: $r->{out}$r->{err}" if $r->{rc};
+    # each log line starts with the application name, so that check_pg_log
+    # can tell migctl's own failed queries from a test's deliberate ones
+    open my $pc, '>>', "$dir/postgresql.conf" or die "postgresql.conf: $!";
+    print $pc "log_line_prefix = '%a '\n";
+    close $pc;
     my $o = join ' ', "-p $port", "-k $dir", "-c listen_addresses=127.0.0.1",
                       "-c fsync=off", "-c synchronous_commit=off",
                       "-c full_page_writes=off", "-c max_connections=60",
@@ -582,6 +587,16 @@ sub stop_pg {
         kill 'QUIT', $p->{pid};
         $self->wait_gone($p->{pid}, 5);
     }
+}
+
+# one ok(): no query of migctl's failed on the server, and no PANIC
+sub check_pg_log {
+    my ($self, $name) = @_;
+    my $log = $self->read_file("$self->{pg}{$name}{dir}/postgres.log") // '';
+    my @bad = grep { /^migctl (ERROR|FATAL|PANIC)/ || /PANIC/ }
+              split /\n/, $log;
+    ok(!@bad, "$name: postgres log: no error from a migctl query, no PANIC")
+        or diag(join "\n", @bad[0 .. ($#bad < 9 ? $#bad : 9)]);
 }
 
 sub pg_pid { $_[0]{pg}{$_[1]} && $_[0]{pg}{$_[1]}{pid} }
