@@ -76,11 +76,11 @@ cmd_classify(int argc, char **argv, migctl_ctx_t *ctx)
 
     cls = json_string_value(json_object_get(res, "class"));
 
+    /* unknown is a finding too: exit 1, never a guess */
+    rc = (cls && strcmp(cls, "unknown") == 0) ? MIGCTL_PROBLEM : MIGCTL_OK;
+
     if (ctx->json) {
-        if (migctl_json_print(res) != 0) {
-            json_decref(res);
-            return migctl_error(ctx, MIGCTL_PROBLEM, "writing output failed");
-        }
+        rc = migctl_json_result(ctx, json_incref(res), rc);
 
     } else {
         print_field("class", json_object_get(res, "class"));
@@ -93,9 +93,6 @@ cmd_classify(int argc, char **argv, migctl_ctx_t *ctx)
         print_field("detail", json_object_get(res, "detail"));
         print_field("frame", json_object_get(res, "frame"));
     }
-
-    /* unknown is a finding too: exit 1, never a guess */
-    rc = (cls && strcmp(cls, "unknown") == 0) ? MIGCTL_PROBLEM : MIGCTL_OK;
 
     json_decref(res);
 

@@ -226,10 +226,14 @@ cmd_diagnose(int argc, char **argv, migctl_ctx_t *ctx)
 
     if (ctx->json) {
         res = result(&d);
-        if (res == NULL || migctl_json_print(res) != 0) {
-            rc = migctl_error(ctx, MIGCTL_PROBLEM, "writing output failed");
+        if (res == NULL) {
+            rc = migctl_error(ctx, MIGCTL_PROBLEM, "out of memory");
             goto done;
         }
+
+        rc = migctl_json_result(ctx, res, MIGCTL_OK);
+        res = NULL;
+        goto done;
 
     } else {
         print_text(&d);

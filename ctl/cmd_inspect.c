@@ -118,9 +118,7 @@ cmd_inspect(int argc, char **argv, migctl_ctx_t *ctx)
     }
 
     if (ctx->json) {
-        if (migctl_json_print(out) != 0) {
-            rc = migctl_error(ctx, MIGCTL_PROBLEM, "writing output failed");
-        }
+        rc = migctl_json_result(ctx, json_incref(out), rc);
 
     } else {
         migctl_inspect_print(stdout, out);

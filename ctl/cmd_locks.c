@@ -26,39 +26,26 @@ static void usage(FILE *f);
 int
 cmd_locks(int argc, char **argv, migctl_ctx_t *ctx)
 {
-    int      i, rc, long_secs;
-    char    *end;
-    long     v;
+    int      rc, n, long_secs;
     json_t  *out;
     PGconn  *conn;
 
+    const migctl_opt_t  opts[] = {
+        { "--long", MIGCTL_OPT_INT, &long_secs, "seconds", 0, 86400 * 30,
+          0 },
+        { NULL, 0, NULL, NULL, 0, 0, 0 }
+    };
+
     long_secs = MIGCTL_LOCKS_LONG_SECS;
 
-    for (i = 1; i < argc; i++) {
-        int  last = (i == argc - 1);
+    rc = migctl_opt_parse(ctx, opts, argc, argv, &n, usage);
+    if (rc != MIGCTL_OK) {
+        return rc;
+    }
 
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            usage(stdout);
-            return MIGCTL_OK;
-
-        } else if (strcmp(argv[i], "--long") == 0 && !last) {
-            v = strtol(argv[++i], &end, 10);
-            if (*argv[i] == '\0' || *end != '\0' || v < 0 || v > 86400 * 30)
-            {
-                return migctl_error(ctx, MIGCTL_USAGE,
-                                    "--long wants seconds (0 to 2592000), "
-                                    "not '%s'", argv[i]);
-            }
-            long_secs = (int) v;
-
-        } else if (strcmp(argv[i], "--json") == 0) {
-            ctx->json = 1;
-
-        } else {
-            return migctl_error(ctx, MIGCTL_USAGE,
-                                "unknown or incomplete option '%s': see "
-                                "migctl locks --help", argv[i]);
-        }
+    if (n > 1) {
+        return migctl_error(ctx, MIGCTL_USAGE, "unexpected argument '%s': "
+                            "see migctl locks --help", argv[1]);
     }
 
     rc = migctl_db_connect(ctx, &conn);
@@ -74,9 +61,7 @@ cmd_locks(int argc, char **argv, migctl_ctx_t *ctx)
     }
 
     if (ctx->json) {
-        if (migctl_json_print(out) != 0) {
-            rc = migctl_error(ctx, MIGCTL_PROBLEM, "writing output failed");
-        }
+        rc = migctl_json_result(ctx, json_incref(out), rc);
 
     } else {
         print_text(out, long_secs);

@@ -253,7 +253,8 @@ do_change(mnt_t *m, int argc, char **argv, int on)
                 json_object_set_new(res, "audit_id", json_string(id));
 
                 if (ctx->json) {
-                    migctl_json_print(res);
+                    (void) migctl_json_result(ctx, json_incref(res),
+                                              MIGCTL_REFUSED);
                 }
 
                 rc = migctl_error(ctx, MIGCTL_REFUSED, "off refused: health"
@@ -292,7 +293,7 @@ do_change(mnt_t *m, int argc, char **argv, int on)
     }
 
     if (ctx->json) {
-        migctl_json_print(res);
+        rc = migctl_json_result(ctx, json_incref(res), rc);
     }
 
 done:
@@ -902,7 +903,9 @@ do_status(mnt_t *m, int argc, char **argv)
     json_object_set(res, "audit", audit);
 
     if (ctx->json) {
-        migctl_json_print(res);
+        rc = migctl_json_result(ctx, json_incref(res),
+                                json_array_size(probs) ? MIGCTL_PROBLEM
+                                                       : MIGCTL_OK);
         goto out;
     }
 

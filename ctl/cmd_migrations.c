@@ -90,9 +90,7 @@ cmd_migrations(int argc, char **argv, migctl_ctx_t *ctx)
     }
 
     if (ctx->json) {
-        if (migctl_json_print(out) != 0) {
-            rc = migctl_error(ctx, MIGCTL_PROBLEM, "writing output failed");
-        }
+        rc = migctl_json_result(ctx, json_incref(out), rc);
 
     } else {
         print_text(out);

@@ -52,7 +52,7 @@ cmd_health(int argc, char **argv, migctl_ctx_t *ctx)
     rc = migctl_health_run(ctx, &res);
 
     if (ctx->json) {
-        migctl_json_print(res);
+        (void) migctl_json_result(ctx, json_incref(res), rc);
 
     } else {
         if (ctx->conf.nchecks == 0) {

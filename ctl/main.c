@@ -20,6 +20,8 @@ typedef struct {
 
 static void usage(FILE *f);
 static const migctl_command_t *find_command(const char *name);
+static int has_json(int argc, char **argv);
+static void json_error(migctl_ctx_t *ctx, int rc);
 
 
 static const migctl_command_t commands[] = {
@@ -118,13 +120,24 @@ main(int argc, char **argv)
 
     if (migctl_conf_load(&ctx, err, sizeof(err)) != 0) {
         migctl_conf_free(&ctx);
-        return migctl_error(&ctx, MIGCTL_USAGE, "%s", err);
+        rc = migctl_error(&ctx, MIGCTL_USAGE, "%s", err);
+        if (ctx.json || has_json(argc - i, argv + i)) {
+            json_error(&ctx, rc);
+        }
+        return rc;
     }
 
     rc = c->fn(argc - i, argv + i, &ctx);
     migctl_conf_free(&ctx);
 
+    if (rc == MIGCTL_OPT_HELP) {
+        rc = MIGCTL_OK;
+    }
+
     if (rc != MIGCTL_OK) {
+        if (ctx.json && !migctl_json_printed()) {
+            json_error(&ctx, rc);
+        }
         fflush(stdout);
         return rc;
     }
@@ -154,6 +167,38 @@ find_command(const char *name)
     }
 
     return NULL;
+}
+
+
+static int
+has_json(int argc, char **argv)
+{
+    int  i;
+
+    for (i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+        if (strcmp(argv[i], "--json") == 0) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/* --json: a failed command still answers in JSON, on stdout */
+static void
+json_error(migctl_ctx_t *ctx, int rc)
+{
+    json_t  *o;
+
+    o = json_object();
+    if (o == NULL) {
+        return;
+    }
+
+    json_object_set_new(o, "error", json_string(ctx->error));
+    ctx->json = 1;
+    (void) migctl_json_result(ctx, o, rc);
 }
 
 

@@ -66,10 +66,59 @@ typedef struct {
     int             json;                    /* --json */
     char            scope[MIG_NAME_MAX + 1]; /* --scope, default "default" */
     const char     *config_path;             /* -c, or NULL */
+    char            error[1024];             /* the last error printed */
     migctl_conf_t   conf;
 } migctl_ctx_t;
 
 typedef int (*migctl_cmd_pt)(int argc, char **argv, migctl_ctx_t *ctx);
+
+
+/*
+ * opt.c: the option parser of every command.  A table of options ends
+ * with a NULL name; "--opt value" and "--opt=value" are the same; "--"
+ * ends the options; --help/-h print usage on stdout and --json sets
+ * ctx->json for every command.
+ */
+#define MIGCTL_OPT_HELP             (-1)     /* --help printed: exit 0 */
+#define MIGCTL_STRV_MAX             64
+
+typedef enum {
+    MIGCTL_OPT_FLAG = 1,            /* int *: set to 1 */
+    MIGCTL_OPT_STRING,              /* const char **: non-empty */
+    MIGCTL_OPT_STRINGS,             /* migctl_strv_t *: repeatable */
+    MIGCTL_OPT_INT,                 /* int *: min..max */
+    MIGCTL_OPT_DURATION,            /* long * in ms: "500ms", "2s", "2" (s),
+                                       "1m"; min..max ms (max 0: 1 day) */
+    MIGCTL_OPT_OPTIONAL_SECONDS     /* int *: "--wait", "--wait=5",
+                                       "--wait 5"; alone: dflt */
+} migctl_opt_type_e;
+
+typedef struct {
+    const char  *v[MIGCTL_STRV_MAX];
+    int          n;
+} migctl_strv_t;
+
+typedef struct {
+    const char  *name;              /* "--sql" */
+    int          type;              /* migctl_opt_type_e */
+    void        *value;
+    const char  *arg;               /* "FILE": for messages */
+    long         min;
+    long         max;
+    long         dflt;
+} migctl_opt_t;
+
+/*
+ * Parses argv[1..argc-1] (argv[0] is the command's name) against opts.
+ * Operands are moved to argv[1..*nargs-1] in order (argv[*nargs] is
+ * NULL).  MIGCTL_OK; MIGCTL_OPT_HELP after usage(stdout); or
+ * MIGCTL_USAGE after a one-line error.
+ */
+int migctl_opt_parse(migctl_ctx_t *ctx, const migctl_opt_t *opts, int argc,
+    char **argv, int *nargs, void (*usage)(FILE *f));
+
+/* "500ms", "2s", "2" (seconds), "1.5m", "1h": 0 and *ms, or -1 */
+int migctl_parse_duration_ms(const char *s, long max_ms, long *ms);
 
 
 /* commands: one file each, cmd_<name>.c; argv[0] is the command name */
@@ -87,12 +136,33 @@ int cmd_health(int argc, char **argv, migctl_ctx_t *ctx);   /* health.c */
 /*
  * Prints "migctl: <ctx->cmd>: <message>" on stderr, one line, and returns
  * code, so that a command can write: return migctl_error(ctx, 2, "...").
+ * Control characters in the message are escaped.  With --json, main()
+ * also prints {"command", "version", "ok": false, "exit", "error"} on
+ * stdout when the command printed no result.
  */
 int migctl_error(migctl_ctx_t *ctx, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/*
+ * Prints a command's result on stdout as JSON, in the envelope every
+ * command shares: {"command", "version", "ok": rc == 0, "exit": rc, ...
+ * the result's own members}.  Steals the reference to result.  Returns
+ * rc, or MIGCTL_PROBLEM after an error when stdout cannot be written.
+ */
+int migctl_json_result(migctl_ctx_t *ctx, json_t *result, int rc);
+
+/* a JSON result (or error object) has been printed on stdout */
+int migctl_json_printed(void);
+
 /* prints a JSON value on stdout (indented, newline); 0 or -1 */
 int migctl_json_print(json_t *value);
+
+/*
+ * Copies in to out (size bytes with the NUL) with control characters
+ * (below 0x20, and 0x7f) as "\xNN": text from the database, Redis or a
+ * file is escaped so before it reaches a terminal.  Returns the length.
+ */
+size_t migctl_escape(const char *in, char *out, size_t size);
 
 /* reads a whole file ("-" for stdin) into a malloc'ed NUL-terminated
  * buffer; 0, or -1 with a one-line reason in err */

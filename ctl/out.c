@@ -11,24 +11,83 @@
 #include "migctl.h"
 
 
+static int  json_printed;
+
+
 int
 migctl_error(migctl_ctx_t *ctx, int code, const char *fmt, ...)
 {
+    char     raw[sizeof(ctx->error)];
     va_list  ap;
 
-    fprintf(stderr, "migctl: %s: ", ctx->cmd ? ctx->cmd : "migctl");
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(raw, sizeof(raw), fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
+
+    /* names, query texts and Redis values reach here: no terminal codes */
+    migctl_escape(raw, ctx->error, sizeof(ctx->error));
+
+    if (ctx->cmd == NULL || strcmp(ctx->cmd, "migctl") == 0) {
+        fprintf(stderr, "migctl: %s\n", ctx->error);
+
+    } else {
+        fprintf(stderr, "migctl: %s: %s\n", ctx->cmd, ctx->error);
+    }
 
     return code;
 }
 
 
 int
+migctl_json_result(migctl_ctx_t *ctx, json_t *result, int rc)
+{
+    json_t  *o;
+
+    o = json_object();
+    if (o == NULL) {
+        json_decref(result);
+        return migctl_error(ctx, MIGCTL_PROBLEM, "out of memory");
+    }
+
+    json_object_set_new(o, "command", json_string(ctx->cmd ? ctx->cmd
+                                                            : "migctl"));
+    json_object_set_new(o, "version", json_string(MIG_VERSION));
+    json_object_set_new(o, "ok", json_boolean(rc == MIGCTL_OK));
+    json_object_set_new(o, "exit", json_integer(rc));
+
+    if (json_is_object(result)) {
+        json_object_update(o, result);
+
+    } else if (result != NULL) {
+        json_object_set(o, "result", result);
+    }
+
+    json_decref(result);
+
+    if (migctl_json_print(o) != 0) {
+        json_decref(o);
+        return migctl_error(ctx, MIGCTL_PROBLEM, "writing output: %s",
+                            strerror(errno));
+    }
+
+    json_decref(o);
+
+    return rc;
+}
+
+
+int
+migctl_json_printed(void)
+{
+    return json_printed;
+}
+
+
+int
 migctl_json_print(json_t *value)
 {
+    json_printed = 1;
+
     if (json_dumpf(value, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER)
         != 0)
     {
@@ -36,6 +95,37 @@ migctl_json_print(json_t *value)
     }
 
     return fputc('\n', stdout) == EOF ? -1 : 0;
+}
+
+
+size_t
+migctl_escape(const char *in, char *out, size_t size)
+{
+    size_t          n;
+    unsigned char   c;
+
+    if (size == 0) {
+        return 0;
+    }
+
+    /* control characters as \xNN (tab too): one line, no terminal codes */
+    for (n = 0; *in != '\0' && n + 1 < size; in++) {
+        c = (unsigned char) *in;
+
+        if (c < 0x20 || c == 0x7f) {
+            if (size - n < 5) {
+                break;
+            }
+            n += snprintf(out + n, size - n, "\\x%02x", c);
+            continue;
+        }
+
+        out[n++] = (char) c;
+    }
+
+    out[n] = '\0';
+
+    return n;
 }
 
 
