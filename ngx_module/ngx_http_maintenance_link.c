@@ -357,8 +357,8 @@ ngx_http_maintenance_link_reconnect(ngx_event_t *ev)
 
 ngx_int_t
 ngx_http_maintenance_link_send(ngx_http_maintenance_link_t *link,
-    ngx_http_maintenance_reply_pt fn, void *privdata, int argc, const char **argv,
-    const size_t *argvlen)
+    ngx_http_maintenance_reply_pt fn, void *privdata, int argc,
+    const char **argv, const size_t *argvlen)
 {
     if (link->ac == NULL) {
         return NGX_ERROR;

@@ -301,8 +301,8 @@ void ngx_http_maintenance_link_connect(ngx_http_maintenance_link_t *link);
 void ngx_http_maintenance_link_drop(ngx_http_maintenance_link_t *link);
 void ngx_http_maintenance_link_stop(ngx_http_maintenance_link_t *link);
 ngx_int_t ngx_http_maintenance_link_send(ngx_http_maintenance_link_t *link,
-    ngx_http_maintenance_reply_pt fn, void *privdata, int argc, const char **argv,
-    const size_t *argvlen);
+    ngx_http_maintenance_reply_pt fn, void *privdata, int argc,
+    const char **argv, const size_t *argvlen);
 void ngx_http_maintenance_link_reply(ngx_http_maintenance_link_t *link);
 void ngx_http_maintenance_printable(char *s);
 
