@@ -173,11 +173,148 @@ ngx_int_t ngx_http_maintenance_add_header(ngx_http_request_t *r,
 
 
 /*
- * ngx_http_maintenance_sync.c: worker 0's link to Redis, the override
- * and state files.  Writes the zone under the mutex.
+ * Worker 0's side: ngx_http_maintenance_sync.c drives it and calls the
+ * lower files (link, heartbeat, state file, redis) by name; they call up
+ * only through the hooks in ngx_http_maintenance_sync_t.
  */
+
+#define NGX_HTTP_MAINTENANCE_LINK_CMD        0
+#define NGX_HTTP_MAINTENANCE_LINK_SUB        1
+
+
+typedef struct ngx_http_maintenance_sync_s  ngx_http_maintenance_sync_t;
+
+struct redisAsyncContext;
+
+
+/* one Redis connection of worker 0, in its sync (cycle->pool) */
+typedef struct {
+    struct redisAsyncContext          *ac;       /* NULL: not connected */
+    ngx_http_maintenance_sync_t       *sync;
+    const char                        *name;     /* for logs */
+    ngx_uint_t                         kind;     /* LINK_CMD, LINK_SUB */
+    ngx_uint_t                         ready;    /* authenticated (cmd),
+                                                    subscribed (sub) */
+    ngx_uint_t                         pending;  /* replies awaited */
+    ngx_uint_t                         logged;   /* what was last logged */
+    ngx_uint_t                         refused;  /* AUTH/SELECT refusal
+                                                    logged (a different
+                                                    story from "down") */
+    ngx_uint_t                         ever_up;
+    ngx_uint_t                         timed_out;
+    ngx_msec_t                         backoff;
+    ngx_event_t                        timeout;  /* connect and command */
+    ngx_event_t                        reconnect;
+} ngx_http_maintenance_link_t;
+
+
+/* a configured scope as worker 0 sees it */
+typedef struct {
+    ngx_str_t                          name;     /* NUL-terminated */
+    ngx_uint_t                         slot;     /* in sh->scopes */
+    char                               key[MIG_KEY_MAX];
+
+    /* base: the last good state, from Redis or from the state file */
+    mig_state_t                        base;
+    ngx_uint_t                         have;     /* base is set */
+    ngx_uint_t                         base_source;
+    ngx_uint_t                         lost;     /* key gone after seen */
+    ngx_uint_t                         malformed; /* error logged */
+    ngx_uint_t                         zone_dirty; /* base, lost to write */
+
+    /*
+     * An event read in flight, and whether more events came meanwhile: a
+     * burst of events costs two reads per scope, not one per event.
+     */
+    ngx_uint_t                         reading;
+    ngx_uint_t                         again;
+
+    /* what is served, as last written into the zone */
+    ngx_uint_t                         on;
+    uint64_t                           epoch;
+    uint32_t                           retry_after;
+    ngx_uint_t                         source;
+} ngx_http_maintenance_sync_scope_t;
+
+
+/* the hooks a link calls up through (set by ngx_http_maintenance_sync.c) */
+typedef void (*ngx_http_maintenance_sync_pt)(
+    ngx_http_maintenance_sync_t *sync);
+typedef void (*ngx_http_maintenance_event_pt)(
+    ngx_http_maintenance_sync_t *sync, const char *scope, uint64_t epoch);
+
+
+struct ngx_http_maintenance_sync_s {
+    ngx_http_maintenance_main_conf_t  *mmcf;
+    ngx_http_maintenance_sh_t         *sh;
+    ngx_slab_pool_t                   *shpool;
+    ngx_log_t                         *log;
+
+    ngx_event_t                        tick;     /* poll interval */
+    ngx_http_maintenance_link_t        cmd;
+    ngx_http_maintenance_link_t        sub;
+
+    ngx_uint_t                         nscopes;
+    ngx_http_maintenance_sync_scope_t *scopes;
+
+    char                               events_key[MIG_KEY_MAX];
+    char                               edges_key[MIG_KEY_MAX];
+    char                               edge_key[MIG_KEY_MAX];
+    u_char                            *state_tmp; /* temp file name */
+
+    ngx_uint_t                         round;    /* HGETALLs of the running
+                                                    full poll still due */
+    ngx_uint_t                         synced;   /* a full poll finished on
+                                                    this cmd connection */
+    ngx_uint_t                         down;     /* the cmd link failed and
+                                                    has not synced since:
+                                                    the failure policy
+                                                    rules */
+    ngx_uint_t                         override;
+    ngx_uint_t                         override_err;
+    ngx_uint_t                         state_dirty;
+    ngx_uint_t                         state_err;
+    ngx_uint_t                         hb_err;
+    ngx_uint_t                         cmd_err;
+    ngx_uint_t                         exiting;
+
+    ngx_http_maintenance_sync_pt       link_up;    /* a link is ready */
+    ngx_http_maintenance_sync_pt       cmd_closed; /* the cmd link closed */
+    ngx_http_maintenance_sync_pt       cmd_down;   /* and failed to come
+                                                      back: policy rules */
+    ngx_http_maintenance_event_pt      event;      /* "scope epoch" */
+};
+
+
+/* ngx_http_maintenance_sync.c: worker 0's state, fed by the lower files */
 ngx_int_t ngx_http_maintenance_sync_init_worker(ngx_cycle_t *cycle);
 void ngx_http_maintenance_sync_exit_worker(ngx_cycle_t *cycle);
+
+
+/* ngx_http_maintenance_link.c: the two Redis links, their backoff */
+typedef void (*ngx_http_maintenance_reply_pt)(struct redisAsyncContext *ac,
+    void *reply, void *privdata);
+
+void ngx_http_maintenance_link_init(ngx_http_maintenance_link_t *link,
+    ngx_http_maintenance_sync_t *sync, const char *name, ngx_uint_t kind);
+void ngx_http_maintenance_link_connect(ngx_http_maintenance_link_t *link);
+void ngx_http_maintenance_link_drop(ngx_http_maintenance_link_t *link);
+void ngx_http_maintenance_link_stop(ngx_http_maintenance_link_t *link);
+ngx_int_t ngx_http_maintenance_link_send(ngx_http_maintenance_link_t *link,
+    ngx_http_maintenance_reply_pt fn, void *privdata, int argc,
+    const char **argv, const size_t *argvlen);
+void ngx_http_maintenance_link_reply(ngx_http_maintenance_link_t *link);
+void ngx_http_maintenance_printable(char *s);
+
+
+/* ngx_http_maintenance_heartbeat.c: P:edge:<node> and P:edges */
+void ngx_http_maintenance_heartbeat(ngx_http_maintenance_sync_t *sync);
+
+
+/* ngx_http_maintenance_state_file.c: the override and the state file */
+void ngx_http_maintenance_check_override(ngx_http_maintenance_sync_t *sync);
+ngx_int_t ngx_http_maintenance_state_file_write(
+    ngx_http_maintenance_sync_t *sync);
 
 /* reads the state file into the zone at start (before any worker) */
 ngx_int_t ngx_http_maintenance_state_file_load(ngx_cycle_t *cycle,
@@ -189,8 +326,6 @@ ngx_int_t ngx_http_maintenance_state_file_load(ngx_cycle_t *cycle,
  * "closed" runs once, from hiredis's cleanup hook, whenever the context is
  * freed (connect failure, EOF, error, redisAsyncFree()).
  */
-struct redisAsyncContext;
-
 typedef void (*ngx_http_maintenance_redis_closed_pt)(void *data,
     const struct redisAsyncContext *ac);
 
