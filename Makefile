@@ -20,6 +20,15 @@ LDLIBS    += $(shell pkg-config --libs $(PKGS)) -lpg_query
 SANFLAGS  := -fsanitize=address,undefined -fno-omit-frame-pointer \
              -fno-sanitize-recover=all
 
+# "make" on a machine without the build dependencies names the Debian
+# packages (make test, demo and bench install them first, as root)
+BUILD_GOALS := all module migctl install deb man
+ifneq ($(if $(MAKECMDGOALS),$(filter $(BUILD_GOALS),$(MAKECMDGOALS)),all),)
+ifneq ($(shell pkg-config --exists $(PKGS) && echo ok),ok)
+$(error missing build dependencies: apt-get install $(shell bash .ci/deps --missing) (or run make test or make demo as root: they install them))
+endif
+endif
+
 SHARED_SRC := $(wildcard shared/*.c)
 CTL_SRC    := $(wildcard ctl/*.c)
 CTL_LIB    := $(filter-out ctl/main.c,$(CTL_SRC))
@@ -72,25 +81,33 @@ $(B)/san/t/%: $(B)/san/obj/t/unit/%.o \
 # The module is built out of tree, as any third-party module: configure
 # nginx's source (Debian's nginx-dev by default) with --with-compat and
 # the flags stock nginx was built with, then build only the modules.
+# configure runs in a private symlink copy of the source tree, with the
+# checkout and the build dir given as relative paths: nginx's make rules
+# rewrite any ".S" in a path (a checkout under /tmp/tmp.Sxyz) into ".o".
 # flock: two makes at once must not configure into one build dir together
-$(B)/nginx/Makefile: config
-	@mkdir -p $(B)/nginx
+NGX_TREE := $(B)/nginx
+
+$(NGX_TREE)/objs/Makefile: config
+	@mkdir -p $(B)
 	exec 9>$(B)/.nginx.lock && flock 9 && \
-	cd $(NGINX_SRC) && \
+	rm -rf $(NGX_TREE) && \
+	cp -rs $(abspath $(NGINX_SRC)) $(NGX_TREE) && \
+	rm -rf $(NGX_TREE)/objs $(NGX_TREE)/Makefile && \
+	cd $(NGX_TREE) && \
 	    flags=; \
 	    if [ -f conf_flags ]; then \
 	        flags=$$(bash -c '. ./conf_flags; printf "%s\n" "$${NGX_CONF_FLAGS[@]}"' | grep -v -- '--with-compat'); \
 	    fi; \
 	    ./configure --with-compat $$flags \
 	        --with-cc-opt="$(WARN) -Wno-unused-parameter" \
-	        --add-dynamic-module=$(CURDIR) \
-	        --builddir=$(CURDIR)/$(B)/nginx > $(CURDIR)/$(B)/nginx/configure.log 2>&1 \
-	    || { tail -20 $(CURDIR)/$(B)/nginx/configure.log; exit 1; }
+	        --add-dynamic-module=../.. \
+	        --builddir=objs > configure.log 2>&1 \
+	    || { tail -20 configure.log; exit 1; }
 
 # the .so is replaced by rename: a running nginx keeps the file it mapped
-$(MODULE): $(B)/nginx/Makefile $(MOD_SRC)
-	flock $(B)/.nginx.lock $(MAKE) -f $(CURDIR)/$(B)/nginx/Makefile -C $(NGINX_SRC) modules
-	cp $(B)/nginx/ngx_http_maintenance_module.so $@.tmp
+$(MODULE): $(NGX_TREE)/objs/Makefile $(MOD_SRC)
+	flock $(B)/.nginx.lock $(MAKE) -C $(NGX_TREE) -f objs/Makefile modules
+	cp $(NGX_TREE)/objs/ngx_http_maintenance_module.so $@.tmp
 	mv -f $@.tmp $@
 
 deps:
