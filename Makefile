@@ -43,7 +43,8 @@ MODULE     := $(B)/ngx_http_maintenance_module.so
 UNITS      := $(patsubst t/unit/%.c,$(B)/t/%,$(UNIT_SRC))
 UNITS_SAN  := $(patsubst t/unit/%.c,$(B)/san/t/%,$(UNIT_SRC))
 
-.PHONY: all deps module migctl test test-valgrind demo bench install clean
+.PHONY: all deps module migctl man test test-valgrind demo bench install \
+        uninstall clean
 
 all: module migctl
 
@@ -127,10 +128,64 @@ demo: deps all
 bench: deps all
 	bash t/bench/run.sh
 
-install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/nginx/modules
+# what "make install" writes, relative to $(DESTDIR)$(PREFIX); "make
+# uninstall" removes exactly these, then the directories left empty
+MODDIR    := lib/nginx/modules
+SNIPPET   := share/nginx/modules-available/mod-http-maintenance.conf
+DOCDIR    := share/doc/migctl
+EXAMPLES  := $(wildcard conf-examples/*)
+MANS      := $(B)/man/migctl.1 $(B)/man/ngx_http_maintenance_module.5
+INSTALLED := bin/migctl $(MODDIR)/ngx_http_maintenance_module.so $(SNIPPET) \
+             share/man/man1/migctl.1 \
+             share/man/man5/ngx_http_maintenance_module.5 \
+             share/bash-completion/completions/migctl \
+             $(DOCDIR)/README.md $(DOCDIR)/LICENSE \
+             $(patsubst %,$(DOCDIR)/%,$(wildcard docs/*.md)) \
+             $(patsubst conf-examples/%,$(DOCDIR)/examples/%,$(EXAMPLES))
+
+man: $(MANS)
+
+$(B)/man/%: docs/%.scd
+	@mkdir -p $(dir $@)
+	scdoc < $< > $@.tmp
+	mv -f $@.tmp $@
+
+install: all man
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/$(MODDIR) \
+	    $(DESTDIR)$(PREFIX)/share/nginx/modules-available \
+	    $(DESTDIR)$(PREFIX)/share/man/man1 \
+	    $(DESTDIR)$(PREFIX)/share/man/man5 \
+	    $(DESTDIR)$(PREFIX)/share/bash-completion/completions \
+	    $(DESTDIR)$(PREFIX)/$(DOCDIR)/examples $(DESTDIR)$(PREFIX)/$(DOCDIR)/docs
 	install -m 755 $(MIGCTL) $(DESTDIR)$(PREFIX)/bin/migctl
-	install -m 644 $(MODULE) $(DESTDIR)$(PREFIX)/lib/nginx/modules/
+	install -m 644 $(MODULE) $(DESTDIR)$(PREFIX)/$(MODDIR)/
+	printf 'load_module %s;\n' \
+	    $(PREFIX)/$(MODDIR)/ngx_http_maintenance_module.so \
+	    > $(DESTDIR)$(PREFIX)/$(SNIPPET)
+	chmod 644 $(DESTDIR)$(PREFIX)/$(SNIPPET)
+	install -m 644 $(B)/man/migctl.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -m 644 $(B)/man/ngx_http_maintenance_module.5 \
+	    $(DESTDIR)$(PREFIX)/share/man/man5/
+	install -m 644 ctl/completion.bash \
+	    $(DESTDIR)$(PREFIX)/share/bash-completion/completions/migctl
+	install -m 644 README.md LICENSE $(DESTDIR)$(PREFIX)/$(DOCDIR)/
+	$(if $(wildcard docs/*.md),install -m 644 $(wildcard docs/*.md) \
+	    $(DESTDIR)$(PREFIX)/$(DOCDIR)/docs/)
+	install -m 644 $(EXAMPLES) $(DESTDIR)$(PREFIX)/$(DOCDIR)/examples/
+
+# directories: ours (the doc dir) always; the others only in a DESTDIR
+# staging tree, where nothing else lives
+uninstall:
+	cd $(DESTDIR)$(PREFIX) && rm -f $(INSTALLED)
+	cd $(DESTDIR)$(PREFIX) && rmdir $(DOCDIR)/examples $(DOCDIR)/docs \
+	    $(DOCDIR) 2>/dev/null || true
+	[ -z "$(DESTDIR)" ] || for d in $(sort $(dir $(INSTALLED))); do \
+	    d=$(abspath $(DESTDIR)$(PREFIX)/$$d); \
+	    while [ "$$d" != "$(abspath $(DESTDIR))" ]; do \
+	        [ ! -d "$$d" ] || rmdir "$$d" 2>/dev/null || break; \
+	        d=$$(dirname "$$d"); \
+	    done; \
+	done
 
 clean:
 	rm -rf $(B)
