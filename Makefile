@@ -44,7 +44,7 @@ UNITS      := $(patsubst t/unit/%.c,$(B)/t/%,$(UNIT_SRC))
 UNITS_SAN  := $(patsubst t/unit/%.c,$(B)/san/t/%,$(UNIT_SRC))
 
 .PHONY: all deps module migctl man test test-valgrind demo bench install \
-        uninstall clean
+        uninstall deb clean
 
 all: module migctl
 
@@ -186,6 +186,18 @@ uninstall:
 	        d=$$(dirname "$$d"); \
 	    done; \
 	done
+
+# Debian packages, built as Debian builds its nginx modules (debhelper,
+# dh_nginx), from a copy of the tracked files: build/deb/*.deb
+DEB_DIR := $(B)/deb
+
+deb:
+	rm -rf $(DEB_DIR) && mkdir -p $(DEB_DIR)/src
+	git ls-files -z | xargs -0 cp --parents -t $(DEB_DIR)/src
+	cd $(DEB_DIR)/src && dpkg-buildpackage -us -uc -b > ../build.log 2>&1 \
+	    || { tail -30 ../build.log; exit 1; }
+	lintian --fail-on error $(DEB_DIR)/*.changes
+	ls $(DEB_DIR)/*.deb
 
 clean:
 	rm -rf $(B)
