@@ -44,7 +44,7 @@ UNITS      := $(patsubst t/unit/%.c,$(B)/t/%,$(UNIT_SRC))
 UNITS_SAN  := $(patsubst t/unit/%.c,$(B)/san/t/%,$(UNIT_SRC))
 
 .PHONY: all deps module migctl man test test-valgrind demo bench install \
-        uninstall deb clean
+        uninstall deb fuzz fuzzers clean
 
 all: module migctl
 
@@ -111,10 +111,33 @@ $(MODULE): $(NGX_TREE)/objs/Makefile $(MOD_SRC)
 	cp $(NGX_TREE)/objs/ngx_http_maintenance_module.so $@.tmp
 	mv -f $@.tmp $@
 
+# libFuzzer targets (Debian's clang), under ASan and UBSan: t/fuzz/*.c;
+# seeds and regression inputs in t/fuzz/corpus/TARGET, what a run finds in
+# build/fuzz/work/TARGET, crashes in build/fuzz/crash-TARGET-*
+FUZZ_CC    ?= clang
+FUZZ_S     ?= 600
+FUZZ_SRC   := $(wildcard t/fuzz/*.c)
+FUZZERS    := $(patsubst t/fuzz/%.c,$(B)/fuzz/%,$(FUZZ_SRC))
+FUZZ_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all \
+              -fno-omit-frame-pointer
+
+$(B)/fuzz/obj/%.o: %.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(B)/fuzz/%: $(B)/fuzz/obj/t/fuzz/%.o \
+          $(patsubst %.c,$(B)/fuzz/obj/%.o,$(SHARED_SRC) $(CTL_LIB))
+	$(FUZZ_CC) $(CFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+
+fuzzers: $(FUZZERS)
+
+fuzz: deps $(FUZZERS)
+	FUZZ_S=$(FUZZ_S) bash t/fuzz/run.sh $(FUZZERS)
+
 deps:
 	@bash .ci/deps
 
-test: deps all $(MIGCTL_SAN) $(UNITS_SAN)
+test: deps all $(MIGCTL_SAN) $(UNITS_SAN) $(FUZZERS)
 	@[ -z "$(UNITS_SAN)" ] || prove --exec '' $(UNITS_SAN)
 	MIGCTL=$(CURDIR)/$(MIGCTL_SAN) prove -I t/lib t/*.t
 
