@@ -12,7 +12,21 @@ chmod 755 "$DEMO"
 PIDS=()
 
 say()  { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-show() { printf '\033[36m$ %s\033[0m\n' "$*"; "$@"; }
+# prints the command as it can be pasted (quoted, migctl by its name when
+# it is on PATH through env.sh), then runs it
+show() {
+    local a out=
+    for a in "$@"; do
+        [ "$a" = "$MIGCTL" ] && a=migctl
+        if [[ $a =~ ^[A-Za-z0-9_./:=@%+,-]+$ ]]; then
+            out+="$a "
+        else
+            out+="'${a//\'/\'\\\'\'}' "
+        fi
+    done
+    printf '\033[36m$ %s\033[0m\n' "${out% }"
+    "$@"
+}
 free_port() {
     perl -MIO::Socket::INET -e 'print IO::Socket::INET->new(LocalAddr=>"127.0.0.1",LocalPort=>0,Listen=>1)->sockport'
 }
@@ -26,6 +40,10 @@ wait_until() {     # wait_until SECONDS CMD...: poll, bounded
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 cleanup() {
     set +e
+    if [ -n "${KEEP:-}" ] && [ -f "$DEMO/env.sh" ]; then
+        keep_notice
+        return
+    fi
     [ -f "$DEMO/nginx/nginx.pid" ] && kill "$(cat "$DEMO/nginx/nginx.pid")"
     [ -f "$DEMO/pg/postmaster.pid" ] && kill -INT "$(head -1 "$DEMO/pg/postmaster.pid")"
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
@@ -33,6 +51,29 @@ cleanup() {
     [ -n "${KEEP:-}" ] || rm -rf "$DEMO"
 }
 trap cleanup EXIT
+
+# KEEP=1: the stack stays up; env.sh points migctl, psql and redis-cli at
+# it and stop.sh stops it
+keep_notice() {
+    cat > "$DEMO/stop.sh" <<STOP
+#!/usr/bin/env bash
+# stops the demo stack of $DEMO and removes it
+kill \$(cat "$DEMO/nginx/nginx.pid") 2>/dev/null
+if [ "\$(id -u)" = 0 ]; then
+    runuser -u postgres -- "$PGBIN/pg_ctl" -D "$DEMO/pg" -m fast stop
+else
+    "$PGBIN/pg_ctl" -D "$DEMO/pg" -m fast stop
+fi
+kill ${PIDS[*]} 2>/dev/null
+rm -rf "$DEMO"
+STOP
+    chmod +x "$DEMO/stop.sh"
+    say "KEEP=1: the stack is still up"
+    echo "  . $DEMO/env.sh      # migctl, psql, redis-cli and curl at this stack"
+    echo "  migctl maintenance status"
+    echo "  curl -s http://127.0.0.1:$HTTP_PORT/   curl -sk https://127.0.0.1:$TLS_PORT/"
+    echo "  $DEMO/stop.sh       # stops Redis, PostgreSQL and nginx, removes $DEMO"
+}
 
 for bin in redis-server nginx psql openssl curl; do
     command -v $bin >/dev/null || {
@@ -117,6 +158,12 @@ health = {
 };
 CONF
 export MIGCTL_CONFIG=$DEMO/migctl.conf MIGCTL_ACTOR=demo-operator
+cat > "$DEMO/env.sh" <<ENV
+export PATH=$ROOT/build:\$PATH MIGCTL_CONFIG=$DEMO/migctl.conf MIGCTL_ACTOR=\$USER
+export PGHOST=127.0.0.1 PGPORT=$PG_PORT PGUSER=postgres PGDATABASE=shop
+export REDISCLI_PORT=$REDIS_PORT
+alias redis-cli="redis-cli -p $REDIS_PORT"
+ENV
 
 both() {
     printf '  http  -> '; curl -s -o /dev/null -w '%{http_code}\n' "http://127.0.0.1:$HTTP_PORT/"
@@ -178,4 +225,4 @@ both
 printf '\033[36m$ curl -s http://127.0.0.1:%s/status?format=prometheus | grep -v "^#"\033[0m\n' "$HEALTH_PORT"
 curl -s "http://127.0.0.1:$HEALTH_PORT/status?format=prometheus" | grep -v "^#"
 
-say "Done: the stack is stopped and $DEMO removed (KEEP=1 keeps it)"
+[ -n "${KEEP:-}" ] || say "Done: the stack is stopped and $DEMO removed (KEEP=1 keeps it)"
