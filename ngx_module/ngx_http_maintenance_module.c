@@ -10,6 +10,7 @@
 #define NGX_HTTP_MAINTENANCE_SECRET_MAX   4096
 #define NGX_HTTP_MAINTENANCE_TOKEN_MIN    16
 #define NGX_HTTP_MAINTENANCE_LISTEN_MAX   256
+#define NGX_HTTP_MAINTENANCE_POLL_MIN     50
 
 
 static ngx_int_t ngx_http_maintenance_handler(ngx_http_request_t *r);
@@ -36,6 +37,10 @@ static char *ngx_http_maintenance_redis(ngx_conf_t *cf, ngx_command_t *cmd,
 static char *ngx_http_maintenance_name(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_maintenance_path(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_maintenance_poll(ngx_conf_t *cf, void *post,
+    void *data);
+static char *ngx_http_maintenance_enum(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_maintenance_scope(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
@@ -83,6 +88,12 @@ static ngx_conf_enum_t  ngx_http_maintenance_failure[] = {
 };
 
 
+/* a poll below 50ms would be a busy loop on Redis from every edge */
+static ngx_conf_post_t  ngx_http_maintenance_poll_post = {
+    ngx_http_maintenance_poll
+};
+
+
 static ngx_conf_num_bounds_t  ngx_http_maintenance_status_bounds = {
     ngx_conf_check_num_bounds, 400, 599
 };
@@ -114,7 +125,7 @@ static ngx_command_t  ngx_http_maintenance_commands[] = {
       ngx_conf_set_msec_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_maintenance_main_conf_t, poll),
-      NULL },
+      &ngx_http_maintenance_poll_post },
 
     { ngx_string("maintenance_node_id"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
@@ -139,7 +150,7 @@ static ngx_command_t  ngx_http_maintenance_commands[] = {
 
     { ngx_string("maintenance_redis_failure"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_enum_slot,
+      ngx_http_maintenance_enum,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_maintenance_main_conf_t, redis_failure),
       &ngx_http_maintenance_failure },
@@ -902,6 +913,81 @@ ngx_http_maintenance_path(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+/* maintenance_poll: checked where it is set, so the error names it */
+
+static char *
+ngx_http_maintenance_poll(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_msec_t  *ms = data;
+
+    ngx_str_t  *value;
+
+    if (*ms >= NGX_HTTP_MAINTENANCE_POLL_MIN) {
+        return NGX_CONF_OK;
+    }
+
+    value = cf->args->elts;
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "maintenance: \"%V\" must be at least %dms, not \"%V\"",
+                       &value[0], NGX_HTTP_MAINTENANCE_POLL_MIN, &value[1]);
+
+    return NGX_CONF_ERROR;
+}
+
+
+/*
+ * ngx_conf_set_enum_slot() with the message of ngx_conf_set_flag_slot():
+ * the directive and every allowed value are named.
+ */
+
+static char *
+ngx_http_maintenance_enum(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char  *p = conf;
+
+    u_char            *last, *q, buf[256];
+    ngx_str_t         *value;
+    ngx_uint_t        *np, i;
+    ngx_conf_enum_t   *e;
+
+    np = (ngx_uint_t *) (p + cmd->offset);
+
+    if (*np != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    e = cmd->post;
+
+    for (i = 0; e[i].name.len; i++) {
+        if (e[i].name.len == value[1].len
+            && ngx_strcasecmp(e[i].name.data, value[1].data) == 0)
+        {
+            *np = e[i].value;
+            return NGX_CONF_OK;
+        }
+    }
+
+    q = buf;
+    last = buf + sizeof(buf) - 1;
+
+    for (i = 0; e[i].name.len; i++) {
+        q = ngx_slprintf(q, last, "%s\"%V\"",
+                         i == 0 ? "" : e[i + 1].name.len ? ", " : " or ",
+                         &e[i].name);
+    }
+
+    *q = '\0';
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid value \"%V\" in \"%V\" directive, "
+                       "it must be %s", &value[1], &cmd->name, buf);
+
+    return NGX_CONF_ERROR;
+}
+
+
 static char *
 ngx_http_maintenance_scope(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
@@ -1065,6 +1151,15 @@ ngx_http_maintenance_bypass_token(ngx_conf_t *cf, ngx_command_t *cmd,
     }
 
     value = cf->args->elts;
+
+    /* "off": data set, len 0, so that the merge does not inherit */
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        mlcf->bypass_token.data = (u_char *) "";
+        mlcf->bypass_token.len = 0;
+        return NGX_CONF_OK;
+    }
+
     path = value[1];
 
     if (ngx_conf_full_name(cf->cycle, &path, 1) != NGX_OK) {
@@ -1638,10 +1733,6 @@ ngx_http_maintenance_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_uint_value(mmcf->redis_failure,
                              NGX_HTTP_MAINTENANCE_FAIL_LAST);
     ngx_conf_init_value(mmcf->strict, 0);
-
-    if (mmcf->poll == 0) {
-        return "maintenance: \"maintenance_poll\" must be more than 0";
-    }
 
     if (mmcf->prefix.data == NULL) {
         ngx_str_set(&mmcf->prefix, MIG_DEFAULT_PREFIX);
