@@ -125,6 +125,11 @@ struct ngx_http_maintenance_main_conf_s {
     ngx_uint_t                  *slots;
 
     ngx_shm_zone_t              *shm_zone;     /* data: the shctx */
+
+    ngx_uint_t                   bypass_tokens; /* a bypass token is set
+                                                   somewhere: the header
+                                                   and cookie are stripped
+                                                   from every request */
 };
 
 
