@@ -143,4 +143,32 @@ $t->stop_nginx('run');
 unlike($t->error_log('run'), qr/\Q$token\E/, 'the token is not in error.log');
 $t->check_logs('run');
 
+# --- the example configuration passes, strict guard and all -------------
+
+{
+    my $ex = $t->read_file(MigTest->root . '/conf-examples/nginx.conf');
+    my $d = $t->nginx_dir('example');
+    my ($crt, $key) = $t->self_signed_cert('ex');
+    my $page = $t->write_file('ex/page.html', "page\n");
+    my $json = $t->write_file('ex/page.json', "{}\n");
+    my $pass = $t->write_file('ex/redis.pass', "pw\n");
+    $ex =~ s{load_module \S+;}{load_module %%MODULE%%;};
+    $ex =~ s{/etc/ssl/\S+/fullchain\.pem}{$crt}g;
+    $ex =~ s{/etc/ssl/\S+/privkey\.pem}{$key}g;
+    $ex =~ s{/etc/nginx/maintenance/index\.html}{$page}g;
+    $ex =~ s{/etc/nginx/maintenance/index\.json}{$json}g;
+    $ex =~ s{/etc/nginx/maintenance/bypass\.token}{$tfile}g;
+    $ex =~ s{/etc/nginx/redis\.pass}{$pass}g;
+    $ex =~ s{include\s+mime\.types;}{include /etc/nginx/mime.types;};
+    $ex =~ s{/var/log/nginx/}{$d/}g;
+    $ex =~ s{maintenance_state_file \S+;}{maintenance_state_file $d/state;};
+    $ex =~ s{maintenance_override_file \S+;}
+            {maintenance_override_file $d/force;};
+    like($ex, qr/maintenance_strict on;/, 'the example is strict');
+    $t->nginx_conf('example', $ex);
+    my ($rc, $o) = $t->nginx_test('example');
+    is($rc, 0, 'the example configuration passes nginx -t') or diag($o);
+    unlike($o, qr/maintenance: server_name/, 'without a guard message');
+}
+
 done_testing;
