@@ -126,14 +126,17 @@ ngx_http_maintenance_health_handler(ngx_http_request_t *r)
 
 
 /*
- * maintenance_status: the zone is copied under the mutex (the strings of
- * a scope are written under it by worker 0), then formatted unlocked.
+ * maintenance_status: what it prints is copied under the mutex (the
+ * strings of a scope are written under it by worker 0), then formatted
+ * unlocked: the zone's fields ahead of the slots, and of each scope of
+ * this configuration its slot up to the state (Prometheus) or up to its
+ * name (JSON, which prints the state) -- not the 64 slots (~60 KB).
  */
 
 ngx_int_t
 ngx_http_maintenance_status_handler(ngx_http_request_t *r)
 {
-    size_t                              size;
+    size_t                              size, len;
     ngx_buf_t                          *b;
     ngx_int_t                           rc;
     ngx_str_t                           format;
@@ -174,7 +177,9 @@ ngx_http_maintenance_status_handler(ngx_http_request_t *r)
     ctx = mmcf->shm_zone->data;
     sh = ctx->sh;
 
-    snap = ngx_palloc(r->pool, sizeof(ngx_http_maintenance_sh_t));
+    /* snap holds the fields ahead of the slots only: never its scopes[] */
+
+    snap = ngx_palloc(r->pool, offsetof(ngx_http_maintenance_sh_t, scopes));
     if (snap == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -185,12 +190,15 @@ ngx_http_maintenance_status_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    len = prom ? offsetof(ngx_http_maintenance_scope_sh_t, state)
+               : offsetof(ngx_http_maintenance_scope_sh_t, name);
+
     ngx_shmtx_lock(&ctx->shpool->mutex);
 
     ngx_memcpy(snap, sh, offsetof(ngx_http_maintenance_sh_t, scopes));
 
     for (i = 0; i < mmcf->scopes.nelts; i++) {
-        scopes[i] = sh->scopes[mmcf->slots[i]];
+        ngx_memcpy(&scopes[i], &sh->scopes[mmcf->slots[i]], len);
     }
 
     ngx_shmtx_unlock(&ctx->shpool->mutex);
