@@ -170,6 +170,20 @@ ngx_http_maintenance_scope_sh(ngx_http_maintenance_main_conf_t *mmcf,
 }
 
 
+/*
+ * ngx_http_maintenance_gate.c: the gate (rewrite phase), the CIDR bypass
+ * confirmed after realip (access phase), the variables (preconfiguration).
+ */
+ngx_int_t ngx_http_maintenance_gate_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_maintenance_confirm_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_maintenance_add_variables(ngx_conf_t *cf);
+
+
+/* ngx_http_maintenance_guard.c: the consistency guard (postconfiguration) */
+ngx_int_t ngx_http_maintenance_check_servers(ngx_conf_t *cf,
+    ngx_http_maintenance_main_conf_t *mmcf);
+
+
 /* ngx_http_maintenance_handlers.c: maintenance_health, maintenance_status */
 ngx_int_t ngx_http_maintenance_health_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_maintenance_status_handler(ngx_http_request_t *r);

@@ -1,0 +1,1440 @@
+/*
+ * ngx_http_maintenance_conf.c: the module, its directives and configuration,
+ * the shared zone, and the hooks that wire the gate and start worker 0.
+ */
+
+#include "ngx_http_maintenance_module.h"
+
+
+#define NGX_HTTP_MAINTENANCE_PAGE_MAX     (1024 * 1024)
+#define NGX_HTTP_MAINTENANCE_SECRET_MAX   4096
+#define NGX_HTTP_MAINTENANCE_TOKEN_MIN    16
+#define NGX_HTTP_MAINTENANCE_POLL_MIN     50
+
+
+static char *ngx_http_maintenance_redis(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_maintenance_name(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_maintenance_path(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_maintenance_poll(ngx_conf_t *cf, void *post,
+    void *data);
+static char *ngx_http_maintenance_enum(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_maintenance_scope(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_maintenance_page(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_maintenance_bypass_cidr(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_maintenance_bypass_token(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_maintenance_health(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_maintenance_status(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_int_t ngx_http_maintenance_read_file(ngx_conf_t *cf,
+    ngx_str_t *path, size_t max, ngx_str_t *out);
+static ngx_int_t ngx_http_maintenance_register_scope(ngx_conf_t *cf,
+    ngx_http_maintenance_main_conf_t *mmcf, ngx_str_t *name);
+
+static ngx_int_t ngx_http_maintenance_init_zone(ngx_shm_zone_t *shm_zone,
+    void *data);
+static ngx_int_t ngx_http_maintenance_assign_slots(
+    ngx_http_maintenance_shctx_t *ctx, ngx_log_t *log);
+
+static void *ngx_http_maintenance_create_main_conf(ngx_conf_t *cf);
+static char *ngx_http_maintenance_init_main_conf(ngx_conf_t *cf, void *conf);
+static void *ngx_http_maintenance_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_maintenance_merge_loc_conf(ngx_conf_t *cf,
+    void *parent, void *child);
+static ngx_int_t ngx_http_maintenance_init(ngx_conf_t *cf);
+static ngx_int_t ngx_http_maintenance_init_module(ngx_cycle_t *cycle);
+static ngx_int_t ngx_http_maintenance_init_worker(ngx_cycle_t *cycle);
+static void ngx_http_maintenance_exit_worker(ngx_cycle_t *cycle);
+
+
+static ngx_conf_enum_t  ngx_http_maintenance_failure[] = {
+    { ngx_string("last"), NGX_HTTP_MAINTENANCE_FAIL_LAST },
+    { ngx_string("open"), NGX_HTTP_MAINTENANCE_FAIL_OPEN },
+    { ngx_string("closed"), NGX_HTTP_MAINTENANCE_FAIL_CLOSED },
+    { ngx_null_string, 0 }
+};
+
+
+/* a poll below 50ms would be a busy loop on Redis from every edge */
+static ngx_conf_post_t  ngx_http_maintenance_poll_post = {
+    ngx_http_maintenance_poll
+};
+
+
+static ngx_conf_num_bounds_t  ngx_http_maintenance_status_bounds = {
+    ngx_conf_check_num_bounds, 400, 599
+};
+
+
+static ngx_conf_num_bounds_t  ngx_http_maintenance_retry_bounds = {
+    ngx_conf_check_num_bounds, 0, MIG_RETRY_AFTER_MAX
+};
+
+
+static ngx_command_t  ngx_http_maintenance_commands[] = {
+
+    { ngx_string("maintenance_redis"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_maintenance_redis,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("maintenance_prefix"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_maintenance_name,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_maintenance_main_conf_t, prefix),
+      NULL },
+
+    { ngx_string("maintenance_poll"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_maintenance_main_conf_t, poll),
+      &ngx_http_maintenance_poll_post },
+
+    { ngx_string("maintenance_node_id"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_maintenance_name,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_maintenance_main_conf_t, node_id),
+      NULL },
+
+    { ngx_string("maintenance_state_file"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_maintenance_path,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_maintenance_main_conf_t, state_file),
+      NULL },
+
+    { ngx_string("maintenance_override_file"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_maintenance_path,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_maintenance_main_conf_t, override_file),
+      NULL },
+
+    { ngx_string("maintenance_redis_failure"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_maintenance_enum,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_maintenance_main_conf_t, redis_failure),
+      &ngx_http_maintenance_failure },
+
+    { ngx_string("maintenance_strict"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_maintenance_main_conf_t, strict),
+      NULL },
+
+    { ngx_string("maintenance"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_maintenance_loc_conf_t, enable),
+      NULL },
+
+    { ngx_string("maintenance_scope"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_maintenance_scope,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("maintenance_page"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_maintenance_page,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_maintenance_loc_conf_t, page),
+      NULL },
+
+    { ngx_string("maintenance_page_json"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_maintenance_page,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_maintenance_loc_conf_t, page_json),
+      NULL },
+
+    { ngx_string("maintenance_status_code"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_maintenance_loc_conf_t, status_code),
+      &ngx_http_maintenance_status_bounds },
+
+    { ngx_string("maintenance_retry_after"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_maintenance_loc_conf_t, retry_after),
+      &ngx_http_maintenance_retry_bounds },
+
+    { ngx_string("maintenance_bypass_cidr"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_maintenance_bypass_cidr,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("maintenance_bypass_token"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_maintenance_bypass_token,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("maintenance_health"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE1,
+      ngx_http_maintenance_health,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("maintenance_status"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_maintenance_status,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_maintenance_module_ctx = {
+    ngx_http_maintenance_add_variables,    /* preconfiguration */
+    ngx_http_maintenance_init,             /* postconfiguration */
+
+    ngx_http_maintenance_create_main_conf, /* create main configuration */
+    ngx_http_maintenance_init_main_conf,   /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_maintenance_create_loc_conf,  /* create location configuration */
+    ngx_http_maintenance_merge_loc_conf    /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_maintenance_module = {
+    NGX_MODULE_V1,
+    &ngx_http_maintenance_module_ctx,      /* module context */
+    ngx_http_maintenance_commands,         /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    ngx_http_maintenance_init_module,      /* init module */
+    ngx_http_maintenance_init_worker,      /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    ngx_http_maintenance_exit_worker,      /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static ngx_str_t  ngx_http_maintenance_zone_name =
+    ngx_string("ngx_http_maintenance");
+
+static ngx_str_t  ngx_http_maintenance_default_scope =
+    ngx_string(MIG_DEFAULT_SCOPE);
+
+static u_char  ngx_http_maintenance_default_page[] =
+"<!DOCTYPE html>" CRLF
+"<html lang=\"en\">" CRLF
+"<head><meta charset=\"utf-8\"><title>Down for maintenance</title>" CRLF
+"<meta name=\"robots\" content=\"noindex\"></head>" CRLF
+"<body style=\"font-family:sans-serif;max-width:40em;margin:4em auto\">" CRLF
+"<h1>Down for maintenance</h1>" CRLF
+"<p>We are working on the service right now. "
+"Please try again in a few minutes.</p>" CRLF
+"</body>" CRLF
+"</html>" CRLF
+;
+
+static u_char  ngx_http_maintenance_default_page_json[] =
+"{\"error\":\"maintenance\","
+"\"message\":\"The service is down for maintenance. "
+"Please retry later.\"}\n"
+;
+
+
+/*
+ * maintenance_redis ADDR [db=N] [user=NAME] [password_file=PATH]
+ *     [timeout=TIME]
+ *
+ * A host name is resolved here, at load, so that worker 0 never does a
+ * blocking DNS lookup: redis_host holds the address as text.
+ */
+
+static char *
+ngx_http_maintenance_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_maintenance_main_conf_t *mmcf = conf;
+
+    u_char      *p;
+    size_t       len;
+    ngx_int_t    n;
+    ngx_str_t   *value, s, path;
+    ngx_url_t    u;
+    ngx_uint_t   i;
+
+    if (mmcf->redis_addr.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    mmcf->redis_addr = value[1];
+
+    if (ngx_strncmp(value[1].data, "unix:", 5) == 0) {
+        mmcf->redis_unix.data = value[1].data + 5;
+        mmcf->redis_unix.len = value[1].len - 5;
+
+        if (mmcf->redis_unix.len == 0 || mmcf->redis_unix.data[0] != '/') {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "maintenance: \"%V\" needs an absolute path "
+                               "after \"unix:\"", &value[1]);
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_str_set(&mmcf->redis_host, "");
+
+    } else {
+        ngx_memzero(&u, sizeof(ngx_url_t));
+
+        u.url = value[1];
+        u.default_port = 6379;
+
+        if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
+            if (u.err) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "maintenance: %s in \"%V\"",
+                                   u.err, &value[1]);
+            }
+
+            return NGX_CONF_ERROR;
+        }
+
+        if (u.naddrs == 0 || u.uri.len) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "maintenance: invalid Redis address \"%V\"",
+                               &value[1]);
+            return NGX_CONF_ERROR;
+        }
+
+        p = ngx_pnalloc(cf->pool, NGX_SOCKADDR_STRLEN + 1);
+        if (p == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        len = ngx_sock_ntop(u.addrs[0].sockaddr, u.addrs[0].socklen, p,
+                            NGX_SOCKADDR_STRLEN, 0);
+
+        /* hiredis wants "::1", not "[::1]" */
+
+        if (len > 2 && p[0] == '[' && p[len - 1] == ']') {
+            p++;
+            len -= 2;
+        }
+
+        p[len] = '\0';
+
+        mmcf->redis_host.data = p;
+        mmcf->redis_host.len = len;
+        mmcf->redis_port = u.port;
+    }
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "db=", 3) == 0) {
+            n = ngx_atoi(value[i].data + 3, value[i].len - 3);
+            if (n == NGX_ERROR || n > 65535) {
+                goto invalid;
+            }
+
+            mmcf->redis_db = n;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "user=", 5) == 0) {
+            mmcf->redis_user.data = value[i].data + 5;
+            mmcf->redis_user.len = value[i].len - 5;
+
+            if (mmcf->redis_user.len == 0) {
+                goto invalid;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "timeout=", 8) == 0) {
+            s.data = value[i].data + 8;
+            s.len = value[i].len - 8;
+
+            n = ngx_parse_time(&s, 0);
+            if (n == NGX_ERROR || n == 0) {
+                goto invalid;
+            }
+
+            mmcf->redis_timeout = (ngx_msec_t) n;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "password_file=", 14) == 0) {
+            path.data = value[i].data + 14;
+            path.len = value[i].len - 14;
+
+            if (path.len == 0) {
+                goto invalid;
+            }
+
+            if (ngx_conf_full_name(cf->cycle, &path, 1) != NGX_OK) {
+                return NGX_CONF_ERROR;
+            }
+
+            if (ngx_http_maintenance_read_file(cf, &path,
+                                               NGX_HTTP_MAINTENANCE_SECRET_MAX,
+                                               &mmcf->redis_password)
+                != NGX_OK)
+            {
+                return NGX_CONF_ERROR;
+            }
+
+            while (mmcf->redis_password.len
+                   && (mmcf->redis_password.data[mmcf->redis_password.len - 1]
+                       == '\n'
+                       || mmcf->redis_password.data[mmcf->redis_password.len
+                                                    - 1] == '\r'))
+            {
+                mmcf->redis_password.len--;
+            }
+
+            if (mmcf->redis_password.len == 0) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "maintenance: password file \"%V\" "
+                                   "is empty", &path);
+                return NGX_CONF_ERROR;
+            }
+
+            mmcf->redis_password.data[mmcf->redis_password.len] = '\0';
+            continue;
+        }
+
+        goto invalid;
+    }
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "maintenance: invalid parameter \"%V\"", &value[i]);
+
+    return NGX_CONF_ERROR;
+}
+
+
+/* maintenance_prefix, maintenance_node_id: a name of mig_name_valid() */
+
+static char *
+ngx_http_maintenance_name(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char  *p = conf;
+
+    char        err[128];
+    ngx_str_t  *field, *value;
+
+    field = (ngx_str_t *) (p + cmd->offset);
+
+    if (field->data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (mig_name_valid((char *) value[1].data, value[1].len, err, sizeof(err))
+        != MIG_OK)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "maintenance: invalid name \"%V\": %s",
+                           &value[1], err);
+        return NGX_CONF_ERROR;
+    }
+
+    *field = value[1];
+
+    return NGX_CONF_OK;
+}
+
+
+/* a path resolved against the prefix, as nginx does for pid and logs */
+
+static char *
+ngx_http_maintenance_path(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char  *p = conf;
+
+    ngx_str_t  *field, *value;
+
+    field = (ngx_str_t *) (p + cmd->offset);
+
+    if (field->data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    *field = value[1];
+
+    if (field->len == 0) {
+        return "needs a path";
+    }
+
+    if (ngx_conf_full_name(cf->cycle, field, 0) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* maintenance_poll: checked where it is set, so the error names it */
+
+static char *
+ngx_http_maintenance_poll(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_msec_t  *ms = data;
+
+    ngx_str_t  *value;
+
+    if (*ms >= NGX_HTTP_MAINTENANCE_POLL_MIN) {
+        return NGX_CONF_OK;
+    }
+
+    value = cf->args->elts;
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "maintenance: \"%V\" must be at least %dms, not \"%V\"",
+                       &value[0], NGX_HTTP_MAINTENANCE_POLL_MIN, &value[1]);
+
+    return NGX_CONF_ERROR;
+}
+
+
+/*
+ * ngx_conf_set_enum_slot() with the message of ngx_conf_set_flag_slot():
+ * the directive and every allowed value are named.
+ */
+
+static char *
+ngx_http_maintenance_enum(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char  *p = conf;
+
+    u_char            *last, *q, buf[256];
+    ngx_str_t         *value;
+    ngx_uint_t        *np, i;
+    ngx_conf_enum_t   *e;
+
+    np = (ngx_uint_t *) (p + cmd->offset);
+
+    if (*np != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    e = cmd->post;
+
+    for (i = 0; e[i].name.len; i++) {
+        if (e[i].name.len == value[1].len
+            && ngx_strcasecmp(e[i].name.data, value[1].data) == 0)
+        {
+            *np = e[i].value;
+            return NGX_CONF_OK;
+        }
+    }
+
+    q = buf;
+    last = buf + sizeof(buf) - 1;
+
+    for (i = 0; e[i].name.len; i++) {
+        q = ngx_slprintf(q, last, "%s\"%V\"",
+                         i == 0 ? "" : e[i + 1].name.len ? ", " : " or ",
+                         &e[i].name);
+    }
+
+    *q = '\0';
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid value \"%V\" in \"%V\" directive, "
+                       "it must be %s", &value[1], &cmd->name, buf);
+
+    return NGX_CONF_ERROR;
+}
+
+
+static char *
+ngx_http_maintenance_scope(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_maintenance_loc_conf_t *mlcf = conf;
+
+    char                               err[128];
+    ngx_int_t                          n;
+    ngx_str_t                         *value;
+    ngx_http_maintenance_main_conf_t  *mmcf;
+
+    if (mlcf->scope != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (mig_scope_valid((char *) value[1].data, value[1].len, err,
+                        sizeof(err))
+        != MIG_OK)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "maintenance: invalid scope \"%V\": %s",
+                           &value[1], err);
+        return NGX_CONF_ERROR;
+    }
+
+    mmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_maintenance_module);
+
+    n = ngx_http_maintenance_register_scope(cf, mmcf, &value[1]);
+    if (n == NGX_ERROR) {
+        return NGX_CONF_ERROR;
+    }
+
+    mlcf->scope = n;
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_maintenance_register_scope(ngx_conf_t *cf,
+    ngx_http_maintenance_main_conf_t *mmcf, ngx_str_t *name)
+{
+    ngx_str_t   *s;
+    ngx_uint_t   i;
+
+    s = mmcf->scopes.elts;
+
+    for (i = 0; i < mmcf->scopes.nelts; i++) {
+        if (s[i].len == name->len
+            && ngx_strncmp(s[i].data, name->data, name->len) == 0)
+        {
+            return i;
+        }
+    }
+
+    if (mmcf->scopes.nelts >= NGX_HTTP_MAINTENANCE_MAX_SCOPES) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "maintenance: too many scopes, at most %d",
+                           NGX_HTTP_MAINTENANCE_MAX_SCOPES);
+        return NGX_ERROR;
+    }
+
+    s = ngx_array_push(&mmcf->scopes);
+    if (s == NULL) {
+        return NGX_ERROR;
+    }
+
+    *s = *name;
+
+    return mmcf->scopes.nelts - 1;
+}
+
+
+static char *
+ngx_http_maintenance_page(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char  *p = conf;
+
+    ngx_str_t  *field, *value, path;
+
+    field = (ngx_str_t *) (p + cmd->offset);
+
+    if (field->data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    path = value[1];
+
+    if (ngx_conf_full_name(cf->cycle, &path, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_maintenance_read_file(cf, &path,
+                                       NGX_HTTP_MAINTENANCE_PAGE_MAX, field)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_maintenance_bypass_cidr(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_maintenance_loc_conf_t *mlcf = conf;
+
+    ngx_int_t    rc;
+    ngx_str_t   *value;
+    ngx_cidr_t  *cidr;
+
+    value = cf->args->elts;
+
+    if (mlcf->bypass_cidr == NGX_CONF_UNSET_PTR) {
+        mlcf->bypass_cidr = ngx_array_create(cf->pool, 2, sizeof(ngx_cidr_t));
+        if (mlcf->bypass_cidr == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    cidr = ngx_array_push(mlcf->bypass_cidr);
+    if (cidr == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    rc = ngx_ptocidr(&value[1], cidr);
+
+    if (rc == NGX_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "maintenance: invalid CIDR \"%V\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (rc == NGX_DONE) {
+        ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                           "low address bits of %V are meaningless",
+                           &value[1]);
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* the secret is read here, once; it is never logged */
+
+static char *
+ngx_http_maintenance_bypass_token(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_maintenance_loc_conf_t *mlcf = conf;
+
+    u_char                             c;
+    ngx_str_t                         *value, path, *t;
+    ngx_http_maintenance_main_conf_t  *mmcf;
+
+    if (mlcf->bypass_token.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    /* "off": data set, len 0, so that the merge does not inherit */
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        mlcf->bypass_token.data = (u_char *) "";
+        mlcf->bypass_token.len = 0;
+        return NGX_CONF_OK;
+    }
+
+    path = value[1];
+
+    if (ngx_conf_full_name(cf->cycle, &path, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    t = &mlcf->bypass_token;
+
+    if (ngx_http_maintenance_read_file(cf, &path,
+                                       NGX_HTTP_MAINTENANCE_SECRET_MAX, t)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    while (t->len) {
+        c = t->data[t->len - 1];
+
+        if (c != '\n' && c != '\r' && c != ' ' && c != '\t') {
+            break;
+        }
+
+        t->len--;
+    }
+
+    if (t->len < NGX_HTTP_MAINTENANCE_TOKEN_MIN) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "maintenance: the bypass token in \"%V\" is "
+                           "shorter than %d bytes", &path,
+                           NGX_HTTP_MAINTENANCE_TOKEN_MIN);
+        return NGX_CONF_ERROR;
+    }
+
+    mmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_maintenance_module);
+    mmcf->bypass_tokens = 1;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_maintenance_health(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_maintenance_loc_conf_t *mlcf = conf;
+
+    ngx_str_t                 *value;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (mlcf->health != NGX_HTTP_MAINTENANCE_HEALTH_NONE || mlcf->status) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (cf->args->nelts == 1) {
+        mlcf->health = NGX_HTTP_MAINTENANCE_HEALTH;
+
+    } else if (ngx_strcmp(value[1].data, "drain") == 0) {
+        mlcf->health = NGX_HTTP_MAINTENANCE_HEALTH_DRAIN;
+
+    } else {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "maintenance: invalid parameter \"%V\", "
+                           "expected \"drain\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_maintenance_health_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_maintenance_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_maintenance_loc_conf_t *mlcf = conf;
+
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (mlcf->health != NGX_HTTP_MAINTENANCE_HEALTH_NONE || mlcf->status) {
+        return "is duplicate";
+    }
+
+    mlcf->status = 1;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_maintenance_status_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+/* reads a whole file into cf->pool, NUL-terminated; errors name the file */
+
+static ngx_int_t
+ngx_http_maintenance_read_file(ngx_conf_t *cf, ngx_str_t *path, size_t max,
+    ngx_str_t *out)
+{
+    u_char           *buf;
+    off_t             size;
+    ssize_t           n;
+    ngx_fd_t          fd;
+    ngx_int_t         rc;
+    ngx_file_t        file;
+    ngx_file_info_t   fi;
+
+    rc = NGX_ERROR;
+
+    fd = ngx_open_file(path->data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+
+    if (fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_open_file_n " \"%V\" failed", path);
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(&file, sizeof(ngx_file_t));
+
+    file.fd = fd;
+    file.name = *path;
+    file.log = cf->log;
+
+    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_fd_info_n " \"%V\" failed", path);
+        goto done;
+    }
+
+    size = ngx_file_size(&fi);
+
+    if (!ngx_is_file(&fi) || size < 0 || (size_t) size > max) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "maintenance: \"%V\" is not a regular file of "
+                           "at most %uz bytes", path, max);
+        goto done;
+    }
+
+    buf = ngx_pnalloc(cf->pool, (size_t) size + 1);
+    if (buf == NULL) {
+        goto done;
+    }
+
+    n = ngx_read_file(&file, buf, (size_t) size, 0);
+
+    if (n == NGX_ERROR) {
+        goto done;
+    }
+
+    if (n != (ssize_t) size) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           ngx_read_file_n " \"%V\" returned only "
+                           "%z bytes instead of %O", path, n, size);
+        goto done;
+    }
+
+    buf[n] = '\0';
+
+    out->data = buf;
+    out->len = n;
+
+    rc = NGX_OK;
+
+done:
+
+    if (ngx_close_file(fd) == NGX_FILE_ERROR) {
+        ngx_conf_log_error(NGX_LOG_ALERT, cf, ngx_errno,
+                           ngx_close_file_n " \"%V\" failed", path);
+    }
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_http_maintenance_init_zone(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_http_maintenance_shctx_t  *octx = data;
+
+    size_t                          len;
+    ngx_slab_pool_t                *shpool;
+    ngx_http_maintenance_sh_t      *sh;
+    ngx_http_maintenance_shctx_t   *ctx;
+
+    ctx = shm_zone->data;
+
+    if (octx) {
+        /* reload: keep the served state, old workers still read it */
+        ctx->sh = octx->sh;
+        ctx->shpool = octx->shpool;
+        ctx->fresh = 0;
+
+        return ngx_http_maintenance_assign_slots(ctx, shm_zone->shm.log);
+    }
+
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+    ctx->shpool = shpool;
+
+    if (shm_zone->shm.exists) {
+        ctx->sh = shpool->data;
+        ctx->fresh = 0;
+
+        return ngx_http_maintenance_assign_slots(ctx, shm_zone->shm.log);
+    }
+
+    sh = ngx_slab_alloc(shpool, sizeof(ngx_http_maintenance_sh_t));
+    if (sh == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(sh, sizeof(ngx_http_maintenance_sh_t));
+
+    ctx->sh = sh;
+    ctx->fresh = 1;
+    shpool->data = sh;
+
+    len = sizeof(" in maintenance zone") - 1;
+
+    shpool->log_ctx = ngx_slab_alloc(shpool, len + 1);
+    if (shpool->log_ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(shpool->log_ctx, " in maintenance zone", len + 1);
+
+    return ngx_http_maintenance_assign_slots(ctx, shm_zone->shm.log);
+}
+
+
+/*
+ * Maps this configuration's scopes to zone slots by name: a scope keeps
+ * its slot (and its served state) across reloads; a new scope takes a
+ * free slot, initialised off.  Slots of scopes dropped from the
+ * configuration are not reused (old workers may still read them), so
+ * after 64 distinct names a reload fails and asks for a restart.
+ */
+
+static ngx_int_t
+ngx_http_maintenance_assign_slots(ngx_http_maintenance_shctx_t *ctx,
+    ngx_log_t *log)
+{
+    ngx_int_t                          rc;
+    ngx_str_t                         *name;
+    ngx_uint_t                         i, j, fr;
+    ngx_http_maintenance_sh_t         *sh;
+    ngx_http_maintenance_scope_sh_t   *ssh;
+    ngx_http_maintenance_main_conf_t  *mmcf;
+
+    mmcf = ctx->mmcf;
+    sh = ctx->sh;
+    name = mmcf->scopes.elts;
+    rc = NGX_OK;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    for (i = 0; i < mmcf->scopes.nelts; i++) {
+
+        fr = NGX_HTTP_MAINTENANCE_MAX_SCOPES;
+
+        for (j = 0; j < NGX_HTTP_MAINTENANCE_MAX_SCOPES; j++) {
+            ssh = &sh->scopes[j];
+
+            if (ssh->name_len == 0) {
+                if (fr == NGX_HTTP_MAINTENANCE_MAX_SCOPES) {
+                    fr = j;
+                }
+
+                continue;
+            }
+
+            if (ssh->name_len == name[i].len
+                && ngx_memcmp(ssh->name, name[i].data, name[i].len) == 0)
+            {
+                break;
+            }
+        }
+
+        if (j == NGX_HTTP_MAINTENANCE_MAX_SCOPES) {
+
+            if (fr == NGX_HTTP_MAINTENANCE_MAX_SCOPES) {
+                ngx_log_error(NGX_LOG_EMERG, log, 0,
+                              "maintenance: no free slot for scope \"%V\": "
+                              "more than %d scopes were configured since "
+                              "nginx started, restart nginx", &name[i],
+                              NGX_HTTP_MAINTENANCE_MAX_SCOPES);
+                rc = NGX_ERROR;
+                break;
+            }
+
+            j = fr;
+            ssh = &sh->scopes[j];
+
+            ngx_memzero(ssh, sizeof(ngx_http_maintenance_scope_sh_t));
+            ngx_memcpy(ssh->name, name[i].data, name[i].len);
+            ssh->source = NGX_HTTP_MAINTENANCE_SRC_DEFAULT;
+            ssh->name_len = name[i].len;
+        }
+
+        mmcf->slots[i] = j;
+
+        if (j + 1 > sh->nscopes) {
+            sh->nscopes = j + 1;
+        }
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return rc;
+}
+
+
+static void *
+ngx_http_maintenance_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_str_t                         *s;
+    ngx_http_maintenance_main_conf_t  *mmcf;
+
+    mmcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_maintenance_main_conf_t));
+    if (mmcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     mmcf->redis_addr = { 0, NULL };
+     *     mmcf->redis_host = { 0, NULL };
+     *     mmcf->redis_port = 0;
+     *     mmcf->redis_unix = { 0, NULL };
+     *     mmcf->redis_user = { 0, NULL };
+     *     mmcf->redis_password = { 0, NULL };
+     *     mmcf->prefix = { 0, NULL };
+     *     mmcf->node_id = { 0, NULL };
+     *     mmcf->state_file = { 0, NULL };
+     *     mmcf->override_file = { 0, NULL };
+     *     mmcf->slots = NULL;
+     *     mmcf->shm_zone = NULL;
+     *     mmcf->bypass_tokens = 0;
+     */
+
+    mmcf->redis_db = NGX_CONF_UNSET;
+    mmcf->redis_timeout = NGX_CONF_UNSET_MSEC;
+    mmcf->poll = NGX_CONF_UNSET_MSEC;
+    mmcf->redis_failure = NGX_CONF_UNSET_UINT;
+    mmcf->strict = NGX_CONF_UNSET;
+
+    if (ngx_array_init(&mmcf->scopes, cf->pool, 4, sizeof(ngx_str_t))
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
+    /* "default" is always scope 0 */
+
+    s = ngx_array_push(&mmcf->scopes);
+    if (s == NULL) {
+        return NULL;
+    }
+
+    *s = ngx_http_maintenance_default_scope;
+
+    return mmcf;
+}
+
+
+static char *
+ngx_http_maintenance_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_maintenance_main_conf_t *mmcf = conf;
+
+    char  err[128];
+
+    ngx_conf_init_value(mmcf->redis_db, 0);
+    ngx_conf_init_msec_value(mmcf->redis_timeout, 1000);
+    ngx_conf_init_msec_value(mmcf->poll, 1000);
+    ngx_conf_init_uint_value(mmcf->redis_failure,
+                             NGX_HTTP_MAINTENANCE_FAIL_LAST);
+    ngx_conf_init_value(mmcf->strict, 0);
+
+    if (mmcf->prefix.data == NULL) {
+        ngx_str_set(&mmcf->prefix, MIG_DEFAULT_PREFIX);
+    }
+
+    if (mmcf->node_id.data == NULL) {
+        mmcf->node_id.len = cf->cycle->hostname.len;
+
+        if (mmcf->node_id.len > MIG_NAME_MAX) {
+            mmcf->node_id.len = MIG_NAME_MAX;
+        }
+
+        mmcf->node_id.data = ngx_pnalloc(cf->pool, mmcf->node_id.len + 1);
+        if (mmcf->node_id.data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_memcpy(mmcf->node_id.data, cf->cycle->hostname.data,
+                   mmcf->node_id.len);
+        mmcf->node_id.data[mmcf->node_id.len] = '\0';
+
+        if (mig_name_valid((char *) mmcf->node_id.data, mmcf->node_id.len,
+                           err, sizeof(err))
+            != MIG_OK)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "maintenance: the host name \"%V\" is not a "
+                               "valid node id (%s): set maintenance_node_id",
+                               &mmcf->node_id, err);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static void *
+ngx_http_maintenance_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_maintenance_loc_conf_t  *mlcf;
+
+    mlcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_maintenance_loc_conf_t));
+    if (mlcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     mlcf->page = { 0, NULL };
+     *     mlcf->page_json = { 0, NULL };
+     *     mlcf->retry_after_text = { 0, NULL };
+     *     mlcf->bypass_token = { 0, NULL };
+     *     mlcf->health = NGX_HTTP_MAINTENANCE_HEALTH_NONE;
+     *     mlcf->status = 0;
+     */
+
+    mlcf->enable = NGX_CONF_UNSET;
+    mlcf->scope = NGX_CONF_UNSET_UINT;
+    mlcf->status_code = NGX_CONF_UNSET_UINT;
+    mlcf->retry_after = NGX_CONF_UNSET_UINT;
+    mlcf->bypass_cidr = NGX_CONF_UNSET_PTR;
+
+    return mlcf;
+}
+
+
+static char *
+ngx_http_maintenance_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child)
+{
+    ngx_http_maintenance_loc_conf_t *prev = parent;
+    ngx_http_maintenance_loc_conf_t *conf = child;
+
+    u_char  *p;
+
+    ngx_conf_merge_value(conf->enable, prev->enable, 0);
+    ngx_conf_merge_uint_value(conf->scope, prev->scope, 0);
+    ngx_conf_merge_uint_value(conf->status_code, prev->status_code,
+                              NGX_HTTP_SERVICE_UNAVAILABLE);
+    ngx_conf_merge_uint_value(conf->retry_after, prev->retry_after, 120);
+    ngx_conf_merge_ptr_value(conf->bypass_cidr, prev->bypass_cidr, NULL);
+
+    if (conf->page.data == NULL) {
+        if (prev->page.data) {
+            conf->page = prev->page;
+
+        } else {
+            conf->page.data = ngx_http_maintenance_default_page;
+            conf->page.len = sizeof(ngx_http_maintenance_default_page) - 1;
+        }
+    }
+
+    if (conf->page_json.data == NULL) {
+        if (prev->page_json.data) {
+            conf->page_json = prev->page_json;
+
+        } else {
+            conf->page_json.data = ngx_http_maintenance_default_page_json;
+            conf->page_json.len =
+                               sizeof(ngx_http_maintenance_default_page_json) - 1;
+        }
+    }
+
+    if (conf->bypass_token.data == NULL) {
+        conf->bypass_token = prev->bypass_token;
+    }
+
+    if (conf->retry_after_text.data == NULL) {
+        if (prev->retry_after_text.data
+            && prev->retry_after == conf->retry_after)
+        {
+            conf->retry_after_text = prev->retry_after_text;
+
+        } else {
+            p = ngx_pnalloc(cf->pool, NGX_INT_T_LEN);
+            if (p == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            conf->retry_after_text.data = p;
+            conf->retry_after_text.len =
+                                  ngx_sprintf(p, "%ui", conf->retry_after) - p;
+        }
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * Postconfiguration: the guard, the zone and the gate.  Rewrite-phase
+ * handlers run in the reverse order of registration, and a dynamic
+ * module's postconfiguration runs after the rewrite module's, so the
+ * gate runs before "return", "rewrite" and "set" of the location, and
+ * before the access phase (allow/deny, auth, satisfy).
+ */
+
+static ngx_int_t
+ngx_http_maintenance_init(ngx_conf_t *cf)
+{
+    size_t                             size;
+    ngx_http_handler_pt               *h;
+    ngx_http_core_main_conf_t         *cmcf;
+    ngx_http_maintenance_shctx_t      *ctx;
+    ngx_http_maintenance_main_conf_t  *mmcf;
+
+    mmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_maintenance_module);
+
+    if (ngx_http_maintenance_check_servers(cf, mmcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    mmcf->slots = ngx_pcalloc(cf->pool,
+                              mmcf->scopes.nelts * sizeof(ngx_uint_t));
+    if (mmcf->slots == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx = ngx_pcalloc(cf->pool, sizeof(ngx_http_maintenance_shctx_t));
+    if (ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->mmcf = mmcf;
+
+    size = ngx_align(sizeof(ngx_http_maintenance_sh_t), ngx_pagesize)
+           + 8 * ngx_pagesize;
+
+    mmcf->shm_zone = ngx_shared_memory_add(cf,
+                                           &ngx_http_maintenance_zone_name,
+                                           size,
+                                           &ngx_http_maintenance_module);
+    if (mmcf->shm_zone == NULL) {
+        return NGX_ERROR;
+    }
+
+    mmcf->shm_zone->init = ngx_http_maintenance_init_zone;
+    mmcf->shm_zone->data = ctx;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_REWRITE_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_maintenance_gate_handler;
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_maintenance_confirm_handler;
+
+    return NGX_OK;
+}
+
+
+/*
+ * A fresh zone (first start, not a reload) takes the state file's state,
+ * and the override file is honoured here, in the master, so that no worker
+ * serves the app in the moment before worker 0 has made its first check.
+ */
+
+static ngx_int_t
+ngx_http_maintenance_init_module(ngx_cycle_t *cycle)
+{
+    ngx_err_t                          err;
+    ngx_uint_t                         i;
+    ngx_file_info_t                    fi;
+    ngx_http_maintenance_shctx_t      *ctx;
+    ngx_http_maintenance_scope_sh_t   *ssh;
+    ngx_http_maintenance_main_conf_t  *mmcf;
+
+    mmcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_maintenance_module);
+    if (mmcf == NULL || mmcf->shm_zone == NULL) {
+        return NGX_OK;
+    }
+
+    ctx = mmcf->shm_zone->data;
+
+    if (!ctx->fresh) {
+        return NGX_OK;
+    }
+
+    if (mmcf->state_file.len
+        && ngx_http_maintenance_state_file_load(cycle, mmcf) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (mmcf->override_file.len == 0) {
+        return NGX_OK;
+    }
+
+    if (ngx_file_info(mmcf->override_file.data, &fi) == NGX_FILE_ERROR) {
+        err = ngx_errno;
+
+        /* cannot tell: closed, as worker 0 treats it */
+        if (err == NGX_ENOENT || err == NGX_ENOTDIR) {
+            return NGX_OK;
+        }
+    }
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    ctx->sh->override = 1;
+
+    for (i = 0; i < mmcf->scopes.nelts; i++) {
+        ssh = &ctx->sh->scopes[mmcf->slots[i]];
+        ssh->on = 1;
+        ssh->source = NGX_HTTP_MAINTENANCE_SRC_OVERRIDE;
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_maintenance_init_worker(ngx_cycle_t *cycle)
+{
+    ngx_http_maintenance_main_conf_t  *mmcf;
+
+    if (ngx_process != NGX_PROCESS_WORKER
+        && ngx_process != NGX_PROCESS_SINGLE)
+    {
+        return NGX_OK;
+    }
+
+    mmcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_maintenance_module);
+    if (mmcf == NULL || mmcf->shm_zone == NULL) {
+        return NGX_OK;
+    }
+
+    return ngx_http_maintenance_sync_init_worker(cycle);
+}
+
+
+static void
+ngx_http_maintenance_exit_worker(ngx_cycle_t *cycle)
+{
+    ngx_http_maintenance_main_conf_t  *mmcf;
+
+    if (ngx_process != NGX_PROCESS_WORKER
+        && ngx_process != NGX_PROCESS_SINGLE)
+    {
+        return;
+    }
+
+    mmcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_maintenance_module);
+    if (mmcf == NULL || mmcf->shm_zone == NULL) {
+        return;
+    }
+
+    ngx_http_maintenance_sync_exit_worker(cycle);
+}
