@@ -1235,7 +1235,7 @@ ngx_http_maintenance_merge_loc_conf(ngx_conf_t *cf, void *parent,
         } else {
             conf->page_json.data = ngx_http_maintenance_default_page_json;
             conf->page_json.len =
-                               sizeof(ngx_http_maintenance_default_page_json) - 1;
+                        sizeof(ngx_http_maintenance_default_page_json) - 1;
         }
     }
 

@@ -294,7 +294,7 @@ ngx_http_maintenance_strip(ngx_http_request_t *r)
 {
     ngx_int_t                        rc;
     ngx_uint_t                       i, n, drop;
-    ngx_list_t                       headers;
+    ngx_list_t                       old;
     ngx_list_part_t                 *part;
     ngx_table_elt_t                 *h, *nh;
     ngx_http_maintenance_req_ctx_t  *rctx;
@@ -359,14 +359,22 @@ ngx_http_maintenance_strip(ngx_http_request_t *r)
         return NGX_OK;
     }
 
-    if (ngx_list_init(&headers, r->pool, ngx_max(n, 20),
+    /*
+     * built in place: a copied ngx_list_t would keep "last" pointing at
+     * the copy's own first part
+     */
+
+    old = r->headers_in.headers;
+
+    if (ngx_list_init(&r->headers_in.headers, r->pool, ngx_max(n, 20),
                       sizeof(ngx_table_elt_t))
         != NGX_OK)
     {
+        r->headers_in.headers = old;
         return NGX_ERROR;
     }
 
-    part = &r->headers_in.headers.part;
+    part = &old.part;
     h = part->elts;
 
     for (i = 0; /* void */; i++) {
@@ -390,15 +398,13 @@ ngx_http_maintenance_strip(ngx_http_request_t *r)
             continue;
         }
 
-        nh = ngx_list_push(&headers);
+        nh = ngx_list_push(&r->headers_in.headers);
         if (nh == NULL) {
             return NGX_ERROR;
         }
 
         *nh = h[i];
     }
-
-    r->headers_in.headers = headers;
 
     /* an emptied Cookie leaves the cookies too */
 
