@@ -8,8 +8,11 @@
 
 #define NGX_HTTP_MAINTENANCE_LISTEN_MAX   256
 #define NGX_HTTP_MAINTENANCE_HOST_MAX     256
+#define NGX_HTTP_MAINTENANCE_MIXED        (-100)
 
 
+static ngx_int_t ngx_http_maintenance_uniform(ngx_conf_t *cf,
+    ngx_http_core_srv_conf_t *cscf);
 static ngx_uint_t ngx_http_maintenance_names_meet(ngx_http_server_name_t *n,
     ngx_http_server_name_t *m);
 static ngx_uint_t ngx_http_maintenance_names_same(ngx_http_server_name_t *n,
@@ -54,7 +57,7 @@ ngx_int_t
 ngx_http_maintenance_check_servers(ngx_conf_t *cf,
     ngx_http_maintenance_main_conf_t *mmcf)
 {
-    ngx_int_t                    rc;
+    ngx_int_t                   *uniform, rc;
     ngx_uint_t                   a, b, i, j, found;
     ngx_http_server_name_t      *na, *nb, *shown, *as;
     ngx_http_core_srv_conf_t   **cscfp;
@@ -64,8 +67,34 @@ ngx_http_maintenance_check_servers(ngx_conf_t *cf,
     cscfp = cmcf->servers.elts;
     found = 0;
 
+    /*
+     * a server gated alike in all its locations can differ only from one
+     * that is not: thousands of uniform vhosts cost one pass, not a
+     * comparison of every pair's names
+     */
+
+    uniform = ngx_palloc(cf->temp_pool,
+                         (cmcf->servers.nelts + 1) * sizeof(ngx_int_t));
+    if (uniform == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (a = 0; a < cmcf->servers.nelts; a++) {
+        uniform[a] = ngx_http_maintenance_uniform(cf, cscfp[a]);
+
+        if (uniform[a] == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+    }
+
     for (a = 0; a < cmcf->servers.nelts; a++) {
         for (b = a + 1; b < cmcf->servers.nelts; b++) {
+
+            if (uniform[a] == uniform[b]
+                && uniform[a] != NGX_HTTP_MAINTENANCE_MIXED)
+            {
+                continue;
+            }
 
             na = cscfp[a]->server_names.elts;
             nb = cscfp[b]->server_names.elts;
@@ -115,6 +144,47 @@ ngx_http_maintenance_check_servers(ngx_conf_t *cf,
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * The gating every location of a server shares (see gating()), or
+ * NGX_HTTP_MAINTENANCE_MIXED.
+ */
+
+static ngx_int_t
+ngx_http_maintenance_uniform(ngx_conf_t *cf, ngx_http_core_srv_conf_t *cscf)
+{
+    ngx_int_t                   g, u;
+    ngx_uint_t                  i;
+    ngx_array_t                 locs;
+    ngx_http_core_loc_conf_t   *root, **cl;
+
+    root = cscf->ctx->loc_conf[ngx_http_core_module.ctx_index];
+
+    if (ngx_array_init(&locs, cf->temp_pool, 16,
+                       sizeof(ngx_http_core_loc_conf_t *))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_maintenance_collect(root, &locs) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    u = ngx_http_maintenance_gating(root, cscf);
+    cl = locs.elts;
+
+    for (i = 0; i < locs.nelts; i++) {
+        g = ngx_http_maintenance_gating(cl[i], cscf);
+
+        if (g != NGX_DECLINED && g != u) {
+            return NGX_HTTP_MAINTENANCE_MIXED;
+        }
+    }
+
+    return u;
 }
 
 
