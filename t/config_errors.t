@@ -5,6 +5,7 @@
 use strict;
 use warnings;
 use Test::More;
+use IO::Socket::INET;
 use lib 't/lib';
 use MigTest;
 
@@ -138,6 +139,24 @@ is($r->{status}, 413,
    'a body over client_max_body_size: 413, before the gate answers');
 $r = $t->http($p, '/', method => 'POST', body => 'x' x 100);
 is($r->{status}, 503, 'a body under the limit: the maintenance page');
+
+# a chunked body is not known before the gate: it is discarded
+{
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $p,
+                                  Proto => 'tcp', Timeout => 5);
+    my $chunk = 'x' x 4096;
+    print $s "POST / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+           . "Transfer-Encoding: chunked\r\n\r\n"
+           . sprintf("%x\r\n%s\r\n0\r\n\r\n", length $chunk, $chunk);
+    my $resp = '';
+    my $end = time + 5;
+    while (time < $end) {
+        my $n = sysread($s, my $buf, 65536);
+        last unless $n;
+        $resp .= $buf;
+    }
+    like($resp, qr{^HTTP/1\.1 503}, 'a chunked body over the limit: the page');
+}
 
 $t->stop_nginx('run');
 unlike($t->error_log('run'), qr/\Q$token\E/, 'the token is not in error.log');
