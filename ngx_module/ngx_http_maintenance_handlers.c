@@ -26,11 +26,6 @@ static u_char *ngx_http_maintenance_status_prom(ngx_http_request_t *r,
     ngx_http_maintenance_sh_t *snap, ngx_http_maintenance_scope_sh_t *scopes);
 
 
-static const char  *ngx_http_maintenance_sources[] = {
-    "default", "redis", "override", "state_file"
-};
-
-
 /*
  * maintenance_health: 200 while this node can serve, in maintenance or
  * not, so a fleet-wide maintenance does not make the balancer mark every
@@ -306,8 +301,7 @@ ngx_http_maintenance_status_json(ngx_http_request_t *r, u_char *p,
                         "\"source\":\"%s\",\"seen\":%s,\"lost\":%s,"
                         "\"retry_after\":%uA",
                         s->on ? "on" : "off", s->epoch,
-                        s->source < 4 ? ngx_http_maintenance_sources[s->source]
-                                      : "default",
+                        ngx_http_maintenance_source_str(s->source),
                         s->seen ? "true" : "false",
                         s->lost ? "true" : "false",
                         s->retry_after);
@@ -387,10 +381,10 @@ ngx_http_maintenance_status_prom(ngx_http_request_t *r, u_char *p,
     for (i = 0; i < mmcf->scopes.nelts; i++) {
         s = &scopes[i];
 
-        for (j = 0; j < 4; j++) {
+        for (j = 0; j < NGX_HTTP_MAINTENANCE_NSOURCES; j++) {
             p = ngx_sprintf(p, "nginx_maintenance_source{scope=\"%V\","
                             "source=\"%s\"} %d\n", &names[i],
-                            ngx_http_maintenance_sources[j],
+                            ngx_http_maintenance_source_str(j),
                             s->source == j ? 1 : 0);
         }
     }

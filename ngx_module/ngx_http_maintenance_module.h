@@ -20,6 +20,7 @@
 #define NGX_HTTP_MAINTENANCE_SRC_REDIS       1
 #define NGX_HTTP_MAINTENANCE_SRC_OVERRIDE    2
 #define NGX_HTTP_MAINTENANCE_SRC_STATE_FILE  3
+#define NGX_HTTP_MAINTENANCE_NSOURCES        4
 
 /* maintenance_redis_failure */
 #define NGX_HTTP_MAINTENANCE_FAIL_LAST       0
@@ -155,6 +156,19 @@ typedef struct {
 
 
 extern ngx_module_t  ngx_http_maintenance_module;
+
+
+/* the name of a source, as status, Prometheus and the logs show it */
+static ngx_inline const char *
+ngx_http_maintenance_source_str(ngx_uint_t source)
+{
+    static const char  *names[NGX_HTTP_MAINTENANCE_NSOURCES] = {
+        "default", "redis", "override", "state_file"
+    };
+
+    return source < NGX_HTTP_MAINTENANCE_NSOURCES ? names[source]
+                                                  : names[0];
+}
 
 
 /* the zone slot of the scope a location is gated by */
