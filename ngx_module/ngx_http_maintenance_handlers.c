@@ -26,11 +26,6 @@ static u_char *ngx_http_maintenance_status_prom(ngx_http_request_t *r,
     ngx_http_maintenance_sh_t *snap, ngx_http_maintenance_scope_sh_t *scopes);
 
 
-static const char  *ngx_http_maintenance_sources[] = {
-    "default", "redis", "override", "state_file"
-};
-
-
 /*
  * maintenance_health: 200 while this node can serve, in maintenance or
  * not, so a fleet-wide maintenance does not make the balancer mark every
@@ -126,14 +121,17 @@ ngx_http_maintenance_health_handler(ngx_http_request_t *r)
 
 
 /*
- * maintenance_status: the zone is copied under the mutex (the strings of
- * a scope are written under it by worker 0), then formatted unlocked.
+ * maintenance_status: what it prints is copied under the mutex (the
+ * strings of a scope are written under it by worker 0), then formatted
+ * unlocked: the zone's fields ahead of the slots, and of each scope of
+ * this configuration its slot up to the state (Prometheus) or up to its
+ * name (JSON, which prints the state) -- not the 64 slots (~60 KB).
  */
 
 ngx_int_t
 ngx_http_maintenance_status_handler(ngx_http_request_t *r)
 {
-    size_t                              size;
+    size_t                              size, len;
     ngx_buf_t                          *b;
     ngx_int_t                           rc;
     ngx_str_t                           format;
@@ -174,7 +172,9 @@ ngx_http_maintenance_status_handler(ngx_http_request_t *r)
     ctx = mmcf->shm_zone->data;
     sh = ctx->sh;
 
-    snap = ngx_palloc(r->pool, sizeof(ngx_http_maintenance_sh_t));
+    /* snap holds the fields ahead of the slots only: never its scopes[] */
+
+    snap = ngx_palloc(r->pool, offsetof(ngx_http_maintenance_sh_t, scopes));
     if (snap == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -185,12 +185,15 @@ ngx_http_maintenance_status_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    len = prom ? offsetof(ngx_http_maintenance_scope_sh_t, state)
+               : offsetof(ngx_http_maintenance_scope_sh_t, name);
+
     ngx_shmtx_lock(&ctx->shpool->mutex);
 
     ngx_memcpy(snap, sh, offsetof(ngx_http_maintenance_sh_t, scopes));
 
     for (i = 0; i < mmcf->scopes.nelts; i++) {
-        scopes[i] = sh->scopes[mmcf->slots[i]];
+        ngx_memcpy(&scopes[i], &sh->scopes[mmcf->slots[i]], len);
     }
 
     ngx_shmtx_unlock(&ctx->shpool->mutex);
@@ -298,8 +301,7 @@ ngx_http_maintenance_status_json(ngx_http_request_t *r, u_char *p,
                         "\"source\":\"%s\",\"seen\":%s,\"lost\":%s,"
                         "\"retry_after\":%uA",
                         s->on ? "on" : "off", s->epoch,
-                        s->source < 4 ? ngx_http_maintenance_sources[s->source]
-                                      : "default",
+                        ngx_http_maintenance_source_str(s->source),
                         s->seen ? "true" : "false",
                         s->lost ? "true" : "false",
                         s->retry_after);
@@ -379,10 +381,10 @@ ngx_http_maintenance_status_prom(ngx_http_request_t *r, u_char *p,
     for (i = 0; i < mmcf->scopes.nelts; i++) {
         s = &scopes[i];
 
-        for (j = 0; j < 4; j++) {
+        for (j = 0; j < NGX_HTTP_MAINTENANCE_NSOURCES; j++) {
             p = ngx_sprintf(p, "nginx_maintenance_source{scope=\"%V\","
                             "source=\"%s\"} %d\n", &names[i],
-                            ngx_http_maintenance_sources[j],
+                            ngx_http_maintenance_source_str(j),
                             s->source == j ? 1 : 0);
         }
     }

@@ -20,6 +20,7 @@
 #define NGX_HTTP_MAINTENANCE_SRC_REDIS       1
 #define NGX_HTTP_MAINTENANCE_SRC_OVERRIDE    2
 #define NGX_HTTP_MAINTENANCE_SRC_STATE_FILE  3
+#define NGX_HTTP_MAINTENANCE_NSOURCES        4
 
 /* maintenance_redis_failure */
 #define NGX_HTTP_MAINTENANCE_FAIL_LAST       0
@@ -125,6 +126,11 @@ struct ngx_http_maintenance_main_conf_s {
     ngx_uint_t                  *slots;
 
     ngx_shm_zone_t              *shm_zone;     /* data: the shctx */
+
+    ngx_uint_t                   bypass_tokens; /* a bypass token is set
+                                                   somewhere: the header
+                                                   and cookie are stripped
+                                                   from every request */
 };
 
 
@@ -152,6 +158,19 @@ typedef struct {
 extern ngx_module_t  ngx_http_maintenance_module;
 
 
+/* the name of a source, as status, Prometheus and the logs show it */
+static ngx_inline const char *
+ngx_http_maintenance_source_str(ngx_uint_t source)
+{
+    static const char  *names[NGX_HTTP_MAINTENANCE_NSOURCES] = {
+        "default", "redis", "override", "state_file"
+    };
+
+    return source < NGX_HTTP_MAINTENANCE_NSOURCES ? names[source]
+                                                  : names[0];
+}
+
+
 /* the zone slot of the scope a location is gated by */
 static ngx_inline ngx_http_maintenance_scope_sh_t *
 ngx_http_maintenance_scope_sh(ngx_http_maintenance_main_conf_t *mmcf,
@@ -163,6 +182,20 @@ ngx_http_maintenance_scope_sh(ngx_http_maintenance_main_conf_t *mmcf,
 
     return &ctx->sh->scopes[mmcf->slots[mlcf->scope]];
 }
+
+
+/*
+ * ngx_http_maintenance_gate.c: the gate (rewrite phase), the CIDR bypass
+ * confirmed after realip (access phase), the variables (preconfiguration).
+ */
+ngx_int_t ngx_http_maintenance_gate_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_maintenance_confirm_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_maintenance_add_variables(ngx_conf_t *cf);
+
+
+/* ngx_http_maintenance_guard.c: the consistency guard (postconfiguration) */
+ngx_int_t ngx_http_maintenance_check_servers(ngx_conf_t *cf,
+    ngx_http_maintenance_main_conf_t *mmcf);
 
 
 /* ngx_http_maintenance_handlers.c: maintenance_health, maintenance_status */
