@@ -27,7 +27,7 @@ sub start_fake {
 }
 
 my $fake = start_fake('fake');
-END { if ($fake) { kill 'TERM', $fake; waitpid($fake, 0); } }
+END { local $?; if ($fake) { kill "TERM", $fake; waitpid($fake, 0); } }
 
 $t->nginx_conf('n', <<'CONF');
 load_module %%MODULE%%;
