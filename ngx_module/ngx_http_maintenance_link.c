@@ -161,7 +161,7 @@ ngx_http_maintenance_link_start(ngx_http_maintenance_link_t *link)
 void
 ngx_http_maintenance_link_up(ngx_http_maintenance_link_t *link)
 {
-    ngx_uint_t                    level;
+    ngx_uint_t                    level, again;
     ngx_http_maintenance_sync_t  *sync;
 
     if (link->up || link->redis.c == NULL) {
@@ -178,13 +178,19 @@ ngx_http_maintenance_link_up(ngx_http_maintenance_link_t *link)
     link->backoff = NGX_HTTP_MAINTENANCE_BACKOFF_MIN;
     sync->sh->backoff[link->kind] = link->backoff;
 
+    /*
+     * "up again" after "down" is an error-level line: at Debian's default
+     * level an operator who saw "down" must see it end
+     */
+
     if (link->logged != NGX_HTTP_MAINTENANCE_LOGGED_UP) {
-        level = link->ever_up ? NGX_LOG_ERR : NGX_LOG_NOTICE;
+        again = (link->logged == NGX_HTTP_MAINTENANCE_LOGGED_DOWN);
+        level = again ? NGX_LOG_ERR : NGX_LOG_NOTICE;
 
         ngx_log_error(level, sync->log, 0,
                       "maintenance: redis %s link to %V up%s",
                       link->name, &sync->mmcf->redis_addr,
-                      link->ever_up ? " again" : "");
+                      again ? " again" : "");
         link->logged = NGX_HTTP_MAINTENANCE_LOGGED_UP;
     }
 

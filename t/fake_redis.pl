@@ -10,6 +10,8 @@
 #   FAKE CLEAR                 answer normally again
 #   FAKE KICK                  close every other connection
 #   FAKE STATS                 "accepts N CMD N ..." since the start
+#                              (accepts: connections of clients, whose
+#                              first command is not FAKE)
 #   FAKE STATE MODE EPOCH      what HGETALL answers
 use strict;
 use warnings;
@@ -23,7 +25,7 @@ my $l = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $port,
 $SIG{PIPE} = 'IGNORE';
 
 my $sel = IO::Select->new($l);
-my (%buf, %frame, %stats);
+my (%buf, %frame, %stats, %fresh);
 my ($mode, $epoch) = ('on', 1);
 $stats{accepts} = 0;
 
@@ -46,6 +48,7 @@ sub close_client {
     my ($c) = @_;
     $sel->remove($c);
     delete $buf{$c};
+    delete $fresh{$c};
     close $c;
 }
 
@@ -95,7 +98,7 @@ while (1) {
             my $n = $l->accept or next;
             $sel->add($n);
             $buf{$n} = '';
-            $stats{accepts}++;
+            $fresh{$n} = 1;
             next;
         }
         my $r = sysread($c, my $data, 65536);
@@ -107,6 +110,7 @@ while (1) {
         while (defined $buf{$c} and my $args = take_command($c)) {
             my $cmd = uc($args->[0] // '');
             my $out;
+            $stats{accepts}++ if delete $fresh{$c} and $cmd ne 'FAKE';
             if ($cmd eq 'FAKE') {
                 $out = control($c, @$args[1 .. $#$args]);
             } else {
