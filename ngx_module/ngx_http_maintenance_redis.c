@@ -391,8 +391,9 @@ ngx_http_maintenance_redis_read_handler(ngx_event_t *rev)
         }
 
         if (n == NGX_ERROR) {
-            ngx_http_maintenance_redis_fail(rc, ngx_socket_errno, "recv()",
-                                            0);
+            ngx_http_maintenance_redis_fail(rc, ngx_socket_errno,
+                                            rc->connected ? "recv()"
+                                                          : "connect()", 0);
             return;
         }
 

@@ -559,14 +559,14 @@ ngx_http_maintenance_state_good(ngx_http_maintenance_sync_t *sync,
     ngx_http_maintenance_sync_scope_t *s, mig_state_t *st)
 {
     if (s->malformed) {
-        ngx_log_error(NGX_LOG_NOTICE, sync->log, 0,
+        ngx_log_error(NGX_LOG_ERR, sync->log, 0,
                       "maintenance: scope \"%V\": the state in %s is valid "
                       "again", &s->name, s->key);
         s->malformed = 0;
     }
 
     if (s->lost) {
-        ngx_log_error(NGX_LOG_NOTICE, sync->log, 0,
+        ngx_log_error(NGX_LOG_ERR, sync->log, 0,
                       "maintenance: scope \"%V\": %s is back (mode %s, "
                       "epoch %uL)", &s->name, s->key, mig_mode_str(st->mode),
                       st->epoch);
@@ -607,7 +607,7 @@ ngx_http_maintenance_state_missing(ngx_http_maintenance_sync_t *sync,
         return;
     }
 
-    ngx_log_error(NGX_LOG_WARN, sync->log, 0,
+    ngx_log_error(NGX_LOG_ERR, sync->log, 0,
                   "maintenance: scope \"%V\": %s is gone from redis (lost "
                   "data?); keeping mode %s, epoch %uL until a state is "
                   "written again", &s->name, s->key,
