@@ -79,8 +79,10 @@ CONF
 sub status { $t->http($t->port("$_[0]_st"), '/status')->{body} // '' }
 sub redis_up { status($_[0]) =~ /"redis":\{[^}]*"up":true/ ? 1 : 0 }
 sub counter { status($_[0]) =~ /"$_[1]":(\d+)/ ? $1 : -1 }
-sub accepted { $t->redis('r', 'INFO', 'stats') =~ /total_connections_received:(\d+)/
-               ? $1 : -1 }
+sub accepted {
+    $t->redis('r', 'INFO', 'stats') =~ /total_connections_received:(\d+)/
+        ? $1 : -1;
+}
 sub fake_accepts { my %s = split ' ', $t->redis('fake', 'FAKE', 'STATS');
                    $s{accepts} }
 
@@ -121,7 +123,8 @@ ok($t->wait_for(sub { redis_up('loading') }, 5), 'loading: synced first');
 is($t->http($t->port('loading_http'), '/')->{status}, 503,
    'loading: the fake says on');
 
-my $loading = unpack('H*', "-LOADING Redis is loading the dataset in memory\r\n");
+my $loading = unpack('H*',
+                     "-LOADING Redis is loading the dataset in memory\r\n");
 $t->redis('fake', 'FAKE', 'FRAME', 'ANY', $loading);
 my $a0 = fake_accepts();
 $r0 = counter('loading', 'reconnects');
