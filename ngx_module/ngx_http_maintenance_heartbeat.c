@@ -45,7 +45,14 @@ ngx_http_maintenance_heartbeat(ngx_http_maintenance_sync_t *sync)
 
     link = &sync->cmd;
 
-    if (!link->ready) {
+    /*
+     * all six commands or none: a MULTI whose EXEC could not be queued
+     * would leave the server queueing the polls that follow
+     */
+
+    if (!link->ready
+        || link->redis.n + 6 > NGX_HTTP_MAINTENANCE_REDIS_QUEUE)
+    {
         return;
     }
 
