@@ -282,7 +282,7 @@ ngx_http_maintenance_state_file_load(ngx_cycle_t *cycle,
                                                  cycle->log)
             != NGX_OK)
         {
-            ngx_log_error(NGX_LOG_ERR, cycle->log, 0,
+            ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
                           "maintenance: state file \"%V\": line \"%*s\" "
                           "skipped", &mmcf->state_file,
                           (size_t) ngx_min(eol - p, 80), p);
