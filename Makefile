@@ -33,7 +33,8 @@ SHARED_SRC := $(wildcard shared/*.c)
 CTL_SRC    := $(wildcard ctl/*.c)
 CTL_LIB    := $(filter-out ctl/main.c,$(CTL_SRC))
 UNIT_SRC   := $(wildcard t/unit/*.c)
-MOD_SRC    := $(wildcard ngx_module/*.c ngx_module/*.h shared/*.c shared/*.h)
+MOD_SRC    := $(wildcard ngx_module/*.c ngx_module/*.h ngx_module/*.map \
+                          shared/*.c shared/*.h)
 
 HDRS       := $(wildcard shared/*.h ctl/*.h)
 

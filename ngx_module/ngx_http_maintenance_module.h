@@ -75,7 +75,14 @@ typedef struct {
     ngx_atomic_t                 polls;
     ngx_atomic_t                 events;
     ngx_atomic_t                 malformed;
-    ngx_atomic_t                 reconnects;
+    ngx_atomic_t                 reconnects;  /* connects after a
+                                                 failure */
+
+    /*
+     * worker 0's reconnect backoff per link (LINK_CMD, LINK_SUB): a
+     * respawned worker 0 goes on waiting instead of starting over
+     */
+    ngx_msec_t                   backoff[2];
 
     ngx_http_maintenance_scope_sh_t  scopes[NGX_HTTP_MAINTENANCE_MAX_SCOPES];
 } ngx_http_maintenance_sh_t;
@@ -211,32 +218,100 @@ ngx_int_t ngx_http_maintenance_add_header(ngx_http_request_t *r,
  * only through the hooks in ngx_http_maintenance_sync_t.
  */
 
+/*
+ * ngx_http_maintenance_redis.c: one Redis connection on nginx's event loop;
+ * replies parsed by hiredis's redisReader, handed to the handler queued
+ * with each command, in order ("push": replies nobody asked for, pub/sub).
+ * "closed" runs once per connect, whatever closed it; it must not connect
+ * again at once (a timer may).
+ */
+
+#define NGX_HTTP_MAINTENANCE_REDIS_QUEUE     256
+
+struct redisReply;
+
+typedef struct ngx_http_maintenance_redis_s  ngx_http_maintenance_redis_t;
+
+typedef void (*ngx_http_maintenance_redis_reply_pt)(
+    ngx_http_maintenance_redis_t *rc, struct redisReply *reply, void *data);
+typedef void (*ngx_http_maintenance_redis_closed_pt)(
+    ngx_http_maintenance_redis_t *rc, const char *why);
+
+typedef struct {
+    ngx_http_maintenance_redis_reply_pt   handler;
+    void                                 *data;
+} ngx_http_maintenance_redis_cb_t;
+
+struct ngx_http_maintenance_redis_s {
+    ngx_connection_t                     *c;        /* NULL: closed */
+    void                                 *reader;   /* redisReader */
+    ngx_log_t                            *log;
+    ngx_msec_t                            timeout;  /* connect, reply */
+    struct sockaddr                      *sockaddr;
+    socklen_t                             socklen;
+
+    u_char                               *out;      /* ngx_alloc() */
+    size_t                                out_len;
+    size_t                                out_size;
+    size_t                                out_sent;
+
+    ngx_http_maintenance_redis_cb_t       queue[
+                                          NGX_HTTP_MAINTENANCE_REDIS_QUEUE];
+    ngx_uint_t                            head;
+    ngx_uint_t                            n;        /* replies due */
+
+    ngx_http_maintenance_redis_reply_pt   push;
+    ngx_http_maintenance_redis_closed_pt  closed;
+    void                                 *data;     /* the owner's */
+
+    ngx_uint_t                            connected;
+    ngx_uint_t                            malformed; /* closed on a bad
+                                                        reply */
+    ngx_uint_t                            too_large;
+    ngx_uint_t                            timedout; /* closed on a timer */
+    ngx_uint_t                            gen;      /* +1 at each close */
+    char                                  why[128];
+};
+
+ngx_int_t ngx_http_maintenance_redis_connect(ngx_http_maintenance_redis_t *rc);
+ngx_int_t ngx_http_maintenance_redis_send(ngx_http_maintenance_redis_t *rc,
+    ngx_http_maintenance_redis_reply_pt handler, void *data, int argc,
+    const char **argv, const size_t *argvlen);
+void ngx_http_maintenance_redis_close(ngx_http_maintenance_redis_t *rc,
+    const char *why);
+void ngx_http_maintenance_redis_free(ngx_http_maintenance_redis_t *rc);
+void ngx_http_maintenance_redis_keepalive(ngx_socket_t fd);
+void ngx_http_maintenance_printable(char *s);
+
+
 #define NGX_HTTP_MAINTENANCE_LINK_CMD        0
 #define NGX_HTTP_MAINTENANCE_LINK_SUB        1
 
 
 typedef struct ngx_http_maintenance_sync_s  ngx_http_maintenance_sync_t;
 
-struct redisAsyncContext;
 
-
-/* one Redis connection of worker 0, in its sync (cycle->pool) */
+/* one Redis link of worker 0, in its sync (cycle->pool) */
 typedef struct {
-    struct redisAsyncContext          *ac;       /* NULL: not connected */
+    ngx_http_maintenance_redis_t       redis;    /* redis.c == NULL: down */
     ngx_http_maintenance_sync_t       *sync;
     const char                        *name;     /* for logs */
     ngx_uint_t                         kind;     /* LINK_CMD, LINK_SUB */
-    ngx_uint_t                         ready;    /* authenticated (cmd),
+    ngx_uint_t                         ready;    /* commands may go (cmd),
                                                     subscribed (sub) */
-    ngx_uint_t                         pending;  /* replies awaited */
+    ngx_uint_t                         up;       /* a good reply came on
+                                                    this connection */
     ngx_uint_t                         logged;   /* what was last logged */
-    ngx_uint_t                         refused;  /* AUTH/SELECT refusal
-                                                    logged (a different
-                                                    story from "down") */
+    ngx_uint_t                         refused;  /* a refusal logged (a
+                                                    different story from
+                                                    "down") */
+    ngx_uint_t                         bad;      /* malformed logged */
     ngx_uint_t                         ever_up;
-    ngx_uint_t                         timed_out;
-    ngx_msec_t                         backoff;
-    ngx_event_t                        timeout;  /* connect and command */
+    ngx_msec_t                         backoff;  /* next wait; kept in
+                                                    sh->backoff[kind] too */
+    ngx_msec_t                         down_since; /* ngx_current_msec */
+    ngx_uint_t                         down_long;  /* "unreachable for"
+                                                      logged */
     ngx_event_t                        reconnect;
 } ngx_http_maintenance_link_t;
 
@@ -308,10 +383,9 @@ struct ngx_http_maintenance_sync_s {
     ngx_uint_t                         state_dirty;
     ngx_uint_t                         state_err;
     ngx_uint_t                         hb_err;
-    ngx_uint_t                         cmd_err;
     ngx_uint_t                         exiting;
 
-    ngx_http_maintenance_sync_pt       link_up;    /* a link is ready */
+    ngx_http_maintenance_sync_pt       link_ready; /* a link is ready */
     ngx_http_maintenance_sync_pt       cmd_closed; /* the cmd link closed */
     ngx_http_maintenance_sync_pt       cmd_down;   /* and failed to come
                                                       back: policy rules */
@@ -325,19 +399,20 @@ void ngx_http_maintenance_sync_exit_worker(ngx_cycle_t *cycle);
 
 
 /* ngx_http_maintenance_link.c: the two Redis links, their backoff */
-typedef void (*ngx_http_maintenance_reply_pt)(struct redisAsyncContext *ac,
-    void *reply, void *privdata);
-
-void ngx_http_maintenance_link_init(ngx_http_maintenance_link_t *link,
+ngx_int_t ngx_http_maintenance_link_init(ngx_http_maintenance_link_t *link,
     ngx_http_maintenance_sync_t *sync, const char *name, ngx_uint_t kind);
-void ngx_http_maintenance_link_connect(ngx_http_maintenance_link_t *link);
-void ngx_http_maintenance_link_drop(ngx_http_maintenance_link_t *link);
+void ngx_http_maintenance_link_start(ngx_http_maintenance_link_t *link);
+void ngx_http_maintenance_link_up(ngx_http_maintenance_link_t *link);
+void ngx_http_maintenance_link_drop(ngx_http_maintenance_link_t *link,
+    const char *why);
+void ngx_http_maintenance_link_malformed(ngx_http_maintenance_link_t *link,
+    const char *what);
+void ngx_http_maintenance_link_refused(ngx_http_maintenance_link_t *link,
+    const char *cmd, struct redisReply *reply);
 void ngx_http_maintenance_link_stop(ngx_http_maintenance_link_t *link);
 ngx_int_t ngx_http_maintenance_link_send(ngx_http_maintenance_link_t *link,
-    ngx_http_maintenance_reply_pt fn, void *privdata, int argc,
+    ngx_http_maintenance_redis_reply_pt handler, void *data, int argc,
     const char **argv, const size_t *argvlen);
-void ngx_http_maintenance_link_reply(ngx_http_maintenance_link_t *link);
-void ngx_http_maintenance_printable(char *s);
 
 
 /* ngx_http_maintenance_heartbeat.c: P:edge:<node> and P:edges */
@@ -353,16 +428,5 @@ ngx_int_t ngx_http_maintenance_state_file_write(
 ngx_int_t ngx_http_maintenance_state_file_load(ngx_cycle_t *cycle,
     ngx_http_maintenance_main_conf_t *mmcf);
 
-
-/*
- * ngx_http_maintenance_redis.c: the hiredis async adapter (worker 0).
- * "closed" runs once, from hiredis's cleanup hook, whenever the context is
- * freed (connect failure, EOF, error, redisAsyncFree()).
- */
-typedef void (*ngx_http_maintenance_redis_closed_pt)(void *data,
-    const struct redisAsyncContext *ac);
-
-ngx_int_t ngx_http_maintenance_redis_attach(struct redisAsyncContext *ac,
-    ngx_log_t *log, ngx_http_maintenance_redis_closed_pt closed, void *data);
 
 #endif /* NGX_HTTP_MAINTENANCE_MODULE_H */

@@ -55,7 +55,7 @@ ngx_http_maintenance_check_override(ngx_http_maintenance_sync_t *sync)
         return;
     }
 
-    ngx_log_error(NGX_LOG_NOTICE, sync->log, 0,
+    ngx_log_error(NGX_LOG_ERR, sync->log, 0,
                   present ? "maintenance: override file \"%V\" present: "
                             "every scope in maintenance"
                           : "maintenance: override file \"%V\" removed",
@@ -161,7 +161,7 @@ ngx_http_maintenance_state_file_write(ngx_http_maintenance_sync_t *sync)
     ngx_free(buf);
 
     if (sync->state_err) {
-        ngx_log_error(NGX_LOG_NOTICE, sync->log, 0,
+        ngx_log_error(NGX_LOG_ERR, sync->log, 0,
                       "maintenance: state file \"%V\" written again",
                       &mmcf->state_file);
         sync->state_err = 0;
@@ -402,7 +402,7 @@ ngx_http_maintenance_state_file_line(ngx_http_maintenance_main_conf_t *mmcf,
     ssh->retry_after = (ngx_atomic_uint_t) retry;
     ssh->source = NGX_HTTP_MAINTENANCE_SRC_STATE_FILE;
 
-    ngx_log_error(NGX_LOG_NOTICE, log, 0,
+    ngx_log_error(NGX_LOG_ERR, log, 0,
                   "maintenance: scope \"%V\" restored from the state file: "
                   "mode %s, epoch %uL", &name[i], mig_mode_str(mode), epoch);
 
