@@ -633,39 +633,21 @@ ngx_http_maintenance_state_file_conf(ngx_conf_t *cf,
         return NGX_ERROR;
     }
 
-    if (ngx_file_info(dir, &fi) == NGX_FILE_ERROR) {
-        ngx_log_error(NGX_LOG_EMERG, cf->log, ngx_errno,
-                      "maintenance: maintenance_state_file \"%V\": "
-                      "directory \"%s\" cannot be used: create it, "
-                      "writable by the workers' user",
-                      &mmcf->state_file, dir);
-        return NGX_ERROR;
-    }
-
-    if (!ngx_is_dir(&fi)) {
-        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                      "maintenance: maintenance_state_file \"%V\": \"%s\" "
-                      "is not a directory", &mmcf->state_file, dir);
-        return NGX_ERROR;
-    }
-
     /*
-     * The workers' user as nginx will set it: "user", or as root without
-     * it nginx's default (the core's configuration is finished after the
-     * http block: a "user" below it is not known yet, the default is
-     * checked).
+     * The workers' user as nginx will set it: as root, "user" or nginx's
+     * default (the core's configuration is finished after the http block:
+     * a "user" below it is not known yet, the default is checked); else,
+     * or with "master_process off", this process's.
      */
 
-    user = NULL;
     uid = geteuid();
     gid = getegid();
+    user = NULL;
 
     ccf = (ngx_core_conf_t *) ngx_get_conf(cf->cycle->conf_ctx,
                                            ngx_core_module);
 
     if (uid == 0 && ccf->master != 0) {
-        /* "master_process off": the one process keeps root */
-
         if (ccf->user != (ngx_uid_t) NGX_CONF_UNSET_UINT) {
             user = ccf->username;
             uid = ccf->user;
@@ -686,17 +668,29 @@ ngx_http_maintenance_state_file_conf(ngx_conf_t *cf,
         }
     }
 
-    if (uid == 0 || user == NULL) {
+    if (user == NULL) {
+        pwd = getpwuid(uid);
+        user = (pwd && pwd->pw_name) ? pwd->pw_name : "(this process's)";
+    }
+
+    if (ngx_file_info(dir, &fi) == NGX_FILE_ERROR) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, ngx_errno,
+                      "maintenance: maintenance_state_file \"%V\": "
+                      "directory \"%s\" cannot be used: create it for the "
+                      "workers' user (install -d -o %s \"%s\")",
+                      &mmcf->state_file, dir, user, dir);
+        return NGX_ERROR;
+    }
+
+    if (!ngx_is_dir(&fi)) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "maintenance: maintenance_state_file \"%V\": \"%s\" "
+                      "is not a directory", &mmcf->state_file, dir);
+        return NGX_ERROR;
+    }
+
+    if (uid == geteuid()) {
         err = (access((char *) dir, W_OK|X_OK) == -1) ? ngx_errno : 0;
-
-        if (uid == 0 && err == 0) {
-            return NGX_OK;
-        }
-
-        if (user == NULL) {
-            pwd = getpwuid(uid);
-            user = pwd ? pwd->pw_name : "(this user)";
-        }
 
     } else {
         err = ngx_http_maintenance_state_file_access(cf, dir, user, uid, gid);
@@ -709,9 +703,8 @@ ngx_http_maintenance_state_file_conf(ngx_conf_t *cf,
     ngx_log_error(NGX_LOG_EMERG, cf->log, err,
                   "maintenance: maintenance_state_file \"%V\": directory "
                   "\"%s\" is not writable by user \"%s\", the workers' "
-                  "user: give it to them (install -d -o %s \"%s\") or "
-                  "choose another directory", &mmcf->state_file, dir, user,
-                  user, dir);
+                  "user: give the file a directory that user can write",
+                  &mmcf->state_file, dir, user);
 
     return NGX_ERROR;
 }

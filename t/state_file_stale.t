@@ -222,7 +222,7 @@ $t->check_logs('k', qr/worker process ($w0|\d+) exited on signal 9/);
 
 my $tconf = <<'CONF';
 load_module %%MODULE%%;
-user nobody nogroup;
+user %%USER%%;
 events { worker_connections 64; }
 http {
     maintenance_state_file %%STATE%%;
@@ -234,8 +234,9 @@ http {
 CONF
 
 sub conf_t {
-    my ($path) = @_;
+    my ($path, $user) = @_;
     (my $c = $tconf) =~ s/%%STATE%%/$path/;
+    $c =~ s/%%USER%%/$user \/\/ 'nobody nogroup'/e;
     $t->nginx_conf('t', $c);
 }
 
@@ -265,6 +266,28 @@ SKIP: {
     chmod 0777, $d;
     ($rc, $out) = $t->nginx_test('t');
     is($rc, 0, 'nginx -t: a world-writable directory passes') or diag($out);
+}
+
+# Debian: the old example's path is not writable by www-data; the README's
+# directory is
+SKIP: {
+    skip 'needs root, user www-data and /var/lib/nginx', 3
+        unless $> == 0 && getpwnam('www-data') && -d '/var/lib/nginx';
+
+    conf_t('/var/lib/nginx/maintenance.state', 'www-data');
+    my ($rc, $out) = $t->nginx_test('t');
+    isnt($rc, 0, 'nginx -t: /var/lib/nginx/maintenance.state as www-data '
+                 . 'fails');
+    like($out, qr{"/var/lib/nginx" is not writable by user "www-data"},
+         'nginx -t: says why') or diag($out);
+
+    my $d = $t->dir . '/t/maintenance';
+    system('install', '-d', '-o', 'www-data', '-g', 'www-data', '-m', '0750',
+           $d);
+    conf_t("$d/maintenance.state", 'www-data');
+    ($rc, $out) = $t->nginx_test('t');
+    is($rc, 0, "nginx -t: README's install -d directory passes")
+        or diag($out);
 }
 
 done_testing;
