@@ -192,8 +192,6 @@ ngx_int_t ngx_http_maintenance_add_header(ngx_http_request_t *r,
 
 
 typedef struct ngx_http_maintenance_sync_s  ngx_http_maintenance_sync_t;
-typedef struct ngx_http_maintenance_state_job_s
-    ngx_http_maintenance_state_job_t;
 
 struct redisAsyncContext;
 
@@ -253,6 +251,11 @@ typedef void (*ngx_http_maintenance_sync_pt)(
     ngx_http_maintenance_sync_t *sync);
 typedef void (*ngx_http_maintenance_event_pt)(
     ngx_http_maintenance_sync_t *sync, const char *scope, uint64_t epoch);
+
+
+/* a state file write (ngx_http_maintenance_state_file.c) */
+typedef struct ngx_http_maintenance_state_job_s
+    ngx_http_maintenance_state_job_t;
 
 
 struct ngx_http_maintenance_sync_s {
