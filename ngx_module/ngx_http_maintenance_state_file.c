@@ -7,6 +7,7 @@
 
 #include <grp.h>
 #include <pwd.h>
+#include <sys/file.h>
 #include <sys/wait.h>
 
 #if (NGX_THREADS)
@@ -54,6 +55,7 @@ static void ngx_http_maintenance_state_file_result(
     ngx_http_maintenance_state_job_t *job);
 static u_char *ngx_http_maintenance_state_file_dir(ngx_pool_t *pool,
     ngx_str_t *path);
+static ngx_fd_t ngx_http_maintenance_state_file_lock(u_char *dir);
 static void ngx_http_maintenance_state_file_sweep(
     ngx_http_maintenance_state_job_t *job, ngx_log_t *log);
 static ngx_err_t ngx_http_maintenance_state_file_access(ngx_conf_t *cf,
@@ -194,7 +196,7 @@ ngx_http_maintenance_state_file_init(ngx_http_maintenance_sync_t *sync,
     u_char                            *text, *last, *file;
     size_t                             len;
     ssize_t                            n;
-    ngx_fd_t                           fd;
+    ngx_fd_t                           fd, lock;
     ngx_err_t                          err;
     ngx_uint_t                         i, known;
     ngx_http_maintenance_main_conf_t  *mmcf;
@@ -268,32 +270,39 @@ ngx_http_maintenance_state_file_init(ngx_http_maintenance_sync_t *sync,
     last = ngx_http_maintenance_state_file_text(sync, text,
                                                 text + job->size);
 
+    file = ngx_alloc(job->size + 1, cycle->log);
+    if (file == NULL) {
+        return NGX_ERROR;
+    }
+
+    /* an old worker 0 renames before this, or not at all */
+
+    lock = ngx_http_maintenance_state_file_lock(job->dir);
+
     fd = ngx_open_file(mmcf->state_file.data, NGX_FILE_RDONLY, NGX_FILE_OPEN,
                        0);
     if (fd == NGX_INVALID_FILE) {
         err = ngx_errno;
+        n = -1;
 
-        if (err == NGX_ENOENT && !known) {
-            /* nothing known, nothing written: a first start */
-            return NGX_OK;
-        }
+    } else {
+        err = 0;
 
-        sync->state_dirty = 1;
-        return NGX_OK;
-    }
+        /* one byte more than the zone's text: a longer file differs */
+        n = ngx_read_fd(fd, file, job->size + 1);
 
-    file = ngx_alloc(job->size + 1, cycle->log);
-    if (file == NULL) {
         (void) ngx_close_file(fd);
-        return NGX_ERROR;
     }
 
-    /* one byte more than the zone's text: a longer file differs */
-    n = ngx_read_fd(fd, file, job->size + 1);
+    if (lock != NGX_INVALID_FILE) {
+        (void) ngx_close_file(lock);
+    }
 
-    (void) ngx_close_file(fd);
+    if (err) {
+        /* a first start writes once a state is known */
+        sync->state_dirty = (err != NGX_ENOENT || known);
 
-    if (n != last - text || ngx_memcmp(file, text, n) != 0) {
+    } else if (n != last - text || ngx_memcmp(file, text, n) != 0) {
         ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
                       "maintenance: state file \"%V\" differs from the "
                       "served state (a write lost to a crash, or scopes "
@@ -377,10 +386,12 @@ ngx_http_maintenance_state_file_text(ngx_http_maintenance_sync_t *sync,
 
 /*
  * The write itself, on a thread of the pool (or in worker 0 without one):
- * touches only the job, the configuration and, under the mutex, the zone's
- * owner_pid.  The owner is checked and the file renamed under the zone's
- * mutex: a worker 0 replaced by a reload or a respawn cannot rename after
- * the new one took the zone and compared the file.
+ * touches only the job, the configuration and the zone's owner_pid.  The
+ * owner is checked and the file renamed under an flock() of the directory,
+ * which a new owner takes to compare the file: a worker 0 replaced by a
+ * reload or a respawn cannot rename after the new one compared.  A kernel
+ * lock, not the zone's mutex: a kill releases it, and no worker waits for
+ * the disk.
  */
 
 static void
@@ -452,33 +463,32 @@ ngx_http_maintenance_state_file_run(void *data, ngx_log_t *log)
 
     fd = NGX_INVALID_FILE;
 
-    ngx_shmtx_lock(&sync->shpool->mutex);
+    /* the owner check and the rename under the directory's lock */
+
+    job->target = job->dir;
+
+    fd = ngx_http_maintenance_state_file_lock(job->dir);
+    if (fd == NGX_INVALID_FILE) {
+        job->err = ngx_errno;
+        job->op = ngx_open_file_n;
+        goto failed;
+    }
 
     if (sync->sh->owner_pid != ngx_pid) {
-        ngx_shmtx_unlock(&sync->shpool->mutex);
         job->not_owner = 1;
         goto failed;
     }
 
     if (ngx_rename_file(job->tmp, path) == NGX_FILE_ERROR) {
         job->err = ngx_errno;
-        ngx_shmtx_unlock(&sync->shpool->mutex);
         job->op = ngx_rename_file_n;
+        job->target = job->tmp;
         goto failed;
     }
 
-    ngx_shmtx_unlock(&sync->shpool->mutex);
+    (void) flock(fd, LOCK_UN);
 
     /* the rename lasts once the directory is on disk too */
-
-    job->target = job->dir;
-
-    fd = ngx_open_file(job->dir, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
-    if (fd == NGX_INVALID_FILE) {
-        job->err = ngx_errno;
-        job->op = ngx_open_file_n;
-        return;
-    }
 
     if (fsync(fd) == -1 && ngx_errno != NGX_EINVAL) {
         /* EINVAL: a file system that cannot sync a directory */
@@ -839,6 +849,30 @@ ngx_http_maintenance_state_file_sweep(ngx_http_maintenance_state_job_t *job,
     }
 
     (void) ngx_close_dir(&dir);
+}
+
+
+/*
+ * The directory, open and flock()ed (released at close, or by the kernel
+ * when the process dies).  A file system without flock() (some NFS) only
+ * loses the lock, not the write.
+ */
+
+static ngx_fd_t
+ngx_http_maintenance_state_file_lock(u_char *dir)
+{
+    ngx_fd_t  fd;
+
+    fd = ngx_open_file(dir, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    if (fd == NGX_INVALID_FILE) {
+        return NGX_INVALID_FILE;
+    }
+
+    while (flock(fd, LOCK_EX) == -1 && ngx_errno == NGX_EINTR) {
+        /* void */
+    }
+
+    return fd;
 }
 
 
