@@ -258,8 +258,6 @@ ngx_http_maintenance_state_file_init(ngx_http_maintenance_sync_t *sync,
 
     sync->state_job = job;
 
-    ngx_http_maintenance_state_file_sweep(job, cycle->log);
-
     known = 0;
 
     for (i = 0; i < sync->nscopes; i++) {
@@ -278,6 +276,8 @@ ngx_http_maintenance_state_file_init(ngx_http_maintenance_sync_t *sync,
     /* an old worker 0 renames before this, or not at all */
 
     lock = ngx_http_maintenance_state_file_lock(job->dir);
+
+    ngx_http_maintenance_state_file_sweep(job, cycle->log);
 
     fd = ngx_open_file(mmcf->state_file.data, NGX_FILE_RDONLY, NGX_FILE_OPEN,
                        0);
@@ -553,7 +553,8 @@ ngx_http_maintenance_state_file_result(ngx_http_maintenance_state_job_t *job)
 
     job->busy = 0;
 
-    if (job->not_owner) {
+    if (job->not_owner || sh->owner_pid != ngx_pid) {
+        /* an old worker 0: neither the file nor its status are its own */
         ngx_log_debug1(NGX_LOG_DEBUG_HTTP, sync->log, 0,
                        "maintenance: not the owner any more, state file "
                        "\"%V\" left alone", &mmcf->state_file);
