@@ -66,9 +66,13 @@ static ngx_int_t ngx_http_maintenance_state_file_line(
 
 
 #if (NGX_THREADS)
-/* the pool "aio threads" uses; declared by us when the configuration has
-   none (thread_pool default threads=N sizes it) */
+
+/*
+ * The pool "aio threads" uses; added at configuration load when there is
+ * none ("thread_pool default threads=N;" sizes it).
+ */
 static ngx_str_t  ngx_http_maintenance_pool_name = ngx_string("default");
+
 #endif
 
 
@@ -460,8 +464,6 @@ ngx_http_maintenance_state_file_run(void *data, ngx_log_t *log)
         job->op = ngx_close_file_n;
         goto failed;
     }
-
-    fd = NGX_INVALID_FILE;
 
     /* the owner check and the rename under the directory's lock */
 
