@@ -1288,6 +1288,10 @@ ngx_http_maintenance_init(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
+    if (ngx_http_maintenance_state_file_conf(cf, mmcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     mmcf->slots = ngx_pcalloc(cf->pool,
                               mmcf->scopes.nelts * sizeof(ngx_uint_t));
     if (mmcf->slots == NULL) {

@@ -11,7 +11,8 @@
     (6 * (MIG_NAME_MAX + MIG_REASON_MAX + MIG_RELEASE_MAX + MIG_ACTOR_MAX)  \
      + 512)
 #define NGX_HTTP_MAINTENANCE_SCOPE_PROM    (6 * (MIG_NAME_MAX + 96))
-#define NGX_HTTP_MAINTENANCE_FIXED         (4096 + 6 * 512)
+#define NGX_HTTP_MAINTENANCE_FIXED                                          \
+    (4096 + 6 * 512 + 6 * NGX_HTTP_MAINTENANCE_STATE_ERR_LEN)
 
 
 static ngx_int_t ngx_http_maintenance_send_buf(ngx_http_request_t *r,
@@ -273,6 +274,16 @@ ngx_http_maintenance_status_json(ngx_http_request_t *r, u_char *p,
                     : mmcf->redis_failure == NGX_HTTP_MAINTENANCE_FAIL_CLOSED
                       ? "closed" : "last");
 
+    p = ngx_sprintf(p, ",\"state_file_last_error\":");
+
+    if (snap->state_file_failing) {
+        snap->state_file_error[NGX_HTTP_MAINTENANCE_STATE_ERR_LEN - 1] = '\0';
+        p = ngx_http_maintenance_json_str(p, snap->state_file_error,
+                                       ngx_strlen(snap->state_file_error));
+    } else {
+        p = ngx_cpymem(p, "null", 4);
+    }
+
     if (snap->last_sync) {
         age = (ngx_msec_int_t) (ngx_current_msec - snap->last_sync);
         if (age < 0) {
@@ -333,10 +344,11 @@ ngx_http_maintenance_status_json(ngx_http_request_t *r, u_char *p,
     p = ngx_sprintf(p, "},\"counters\":{\"requests_gated\":%uA,"
                     "\"requests_bypassed\":%uA,\"requests_passed\":%uA,"
                     "\"polls\":%uA,\"events\":%uA,\"malformed\":%uA,"
-                    "\"reconnects\":%uA}}\n",
+                    "\"reconnects\":%uA,\"state_file_errors\":%uA}}\n",
                     snap->requests_gated, snap->requests_bypassed,
                     snap->requests_passed, snap->polls, snap->events,
-                    snap->malformed, snap->reconnects);
+                    snap->malformed, snap->reconnects,
+                    snap->state_file_errors);
 
     return p;
 }
@@ -442,9 +454,18 @@ ngx_http_maintenance_status_prom(ngx_http_request_t *r, u_char *p,
         "nginx_maintenance_malformed_total %uA\n"
         "# HELP nginx_maintenance_reconnects_total Redis reconnects.\n"
         "# TYPE nginx_maintenance_reconnects_total counter\n"
-        "nginx_maintenance_reconnects_total %uA\n",
+        "nginx_maintenance_reconnects_total %uA\n"
+        "# HELP nginx_maintenance_state_file_errors_total Failed state "
+        "file writes.\n"
+        "# TYPE nginx_maintenance_state_file_errors_total counter\n"
+        "nginx_maintenance_state_file_errors_total %uA\n"
+        "# HELP nginx_maintenance_state_file_failing 1 while the last "
+        "state file write failed.\n"
+        "# TYPE nginx_maintenance_state_file_failing gauge\n"
+        "nginx_maintenance_state_file_failing %d\n",
         snap->requests_gated, snap->requests_bypassed, snap->requests_passed,
-        snap->polls, snap->events, snap->malformed, snap->reconnects);
+        snap->polls, snap->events, snap->malformed, snap->reconnects,
+        snap->state_file_errors, snap->state_file_failing ? 1 : 0);
 
     return p;
 }

@@ -15,6 +15,9 @@
 
 #define NGX_HTTP_MAINTENANCE_MAX_SCOPES   64
 
+/* the last state file error kept in the zone, NUL included */
+#define NGX_HTTP_MAINTENANCE_STATE_ERR_LEN   256
+
 /* where a scope's served state came from */
 #define NGX_HTTP_MAINTENANCE_SRC_DEFAULT     0
 #define NGX_HTTP_MAINTENANCE_SRC_REDIS       1
@@ -67,6 +70,12 @@ typedef struct {
                                                  last full poll, 0 never */
     time_t                       last_sync_time;
     ngx_pid_t                    owner_pid;   /* worker 0's pid */
+
+    /* state file writes (worker 0): failed writes, the last one's error */
+    ngx_atomic_t                 state_file_errors;
+    ngx_uint_t                   state_file_failing;
+    u_char                       state_file_error[
+                                     NGX_HTTP_MAINTENANCE_STATE_ERR_LEN];
 
     /* counters, ngx_atomic_fetch_add() */
     ngx_atomic_t                 requests_gated;
@@ -352,6 +361,11 @@ typedef void (*ngx_http_maintenance_event_pt)(
     ngx_http_maintenance_sync_t *sync, const char *scope, uint64_t epoch);
 
 
+/* a state file write (ngx_http_maintenance_state_file.c) */
+typedef struct ngx_http_maintenance_state_job_s
+    ngx_http_maintenance_state_job_t;
+
+
 struct ngx_http_maintenance_sync_s {
     ngx_http_maintenance_main_conf_t  *mmcf;
     ngx_http_maintenance_sh_t         *sh;
@@ -368,7 +382,7 @@ struct ngx_http_maintenance_sync_s {
     char                               events_key[MIG_KEY_MAX];
     char                               edges_key[MIG_KEY_MAX];
     char                               edge_key[MIG_KEY_MAX];
-    u_char                            *state_tmp; /* temp file name */
+    ngx_http_maintenance_state_job_t  *state_job; /* state file writes */
 
     ngx_uint_t                         round;    /* HGETALLs of the running
                                                     full poll still due */
@@ -419,10 +433,23 @@ ngx_int_t ngx_http_maintenance_link_send(ngx_http_maintenance_link_t *link,
 void ngx_http_maintenance_heartbeat(ngx_http_maintenance_sync_t *sync);
 
 
-/* ngx_http_maintenance_state_file.c: the override and the state file */
+/*
+ * ngx_http_maintenance_state_file.c: the override and the state file.
+ * Only the zone's owner (sh->owner_pid) writes the state file: _write
+ * starts a write when the state is dirty (on a thread where nginx has
+ * them), _init compares the file a new owner inherits, _exit writes what
+ * an exiting owner still owes.
+ */
 void ngx_http_maintenance_check_override(ngx_http_maintenance_sync_t *sync);
 ngx_int_t ngx_http_maintenance_state_file_write(
     ngx_http_maintenance_sync_t *sync);
+ngx_int_t ngx_http_maintenance_state_file_init(
+    ngx_http_maintenance_sync_t *sync, ngx_cycle_t *cycle);
+void ngx_http_maintenance_state_file_exit(ngx_http_maintenance_sync_t *sync);
+
+/* at configuration load: the workers can write the file's directory */
+ngx_int_t ngx_http_maintenance_state_file_conf(ngx_conf_t *cf,
+    ngx_http_maintenance_main_conf_t *mmcf);
 
 /* reads the state file into the zone at start (before any worker) */
 ngx_int_t ngx_http_maintenance_state_file_load(ngx_cycle_t *cycle,

@@ -173,16 +173,10 @@ ngx_http_maintenance_sync_init_worker(ngx_cycle_t *cycle)
 
     ngx_shmtx_unlock(&sync->shpool->mutex);
 
-    if (mmcf->state_file.len) {
-        len = mmcf->state_file.len + sizeof(".tmp.") - 1 + NGX_INT64_LEN + 1;
+    /* after owner_pid: an old worker 0's write can no longer land */
 
-        sync->state_tmp = ngx_pnalloc(cycle->pool, len);
-        if (sync->state_tmp == NULL) {
-            return NGX_ERROR;
-        }
-
-        (void) ngx_snprintf(sync->state_tmp, len, "%V.tmp.%P%Z",
-                            &mmcf->state_file, ngx_pid);
+    if (ngx_http_maintenance_state_file_init(sync, cycle) != NGX_OK) {
+        return NGX_ERROR;
     }
 
     sync->link_ready = ngx_http_maintenance_link_ready;
@@ -236,9 +230,7 @@ ngx_http_maintenance_sync_exit_worker(ngx_cycle_t *cycle)
 
     ngx_http_maintenance_stop(sync);
 
-    if (sync->state_dirty) {
-        (void) ngx_http_maintenance_state_file_write(sync);
-    }
+    ngx_http_maintenance_state_file_exit(sync);
 
     ngx_http_maintenance_sync = NULL;
 }
@@ -270,7 +262,9 @@ ngx_http_maintenance_tick(ngx_event_t *ev)
 
     sync = ev->data;
 
-    if (ngx_exiting || ngx_terminate || ngx_quit || sync->exiting) {
+    if (ngx_exiting || ngx_terminate || ngx_quit || sync->exiting
+        || sync->sh->owner_pid != ngx_pid)
+    {
         /* an old worker 0 after a reload: the new one owns the zone */
         ngx_http_maintenance_stop(sync);
         return;
@@ -703,6 +697,12 @@ ngx_http_maintenance_apply(ngx_http_maintenance_sync_t *sync)
         if (!locked) {
             ngx_shmtx_lock(&sync->shpool->mutex);
             locked = 1;
+
+            if (sync->sh->owner_pid != ngx_pid) {
+                /* replaced by a reload: the zone is the new worker 0's */
+                ngx_shmtx_unlock(&sync->shpool->mutex);
+                return 0;
+            }
         }
 
         ssh = &sync->sh->scopes[s->slot];
@@ -745,6 +745,12 @@ ngx_http_maintenance_apply(ngx_http_maintenance_sync_t *sync)
 
     if (locked) {
         ngx_shmtx_unlock(&sync->shpool->mutex);
+    }
+
+    /* a new state is on disk as soon as it is served */
+
+    if (sync->state_dirty) {
+        (void) ngx_http_maintenance_state_file_write(sync);
     }
 
     return changed;

@@ -239,6 +239,9 @@ http {
     maintenance_override_file %%DIR%%/force;
 }
 CONF
+# the state file's directory must exist, writable by the workers (nobody)
+mkdir $t->nginx_dir('good') . '/state';
+chmod 0777, $t->nginx_dir('good') . '/state';
 ($rc, $out) = $t->nginx_test('good');
 is($rc, 0, 'every http-level directive parses') or diag($out);
 unlike($out, qr/s3cret/, 'the Redis password is not printed');
