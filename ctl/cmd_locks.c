@@ -125,14 +125,7 @@ sessions(migctl_ctx_t *ctx, PGconn *conn, int long_secs, json_t *o,
         "  round(extract(epoch FROM now() - a.query_start)::numeric, 1),"
         "  round(extract(epoch FROM now() - a.xact_start)::numeric, 1),"
         "  round(extract(epoch FROM now() - a.state_change)::numeric, 1),"
-        /*
-         * a session's last query may carry a password (ALTER ROLE ...
-         * PASSWORD '...', a conninfo "password=..."): never show it
-         */
-        "  regexp_replace(regexp_replace(left(a.query, 200),"
-        "    '(password)(\\s+)''(''''|[^''])*(''|$)',"
-        "    '\\1\\2''[redacted]''', 'gi'),"
-        "    '(password\\s*=\\s*)[^\\s'']+', '\\1[redacted]', 'gi'),"
+        "  a.query,"
         "  coalesce(host(a.client_addr), 'local')"
         " FROM pg_stat_activity a"
         " WHERE a.backend_type = 'client backend'"
@@ -212,6 +205,7 @@ sessions(migctl_ctx_t *ctx, PGconn *conn, int long_secs, json_t *o,
 static json_t *
 session(PGresult *res, int r)
 {
+    char     query[MIGCTL_LOCKS_QUERY_MAX + 1];
     json_t  *s;
 
     s = json_object();
@@ -233,10 +227,13 @@ session(PGresult *res, int r)
                         PQgetisnull(res, r, 8)
                         ? json_null() : json_real(atof(PQgetvalue(res, r, 8))));
 
-    /* cut to 200 bytes, passwords redacted by the query */
-    json_object_set_new(s, "query",
-                        json_stringn_nocheck(PQgetvalue(res, r, 9),
-                                             strlen(PQgetvalue(res, r, 9))));
+    /*
+     * a session's last query may carry a password (ALTER ROLE ... PASSWORD
+     * '...', a conninfo "password=..."): redacted, then cut, one line
+     */
+    migctl_redact_query(PQgetvalue(res, r, 9), query, sizeof(query),
+                        MIGCTL_REDACT_ONELINE);
+    json_object_set_new(s, "query", json_string(query));
 
     return s;
 }

@@ -27,6 +27,9 @@
 /* default threshold of `locks` for long-running / idle-in-transaction */
 #define MIGCTL_LOCKS_LONG_SECS      60
 
+/* bytes of a session's query `locks` shows, whitespace collapsed */
+#define MIGCTL_LOCKS_QUERY_MAX      1000
+
 
 /*
  * Connects through libpq: DATABASE_URL when set (a postgres:// URL or a
@@ -148,8 +151,8 @@ void migctl_inspect_print(FILE *f, json_t *result);
  *  "blocked": [{"pid", "user", "application", "client", "state",
  *               "wait_event", "blocked_by": [pid...],
  *               "seconds" (query age), "transaction_seconds",
- *               "state_seconds", "query" (200 bytes, passwords
- *               redacted)}...],
+ *               "state_seconds", "query" (1000 bytes, one line,
+ *               passwords redacted)}...],
  *  "blocking": [...same fields...],
  *  "long_running": [...same fields...],     active, query age >= N
  *  "idle_in_transaction": [...same fields...],   idle for >= N

@@ -226,4 +226,21 @@ int migctl_health_run(migctl_ctx_t *ctx, json_t **out);
 int migctl_classify_text(migctl_ctx_t *ctx, const char *text, size_t len,
     json_t **out);
 
+
+/*
+ * redact.c: the one redaction routine for every query text (and URL or
+ * conninfo) migctl prints or stores.  Copies in to out (size bytes with
+ * the NUL) with secrets replaced by [redacted]: PASSWORD 'x', E'x', U&'x',
+ * $$x$$, $tag$x$tag$, "password": "x", password=x (conninfo, URL
+ * parameters, PGPASSWORD=x), scheme://user:x@host.  Control characters
+ * become "\xNN" and bytes that are not UTF-8 too, so the result is one
+ * printable line of valid UTF-8.  A text longer than size ends in "...",
+ * cut after redaction.  Returns the length.
+ */
+#define MIGCTL_REDACT_ONELINE   0x01    /* whitespace runs as one space */
+#define MIGCTL_REDACT_KEEP_NL   0x02    /* newlines and tabs kept (files) */
+
+size_t migctl_redact_query(const char *in, char *out, size_t size,
+    int flags);
+
 #endif /* MIGCTL_H */
