@@ -17,7 +17,8 @@ static int runner_lock(migctl_ctx_t *ctx, PGconn *conn, json_t *o);
 static json_t *pid_array(const char *text);
 static int pid_in(json_t *pids, long pid);
 static json_t *session(PGresult *res, int r);
-static int failed(migctl_ctx_t *ctx, PGconn *conn, const char *what);
+static int failed(migctl_ctx_t *ctx, PGconn *conn, PGresult *res,
+    const char *what);
 static void print_text(json_t *o, int long_secs);
 static void print_sessions(json_t *a, const char *title);
 static void usage(FILE *f);
@@ -33,6 +34,7 @@ cmd_locks(int argc, char **argv, migctl_ctx_t *ctx)
     const migctl_opt_t  opts[] = {
         { "--long", MIGCTL_OPT_INT, &long_secs, "seconds", 0, 86400 * 30,
           0 },
+        MIGCTL_OPT_DB_TIMEOUTS(ctx),
         { NULL, 0, NULL, NULL, 0, 0, 0 }
     };
 
@@ -118,7 +120,7 @@ sessions(migctl_ctx_t *ctx, PGconn *conn, int long_secs, json_t *o,
     PGresult    *res;
     const char  *state;
 
-    res = PQexec(conn,
+    res = migctl_db_exec(conn,
         "SELECT a.pid, a.usename, a.application_name, a.state,"
         "  coalesce(a.wait_event_type || ':' || a.wait_event, ''),"
         "  pg_blocking_pids(a.pid)::text,"
@@ -133,8 +135,7 @@ sessions(migctl_ctx_t *ctx, PGconn *conn, int long_secs, json_t *o,
         " ORDER BY a.pid");
 
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        PQclear(res);
-        return failed(ctx, conn, "pg_stat_activity");
+        return failed(ctx, conn, res, "pg_stat_activity");
     }
 
     blocked = json_array();
@@ -247,7 +248,7 @@ invalid_indexes(migctl_ctx_t *ctx, PGconn *conn, json_t *o, int *problem)
     PGresult  *res;
 
     /* an index being built CONCURRENTLY is INVALID until it is done */
-    res = PQexec(conn,
+    res = migctl_db_exec(conn,
         "SELECT n.nspname, t.relname, c.relname,"
         "  EXISTS (SELECT 1 FROM pg_stat_progress_create_index p"
         "          WHERE p.index_relid = i.indexrelid"
@@ -260,8 +261,7 @@ invalid_indexes(migctl_ctx_t *ctx, PGconn *conn, json_t *o, int *problem)
         " ORDER BY 1, 2, 3");
 
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        PQclear(res);
-        return failed(ctx, conn, "pg_index");
+        return failed(ctx, conn, res, "pg_index");
     }
 
     a = json_array();
@@ -303,7 +303,7 @@ runner_lock(migctl_ctx_t *ctx, PGconn *conn, json_t *o)
     params[0] = classid;
     params[1] = objid;
 
-    res = PQexecParams(conn,
+    res = migctl_db_exec_params(conn,
         "SELECT l.pid, l.granted, a.usename, a.application_name,"
         "  coalesce(host(a.client_addr), 'local'),"
         "  round(extract(epoch FROM now() - a.backend_start)::numeric, 1),"
@@ -317,8 +317,7 @@ runner_lock(migctl_ctx_t *ctx, PGconn *conn, json_t *o)
         2, NULL, params, NULL, NULL, 0);
 
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        PQclear(res);
-        return failed(ctx, conn, "pg_locks");
+        return failed(ctx, conn, res, "pg_locks");
     }
 
     l = json_object();
@@ -400,14 +399,15 @@ pid_in(json_t *pids, long pid)
 
 
 static int
-failed(migctl_ctx_t *ctx, PGconn *conn, const char *what)
+failed(migctl_ctx_t *ctx, PGconn *conn, PGresult *res, const char *what)
 {
-    char  err[512];
+    int  rc;
 
-    return migctl_error(ctx, PQstatus(conn) == CONNECTION_OK
-                             ? MIGCTL_PROBLEM : MIGCTL_UNREACHABLE,
-                        "reading %s: %s", what,
-                        migctl_db_error(conn, err, sizeof(err)));
+    /* a read that failed found nothing: never exit 1 */
+    rc = migctl_db_failed(ctx, conn, res, what);
+    PQclear(res);
+
+    return rc;
 }
 
 

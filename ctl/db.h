@@ -34,10 +34,15 @@
 /*
  * Connects through libpq: DATABASE_URL when set (a postgres:// URL or a
  * conninfo string), else the standard PG* variables.  application_name
- * is "migctl"; connect_timeout defaults to 5 s unless PGCONNECT_TIMEOUT or
- * the URL says otherwise.  On failure prints one line (never the
- * password) and returns MIGCTL_UNREACHABLE with *conn NULL; on success
- * MIGCTL_OK and the caller PQfinish()es *conn.
+ * is "migctl"; the connection (start-up included) must finish within
+ * connect_timeout (database.connect_timeout, else PGCONNECT_TIMEOUT, else
+ * 5 s); TCP keepalives and tcp_user_timeout are set; then lock_timeout
+ * and statement_timeout (--lock-timeout, --statement-timeout, else
+ * migctl.conf's database section, else 2 s and 30 s).  On failure prints
+ * one line (never the password) and returns MIGCTL_USAGE for a refused
+ * login or missing database (SQLSTATE 28xxx, 3D000, no password) or a
+ * malformed DATABASE_URL, else MIGCTL_UNREACHABLE, with *conn NULL; on
+ * success MIGCTL_OK and the caller PQfinish()es *conn.
  */
 int migctl_db_connect(migctl_ctx_t *ctx, PGconn **conn);
 
@@ -169,9 +174,54 @@ int migctl_locks_run(migctl_ctx_t *ctx, PGconn *conn, int long_secs,
     json_t **out);
 
 
+/*
+ * The query wrapper: PQexec / PQexecParams with the same signatures (a
+ * call site converts by renaming).  The query is sent asynchronously
+ * and waited for with poll() against statement_timeout + 0.5 s: a server
+ * that goes silent gets the query canceled and the connection closed
+ * (PQstatus() then says CONNECTION_BAD: exit 3).  A query that waits
+ * longer than a moment has its blockers looked up from a second
+ * session; a lock timeout (55P03) or statement timeout (57014) then has
+ * migctl_db_error() name them: "blocked by pid N (user U, application A,
+ * STATE, S s, MODE on SCHEMA.TABLE): QUERY: gave up after lock_timeout
+ * ...".  SIGINT/SIGTERM cancel the query in flight before migctl exits.
+ */
+PGresult *migctl_db_exec(PGconn *conn, const char *query);
+PGresult *migctl_db_exec_params(PGconn *conn, const char *command,
+    int nParams, const Oid *paramTypes, const char *const *paramValues,
+    const int *paramLengths, const int *paramFormats, int resultFormat);
+
+/*
+ * The blockers of the last wrapped query (empty when none was seen), a
+ * json array owned by db.c, valid until the next query: [{"pid", "user",
+ * "application", "state", "seconds" (transaction age), "mode", "granted"
+ * (false: itself queued), "relation" ("public.t", "transaction N"),
+ * "database", "query" (redacted, 1000 bytes), "waiting_for": [pid...]}].
+ * inspect can degrade one check to "unverified" with it instead of
+ * failing.
+ */
+json_t *migctl_db_last_blockers(void);
+
+/*
+ * The exit code of a failed query: never MIGCTL_PROBLEM (a read that did
+ * not happen found nothing).  MIGCTL_USAGE for privileges and unknown
+ * objects (28, 3D, 42: the wrong user, database or server version);
+ * MIGCTL_UNREACHABLE otherwise (lost connection, lock or statement
+ * timeout, shutdown, resources).
+ */
+int migctl_db_fail_code(PGconn *conn, const PGresult *res);
+
+/* prints "reading WHAT: <migctl_db_error()>" and returns the code above */
+int migctl_db_failed(migctl_ctx_t *ctx, PGconn *conn, const PGresult *res,
+    const char *what);
+
+
 /* db.c helpers for the command files */
 
-/* a one-line copy of libpq's last error message */
+/*
+ * a one-line copy of the last error on conn: the wrapper's own (silent
+ * server, blockers named) or libpq's, redacted
+ */
 const char *migctl_db_error(PGconn *conn, char *buf, size_t len);
 
 /*
