@@ -30,6 +30,7 @@ typedef struct {
     long        connect_ms;
     PGconn     *conn;               /* the connection msg is about */
     char        msg[1024];          /* the wrapper's own error, or "" */
+    char        sqlstate[6];        /* of its last failed query, or "" */
     json_t     *blockers;           /* of the last query, owned here */
 } migctl_db_t;
 
@@ -58,7 +59,7 @@ static long env_seconds_ms(const char *name);
 
 static migctl_db_t  db = { MIGCTL_DB_LOCK_TIMEOUT_MS,
                            MIGCTL_DB_STATEMENT_TIMEOUT_MS,
-                           MIGCTL_DB_CONNECT_TIMEOUT_MS, NULL, "", NULL };
+                           MIGCTL_DB_CONNECT_TIMEOUT_MS, NULL, "", "", NULL };
 
 /* the cancel of the query in flight: the signal handler sends it */
 static PGcancel *volatile  inflight;
@@ -345,7 +346,8 @@ migctl_db_fail_code(PGconn *conn, const PGresult *res)
         return MIGCTL_UNREACHABLE;
     }
 
-    state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE)
+          : (conn == db.conn && db.sqlstate[0] ? db.sqlstate : NULL);
 
     /*
      * The read did not happen: never "a problem found".  Privileges,
@@ -467,6 +469,7 @@ exec(PGconn *conn, const char *command, int params, int nparams,
 
     db.conn = conn;
     db.msg[0] = '\0';
+    db.sqlstate[0] = '\0';
     json_array_clear(migctl_db_last_blockers());
 
     if (conn == NULL) {
@@ -568,8 +571,13 @@ exec(PGconn *conn, const char *command, int params, int nparams,
         res = PQmakeEmptyPGresult(conn, PGRES_FATAL_ERROR);
     }
 
-    if (PQresultStatus(res) == PGRES_FATAL_ERROR && db.msg[0] == '\0') {
-        explain(conn, res);
+    if (PQresultStatus(res) == PGRES_FATAL_ERROR) {
+        snprintf(db.sqlstate, sizeof(db.sqlstate), "%s",
+                 PQresultErrorField(res, PG_DIAG_SQLSTATE)
+                 ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : "");
+        if (db.msg[0] == '\0') {
+            explain(conn, res);
+        }
     }
 
     return res;

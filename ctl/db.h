@@ -207,7 +207,7 @@ json_t *migctl_db_last_blockers(void);
  * not happen found nothing).  MIGCTL_USAGE for privileges and unknown
  * objects (28, 3D, 42: the wrong user, database or server version);
  * MIGCTL_UNREACHABLE otherwise (lost connection, lock or statement
- * timeout, shutdown, resources).
+ * timeout, shutdown, resources).  res NULL: the last wrapped query's.
  */
 int migctl_db_fail_code(PGconn *conn, const PGresult *res);
 
