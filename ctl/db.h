@@ -150,14 +150,18 @@ void migctl_inspect_print(FILE *f, json_t *result);
 
 /*
  * locks: long_secs is the threshold for long-running queries and
- * idle-in-transaction sessions (MIGCTL_LOCKS_LONG_SECS by default).
+ * idle-in-transaction sessions (MIGCTL_LOCKS_LONG_SECS by default);
+ * sessions of the current database, or of all with all_dbs.
  *
- * {"long_seconds": N,
- *  "blocked": [{"pid", "user", "application", "client", "state",
- *               "wait_event", "blocked_by": [pid...],
+ * {"long_seconds": N, "all_databases": bool,
+ *  "blocked": [{"pid", "database", "user", "application", "client",
+ *               "state", "wait_event", "blocked_by": [pid...],
  *               "seconds" (query age), "transaction_seconds",
- *               "state_seconds", "query" (1000 bytes, one line,
- *               passwords redacted)}...],
+ *               "state_seconds" (integers, or null),
+ *               "lock": {"mode", "relation", "granted"}|null  (the lock
+ *                 it waits for, else its strongest on a table),
+ *               "query" (1000 bytes, one line, passwords
+ *               redacted)}...],
  *  "blocking": [...same fields...],
  *  "long_running": [...same fields...],     active, query age >= N
  *  "idle_in_transaction": [...same fields...],   idle for >= N
@@ -170,6 +174,10 @@ void migctl_inspect_print(FILE *f, json_t *result);
  * MIGCTL_PROBLEM when a session is blocked, an INVALID index exists (not
  * one being built) or a session passed the threshold.
  */
+int migctl_locks_query(migctl_ctx_t *ctx, PGconn *conn, int long_secs,
+    int all_dbs, json_t **out);
+
+/* the same, for the current database */
 int migctl_locks_run(migctl_ctx_t *ctx, PGconn *conn, int long_secs,
     json_t **out);
 
