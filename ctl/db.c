@@ -31,6 +31,7 @@ typedef struct {
     PGconn     *conn;               /* the connection msg is about */
     char        msg[1024];          /* the wrapper's own error, or "" */
     char        sqlstate[6];        /* of its last failed query, or "" */
+    char        resmsg[512];        /* that query's error, or "" */
     json_t     *blockers;           /* of the last query, owned here */
 } migctl_db_t;
 
@@ -59,7 +60,7 @@ static long env_seconds_ms(const char *name);
 
 static migctl_db_t  db = { MIGCTL_DB_LOCK_TIMEOUT_MS,
                            MIGCTL_DB_STATEMENT_TIMEOUT_MS,
-                           MIGCTL_DB_CONNECT_TIMEOUT_MS, NULL, "", "", NULL };
+                           MIGCTL_DB_CONNECT_TIMEOUT_MS, NULL, "", "", "", NULL };
 
 /* the cancel of the query in flight: the signal handler sends it */
 static PGcancel *volatile  inflight;
@@ -215,13 +216,14 @@ migctl_db_connect(migctl_ctx_t *ctx, PGconn **conn)
         code = MIGCTL_UNREACHABLE;
         connect_sqlstate(PQerrorMessage(c), state);
 
+        clean_connect_error(PQerrorMessage(c), err, sizeof(err));
+
+        /* "invalid port number", "invalid sslmode value": before any I/O */
         if (strncmp(state, "28", 2) == 0 || strcmp(state, "3D000") == 0
-            || PQconnectionNeedsPassword(c))
+            || PQconnectionNeedsPassword(c) || strncmp(err, "invalid ", 8) == 0)
         {
             code = MIGCTL_USAGE;
         }
-
-        clean_connect_error(PQerrorMessage(c), err, sizeof(err));
 
         if (code == MIGCTL_USAGE) {
             rc = migctl_error(ctx, code, "cannot connect to PostgreSQL: %s: "
@@ -387,6 +389,13 @@ migctl_db_error(PGconn *conn, char *buf, size_t len)
         return buf;
     }
 
+    if (conn != NULL && conn == db.conn && db.resmsg[0] != '\0'
+        && PQstatus(conn) == CONNECTION_OK)
+    {
+        snprintf(buf, len, "%s", db.resmsg);
+        return buf;
+    }
+
     m = conn ? PQerrorMessage(conn) : NULL;
     if (m == NULL || *m == '\0') {
         m = "unknown error";
@@ -462,7 +471,7 @@ exec(PGconn *conn, const char *command, int params, int nparams,
     const Oid *types, const char *const *values, const int *lengths,
     const int *formats, int result_format)
 {
-    int          nb, sent, busy, want_write, lookups, w;
+    int          sent, busy, want_write, lookups, w;
     PGresult    *res, *r;
     PGcancel    *cancel;
     long long    start, now, deadline, next_lookup;
@@ -470,22 +479,27 @@ exec(PGconn *conn, const char *command, int params, int nparams,
     db.conn = conn;
     db.msg[0] = '\0';
     db.sqlstate[0] = '\0';
+    db.resmsg[0] = '\0';
     json_array_clear(migctl_db_last_blockers());
 
     if (conn == NULL) {
         return NULL;
     }
 
-    nb = PQisnonblocking(conn);
-    (void) PQsetnonblocking(conn, 1);
+    /*
+     * Nonblocking from now on: PQsetnonblocking() clears the connection's
+     * error message, so it is not switched back after the query (PQexec
+     * still blocks on such a connection, as documented).
+     */
+    if (!PQisnonblocking(conn)) {
+        (void) PQsetnonblocking(conn, 1);
+    }
 
     sent = params ? PQsendQueryParams(conn, command, nparams, types, values,
                                       lengths, formats, result_format)
                   : PQsendQuery(conn, command);
     if (!sent) {
-        res = PQmakeEmptyPGresult(conn, PGRES_FATAL_ERROR);
-        (void) PQsetnonblocking(conn, nb);
-        return res;
+        return PQmakeEmptyPGresult(conn, PGRES_FATAL_ERROR);
     }
 
     res = NULL;
@@ -565,7 +579,6 @@ exec(PGconn *conn, const char *command, int params, int nparams,
 
     set_inflight(NULL);
     PQfreeCancel(cancel);
-    (void) PQsetnonblocking(conn, nb);
 
     if (res == NULL) {
         res = PQmakeEmptyPGresult(conn, PGRES_FATAL_ERROR);
@@ -575,6 +588,15 @@ exec(PGconn *conn, const char *command, int params, int nparams,
         snprintf(db.sqlstate, sizeof(db.sqlstate), "%s",
                  PQresultErrorField(res, PG_DIAG_SQLSTATE)
                  ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : "");
+
+        /* the server's own words, without "ERROR:" and the LINE caret */
+        if (PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) != NULL) {
+            migctl_redact_query(PQresultErrorField(res,
+                                                   PG_DIAG_MESSAGE_PRIMARY),
+                                db.resmsg, sizeof(db.resmsg),
+                                MIGCTL_REDACT_ONELINE);
+        }
+
         if (db.msg[0] == '\0') {
             explain(conn, res);
         }

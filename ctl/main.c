@@ -77,8 +77,9 @@ main(int argc, char **argv)
 
         } else if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
             if (++i == argc) {
-                return migctl_error(&ctx, MIGCTL_USAGE,
-                                    "%s needs a file: see migctl --help", a);
+                rc = migctl_error(&ctx, MIGCTL_USAGE,
+                                  "%s needs a file: see migctl --help", a);
+                goto failed;
             }
             ctx.config_path = argv[i];
 
@@ -87,8 +88,9 @@ main(int argc, char **argv)
 
         } else if (strcmp(a, "--scope") == 0) {
             if (++i == argc) {
-                return migctl_error(&ctx, MIGCTL_USAGE,
-                                    "--scope needs a name: see migctl --help");
+                rc = migctl_error(&ctx, MIGCTL_USAGE,
+                                  "--scope needs a name: see migctl --help");
+                goto failed;
             }
             scope = argv[i];
 
@@ -103,17 +105,19 @@ main(int argc, char **argv)
                                             &ctx.statement_timeout_ms)) >= 0)
         {
             if (rc != MIGCTL_OK) {
-                return rc;
+                goto failed;
             }
 
         } else {
-            return migctl_error(&ctx, MIGCTL_USAGE,
-                                "unknown option '%s': see migctl --help", a);
+            rc = migctl_error(&ctx, MIGCTL_USAGE,
+                              "unknown option '%s': see migctl --help", a);
+            goto failed;
         }
     }
 
     if (mig_scope_valid(scope, strlen(scope), err, sizeof(err)) != MIG_OK) {
-        return migctl_error(&ctx, MIGCTL_USAGE, "--scope: %s", err);
+        rc = migctl_error(&ctx, MIGCTL_USAGE, "--scope: %s", err);
+        goto failed;
     }
     strcpy(ctx.scope, scope);
 
@@ -124,9 +128,10 @@ main(int argc, char **argv)
 
     c = find_command(argv[i]);
     if (c == NULL) {
-        return migctl_error(&ctx, MIGCTL_USAGE,
-                            "unknown command '%s': see migctl --help",
-                            argv[i]);
+        rc = migctl_error(&ctx, MIGCTL_USAGE,
+                          "unknown command '%s': see migctl --help",
+                          argv[i]);
+        goto failed;
     }
 
     ctx.cmd = c->name;
@@ -154,6 +159,17 @@ main(int argc, char **argv)
         fflush(stdout);
         return rc;
     }
+
+    goto flush;
+
+failed:
+
+    /* --json before the error: the error object too */
+    if (ctx.json) {
+        json_error(&ctx, rc);
+    }
+
+    return rc;
 
 flush:
 
