@@ -47,6 +47,7 @@ static void free_list(mig_list_t *l);
 static json_t *pair(const char *app, const char *name);
 static void print_text(json_t *o);
 static void print_list(json_t *o, const char *key, const char *title);
+static const char *esc(json_t *e, const char *key, char *buf);
 static void usage(FILE *f);
 
 
@@ -594,6 +595,7 @@ pair(const char *app, const char *name)
 static void
 print_text(json_t *o)
 {
+    char     b[3][4 * 255 + 1];
     size_t   i;
     json_t  *a, *e, *rs;
 
@@ -602,8 +604,8 @@ print_text(json_t *o)
 
     json_array_foreach(a, i, e) {
         printf("  %-20s %-50s %s\n",
-               json_string_value(json_object_get(e, "app")),
-               json_string_value(json_object_get(e, "name")),
+               esc(e, "app", b[0]),
+               esc(e, "name", b[1]),
                json_is_string(json_object_get(e, "applied_at"))
                ? json_string_value(json_object_get(e, "applied_at")) : "");
     }
@@ -615,9 +617,9 @@ print_text(json_t *o)
 
         json_array_foreach(json_object_get(o, "replaced_by_squash"), i, e) {
             printf("replaced by a squash: %s.%s -> %s\n",
-                   json_string_value(json_object_get(e, "app")),
-                   json_string_value(json_object_get(e, "name")),
-                   json_string_value(json_object_get(e, "squashed_into")));
+                   esc(e, "app", b[0]),
+                   esc(e, "name", b[1]),
+                   esc(e, "squashed_into", b[2]));
         }
 
         if (json_array_size(json_object_get(o, "plan_mismatch"))) {
@@ -625,8 +627,8 @@ print_text(json_t *o)
                    "against another database?):\n");
             json_array_foreach(json_object_get(o, "plan_mismatch"), i, e) {
                 printf("  %s.%s: plan says %s, database says %s\n",
-                       json_string_value(json_object_get(e, "app")),
-                       json_string_value(json_object_get(e, "name")),
+                       esc(e, "app", b[0]),
+                       esc(e, "name", b[1]),
                        json_string_value(json_object_get(e, "plan_says")),
                        json_string_value(json_object_get(e,
                                                          "database_says")));
@@ -651,6 +653,7 @@ print_text(json_t *o)
 static void
 print_list(json_t *o, const char *key, const char *title)
 {
+    char     b[2][4 * 255 + 1];
     size_t   i;
     json_t  *a, *e;
 
@@ -659,9 +662,22 @@ print_list(json_t *o, const char *key, const char *title)
            json_array_size(a) ? "" : " none");
 
     json_array_foreach(a, i, e) {
-        printf("  %s.%s\n", json_string_value(json_object_get(e, "app")),
-               json_string_value(json_object_get(e, "name")));
+        printf("  %s.%s\n", esc(e, "app", b[0]),
+               esc(e, "name", b[1]));
     }
+}
+
+
+/* names come from django_migrations and files: escaped for a terminal */
+static const char *
+esc(json_t *e, const char *key, char *buf)
+{
+    const char  *v;
+
+    v = json_string_value(json_object_get(e, key));
+    migctl_escape(v ? v : "", buf, 4 * 255 + 1);
+
+    return buf;
 }
 
 

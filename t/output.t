@@ -154,4 +154,16 @@ fails('bad --lock-timeout before the command: exit 2', 2,
       qr/^migctl: --lock-timeout wants a duration from 1ms/, {},
       '--lock-timeout', '0', 'locks');
 
+# a name with terminal codes in django_migrations reaches the terminal
+# escaped; the JSON keeps it (escaped by JSON itself)
+$t->psql('pg', "INSERT INTO django_migrations (app, name, applied) VALUES"
+               . " ('shop', E'0002_\\x1b[31mred\\x07', now())");
+$r = run({}, 'migrations');
+unlike($r->{out}, qr/[\x00-\x09\x0b-\x1f\x7f]/, 'text: no control character');
+like($r->{out}, qr/0002_\\x1b\[31mred\\x07/, 'text: escaped as \\xNN');
+$r = run({}, '--json', 'migrations');
+is($r->{json}{applied}[1]{name}, "0002_\x1b[31mred\x07",
+   'JSON: the name as stored');
+unlike($r->{out}, qr/\x1b/, 'JSON: no raw escape either');
+
 done_testing();
