@@ -40,6 +40,7 @@ static PGresult *exec(PGconn *conn, const char *command, int params,
     int nparams, const Oid *types, const char *const *values,
     const int *lengths, const int *formats, int result_format);
 static PGresult *gave_up(PGconn *conn, PGcancel *cancel, long long start);
+static PGresult *set_timeouts(PGconn *conn, long lock_ms, long statement_ms);
 static void explain(PGconn *conn, PGresult *res);
 static void lookup_blockers(PGconn *conn, long long deadline);
 static json_t *blocker(PGresult *res, int r);
@@ -113,9 +114,9 @@ migctl_db_connect(migctl_ctx_t *ctx, PGconn **conn)
     int           n, rc, code;
     char          err[1024], msg[1024], host[300], state[6];
     char          connect_s[32], idle[32], interval[32], count[32],
-                  user_timeout[32], lock[32], stmt[32];
+                  user_timeout[32];
     PGconn       *c;
-    const char   *url, *keys[12], *vals[12], *params[2];
+    const char   *url, *keys[12], *vals[12];
     PGresult     *res;
     migctl_conf_t *cf;
     PQconninfoOption  *opts;
@@ -246,15 +247,7 @@ migctl_db_connect(migctl_ctx_t *ctx, PGconn **conn)
      * SET after the start-up, not options=-c: a pooler (pgbouncer) refuses
      * the options start-up parameter, and PGOPTIONS stays the user's
      */
-    snprintf(lock, sizeof(lock), "%ldms", db.lock_ms);
-    snprintf(stmt, sizeof(stmt), "%ldms", db.statement_ms);
-    params[0] = lock;
-    params[1] = stmt;
-
-    res = migctl_db_exec_params(c,
-              "SELECT set_config('lock_timeout', $1, false),"
-              " set_config('statement_timeout', $2, false)",
-              2, NULL, params, NULL, NULL, 0);
+    res = set_timeouts(c, db.lock_ms, db.statement_ms);
 
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         rc = migctl_db_failed(ctx, c, res, "setting lock_timeout and "
@@ -325,6 +318,21 @@ migctl_db_exec_params(PGconn *conn, const char *command, int nParams,
 {
     return exec(conn, command, 1, nParams, paramTypes, paramValues,
                 paramLengths, paramFormats, resultFormat);
+}
+
+
+int
+migctl_db_set_timeouts(PGconn *conn, long lock_ms, long statement_ms)
+{
+    int        rc;
+    PGresult  *res;
+
+    res = set_timeouts(conn, lock_ms < 0 ? db.lock_ms : lock_ms,
+                       statement_ms < 0 ? db.statement_ms : statement_ms);
+    rc = PQresultStatus(res) == PGRES_TUPLES_OK ? 0 : -1;
+    PQclear(res);
+
+    return rc;
 }
 
 
@@ -507,9 +515,11 @@ exec(PGconn *conn, const char *command, int params, int nparams,
     set_inflight(cancel);
 
     start = migctl_now_ms();
-    deadline = start + db.statement_ms + DB_MARGIN_MS;
-    next_lookup = start + (db.lock_ms / 2 < DB_BLOCKER_MS ? db.lock_ms / 2
-                                                          : DB_BLOCKER_MS);
+    deadline = start + (db.statement_ms > 0 ? db.statement_ms
+                                            : MIGCTL_DB_TIMEOUT_MAX_MS)
+               + DB_MARGIN_MS;
+    next_lookup = start + (db.lock_ms > 0 && db.lock_ms / 2 < DB_BLOCKER_MS
+                           ? db.lock_ms / 2 : DB_BLOCKER_MS);
     lookups = 0;
 
     for ( ;; ) {
@@ -600,6 +610,37 @@ exec(PGconn *conn, const char *command, int params, int nparams,
         if (db.msg[0] == '\0') {
             explain(conn, res);
         }
+    }
+
+    return res;
+}
+
+
+/*
+ * SET lock_timeout and statement_timeout (0: none, as PostgreSQL's) and
+ * move the client deadline with them: the wrapper cannot see a SET
+ * statement_timeout of its caller.
+ */
+static PGresult *
+set_timeouts(PGconn *conn, long lock_ms, long statement_ms)
+{
+    char         lock[32], stmt[32];
+    PGresult    *res;
+    const char  *params[2];
+
+    snprintf(lock, sizeof(lock), "%ldms", lock_ms);
+    snprintf(stmt, sizeof(stmt), "%ldms", statement_ms);
+    params[0] = lock;
+    params[1] = stmt;
+
+    res = migctl_db_exec_params(conn,
+              "SELECT set_config('lock_timeout', $1, false),"
+              " set_config('statement_timeout', $2, false)",
+              2, NULL, params, NULL, NULL, 0);
+
+    if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+        db.lock_ms = lock_ms;
+        db.statement_ms = statement_ms;
     }
 
     return res;

@@ -200,6 +200,15 @@ PGresult *migctl_db_exec_params(PGconn *conn, const char *command,
     const int *paramLengths, const int *paramFormats, int resultFormat);
 
 /*
+ * SET lock_timeout and statement_timeout on conn (ms; 0: none, as
+ * PostgreSQL's; -1: unchanged) and move the wrapper's client deadline
+ * with them: a command that must wait longer (`run` waiting for the
+ * runner lock) calls this rather than SET statement_timeout itself.
+ * 0, or -1 (migctl_db_error() says why).
+ */
+int migctl_db_set_timeouts(PGconn *conn, long lock_ms, long statement_ms);
+
+/*
  * The blockers of the last wrapped query (empty when none was seen), a
  * json array owned by db.c, valid until the next query: [{"pid", "user",
  * "application", "state", "seconds" (transaction age), "mode", "granted"
