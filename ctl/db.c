@@ -115,18 +115,21 @@ migctl_db_connect(migctl_ctx_t *ctx, PGconn **conn)
     char          err[1024], msg[1024], host[300], state[6];
     char          connect_s[32], idle[32], interval[32], count[32],
                   user_timeout[32];
+    int           startup;
+    char         *perr, *options;
     PGconn       *c;
-    const char   *url, *keys[12], *vals[12];
     PGresult     *res;
-    migctl_conf_t *cf;
-    PQconninfoOption  *opts;
     long long     deadline;
-    char         *perr;
+    const char   *url, *keys[12], *vals[12], *user_options;
+    migctl_conf_t *cf;
+    PQconninfoOption  *opts, *o;
 
     *conn = NULL;
     cf = &ctx->conf;
     c = NULL;
     res = NULL;
+    options = NULL;
+    opts = NULL;
 
     db.lock_ms = ctx->lock_timeout_ms ? ctx->lock_timeout_ms
                                       : cf->db_lock_timeout_ms;
@@ -146,6 +149,8 @@ migctl_db_connect(migctl_ctx_t *ctx, PGconn **conn)
     }
 
     /* a malformed URL is a configuration error, told without its secret */
+    user_options = getenv("PGOPTIONS");
+
     if (url != NULL && (strchr(url, '=') || strstr(url, "://"))) {
         perr = NULL;
         opts = PQconninfoParse(url, &perr);
@@ -157,8 +162,31 @@ migctl_db_connect(migctl_ctx_t *ctx, PGconn **conn)
                                 "it (postgresql://USER@HOST:PORT/DB, the "
                                 "password in ~/.pgpass or PGPASSWORD)", msg);
         }
-        PQconninfoFree(opts);
+
+        for (o = opts; o->keyword != NULL; o++) {
+            if (strcmp(o->keyword, "options") == 0 && o->val != NULL) {
+                user_options = o->val;
+            }
+        }
     }
+
+    /*
+     * The timeouts travel in the start-up packet (-c, after the user's
+     * own options: ours win): no extra query.  A pooler that refuses the
+     * options parameter (pgbouncer) gets a SET after the start-up.
+     */
+    n = strlen(user_options ? user_options : "") + 96;
+    options = malloc(n);
+    if (options == NULL) {
+        PQconninfoFree(opts);
+        return migctl_error(ctx, MIGCTL_UNREACHABLE,
+                            "cannot connect to PostgreSQL: out of memory");
+    }
+    snprintf(options, n, "%s%s-c lock_timeout=%ld -c statement_timeout=%ld",
+             user_options ? user_options : "",
+             user_options && *user_options ? " " : "", db.lock_ms,
+             db.statement_ms);
+    startup = 1;
 
     snprintf(connect_s, sizeof(connect_s), "%ld",
              (db.connect_ms + 999) / 1000 < 2 ? 2
@@ -187,15 +215,27 @@ migctl_db_connect(migctl_ctx_t *ctx, PGconn **conn)
     if (url != NULL) {
         keys[n] = "dbname";           vals[n++] = url;
     }
+    keys[n] = "options";              vals[n++] = options;
     keys[n] = NULL;
     vals[n] = NULL;
 
     deadline = migctl_now_ms() + db.connect_ms;
     rc = connect_async(keys, vals, 1, deadline, &c);
 
+    if (rc < 0 && c != NULL
+        && strstr(PQerrorMessage(c), "unsupported startup parameter"))
+    {
+        PQfinish(c);
+        startup = 0;
+        keys[n - 1] = NULL;
+        vals[n - 1] = NULL;
+        rc = connect_async(keys, vals, 1, deadline, &c);
+    }
+
     if (c == NULL) {
-        return migctl_error(ctx, MIGCTL_UNREACHABLE,
-                            "cannot connect to PostgreSQL: out of memory");
+        rc = migctl_error(ctx, MIGCTL_UNREACHABLE,
+                          "cannot connect to PostgreSQL: out of memory");
+        goto failed;
     }
 
     if (rc == 0) {                          /* silent: our deadline */
@@ -243,19 +283,19 @@ migctl_db_connect(migctl_ctx_t *ctx, PGconn **conn)
     PQsetErrorVerbosity(c, PQERRORS_DEFAULT);
     install_handlers();
 
-    /*
-     * SET after the start-up, not options=-c: a pooler (pgbouncer) refuses
-     * the options start-up parameter, and PGOPTIONS stays the user's
-     */
-    res = set_timeouts(c, db.lock_ms, db.statement_ms);
+    if (!startup) {
+        res = set_timeouts(c, db.lock_ms, db.statement_ms);
 
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        rc = migctl_db_failed(ctx, c, res, "setting lock_timeout and "
-                              "statement_timeout");
-        goto failed;
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+            rc = migctl_db_failed(ctx, c, res, "setting lock_timeout and "
+                                  "statement_timeout");
+            goto failed;
+        }
     }
 
     PQclear(res);
+    free(options);
+    PQconninfoFree(opts);
     *conn = c;
 
     return MIGCTL_OK;
@@ -264,6 +304,8 @@ failed:
 
     PQclear(res);
     PQfinish(c);
+    free(options);
+    PQconninfoFree(opts);
 
     return rc;
 }
