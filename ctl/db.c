@@ -33,6 +33,8 @@ typedef struct {
     char        sqlstate[6];        /* of its last failed query, or "" */
     char        resmsg[512];        /* that query's error, or "" */
     json_t     *blockers;           /* of the last query, owned here */
+    PGconn     *pid_conn;           /* the server's pid of this one, */
+    int         backend_pid;        /* asked when a pooler is between */
 } migctl_db_t;
 
 
@@ -61,7 +63,8 @@ static long env_seconds_ms(const char *name);
 
 static migctl_db_t  db = { MIGCTL_DB_LOCK_TIMEOUT_MS,
                            MIGCTL_DB_STATEMENT_TIMEOUT_MS,
-                           MIGCTL_DB_CONNECT_TIMEOUT_MS, NULL, "", "", "", NULL };
+                           MIGCTL_DB_CONNECT_TIMEOUT_MS, NULL, "", "", "", NULL, NULL,
+                           0 };
 
 /* the cancel of the query in flight: the signal handler sends it */
 static PGcancel *volatile  inflight;
@@ -142,6 +145,7 @@ migctl_db_connect(migctl_ctx_t *ctx, PGconn **conn)
     }
     db.conn = NULL;
     db.msg[0] = '\0';
+    db.pid_conn = NULL;
 
     url = getenv("DATABASE_URL");
     if (url != NULL && *url == '\0') {
@@ -677,12 +681,17 @@ set_timeouts(PGconn *conn, long lock_ms, long statement_ms)
 
     res = migctl_db_exec_params(conn,
               "SELECT set_config('lock_timeout', $1, false),"
-              " set_config('statement_timeout', $2, false)",
+              " set_config('statement_timeout', $2, false),"
+              " pg_backend_pid()",
               2, NULL, params, NULL, NULL, 0);
 
     if (PQresultStatus(res) == PGRES_TUPLES_OK) {
         db.lock_ms = lock_ms;
         db.statement_ms = statement_ms;
+
+        /* behind a pooler PQbackendPID() is the pooler's, not the server's */
+        db.pid_conn = conn;
+        db.backend_pid = atoi(PQgetvalue(res, 0, 2));
     }
 
     return res;
@@ -871,7 +880,8 @@ lookup_blockers(PGconn *conn, long long deadline)
         goto done;
     }
 
-    snprintf(pid, sizeof(pid), "%d", PQbackendPID(conn));
+    snprintf(pid, sizeof(pid), "%d", conn == db.pid_conn ? db.backend_pid
+                                                         : PQbackendPID(conn));
     v[0] = pid;
 
     res = query_until(c, blockers_sql, 1, v, end);

@@ -380,4 +380,49 @@ for my $sig (qw(TERM INT)) {
 }
 $h->close;
 
+
+# --- through pgbouncer (it refuses the options start-up parameter) -------
+
+SKIP: {
+    my $pgb = (grep { -x } '/usr/sbin/pgbouncer', '/usr/bin/pgbouncer')[0];
+    skip 'pgbouncer not installed', 9 unless $pgb;
+    my $port = $t->port('pgbouncer');
+    my $dir = $t->dir . '/pgb';
+    mkdir $dir;
+    my (undef, undef, $uid, $gid) = getpwnam('postgres');
+    chown $uid, $gid, $dir if $> == 0;
+    $t->write_file("$dir/users.txt", qq{"postgres" ""\n});
+    my $ini = $t->write_file("$dir/pgb.ini", <<"INI");
+[databases]
+app = host=127.0.0.1 port=$env{PGPORT} dbname=app
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $port
+unix_socket_dir =
+auth_type = trust
+auth_file = $dir/users.txt
+pool_mode = session
+logfile = $dir/pgb.log
+pidfile = $dir/pgb.pid
+INI
+    my @as = $> == 0 ? ('runuser', '-u', 'postgres', '--') : ();
+    my $st = $t->run({}, @as, $pgb, '-d', $ini);
+    ok($st->{rc} == 0 && $t->wait_port($port, 10), 'pgbouncer started')
+        or diag($st->{err}, $t->read_file("$dir/pgb.log") // '');
+    my ($bpid) = ($t->read_file("$dir/pgb.pid") // '') =~ /(\d+)/;
+    push @fakes, $bpid if $bpid;            # stopped at the end, by pid
+
+    $r = timed('migrations', env => { PGPORT => $port });
+    is($r->{rc}, 0, 'pgbouncer: migrations connects (timeouts by SET)')
+        or diag($r->{err});
+
+    ($h, $hpid) = hold('holder_pgb', 'LOCK TABLE django_migrations IN'
+                                     . ' ACCESS EXCLUSIVE MODE');
+    $r = timed('migrations', env => { PGPORT => $port });
+    within($r, $LOCK + 1, 'pgbouncer: django_migrations held');
+    blocked($r, 'pgbouncer: django_migrations held', 'AccessExclusiveLock',
+            $hpid => 'public.django_migrations');
+    $h->close;
+}
+
 done_testing();
