@@ -61,10 +61,10 @@ static void set_inflight(PGcancel *c);
 static long env_seconds_ms(const char *name);
 
 
-static migctl_db_t  db = { MIGCTL_DB_LOCK_TIMEOUT_MS,
-                           MIGCTL_DB_STATEMENT_TIMEOUT_MS,
-                           MIGCTL_DB_CONNECT_TIMEOUT_MS, NULL, "", "", "", NULL, NULL,
-                           0 };
+static migctl_db_t  db = {
+    MIGCTL_DB_LOCK_TIMEOUT_MS, MIGCTL_DB_STATEMENT_TIMEOUT_MS,
+    MIGCTL_DB_CONNECT_TIMEOUT_MS, NULL, "", "", "", NULL, NULL, 0
+};
 
 /* the cancel of the query in flight: the signal handler sends it */
 static PGcancel *volatile  inflight;
@@ -114,11 +114,10 @@ static const char  blockers_sql[] =
 int
 migctl_db_connect(migctl_ctx_t *ctx, PGconn **conn)
 {
-    int           n, rc, code;
+    int           n, rc, code, startup;
     char          err[1024], msg[1024], host[300], state[6];
     char          connect_s[32], idle[32], interval[32], count[32],
                   user_timeout[32];
-    int           startup;
     char         *perr, *options;
     PGconn       *c;
     PGresult     *res;
@@ -746,7 +745,7 @@ gave_up(PGconn *conn, PGcancel *cancel, long long start)
 static void
 explain(PGconn *conn, PGresult *res)
 {
-    int          n;
+    int          n, root;
     char         q[DB_MSG_QUERY + 1], err[512];
     size_t       i, k;
     json_t      *b, *p;
@@ -811,14 +810,23 @@ explain(PGconn *conn, PGresult *res)
         n = sizeof(db.msg) - 1;
     }
 
-    if (strcmp(state, "55P03") == 0) {
+    /* the session to end: the holder, not one queued behind it */
+    b = json_array_get(db.blockers, 0);
+    p = json_array_get(json_object_get(b, "waiting_for"), 0);
+    root = (int) json_integer_value(p ? p : json_object_get(b, "pid"));
+
+    if (strcmp(state, "55P03") == 0 && n > 0) {
         snprintf(db.msg + n, sizeof(db.msg) - n,
-                 "%sgave up after lock_timeout %g s (%s): %s",
-                 n ? ": " : "", db.lock_ms / 1000.0, err,
-                 n ? "retry when that session is done, or end it"
-                     " (SELECT pg_terminate_backend(PID))"
-                   : "the blocker was gone before it could be named:"
-                     " retry, or see migctl locks");
+                 ": gave up after lock_timeout %g s (%s): retry when that"
+                 " session is done (migctl locks shows who waits for"
+                 " whom), or end it: SELECT pg_terminate_backend(%d)",
+                 db.lock_ms / 1000.0, err, root);
+
+    } else if (strcmp(state, "55P03") == 0) {
+        snprintf(db.msg, sizeof(db.msg),
+                 "gave up after lock_timeout %g s (%s); the blocker was"
+                 " gone before it could be named: retry, or see migctl"
+                 " locks", db.lock_ms / 1000.0, err);
 
     } else if (strcmp(state, "57014") == 0) {
         snprintf(db.msg + n, sizeof(db.msg) - n,
