@@ -4,12 +4,10 @@
  */
 
 #include <errno.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "db.h"
@@ -18,10 +16,8 @@
 #define DB_MARGIN_MS        500     /* client deadline past statement_timeout */
 #define DB_CANCEL_MS        400     /* bound on delivering a cancel */
 #define DB_BLOCKER_MS       500     /* waiting longer: look up the blocker */
-#define DB_LOOKUP_MS        1500    /* bound on one lookup */
 #define DB_LOOKUP_EVERY_MS  1000
 #define DB_LOOKUPS          5       /* lookups per query at most */
-#define DB_MSG_QUERY        200     /* bytes of a blocker's query in errors */
 
 
 typedef struct {
@@ -43,18 +39,8 @@ static PGresult *exec(PGconn *conn, const char *command, int params,
     const int *lengths, const int *formats, int result_format);
 static PGresult *gave_up(PGconn *conn, PGcancel *cancel, long long start);
 static PGresult *set_timeouts(PGconn *conn, long lock_ms, long statement_ms);
-static void explain(PGconn *conn, PGresult *res);
-static void lookup_blockers(PGconn *conn, long long deadline);
-static json_t *blocker(PGresult *res, int r);
-static int connect_async(const char *const *keys, const char *const *vals,
-    int expand, long long deadline, PGconn **out);
-static int wait_socket(PGconn *c, int write, long long deadline);
-static PGresult *query_until(PGconn *c, const char *q, int n,
-    const char *const *v, long long deadline);
-static void cancel_bounded(PGcancel *cancel);
 static const char *connect_sqlstate(const char *msg, char *state);
 static void clean_connect_error(const char *in, char *out, size_t len);
-static const char *host_of(PGconn *c, char *buf, size_t len);
 static void install_handlers(void);
 static void on_signal(int sig);
 static void set_inflight(PGcancel *c);
@@ -70,46 +56,6 @@ static migctl_db_t  db = {
 static PGcancel *volatile  inflight;
 static int                 handlers;
 static struct sigaction    old_int, old_term;
-
-/* who blocks us: our backend's ungranted lock, the blockers' on it */
-static const char  blockers_sql[] =
-    "WITH w AS (SELECT * FROM pg_locks WHERE pid = $1 AND NOT granted"
-    "           LIMIT 1)"
-    " SELECT a.pid, a.usename, a.application_name, coalesce(a.state, ''),"
-    "  round(extract(epoch FROM now() - coalesce(a.xact_start,"
-    "        a.query_start, a.backend_start)))::bigint,"
-    "  coalesce(l.mode, ''), coalesce(l.granted, true),"
-    "  coalesce((SELECT quote_ident(n.nspname) || '.'"
-    "                   || quote_ident(c.relname)"
-    "            FROM pg_class c JOIN pg_namespace n"
-    "              ON n.oid = c.relnamespace WHERE c.oid = w.relation),"
-    "           CASE w.locktype WHEN 'transactionid'"
-    "             THEN 'transaction ' || w.transactionid"
-    "             WHEN 'relation' THEN 'relation ' || w.relation"
-    "             ELSE w.locktype END, ''),"
-    "  coalesce(a.query, ''), coalesce(a.datname, ''),"
-    "  pg_blocking_pids(a.pid)::text"
-    " FROM unnest(pg_blocking_pids($1)) AS b(pid)"
-    " JOIN pg_stat_activity a ON a.pid = b.pid"
-    " LEFT JOIN w ON true"
-    " LEFT JOIN LATERAL (SELECT l.mode, l.granted FROM pg_locks l"
-    "   WHERE l.pid = b.pid AND l.locktype = w.locktype"
-    "     AND l.database IS NOT DISTINCT FROM w.database"
-    "     AND l.relation IS NOT DISTINCT FROM w.relation"
-    "     AND l.page IS NOT DISTINCT FROM w.page"
-    "     AND l.tuple IS NOT DISTINCT FROM w.tuple"
-    "     AND l.virtualxid IS NOT DISTINCT FROM w.virtualxid"
-    "     AND l.transactionid IS NOT DISTINCT FROM w.transactionid"
-    "     AND l.classid IS NOT DISTINCT FROM w.classid"
-    "     AND l.objid IS NOT DISTINCT FROM w.objid"
-    "     AND l.objsubid IS NOT DISTINCT FROM w.objsubid"
-    "   ORDER BY l.granted DESC, array_position(ARRAY['AccessExclusiveLock',"
-    "     'ExclusiveLock', 'ShareRowExclusiveLock', 'ShareLock',"
-    "     'ShareUpdateExclusiveLock', 'RowExclusiveLock', 'RowShareLock',"
-    "     'AccessShareLock'], l.mode::text)"
-    "   LIMIT 1) l ON true"
-    " ORDER BY a.pid";
-
 
 int
 migctl_db_connect(migctl_ctx_t *ctx, PGconn **conn)
@@ -223,7 +169,7 @@ migctl_db_connect(migctl_ctx_t *ctx, PGconn **conn)
     vals[n] = NULL;
 
     deadline = migctl_now_ms() + db.connect_ms;
-    rc = connect_async(keys, vals, 1, deadline, &c);
+    rc = migctl_pg_connect(keys, vals, 1, deadline, &c);
 
     if (rc < 0 && c != NULL
         && strstr(PQerrorMessage(c), "unsupported startup parameter"))
@@ -232,7 +178,7 @@ migctl_db_connect(migctl_ctx_t *ctx, PGconn **conn)
         startup = 0;
         keys[n - 1] = NULL;
         vals[n - 1] = NULL;
-        rc = connect_async(keys, vals, 1, deadline, &c);
+        rc = migctl_pg_connect(keys, vals, 1, deadline, &c);
     }
 
     if (c == NULL) {
@@ -246,7 +192,7 @@ migctl_db_connect(migctl_ctx_t *ctx, PGconn **conn)
                           "cannot connect to PostgreSQL: no answer from "
                           "%s within %.1f s (connect_timeout): check that "
                           "the server is up and reachable",
-                          host_of(c, host, sizeof(host)),
+                          migctl_pg_host(c, host, sizeof(host)),
                           db.connect_ms / 1000.0);
         goto failed;
     }
@@ -607,12 +553,14 @@ exec(PGconn *conn, const char *command, int params, int nparams,
             && json_array_size(db.blockers) == 0)
         {
             lookups++;
-            lookup_blockers(conn, deadline);
+            migctl_db_blockers(conn, conn == db.pid_conn ? db.backend_pid
+                                                  : PQbackendPID(conn),
+                               deadline, db.blockers);
             next_lookup = migctl_now_ms() + DB_LOOKUP_EVERY_MS;
             continue;
         }
 
-        w = wait_socket(conn, want_write,
+        w = migctl_pg_wait(conn, want_write,
                         lookups < DB_LOOKUPS && next_lookup < deadline
                         && json_array_size(db.blockers) == 0
                         ? next_lookup : deadline);
@@ -653,7 +601,8 @@ exec(PGconn *conn, const char *command, int params, int nparams,
         }
 
         if (db.msg[0] == '\0') {
-            explain(conn, res);
+            migctl_db_explain(res, db.blockers, db.lock_ms, db.statement_ms,
+                              db.msg, sizeof(db.msg));
         }
     }
 
@@ -708,14 +657,14 @@ gave_up(PGconn *conn, PGcancel *cancel, long long start)
     char       host[300];
     PGresult  *r, *res;
 
-    cancel_bounded(cancel);
+    migctl_pg_cancel(cancel, DB_CANCEL_MS);
 
     snprintf(db.msg, sizeof(db.msg),
              "no answer from %s within %.1f s (statement_timeout %.1f s"
              " + %.1f s): the server went silent; the query was canceled"
              " and the connection closed: check the server's load, disk"
              " and network, then retry",
-             host_of(conn, host, sizeof(host)),
+             migctl_pg_host(conn, host, sizeof(host)),
              (migctl_now_ms() - start) / 1000.0, db.statement_ms / 1000.0,
              DB_MARGIN_MS / 1000.0);
 
@@ -738,382 +687,6 @@ gave_up(PGconn *conn, PGcancel *cancel, long long start)
     }
 
     return res;
-}
-
-
-/* a lock or statement timeout: say who blocked us, and for how long */
-static void
-explain(PGconn *conn, PGresult *res)
-{
-    int          n, root;
-    char         q[DB_MSG_QUERY + 1], err[512];
-    size_t       i, k;
-    json_t      *b, *p;
-    const char  *state, *rel, *mode;
-
-    (void) conn;
-
-    state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-    if (state == NULL) {
-        return;
-    }
-
-    if (strcmp(state, "55P03") != 0 && strcmp(state, "57014") != 0
-        && json_array_size(db.blockers) == 0)
-    {
-        return;
-    }
-
-    migctl_redact_query(PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY),
-                        err, sizeof(err), MIGCTL_REDACT_ONELINE);
-
-    n = 0;
-
-    json_array_foreach(db.blockers, i, b) {
-        mode = json_string_value(json_object_get(b, "mode"));
-        rel = json_string_value(json_object_get(b, "relation"));
-        migctl_redact_query(json_string_value(json_object_get(b, "query")),
-                            q, sizeof(q), MIGCTL_REDACT_ONELINE);
-
-        n += snprintf(db.msg + n, sizeof(db.msg) - n,
-                      "%s pid %d (user %s, application %s, %s, %d s, "
-                      "%s on %s%s",
-                      i ? ";" : "blocked by",
-                      (int) json_integer_value(json_object_get(b, "pid")),
-                      json_string_value(json_object_get(b, "user")),
-                      json_string_value(json_object_get(b, "application")),
-                      json_string_value(json_object_get(b, "state")),
-                      (int) json_integer_value(json_object_get(b, "seconds")),
-                      mode && *mode ? mode : "a lock",
-                      rel && *rel ? rel : "?",
-                      json_is_true(json_object_get(b, "granted"))
-                      ? "" : ", waiting");
-
-        json_array_foreach(json_object_get(b, "waiting_for"), k, p) {
-            if ((size_t) n < sizeof(db.msg)) {
-                n += snprintf(db.msg + n, sizeof(db.msg) - n, "%s%d",
-                              k ? "," : " behind pid ",
-                              (int) json_integer_value(p));
-            }
-        }
-
-        if ((size_t) n < sizeof(db.msg)) {
-            n += snprintf(db.msg + n, sizeof(db.msg) - n, "): %s", q);
-        }
-
-        if ((size_t) n >= sizeof(db.msg)) {
-            break;
-        }
-    }
-
-    if ((size_t) n >= sizeof(db.msg)) {
-        n = sizeof(db.msg) - 1;
-    }
-
-    /* the session to end: the holder, not one queued behind it */
-    b = json_array_get(db.blockers, 0);
-    p = json_array_get(json_object_get(b, "waiting_for"), 0);
-    root = (int) json_integer_value(p ? p : json_object_get(b, "pid"));
-
-    if (strcmp(state, "55P03") == 0 && n > 0) {
-        snprintf(db.msg + n, sizeof(db.msg) - n,
-                 ": gave up after lock_timeout %g s (%s): retry when that"
-                 " session is done (migctl locks shows who waits for"
-                 " whom), or end it: SELECT pg_terminate_backend(%d)",
-                 db.lock_ms / 1000.0, err, root);
-
-    } else if (strcmp(state, "55P03") == 0) {
-        snprintf(db.msg, sizeof(db.msg),
-                 "gave up after lock_timeout %g s (%s); the blocker was"
-                 " gone before it could be named: retry, or see migctl"
-                 " locks", db.lock_ms / 1000.0, err);
-
-    } else if (strcmp(state, "57014") == 0) {
-        snprintf(db.msg + n, sizeof(db.msg) - n,
-                 "%s%s (statement_timeout %g s, lock_timeout %g s): retry"
-                 " when the database is less busy, or raise"
-                 " --statement-timeout", n ? ": " : "", err,
-                 db.statement_ms / 1000.0, db.lock_ms / 1000.0);
-
-    } else {
-        snprintf(db.msg + n, sizeof(db.msg) - n, ": %s", err);
-    }
-}
-
-
-/*
- * A second, short-lived session with the same connection parameters asks
- * who blocks our backend; the answer is kept in db.blockers.  Bounded by
- * DB_LOOKUP_MS and the query's deadline; any failure leaves it empty.
- */
-static void
-lookup_blockers(PGconn *conn, long long deadline)
-{
-    int                 i, n, r;
-    char                pid[16];
-    PGconn             *c;
-    PGresult           *res;
-    long long           end;
-    const char         *keys[64], *vals[64], *v[1];
-    PQconninfoOption   *opts, *o;
-
-    c = NULL;
-    res = NULL;
-    end = migctl_now_ms() + DB_LOOKUP_MS;
-    if (end > deadline) {
-        end = deadline;
-    }
-
-    opts = PQconninfo(conn);
-    if (opts == NULL) {
-        return;
-    }
-
-    /* host, port, user, database, password, sslmode...: as the first */
-    n = 0;
-    for (o = opts; o->keyword != NULL && n < 62; o++) {
-        if (o->val != NULL && *o->val != '\0'
-            && strcmp(o->keyword, "application_name") != 0)
-        {
-            keys[n] = o->keyword;
-            vals[n++] = o->val;
-        }
-    }
-    keys[n] = "application_name";
-    vals[n++] = "migctl";
-    keys[n] = NULL;
-    vals[n] = NULL;
-
-    if (connect_async(keys, vals, 0, end, &c) <= 0) {
-        goto done;
-    }
-
-    snprintf(pid, sizeof(pid), "%d", conn == db.pid_conn ? db.backend_pid
-                                                         : PQbackendPID(conn));
-    v[0] = pid;
-
-    res = query_until(c, blockers_sql, 1, v, end);
-    if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        goto done;
-    }
-
-    for (r = 0, i = PQntuples(res); r < i; r++) {
-        json_array_append_new(db.blockers, blocker(res, r));
-    }
-
-done:
-
-    PQclear(res);
-    PQfinish(c);
-    PQconninfoFree(opts);
-}
-
-
-static json_t *
-blocker(PGresult *res, int r)
-{
-    char         q[MIGCTL_LOCKS_QUERY_MAX + 1], name[256];
-    long         v;
-    char        *end;
-    json_t      *b, *w;
-    const char  *s;
-
-    b = json_object();
-
-#define STR(key, col)                                                       \
-    migctl_redact_query(PQgetvalue(res, r, col), name, sizeof(name),        \
-                        MIGCTL_REDACT_ONELINE);                             \
-    json_object_set_new(b, key, json_string(name))
-
-    json_object_set_new(b, "pid", json_integer(atol(PQgetvalue(res, r, 0))));
-    STR("user", 1);
-    STR("application", 2);
-    STR("state", 3);
-    json_object_set_new(b, "seconds",
-                        json_integer(atol(PQgetvalue(res, r, 4))));
-    STR("mode", 5);
-    json_object_set_new(b, "granted",
-                        json_boolean(PQgetvalue(res, r, 6)[0] == 't'));
-    STR("relation", 7);
-    STR("database", 9);
-
-#undef STR
-
-    migctl_redact_query(PQgetvalue(res, r, 8), q, sizeof(q),
-                        MIGCTL_REDACT_ONELINE);
-    json_object_set_new(b, "query", json_string(q));
-
-    /* a queued blocker waits itself: for whom ("{12,34}") */
-    w = json_array();
-    for (s = strchr(PQgetvalue(res, r, 10), '{'); s && *s && *s != '}'; ) {
-        s++;
-        v = strtol(s, &end, 10);
-        if (end == s) {
-            break;
-        }
-        json_array_append_new(w, json_integer(v));
-        s = end;
-    }
-    json_object_set_new(b, "waiting_for", w);
-
-    return b;
-}
-
-
-/*
- * PQconnectStartParams + PQconnectPoll against our own deadline (libpq's
- * connect_timeout counts whole seconds, and only in blocking connects).
- * 1 connected; 0 timed out; -1 refused or failed (*out says why); *out
- * NULL only when out of memory.  Errors come verbose: with the SQLSTATE.
- */
-static int
-connect_async(const char *const *keys, const char *const *vals, int expand,
-    long long deadline, PGconn **out)
-{
-    int                     w;
-    PGconn                 *c;
-    PostgresPollingStatusType  st;
-
-    c = PQconnectStartParams(keys, vals, expand);
-    *out = c;
-
-    if (c == NULL) {
-        return -1;
-    }
-
-    PQsetErrorVerbosity(c, PQERRORS_VERBOSE);
-
-    if (PQstatus(c) == CONNECTION_BAD) {
-        return -1;
-    }
-
-    st = PGRES_POLLING_WRITING;
-
-    for ( ;; ) {
-        if (st == PGRES_POLLING_OK) {
-            return 1;
-        }
-
-        if (st == PGRES_POLLING_FAILED) {
-            return -1;
-        }
-
-        w = wait_socket(c, st == PGRES_POLLING_WRITING, deadline);
-        if (w == 0) {
-            return 0;
-        }
-
-        st = PQconnectPoll(c);
-    }
-}
-
-
-/* 1 ready, 0 the deadline passed, -1 a socket error */
-static int
-wait_socket(PGconn *c, int write, long long deadline)
-{
-    int            rc;
-    long long      left;
-    struct pollfd  pfd;
-
-    for ( ;; ) {
-        left = deadline - migctl_now_ms();
-        if (left <= 0) {
-            return 0;
-        }
-
-        pfd.fd = PQsocket(c);
-        if (pfd.fd < 0) {
-            return -1;
-        }
-        pfd.events = write ? POLLOUT : POLLIN;
-        pfd.revents = 0;
-
-        rc = poll(&pfd, 1, left > 60000 ? 60000 : (int) left);
-
-        if (rc > 0) {
-            return 1;
-        }
-
-        if (rc < 0 && errno != EINTR) {
-            return -1;
-        }
-    }
-}
-
-
-/* one query on a helper session, or NULL past the deadline */
-static PGresult *
-query_until(PGconn *c, const char *q, int n, const char *const *v,
-    long long deadline)
-{
-    PGresult  *res, *r;
-
-    if (!PQsendQueryParams(c, q, n, NULL, v, NULL, NULL, 0)) {
-        return NULL;
-    }
-
-    res = NULL;
-
-    for ( ;; ) {
-        while (!PQisBusy(c)) {
-            r = PQgetResult(c);
-            if (r == NULL) {
-                return res;
-            }
-            PQclear(res);
-            res = r;
-        }
-
-        if (wait_socket(c, 0, deadline) <= 0 || PQconsumeInput(c) == 0) {
-            PQclear(res);
-            return NULL;
-        }
-    }
-}
-
-
-/*
- * PQcancel() waits for the server to close the cancel connection, with
- * no timeout (libpq 15): a silent server would hang it.  It runs in a
- * child that an alarm kills.
- */
-static void
-cancel_bounded(PGcancel *cancel)
-{
-    int        status;
-    char       err[256];
-    pid_t      pid;
-    long long  end;
-
-    if (cancel == NULL) {
-        return;
-    }
-
-    fflush(NULL);
-
-    pid = fork();
-    if (pid < 0) {
-        return;
-    }
-
-    if (pid == 0) {
-        signal(SIGALRM, SIG_DFL);
-        alarm(1);
-        (void) PQcancel(cancel, err, sizeof(err));
-        _exit(0);
-    }
-
-    end = migctl_now_ms() + DB_CANCEL_MS;
-
-    while (waitpid(pid, &status, WNOHANG) == 0) {
-        if (migctl_now_ms() >= end) {
-            kill(pid, SIGKILL);
-            (void) waitpid(pid, &status, 0);
-            break;
-        }
-        (void) poll(NULL, 0, 10);
-    }
 }
 
 
@@ -1186,33 +759,6 @@ clean_connect_error(const char *in, char *out, size_t len)
 
     migctl_redact_query(buf, out, len, MIGCTL_REDACT_ONELINE);
     free(buf);
-}
-
-
-/* "127.0.0.1:5432", or the socket path for a Unix socket */
-static const char *
-host_of(PGconn *c, char *buf, size_t len)
-{
-    const char  *h, *p;
-
-    h = PQhost(c);
-    p = PQport(c);
-
-    if (h == NULL || *h == '\0') {
-        h = "localhost";
-    }
-
-    if (p == NULL || *p == '\0') {
-        p = "5432";
-    }
-
-    if (h[0] == '/') {
-        snprintf(buf, len, "%s/.s.PGSQL.%s", h, p);
-    } else {
-        snprintf(buf, len, "%s:%s", h, p);
-    }
-
-    return buf;
 }
 
 

@@ -247,4 +247,40 @@ const char *migctl_db_error(PGconn *conn, char *buf, size_t len);
  */
 char *migctl_db_text_array(const char *const *v, size_t n);
 
+
+/*
+ * db.c's lower parts.  pgio.c: libpq without blocking, each call against
+ * a deadline in migctl_now_ms() milliseconds.
+ */
+
+/* 1 connected; 0 the deadline passed; -1 failed (*out says why, verbose:
+ * with the SQLSTATE); *out NULL only when out of memory */
+int migctl_pg_connect(const char *const *keys, const char *const *vals,
+    int expand, long long deadline, PGconn **out);
+
+/* 1 the socket is ready, 0 the deadline passed, -1 a socket error */
+int migctl_pg_wait(PGconn *c, int write, long long deadline);
+
+/* one query's last result, or NULL past the deadline */
+PGresult *migctl_pg_query(PGconn *c, const char *q, int n,
+    const char *const *v, long long deadline);
+
+/* PQcancel() in a child killed after bound_ms: a silent server would
+ * hang it (libpq 15 waits for the server to close, without a timeout) */
+void migctl_pg_cancel(PGcancel *cancel, long bound_ms);
+
+/* "host:port", or the socket path, of c for messages */
+const char *migctl_pg_host(PGconn *c, char *buf, size_t len);
+
+/*
+ * dblock.c: who blocks backend_pid (conn's backend on the server), asked
+ * from a second session with conn's parameters, appended to into (the
+ * objects of migctl_db_last_blockers()); and the one-line explanation of
+ * a lock or statement timeout naming them, in msg.
+ */
+void migctl_db_blockers(PGconn *conn, int backend_pid, long long deadline,
+    json_t *into);
+void migctl_db_explain(const PGresult *res, json_t *blockers, long lock_ms,
+    long statement_ms, char *msg, size_t len);
+
 #endif /* MIGCTL_DB_H */
