@@ -36,9 +36,11 @@
  * conninfo string), else the standard PG* variables.  application_name
  * is "migctl"; the connection (start-up included) must finish within
  * connect_timeout (database.connect_timeout, else PGCONNECT_TIMEOUT, else
- * 5 s); TCP keepalives and tcp_user_timeout are set; then lock_timeout
- * and statement_timeout (--lock-timeout, --statement-timeout, else
- * migctl.conf's database section, else 2 s and 30 s).  On failure prints
+ * 5 s); TCP keepalives and tcp_user_timeout are set; lock_timeout and
+ * statement_timeout (--lock-timeout, --statement-timeout, else
+ * migctl.conf's database section, else 2 s and 30 s) go in the start-up
+ * packet after PGOPTIONS (or a SET when a pooler refuses it); SIGINT and
+ * SIGTERM then cancel the query in flight.  On failure prints
  * one line (never the password) and returns MIGCTL_USAGE for a refused
  * login or missing database (SQLSTATE 28xxx, 3D000, no password) or a
  * malformed DATABASE_URL, else MIGCTL_UNREACHABLE, with *conn NULL; on
@@ -51,7 +53,7 @@ int migctl_db_connect(migctl_ctx_t *ctx, PGconn **conn);
  * MIGCTL_OK, or prints "not a Django database ..." and returns
  * MIGCTL_USAGE (exit 2: DATABASE_URL / PG* point at the wrong database;
  * this is a configuration error, not a finding about a Django database),
- * or MIGCTL_UNREACHABLE when the query itself fails on a lost connection.
+ * or migctl_db_fail_code()'s code when the query itself fails.
  */
 int migctl_db_check_django(migctl_ctx_t *ctx, PGconn *conn);
 
