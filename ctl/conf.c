@@ -36,6 +36,10 @@ static int parse_redis(conf_parse_t *p, config_setting_t *g,
 static int parse_health(conf_parse_t *p, config_setting_t *g,
     migctl_conf_t *cf);
 static void set_defaults(migctl_conf_t *cf);
+static int parse_database(conf_parse_t *p, config_setting_t *g,
+    migctl_conf_t *cf);
+static int get_duration(conf_parse_t *p, config_setting_t *g,
+    const char *name, long min, long max, long *dst);
 
 
 static const char *const redis_keys[] = {
@@ -49,6 +53,12 @@ static const char *const health_keys[] = {
 
 static const char *const check_keys[] = {
     "name", "command", "timeout_ms", NULL
+};
+
+static const char *const database_keys[] = {
+    "lock_timeout", "statement_timeout", "connect_timeout",
+    "tcp_user_timeout", "keepalives_idle", "keepalives_interval",
+    "keepalives_count", NULL
 };
 
 
@@ -127,6 +137,17 @@ migctl_conf_load(migctl_ctx_t *ctx, char *err, size_t errlen)
         }
 
         if (parse_redis(&p, s, cf) != 0) {
+            return rc;
+        }
+    }
+
+    s = config_setting_get_member(root, "database");
+    if (s != NULL) {
+        if (!config_setting_is_group(s)) {
+            return conf_fail(&p, s, "database must be a group { ... }");
+        }
+
+        if (parse_database(&p, s, cf) != 0) {
             return rc;
         }
     }
@@ -417,4 +438,85 @@ set_defaults(migctl_conf_t *cf)
     strcpy(cf->prefix, MIG_DEFAULT_PREFIX);
     cf->edge_live_ms = 5000;
     cf->wait_default_s = 30;
+
+    cf->db_lock_timeout_ms = MIGCTL_DB_LOCK_TIMEOUT_MS;
+    cf->db_statement_timeout_ms = MIGCTL_DB_STATEMENT_TIMEOUT_MS;
+    cf->db_connect_timeout_ms = MIGCTL_DB_CONNECT_TIMEOUT_MS;
+    cf->db_tcp_user_timeout_ms = 10000;
+    cf->db_keepalives_idle_ms = 10000;
+    cf->db_keepalives_interval_ms = 5000;
+    cf->db_keepalives_count = 3;
+}
+
+
+/*
+ * database { lock_timeout = "2s"; statement_timeout = "30s"; ... }:
+ * durations as strings ("500ms", "2s", "1m"), every session migctl opens
+ */
+static int
+parse_database(conf_parse_t *p, config_setting_t *g, migctl_conf_t *cf)
+{
+    long  idle, interval;
+
+    idle = cf->db_keepalives_idle_ms;
+    interval = cf->db_keepalives_interval_ms;
+
+    if (check_members(p, g, database_keys) != 0
+        || get_duration(p, g, "lock_timeout", 1, MIGCTL_DB_TIMEOUT_MAX_MS,
+                        &cf->db_lock_timeout_ms)
+        || get_duration(p, g, "statement_timeout", 1,
+                        MIGCTL_DB_TIMEOUT_MAX_MS,
+                        &cf->db_statement_timeout_ms)
+        || get_duration(p, g, "connect_timeout", 100, 3600000,
+                        &cf->db_connect_timeout_ms)
+        || get_duration(p, g, "tcp_user_timeout", 1000, 3600000,
+                        &cf->db_tcp_user_timeout_ms)
+        || get_duration(p, g, "keepalives_idle", 1000, 3600000, &idle)
+        || get_duration(p, g, "keepalives_interval", 1000, 3600000,
+                        &interval)
+        || get_int(p, g, "keepalives_count", 1, 100,
+                   &cf->db_keepalives_count))
+    {
+        return -1;
+    }
+
+    /* libpq takes these in whole seconds */
+    cf->db_keepalives_idle_ms = idle / 1000 * 1000;
+    cf->db_keepalives_interval_ms = interval / 1000 * 1000;
+    cf->db_connect_timeout_set =
+        config_setting_get_member(g, "connect_timeout") != NULL;
+
+    return 0;
+}
+
+
+static int
+get_duration(conf_parse_t *p, config_setting_t *g, const char *name,
+    long min, long max, long *dst)
+{
+    long               ms;
+    const char        *v;
+    config_setting_t  *s;
+
+    s = config_setting_get_member(g, name);
+    if (s == NULL) {
+        return 0;
+    }
+
+    if (config_setting_type(s) != CONFIG_TYPE_STRING) {
+        return conf_fail(p, s, "%s must be a duration in double quotes"
+                         " (\"500ms\", \"2s\", \"1m\")", name);
+    }
+
+    v = config_setting_get_string(s);
+
+    if (migctl_parse_duration_ms(v, max, &ms) != 0 || ms < min) {
+        return conf_fail(p, s, "%s = \"%s\" is not a duration from %ldms"
+                         " to %lds (\"500ms\", \"2s\", \"1m\")", name, v,
+                         min, max / 1000);
+    }
+
+    *dst = ms;
+
+    return 0;
 }

@@ -58,6 +58,16 @@ typedef struct {
      * Owned by conf.c: migctl_conf_free() releases it.
      */
     struct config_t  *lc;
+
+    /* database { ... }: every session migctl opens (db.c), in ms */
+    long        db_lock_timeout_ms;
+    long        db_statement_timeout_ms;
+    long        db_connect_timeout_ms;
+    int         db_connect_timeout_set;      /* else PGCONNECT_TIMEOUT */
+    long        db_tcp_user_timeout_ms;
+    long        db_keepalives_idle_ms;
+    long        db_keepalives_interval_ms;
+    int         db_keepalives_count;
 } migctl_conf_t;
 
 /* what every command gets from main() */
@@ -68,6 +78,8 @@ typedef struct {
     const char     *config_path;             /* -c, or NULL */
     char            error[1024];             /* the last error printed */
     migctl_conf_t   conf;
+    long            lock_timeout_ms;         /* --lock-timeout, or 0 */
+    long            statement_timeout_ms;    /* --statement-timeout, or 0 */
 } migctl_ctx_t;
 
 typedef int (*migctl_cmd_pt)(int argc, char **argv, migctl_ctx_t *ctx);
@@ -117,6 +129,21 @@ typedef struct {
 int migctl_opt_parse(migctl_ctx_t *ctx, const migctl_opt_t *opts, int argc,
     char **argv, int *nargs, void (*usage)(FILE *f));
 
+/*
+ * The database timeouts of every command, as global options and in each
+ * command's table: --lock-timeout D, --statement-timeout D (db.c).
+ */
+#define MIGCTL_DB_LOCK_TIMEOUT_MS        2000
+#define MIGCTL_DB_STATEMENT_TIMEOUT_MS   30000
+#define MIGCTL_DB_CONNECT_TIMEOUT_MS     5000
+#define MIGCTL_DB_TIMEOUT_MAX_MS         (86400L * 1000)
+
+#define MIGCTL_OPT_DB_TIMEOUTS(ctx)                                          \
+    { "--lock-timeout", MIGCTL_OPT_DURATION, &(ctx)->lock_timeout_ms, "D",   \
+      1, MIGCTL_DB_TIMEOUT_MAX_MS, 0 },                                      \
+    { "--statement-timeout", MIGCTL_OPT_DURATION,                            \
+      &(ctx)->statement_timeout_ms, "D", 1, MIGCTL_DB_TIMEOUT_MAX_MS, 0 }
+
 /* "500ms", "2s", "2" (seconds), "1.5m", "1h": 0 and *ms, or -1 */
 int migctl_parse_duration_ms(const char *s, long max_ms, long *ms);
 
@@ -163,6 +190,9 @@ int migctl_json_print(json_t *value);
  * file is escaped so before it reaches a terminal.  Returns the length.
  */
 size_t migctl_escape(const char *in, char *out, size_t size);
+
+/* monotonic milliseconds: the one clock for timeouts */
+long long migctl_now_ms(void);
 
 /* reads a whole file ("-" for stdin) into a malloc'ed NUL-terminated
  * buffer; 0, or -1 with a one-line reason in err */
@@ -225,5 +255,22 @@ int migctl_health_run(migctl_ctx_t *ctx, json_t **out);
  */
 int migctl_classify_text(migctl_ctx_t *ctx, const char *text, size_t len,
     json_t **out);
+
+
+/*
+ * redact.c: the one redaction routine for every query text (and URL or
+ * conninfo) migctl prints or stores.  Copies in to out (size bytes with
+ * the NUL) with secrets replaced by [redacted]: PASSWORD 'x', E'x', U&'x',
+ * $$x$$, $tag$x$tag$, "password": "x", password=x (conninfo, URL
+ * parameters, PGPASSWORD=x), scheme://user:x@host.  Control characters
+ * become "\xNN" and bytes that are not UTF-8 too, so the result is one
+ * printable line of valid UTF-8.  A text longer than size ends in "...",
+ * cut after redaction.  Returns the length.
+ */
+#define MIGCTL_REDACT_ONELINE   0x01    /* whitespace runs as one space */
+#define MIGCTL_REDACT_KEEP_NL   0x02    /* newlines and tabs kept (files) */
+
+size_t migctl_redact_query(const char *in, char *out, size_t size,
+    int flags);
 
 #endif /* MIGCTL_H */

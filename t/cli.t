@@ -156,6 +156,45 @@ one_error(mig('-c', $hc, qw(maintenance off)), 2,
           qr/:1: health.checks\[0\] needs a name and a command/,
           'health check without command');
 
+# the database section: durations in quotes, file and line in errors
+my $dbc = $t->write_file('db.conf', <<'EOF');
+database = {
+    lock_timeout = "2s";
+    statement_timeout = 30;
+};
+EOF
+one_error(mig('-c', $dbc, 'locks'), 2,
+          qr/\Q$dbc\E:3: statement_timeout must be a duration in double quotes/,
+          'database: a number for a duration: file and line');
+$dbc = $t->write_file('db2.conf', <<'EOF');
+database = {
+
+    lock_timeout = "soon";
+};
+EOF
+one_error(mig('-c', $dbc, 'migrations'), 2,
+          qr/\Q$dbc\E:3: lock_timeout = "soon" is not a duration from 1ms/,
+          'database: a bad duration: file and line');
+$dbc = $t->write_file('db3.conf', "database = { lock_timout = \"2s\"; };\n");
+one_error(mig('-c', $dbc, 'locks'), 2,
+          qr/:1: unknown setting "lock_timout" in database/,
+          'database: an unknown setting');
+$dbc = $t->write_file('db4.conf', "database = \"x\";\n");
+one_error(mig('-c', $dbc, 'locks'), 2,
+          qr/:1: database must be a group/, 'database: not a group');
+
+# the global timeouts: both forms, bad values refused before anything
+for my $o (['--lock-timeout', 'x'], ['--lock-timeout=x'],
+           ['--statement-timeout', '-1s'], ['--statement-timeout=0'],
+           ['--lock-timeout']) {
+    one_error(mig(@$o, 'locks'), 2,
+              qr/--(lock|statement)-timeout (wants|needs) a duration/,
+              "global @$o refused");
+}
+$r = mig('--lock-timeout', '1s', '--statement-timeout=5s', '--help');
+is($r->{rc}, 0, 'global timeouts parse (both forms)');
+like($r->{out}, qr/--lock-timeout D/, 'usage documents --lock-timeout');
+
 one_error(mig('-c', $t->dir . '/nope.conf', qw(maintenance on)), 2,
           qr/cannot read configuration .*nope\.conf/, 'missing -c file');
 

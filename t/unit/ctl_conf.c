@@ -96,7 +96,7 @@ test_file(void)
         "prefix = \"p1\";\n"
         "edge_live_ms = 900;\n"
         "wait_timeout = 7;\n"
-        "database = { anything = \"another command's section\"; };\n"
+        "evidence = { anything = \"another command's section\"; };\n"
         "health = { timeout_ms = 1234; checks = (\n"
         "  { name = \"a\"; command = \"true\"; },\n"
         "  { name = \"b\"; command = \"false\"; timeout_ms = 5; } ); };\n");
@@ -129,6 +129,33 @@ test_file(void)
        && ctx.conf.redis_port == 6380, "$MIGCTL_CONFIG is read");
     migctl_conf_free(&ctx);
     unsetenv("MIGCTL_CONFIG");
+
+    /* database { }: durations of every session (db.c) */
+    OK(load(&ctx, write_conf("nodb.conf", "prefix = \"p\";\n"), err,
+            sizeof(err)) == 0
+       && ctx.conf.db_lock_timeout_ms == 2000
+       && ctx.conf.db_statement_timeout_ms == 30000
+       && ctx.conf.db_connect_timeout_ms == 5000
+       && !ctx.conf.db_connect_timeout_set, "database: defaults");
+    migctl_conf_free(&ctx);
+
+    p = write_conf("db.conf",
+        "database = { lock_timeout = \"500ms\"; statement_timeout = \"1m\";\n"
+        "  connect_timeout = \"3s\"; tcp_user_timeout = \"20s\";\n"
+        "  keepalives_idle = \"30s\"; keepalives_interval = \"2s\";\n"
+        "  keepalives_count = 4; };\n");
+    if (!OK(load(&ctx, p, err, sizeof(err)) == 0, "database: load")) {
+        printf("# %s\n", err);
+    }
+    OK(ctx.conf.db_lock_timeout_ms == 500
+       && ctx.conf.db_statement_timeout_ms == 60000
+       && ctx.conf.db_connect_timeout_ms == 3000
+       && ctx.conf.db_connect_timeout_set
+       && ctx.conf.db_tcp_user_timeout_ms == 20000
+       && ctx.conf.db_keepalives_idle_ms == 30000
+       && ctx.conf.db_keepalives_interval_ms == 2000
+       && ctx.conf.db_keepalives_count == 4, "database: every setting");
+    migctl_conf_free(&ctx);
 }
 
 
