@@ -4,6 +4,8 @@
  */
 
 #include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "migctl.h"
@@ -58,15 +60,119 @@ typedef struct {
     size_t       len;
 } line_t;
 
+
+/* evidence of a code within one exception, server line or loose line */
 typedef struct {
-    const char        *code;    /* 5 chars, not NUL-terminated, or NULL */
-    const sqlstate_t  *st;
+    const char        *code;    /* explicit or psycopg's class: 5 chars */
+    const char        *source;  /* "sqlstate" or "exception" */
+    const message_t   *msg;     /* the first server message seen */
+    const text_t      *txt;     /* the first known text seen */
+    line_t             detail;  /* a DETAIL line */
+} evid_t;
+
+#define F_CLIENT        1       /* a traceback chain, or exception lines */
+#define F_SERVER        2       /* a server log ERROR, FATAL or PANIC */
+#define F_LOOSE         3       /* a code or a message on a line alone */
+
+/*
+ * One failure in the text and its verdict.  Every line_t points into the
+ * caller's text: nothing here is allocated but the array of failures.
+ */
+typedef struct {
+    int                kind;
+    size_t             first;   /* line numbers, from 0 */
+    size_t             last;
+    int                cls;
+    const char        *code;
+    const char        *reason;
     const char        *source;
-    int                line;
-    line_t             where;
-} found_t;
+    line_t             exc_name;    /* the last exception of a chain */
+    line_t             exc_msg;
+    line_t             ev;
+    line_t             detail;
+    line_t             frame;       /* innermost frame in a migration */
+    line_t             migration;   /* "app.name" of its Applying line */
+    line_t             msg;         /* server: the message */
+    line_t             pid;         /* server: digits, or empty */
+    line_t             statement;
+    int                ddl;         /* server: its statement is DDL */
+} fail_t;
+
+/* where a traceback reader is */
+#define TB_NONE         0
+#define TB_FRAMES       1       /* after "Traceback (most recent ...):" */
+#define TB_MSG          2       /* after an exception line */
+#define TB_GAP          3       /* blank lines after an exception */
+#define TB_LINK         4       /* after "The above exception ..." */
+
+#define AP_NONE         0       /* "Applying x..." and nothing yet */
+#define AP_OK           1
+#define AP_FAILED       2
+
+#define MSG_LINES_MAX   16      /* continuation lines of one exception */
+#define HISTORY_MAX     20
+#define SAME_PID_BACK   64      /* failures searched for a DETAIL's owner */
+
+typedef struct {
+    fail_t            *fails;
+    size_t             nfails;
+    size_t             nalloc;
+    int                nomem;
+
+    /* the chain being read */
+    int                tb;
+    int                tb_first;    /* the first line after the header */
+    size_t             tb_prefix;   /* bytes of log prefix on its lines */
+    size_t             msg_lines;
+    size_t             gap_lines;
+    int                in_chain;
+    fail_t             chain;
+    evid_t             exc;         /* of the chain's current exception */
+    evid_t             cause;       /* of its earlier ones, with a code */
+    line_t             cause_line;
+
+    /* the last "Applying app.name..." */
+    line_t             applying;
+    size_t             applying_at;
+    int                applying_state;
+
+    line_t             kill;        /* the last sign of a killed job */
+    size_t             kill_at;
+
+    fail_t             loose;       /* the last loose evidence */
+    int                have_loose;
+
+    line_t             ddl_pid;     /* the last backend seen running DDL */
+    int                ddl_seen;
+    int                pids_seen;
+} scan_t;
 
 
+static int scan(scan_t *s, const char *text, size_t len);
+static int scan_traceback(scan_t *s, line_t raw, size_t n);
+static void scan_plain(scan_t *s, line_t l, size_t n);
+static void scan_server(scan_t *s, line_t l, size_t n);
+static void chain_start(scan_t *s, size_t n, int traceback);
+static void chain_exception(scan_t *s, line_t l, line_t name, line_t msg);
+static void chain_end(scan_t *s);
+static int push_fail(scan_t *s, fail_t *f);
+static void evid_name(evid_t *e, line_t name);
+static void evid_line(evid_t *e, line_t l);
+static void verdict_code(fail_t *f, const char *code, const message_t *msg);
+static int verdict_evid(fail_t *f, evid_t *e);
+static int pyexc_verdict(fail_t *f);
+static const fail_t *decide(scan_t *s, const fail_t **hist, size_t *nhist,
+    size_t *others, int *correlated);
+static void correlate(scan_t *s, fail_t *f);
+static int applying_line(line_t l, line_t *mig, line_t *rest);
+static int kill_line(line_t l);
+static int severity(line_t l, line_t *sev, line_t *prefix, line_t *msg);
+static line_t prefix_pid(line_t prefix);
+static int ddl_statement(line_t l);
+static int line_eq(line_t a, line_t b);
+static line_t line_trim(line_t l);
+static json_t *fail_json(const fail_t *f, int full);
+static json_t *migration_json(const fail_t *f, json_t **file, json_t **line);
 static const sqlstate_t *sqlstate_by_code(const char *code);
 static const sqlstate_t *sqlstate_by_name(const char *name, size_t len);
 static int class_of_code(const char *code, const char **reason);
@@ -78,6 +184,7 @@ static int exception_line(line_t l, int after_traceback, line_t *name,
 static int code_char(int c);
 static json_t *json_line(line_t l);
 static json_t *json_code(const char *code);
+
 
 
 static const char *class_names[] = {
@@ -253,7 +360,8 @@ static const message_t messages[] = {
     { "could not connect to server", NULL, "08001", 0, NULL },
     { "connection to server at", "failed", "08001", 0, NULL },
     { "connection to server on socket", "failed", "08001", 0, NULL },
-    { "No space left on device", NULL, "53100", 0, NULL },
+    /* the server's words; Python's OSError errno 28 is the app host's */
+    { "could not ", "No space left on device", "53100", 0, NULL },
     { "could not extend file", NULL, "53100", 0, NULL },
     { "out of memory", NULL, "53200", 0, NULL },
     { "syntax error at or near", NULL, "42601", 0, NULL },
@@ -305,6 +413,16 @@ static const pyexc_t pyexcs[] = {
     { "AppRegistryNotReady", CLS_CODE_FIX, R_PY },
     { "FieldDoesNotExist", CLS_CODE_FIX, R_PY },
     { "FieldError", CLS_CODE_FIX, R_PY },
+    { "RuntimeError", CLS_CODE_FIX, R_PY },
+    { "DoesNotExist", CLS_CODE_FIX,
+      "the migration's code looked up a row that is not there "
+      "(Model.DoesNotExist): make the code handle it" },
+    { "ObjectDoesNotExist", CLS_CODE_FIX,
+      "the migration's code looked up a row that is not there: make the "
+      "code handle it" },
+    { "MultipleObjectsReturned", CLS_CODE_FIX,
+      "the migration's code expected one row and found several "
+      "(get()): make the code handle it" },
     { "NodeNotFoundError", CLS_CODE_FIX, R_GRAPH },
     { "CircularDependencyError", CLS_CODE_FIX, R_GRAPH },
     { "BadMigrationError", CLS_CODE_FIX, R_GRAPH },
@@ -326,9 +444,6 @@ static const pyexc_t pyexcs[] = {
 };
 
 
-#define R_KILLED "the migration process was killed (OOM killer, a deploy " \
-    "timeout or an operator): an interrupted job; check what it left"
-
 static const text_t texts[] = {
     { "Conflicting migrations detected", 0, CLS_CODE_FIX,
       "two migrations are leaves of one app: merge them "
@@ -340,266 +455,1264 @@ static const text_t texts[] = {
     { "is applied before its dependency", 0, CLS_HIGH_RISK,
       "django_migrations records a migration before its dependency: the "
       "history was edited or faked; the schema needs checking" },
-    { "Killed", 1, CLS_TRANSIENT, R_KILLED },
-    { "Terminated", 1, CLS_TRANSIENT, R_KILLED },
-    { "SIGKILL", 0, CLS_TRANSIENT, R_KILLED },
-    { "SIGTERM", 0, CLS_TRANSIENT, R_KILLED },
     { NULL, 0, 0, NULL }
 };
 
 
+#define R_RUNPY "a Python error raised by the migration's own code " \
+    "(RunPython): fix the code"
+#define R_HOSTDISK "the app host's disk is full (OSError errno 28, e.g. " \
+    "collectstatic or a temporary file): not the database; free space on " \
+    "the app host, then retry"
+#define R_INTERRUPTED "the run was interrupted while applying %.*s (%s): " \
+    "the playbook's interrupted release job; transient if the database " \
+    "is unchanged (check with migctl diagnose: a non-atomic migration may " \
+    "have left part of its changes, and a job killed for memory is " \
+    "killed again)"
+#define R_KILLED "the process was killed (%s), but nothing says during " \
+    "which migration or why: a kill alone is no proof of a transient " \
+    "cause; check the state (migctl diagnose) and the host's log (OOM " \
+    "killer, a deploy timeout) before a retry"
+
+
+/*
+ * The last failure of the run decides: the last traceback chain (its last
+ * exception, its psycopg error class), else an interrupted run, else the
+ * server log lines of the migrating backend.  Earlier failures are
+ * history.
+ */
 int
 migctl_classify_text(migctl_ctx_t *ctx, const char *text, size_t len,
     json_t **out)
 {
-    int               cls, in_tb, best_msg_line, n;
-    size_t            pos, k;
-    line_t            l, name, msg, exc_name, exc_msg, detail, ev, frame;
-    const char       *code, *reason, *source, *p, *hit;
-    const message_t  *m, *best_msg;
-    const pyexc_t    *e;
-    const text_t     *t;
+    int              correlated, rc;
+    char             how[128], reason[1024];
+    size_t           i, nhist, others;
+    json_t          *o, *h, *file, *line;
+    scan_t           s;
+    const fail_t    *d, *hist[HISTORY_MAX];
+    fail_t           intr;
     const sqlstate_t *st;
-    found_t           expl, cls_name, by_msg, *best, *f[3];
-    json_t           *o;
 
-    memset(&expl, 0, sizeof(expl));
-    memset(&cls_name, 0, sizeof(cls_name));
-    memset(&by_msg, 0, sizeof(by_msg));
-    memset(&exc_name, 0, sizeof(exc_name));
-    memset(&exc_msg, 0, sizeof(exc_msg));
-    memset(&detail, 0, sizeof(detail));
-    memset(&ev, 0, sizeof(ev));
-    memset(&frame, 0, sizeof(frame));
+    memset(&s, 0, sizeof(scan_t));
+    o = NULL;
+    rc = MIGCTL_OK;
 
-    best_msg = NULL;
-    best_msg_line = -1;
-    in_tb = 0;
-    n = 0;
+    if (scan(&s, text, len) != 0) {
+        rc = migctl_error(ctx, MIGCTL_PROBLEM, "out of memory");
+        goto done;
+    }
 
-    /* one pass: explicit codes, exception lines, server messages */
+    d = decide(&s, hist, &nhist, &others, &correlated);
 
-    for (pos = 0; line_next(text, len, &pos, &l); n++) {
+    if (d == NULL) {
+        /* interrupted: no outcome after the last Applying, or killed */
+        memset(&intr, 0, sizeof(fail_t));
 
-        if (explicit_code(l, &code)) {
-            expl.code = code;
-            expl.line = n;
-            expl.where = l;
+        if (s.kill.p) {
+            snprintf(how, sizeof(how), "killed: \"%.*s\"",
+                     (int) (s.kill.len < 60 ? s.kill.len : 60), s.kill.p);
+        } else {
+            snprintf(how, sizeof(how), "no outcome printed after it: a CI "
+                     "timeout, an OOM kill or a SIGKILL");
         }
 
-        if (l.len >= 9 && memcmp(l.p, "Traceback", 9) == 0) {
-            in_tb = 1;
+        if (s.applying.p && s.applying_state == AP_NONE) {
+            intr.cls = CLS_TRANSIENT;
+            intr.migration = s.applying;
+            intr.ev = s.kill.p ? s.kill : s.applying;
+            snprintf(reason, sizeof(reason), R_INTERRUPTED,
+                     (int) s.applying.len, s.applying.p, how);
+        } else {
+            intr.cls = CLS_UNKNOWN;
+            intr.ev = s.kill;
+            snprintf(reason, sizeof(reason), R_KILLED, how);
+        }
+
+        intr.reason = reason;
+        intr.source = "interrupted";
+        d = &intr;
+    }
+
+    o = fail_json(d, 1);
+    if (o == NULL) {
+        rc = migctl_error(ctx, MIGCTL_PROBLEM, "out of memory");
+        goto done;
+    }
+
+    st = d->code ? sqlstate_by_code(d->code) : NULL;
+    json_object_set_new(o, "condition",
+                        st ? json_string(st->name) : json_null());
+    json_object_set_new(o, "interrupted",
+                        json_boolean(d->source
+                                     && strcmp(d->source, "interrupted")
+                                        == 0));
+    json_object_set_new(o, "frame",
+                        d->frame.p ? json_line(d->frame) : json_null());
+
+    file = NULL;
+    line = NULL;
+    json_object_set_new(o, "migration", migration_json(d, &file, &line));
+    json_object_set_new(o, "file", file ? file : json_null());
+    json_object_set_new(o, "line", line ? line : json_null());
+
+    json_object_set_new(o, "pid", d->pid.p
+                        ? json_integer(strtoll(d->pid.p, NULL, 10))
+                        : json_null());
+    json_object_set_new(o, "statement",
+                        d->statement.p ? json_line(d->statement)
+                                       : json_null());
+    json_object_set_new(o, "correlated",
+                        correlated < 0 ? json_null()
+                                       : json_boolean(correlated));
+    json_object_set_new(o, "other_sessions", json_integer(others));
+
+    h = json_array();
+    for (i = 0; h && i < nhist; i++) {
+        json_array_append_new(h, fail_json(hist[i], 0));
+    }
+    json_object_set_new(o, "history", h ? h : json_array());
+
+    *out = o;
+    o = NULL;
+
+done:
+
+    json_decref(o);
+    free(s.fails);
+
+    return rc;
+}
+
+
+/* one pass over the lines: traceback chains, server lines, the rest */
+static int
+scan(scan_t *s, const char *text, size_t len)
+{
+    size_t  pos, n;
+    line_t  l;
+
+    for (pos = 0, n = 0; line_next(text, len, &pos, &l); n++) {
+        if (scan_traceback(s, l, n)) {
             continue;
         }
+        scan_plain(s, l, n);
+    }
 
-        /* a traceback's frames quote source code: not evidence; the
-         * innermost frame in a migration file says where it failed */
-        if (in_tb && l.len && (l.p[0] == ' ' || l.p[0] == '\t')) {
-            hit = line_find(l, "/migrations/", 0);
+    if (s->in_chain) {
+        chain_end(s);
+    }
 
+    return s->nomem ? -1 : 0;
+}
+
+
+/* 1: the line belongs to a traceback chain and is consumed */
+static int
+scan_traceback(scan_t *s, line_t raw, size_t n)
+{
+    line_t       l, name, msg, mig, rest;
+    const char  *hit;
+    size_t       k;
+
+    hit = line_find(raw, "Traceback (most recent call last):", 0);
+
+    if (hit) {
+        if (!(s->in_chain && s->tb == TB_LINK)) {
+            if (s->in_chain) {
+                chain_end(s);
+            }
+
+            /* "Applying x...Traceback": stdout and stderr merged */
+            if (applying_line(raw, &mig, &rest)) {
+                s->applying = mig;
+                s->applying_at = n;
+                s->applying_state = AP_NONE;
+            }
+
+            chain_start(s, n, 1);
+
+            /* a log prefix before the header is on every line after it;
+             * the rest of an Applying line is not */
+            s->tb_prefix = (size_t) (hit - raw.p);
+            if (line_find(raw, "Applying ", 0)) {
+                s->tb_prefix = 0;
+            }
+        }
+
+        s->tb = TB_FRAMES;
+        s->tb_first = 1;
+        s->chain.last = n;
+        return 1;
+    }
+
+    if (!s->in_chain) {
+        return 0;
+    }
+
+    l = raw;
+    if (s->tb_first) {
+        s->tb_first = 0;
+        if (s->tb_prefix
+            && !(l.len > s->tb_prefix + 7
+                 && memcmp(l.p + s->tb_prefix, "  File ", 7) == 0))
+        {
+            s->tb_prefix = 0;
+        }
+    }
+    if (s->tb_prefix && l.len >= s->tb_prefix) {
+        l.p += s->tb_prefix;
+        l.len -= s->tb_prefix;
+    }
+
+    switch (s->tb) {
+
+    case TB_FRAMES:
+        if (l.len == 0) {
+            s->chain.last = n;
+            return 1;
+        }
+
+        if (l.p[0] == ' ' || l.p[0] == '\t') {
             /* a migration file: "<app>/migrations/0002_x.py"; Django's
              * own django/db/migrations/ modules have no leading digit */
-            if (line_find(l, "File \"", 0) && hit
+            hit = line_find(l, "/migrations/", 0);
+            if (hit && line_find(l, "File \"", 0)
                 && (size_t) (hit - l.p) + 12 < l.len
                 && isdigit((unsigned char) hit[12]))
             {
-                frame = l;
-                while (frame.len && (*frame.p == ' ' || *frame.p == '\t')) {
-                    frame.p++;
-                    frame.len--;
-                }
+                s->chain.frame = line_trim(l);
+            }
+            s->chain.last = n;
+            return 1;
+        }
+
+        if (exception_line(l, 1, &name, &msg)) {
+            chain_exception(s, l, name, msg);
+            s->chain.last = n;
+            return 1;
+        }
+
+        chain_end(s);
+        return 0;
+
+    case TB_MSG:
+        if (l.len == 0) {
+            s->tb = TB_GAP;
+            s->gap_lines = 0;
+            return 1;
+        }
+
+        if (exception_line(l, 0, &name, &msg)) {
+            /* exception lines one after the other: a chain printed
+             * without its frames (psycopg's, then Django's) */
+            chain_exception(s, l, name, msg);
+            s->chain.last = n;
+            return 1;
+        }
+
+        if (s->msg_lines >= MSG_LINES_MAX || applying_line(raw, &mig, &rest)
+            || kill_line(raw)
+            || (severity(raw, &name, &rest, &msg) && rest.len > 0))
+        {
+            chain_end(s);
+            return 0;
+        }
+
+        evid_line(&s->exc, l);
+        s->msg_lines++;
+        s->chain.last = n;
+        return 1;
+
+    case TB_GAP:
+    case TB_LINK:
+        if (line_trim(l).len == 0 && s->gap_lines++ < 4) {
+            return 1;
+        }
+
+        k = line_trim(l).len;
+        if (s->tb == TB_GAP && k
+            && (line_find(l, "The above exception was the direct cause", 0)
+                || line_find(l, "During handling of the above exception",
+                             0)))
+        {
+            s->tb = TB_LINK;
+            s->gap_lines = 0;
+            return 1;
+        }
+
+        chain_end(s);
+        return 0;
+    }
+
+    return 0;
+}
+
+
+/* a line outside any chain */
+static void
+scan_plain(scan_t *s, line_t l, size_t n)
+{
+    line_t        name, msg, mig, rest;
+    evid_t        e;
+    fail_t        f;
+
+    if (applying_line(l, &mig, &rest)) {
+        rest = line_trim(rest);
+        s->applying = mig;
+        s->applying_at = n;
+        s->applying_state = AP_NONE;
+
+        if ((rest.len >= 2 && memcmp(rest.p, "OK", 2) == 0)
+            || (rest.len >= 5 && memcmp(rest.p, "FAKED", 5) == 0))
+        {
+            s->applying_state = AP_OK;
+        }
+    }
+
+    if (kill_line(l)) {
+        s->kill = line_trim(l);
+        s->kill_at = n;
+        return;
+    }
+
+    if (exception_line(l, 0, &name, &msg)) {
+        chain_start(s, n, 0);
+        chain_exception(s, l, name, msg);
+        return;
+    }
+
+    if (severity(l, &name, &rest, &msg)) {
+        scan_server(s, l, n);
+        return;
+    }
+
+    /* a code or a known message on a line of its own */
+    memset(&e, 0, sizeof(evid_t));
+    evid_line(&e, l);
+
+    if (e.code || e.msg || e.txt) {
+        memset(&f, 0, sizeof(fail_t));
+        f.kind = F_LOOSE;
+        f.first = n;
+        f.last = n;
+        f.ev = l;
+        if (!verdict_evid(&f, &e) && e.txt) {
+            f.cls = e.txt->cls;
+            f.reason = e.txt->reason;
+            f.source = "text";
+        }
+        s->loose = f;
+        s->have_loose = 1;
+    }
+}
+
+
+/* a PostgreSQL log line: "<prefix>SEVERITY:  message" */
+static void
+scan_server(scan_t *s, line_t l, size_t n)
+{
+    size_t   i, stop;
+    line_t   sev, prefix, msg, pid, st;
+    fail_t   f, *o;
+    evid_t   e;
+
+    if (!severity(l, &sev, &prefix, &msg)) {
+        return;
+    }
+
+    pid = prefix_pid(prefix);
+    if (pid.p) {
+        s->pids_seen = 1;
+    }
+
+    if ((sev.len == 5 && (memcmp(sev.p, "ERROR", 5) == 0
+                          || memcmp(sev.p, "FATAL", 5) == 0
+                          || memcmp(sev.p, "PANIC", 5) == 0)))
+    {
+        memset(&f, 0, sizeof(fail_t));
+        memset(&e, 0, sizeof(evid_t));
+        f.kind = F_SERVER;
+        f.first = n;
+        f.last = n;
+        f.pid = pid;
+        f.msg = msg;
+        f.ev = l;
+        evid_line(&e, l);
+        verdict_evid(&f, &e);
+        if (f.source == NULL) {
+            f.source = "message";
+        }
+        push_fail(s, &f);
+        return;
+    }
+
+    st.p = NULL;
+    st.len = 0;
+
+    if (sev.len == 9 && memcmp(sev.p, "STATEMENT", 9) == 0) {
+        st = msg;
+
+    } else if (sev.len == 3 && memcmp(sev.p, "LOG", 3) == 0) {
+        /* log_statement = 'ddl' and log_min_duration_statement */
+        st.p = line_find(msg, "statement: ", 0);
+        if (st.p) {
+            st.p += 11;
+            st.len = msg.p + msg.len - st.p;
+        }
+    }
+
+    if (st.p && ddl_statement(st)) {
+        s->ddl_pid = pid;
+        s->ddl_seen = 1;
+    }
+
+    if (!(st.p && sev.len == 9) && !(sev.len == 6
+                                     && memcmp(sev.p, "DETAIL", 6) == 0))
+    {
+        return;
+    }
+
+    /* DETAIL and STATEMENT belong to the latest error of their backend */
+    stop = s->nfails > SAME_PID_BACK ? s->nfails - SAME_PID_BACK : 0;
+    for (i = s->nfails; i > stop; i--) {
+        o = &s->fails[i - 1];
+        if (o->kind != F_SERVER) {
+            continue;
+        }
+        if (!line_eq(o->pid, pid)) {
+            if (pid.p == NULL) {
+                return;
             }
             continue;
         }
-
-        if (exception_line(l, in_tb, &name, &msg)) {
-            exc_name = name;
-            exc_msg = msg;
-            in_tb = 0;
-
-            for (k = 0; k + 1 < name.len; k++) {
-                if (name.p[k] == '.'
-                    && ((k >= 15 && memcmp(name.p + k - 15,
-                                           "psycopg2.errors", 15) == 0)
-                        || (k >= 14 && memcmp(name.p + k - 14,
-                                              "psycopg.errors", 14) == 0)))
-                {
-                    st = sqlstate_by_name(name.p + k + 1, name.len - k - 1);
-                    if (st) {
-                        cls_name.st = st;
-                        cls_name.code = st->code;
-                        cls_name.line = n;
-                        cls_name.where = l;
-                    }
-                    break;
-                }
-            }
+        if (n - o->last > 8) {
+            return;
         }
 
+        if (st.p) {
+            if (o->statement.p == NULL) {
+                o->statement = st;
+                o->ddl = ddl_statement(st);
+            }
+        } else if (o->detail.p == NULL) {
+            o->detail = l;
+            o->detail.p = msg.p - 9;
+            o->detail.len = msg.len + 9;
+        }
+        o->last = n;
+        return;
+    }
+}
+
+
+static void
+chain_start(scan_t *s, size_t n, int traceback)
+{
+    memset(&s->chain, 0, sizeof(fail_t));
+    memset(&s->exc, 0, sizeof(evid_t));
+    memset(&s->cause, 0, sizeof(evid_t));
+    s->cause_line.p = NULL;
+    s->in_chain = 1;
+    s->tb = traceback ? TB_FRAMES : TB_MSG;
+    s->tb_first = 0;
+    s->tb_prefix = 0;
+    s->msg_lines = 0;
+    s->chain.kind = F_CLIENT;
+    s->chain.first = n;
+    s->chain.last = n;
+
+    /* the run was applying a migration without an outcome yet: this
+     * failure is its outcome */
+    if (s->applying.p && s->applying_state == AP_NONE) {
+        s->chain.migration = s->applying;
+        s->applying_state = AP_FAILED;
+    }
+}
+
+
+static void
+chain_exception(scan_t *s, line_t l, line_t name, line_t msg)
+{
+    /* the earlier exception is a cause: keep its code */
+    if (s->exc.code || s->exc.msg) {
+        s->cause = s->exc;
+        s->cause_line = s->chain.ev;
+    }
+
+    memset(&s->exc, 0, sizeof(evid_t));
+    evid_name(&s->exc, name);
+    evid_line(&s->exc, l);
+
+    s->chain.exc_name = name;
+    s->chain.exc_msg = msg;
+    s->chain.ev = l;
+    s->tb = TB_MSG;
+    s->msg_lines = 0;
+}
+
+
+/* the verdict of a chain: its last exception decides */
+static void
+chain_end(scan_t *s)
+{
+    fail_t      *f;
+    line_t       name;
+    int          db;
+
+    s->in_chain = 0;
+    s->tb = TB_NONE;
+    f = &s->chain;
+
+    if (f->exc_name.p == NULL) {
+        return;
+    }
+
+    if (s->exc.detail.p) {
+        f->detail = s->exc.detail;
+    } else if (s->cause.detail.p) {
+        f->detail = s->cause.detail;
+    }
+
+    /* a database error wrapper: django.db.utils.X, psycopg2.X, ... */
+    name = f->exc_name;
+    db = line_find(name, "django.db.utils.", 0) == name.p
+         || line_find(name, "psycopg", 0) == name.p;
+
+    if (verdict_evid(f, &s->exc)) {
+
+        /* Django re-raises psycopg's error with the same text: psycopg's
+         * class stays the source when only the message repeats it */
+        if (s->exc.code == NULL && s->cause.code
+            && memcmp(s->cause.code, f->code, 5) == 0)
+        {
+            f->source = s->cause.source;
+        }
+
+    } else if (db && (s->cause.code || s->cause.msg)) {
+        verdict_evid(f, &s->cause);
+
+    } else if (pyexc_verdict(f)) {
+        /* void */
+
+    } else if (s->exc.txt) {
+        f->cls = s->exc.txt->cls;
+        f->reason = s->exc.txt->reason;
+        f->source = "text";
+
+    } else if (f->frame.p) {
+        f->cls = CLS_CODE_FIX;
+        f->reason = R_RUNPY;
+        f->source = "exception";
+
+    } else if (s->cause.code || s->cause.msg) {
+        verdict_evid(f, &s->cause);
+    }
+
+    /* the exception line shown is name and message, bounded */
+    f->ev = f->exc_name;
+    if (f->exc_msg.p) {
+        f->ev.len = f->exc_msg.p + f->exc_msg.len - f->exc_name.p;
+    }
+
+    push_fail(s, f);
+}
+
+
+static int
+push_fail(scan_t *s, fail_t *f)
+{
+    fail_t  *n;
+    size_t   na;
+
+    if (s->nfails == s->nalloc) {
+        na = s->nalloc ? s->nalloc * 2 : 16;
+        n = realloc(s->fails, na * sizeof(fail_t));
+        if (n == NULL) {
+            s->nomem = 1;
+            return -1;
+        }
+        s->fails = n;
+        s->nalloc = na;
+    }
+
+    s->fails[s->nfails++] = *f;
+
+    return 0;
+}
+
+
+/* psycopg's error class: "psycopg2.errors.UniqueViolation" */
+static void
+evid_name(evid_t *e, line_t name)
+{
+    size_t             k;
+    const sqlstate_t  *st;
+
+    for (k = 0; k + 1 < name.len; k++) {
+        if (name.p[k] == '.'
+            && ((k >= 15 && memcmp(name.p + k - 15, "psycopg2.errors", 15)
+                            == 0)
+                || (k >= 14 && memcmp(name.p + k - 14, "psycopg.errors", 14)
+                               == 0)))
+        {
+            st = sqlstate_by_name(name.p + k + 1, name.len - k - 1);
+            if (st && e->code == NULL) {
+                e->code = st->code;
+                e->source = "exception";
+            }
+            return;
+        }
+    }
+}
+
+
+/* an explicit code, a server message, a known text, a DETAIL line */
+static void
+evid_line(evid_t *e, line_t l)
+{
+    const char       *code, *hit;
+    const message_t  *m;
+    const text_t     *t;
+
+    if (e->code == NULL && explicit_code(l, &code)) {
+        e->code = code;
+        e->source = "sqlstate";
+    }
+
+    if (e->detail.p == NULL && (hit = line_find(l, "DETAIL:", 0)) != NULL
+        && (hit == l.p || hit[-1] == ' '))
+    {
+        e->detail.p = hit;
+        e->detail.len = l.p + l.len - hit;
+    }
+
+    if (e->msg == NULL) {
         for (m = messages; m->a; m++) {
             hit = line_find(l, m->a, 0);
             if (hit == NULL) {
                 continue;
             }
-
             if (m->b && line_find(l, m->b, hit - l.p + strlen(m->a)) == NULL)
             {
                 continue;
             }
-
-            if (n > best_msg_line) {
-                best_msg = m;
-                best_msg_line = n;
-                by_msg.code = m->code;
-                by_msg.line = n;
-                by_msg.where = l;
-                detail.p = NULL;
-            }
+            e->msg = m;
             break;
-        }
-
-        /* a DETAIL line that follows the latest match on the next line */
-        if (best_msg_line == n - 1 && detail.p == NULL
-            && l.len > 8 && memcmp(l.p, "DETAIL:", 7) == 0)
-        {
-            detail = l;
         }
     }
 
-    /*
-     * The SQLSTATE: the latest evidence wins, as a log may hold an earlier
-     * error that was retried.  Evidence that only repeats the code (Django
-     * re-raises psycopg's error with the same text) does not displace the
-     * more precise source: an explicit code, psycopg's class, a message.
-     */
+    if (e->txt == NULL) {
+        for (t = texts; t->a; t++) {
+            if (line_find(l, t->a, 0)) {
+                e->txt = t;
+                break;
+            }
+        }
+    }
+}
 
-    expl.source = "sqlstate";
-    cls_name.source = "exception";
-    by_msg.source = "message";
-    f[0] = &expl;
-    f[1] = &cls_name;
-    f[2] = &by_msg;
-    best = NULL;
 
-    for (k = 0; k < 3; k++) {
-        if (f[k]->code == NULL) {
+static void
+verdict_code(fail_t *f, const char *code, const message_t *msg)
+{
+    f->code = code;
+    f->cls = class_of_code(code, &f->reason);
+
+    /* a message refines its code: 57014 is a timeout or a cancel */
+    if (msg && memcmp(msg->code, code, 5) == 0) {
+        if (msg->cls != CLS_UNKNOWN) {
+            f->cls = msg->cls;
+        }
+        if (msg->reason) {
+            f->reason = msg->reason;
+        }
+    }
+}
+
+
+/* 1: the evidence gave a code */
+static int
+verdict_evid(fail_t *f, evid_t *e)
+{
+    if (e->code) {
+        verdict_code(f, e->code, e->msg);
+        f->source = e->source;
+        return 1;
+    }
+
+    if (e->msg) {
+        verdict_code(f, e->msg->code, e->msg);
+        f->source = "message";
+        return 1;
+    }
+
+    return 0;
+}
+
+
+/* 1: a Python exception this table knows */
+static int
+pyexc_verdict(fail_t *f)
+{
+    const char     *p;
+    size_t          k;
+    const pyexc_t  *e;
+
+    p = f->exc_name.p + f->exc_name.len;
+    while (p > f->exc_name.p && p[-1] != '.') {
+        p--;
+    }
+    k = f->exc_name.p + f->exc_name.len - p;
+
+    /* the app host's disk, not the database's (53100) */
+    if (((k == 7 && memcmp(p, "OSError", 7) == 0)
+         || (k == 7 && memcmp(p, "IOError", 7) == 0))
+        && f->exc_msg.p && line_find(f->exc_msg, "[Errno 28]", 0))
+    {
+        f->cls = CLS_TRANSIENT;
+        f->reason = R_HOSTDISK;
+        f->source = "exception";
+        return 1;
+    }
+
+    for (e = pyexcs; e->name; e++) {
+        if (strlen(e->name) == k && memcmp(e->name, p, k) == 0) {
+            f->cls = e->cls;
+            f->reason = e->reason;
+            f->source = "exception";
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/*
+ * NULL: the run was interrupted (the caller says so).  Else the deciding
+ * failure, with the earlier ones of the same run in hist (oldest first,
+ * the latest HISTORY_MAX), others: server errors of other sessions left
+ * aside, correlated: -1 no server log, 0 no backend pid tied, 1 tied.
+ */
+static const fail_t *
+decide(scan_t *s, const fail_t **hist, size_t *nhist, size_t *others,
+    int *correlated)
+{
+    size_t         i, k, n;
+    fail_t        *c, *d, *f;
+    int            pending, killed, servers;
+
+    *nhist = 0;
+    *others = 0;
+    *correlated = -1;
+
+    c = NULL;
+    servers = 0;
+    for (i = 0; i < s->nfails; i++) {
+        if (s->fails[i].kind == F_CLIENT) {
+            c = &s->fails[i];
+        } else {
+            servers = 1;
+        }
+    }
+
+    /* the last Applying has no outcome, or the job was killed after the
+     * last failure: interrupted */
+    pending = s->applying.p && s->applying_state == AP_NONE
+              && (c == NULL || c->first < s->applying_at);
+    killed = s->kill.p && (c == NULL || s->kill_at > c->last)
+             && (s->applying.p == NULL || s->kill_at >= s->applying_at);
+
+    if (pending || killed) {
+        for (i = 0, n = 0; i < s->nfails; i++) {
+            if (s->fails[i].kind == F_CLIENT) {
+                n++;
+            }
+        }
+        for (i = 0, k = 0; i < s->nfails; i++) {
+            if (s->fails[i].kind == F_CLIENT && n - k++ <= HISTORY_MAX) {
+                hist[(*nhist)++] = &s->fails[i];
+            }
+        }
+        return NULL;
+    }
+
+    d = NULL;
+
+    if (c) {
+        d = c;
+        if (servers) {
+            correlate(s, c);
+            *correlated = c->pid.p != NULL;
+        }
+
+    } else if (servers) {
+        /* the migrating backend: the last one seen running DDL; without
+         * pids in the prefix, the last error with a DDL statement */
+        *correlated = 0;
+
+        for (i = s->nfails; d == NULL && i > 0; i--) {
+            f = &s->fails[i - 1];
+            if (s->ddl_seen && s->pids_seen && s->ddl_pid.p) {
+                if (line_eq(f->pid, s->ddl_pid)) {
+                    d = f;
+                    *correlated = 1;
+                }
+            } else if (f->ddl) {
+                d = f;
+            }
+        }
+
+        if (d == NULL) {
+            d = &s->fails[s->nfails - 1];
+        }
+
+    } else if (s->have_loose) {
+        return &s->loose;
+
+    } else {
+        s->loose.kind = F_LOOSE;
+        return &s->loose;
+    }
+
+    /* earlier failures of the run: chains before it; for a server
+     * decision, the errors of its backend and earlier DDL */
+    n = 0;
+    for (i = 0; i < s->nfails && &s->fails[i] != d; i++) {
+        f = &s->fails[i];
+        if (f->kind != d->kind) {
+            continue;
+        }
+        if (f->kind == F_SERVER && d->pid.p && !line_eq(f->pid, d->pid)
+            && !f->ddl)
+        {
+            continue;
+        }
+        n++;
+    }
+
+    for (i = 0, k = 0; i < s->nfails && &s->fails[i] != d; i++) {
+        f = &s->fails[i];
+        if (f->kind != d->kind) {
+            continue;
+        }
+        if (f->kind == F_SERVER && d->pid.p && !line_eq(f->pid, d->pid)
+            && !f->ddl)
+        {
+            continue;
+        }
+        if (n - k++ <= HISTORY_MAX) {
+            hist[(*nhist)++] = f;
+        }
+    }
+
+    if (d->kind == F_SERVER) {
+        for (i = 0; i < s->nfails; i++) {
+            f = &s->fails[i];
+            if (f->kind == F_SERVER && f != d && f->pid.p && d->pid.p
+                && !line_eq(f->pid, d->pid))
+            {
+                (*others)++;
+            }
+        }
+    }
+
+    return d;
+}
+
+
+/* the server line of the same error: its backend, statement, detail */
+static void
+correlate(scan_t *s, fail_t *c)
+{
+    size_t   i;
+    line_t   m;
+    fail_t  *f;
+
+    if (c->exc_msg.p == NULL) {
+        return;
+    }
+
+    m = line_trim(c->exc_msg);
+
+    for (i = s->nfails; i > 0; i--) {
+        f = &s->fails[i - 1];
+        if (f->kind != F_SERVER || f->pid.p == NULL) {
+            continue;
+        }
+        if (line_eq(line_trim(f->msg), m)) {
+            c->pid = f->pid;
+            c->statement = f->statement;
+            if (c->detail.p == NULL) {
+                c->detail = f->detail;
+            }
+            return;
+        }
+    }
+}
+
+
+/* "  Applying app.0002_name..." with what follows it on the line */
+static int
+applying_line(line_t l, line_t *mig, line_t *rest)
+{
+    const char  *hit, *p, *end;
+    int          dot;
+
+    hit = line_find(l, "Applying ", 0);
+    if (hit == NULL) {
+        return 0;
+    }
+
+    end = l.p + l.len;
+    p = hit + 9;
+    dot = 0;
+
+    while (p < end && (isalnum((unsigned char) *p) || *p == '_'
+                       || (*p == '.' && !dot && p + 1 < end
+                           && p[1] != '.')))
+    {
+        dot += (*p == '.');
+        p++;
+    }
+
+    if (!dot || p[-1] == '.' || end - p < 3 || memcmp(p, "...", 3) != 0) {
+        return 0;
+    }
+
+    mig->p = hit + 9;
+    mig->len = p - mig->p;
+    rest->p = p + 3;
+    rest->len = end - rest->p;
+
+    return 1;
+}
+
+
+/*
+ * The job was killed: "Killed" or "Terminated" as a shell reports it (at
+ * the end of the line, or after the pid: "12345 Killed  python3 ..."),
+ * the kernel's "Killed process", SIGKILL, OOMKilled, exit status 137/143.
+ */
+static int
+kill_line(line_t l)
+{
+    static const char  *words[] = {
+        "Killed", "Terminated", "SIGKILL", "SIGTERM", "OOMKilled",
+        "signal: killed", NULL
+    };
+    static const char  *exits[] = {
+        "code 137", "status 137", "code: 137", "status: 137", "code=137",
+        "status=137", "code 143", "status 143", "status -9", "signal 9",
+        NULL
+    };
+
+    size_t       i, n, at;
+    line_t       t;
+    const char  *hit;
+
+    t = line_trim(l);
+
+    for (i = 0; words[i]; i++) {
+        n = strlen(words[i]);
+        hit = line_find(t, words[i], 0);
+        if (hit == NULL) {
+            continue;
+        }
+        at = hit - t.p;
+
+        if ((at > 0 && isalnum((unsigned char) hit[-1]))
+            || (at + n < t.len && isalnum((unsigned char) hit[n])))
+        {
             continue;
         }
 
-        if (best == NULL
-            || (f[k]->line > best->line
-                && memcmp(f[k]->code, best->code, 5) != 0))
+        /* the shell's words need their place: a log line may say them */
+        if (i >= 2 || at + n == t.len
+            || (at >= 2 && hit[-1] == ' ' && isdigit((unsigned char) hit[-2]))
+            || line_find(t, " process ", at) == hit + n)
         {
-            best = f[k];
+            return 1;
         }
     }
 
-    code = best ? best->code : NULL;
-    source = best ? best->source : NULL;
-    if (best) {
-        ev = best->where;
+    for (i = 0; exits[i]; i++) {
+        n = strlen(exits[i]);
+        hit = line_find(t, exits[i], 0);
+        if (hit && ((size_t) (hit - t.p) + n == t.len
+                    || !isdigit((unsigned char) hit[n])))
+        {
+            return 1;
+        }
     }
 
-    cls = CLS_UNKNOWN;
-    reason = NULL;
-    st = NULL;
+    return 0;
+}
 
-    if (code) {
-        st = sqlstate_by_code(code);
-        cls = class_of_code(code, &reason);
 
-        if (best_msg && memcmp(best_msg->code, code, 5) == 0) {
-            if (best_msg->cls != CLS_UNKNOWN) {
-                cls = best_msg->cls;
-            }
-            if (best_msg->reason) {
-                reason = best_msg->reason;
-            }
+/*
+ * PostgreSQL's "SEVERITY:  message" (two spaces): the first such
+ * severity on the line, the log prefix before it.
+ */
+static int
+severity(line_t l, line_t *sev, line_t *prefix, line_t *msg)
+{
+    static const char  *names[] = {
+        "ERROR", "FATAL", "PANIC", "DETAIL", "HINT", "STATEMENT",
+        "CONTEXT", "QUERY", "LOCATION", "LOG", "WARNING", "NOTICE",
+        "INFO", "DEBUG", NULL
+    };
+
+    size_t       i, j, k, n;
+
+    for (i = 0; i + 3 <= l.len; i++) {
+        if (l.p[i] != ':' || l.p[i + 1] != ' ' || l.p[i + 2] != ' ') {
+            continue;
         }
 
-    } else {
-        /* no SQL error: the Python exception, then known texts */
-
-        if (exc_name.p) {
-            p = exc_name.p + exc_name.len;
-            while (p > exc_name.p && p[-1] != '.') {
-                p--;
-            }
-            k = exc_name.p + exc_name.len - p;
-
-            for (e = pyexcs; e->name; e++) {
-                if (strlen(e->name) == k && memcmp(e->name, p, k) == 0) {
-                    cls = e->cls;
-                    reason = e->reason;
-                    ev = exc_name;
-                    ev.len = exc_msg.p ? (size_t) (exc_msg.p + exc_msg.len
-                                                   - exc_name.p)
-                                       : exc_name.len;
-                    source = "exception";
-                    break;
-                }
-            }
+        for (j = i; j > 0 && isupper((unsigned char) l.p[j - 1]); j--) {
+            /* void */
         }
 
-        if (cls == CLS_UNKNOWN) {
-            n = 0;
-            for (pos = 0; line_next(text, len, &pos, &l); n++) {
-                for (t = texts; t->a; t++) {
-                    hit = line_find(l, t->a, 0);
-                    if (hit == NULL) {
-                        continue;
-                    }
-                    if (t->eol) {
-                        k = l.len;
-                        while (k && isspace((unsigned char) l.p[k - 1])) {
-                            k--;
-                        }
-                        if ((size_t) (hit - l.p) + strlen(t->a) != k) {
-                            continue;
-                        }
-                    }
-                    cls = t->cls;
-                    reason = t->reason;
-                    ev = l;
-                    source = "text";
-                    break;
-                }
+        if (j > 0 && !(l.p[j - 1] == ' ' || l.p[j - 1] == ']'
+                       || l.p[j - 1] == ':' || l.p[j - 1] == '\t'))
+        {
+            continue;
+        }
+
+        for (k = 0; names[k]; k++) {
+            n = strlen(names[k]);
+            if (n == i - j && memcmp(l.p + j, names[k], n) == 0) {
+                sev->p = l.p + j;
+                sev->len = n;
+                prefix->p = l.p;
+                prefix->len = j;
+                msg->p = l.p + i + 3;
+                msg->len = l.len - i - 3;
+                return 1;
             }
         }
     }
 
-    if (cls == CLS_UNKNOWN && reason == NULL) {
-        reason = code ? "a SQLSTATE this table does not know: not guessing"
-                      : "no known SQLSTATE, server message or exception "
-                        "in the text: not guessing";
+    return 0;
+}
+
+
+/* %p in the prefix: "[1234]", "[1234-1]" or "pid=1234" */
+static line_t
+prefix_pid(line_t prefix)
+{
+    size_t  i, j;
+    line_t  pid;
+
+    pid.p = NULL;
+    pid.len = 0;
+
+    for (i = 0; i < prefix.len; i++) {
+        if (prefix.p[i] == '[') {
+            j = i + 1;
+        } else if (i + 4 <= prefix.len && memcmp(prefix.p + i, "pid=", 4)
+                                           == 0)
+        {
+            j = i + 4;
+        } else {
+            continue;
+        }
+
+        for (i = j; i < prefix.len && isdigit((unsigned char) prefix.p[i]);
+             i++)
+        {
+            /* void */
+        }
+
+        if (i > j && i < prefix.len
+            && (prefix.p[i] == ']' || prefix.p[i] == ' '
+                || prefix.p[i] == ',' || prefix.p[i] == ':'))
+        {
+            pid.p = prefix.p + j;
+            pid.len = i - j;
+            return pid;
+        }
+
+        i = j - 1;
     }
+
+    return pid;
+}
+
+
+/* a statement a migration runs: DDL, or the django_migrations record */
+static int
+ddl_statement(line_t l)
+{
+    static const char  *kw[] = {
+        "ALTER ", "CREATE ", "DROP ", "COMMENT ON", "TRUNCATE ",
+        "alter ", "create ", "drop ", "comment on", "truncate ", NULL
+    };
+
+    size_t  i;
+
+    l = line_trim(l);
+
+    for (i = 0; kw[i]; i++) {
+        if (l.len >= strlen(kw[i]) && memcmp(l.p, kw[i], strlen(kw[i])) == 0)
+        {
+            return 1;
+        }
+    }
+
+    return line_find(l, "django_migrations", 0) != NULL;
+}
+
+
+static int
+line_eq(line_t a, line_t b)
+{
+    if (a.p == NULL || b.p == NULL) {
+        return a.p == b.p;
+    }
+
+    return a.len == b.len && memcmp(a.p, b.p, a.len) == 0;
+}
+
+
+static line_t
+line_trim(line_t l)
+{
+    while (l.len && isspace((unsigned char) l.p[0])) {
+        l.p++;
+        l.len--;
+    }
+
+    while (l.len && isspace((unsigned char) l.p[l.len - 1])) {
+        l.len--;
+    }
+
+    return l;
+}
+
+
+/* the keys diagnose reads, and for history a short form */
+static json_t *
+fail_json(const fail_t *f, int full)
+{
+    const char  *reason;
+    json_t      *o, *file, *line;
 
     o = json_object();
     if (o == NULL) {
-        return migctl_error(ctx, MIGCTL_PROBLEM, "out of memory");
+        return NULL;
     }
 
-    json_object_set_new(o, "class", json_string(class_names[cls]));
-    json_object_set_new(o, "sqlstate", code ? json_code(code) : json_null());
-    json_object_set_new(o, "condition",
-                        st ? json_string(st->name) : json_null());
+    reason = f->reason;
+    if (f->cls == CLS_UNKNOWN && reason == NULL) {
+        reason = f->code ? "a SQLSTATE this table does not know: not "
+                           "guessing"
+                         : "no known SQLSTATE, server message or exception "
+                           "in the text: not guessing";
+    }
+
+    json_object_set_new(o, "class", json_string(class_names[f->cls]));
+    json_object_set_new(o, "sqlstate",
+                        f->code ? json_code(f->code) : json_null());
     json_object_set_new(o, "exception",
-                        exc_name.p ? json_line(exc_name) : json_null());
+                        f->exc_name.p ? json_line(f->exc_name)
+                                      : json_null());
+
+    if (!full) {
+        file = NULL;
+        line = NULL;
+        json_object_set_new(o, "migration", migration_json(f, &file, &line));
+        json_decref(file);
+        json_decref(line);
+        json_object_set_new(o, "pid", f->pid.p
+                            ? json_integer(strtoll(f->pid.p, NULL, 10))
+                            : json_null());
+        json_object_set_new(o, "evidence",
+                            f->ev.p ? json_line(f->ev) : json_null());
+        json_object_set_new(o, "log_line", json_integer(f->first + 1));
+        return o;
+    }
+
     json_object_set_new(o, "message",
-                        exc_msg.p ? json_line(exc_msg) : json_null());
+                        f->exc_msg.p ? json_line(f->exc_msg) : json_null());
     json_object_set_new(o, "reason", json_string(reason));
     json_object_set_new(o, "source",
-                        source ? json_string(source) : json_null());
-    json_object_set_new(o, "evidence", ev.p ? json_line(ev) : json_null());
+                        f->source ? json_string(f->source) : json_null());
+    json_object_set_new(o, "evidence",
+                        f->ev.p ? json_line(f->ev) : json_null());
     json_object_set_new(o, "detail",
-                        detail.p ? json_line(detail) : json_null());
-    json_object_set_new(o, "frame",
-                        frame.p ? json_line(frame) : json_null());
+                        f->detail.p ? json_line(f->detail) : json_null());
+    json_object_set_new(o, "log_line",
+                        f->ev.p ? json_integer(f->first + 1) : json_null());
 
-    *out = o;
-
-    return MIGCTL_OK;
+    return o;
 }
+
+
+/*
+ * "app.name": from the Applying line, else from the frame's file
+ * ".../<app>/migrations/<name>.py"; the file and line from the frame.
+ */
+static json_t *
+migration_json(const fail_t *f, json_t **file, json_t **line)
+{
+    char         buf[256];
+    const char  *q, *e, *hit, *app, *name;
+    line_t       path;
+    long         n;
+
+    *file = NULL;
+    *line = NULL;
+    buf[0] = '\0';
+
+    if (f->frame.p) {
+        q = line_find(f->frame, "File \"", 0);
+        path.p = q ? q + 6 : NULL;
+        e = path.p ? memchr(path.p, '"',
+                            f->frame.p + f->frame.len - path.p) : NULL;
+
+        if (path.p && e) {
+            path.len = e - path.p;
+            *file = json_line(path);
+
+            hit = line_find(f->frame, ", line ", 0);
+            if (hit && hit > e) {
+                n = 0;
+                for (q = hit + 7; q < f->frame.p + f->frame.len
+                                  && isdigit((unsigned char) *q)
+                                  && n < 100000000; q++)
+                {
+                    n = n * 10 + (*q - '0');
+                }
+                *line = json_integer(n);
+            }
+
+            hit = line_find(path, "/migrations/", 0);
+            if (hit && f->migration.p == NULL) {
+                for (app = hit; app > path.p && app[-1] != '/'; app--) {
+                    /* void */
+                }
+                name = hit + 12;
+                if (e - name > 3 && memcmp(e - 3, ".py", 3) == 0
+                    && hit > app)
+                {
+                    snprintf(buf, sizeof(buf), "%.*s.%.*s",
+                             (int) (hit - app), app,
+                             (int) (e - 3 - name), name);
+                }
+            }
+        }
+    }
+
+    if (f->migration.p) {
+        return json_line(f->migration);
+    }
+
+    return buf[0] ? json_string(buf) : json_null();
+}
+
 
 
 static const sqlstate_t *

@@ -5,12 +5,14 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "migctl.h"
 
 
 static void usage(FILE *f);
 static void print_field(const char *label, json_t *v);
+static void print_history(json_t *res);
 
 
 int
@@ -48,6 +50,12 @@ cmd_classify(int argc, char **argv, migctl_ctx_t *ctx)
     }
 
     if (path == NULL) {
+        /* a person at a terminal who forgot the file: say so, not wait */
+        if (isatty(STDIN_FILENO)) {
+            return migctl_error(ctx, MIGCTL_USAGE,
+                                "no input: give the traceback or log as "
+                                "FILE, or pipe it into standard input");
+        }
         path = "-";
     }
 
@@ -92,6 +100,13 @@ cmd_classify(int argc, char **argv, migctl_ctx_t *ctx)
         print_field("evidence", json_object_get(res, "evidence"));
         print_field("detail", json_object_get(res, "detail"));
         print_field("frame", json_object_get(res, "frame"));
+        print_field("migration", json_object_get(res, "migration"));
+        print_field("file", json_object_get(res, "file"));
+        print_field("line", json_object_get(res, "line"));
+        print_field("interrupted", json_object_get(res, "interrupted"));
+        print_field("pid", json_object_get(res, "pid"));
+        print_field("statement", json_object_get(res, "statement"));
+        print_history(res);
     }
 
     /* unknown is a finding too: exit 1, never a guess */
@@ -108,6 +123,43 @@ print_field(const char *label, json_t *v)
 {
     if (json_is_string(v)) {
         printf("%-10s %s\n", label, json_string_value(v));
+
+    } else if (json_is_integer(v)) {
+        printf("%-10s %lld\n", label, (long long) json_integer_value(v));
+
+    } else if (json_is_true(v)) {
+        printf("%-10s yes\n", label);
+    }
+}
+
+
+/* earlier failures of the run, oldest first: they did not decide */
+static void
+print_history(json_t *res)
+{
+    size_t       i;
+    json_t      *h, *v;
+    const char  *code, *mig, *ev;
+    long long    others;
+
+    h = json_object_get(res, "history");
+
+    json_array_foreach(h, i, v) {
+        code = json_string_value(json_object_get(v, "sqlstate"));
+        mig = json_string_value(json_object_get(v, "migration"));
+        ev = json_string_value(json_object_get(v, "evidence"));
+
+        printf("%-10s %s %s %s: %s (line %lld)\n", "earlier",
+               json_string_value(json_object_get(v, "class")),
+               code ? code : "-", mig ? mig : "-", ev ? ev : "",
+               (long long) json_integer_value(json_object_get(v,
+                                                              "log_line")));
+    }
+
+    others = json_integer_value(json_object_get(res, "other_sessions"));
+    if (others > 0) {
+        printf("%-10s %lld errors of other sessions left aside\n", "ignored",
+               others);
     }
 }
 

@@ -12,6 +12,7 @@ use lib 't/lib';
 use MigTest;
 use Test::More;
 use JSON::PP;
+use Time::HiRes ();
 
 my $t = MigTest->new;
 my $fx = MigTest->root . '/t/fixtures/classify';
@@ -219,6 +220,159 @@ for my $name (sort keys %want) {
         }
     }
     is($bad, 0, "fuzz: $runs mixed inputs, every answer well formed");
+}
+
+# --- issue 7 item 5: the last failure of this run decides -----------------
+
+# a deploy log, stdout and stderr merged: attempt 1 times out on a lock,
+# attempt 2 fails in RunPython; Django prints the traceback right after
+# "Applying x..." on the same line
+sub merged {
+    my ($mig, $tb) = @_;
+    return "Operations to perform:\n  Apply all migrations: x\n"
+         . "Running migrations:\n  Applying $mig..." . $tb;
+}
+{
+    my $lock = $t->read_file("$fx/django_locky.txt");
+    my $key = $t->read_file("$fx/django_halfway.txt");
+    my $log = merged('locky.0002_item_flag', $lock)
+            . "deploy: migrate failed (exit 1), retrying in 10 s, attempt 2/3\n"
+            . merged('halfway.0002_order_amount_eur', $key)
+            . "deploy: migrate failed (exit 1), giving up\n";
+    my $r = $t->migctl({ stdin => $log }, '--json', 'classify');
+    my $h = j($r->{out});
+    is($h->{class}, 'code_fix', 'two attempts: the KeyError of the last one decides');
+    is($h->{exception}, 'KeyError', '... its exception');
+    is($h->{sqlstate}, undef, '... no SQLSTATE of the earlier attempt');
+    is($h->{migration}, 'halfway.0002_order_amount_eur', '... the failing migration');
+    like($h->{file} // '', qr{/halfway/migrations/0002_order_amount_eur\.py$},
+         '... the migration file, from a traceback on the Applying line');
+    is($h->{line}, 13, '... and its line');
+    is(scalar @{ $h->{history} || [] }, 1, '... one earlier failure as history');
+    is($h->{history}[0]{sqlstate}, '55P03', '... the lock timeout');
+    is($h->{history}[0]{class}, 'transient', '... was transient');
+    is($h->{history}[0]{migration}, 'locky.0002_item_flag', '... on its migration');
+    $r = $t->migctl({ stdin => $log }, 'classify');
+    like($r->{out}, qr/^class\s+code_fix$/m, 'text: class');
+    like($r->{out}, qr/^earlier\s+transient 55P03 locky\.0002_item_flag: .*lock timeout/m,
+         'text: the earlier failure shown as history');
+}
+
+# a traceback on the Applying line alone: file and line come out
+{
+    my $r = $t->migctl({ stdin => merged('halfway.0002_order_amount_eur',
+                                         $t->read_file("$fx/django_halfway.txt")) },
+                       '--json', 'classify');
+    my $h = j($r->{out});
+    like($h->{frame} // '', qr{^File ".*/0002_order_amount_eur\.py", line 13, in backfill$},
+         'Applying x...Traceback: the frame');
+    is($h->{line}, 13, 'Applying x...Traceback: the line');
+}
+
+# a server log: the migration's error, then other sessions' lines
+sub pglog {
+    my ($pid, $sev, $msg, @more) = @_;
+    my $p = "2026-11-25 10:19:14.065 UTC [$pid] ";
+    my $s = "$p$sev:  $msg\n";
+    while (@more) {
+        my ($k, $v) = splice(@more, 0, 2);
+        $s .= "$p$k:  $v\n";
+    }
+    return $s;
+}
+my $others = pglog(11001, 'FATAL', 'terminating connection due to administrator command')
+           . pglog(11002, 'ERROR', 'could not serialize access due to concurrent update',
+                   STATEMENT => 'UPDATE accounts SET balance = balance - 1 WHERE id = 7')
+           . pglog(11003, 'ERROR', 'canceling statement due to user request',
+                   STATEMENT => 'SELECT count(*) FROM orders');
+{
+    my $uniq = pglog(10992, 'ERROR', 'could not create unique index "dupes_customer_email_key"',
+                     DETAIL => 'Key (email)=(a@example.com) is duplicated.',
+                     STATEMENT => 'ALTER TABLE "dupes_customer" ADD CONSTRAINT '
+                                . '"dupes_customer_email_key" UNIQUE ("email")');
+    my $h = j($t->migctl({ stdin => $uniq . $others }, '--json', 'classify')->{out});
+    is($h->{sqlstate}, '23505', 'server log: 23505 then other sessions: 23505');
+    is($h->{class}, 'high_risk', '... high_risk');
+    is($h->{pid}, 10992, '... the migrating backend');
+    like($h->{statement} // '', qr/^ALTER TABLE "dupes_customer"/, '... its statement');
+
+    my $slow = pglog(20001, 'ERROR', 'canceling statement due to statement timeout',
+                     STATEMENT => 'ALTER TABLE "rewrite_reading" ALTER COLUMN "value" '
+                                . 'TYPE bigint USING "value"::bigint');
+    $h = j($t->migctl({ stdin => $slow . $others }, '--json', 'classify')->{out});
+    is($h->{sqlstate}, '57014', 'server log: 57014 then other sessions: 57014');
+    is($h->{class}, 'high_risk', '... a statement timeout stays high_risk');
+}
+
+# a 20 MB log: the migration failed early, one cancel of another session
+# near the end does not decide
+{
+    my $noise = '';
+    my $i = 0;
+    while (length($noise) < 20 * 1024 * 1024) {
+        $i++;
+        $noise .= "2026-11-25 10:2" . ($i % 10) . ":00.000 UTC [3000] LOG:  "
+                . "duration: 0.$i ms  statement: SELECT * FROM shop_product WHERE id = $i\n"
+                . "web.1 | 10.0.0.$i - - \"GET /api/items/$i HTTP/1.1\" 200 512\n";
+    }
+    my $log = merged('dupes.0002_email_unique', $t->read_file("$fx/django_dupes.txt"))
+            . $noise
+            . pglog(3001, 'ERROR', 'canceling statement due to user request',
+                    STATEMENT => 'SELECT * FROM shop_product');
+    my $f = $t->write_file('big.log', $log);
+    my $t0 = Time::HiRes::time();
+    my $r = $t->migctl('--json', 'classify', $f);
+    my $secs = Time::HiRes::time() - $t0;
+    my $h = j($r->{out});
+    is($h->{sqlstate}, '23505', '20 MB log: the unique violation decides');
+    is($h->{class}, 'high_risk', '20 MB log: high_risk');
+    note(sprintf("20 MB log classified in %.2f s (%s)", $secs,
+                 $ENV{MIGCTL} ? 'sanitizer build' : 'build/migctl'));
+}
+
+# an interrupted run: Applying without an outcome, or killed
+{
+    my $run = "Operations to perform:\n  Apply all migrations: slow\n"
+            . "Running migrations:\n  Applying slow.0001_initial... OK\n"
+            . "  Applying slow.0002_backfill...";
+    my $h = j($t->migctl({ stdin => $run }, '--json', 'classify')->{out});
+    ok($h->{interrupted}, 'Applying without OK and nothing after: interrupted');
+    is($h->{migration}, 'slow.0002_backfill', '... the migration');
+    is($h->{class}, 'transient', '... transient if the state is unchanged');
+    like($h->{reason}, qr/unchanged/, '... and says it depends on the state');
+    $h = j($t->migctl({ stdin => "$run\nKilled\n" }, '--json', 'classify')->{out});
+    ok($h->{interrupted}, 'Applying then Killed: interrupted');
+    $h = j($t->migctl({ stdin => "$run\nERROR: Job failed: exit code 137\n" },
+                      '--json', 'classify')->{out});
+    ok($h->{interrupted}, 'exit code 137: interrupted');
+    $h = j($t->migctl({ stdin => "Killed\n" }, '--json', 'classify')->{out});
+    ok($h->{interrupted}, 'a bare Killed: interrupted');
+    isnt($h->{class}, 'transient', 'a bare Killed is no proof of a transient cause');
+    is($h->{migration}, undef, '... no migration known');
+}
+
+# the app host's disk is not the database's; Python errors in RunPython
+{
+    my $tb = "Traceback (most recent call last):\n"
+           . "  File \"/srv/app/manage.py\", line 22, in <module>\n"
+           . "    main()\n"
+           . "  File \"/usr/lib/python3/dist-packages/django/contrib/staticfiles/storage.py\", line 40, in _save\n"
+           . "    fd = os.open(full_path, self.OS_OPEN_FLAGS, 0o666)\n"
+           . "OSError: [Errno 28] No space left on device: '/srv/app/static/app.css'\n";
+    my $h = j($t->migctl({ stdin => $tb }, '--json', 'classify')->{out});
+    is($h->{sqlstate}, undef, 'OSError errno 28: not SQLSTATE 53100');
+    is($h->{exception}, 'OSError', '... OSError');
+    like($h->{reason}, qr/app host/, '... the app host\'s disk');
+    for my $e ('RuntimeError: rates table not loaded',
+               '__fake__.Order.DoesNotExist: Order matching query does not exist.',
+               'halfway.models.Order.MultipleObjectsReturned: get() returned more than one Order -- it returned 2!')
+    {
+        my $x = $t->read_file("$fx/django_halfway.txt");
+        $x =~ s/^KeyError: 'CHF'$/$e/m;
+        $h = j($t->migctl({ stdin => $x }, '--json', 'classify')->{out});
+        my ($n) = $e =~ /^(\S+):/;
+        is($h->{class}, 'code_fix', "$n in RunPython: code_fix");
+    }
 }
 
 done_testing;
