@@ -13,6 +13,7 @@ use MigTest;
 use Test::More;
 use JSON::PP;
 use Time::HiRes ();
+use POSIX ();
 
 my $t = MigTest->new;
 my $fx = MigTest->root . '/t/fixtures/classify';
@@ -373,6 +374,42 @@ my $others = pglog(11001, 'FATAL', 'terminating connection due to administrator 
         my ($n) = $e =~ /^(\S+):/;
         is($h->{class}, 'code_fix', "$n in RunPython: code_fix");
     }
+}
+
+# at a terminal without a file: one line and exit 2, not a silent wait.
+# script(1) gives migctl a terminal; script's own input is a pipe kept
+# open, so a migctl that reads the terminal waits until it is killed.
+SKIP: {
+    skip 'script(1) is needed for a terminal', 3 unless -x '/usr/bin/script';
+    my $bin = $ENV{MIGCTL} || MigTest->root . '/build/migctl';
+    my $out = $t->dir . '/tty.out';
+    pipe(my $rd, my $wr) or die "pipe: $!";
+    my $t0 = Time::HiRes::time();
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        close $wr;
+        open STDIN, '<&', $rd or POSIX::_exit(1);
+        open STDOUT, '>', $out or POSIX::_exit(1);
+        open STDERR, '>&', \*STDOUT or POSIX::_exit(1);
+        exec('/usr/bin/script', '-qec', "$bin classify", '/dev/null')
+            or POSIX::_exit(127);
+    }
+    close $rd;
+    my $status;
+    while (Time::HiRes::time() - $t0 < 10) {
+        if (waitpid($pid, POSIX::WNOHANG()) == $pid) { $status = $?; last }
+        Time::HiRes::sleep(0.02);
+    }
+    unless (defined $status) {
+        kill 'KILL', $pid;
+        waitpid($pid, 0);
+    }
+    close $wr;
+    ok(defined $status, 'terminal on stdin, no file: returns without input');
+    is(defined $status ? $status >> 8 : -1, 2, '... exit 2');
+    like($t->read_file($out) // '',
+         qr/^migctl: classify: no input: give the traceback or log as FILE/m,
+         '... says so in one line');
 }
 
 done_testing;
