@@ -198,7 +198,9 @@ static const char *class_names[] = {
 #define R_CONN "the connection to PostgreSQL was lost or refused; " \
     "retry once the server is reachable"
 #define R_UNDEF "the migration or the code refers to an object that does " \
-    "not exist: fix the migration (or its dependencies) in the code"
+    "not exist: fix the migration (or its dependencies) in the code; " \
+    "unless an earlier migration recorded with --fake never created it " \
+    "(history drift: migctl diagnose and verify check)"
 #define R_EXISTS "an object the migration creates already exists, left " \
     "by an earlier partial run or made by hand: the schema is not what " \
     "the migration expects"
