@@ -634,11 +634,16 @@ scan_traceback(scan_t *s, line_t raw, size_t n)
 
             chain_start(s, n, 1);
 
-            /* a log prefix before the header is on every line after it;
-             * the rest of an Applying line is not */
+            /* a log prefix (CI timestamps) before the header, or before
+             * the Applying line's two spaces, is on every line after it */
             s->tb_prefix = (size_t) (hit - raw.p);
-            if (line_find(raw, "Applying ", 0)) {
-                s->tb_prefix = 0;
+            if (applying_line(raw, &mig, &rest)) {
+                s->tb_prefix = mig.p - 9 - raw.p;
+                if (s->tb_prefix >= 2 && raw.p[s->tb_prefix - 1] == ' '
+                    && raw.p[s->tb_prefix - 2] == ' ')
+                {
+                    s->tb_prefix -= 2;
+                }
             }
         }
 
@@ -713,9 +718,9 @@ scan_traceback(scan_t *s, line_t raw, size_t n)
             return 1;
         }
 
-        if (s->msg_lines >= MSG_LINES_MAX || applying_line(raw, &mig, &rest)
-            || kill_line(raw)
-            || (severity(raw, &name, &rest, &msg) && rest.len > 0))
+        if (s->msg_lines >= MSG_LINES_MAX || applying_line(l, &mig, &rest)
+            || kill_line(l)
+            || (severity(l, &name, &rest, &msg) && rest.len > 0))
         {
             chain_end(s);
             return 0;

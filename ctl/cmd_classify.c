@@ -174,7 +174,8 @@ usage(FILE *f)
         "input without FILE) and prints the class of the failure:\n"
         "  transient   lock timeout, deadlock, serialization failure, lost\n"
         "              connection, too many connections, admin shutdown,\n"
-        "              an interrupted job: a retry can work\n"
+        "              a run interrupted while applying a migration (if\n"
+        "              the database is unchanged): a retry can work\n"
         "  code_fix    syntax error, undefined table/column/function, a\n"
         "              Python error in RunPython, broken migration graph,\n"
         "              CONCURRENTLY inside an atomic migration\n"
@@ -186,5 +187,11 @@ usage(FILE *f)
         "with the SQLSTATE (from an explicit code, psycopg's error class or\n"
         "the server's message), the exception and the reason.\n"
         "\n"
-        "exit: 0 classified, 1 unknown, 2 unreadable or empty input.\n");
+        "The last failure of the run decides: an interrupted run, else the\n"
+        "last traceback chain, else the server log lines of the backend\n"
+        "that ran the migration's DDL (by the pid in the log prefix);\n"
+        "earlier failures are shown as history (\"earlier\").\n"
+        "\n"
+        "exit: 0 classified, 1 unknown, 2 unreadable or empty input, or\n"
+        "no FILE with a terminal on standard input.\n");
 }

@@ -830,6 +830,13 @@ for my $name (@order) {
     is(scalar @{ $h->{history} }, 1, '... one earlier failure');
     is($h->{history}[0]{sqlstate}, '55P03', '... the lock timeout, as history');
 
+    # the same with a CI runner's timestamp on every line
+    (my $ci = $two) =~ s/^/2026-11-29T16:00:00.1234567Z /mg;
+    $h = verdict($ci, 'two attempts, CI prefix');
+    is($h->{exception}, 'KeyError', 'CI timestamps on every line: KeyError decides');
+    is($h->{line}, 13, '... its line in the migration');
+    is($h->{history}[0]{sqlstate}, '55P03', '... the lock timeout as history');
+
     # a 20 MB server log: the migration's error, then other sessions'
     # lines and one cancel by a user near the end
     my @real = split /^/, $t->read_file("$fx/pglog_unique_then_others.txt");
