@@ -138,13 +138,13 @@ typedef struct {
 
     line_t             kill;        /* the last sign of a killed job */
     size_t             kill_at;
+    size_t             run_at;      /* the last "Running migrations:" */
+    int                run_seen;
 
     fail_t             loose;       /* the last loose evidence */
     int                have_loose;
 
     line_t             ddl_pid;     /* the last backend seen running DDL */
-    int                ddl_seen;
-    int                pids_seen;
 } scan_t;
 
 
@@ -165,6 +165,7 @@ static const fail_t *decide(scan_t *s, const fail_t **hist, size_t *nhist,
     size_t *others, int *correlated);
 static void correlate(scan_t *s, fail_t *f);
 static int applying_line(line_t l, line_t *mig, line_t *rest);
+static int run_line(line_t l);
 static int kill_line(line_t l);
 static int severity(line_t l, line_t *sev, line_t *prefix, line_t *msg);
 static line_t prefix_pid(line_t prefix);
@@ -613,9 +614,9 @@ scan(scan_t *s, const char *text, size_t len)
 static int
 scan_traceback(scan_t *s, line_t raw, size_t n)
 {
+    int          ap;
     line_t       l, name, msg, mig, rest;
     const char  *hit;
-    size_t       k;
 
     hit = line_find(raw, "Traceback (most recent call last):", 0);
 
@@ -626,7 +627,8 @@ scan_traceback(scan_t *s, line_t raw, size_t n)
             }
 
             /* "Applying x...Traceback": stdout and stderr merged */
-            if (applying_line(raw, &mig, &rest)) {
+            ap = applying_line(raw, &mig, &rest);
+            if (ap) {
                 s->applying = mig;
                 s->applying_at = n;
                 s->applying_state = AP_NONE;
@@ -637,7 +639,7 @@ scan_traceback(scan_t *s, line_t raw, size_t n)
             /* a log prefix (CI timestamps) before the header, or before
              * the Applying line's two spaces, is on every line after it */
             s->tb_prefix = (size_t) (hit - raw.p);
-            if (applying_line(raw, &mig, &rest)) {
+            if (ap) {
                 s->tb_prefix = mig.p - 9 - raw.p;
                 if (s->tb_prefix >= 2 && raw.p[s->tb_prefix - 1] == ' '
                     && raw.p[s->tb_prefix - 2] == ' ')
@@ -719,7 +721,7 @@ scan_traceback(scan_t *s, line_t raw, size_t n)
         }
 
         if (s->msg_lines >= MSG_LINES_MAX || applying_line(l, &mig, &rest)
-            || kill_line(l)
+            || kill_line(l) || run_line(l)
             || (severity(l, &name, &rest, &msg) && rest.len > 0))
         {
             chain_end(s);
@@ -737,8 +739,7 @@ scan_traceback(scan_t *s, line_t raw, size_t n)
             return 1;
         }
 
-        k = line_trim(l).len;
-        if (s->tb == TB_GAP && k
+        if (s->tb == TB_GAP
             && (line_find(l, "The above exception was the direct cause", 0)
                 || line_find(l, "During handling of the above exception",
                              0)))
@@ -775,6 +776,11 @@ scan_plain(scan_t *s, line_t l, size_t n)
         {
             s->applying_state = AP_OK;
         }
+    }
+
+    if (run_line(l)) {
+        s->run_at = n;
+        s->run_seen = 1;
     }
 
     if (kill_line(l)) {
@@ -829,9 +835,6 @@ scan_server(scan_t *s, line_t l, size_t n)
     }
 
     pid = prefix_pid(prefix);
-    if (pid.p) {
-        s->pids_seen = 1;
-    }
 
     if ((sev.len == 5 && (memcmp(sev.p, "ERROR", 5) == 0
                           || memcmp(sev.p, "FATAL", 5) == 0
@@ -845,6 +848,7 @@ scan_server(scan_t *s, line_t l, size_t n)
         f.pid = pid;
         f.msg = msg;
         f.ev = l;
+        f.ddl = pid.p && line_eq(pid, s->ddl_pid);
         evid_line(&e, l);
         verdict_evid(&f, &e);
         if (f.source == NULL) {
@@ -871,7 +875,6 @@ scan_server(scan_t *s, line_t l, size_t n)
 
     if (st.p && ddl_statement(st)) {
         s->ddl_pid = pid;
-        s->ddl_seen = 1;
     }
 
     if (!(st.p && sev.len == 9) && !(sev.len == 6
@@ -900,7 +903,7 @@ scan_server(scan_t *s, line_t l, size_t n)
         if (st.p) {
             if (o->statement.p == NULL) {
                 o->statement = st;
-                o->ddl = ddl_statement(st);
+                o->ddl |= ddl_statement(st);
             }
         } else if (o->detail.p == NULL) {
             o->detail = l;
@@ -1224,11 +1227,16 @@ decide(scan_t *s, const fail_t **hist, size_t *nhist, size_t *others,
         }
     }
 
-    /* the last Applying has no outcome, or the job was killed after the
-     * last failure: interrupted */
+    /*
+     * Interrupted: the last Applying has no outcome, or the job was
+     * killed with no traceback, or killed in a run that began after the
+     * last traceback (a kill after a traceback is not that run's end).
+     */
     pending = s->applying.p && s->applying_state == AP_NONE
               && (c == NULL || c->first < s->applying_at);
-    killed = s->kill.p && (c == NULL || s->kill_at > c->last)
+    killed = s->kill.p
+             && (c == NULL || (s->kill_at > c->last && s->run_seen
+                               && s->run_at > c->last))
              && (s->applying.p == NULL || s->kill_at >= s->applying_at);
 
     if (pending || killed) {
@@ -1255,18 +1263,21 @@ decide(scan_t *s, const fail_t **hist, size_t *nhist, size_t *others,
         }
 
     } else if (servers) {
-        /* the migrating backend: the last one seen running DDL; without
-         * pids in the prefix, the last error with a DDL statement */
-        *correlated = 0;
+        /*
+         * The migrating backend: the last one seen running DDL, if it
+         * failed; else the last error of a backend that ran DDL (an
+         * operator's later DDL did not fail); else the last error.
+         */
+        for (i = s->nfails; s->ddl_pid.p && d == NULL && i > 0; i--) {
+            f = &s->fails[i - 1];
+            if (line_eq(f->pid, s->ddl_pid)) {
+                d = f;
+            }
+        }
 
         for (i = s->nfails; d == NULL && i > 0; i--) {
             f = &s->fails[i - 1];
-            if (s->ddl_seen && s->pids_seen && s->ddl_pid.p) {
-                if (line_eq(f->pid, s->ddl_pid)) {
-                    d = f;
-                    *correlated = 1;
-                }
-            } else if (f->ddl) {
+            if (f->ddl) {
                 d = f;
             }
         }
@@ -1274,6 +1285,8 @@ decide(scan_t *s, const fail_t **hist, size_t *nhist, size_t *others,
         if (d == NULL) {
             d = &s->fails[s->nfails - 1];
         }
+
+        *correlated = d->pid.p != NULL && d->ddl;
 
     } else if (s->have_loose) {
         return &s->loose;
@@ -1394,6 +1407,15 @@ applying_line(line_t l, line_t *mig, line_t *rest)
     rest->len = end - rest->p;
 
     return 1;
+}
+
+
+/* a migrate run begins: "Operations to perform:", "Running migrations:" */
+static int
+run_line(line_t l)
+{
+    return line_find(l, "Operations to perform:", 0) != NULL
+           || line_find(l, "Running migrations:", 0) != NULL;
 }
 
 

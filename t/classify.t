@@ -351,6 +351,21 @@ my $others = pglog(11001, 'FATAL', 'terminating connection due to administrator 
     ok($h->{interrupted}, 'a bare Killed: interrupted');
     isnt($h->{class}, 'transient', 'a bare Killed is no proof of a transient cause');
     is($h->{migration}, undef, '... no migration known');
+
+    # a kill after a traceback is not that run's end; a new run's is
+    my $tb = merged('dupes.0002_email_unique', $t->read_file("$fx/django_dupes.txt"));
+    $h = j($t->migctl({ stdin => "$tb\nworker 12 Terminated\n" }, '--json',
+                      'classify')->{out});
+    ok(!$h->{interrupted}, 'a kill word after a traceback: not interrupted');
+    is($h->{sqlstate}, '23505', '... the traceback decides');
+    $h = j($t->migctl({ stdin => "$tb\nOperations to perform:\nKilled\n" },
+                      '--json', 'classify')->{out});
+    ok($h->{interrupted}, 'a new run killed after a traceback: interrupted');
+    is($h->{history}[0]{sqlstate}, '23505', '... the traceback is history');
+    $h = j($t->migctl({ stdin => "  Applying a.0001_x... OK\nKilled\n" },
+                      '--json', 'classify')->{out});
+    ok($h->{interrupted}, 'killed after the last migration applied: interrupted');
+    is($h->{class}, 'unknown', '... with no migration in progress: unknown');
 }
 
 # the app host's disk is not the database's; Python errors in RunPython
@@ -595,7 +610,7 @@ $scene{live_deadlock} = sub {
                  . "USING (pid) WHERE a.application_name = 'holder' AND "
                  . "l.relation = 'cls_deadlock_ledger'::regclass") }, 15),
        'deadlock: the holder has the ledger');
-    my $b = deploy_bg({ %$e, PGOPTIONS => '-c deadlock_timeout=3s' },
+    my $b = deploy_bg({ %$e, PGOPTIONS => '-c deadlock_timeout=5s' },
                       'migrate', 'cls_deadlock');
     ok($t->wait_for(sub {
         lsql($e, "SELECT count(*) FROM pg_locks WHERE NOT granted AND "
@@ -683,7 +698,7 @@ $scene{live_statement_timeout} = sub {
     my $e = live_db('rewrite', 'rewrite');
     dj_ok($e, 'migrate', 'rewrite', '0001');
     lsql($e, "INSERT INTO rewrite_reading (value) "
-             . "SELECT g FROM generate_series(1, 300000) g", timeout => 120);
+             . "SELECT g FROM generate_series(1, 600000) g", timeout => 120);
     my $off = log_size();
     my $out = deploy({ %$e, PGOPTIONS => '-c statement_timeout=100ms' },
                      'migrate', 'rewrite');
@@ -803,6 +818,14 @@ for my $name (@order) {
          '... its DETAIL');
     is($h->{other_sessions}, 2, '... two errors of other sessions left aside');
     is_deeply($h->{history}, [], '... and no history');
+
+    # an operator's later DDL that did not fail does not move the decision
+    my $later = $t->read_file("$fx/pglog_unique_then_others.txt")
+              . "2026-11-29 16:20:00.000 UTC [40001] ops\@c_dupes LOG:  statement: "
+              . "DROP INDEX CONCURRENTLY IF EXISTS \"dupes_x\"\n";
+    $h = verdict($later, 'pglog, later DDL');
+    is($h->{pid}, $pid, "an operator's later DDL: still the failed backend");
+    is($h->{sqlstate}, '23505', '... and its 23505');
 
     # without %p in the prefix: the error with a DDL statement decides
     my $nopid = $t->read_file("$fx/pglog_timeout_then_others.txt");
