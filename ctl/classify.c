@@ -1,6 +1,6 @@
 /*
  * classify.c: the class of a migration failure from a Django traceback or
- * a deploy / server log: SQLSTATE, exception, class and the reason.
+ * a deploy / server log: the last failure of the run decides.
  */
 
 #include <ctype.h>
@@ -9,56 +9,10 @@
 #include <string.h>
 
 #include "migctl.h"
+#include "classify.h"
 
-
-#define CLS_UNKNOWN     0
-#define CLS_TRANSIENT   1
-#define CLS_CODE_FIX    2
-#define CLS_HIGH_RISK   3
 
 #define LINE_MAX_SHOWN  240
-
-
-typedef struct {
-    const char  *code;
-    const char  *name;          /* condition name: psycopg2's class name in
-                                   snake case */
-    int          cls;
-    const char  *reason;
-} sqlstate_t;
-
-/*
- * A server or driver message: "a" alone, or "a" then "b" later on the same
- * line.  A message may refine the class and reason of its code (57014 is a
- * statement timeout or an operator's cancel).
- */
-typedef struct {
-    const char  *a;
-    const char  *b;
-    const char  *code;
-    int          cls;           /* CLS_UNKNOWN: the code's class */
-    const char  *reason;        /* NULL: the code's reason */
-} message_t;
-
-/* a Python or Django exception class, by its last dotted component */
-typedef struct {
-    const char  *name;
-    int          cls;
-    const char  *reason;
-} pyexc_t;
-
-/* a text without SQLSTATE: migration graph errors, a killed job */
-typedef struct {
-    const char  *a;
-    int          eol;           /* "a" must end the line */
-    int          cls;
-    const char  *reason;
-} text_t;
-
-typedef struct {
-    const char  *p;
-    size_t       len;
-} line_t;
 
 
 /* evidence of a code within one exception, server line or loose line */
@@ -174,15 +128,7 @@ static int line_eq(line_t a, line_t b);
 static line_t line_trim(line_t l);
 static json_t *fail_json(const fail_t *f, int full);
 static json_t *migration_json(const fail_t *f, json_t **file, json_t **line);
-static const sqlstate_t *sqlstate_by_code(const char *code);
-static const sqlstate_t *sqlstate_by_name(const char *name, size_t len);
-static int class_of_code(const char *code, const char **reason);
-static const char *line_find(line_t l, const char *s, size_t from);
 static int line_next(const char *text, size_t len, size_t *pos, line_t *l);
-static int explicit_code(line_t l, const char **code);
-static int exception_line(line_t l, int after_traceback, line_t *name,
-    line_t *msg);
-static int code_char(int c);
 static json_t *json_line(line_t l);
 static json_t *json_code(const char *code);
 
@@ -190,275 +136,6 @@ static json_t *json_code(const char *code);
 
 static const char *class_names[] = {
     "unknown", "transient", "code_fix", "high_risk"
-};
-
-
-#define R_LOCK "a lock the migration needed was held by another session " \
-    "and lock_timeout expired; the failed statement changed nothing; " \
-    "find the blocker (migctl locks) and retry"
-#define R_CONN "the connection to PostgreSQL was lost or refused; " \
-    "retry once the server is reachable"
-#define R_UNDEF "the migration or the code refers to an object that does " \
-    "not exist: fix the migration (or its dependencies) in the code; " \
-    "unless an earlier migration recorded with --fake never created it " \
-    "(history drift: migctl diagnose and verify check)"
-#define R_EXISTS "an object the migration creates already exists, left " \
-    "by an earlier partial run or made by hand: the schema is not what " \
-    "the migration expects"
-#define R_DATA "existing rows cannot be converted to the new type: the " \
-    "data must be cleaned before the migration can apply"
-#define R_SYS "the database server failed (resource or internal error): " \
-    "a retry is likely to fail the same way"
-
-static const sqlstate_t sqlstates[] = {
-
-    /* transient: nothing is wrong with the migration or the data */
-    { "55P03", "lock_not_available", CLS_TRANSIENT, R_LOCK },
-    { "40P01", "deadlock_detected", CLS_TRANSIENT,
-      "deadlock with another session; the transaction was rolled back; "
-      "retry once the other writer is done" },
-    { "40001", "serialization_failure", CLS_TRANSIENT,
-      "serialization failure: a concurrent transaction won; retry" },
-    { "08000", "connection_exception", CLS_TRANSIENT, R_CONN },
-    { "08001", "sqlclient_unable_to_establish_sqlconnection", CLS_TRANSIENT,
-      R_CONN },
-    { "08003", "connection_does_not_exist", CLS_TRANSIENT, R_CONN },
-    { "08004", "sqlserver_rejected_establishment_of_sqlconnection",
-      CLS_TRANSIENT, R_CONN },
-    { "08006", "connection_failure", CLS_TRANSIENT, R_CONN },
-    { "53300", "too_many_connections", CLS_TRANSIENT,
-      "too many connections: retry when slots free up (check the pooler "
-      "and max_connections)" },
-    { "57P01", "admin_shutdown", CLS_TRANSIENT,
-      "the server ended the session (administrator command or shutdown): "
-      "an interrupted job; retry" },
-    { "57P02", "crash_shutdown", CLS_TRANSIENT,
-      "the server restarted after a crash: an interrupted job; retry" },
-    { "57P03", "cannot_connect_now", CLS_TRANSIENT,
-      "the server is starting up or shutting down; retry" },
-    { "25P03", "idle_in_transaction_session_timeout", CLS_TRANSIENT,
-      "the session was ended by idle_in_transaction_session_timeout: "
-      "an interrupted job; retry" },
-
-    /* code_fix: the migration or the release is wrong */
-    { "42601", "syntax_error", CLS_CODE_FIX,
-      "SQL syntax error in the migration (RunSQL?): fix the SQL" },
-    { "42P01", "undefined_table", CLS_CODE_FIX, R_UNDEF },
-    { "42703", "undefined_column", CLS_CODE_FIX, R_UNDEF },
-    { "42883", "undefined_function", CLS_CODE_FIX, R_UNDEF },
-    { "42704", "undefined_object", CLS_CODE_FIX, R_UNDEF },
-    { "3F000", "invalid_schema_name", CLS_CODE_FIX, R_UNDEF },
-    { "25001", "active_sql_transaction", CLS_CODE_FIX,
-      "a CONCURRENTLY operation inside an atomic migration: set "
-      "atomic = False on the migration" },
-    { "42804", "datatype_mismatch", CLS_CODE_FIX,
-      "type mismatch in the migration's SQL: fix the migration" },
-    { "42846", "cannot_coerce", CLS_CODE_FIX,
-      "no cast between the old and the new type: the migration needs "
-      "a USING expression" },
-    { "42702", "ambiguous_column", CLS_CODE_FIX,
-      "ambiguous column reference in the migration's SQL" },
-    { "42725", "ambiguous_function", CLS_CODE_FIX,
-      "ambiguous function call in the migration's SQL" },
-    { "42809", "wrong_object_type", CLS_CODE_FIX,
-      "the migration's SQL uses an object of the wrong kind" },
-    { "42P16", "invalid_table_definition", CLS_CODE_FIX,
-      "invalid table definition in the migration" },
-    { "42611", "invalid_column_definition", CLS_CODE_FIX,
-      "invalid column definition in the migration" },
-    { "0A000", "feature_not_supported", CLS_CODE_FIX,
-      "the migration uses something this PostgreSQL does not support" },
-    { "2BP01", "dependent_objects_still_exist", CLS_CODE_FIX,
-      "the migration drops an object that others depend on: drop or "
-      "alter the dependants first, in the migration" },
-
-    /* high_risk: existing data, rights or the server decide */
-    { "23505", "unique_violation", CLS_HIGH_RISK,
-      "existing rows violate the new unique constraint or index: the "
-      "duplicates must be resolved (a data decision) before it applies" },
-    { "23502", "not_null_violation", CLS_HIGH_RISK,
-      "existing rows hold NULL where the migration requires NOT NULL: "
-      "backfill them first" },
-    { "23503", "foreign_key_violation", CLS_HIGH_RISK,
-      "existing rows reference rows that do not exist: fix the orphans "
-      "before the foreign key can be added" },
-    { "23514", "check_violation", CLS_HIGH_RISK,
-      "existing rows fail the new check constraint" },
-    { "23P01", "exclusion_violation", CLS_HIGH_RISK,
-      "existing rows violate the new exclusion constraint" },
-    { "23000", "integrity_constraint_violation", CLS_HIGH_RISK,
-      "existing rows violate an integrity constraint" },
-    { "23001", "restrict_violation", CLS_HIGH_RISK,
-      "existing rows are still referenced (ON DELETE RESTRICT)" },
-    { "57014", "query_canceled", CLS_HIGH_RISK,
-      "the statement was canceled (statement_timeout or a cancel): a "
-      "long rewrite or scan under lock; a plain retry hits it again" },
-    { "42501", "insufficient_privilege", CLS_HIGH_RISK,
-      "the role running migrate lacks a right (table owner or DDL "
-      "privilege): run migrate as the schema owner" },
-    { "53100", "disk_full", CLS_HIGH_RISK,
-      "the database server's disk is full: free space first; a retry "
-      "fails the same way" },
-    { "53200", "out_of_memory", CLS_HIGH_RISK, R_SYS },
-    { "53400", "configuration_limit_exceeded", CLS_HIGH_RISK, R_SYS },
-    { "54000", "program_limit_exceeded", CLS_HIGH_RISK, R_SYS },
-    { "58030", "io_error", CLS_HIGH_RISK, R_SYS },
-    { "XX000", "internal_error", CLS_HIGH_RISK, R_SYS },
-    { "XX001", "data_corrupted", CLS_HIGH_RISK, R_SYS },
-    { "XX002", "index_corrupted", CLS_HIGH_RISK, R_SYS },
-    { "42P07", "duplicate_table", CLS_HIGH_RISK, R_EXISTS },
-    { "42701", "duplicate_column", CLS_HIGH_RISK, R_EXISTS },
-    { "42710", "duplicate_object", CLS_HIGH_RISK, R_EXISTS },
-    { "42P06", "duplicate_schema", CLS_HIGH_RISK, R_EXISTS },
-    { "42723", "duplicate_function", CLS_HIGH_RISK, R_EXISTS },
-    { "22P02", "invalid_text_representation", CLS_HIGH_RISK, R_DATA },
-    { "22003", "numeric_value_out_of_range", CLS_HIGH_RISK, R_DATA },
-    { "22001", "string_data_right_truncation", CLS_HIGH_RISK, R_DATA },
-    { "22007", "invalid_datetime_format", CLS_HIGH_RISK, R_DATA },
-    { "22008", "datetime_field_overflow", CLS_HIGH_RISK, R_DATA },
-    { "22012", "division_by_zero", CLS_HIGH_RISK, R_DATA },
-
-    { NULL, NULL, CLS_UNKNOWN, NULL }
-};
-
-
-/* on one line, the later line wins; on one line, the earlier entry */
-static const message_t messages[] = {
-    { "sorry, too many clients already", NULL, "53300", 0, NULL },
-    { "remaining connection slots are reserved", NULL, "53300", 0, NULL },
-    { "could not create unique index", NULL, "23505", 0, NULL },
-    { "duplicate key value violates unique constraint", NULL, "23505", 0,
-      NULL },
-    { "contains null values", NULL, "23502", 0, NULL },
-    { "violates not-null constraint", NULL, "23502", 0, NULL },
-    { "violates foreign key constraint", NULL, "23503", 0, NULL },
-    { "is violated by some row", NULL, "23514", 0, NULL },
-    { "violates check constraint", NULL, "23514", 0, NULL },
-    { "violates exclusion constraint", NULL, "23P01", 0, NULL },
-    { "canceling statement due to lock timeout", NULL, "55P03", 0, NULL },
-    { "could not obtain lock on", NULL, "55P03", 0, NULL },
-    { "canceling statement due to statement timeout", NULL, "57014",
-      CLS_HIGH_RISK,
-      "statement_timeout expired: a long statement (a table rewrite or "
-      "a validating scan) under lock; a plain retry hits it again: it "
-      "needs a window and a timeout sized for the table, or a migration "
-      "that does not rewrite" },
-    { "canceling statement due to user request", NULL, "57014",
-      CLS_TRANSIENT,
-      "an operator or a deploy tool canceled the statement: an "
-      "interrupted job" },
-    { "canceling statement due to conflict with recovery", NULL, "40001",
-      CLS_TRANSIENT, NULL },
-    { "deadlock detected", NULL, "40P01", 0, NULL },
-    { "could not serialize access", NULL, "40001", 0, NULL },
-    { "terminating connection due to administrator command", NULL, "57P01",
-      0, NULL },
-    { "terminating connection due to idle-in-transaction timeout", NULL,
-      "25P03", 0, NULL },
-    { "the database system is shutting down", NULL, "57P03", 0, NULL },
-    { "the database system is starting up", NULL, "57P03", 0, NULL },
-    { "the database system is in recovery mode", NULL, "57P03", 0, NULL },
-    { "server closed the connection unexpectedly", NULL, "08006", 0, NULL },
-    { "connection already closed", NULL, "08003", 0, NULL },
-    { "could not connect to server", NULL, "08001", 0, NULL },
-    { "connection to server at", "failed", "08001", 0, NULL },
-    { "connection to server on socket", "failed", "08001", 0, NULL },
-    /* the server's words; Python's OSError errno 28 is the app host's */
-    { "could not ", "No space left on device", "53100", 0, NULL },
-    { "could not extend file", NULL, "53100", 0, NULL },
-    { "out of memory", NULL, "53200", 0, NULL },
-    { "syntax error at or near", NULL, "42601", 0, NULL },
-    { "syntax error at end of input", NULL, "42601", 0, NULL },
-    { "cannot run inside a transaction block", NULL, "25001", 0, NULL },
-    { "column ", " already exists", "42701", 0, NULL },
-    { "relation ", " already exists", "42P07", 0, NULL },
-    { "constraint ", " already exists", "42710", 0, NULL },
-    { "column ", " does not exist", "42703", 0, NULL },
-    { "relation ", " does not exist", "42P01", 0, NULL },
-    { "function ", " does not exist", "42883", 0, NULL },
-    { "schema ", " does not exist", "3F000", 0, NULL },
-    { "must be owner of", NULL, "42501", 0, NULL },
-    { "permission denied for", NULL, "42501", 0, NULL },
-    { "cannot drop ", "because other objects depend on it", "2BP01", 0,
-      NULL },
-    { "invalid input syntax for", NULL, "22P02", 0, NULL },
-    { "out of range for type", NULL, "22003", 0, NULL },
-    { "value too long for type", NULL, "22001", 0, NULL },
-    { NULL, NULL, NULL, 0, NULL }
-};
-
-
-#define R_PY "a Python error in the migration or release code (RunPython, " \
-    "an import, a setting): fix the code"
-#define R_GRAPH "the migration graph of the release is broken: fix the " \
-    "migration files"
-#define R_CONNPY "the connection to PostgreSQL broke: an interrupted job; " \
-    "retry"
-
-static const pyexc_t pyexcs[] = {
-    { "ImportError", CLS_CODE_FIX, R_PY },
-    { "ModuleNotFoundError", CLS_CODE_FIX, R_PY },
-    { "NameError", CLS_CODE_FIX, R_PY },
-    { "UnboundLocalError", CLS_CODE_FIX, R_PY },
-    { "AttributeError", CLS_CODE_FIX, R_PY },
-    { "TypeError", CLS_CODE_FIX, R_PY },
-    { "ValueError", CLS_CODE_FIX, R_PY },
-    { "KeyError", CLS_CODE_FIX, R_PY },
-    { "IndexError", CLS_CODE_FIX, R_PY },
-    { "LookupError", CLS_CODE_FIX, R_PY },
-    { "ZeroDivisionError", CLS_CODE_FIX, R_PY },
-    { "AssertionError", CLS_CODE_FIX, R_PY },
-    { "NotImplementedError", CLS_CODE_FIX, R_PY },
-    { "RecursionError", CLS_CODE_FIX, R_PY },
-    { "SyntaxError", CLS_CODE_FIX, R_PY },
-    { "IndentationError", CLS_CODE_FIX, R_PY },
-    { "ImproperlyConfigured", CLS_CODE_FIX, R_PY },
-    { "AppRegistryNotReady", CLS_CODE_FIX, R_PY },
-    { "FieldDoesNotExist", CLS_CODE_FIX, R_PY },
-    { "FieldError", CLS_CODE_FIX, R_PY },
-    { "RuntimeError", CLS_CODE_FIX, R_PY },
-    { "DoesNotExist", CLS_CODE_FIX,
-      "the migration's code looked up a row that is not there "
-      "(Model.DoesNotExist): make the code handle it" },
-    { "ObjectDoesNotExist", CLS_CODE_FIX,
-      "the migration's code looked up a row that is not there: make the "
-      "code handle it" },
-    { "MultipleObjectsReturned", CLS_CODE_FIX,
-      "the migration's code expected one row and found several "
-      "(get()): make the code handle it" },
-    { "NodeNotFoundError", CLS_CODE_FIX, R_GRAPH },
-    { "CircularDependencyError", CLS_CODE_FIX, R_GRAPH },
-    { "BadMigrationError", CLS_CODE_FIX, R_GRAPH },
-    { "IrreversibleError", CLS_CODE_FIX,
-      "the migration cannot be reversed: roll forward instead" },
-    { "InconsistentMigrationHistory", CLS_HIGH_RISK,
-      "django_migrations records a migration before its dependency: the "
-      "history was edited or faked; the schema needs checking" },
-    { "MemoryError", CLS_HIGH_RISK,
-      "the migration ran out of memory (a RunPython loading a table?)" },
-    { "KeyboardInterrupt", CLS_TRANSIENT,
-      "the run was interrupted (SIGINT): an interrupted job" },
-    { "InterfaceError", CLS_TRANSIENT, R_CONNPY },
-    { "BrokenPipeError", CLS_TRANSIENT, R_CONNPY },
-    { "ConnectionResetError", CLS_TRANSIENT, R_CONNPY },
-    { "ConnectionRefusedError", CLS_TRANSIENT, R_CONNPY },
-    { "ConnectionAbortedError", CLS_TRANSIENT, R_CONNPY },
-    { NULL, 0, NULL }
-};
-
-
-static const text_t texts[] = {
-    { "Conflicting migrations detected", 0, CLS_CODE_FIX,
-      "two migrations are leaves of one app: merge them "
-      "(makemigrations --merge) in the code" },
-    { "dependencies reference nonexistent", 0, CLS_CODE_FIX, R_GRAPH },
-    { "cannot be executed inside a transaction", 0, CLS_CODE_FIX,
-      "a CONCURRENTLY operation inside an atomic migration: set "
-      "atomic = False on the migration" },
-    { "is applied before its dependency", 0, CLS_HIGH_RISK,
-      "django_migrations records a migration before its dependency: the "
-      "history was edited or faked; the schema needs checking" },
-    { NULL, 0, 0, NULL }
 };
 
 
@@ -543,7 +220,7 @@ migctl_classify_text(migctl_ctx_t *ctx, const char *text, size_t len,
         goto done;
     }
 
-    st = d->code ? sqlstate_by_code(d->code) : NULL;
+    st = d->code ? migctl_cls_by_code(d->code) : NULL;
     json_object_set_new(o, "condition",
                         st ? json_string(st->name) : json_null());
     json_object_set_new(o, "interrupted",
@@ -618,7 +295,7 @@ scan_traceback(scan_t *s, line_t raw, size_t n)
     line_t       l, name, msg, mig, rest;
     const char  *hit;
 
-    hit = line_find(raw, "Traceback (most recent call last):", 0);
+    hit = migctl_cls_find(raw, "Traceback (most recent call last):", 0);
 
     if (hit) {
         if (!(s->in_chain && s->tb == TB_LINK)) {
@@ -685,8 +362,8 @@ scan_traceback(scan_t *s, line_t raw, size_t n)
         if (l.p[0] == ' ' || l.p[0] == '\t') {
             /* a migration file: "<app>/migrations/0002_x.py"; Django's
              * own django/db/migrations/ modules have no leading digit */
-            hit = line_find(l, "/migrations/", 0);
-            if (hit && line_find(l, "File \"", 0)
+            hit = migctl_cls_find(l, "/migrations/", 0);
+            if (hit && migctl_cls_find(l, "File \"", 0)
                 && (size_t) (hit - l.p) + 12 < l.len
                 && isdigit((unsigned char) hit[12]))
             {
@@ -696,7 +373,7 @@ scan_traceback(scan_t *s, line_t raw, size_t n)
             return 1;
         }
 
-        if (exception_line(l, 1, &name, &msg)) {
+        if (migctl_cls_exception_line(l, 1, &name, &msg)) {
             chain_exception(s, l, name, msg);
             s->chain.last = n;
             return 1;
@@ -712,7 +389,7 @@ scan_traceback(scan_t *s, line_t raw, size_t n)
             return 1;
         }
 
-        if (exception_line(l, 0, &name, &msg)) {
+        if (migctl_cls_exception_line(l, 0, &name, &msg)) {
             /* exception lines one after the other: a chain printed
              * without its frames (psycopg's, then Django's) */
             chain_exception(s, l, name, msg);
@@ -740,9 +417,8 @@ scan_traceback(scan_t *s, line_t raw, size_t n)
         }
 
         if (s->tb == TB_GAP
-            && (line_find(l, "The above exception was the direct cause", 0)
-                || line_find(l, "During handling of the above exception",
-                             0)))
+            && (migctl_cls_find(l, "The above exception was the direct", 0)
+                || migctl_cls_find(l, "During handling of the above", 0)))
         {
             s->tb = TB_LINK;
             s->gap_lines = 0;
@@ -789,7 +465,7 @@ scan_plain(scan_t *s, line_t l, size_t n)
         return;
     }
 
-    if (exception_line(l, 0, &name, &msg)) {
+    if (migctl_cls_exception_line(l, 0, &name, &msg)) {
         chain_start(s, n, 0);
         chain_exception(s, l, name, msg);
         return;
@@ -866,7 +542,7 @@ scan_server(scan_t *s, line_t l, size_t n)
 
     } else if (sev.len == 3 && memcmp(sev.p, "LOG", 3) == 0) {
         /* log_statement = 'ddl' and log_min_duration_statement */
-        st.p = line_find(msg, "statement: ", 0);
+        st.p = migctl_cls_find(msg, "statement: ", 0);
         if (st.p) {
             st.p += 11;
             st.len = msg.p + msg.len - st.p;
@@ -986,8 +662,8 @@ chain_end(scan_t *s)
 
     /* a database error wrapper: django.db.utils.X, psycopg2.X, ... */
     name = f->exc_name;
-    db = line_find(name, "django.db.utils.", 0) == name.p
-         || line_find(name, "psycopg", 0) == name.p;
+    db = migctl_cls_find(name, "django.db.utils.", 0) == name.p
+         || migctl_cls_find(name, "psycopg", 0) == name.p;
 
     if (verdict_evid(f, &s->exc)) {
 
@@ -1066,7 +742,7 @@ evid_name(evid_t *e, line_t name)
                 || (k >= 14 && memcmp(name.p + k - 14, "psycopg.errors", 14)
                                == 0)))
         {
-            st = sqlstate_by_name(name.p + k + 1, name.len - k - 1);
+            st = migctl_cls_by_name(name.p + k + 1, name.len - k - 1);
             if (st && e->code == NULL) {
                 e->code = st->code;
                 e->source = "exception";
@@ -1081,16 +757,14 @@ evid_name(evid_t *e, line_t name)
 static void
 evid_line(evid_t *e, line_t l)
 {
-    const char       *code, *hit;
-    const message_t  *m;
-    const text_t     *t;
+    const char  *code, *hit;
 
-    if (e->code == NULL && explicit_code(l, &code)) {
+    if (e->code == NULL && migctl_cls_explicit_code(l, &code)) {
         e->code = code;
         e->source = "sqlstate";
     }
 
-    if (e->detail.p == NULL && (hit = line_find(l, "DETAIL:", 0)) != NULL
+    if (e->detail.p == NULL && (hit = migctl_cls_find(l, "DETAIL:", 0)) != NULL
         && (hit == l.p || hit[-1] == ' '))
     {
         e->detail.p = hit;
@@ -1098,27 +772,11 @@ evid_line(evid_t *e, line_t l)
     }
 
     if (e->msg == NULL) {
-        for (m = messages; m->a; m++) {
-            hit = line_find(l, m->a, 0);
-            if (hit == NULL) {
-                continue;
-            }
-            if (m->b && line_find(l, m->b, hit - l.p + strlen(m->a)) == NULL)
-            {
-                continue;
-            }
-            e->msg = m;
-            break;
-        }
+        e->msg = migctl_cls_message(l);
     }
 
     if (e->txt == NULL) {
-        for (t = texts; t->a; t++) {
-            if (line_find(l, t->a, 0)) {
-                e->txt = t;
-                break;
-            }
-        }
+        e->txt = migctl_cls_text(l);
     }
 }
 
@@ -1127,7 +785,7 @@ static void
 verdict_code(fail_t *f, const char *code, const message_t *msg)
 {
     f->code = code;
-    f->cls = class_of_code(code, &f->reason);
+    f->cls = migctl_cls_class_of_code(code, &f->reason);
 
     /* a message refines its code: 57014 is a timeout or a cancel */
     if (msg && memcmp(msg->code, code, 5) == 0) {
@@ -1165,20 +823,21 @@ verdict_evid(fail_t *f, evid_t *e)
 static int
 pyexc_verdict(fail_t *f)
 {
-    const char     *p;
-    size_t          k;
+    line_t          n;
     const pyexc_t  *e;
 
-    p = f->exc_name.p + f->exc_name.len;
-    while (p > f->exc_name.p && p[-1] != '.') {
-        p--;
+    /* the last dotted component of the name */
+    n = f->exc_name;
+    while (n.len && n.p[n.len - 1] != '.') {
+        n.len--;
     }
-    k = f->exc_name.p + f->exc_name.len - p;
+    n.p += n.len;
+    n.len = f->exc_name.len - n.len;
 
     /* the app host's disk, not the database's (53100) */
-    if (((k == 7 && memcmp(p, "OSError", 7) == 0)
-         || (k == 7 && memcmp(p, "IOError", 7) == 0))
-        && f->exc_msg.p && line_find(f->exc_msg, "[Errno 28]", 0))
+    if (n.len == 7
+        && (memcmp(n.p, "OSError", 7) == 0 || memcmp(n.p, "IOError", 7) == 0)
+        && f->exc_msg.p && migctl_cls_find(f->exc_msg, "[Errno 28]", 0))
     {
         f->cls = CLS_TRANSIENT;
         f->reason = R_HOSTDISK;
@@ -1186,16 +845,16 @@ pyexc_verdict(fail_t *f)
         return 1;
     }
 
-    for (e = pyexcs; e->name; e++) {
-        if (strlen(e->name) == k && memcmp(e->name, p, k) == 0) {
-            f->cls = e->cls;
-            f->reason = e->reason;
-            f->source = "exception";
-            return 1;
-        }
+    e = migctl_cls_pyexc(f->exc_name.p, f->exc_name.len);
+    if (e == NULL) {
+        return 0;
     }
 
-    return 0;
+    f->cls = e->cls;
+    f->reason = e->reason;
+    f->source = "exception";
+
+    return 1;
 }
 
 
@@ -1380,7 +1039,7 @@ applying_line(line_t l, line_t *mig, line_t *rest)
     const char  *hit, *p, *end;
     int          dot;
 
-    hit = line_find(l, "Applying ", 0);
+    hit = migctl_cls_find(l, "Applying ", 0);
     if (hit == NULL) {
         return 0;
     }
@@ -1414,8 +1073,8 @@ applying_line(line_t l, line_t *mig, line_t *rest)
 static int
 run_line(line_t l)
 {
-    return line_find(l, "Operations to perform:", 0) != NULL
-           || line_find(l, "Running migrations:", 0) != NULL;
+    return migctl_cls_find(l, "Operations to perform:", 0) != NULL
+           || migctl_cls_find(l, "Running migrations:", 0) != NULL;
 }
 
 
@@ -1445,7 +1104,7 @@ kill_line(line_t l)
 
     for (i = 0; words[i]; i++) {
         n = strlen(words[i]);
-        hit = line_find(t, words[i], 0);
+        hit = migctl_cls_find(t, words[i], 0);
         if (hit == NULL) {
             continue;
         }
@@ -1460,7 +1119,7 @@ kill_line(line_t l)
         /* the shell's words need their place: a log line may say them */
         if (i >= 2 || at + n == t.len
             || (at >= 2 && hit[-1] == ' ' && isdigit((unsigned char) hit[-2]))
-            || line_find(t, " process ", at) == hit + n)
+            || migctl_cls_find(t, " process ", at) == hit + n)
         {
             return 1;
         }
@@ -1468,7 +1127,7 @@ kill_line(line_t l)
 
     for (i = 0; exits[i]; i++) {
         n = strlen(exits[i]);
-        hit = line_find(t, exits[i], 0);
+        hit = migctl_cls_find(t, exits[i], 0);
         if (hit && ((size_t) (hit - t.p) + n == t.len
                     || !isdigit((unsigned char) hit[n])))
         {
@@ -1591,7 +1250,7 @@ ddl_statement(line_t l)
         }
     }
 
-    return line_find(l, "django_migrations", 0) != NULL;
+    return migctl_cls_find(l, "django_migrations", 0) != NULL;
 }
 
 
@@ -1697,7 +1356,7 @@ migration_json(const fail_t *f, json_t **file, json_t **line)
     buf[0] = '\0';
 
     if (f->frame.p) {
-        q = line_find(f->frame, "File \"", 0);
+        q = migctl_cls_find(f->frame, "File \"", 0);
         path.p = q ? q + 6 : NULL;
         e = path.p ? memchr(path.p, '"',
                             f->frame.p + f->frame.len - path.p) : NULL;
@@ -1706,7 +1365,7 @@ migration_json(const fail_t *f, json_t **file, json_t **line)
             path.len = e - path.p;
             *file = json_line(path);
 
-            hit = line_find(f->frame, ", line ", 0);
+            hit = migctl_cls_find(f->frame, ", line ", 0);
             if (hit && hit > e) {
                 n = 0;
                 for (q = hit + 7; q < f->frame.p + f->frame.len
@@ -1718,7 +1377,7 @@ migration_json(const fail_t *f, json_t **file, json_t **line)
                 *line = json_integer(n);
             }
 
-            hit = line_find(path, "/migrations/", 0);
+            hit = migctl_cls_find(path, "/migrations/", 0);
             if (hit && f->migration.p == NULL) {
                 for (app = hit; app > path.p && app[-1] != '/'; app--) {
                     /* void */
@@ -1744,100 +1403,6 @@ migration_json(const fail_t *f, json_t **file, json_t **line)
 
 
 
-static const sqlstate_t *
-sqlstate_by_code(const char *code)
-{
-    const sqlstate_t  *s;
-
-    for (s = sqlstates; s->code; s++) {
-        if (memcmp(s->code, code, 5) == 0) {
-            return s;
-        }
-    }
-
-    return NULL;
-}
-
-
-/* "UniqueViolation" -> unique_violation, compared without a copy */
-static const sqlstate_t *
-sqlstate_by_name(const char *name, size_t len)
-{
-    size_t             i, j, n;
-    int                c;
-    const sqlstate_t  *s;
-
-    for (s = sqlstates; s->code; s++) {
-        n = strlen(s->name);
-
-        for (i = 0, j = 0; i < len && j < n; i++) {
-            c = (unsigned char) name[i];
-
-            if (isupper(c) && i > 0) {
-                if (s->name[j++] != '_' || j == n) {
-                    break;
-                }
-            }
-
-            if (tolower(c) != s->name[j++]) {
-                break;
-            }
-        }
-
-        if (i == len && j == n) {
-            return s;
-        }
-    }
-
-    return NULL;
-}
-
-
-/* a code not in the table is classed by its class only where that is
- * unambiguous; else unknown */
-static int
-class_of_code(const char *code, const char **reason)
-{
-    const sqlstate_t  *s;
-
-    s = sqlstate_by_code(code);
-    if (s) {
-        *reason = s->reason;
-        return s->cls;
-    }
-
-    if (memcmp(code, "08", 2) == 0) {
-        *reason = R_CONN;
-        return CLS_TRANSIENT;
-    }
-
-    if (memcmp(code, "40", 2) == 0) {
-        *reason = "the transaction was rolled back by the server "
-                  "(class 40); retry";
-        return CLS_TRANSIENT;
-    }
-
-    if (memcmp(code, "22", 2) == 0) {
-        *reason = R_DATA;
-        return CLS_HIGH_RISK;
-    }
-
-    if (memcmp(code, "23", 2) == 0) {
-        *reason = "existing rows violate an integrity constraint "
-                  "(class 23)";
-        return CLS_HIGH_RISK;
-    }
-
-    if (memcmp(code, "58", 2) == 0 || memcmp(code, "XX", 2) == 0) {
-        *reason = R_SYS;
-        return CLS_HIGH_RISK;
-    }
-
-    *reason = NULL;
-    return CLS_UNKNOWN;
-}
-
-
 static int
 line_next(const char *text, size_t len, size_t *pos, line_t *l)
 {
@@ -1858,170 +1423,6 @@ line_next(const char *text, size_t len, size_t *pos, line_t *l)
     }
 
     *pos = i + 1;
-
-    return 1;
-}
-
-
-static const char *
-line_find(line_t l, const char *s, size_t from)
-{
-    size_t  n, i;
-
-    n = strlen(s);
-    if (n > l.len) {
-        return NULL;
-    }
-
-    for (i = from; i + n <= l.len; i++) {
-        if (l.p[i] == s[0] && memcmp(l.p + i, s, n) == 0) {
-            return l.p + i;
-        }
-    }
-
-    return NULL;
-}
-
-
-static int
-code_char(int c)
-{
-    return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z');
-}
-
-
-/*
- * "SQLSTATE 23505", "sqlstate: 23505", "SQLSTATE[23505]", "pgcode 23505",
- * and PostgreSQL's verbose log "ERROR:  23505: ...".  A code has five
- * characters, digits or capitals, at least one digit; up to four
- * separators before it (JSON: "sqlstate": "23505").
- */
-static int
-explicit_code(line_t l, const char **code)
-{
-    static const struct {
-        const char  *key;
-        int          log;       /* the verbose log form: a ':' follows */
-    } keys[] = {
-        { "SQLSTATE", 0 }, { "sqlstate", 0 }, { "SqlState", 0 },
-        { "pgcode", 0 }, { "ERROR:  ", 1 }, { "FATAL:  ", 1 },
-        { "PANIC:  ", 1 }, { NULL, 0 }
-    };
-
-    size_t       i, j, k, from;
-    int          digit, found, x;
-    const char  *hit;
-
-    found = 0;
-
-    for (x = 0; keys[x].key; x++) {
-        from = 0;
-
-        while ((hit = line_find(l, keys[x].key, from)) != NULL) {
-            i = hit - l.p + strlen(keys[x].key);
-            from = i;
-
-            for (k = 0; !keys[x].log && k < 4 && i < l.len
-                        && l.p[i] != '\0'
-                        && strchr(" :=[('\"", l.p[i]) != NULL; k++)
-            {
-                i++;
-            }
-
-            if (i + 5 > l.len) {
-                continue;
-            }
-
-            digit = 0;
-            for (j = 0; j < 5; j++) {
-                if (!code_char((unsigned char) l.p[i + j])) {
-                    break;
-                }
-                digit |= (l.p[i + j] >= '0' && l.p[i + j] <= '9');
-            }
-
-            if (j < 5 || !digit
-                || (i + 5 < l.len && code_char((unsigned char) l.p[i + 5])))
-            {
-                continue;
-            }
-
-            if (keys[x].log && (i + 5 >= l.len || l.p[i + 5] != ':')) {
-                continue;
-            }
-
-            /* 00 success, 01 warning, 02 no data: not a failure */
-            if (l.p[i] == '0' && l.p[i + 1] >= '0' && l.p[i + 1] <= '2') {
-                continue;
-            }
-
-            *code = l.p + i;
-            found = 1;
-        }
-    }
-
-    return found;
-}
-
-
-/*
- * A Python exception line: "pkg.mod.Name: message" or "Name" alone at the
- * start of a line.  Right after a traceback's frames any such line is
- * one; elsewhere the name must look like an exception (Error, Exception,
- * Interrupt, Exit, or a psycopg errors class).
- */
-static int
-exception_line(line_t l, int after_traceback, line_t *name, line_t *msg)
-{
-    size_t  i;
-    int     c;
-
-    for (i = 0; i < l.len; i++) {
-        c = (unsigned char) l.p[i];
-
-        if (!(isalnum(c) || c == '_' || (c == '.' && i > 0))) {
-            break;
-        }
-    }
-
-    if (i == 0 || isdigit((unsigned char) l.p[0]) || l.p[i - 1] == '.') {
-        return 0;
-    }
-
-    if (i < l.len && !(l.p[i] == ':' && (i + 1 == l.len
-                                         || l.p[i + 1] == ' ')))
-    {
-        return 0;
-    }
-
-    name->p = l.p;
-    name->len = i;
-
-    if (!after_traceback) {
-        line_t  tail;
-
-        tail.p = l.p;
-        tail.len = i;
-
-        if (!((i >= 5 && memcmp(l.p + i - 5, "Error", 5) == 0)
-              || (i >= 9 && memcmp(l.p + i - 9, "Exception", 9) == 0)
-              || (i >= 9 && memcmp(l.p + i - 9, "Interrupt", 9) == 0)
-              || (i >= 4 && memcmp(l.p + i - 4, "Exit", 4) == 0)
-              || line_find(tail, "psycopg2.errors.", 0) == l.p
-              || line_find(tail, "psycopg.errors.", 0) == l.p))
-        {
-            return 0;
-        }
-    }
-
-    if (i + 2 <= l.len) {
-        msg->p = l.p + i + 2;
-        msg->len = l.len - i - 2;
-
-    } else {
-        msg->p = NULL;
-        msg->len = 0;
-    }
 
     return 1;
 }
