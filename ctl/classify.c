@@ -118,14 +118,7 @@ static int pyexc_verdict(fail_t *f);
 static const fail_t *decide(scan_t *s, const fail_t **hist, size_t *nhist,
     size_t *others, int *correlated);
 static void correlate(scan_t *s, fail_t *f);
-static int applying_line(line_t l, line_t *mig, line_t *rest);
-static int run_line(line_t l);
-static int kill_line(line_t l);
-static int severity(line_t l, line_t *sev, line_t *prefix, line_t *msg);
-static line_t prefix_pid(line_t prefix);
-static int ddl_statement(line_t l);
 static int line_eq(line_t a, line_t b);
-static line_t line_trim(line_t l);
 static json_t *fail_json(const fail_t *f, int full);
 static json_t *migration_json(const fail_t *f, json_t **file, json_t **line);
 static int line_next(const char *text, size_t len, size_t *pos, line_t *l);
@@ -304,7 +297,7 @@ scan_traceback(scan_t *s, line_t raw, size_t n)
             }
 
             /* "Applying x...Traceback": stdout and stderr merged */
-            ap = applying_line(raw, &mig, &rest);
+            ap = migctl_cls_applying(raw, &mig, &rest);
             if (ap) {
                 s->applying = mig;
                 s->applying_at = n;
@@ -367,7 +360,7 @@ scan_traceback(scan_t *s, line_t raw, size_t n)
                 && (size_t) (hit - l.p) + 12 < l.len
                 && isdigit((unsigned char) hit[12]))
             {
-                s->chain.frame = line_trim(l);
+                s->chain.frame = migctl_cls_trim(l);
             }
             s->chain.last = n;
             return 1;
@@ -397,9 +390,10 @@ scan_traceback(scan_t *s, line_t raw, size_t n)
             return 1;
         }
 
-        if (s->msg_lines >= MSG_LINES_MAX || applying_line(l, &mig, &rest)
-            || kill_line(l) || run_line(l)
-            || (severity(l, &name, &rest, &msg) && rest.len > 0))
+        if (s->msg_lines >= MSG_LINES_MAX
+            || migctl_cls_applying(l, &mig, &rest)
+            || migctl_cls_kill(l) || migctl_cls_run(l)
+            || (migctl_cls_severity(l, &name, &rest, &msg) && rest.len > 0))
         {
             chain_end(s);
             return 0;
@@ -412,7 +406,7 @@ scan_traceback(scan_t *s, line_t raw, size_t n)
 
     case TB_GAP:
     case TB_LINK:
-        if (line_trim(l).len == 0 && s->gap_lines++ < 4) {
+        if (migctl_cls_trim(l).len == 0 && s->gap_lines++ < 4) {
             return 1;
         }
 
@@ -441,8 +435,8 @@ scan_plain(scan_t *s, line_t l, size_t n)
     evid_t        e;
     fail_t        f;
 
-    if (applying_line(l, &mig, &rest)) {
-        rest = line_trim(rest);
+    if (migctl_cls_applying(l, &mig, &rest)) {
+        rest = migctl_cls_trim(rest);
         s->applying = mig;
         s->applying_at = n;
         s->applying_state = AP_NONE;
@@ -454,13 +448,13 @@ scan_plain(scan_t *s, line_t l, size_t n)
         }
     }
 
-    if (run_line(l)) {
+    if (migctl_cls_run(l)) {
         s->run_at = n;
         s->run_seen = 1;
     }
 
-    if (kill_line(l)) {
-        s->kill = line_trim(l);
+    if (migctl_cls_kill(l)) {
+        s->kill = migctl_cls_trim(l);
         s->kill_at = n;
         return;
     }
@@ -471,7 +465,7 @@ scan_plain(scan_t *s, line_t l, size_t n)
         return;
     }
 
-    if (severity(l, &name, &rest, &msg)) {
+    if (migctl_cls_severity(l, &name, &rest, &msg)) {
         scan_server(s, l, n);
         return;
     }
@@ -506,11 +500,11 @@ scan_server(scan_t *s, line_t l, size_t n)
     fail_t   f, *o;
     evid_t   e;
 
-    if (!severity(l, &sev, &prefix, &msg)) {
+    if (!migctl_cls_severity(l, &sev, &prefix, &msg)) {
         return;
     }
 
-    pid = prefix_pid(prefix);
+    pid = migctl_cls_pid(prefix);
 
     if ((sev.len == 5 && (memcmp(sev.p, "ERROR", 5) == 0
                           || memcmp(sev.p, "FATAL", 5) == 0
@@ -549,7 +543,7 @@ scan_server(scan_t *s, line_t l, size_t n)
         }
     }
 
-    if (st.p && ddl_statement(st)) {
+    if (st.p && migctl_cls_ddl(st)) {
         s->ddl_pid = pid;
     }
 
@@ -579,7 +573,7 @@ scan_server(scan_t *s, line_t l, size_t n)
         if (st.p) {
             if (o->statement.p == NULL) {
                 o->statement = st;
-                o->ddl |= ddl_statement(st);
+                o->ddl |= migctl_cls_ddl(st);
             }
         } else if (o->detail.p == NULL) {
             o->detail = l;
@@ -1013,14 +1007,14 @@ correlate(scan_t *s, fail_t *c)
         return;
     }
 
-    m = line_trim(c->exc_msg);
+    m = migctl_cls_trim(c->exc_msg);
 
     for (i = s->nfails; i > 0; i--) {
         f = &s->fails[i - 1];
         if (f->kind != F_SERVER || f->pid.p == NULL) {
             continue;
         }
-        if (line_eq(line_trim(f->msg), m)) {
+        if (line_eq(migctl_cls_trim(f->msg), m)) {
             c->pid = f->pid;
             c->statement = f->statement;
             if (c->detail.p == NULL) {
@@ -1032,228 +1026,6 @@ correlate(scan_t *s, fail_t *c)
 }
 
 
-/* "  Applying app.0002_name..." with what follows it on the line */
-static int
-applying_line(line_t l, line_t *mig, line_t *rest)
-{
-    const char  *hit, *p, *end;
-    int          dot;
-
-    hit = migctl_cls_find(l, "Applying ", 0);
-    if (hit == NULL) {
-        return 0;
-    }
-
-    end = l.p + l.len;
-    p = hit + 9;
-    dot = 0;
-
-    while (p < end && (isalnum((unsigned char) *p) || *p == '_'
-                       || (*p == '.' && !dot && p + 1 < end
-                           && p[1] != '.')))
-    {
-        dot += (*p == '.');
-        p++;
-    }
-
-    if (!dot || p[-1] == '.' || end - p < 3 || memcmp(p, "...", 3) != 0) {
-        return 0;
-    }
-
-    mig->p = hit + 9;
-    mig->len = p - mig->p;
-    rest->p = p + 3;
-    rest->len = end - rest->p;
-
-    return 1;
-}
-
-
-/* a migrate run begins: "Operations to perform:", "Running migrations:" */
-static int
-run_line(line_t l)
-{
-    return migctl_cls_find(l, "Operations to perform:", 0) != NULL
-           || migctl_cls_find(l, "Running migrations:", 0) != NULL;
-}
-
-
-/*
- * The job was killed: "Killed" or "Terminated" as a shell reports it (at
- * the end of the line, or after the pid: "12345 Killed  python3 ..."),
- * the kernel's "Killed process", SIGKILL, OOMKilled, exit status 137/143.
- */
-static int
-kill_line(line_t l)
-{
-    static const char  *words[] = {
-        "Killed", "Terminated", "SIGKILL", "SIGTERM", "OOMKilled",
-        "signal: killed", NULL
-    };
-    static const char  *exits[] = {
-        "code 137", "status 137", "code: 137", "status: 137", "code=137",
-        "status=137", "code 143", "status 143", "status -9", "signal 9",
-        NULL
-    };
-
-    size_t       i, n, at;
-    line_t       t;
-    const char  *hit;
-
-    t = line_trim(l);
-
-    for (i = 0; words[i]; i++) {
-        n = strlen(words[i]);
-        hit = migctl_cls_find(t, words[i], 0);
-        if (hit == NULL) {
-            continue;
-        }
-        at = hit - t.p;
-
-        if ((at > 0 && isalnum((unsigned char) hit[-1]))
-            || (at + n < t.len && isalnum((unsigned char) hit[n])))
-        {
-            continue;
-        }
-
-        /* the shell's words need their place: a log line may say them */
-        if (i >= 2 || at + n == t.len
-            || (at >= 2 && hit[-1] == ' ' && isdigit((unsigned char) hit[-2]))
-            || migctl_cls_find(t, " process ", at) == hit + n)
-        {
-            return 1;
-        }
-    }
-
-    for (i = 0; exits[i]; i++) {
-        n = strlen(exits[i]);
-        hit = migctl_cls_find(t, exits[i], 0);
-        if (hit && ((size_t) (hit - t.p) + n == t.len
-                    || !isdigit((unsigned char) hit[n])))
-        {
-            return 1;
-        }
-    }
-
-    return 0;
-}
-
-
-/*
- * PostgreSQL's "SEVERITY:  message" (two spaces): the first such
- * severity on the line, the log prefix before it.
- */
-static int
-severity(line_t l, line_t *sev, line_t *prefix, line_t *msg)
-{
-    static const char  *names[] = {
-        "ERROR", "FATAL", "PANIC", "DETAIL", "HINT", "STATEMENT",
-        "CONTEXT", "QUERY", "LOCATION", "LOG", "WARNING", "NOTICE",
-        "INFO", "DEBUG", NULL
-    };
-
-    size_t       i, j, k, n;
-
-    for (i = 0; i + 3 <= l.len; i++) {
-        if (l.p[i] != ':' || l.p[i + 1] != ' ' || l.p[i + 2] != ' ') {
-            continue;
-        }
-
-        for (j = i; j > 0 && isupper((unsigned char) l.p[j - 1]); j--) {
-            /* void */
-        }
-
-        if (j > 0 && !(l.p[j - 1] == ' ' || l.p[j - 1] == ']'
-                       || l.p[j - 1] == ':' || l.p[j - 1] == '\t'))
-        {
-            continue;
-        }
-
-        for (k = 0; names[k]; k++) {
-            n = strlen(names[k]);
-            if (n == i - j && memcmp(l.p + j, names[k], n) == 0) {
-                sev->p = l.p + j;
-                sev->len = n;
-                prefix->p = l.p;
-                prefix->len = j;
-                msg->p = l.p + i + 3;
-                msg->len = l.len - i - 3;
-                return 1;
-            }
-        }
-    }
-
-    return 0;
-}
-
-
-/* %p in the prefix: "[1234]", "[1234-1]" or "pid=1234" */
-static line_t
-prefix_pid(line_t prefix)
-{
-    size_t  i, j;
-    line_t  pid;
-
-    pid.p = NULL;
-    pid.len = 0;
-
-    for (i = 0; i < prefix.len; i++) {
-        if (prefix.p[i] == '[') {
-            j = i + 1;
-        } else if (i + 4 <= prefix.len && memcmp(prefix.p + i, "pid=", 4)
-                                           == 0)
-        {
-            j = i + 4;
-        } else {
-            continue;
-        }
-
-        for (i = j; i < prefix.len && isdigit((unsigned char) prefix.p[i]);
-             i++)
-        {
-            /* void */
-        }
-
-        if (i > j && i < prefix.len
-            && (prefix.p[i] == ']' || prefix.p[i] == ' '
-                || prefix.p[i] == ',' || prefix.p[i] == ':'))
-        {
-            pid.p = prefix.p + j;
-            pid.len = i - j;
-            return pid;
-        }
-
-        i = j - 1;
-    }
-
-    return pid;
-}
-
-
-/* a statement a migration runs: DDL, or the django_migrations record */
-static int
-ddl_statement(line_t l)
-{
-    static const char  *kw[] = {
-        "ALTER ", "CREATE ", "DROP ", "COMMENT ON", "TRUNCATE ",
-        "alter ", "create ", "drop ", "comment on", "truncate ", NULL
-    };
-
-    size_t  i;
-
-    l = line_trim(l);
-
-    for (i = 0; kw[i]; i++) {
-        if (l.len >= strlen(kw[i]) && memcmp(l.p, kw[i], strlen(kw[i])) == 0)
-        {
-            return 1;
-        }
-    }
-
-    return migctl_cls_find(l, "django_migrations", 0) != NULL;
-}
-
-
 static int
 line_eq(line_t a, line_t b)
 {
@@ -1262,22 +1034,6 @@ line_eq(line_t a, line_t b)
     }
 
     return a.len == b.len && memcmp(a.p, b.p, a.len) == 0;
-}
-
-
-static line_t
-line_trim(line_t l)
-{
-    while (l.len && isspace((unsigned char) l.p[0])) {
-        l.p++;
-        l.len--;
-    }
-
-    while (l.len && isspace((unsigned char) l.p[l.len - 1])) {
-        l.len--;
-    }
-
-    return l;
 }
 
 

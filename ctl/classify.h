@@ -66,5 +66,14 @@ int migctl_cls_explicit_code(line_t l, const char **code);
 int migctl_cls_exception_line(line_t l, int after_traceback, line_t *name,
     line_t *msg);
 const char *migctl_cls_find(line_t l, const char *s, size_t from);
+line_t migctl_cls_trim(line_t l);
+
+/* lines of a run: Django's stdout, the shell, PostgreSQL's log */
+int migctl_cls_applying(line_t l, line_t *mig, line_t *rest);
+int migctl_cls_run(line_t l);
+int migctl_cls_kill(line_t l);
+int migctl_cls_severity(line_t l, line_t *sev, line_t *prefix, line_t *msg);
+line_t migctl_cls_pid(line_t prefix);
+int migctl_cls_ddl(line_t l);
 
 #endif /* MIGCTL_CLASSIFY_H */

@@ -603,3 +603,241 @@ migctl_cls_exception_line(line_t l, int after_traceback, line_t *name,
 
     return 1;
 }
+
+
+/* "  Applying app.0002_name..." with what follows it on the line */
+int
+migctl_cls_applying(line_t l, line_t *mig, line_t *rest)
+{
+    const char  *hit, *p, *end;
+    int          dot;
+
+    hit = migctl_cls_find(l, "Applying ", 0);
+    if (hit == NULL) {
+        return 0;
+    }
+
+    end = l.p + l.len;
+    p = hit + 9;
+    dot = 0;
+
+    while (p < end && (isalnum((unsigned char) *p) || *p == '_'
+                       || (*p == '.' && !dot && p + 1 < end
+                           && p[1] != '.')))
+    {
+        dot += (*p == '.');
+        p++;
+    }
+
+    if (!dot || p[-1] == '.' || end - p < 3 || memcmp(p, "...", 3) != 0) {
+        return 0;
+    }
+
+    mig->p = hit + 9;
+    mig->len = p - mig->p;
+    rest->p = p + 3;
+    rest->len = end - rest->p;
+
+    return 1;
+}
+
+
+/* a migrate run begins: "Operations to perform:", "Running migrations:" */
+int
+migctl_cls_run(line_t l)
+{
+    return migctl_cls_find(l, "Operations to perform:", 0) != NULL
+           || migctl_cls_find(l, "Running migrations:", 0) != NULL;
+}
+
+
+/*
+ * The job was killed: "Killed" or "Terminated" as a shell reports it (at
+ * the end of the line, or after the pid: "12345 Killed  python3 ..."),
+ * the kernel's "Killed process", SIGKILL, OOMKilled, exit status 137/143.
+ */
+int
+migctl_cls_kill(line_t l)
+{
+    static const char  *words[] = {
+        "Killed", "Terminated", "SIGKILL", "SIGTERM", "OOMKilled",
+        "signal: killed", NULL
+    };
+    static const char  *exits[] = {
+        "code 137", "status 137", "code: 137", "status: 137", "code=137",
+        "status=137", "code 143", "status 143", "status -9", "signal 9",
+        NULL
+    };
+
+    size_t       i, n, at;
+    line_t       t;
+    const char  *hit;
+
+    t = migctl_cls_trim(l);
+
+    for (i = 0; words[i]; i++) {
+        n = strlen(words[i]);
+        hit = migctl_cls_find(t, words[i], 0);
+        if (hit == NULL) {
+            continue;
+        }
+        at = hit - t.p;
+
+        if ((at > 0 && isalnum((unsigned char) hit[-1]))
+            || (at + n < t.len && isalnum((unsigned char) hit[n])))
+        {
+            continue;
+        }
+
+        /* the shell's words need their place: a log line may say them */
+        if (i >= 2 || at + n == t.len
+            || (at >= 2 && hit[-1] == ' ' && isdigit((unsigned char) hit[-2]))
+            || migctl_cls_find(t, " process ", at) == hit + n)
+        {
+            return 1;
+        }
+    }
+
+    for (i = 0; exits[i]; i++) {
+        n = strlen(exits[i]);
+        hit = migctl_cls_find(t, exits[i], 0);
+        if (hit && ((size_t) (hit - t.p) + n == t.len
+                    || !isdigit((unsigned char) hit[n])))
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/*
+ * PostgreSQL's "SEVERITY:  message" (two spaces): the first such
+ * severity on the line, the log prefix before it.
+ */
+int
+migctl_cls_severity(line_t l, line_t *sev, line_t *prefix, line_t *msg)
+{
+    static const char  *names[] = {
+        "ERROR", "FATAL", "PANIC", "DETAIL", "HINT", "STATEMENT",
+        "CONTEXT", "QUERY", "LOCATION", "LOG", "WARNING", "NOTICE",
+        "INFO", "DEBUG", NULL
+    };
+
+    size_t       i, j, k, n;
+
+    for (i = 0; i + 3 <= l.len; i++) {
+        if (l.p[i] != ':' || l.p[i + 1] != ' ' || l.p[i + 2] != ' ') {
+            continue;
+        }
+
+        for (j = i; j > 0 && isupper((unsigned char) l.p[j - 1]); j--) {
+            /* void */
+        }
+
+        if (j > 0 && !(l.p[j - 1] == ' ' || l.p[j - 1] == ']'
+                       || l.p[j - 1] == ':' || l.p[j - 1] == '\t'))
+        {
+            continue;
+        }
+
+        for (k = 0; names[k]; k++) {
+            n = strlen(names[k]);
+            if (n == i - j && memcmp(l.p + j, names[k], n) == 0) {
+                sev->p = l.p + j;
+                sev->len = n;
+                prefix->p = l.p;
+                prefix->len = j;
+                msg->p = l.p + i + 3;
+                msg->len = l.len - i - 3;
+                return 1;
+            }
+        }
+    }
+
+    return 0;
+}
+
+
+/* %p in the prefix: "[1234]", "[1234-1]" or "pid=1234" */
+line_t
+migctl_cls_pid(line_t prefix)
+{
+    size_t  i, j;
+    line_t  pid;
+
+    pid.p = NULL;
+    pid.len = 0;
+
+    for (i = 0; i < prefix.len; i++) {
+        if (prefix.p[i] == '[') {
+            j = i + 1;
+        } else if (i + 4 <= prefix.len && memcmp(prefix.p + i, "pid=", 4)
+                                           == 0)
+        {
+            j = i + 4;
+        } else {
+            continue;
+        }
+
+        for (i = j; i < prefix.len && isdigit((unsigned char) prefix.p[i]);
+             i++)
+        {
+            /* void */
+        }
+
+        if (i > j && i < prefix.len
+            && (prefix.p[i] == ']' || prefix.p[i] == ' '
+                || prefix.p[i] == ',' || prefix.p[i] == ':'))
+        {
+            pid.p = prefix.p + j;
+            pid.len = i - j;
+            return pid;
+        }
+
+        i = j - 1;
+    }
+
+    return pid;
+}
+
+
+/* a statement a migration runs: DDL, or the django_migrations record */
+int
+migctl_cls_ddl(line_t l)
+{
+    static const char  *kw[] = {
+        "ALTER ", "CREATE ", "DROP ", "COMMENT ON", "TRUNCATE ",
+        "alter ", "create ", "drop ", "comment on", "truncate ", NULL
+    };
+
+    size_t  i;
+
+    l = migctl_cls_trim(l);
+
+    for (i = 0; kw[i]; i++) {
+        if (l.len >= strlen(kw[i]) && memcmp(l.p, kw[i], strlen(kw[i])) == 0)
+        {
+            return 1;
+        }
+    }
+
+    return migctl_cls_find(l, "django_migrations", 0) != NULL;
+}
+
+
+line_t
+migctl_cls_trim(line_t l)
+{
+    while (l.len && isspace((unsigned char) l.p[0])) {
+        l.p++;
+        l.len--;
+    }
+
+    while (l.len && isspace((unsigned char) l.p[l.len - 1])) {
+        l.len--;
+    }
+
+    return l;
+}
