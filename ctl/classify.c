@@ -939,6 +939,23 @@ decide(scan_t *s, const fail_t **hist, size_t *nhist, size_t *others,
             d = &s->fails[s->nfails - 1];
         }
 
+        /*
+         * A session ended while idle (no STATEMENT) after its error: the
+         * error decided, the end is the cleanup (an operator's
+         * pg_terminate_backend of a session left in a failed transaction)
+         */
+        if (d->pid.p && d->statement.p == NULL && d->code
+            && memcmp(d->code, "57P0", 4) == 0)
+        {
+            for (i = d - s->fails; i > 0; i--) {
+                f = &s->fails[i - 1];
+                if (line_eq(f->pid, d->pid)) {
+                    d = f;
+                    break;
+                }
+            }
+        }
+
         *correlated = d->pid.p != NULL && d->ddl;
 
     } else if (s->have_loose) {

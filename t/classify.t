@@ -380,7 +380,8 @@ my $others = pglog(11001, 'FATAL', 'terminating connection due to administrator 
     is($h->{sqlstate}, undef, 'OSError errno 28: not SQLSTATE 53100');
     is($h->{exception}, 'OSError', '... OSError');
     like($h->{reason}, qr/app host/, '... the app host\'s disk');
-    for my $e ('RuntimeError: rates table not loaded',
+    for my $e ("decimal.InvalidOperation: [<class 'decimal.DivisionUndefined'>]",
+               'RuntimeError: rates table not loaded',
                '__fake__.Order.DoesNotExist: Order matching query does not exist.',
                'halfway.models.Order.MultipleObjectsReturned: get() returned more than one Order -- it returned 2!')
     {
@@ -390,6 +391,11 @@ my $others = pglog(11001, 'FATAL', 'terminating connection due to administrator 
         my ($n) = $e =~ /^(\S+):/;
         is($h->{class}, 'code_fix', "$n in RunPython: code_fix");
     }
+    # an exception no table knows, raised outside any migration: unknown
+    my $x = $t->read_file("$fx/django_laterstep.txt");
+    $x =~ s/^ModuleNotFoundError: .*$/decimal.InvalidOperation: [<class 'decimal.DivisionUndefined'>]/m;
+    $h = j($t->migctl({ stdin => $x }, '--json', 'classify')->{out});
+    is($h->{class}, 'unknown', 'an unknown exception outside a migration: unknown');
 }
 
 # at a terminal without a file: one line and exit 2, not a silent wait.
@@ -826,6 +832,19 @@ for my $name (@order) {
     $h = verdict($later, 'pglog, later DDL');
     is($h->{pid}, $pid, "an operator's later DDL: still the failed backend");
     is($h->{sqlstate}, '23505', '... and its 23505');
+
+    # its own session ended while idle after the error: the error decides
+    my $ended = $t->read_file("$fx/pglog_unique_then_others.txt")
+              . "2026-11-29 16:21:00.000 UTC [$pid] postgres\@c_dupes FATAL:  "
+              . "terminating connection due to administrator command\n";
+    $h = verdict($ended, 'pglog, own session ended');
+    is($h->{sqlstate}, '23505', 'its idle session terminated later: 23505 still decides');
+    my $busy = $ended . "2026-11-29 16:21:00.000 UTC [$pid] postgres\@c_dupes "
+             . "STATEMENT:  ALTER TABLE \"dupes_customer\" ADD COLUMN x int\n";
+    $h = verdict($busy, 'pglog, own session terminated while busy');
+    is($h->{sqlstate}, '57P01', 'terminated while running a statement: 57P01 decides');
+    is($h->{class}, 'transient', '... transient');
+    is($h->{history}[0]{sqlstate}, '23505', '... the 23505 is history');
 
     # without %p in the prefix: the error with a DDL statement decides
     my $nopid = $t->read_file("$fx/pglog_timeout_then_others.txt");
