@@ -122,13 +122,13 @@ static void
 print_field(const char *label, json_t *v)
 {
     if (json_is_string(v)) {
-        printf("%-10s %s\n", label, json_string_value(v));
+        printf("%-11s %s\n", label, json_string_value(v));
 
     } else if (json_is_integer(v)) {
-        printf("%-10s %lld\n", label, (long long) json_integer_value(v));
+        printf("%-11s %lld\n", label, (long long) json_integer_value(v));
 
     } else if (json_is_true(v)) {
-        printf("%-10s yes\n", label);
+        printf("%-11s yes\n", label);
     }
 }
 
@@ -149,7 +149,7 @@ print_history(json_t *res)
         mig = json_string_value(json_object_get(v, "migration"));
         ev = json_string_value(json_object_get(v, "evidence"));
 
-        printf("%-10s %s %s %s: %s (line %lld)\n", "earlier",
+        printf("%-11s %s %s %s: %s (line %lld)\n", "earlier",
                json_string_value(json_object_get(v, "class")),
                code ? code : "-", mig ? mig : "-", ev ? ev : "",
                (long long) json_integer_value(json_object_get(v,
@@ -158,7 +158,7 @@ print_history(json_t *res)
 
     others = json_integer_value(json_object_get(res, "other_sessions"));
     if (others > 0) {
-        printf("%-10s %lld errors of other sessions left aside\n", "ignored",
+        printf("%-11s %lld errors of other sessions left aside\n", "ignored",
                others);
     }
 }
