@@ -83,7 +83,6 @@ typedef struct {
     fail_t             chain;
     evid_t             exc;         /* of the chain's current exception */
     evid_t             cause;       /* of its earlier ones, with a code */
-    line_t             cause_line;
 
     /* the last "Applying app.name..." */
     line_t             applying;
@@ -126,7 +125,6 @@ static json_t *json_line(line_t l);
 static json_t *json_code(const char *code);
 
 
-
 static const char *class_names[] = {
     "unknown", "transient", "code_fix", "high_risk"
 };
@@ -149,10 +147,10 @@ static const char *class_names[] = {
 
 
 /*
- * The last failure of the run decides: the last traceback chain (its last
- * exception, its psycopg error class), else an interrupted run, else the
- * server log lines of the migrating backend.  Earlier failures are
- * history.
+ * The last failure of the run decides: an interrupted run (the last
+ * Applying without an outcome, or killed), else the last traceback chain
+ * (its last exception, its psycopg error class), else the server log
+ * lines of the migrating backend.  Earlier failures are history.
  */
 int
 migctl_classify_text(migctl_ctx_t *ctx, const char *text, size_t len,
@@ -202,6 +200,7 @@ migctl_classify_text(migctl_ctx_t *ctx, const char *text, size_t len,
             snprintf(reason, sizeof(reason), R_KILLED, how);
         }
 
+        intr.first = s.kill.p ? s.kill_at : s.applying_at;
         intr.reason = reason;
         intr.source = "interrupted";
         d = &intr;
@@ -592,7 +591,6 @@ chain_start(scan_t *s, size_t n, int traceback)
     memset(&s->chain, 0, sizeof(fail_t));
     memset(&s->exc, 0, sizeof(evid_t));
     memset(&s->cause, 0, sizeof(evid_t));
-    s->cause_line.p = NULL;
     s->in_chain = 1;
     s->tb = traceback ? TB_FRAMES : TB_MSG;
     s->tb_first = 0;
@@ -617,7 +615,6 @@ chain_exception(scan_t *s, line_t l, line_t name, line_t msg)
     /* the earlier exception is a cause: keep its code */
     if (s->exc.code || s->exc.msg) {
         s->cause = s->exc;
-        s->cause_line = s->chain.ev;
     }
 
     memset(&s->exc, 0, sizeof(evid_t));
