@@ -66,6 +66,8 @@ typedef struct {
 #define MSG_LINES_MAX   16      /* continuation lines of one exception */
 #define HISTORY_MAX     20
 #define SAME_PID_BACK   64      /* failures searched for a DETAIL's owner */
+#define FAILS_MAX       65536   /* then compact: bounded memory */
+#define FAILS_TAIL      1024    /* the latest failures always kept */
 
 typedef struct {
     fail_t            *fails;
@@ -98,6 +100,7 @@ typedef struct {
     int                have_loose;
 
     line_t             ddl_pid;     /* the last backend seen running DDL */
+    size_t             dropped;     /* server errors compacted away */
 } scan_t;
 
 
@@ -109,6 +112,7 @@ static void chain_start(scan_t *s, size_t n, int traceback);
 static void chain_exception(scan_t *s, line_t l, line_t name, line_t msg);
 static void chain_end(scan_t *s);
 static int push_fail(scan_t *s, fail_t *f);
+static void compact(scan_t *s);
 static void evid_name(evid_t *e, line_t name);
 static void evid_line(evid_t *e, line_t l);
 static void verdict_code(fail_t *f, const char *code, const message_t *msg);
@@ -702,6 +706,10 @@ push_fail(scan_t *s, fail_t *f)
     fail_t  *n;
     size_t   na;
 
+    if (s->nfails == FAILS_MAX) {
+        compact(s);
+    }
+
     if (s->nfails == s->nalloc) {
         na = s->nalloc ? s->nalloc * 2 : 16;
         n = realloc(s->fails, na * sizeof(fail_t));
@@ -716,6 +724,53 @@ push_fail(scan_t *s, fail_t *f)
     s->fails[s->nfails++] = *f;
 
     return 0;
+}
+
+
+/*
+ * A huge log with many errors: keep the errors of backends that ran DDL,
+ * the client failures history shows and the latest FAILS_TAIL; the other
+ * server errors only count (as other sessions').
+ */
+static void
+compact(scan_t *s)
+{
+    size_t   i, j, nclient, seen, keep;
+    fail_t  *f;
+
+    nclient = 0;
+    for (i = 0; i < s->nfails; i++) {
+        nclient += s->fails[i].kind == F_CLIENT;
+    }
+
+    seen = 0;
+    for (i = 0, j = 0; i < s->nfails; i++) {
+        f = &s->fails[i];
+
+        if (f->kind == F_CLIENT) {
+            keep = nclient - seen++ <= HISTORY_MAX + 1;
+        } else {
+            keep = f->ddl || (s->ddl_pid.p && line_eq(f->pid, s->ddl_pid));
+        }
+
+        if (keep || i + FAILS_TAIL >= s->nfails) {
+            s->fails[j++] = *f;
+        } else {
+            s->dropped += f->kind == F_SERVER;
+        }
+    }
+
+    /* still full (a log of DDL errors): the oldest half goes */
+    if (j > FAILS_MAX / 2) {
+        for (i = 0; i < j - FAILS_MAX / 2; i++) {
+            s->dropped += s->fails[i].kind == F_SERVER;
+        }
+        memmove(s->fails, s->fails + (j - FAILS_MAX / 2),
+                FAILS_MAX / 2 * sizeof(fail_t));
+        j = FAILS_MAX / 2;
+    }
+
+    s->nfails = j;
 }
 
 
@@ -995,6 +1050,7 @@ decide(scan_t *s, const fail_t **hist, size_t *nhist, size_t *others,
     }
 
     if (d->kind == F_SERVER) {
+        *others = s->dropped;
         for (i = 0; i < s->nfails; i++) {
             f = &s->fails[i];
             if (f->kind == F_SERVER && f != d && f->pid.p && d->pid.p
