@@ -909,6 +909,16 @@ for my $name (@order) {
     ok($h->{other_sessions} > 100, '... thousands of other errors left aside');
     note(sprintf("20 MB server log classified in %.2f s (%s)", $secs,
                  $ENV{MIGCTL} ? 'sanitizer build' : 'build/migctl'));
+
+    # 100,000 errors of other sessions after it: memory stays bounded
+    # (they are compacted into a count) and the decision stays
+    my $many = join '', @real[0 .. 2];
+    $many .= "2026-11-29 16:13:00.000 UTC [" . (50000 + $_ % 700) . "] app\@c_dupes "
+           . "ERROR:  could not serialize access due to concurrent update\n"
+        for 1 .. 100_000;
+    $h = j($t->migctl({ stdin => $many }, '--json', 'classify')->{out});
+    is($h->{sqlstate}, '23505', '100,000 later errors of other sessions: 23505 decides');
+    is($h->{other_sessions}, 100_000, '... every one counted as another session\'s');
 }
 
 done_testing;
