@@ -477,7 +477,7 @@ sub lsql {
 sub deploy_cmd {
     return ('/bin/bash', '-c',
             '/usr/bin/python3 "$0" "$@" 2>&1; '
-            . 'echo "migrate exited with status $?"', $manage, @_);
+            . 'echo "deploy step exited with status $?"', $manage, @_);
 }
 
 # a step that must work (setting the scene)
@@ -603,6 +603,29 @@ $scene{live_killed} = sub {
     my $out = bg_done($b, 30);
     lsql($e, "SELECT pg_terminate_backend($bpid)") if $bpid;
     return $out;
+};
+
+# a CI timeout: the job runner sends SIGTERM to the migrate process
+$scene{live_ci_timeout} = sub {
+    my $e = live_db('cito', 'cls_slow');
+    dj_ok($e, 'migrate', 'cls_slow', '0001');
+    my $b = deploy_bg($e, 'migrate', 'cls_slow');
+    my $bpid = backend_running($e, 'SELECT pg_sleep%');
+    ok($bpid, 'CI timeout: the migration runs');
+    my $kids = $t->read_file("/proc/$b->{pid}/task/$b->{pid}/children") // '';
+    my ($py) = $kids =~ /(\d+)/;
+    ok($py, 'CI timeout: the migrate process') and kill 'TERM', $py;
+    my $out = bg_done($b, 30);
+    lsql($e, "SELECT pg_terminate_backend($bpid)") if $bpid;
+    return $out;
+};
+
+# the app host's disk is full: a deploy step writing a file (ENOSPC from
+# /dev/full, as collectstatic meets it on a full disk)
+$scene{live_app_host_disk_full} = sub {
+    my $e = live_db('hostdisk', 'shop');
+    return deploy($e, 'shell', '-c',
+                  "f = open('/dev/full', 'w'); f.write('x' * 65536); f.close()");
 };
 
 $scene{live_deadlock} = sub {
@@ -741,6 +764,8 @@ my %live_want = (
     live_terminated   => ['transient', '08006', 'django.db.utils.OperationalError',
                           'cls_slow.0002_job_backfill', 0],
     live_killed       => ['transient', undef, undef, 'cls_slow.0002_job_backfill', 1],
+    live_ci_timeout   => ['transient', undef, undef, 'cls_slow.0002_job_backfill', 1],
+    live_app_host_disk_full => ['transient', undef, 'OSError', undef, 0],
     live_deadlock     => ['transient', '40P01', 'django.db.utils.OperationalError',
                           'cls_deadlock.0002_account_flag', 0],
     live_runpython_doesnotexist => ['code_fix', undef, '__fake__.Rate.DoesNotExist',
