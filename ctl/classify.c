@@ -289,7 +289,7 @@ scan_traceback(scan_t *s, line_t raw, size_t n)
 {
     int          ap;
     line_t       l, name, msg, mig, rest;
-    const char  *hit;
+    const char  *hit, *word;
 
     hit = migctl_cls_find(raw, "Traceback (most recent call last):", 0);
 
@@ -300,7 +300,7 @@ scan_traceback(scan_t *s, line_t raw, size_t n)
             }
 
             /* "Applying x...Traceback": stdout and stderr merged */
-            ap = migctl_cls_applying(raw, &mig, &rest);
+            ap = migctl_cls_applying(raw, &mig, &rest, &word);
             if (ap) {
                 s->applying = mig;
                 s->applying_at = n;
@@ -313,7 +313,7 @@ scan_traceback(scan_t *s, line_t raw, size_t n)
              * the Applying line's two spaces, is on every line after it */
             s->tb_prefix = (size_t) (hit - raw.p);
             if (ap) {
-                s->tb_prefix = mig.p - 9 - raw.p;
+                s->tb_prefix = word - raw.p;
                 if (s->tb_prefix >= 2 && raw.p[s->tb_prefix - 1] == ' '
                     && raw.p[s->tb_prefix - 2] == ' ')
                 {
@@ -394,7 +394,7 @@ scan_traceback(scan_t *s, line_t raw, size_t n)
         }
 
         if (s->msg_lines >= MSG_LINES_MAX
-            || migctl_cls_applying(l, &mig, &rest)
+            || migctl_cls_applying(l, &mig, &rest, &word)
             || migctl_cls_kill(l) || migctl_cls_run(l)
             || (migctl_cls_severity(l, &name, &rest, &msg) && rest.len > 0))
         {
@@ -437,8 +437,9 @@ scan_plain(scan_t *s, line_t l, size_t n)
     line_t        name, msg, mig, rest;
     evid_t        e;
     fail_t        f;
+    const char   *word;
 
-    if (migctl_cls_applying(l, &mig, &rest)) {
+    if (migctl_cls_applying(l, &mig, &rest, &word)) {
         rest = migctl_cls_trim(rest);
         s->applying = mig;
         s->applying_at = n;

@@ -69,7 +69,8 @@ const char *migctl_cls_find(line_t l, const char *s, size_t from);
 line_t migctl_cls_trim(line_t l);
 
 /* lines of a run: Django's stdout, the shell, PostgreSQL's log */
-int migctl_cls_applying(line_t l, line_t *mig, line_t *rest);
+int migctl_cls_applying(line_t l, line_t *mig, line_t *rest,
+    const char **word);
 int migctl_cls_run(line_t l);
 int migctl_cls_kill(line_t l);
 int migctl_cls_severity(line_t l, line_t *sev, line_t *prefix, line_t *msg);

@@ -605,20 +605,36 @@ migctl_cls_exception_line(line_t l, int after_traceback, line_t *name,
 }
 
 
-/* "  Applying app.0002_name..." with what follows it on the line */
+/*
+ * "  Applying app.0002_name..." (or "Unapplying", backwards) with what
+ * follows it on the line; *word: where "Applying" starts
+ */
 int
-migctl_cls_applying(line_t l, line_t *mig, line_t *rest)
+migctl_cls_applying(line_t l, line_t *mig, line_t *rest, const char **word)
 {
-    const char  *hit, *p, *end;
+    const char  *hit, *p, *end, *w;
     int          dot;
+    size_t       from;
 
-    hit = migctl_cls_find(l, "Applying ", 0);
-    if (hit == NULL) {
-        return 0;
+    for (from = 0; ; from = hit - l.p + 8) {
+        hit = migctl_cls_find(l, "pplying ", from);
+        if (hit == NULL) {
+            return 0;
+        }
+
+        if (hit > l.p && hit[-1] == 'A') {
+            w = hit - 1;
+            break;
+        }
+
+        if (hit - l.p >= 3 && memcmp(hit - 3, "Una", 3) == 0) {
+            w = hit - 3;
+            break;
+        }
     }
 
     end = l.p + l.len;
-    p = hit + 9;
+    p = hit + 8;
     dot = 0;
 
     while (p < end && (isalnum((unsigned char) *p) || *p == '_'
@@ -633,10 +649,11 @@ migctl_cls_applying(line_t l, line_t *mig, line_t *rest)
         return 0;
     }
 
-    mig->p = hit + 9;
+    mig->p = hit + 8;
     mig->len = p - mig->p;
     rest->p = p + 3;
     rest->len = end - rest->p;
+    *word = w;
 
     return 1;
 }

@@ -342,6 +342,10 @@ my $others = pglog(11001, 'FATAL', 'terminating connection due to administrator 
     is($h->{migration}, 'slow.0002_backfill', '... the migration');
     is($h->{class}, 'transient', '... transient if the state is unchanged');
     like($h->{reason}, qr/unchanged/, '... and says it depends on the state');
+    $h = j($t->migctl({ stdin => "Running migrations:\n  Unapplying slow.0002_backfill..." },
+                      '--json', 'classify')->{out});
+    ok($h->{interrupted}, 'Unapplying (backwards) without OK: interrupted');
+    is($h->{migration}, 'slow.0002_backfill', '... the migration');
     $h = j($t->migctl({ stdin => "$run\nKilled\n" }, '--json', 'classify')->{out});
     ok($h->{interrupted}, 'Applying then Killed: interrupted');
     $h = j($t->migctl({ stdin => "$run\nERROR: Job failed: exit code 137\n" },
