@@ -106,6 +106,14 @@ cmd_classify(int argc, char **argv, migctl_ctx_t *ctx)
         print_field("interrupted", json_object_get(res, "interrupted"));
         print_field("pid", json_object_get(res, "pid"));
         print_field("statement", json_object_get(res, "statement"));
+
+        if (json_is_false(json_object_get(res, "correlated"))) {
+            printf("%-11s %s\n", "correlated",
+                   "no: the server log does not tie this failure to the "
+                   "migrating backend (no %p in log_line_prefix, or no DDL "
+                   "logged)");
+        }
+
         print_history(res);
     }
 

@@ -854,6 +854,23 @@ for my $name (@order) {
     is($h->{other_sessions}, 2, '... two errors of other sessions left aside');
     is_deeply($h->{history}, [], '... and no history');
 
+    # the deploy output and the server log together: tied by the message
+    my $both = $t->read_file("$fx/live_unique_violation.txt")
+             . $t->read_file("$fx/pglog_unique_then_others.txt");
+    $h = verdict($both, 'deploy log and server log');
+    is($h->{exception}, 'django.db.utils.IntegrityError',
+       'deploy and server log: the traceback decides');
+    is($h->{pid}, $pid, '... tied to its backend');
+    ok($h->{correlated}, '... correlated');
+    like($h->{statement}, qr/^ALTER TABLE "dupes_customer"/, '... its statement');
+
+    # no DDL logged: the last error decides, and the text says it is a guess
+    my $nodl = $t->read_file("$fx/pglog_unique_then_others.txt");
+    $nodl =~ s/STATEMENT:  ALTER TABLE/STATEMENT:  UPDATE/;
+    my $r = $t->migctl({ stdin => $nodl }, 'classify');
+    like($r->{out}, qr/^correlated\s+no: the server log does not tie/m,
+         'no DDL in the server log: says the failure is not tied');
+
     # an operator's later DDL that did not fail does not move the decision
     my $later = $t->read_file("$fx/pglog_unique_then_others.txt")
               . "2026-11-29 16:20:00.000 UTC [40001] ops\@c_dupes LOG:  statement: "
@@ -930,7 +947,7 @@ for my $name (@order) {
           . "SELECT count(*) FROM dupes_customer\n";
     my $f = $t->write_file('big-server.log', $log);
     my $t0 = Time::HiRes::time();
-    my $r = $t->migctl('--json', 'classify', $f);
+    $r = $t->migctl('--json', 'classify', $f);
     my $secs = Time::HiRes::time() - $t0;
     $h = j($r->{out});
     is($h->{sqlstate}, '23505', '20 MB server log: the migration\'s 23505 decides');
