@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "migctl.h"
 #include "classify.h"
@@ -122,6 +123,7 @@ static const fail_t *decide(scan_t *s, const fail_t **hist, size_t *nhist,
     size_t *others, int *correlated);
 static void correlate(scan_t *s, fail_t *f);
 static int line_eq(line_t a, line_t b);
+static int secret(line_t l);
 static json_t *fail_json(const fail_t *f, int full);
 static json_t *migration_json(const fail_t *f, json_t **file, json_t **line);
 static int line_next(const char *text, size_t len, size_t *pos, line_t *l);
@@ -236,8 +238,10 @@ migctl_classify_text(migctl_ctx_t *ctx, const char *text, size_t len,
                         ? json_integer(strtoll(d->pid.p, NULL, 10))
                         : json_null());
     json_object_set_new(o, "statement",
-                        d->statement.p ? json_line(d->statement)
-                                       : json_null());
+                        d->statement.p == NULL ? json_null()
+                        : secret(d->statement)
+                        ? json_string("(not shown: it carries a password)")
+                        : json_line(d->statement));
     json_object_set_new(o, "correlated",
                         correlated < 0 ? json_null()
                                        : json_boolean(correlated));
@@ -1105,6 +1109,22 @@ line_eq(line_t a, line_t b)
     }
 
     return a.len == b.len && memcmp(a.p, b.p, a.len) == 0;
+}
+
+
+/* a statement that sets a password (ALTER ROLE ... PASSWORD) is not shown */
+static int
+secret(line_t l)
+{
+    size_t  i;
+
+    for (i = 0; i + 8 <= l.len; i++) {
+        if (strncasecmp(l.p + i, "password", 8) == 0) {
+            return 1;
+        }
+    }
+
+    return 0;
 }
 
 

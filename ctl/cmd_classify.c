@@ -13,6 +13,7 @@
 static void usage(FILE *f);
 static void print_field(const char *label, json_t *v);
 static void print_history(json_t *res);
+static void put_text(const char *s);
 
 
 int
@@ -130,7 +131,9 @@ static void
 print_field(const char *label, json_t *v)
 {
     if (json_is_string(v)) {
-        printf("%-11s %s\n", label, json_string_value(v));
+        printf("%-11s ", label);
+        put_text(json_string_value(v));
+        putchar('\n');
 
     } else if (json_is_integer(v)) {
         printf("%-11s %lld\n", label, (long long) json_integer_value(v));
@@ -157,9 +160,11 @@ print_history(json_t *res)
         mig = json_string_value(json_object_get(v, "migration"));
         ev = json_string_value(json_object_get(v, "evidence"));
 
-        printf("%-11s %s %s %s: %s (line %lld)\n", "earlier",
+        printf("%-11s %s %s %s: ", "earlier",
                json_string_value(json_object_get(v, "class")),
-               code ? code : "-", mig ? mig : "-", ev ? ev : "",
+               code ? code : "-", mig ? mig : "-");
+        put_text(ev ? ev : "");
+        printf(" (line %lld)\n",
                (long long) json_integer_value(json_object_get(v,
                                                               "log_line")));
     }
@@ -168,6 +173,22 @@ print_history(json_t *res)
     if (others > 0) {
         printf("%-11s %lld errors of other sessions left aside\n", "ignored",
                others);
+    }
+}
+
+
+/* text from a log: control characters (a terminal's escapes) as \xNN */
+static void
+put_text(const char *s)
+{
+    const unsigned char  *p;
+
+    for (p = (const unsigned char *) s; *p; p++) {
+        if ((*p < 0x20 && *p != '\t') || *p == 0x7f) {
+            printf("\\x%02x", *p);
+        } else {
+            putchar(*p);
+        }
     }
 }
 

@@ -183,6 +183,21 @@ for my $name (sort keys %want) {
     like($r->{out}, qr/^usage: migctl \[--json\] classify/m, '--help: usage on stdout');
 }
 
+# what a log carries is not replayed to the operator's terminal: a
+# password in a statement, a terminal's escape sequences
+{
+    my $log = "ERROR:  could not create unique index \"x\e[31m\"\n"
+            . "STATEMENT:  ALTER ROLE app PASSWORD 'hunter2'\n";
+    my $r = $t->migctl({ stdin => $log }, 'classify');
+    unlike($r->{out}, qr/hunter2/, 'a password in a statement is not shown');
+    like($r->{out}, qr/^statement\s+\(not shown: it carries a password\)$/m,
+         '... it says why');
+    unlike($r->{out}, qr/\e/, 'no escape sequence reaches the terminal');
+    like($r->{out}, qr/unique index "x\\x1b\[31m"/, '... it is shown as \\x1b');
+    $r = $t->migctl({ stdin => $log }, '--json', 'classify');
+    unlike($r->{out}, qr/hunter2/, '--json: the password is not shown either');
+}
+
 # binary garbage with NUL bytes and invalid UTF-8 does not upset it
 {
     my $bin = join '', map { chr(($_ * 37) % 256) } 0 .. 4095;
