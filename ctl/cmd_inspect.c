@@ -53,39 +53,30 @@ static void usage(FILE *f);
 int
 cmd_inspect(int argc, char **argv, migctl_ctx_t *ctx)
 {
-    int          i, rc;
+    int          rc, n;
     json_t      *out;
     PGconn      *conn;
     const char  *sql, *app, *migration;
+
+    const migctl_opt_t  opts[] = {
+        { "--sql", MIGCTL_OPT_STRING, &sql, "FILE", 0, 0, 0 },
+        { "--app", MIGCTL_OPT_STRING, &app, "A", 0, 0, 0 },
+        { "--migration", MIGCTL_OPT_STRING, &migration, "M", 0, 0, 0 },
+        { NULL, 0, NULL, NULL, 0, 0, 0 }
+    };
 
     sql = NULL;
     app = NULL;
     migration = NULL;
 
-    for (i = 1; i < argc; i++) {
-        int  last = (i == argc - 1);
+    rc = migctl_opt_parse(ctx, opts, argc, argv, &n, usage);
+    if (rc != MIGCTL_OK) {
+        return rc == MIGCTL_OPT_HELP ? MIGCTL_OK : rc;
+    }
 
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            usage(stdout);
-            return MIGCTL_OK;
-
-        } else if (strcmp(argv[i], "--sql") == 0 && !last) {
-            sql = argv[++i];
-
-        } else if (strcmp(argv[i], "--app") == 0 && !last) {
-            app = argv[++i];
-
-        } else if (strcmp(argv[i], "--migration") == 0 && !last) {
-            migration = argv[++i];
-
-        } else if (strcmp(argv[i], "--json") == 0) {
-            ctx->json = 1;
-
-        } else {
-            return migctl_error(ctx, MIGCTL_USAGE,
-                                "unknown or incomplete option '%s': see "
-                                "migctl inspect --help", argv[i]);
-        }
+    if (n > 1) {
+        return migctl_error(ctx, MIGCTL_USAGE, "unexpected argument '%s': "
+                            "see migctl inspect --help", argv[1]);
     }
 
     if (sql == NULL) {
@@ -380,8 +371,8 @@ static int
 check_columns(migctl_ctx_t *ctx, PGconn *conn, migctl_sql_plan_t *plan,
     check_result_t *res)
 {
-    int                  rc, r, i, tbl, col, ok;
-    char                *type, *exptype, *def;
+    int                  rc, r, i, tbl, col, ok, hasdef;
+    char                *type, *exptype, *def, key[256], ek[128];
     size_t              *map;
     PGresult            *pr;
     migctl_sql_check_t  *c;
@@ -389,11 +380,17 @@ check_columns(migctl_ctx_t *ctx, PGconn *conn, migctl_sql_plan_t *plan,
     pr = batch(ctx, conn, plan, KIND(MIGCTL_SQL_COLUMN), "column",
         "SELECT q.i, r.oid IS NOT NULL, a.attnum IS NOT NULL,"
         "  format_type(a.atttypid, a.atttypmod), a.attnotnull,"
-        "  pg_get_expr(d.adbin, d.adrelid),"
+        /*
+         * pg_get_expr(adbin, adrelid) takes a lock on the table and waits
+         * behind an ACCESS EXCLUSIVE holder; a default cannot refer to a
+         * column, so relid 0 prints it the same without any lock (a
+         * generated column's expression can: it is not printed)
+         */
+        "  CASE WHEN a.attgenerated = '' THEN pg_get_expr(d.adbin, 0) END,"
         "  CASE WHEN to_regtype(q.ty) IS NOT NULL"
         "    THEN a.atttypid = to_regtype(q.ty)::oid"
         "         AND (q.tm = -1 OR a.atttypmod = q.tm) END,"
-        "  format_type(to_regtype(q.ty)::oid, q.tm)"
+        "  format_type(to_regtype(q.ty)::oid, q.tm), d.oid IS NOT NULL"
         " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],"
         "             $5::int[]) WITH ORDINALITY AS q(s, t, n, ty, tm, i)"
         " LEFT JOIN pg_class r ON r.oid = to_regclass(CASE WHEN q.s IS NULL"
@@ -464,13 +461,29 @@ check_columns(migctl_ctx_t *ctx, PGconn *conn, migctl_sql_plan_t *plan,
             break;
 
         default: /* MIGCTL_SQL_DEFAULT */
-            snprintf(res[i].expected, sizeof(res[i].expected), "%s",
-                     c->expect ? "default" : "no default");
-            ok = col && (PQgetisnull(pr, r, 5) ? 0 : 1) == c->expect;
+            hasdef = PQgetvalue(pr, r, 8)[0] == 't';
+            if (c->expect && c->defkey) {
+                migctl_escape(c->defkey, ek, sizeof(ek));
+                snprintf(res[i].expected, sizeof(res[i].expected),
+                         "default %s", ek);
+            } else {
+                snprintf(res[i].expected, sizeof(res[i].expected), "%s",
+                         c->expect ? "default" : "no default");
+            }
+            ok = col && hasdef == c->expect;
+
+            /* the value, not only its presence, when both can be read */
+            if (ok && c->expect && c->defkey) {
+                ok = !PQgetisnull(pr, r, 5)
+                     && migctl_sql_expr_key(def, key, sizeof(key)) == 0
+                     && strcmp(key, c->defkey) == 0;
+            }
+
             if (col) {
                 snprintf(res[i].found, FOUND_MAX, "%s%s",
-                         PQgetisnull(pr, r, 5) ? "no default" : "default ",
-                         PQgetisnull(pr, r, 5) ? "" : def);
+                         !hasdef ? "no default" : "default ",
+                         !hasdef ? "" : PQgetisnull(pr, r, 5) ? "(generated)"
+                                                              : def);
             }
             break;
         }
@@ -906,7 +919,7 @@ build(migctl_sql_plan_t *plan, check_result_t *res, const char *file,
     const char *app, const char *migration, int rec, int later,
     int *problem)
 {
-    size_t                    i, done, not_done, invalid, unver;
+    size_t                    i, done, not_done, invalid, unver, strong;
     json_t                   *o, *objs, *uv, *cnt, *e;
     const char               *verdict, *note;
     migctl_sql_check_t       *c;
@@ -925,7 +938,7 @@ build(migctl_sql_plan_t *plan, check_result_t *res, const char *file,
         return NULL;
     }
 
-    done = not_done = invalid = 0;
+    done = not_done = invalid = strong = 0;
     unver = plan->nunver;
 
     for (i = 0; i < plan->nchecks; i++) {
@@ -936,6 +949,7 @@ build(migctl_sql_plan_t *plan, check_result_t *res, const char *file,
 
         if (strcmp(res[i].status, "done") == 0) {
             done++;
+            strong += !c->weak;
         } else if (strcmp(res[i].status, "invalid") == 0) {
             invalid++;
         } else {
@@ -953,12 +967,13 @@ build(migctl_sql_plan_t *plan, check_result_t *res, const char *file,
         json_object_set_new(e, "schema", jstr(c->schema));
         json_object_set_new(e, "table", jstr(c->table));
         json_object_set_new(e, "name", jstr(c->name));
-        json_object_set_new(e, "expected", json_string(res[i].expected));
+        json_object_set_new(e, "expected", jstr(res[i].expected));
         if (res[i].type[0]) {
             json_object_set_new(e, "type", json_string(res[i].type));
         }
-        json_object_set_new(e, "found", json_string(res[i].found));
+        json_object_set_new(e, "found", jstr(res[i].found));
         json_object_set_new(e, "status", json_string(res[i].status));
+        json_object_set_new(e, "may_hold_before", json_boolean(c->weak));
         json_array_append_new(objs, e);
     }
 
@@ -973,10 +988,17 @@ build(migctl_sql_plan_t *plan, check_result_t *res, const char *file,
                             jstr(u->op >= 0 ? plan->ops[u->op] : NULL));
         json_object_set_new(e, "what", jstr(u->what));
         json_object_set_new(e, "sql", jstr(u->sql));
+        if (u->error) {
+            json_object_set_new(e, "error", jstr(u->error));
+        }
         json_array_append_new(uv, e);
     }
 
-    /* the verdict: DESIGN.md's four states, never "applied" unchecked */
+    /*
+     * The verdict: DESIGN.md's states, never "applied" unchecked.  Only a
+     * done check that could not hold before the migration ran (not a
+     * weak one: "no default", "nullable", an IF EXISTS drop) is progress.
+     */
     if (rec == 1) {
         if (not_done + invalid > 0) {
             verdict = "recorded_but_incomplete";
@@ -995,7 +1017,7 @@ build(migctl_sql_plan_t *plan, check_result_t *res, const char *file,
             note = "recorded and every object verified in the catalog";
         }
 
-    } else if (done == 0 && invalid == 0) {
+    } else if (strong == 0 && invalid == 0) {
         verdict = "not_applied";
         note = unver > 0
                ? "no object of it is in place and it is not recorded; "
@@ -1003,33 +1025,56 @@ build(migctl_sql_plan_t *plan, check_result_t *res, const char *file,
                : (plan->nchecks == 0
                   ? "nothing checkable in it"
                   : "no object of it is in place and it is not recorded");
+        if (done > 0) {
+            note = "not recorded, and what holds (no default, nullable, "
+                   "absent) held before it ran too: no proof that any "
+                   "of it ran";
+        }
         if (rec == -1) {
             note = "no object of it is in place (not checked against "
                    "django_migrations: give --app and --migration)";
         }
 
-    } else if (not_done + invalid > 0) {
-        verdict = "partially_applied";
-        note = rec == 0
-               ? "some objects are in place but it is not recorded"
-               : "some objects are in place (not checked against "
-                 "django_migrations: give --app and --migration)";
+    } else if (rec == -1) {
+        verdict = not_done + invalid > 0 ? "partially_applied"
+                                         : "applied_unverified";
+        note = not_done + invalid > 0
+               ? "some objects are in place (not checked against "
+                 "django_migrations: give --app and --migration)"
+               : "every checked object is in place; not checked against "
+                 "django_migrations: give --app and --migration";
 
-    } else if (rec == 0) {
-        verdict = "partially_applied";
-        note = "every checked object is in place but it is not recorded "
-               "in django_migrations";
+    } else if (not_done + invalid == 0) {
+        /* DESIGN.md: the one case where a --fake of it is the repair */
+        verdict = "present_but_unrecorded";
+        note = plan->atomic
+               ? "every object is in place but it is not recorded: atomic, "
+                 "so it did not half run; the record was removed, or the "
+                 "objects were made by hand or by another migration"
+               : "every object is in place but it is not recorded: the "
+                 "record was removed, or the run died between its DDL "
+                 "and the record";
+
+    } else if (plan->atomic) {
+        /*
+         * PostgreSQL rolled an atomic migration back whole: what is in
+         * place was there before it, made by hand or by another migration
+         */
+        verdict = "not_applied";
+        note = "atomic and not recorded, so PostgreSQL rolled it back "
+               "whole; the objects found in place were there before it "
+               "(made by hand or by another migration): it fails on them";
 
     } else {
-        verdict = "applied_unverified";
-        note = "every checked object is in place; not checked against "
-               "django_migrations: give --app and --migration";
+        verdict = "partially_applied";
+        note = "some objects are in place but it is not recorded";
     }
 
     json_object_set_new(cnt, "done", json_integer(done));
     json_object_set_new(cnt, "not_done", json_integer(not_done));
     json_object_set_new(cnt, "invalid", json_integer(invalid));
     json_object_set_new(cnt, "unverified", json_integer(unver));
+    json_object_set_new(cnt, "progress", json_integer(strong));
 
     json_object_set_new(o, "file", json_string(file));
     json_object_set_new(o, "app", jstr(app));

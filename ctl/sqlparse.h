@@ -51,6 +51,13 @@ typedef struct {
     int          unique;       /* INDEX: created UNIQUE */
     char         contype;      /* CONSTRAINT: 'u' 'f' 'c' 'p' 'x' or 0 */
     int          validated;    /* CONSTRAINT: must be validated */
+    int          weak;         /* the end state may hold before the
+                                  migration ran (DROP DEFAULT, DROP NOT
+                                  NULL, DROP ... IF EXISTS): no proof
+                                  that it ran */
+    char        *defkey;       /* DEFAULT: the expected value as
+                                  migctl_sql_expr_key() gives it, or
+                                  NULL when it cannot be compared */
 } migctl_sql_check_t;
 
 /* something the catalog cannot confirm: RunPython, DML, DO blocks... */
@@ -60,6 +67,8 @@ typedef struct {
     int          op;
     char        *what;         /* "RunPython", "InsertStmt", ... */
     char        *sql;          /* first 200 bytes, or NULL */
+    char        *error;        /* a statement that does not parse:
+                                  libpg_query's message; else NULL */
 } migctl_sql_unverified_t;
 
 typedef struct {
@@ -74,18 +83,33 @@ typedef struct {
     size_t                    aops;
     int                       nstmts;   /* statements parsed */
     int                       atomic;   /* BEGIN ... COMMIT seen */
+    int                       nbad;     /* statements that do not parse
+                                           (listed in unver) */
 } migctl_sql_plan_t;
 
 
 /*
- * Parses text (NUL-terminated).  Returns 0, or -1 with a one-line reason
- * in err: libpg_query's message with line, column and position, "no SQL
- * statement" for an empty file, or out of memory.  The plan is zeroed
- * first; migctl_sql_free() it in both cases.
+ * Parses text (NUL-terminated), statement by statement (libpg_query's
+ * scanner splits it): a statement that does not parse is listed as
+ * unverified with its line and message, and the rest is checked.
+ * Returns 0, or -1 with a one-line reason in err: libpg_query's message
+ * with line, column and position when the text cannot be split or no
+ * statement of it parses, "no SQL statement" for an empty file, or out
+ * of memory.  The plan is zeroed first; migctl_sql_free() it in both
+ * cases.
  */
 int migctl_sql_parse(const char *text, migctl_sql_plan_t *plan, char *err,
     size_t errlen);
 
 void migctl_sql_free(migctl_sql_plan_t *plan);
+
+/*
+ * The comparable form of a default expression, as the server prints it
+ * (pg_get_expr) or as a migration writes it: casts stripped, a constant
+ * by its value ("0", "abc", "true", "NULL"), a function call by its name
+ * and arguments ("now()").  0, or -1 when it is something else (then
+ * only the presence of a default is compared).
+ */
+int migctl_sql_expr_key(const char *expr, char *buf, size_t len);
 
 #endif /* MIGCTL_SQLPARSE_H */
