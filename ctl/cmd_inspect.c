@@ -8,9 +8,11 @@
 
 #include "db.h"
 #include "sqlparse.h"
+#include "verify.h"
 
 
 #define FOUND_MAX  256
+#define STMT_MAX   2000                     /* a statement in "sql" */
 #define KIND(k)    (1u << (k))
 
 typedef struct {
@@ -41,12 +43,13 @@ static PGresult *batch(migctl_ctx_t *ctx, PGconn *conn,
 static int query_failed(migctl_ctx_t *ctx, PGconn *conn, const char *what);
 static int recorded(migctl_ctx_t *ctx, PGconn *conn, const char *app,
     const char *migration, int *rec, int *later);
-static json_t *build(migctl_sql_plan_t *plan, check_result_t *res,
+static json_t *build(migctl_sql_plan_t *plan, json_t *objs,
     const char *file, const char *app, const char *migration, int rec,
     int later, int *problem);
 static const char *kind_name(int kind);
 static const char *contype_name(char t);
 static json_t *jstr(const char *s);
+static json_t *jstrn(const char *s, size_t n);
 static void usage(FILE *f);
 
 
@@ -127,13 +130,12 @@ migctl_inspect_run(migctl_ctx_t *ctx, PGconn *conn, const char *sqlfile,
 {
     int                 rc, rec, later, problem;
     char               *text;
-    size_t              i;
-    check_result_t     *res;
+    json_t             *objs;
     migctl_sql_plan_t   plan;
 
     *out = NULL;
     text = NULL;
-    res = NULL;
+    objs = NULL;
     memset(&plan, 0, sizeof(plan));
 
     rc = read_sql(ctx, sqlfile, &text, &plan);
@@ -146,24 +148,9 @@ migctl_inspect_run(migctl_ctx_t *ctx, PGconn *conn, const char *sqlfile,
         goto done;
     }
 
-    res = calloc(plan.nchecks + 1, sizeof(check_result_t));
-    if (res == NULL) {
-        rc = migctl_error(ctx, MIGCTL_PROBLEM, "out of memory");
-        goto done;
-    }
-
-    for (i = 0; i < plan.nchecks; i++) {
-        res[i].status = "not_done";
-    }
-
-    /* one catalog query per kind of object, whatever the file's size */
-    if ((rc = check_tables(ctx, conn, &plan, res)) != MIGCTL_OK
-        || (rc = check_columns(ctx, conn, &plan, res)) != MIGCTL_OK
-        || (rc = check_indexes(ctx, conn, &plan, res)) != MIGCTL_OK
-        || (rc = check_constraints(ctx, conn, &plan, res)) != MIGCTL_OK
-        || (rc = check_extensions(ctx, conn, &plan, res)) != MIGCTL_OK
-        || (rc = check_triggers(ctx, conn, &plan, res)) != MIGCTL_OK)
-    {
+    rc = migctl_inspect_objects(ctx, conn, &plan, (const char **) &text, 1,
+                                &objs);
+    if (rc != MIGCTL_OK) {
         goto done;
     }
 
@@ -176,7 +163,8 @@ migctl_inspect_run(migctl_ctx_t *ctx, PGconn *conn, const char *sqlfile,
         }
     }
 
-    *out = build(&plan, res, sqlfile, app, migration, rec, later, &problem);
+    *out = build(&plan, objs, sqlfile, app, migration, rec, later, &problem);
+    objs = NULL;
     if (*out == NULL) {
         rc = migctl_error(ctx, MIGCTL_PROBLEM, "out of memory");
         goto done;
@@ -186,11 +174,104 @@ migctl_inspect_run(migctl_ctx_t *ctx, PGconn *conn, const char *sqlfile,
 
 done:
 
+    json_decref(objs);
     migctl_sql_free(&plan);
-    free(res);
     free(text);
 
     return rc;
+}
+
+
+int
+migctl_inspect_objects(migctl_ctx_t *ctx, PGconn *conn,
+    migctl_sql_plan_t *plan, const char **texts, size_t ntexts,
+    json_t **objs)
+{
+    int                  rc;
+    size_t               i, n;
+    json_t              *a, *e;
+    check_result_t      *res;
+    migctl_sql_check_t  *c;
+
+    *objs = NULL;
+
+    res = calloc(plan->nchecks + 1, sizeof(check_result_t));
+    a = json_array();
+    if (res == NULL || a == NULL) {
+        free(res);
+        json_decref(a);
+        return migctl_error(ctx, MIGCTL_PROBLEM, "out of memory");
+    }
+
+    for (i = 0; i < plan->nchecks; i++) {
+        res[i].status = "not_done";
+    }
+
+    /* one catalog query per kind of object, whatever the plan's size */
+    if ((rc = check_tables(ctx, conn, plan, res)) != MIGCTL_OK
+        || (rc = check_columns(ctx, conn, plan, res)) != MIGCTL_OK
+        || (rc = check_indexes(ctx, conn, plan, res)) != MIGCTL_OK
+        || (rc = check_constraints(ctx, conn, plan, res)) != MIGCTL_OK
+        || (rc = check_extensions(ctx, conn, plan, res)) != MIGCTL_OK
+        || (rc = check_triggers(ctx, conn, plan, res)) != MIGCTL_OK)
+    {
+        free(res);
+        json_decref(a);
+        return rc;
+    }
+
+    for (i = 0; i < plan->nchecks; i++) {
+        c = &plan->checks[i];
+        if (c->dead) {
+            continue;
+        }
+
+        e = json_object();
+        if (e == NULL) {
+            break;
+        }
+        json_object_set_new(e, "stmt", json_integer(c->stmt));
+        json_object_set_new(e, "line", json_integer(c->line));
+        json_object_set_new(e, "operation",
+                            jstr(c->op >= 0 ? plan->ops[c->op] : NULL));
+        json_object_set_new(e, "action", json_string(c->action));
+        json_object_set_new(e, "kind",
+                            json_string(kind_name(c->kind)));
+        json_object_set_new(e, "schema", jstr(c->schema));
+        json_object_set_new(e, "table", jstr(c->table));
+        json_object_set_new(e, "name", jstr(c->name));
+        json_object_set_new(e, "expected", jstr(res[i].expected));
+        if (res[i].type[0]) {
+            json_object_set_new(e, "type", json_string(res[i].type));
+        }
+        json_object_set_new(e, "found", jstr(res[i].found));
+        json_object_set_new(e, "status", json_string(res[i].status));
+        json_object_set_new(e, "may_hold_before", json_boolean(c->weak));
+
+        /* what is missing: its statement, to repair it by hand */
+        if (strcmp(res[i].status, "done") != 0 && c->tag >= 0
+            && (size_t) c->tag < ntexts && texts[c->tag] != NULL
+            && c->end > c->start)
+        {
+            n = c->end - c->start;
+            if (n > STMT_MAX) {
+                n = STMT_MAX;
+            }
+            json_object_set_new(e, "sql",
+                                jstrn(texts[c->tag] + c->start, n));
+        }
+
+        if (ntexts > 1) {
+            json_object_set_new(e, "tag", json_integer(c->tag));
+        }
+
+        json_array_append_new(a, e);
+    }
+
+    free(res);
+    *objs = a;
+
+    return MIGCTL_OK;
 }
 
 
@@ -915,18 +996,16 @@ done:
 
 
 static json_t *
-build(migctl_sql_plan_t *plan, check_result_t *res, const char *file,
+build(migctl_sql_plan_t *plan, json_t *objs, const char *file,
     const char *app, const char *migration, int rec, int later,
     int *problem)
 {
     size_t                    i, done, not_done, invalid, unver, strong;
-    json_t                   *o, *objs, *uv, *cnt, *e;
-    const char               *verdict, *note;
-    migctl_sql_check_t       *c;
+    json_t                   *o, *uv, *cnt, *e;
+    const char               *verdict, *note, *st;
     migctl_sql_unverified_t  *u;
 
     o = json_object();
-    objs = json_array();
     uv = json_array();
     cnt = json_object();
 
@@ -941,40 +1020,17 @@ build(migctl_sql_plan_t *plan, check_result_t *res, const char *file,
     done = not_done = invalid = strong = 0;
     unver = plan->nunver;
 
-    for (i = 0; i < plan->nchecks; i++) {
-        c = &plan->checks[i];
-        if (c->dead) {
-            continue;
-        }
+    json_array_foreach(objs, i, e) {
+        st = json_string_value(json_object_get(e, "status"));
 
-        if (strcmp(res[i].status, "done") == 0) {
+        if (strcmp(st, "done") == 0) {
             done++;
-            strong += !c->weak;
-        } else if (strcmp(res[i].status, "invalid") == 0) {
+            strong += !json_is_true(json_object_get(e, "may_hold_before"));
+        } else if (strcmp(st, "invalid") == 0) {
             invalid++;
         } else {
             not_done++;
         }
-
-        e = json_object();
-        json_object_set_new(e, "stmt", json_integer(c->stmt));
-        json_object_set_new(e, "line", json_integer(c->line));
-        json_object_set_new(e, "operation",
-                            jstr(c->op >= 0 ? plan->ops[c->op] : NULL));
-        json_object_set_new(e, "action", json_string(c->action));
-        json_object_set_new(e, "kind",
-                            json_string(kind_name(c->kind)));
-        json_object_set_new(e, "schema", jstr(c->schema));
-        json_object_set_new(e, "table", jstr(c->table));
-        json_object_set_new(e, "name", jstr(c->name));
-        json_object_set_new(e, "expected", jstr(res[i].expected));
-        if (res[i].type[0]) {
-            json_object_set_new(e, "type", json_string(res[i].type));
-        }
-        json_object_set_new(e, "found", jstr(res[i].found));
-        json_object_set_new(e, "status", json_string(res[i].status));
-        json_object_set_new(e, "may_hold_before", json_boolean(c->weak));
-        json_array_append_new(objs, e);
     }
 
     for (i = 0; i < plan->nunver; i++) {
@@ -1155,6 +1211,17 @@ jstr(const char *s)
 
     /* a non-UTF-8 name from a file still prints */
     return v ? v : json_stringn_nocheck(s, strlen(s));
+}
+
+
+static json_t *
+jstrn(const char *s, size_t n)
+{
+    json_t  *v;
+
+    v = json_stringn(s, n);
+
+    return v ? v : json_stringn_nocheck(s, n);
 }
 
 

@@ -24,6 +24,9 @@
 typedef struct {
     migctl_sql_plan_t  *plan;
     const char         *text;
+    int                 tag;
+    size_t              start;        /* the statement being read */
+    size_t              end;
     int                 stmt;
     int                 line;
     int                 op;
@@ -83,20 +86,33 @@ int
 migctl_sql_parse(const char *text, migctl_sql_plan_t *plan, char *err,
     size_t errlen)
 {
-    int                  rc, k;
+    memset(plan, 0, sizeof(*plan));
+
+    return migctl_sql_parse_add(text, 0, plan, err, errlen);
+}
+
+
+int
+migctl_sql_parse_add(const char *text, int tag, migctl_sql_plan_t *plan,
+    char *err, size_t errlen)
+{
+    int                  rc, k, nst, nbad;
     char                 msg[512];
-    size_t               len, start, end, prev, first;
+    size_t               len, start, end, prev, first, nunver;
     sql_walk_t           w;
     PgQuerySplitResult   sp;
 
-    memset(plan, 0, sizeof(*plan));
     memset(&w, 0, sizeof(w));
     w.plan = plan;
     w.text = text;
+    w.tag = tag;
     w.op = -1;
     w.line_no = 1;
     rc = -1;
     msg[0] = '\0';
+    nst = 0;
+    nbad = plan->nbad;
+    nunver = plan->nunver;
 
     /*
      * The scanner splits even text that does not parse: one bad statement
@@ -136,10 +152,13 @@ migctl_sql_parse(const char *text, migctl_sql_plan_t *plan, char *err,
             continue;                   /* comments and ";" only */
         }
 
-        w.stmt = ++plan->nstmts;
+        w.stmt = ++nst;
+        plan->nstmts++;
         w.line = line_of(&w, first);
+        w.start = first;
+        w.end = end;
 
-        if (one_statement(&w, first, end, plan->nbad ? NULL : msg,
+        if (one_statement(&w, first, end, plan->nbad > nbad ? NULL : msg,
                           sizeof(msg)) != 0)
         {
             goto oom;
@@ -156,13 +175,13 @@ migctl_sql_parse(const char *text, migctl_sql_plan_t *plan, char *err,
         goto oom;
     }
 
-    if (plan->nstmts == 0 && plan->nunver == 0) {
+    if (nst == 0 && plan->nunver == nunver) {
         snprintf(err, errlen, "no SQL statement in it");
         goto done;
     }
 
     /* nothing of it is SQL: the file is not sqlmigrate output */
-    if (plan->nbad > 0 && plan->nbad == plan->nstmts) {
+    if (nst > 0 && plan->nbad - nbad == nst) {
         snprintf(err, errlen, "%s", msg);
         goto done;
     }
@@ -1088,7 +1107,10 @@ add_check(sql_walk_t *w, const char *action, int kind, int aspect,
 
     c = &plan->checks[plan->nchecks];
     memset(c, 0, sizeof(*c));
+    c->tag = w->tag;
     c->stmt = w->stmt;
+    c->start = w->start;
+    c->end = w->end;
     c->line = w->line;
     c->op = w->op;
     c->action = action;
@@ -1212,6 +1234,7 @@ add_unverified(sql_walk_t *w, const char *what, size_t start, size_t end)
 
     u = &plan->unver[plan->nunver];
     memset(u, 0, sizeof(*u));
+    u->tag = w->tag;
     u->stmt = w->stmt;
     u->line = w->line;
     u->op = w->op;

@@ -34,8 +34,11 @@
  * Strings are malloc'ed and owned by the plan.
  */
 typedef struct {
+    int          tag;          /* migctl_sql_parse_add()'s: whose it is */
     int          stmt;         /* 1-based statement number */
     int          line;         /* 1-based line of its first token */
+    size_t       start;        /* its statement: text[start, end) */
+    size_t       end;
     int          op;           /* index into plan->ops, or -1 */
     const char  *action;       /* static: "add_column", ... */
     int          kind;         /* MIGCTL_SQL_TABLE ... */
@@ -62,6 +65,7 @@ typedef struct {
 
 /* something the catalog cannot confirm: RunPython, DML, DO blocks... */
 typedef struct {
+    int          tag;
     int          stmt;         /* 0 for an operation without SQL */
     int          line;
     int          op;
@@ -100,6 +104,17 @@ typedef struct {
  */
 int migctl_sql_parse(const char *text, migctl_sql_plan_t *plan, char *err,
     size_t errlen);
+
+/*
+ * The same for one more text, appended to a plan (not zeroed): its
+ * statements replace what earlier texts said of the same objects, as
+ * later statements of one file do, so the plan of a whole migration
+ * history is the final state it leaves.  tag marks its checks and
+ * unverified entries; stmt and line count in this text.  On -1 what it
+ * added stays in the plan.
+ */
+int migctl_sql_parse_add(const char *text, int tag, migctl_sql_plan_t *plan,
+    char *err, size_t errlen);
 
 void migctl_sql_free(migctl_sql_plan_t *plan);
 
