@@ -993,7 +993,7 @@ repair(vmig_t *v, vmig_t *all, size_t n)
         if (sql == NULL) {
             continue;
         }
-        snprintf(line, sizeof(line), "%s   -- %s %s: expected %s, found %s",
+        snprintf(line, sizeof(line), "%s;   -- %s %s: expected %s, found %s",
                  sql, json_string_value(json_object_get(o, "kind")),
                  json_string_value(json_object_get(o, "name")),
                  json_string_value(json_object_get(o, "expected")),

@@ -125,4 +125,124 @@ sub drift_of {
     is(scalar @{ $r->{json}{drift} }, 0, 'drift: no drift');
 }
 
+# --- drift under a later record: unrecording would break the history ---
+
+{
+    my $e = new_db('later');
+    is(dj($e, 'drift', 'migrate', 'drift', '0001')->{rc}, 0, 'later: 0001');
+    is(dj($e, 'drift', 'migrate', 'drift', '0003', '--fake')->{rc}, 0,
+       'later: 0002 and 0003 faked');
+    my $r = verify($e, 'drift');
+    is($r->{rc}, 1, 'later: exit 1');
+    my $d2 = drift_of($r, '0002_invoice_due_date');
+    my $d3 = drift_of($r, '0003_due_date_index');
+    is($d2->{status}, 'missing', 'later: 0002 missing');
+    is($d3->{status}, 'missing', 'later: 0003 missing');
+    like($d2->{repair}[0], qr/^# do not unrecord drift\.0002_invoice_due_date: 1 recorded migration\(s\) build on it \(drift\.0003_due_date_index\)/,
+         'later: 0002 is not unrecorded: 0003 builds on it');
+    like($d2->{repair}[1], qr/^ALTER TABLE "drift_invoice" ADD COLUMN "due_date" date NULL;\s+-- column due_date/,
+         'later: the statement that makes the column');
+    like($d3->{repair}[0], qr/^psql -c "DELETE FROM django_migrations WHERE app = 'drift' AND name = '0003_due_date_index'"/,
+         'later: 0003, the last one, may be unrecorded');
+    unlike(join("\n", map { @{ $_->{repair} } } @{ $r->{json}{drift} }),
+           qr/--fake/, 'later: never a --fake');
+
+    # act on it: the column by hand, 0003 unrecorded and applied
+    my ($stmt) = $d2->{repair}[1] =~ /^(.*?;)\s+--/;
+    sql($e, $stmt);
+    my ($del) = $d3->{repair}[0] =~ /^psql -c "(.*?)"/;
+    sql($e, $del);
+    my $m3 = dj($e, 'drift', 'migrate', 'drift');
+    is($m3->{rc}, 0, 'later: migrate applies 0003') or diag($m3->{err});
+    $r = verify($e, 'drift');
+    is($r->{rc}, 0, 'later: no drift after the repair') or diag($r->{out});
+}
+
+# --- a row inserted by hand, a squash known by its replaces list --------
+
+{
+    my $e = new_db('squash');
+    # migrate records the squash and what it replaces; without its own row
+    # it is the history of a database migrated before the squash shipped
+    my $m2 = dj($e, 'squashy', 'migrate', 'squashy', '0001_squashed_0003_box');
+    is($m2->{rc}, 0, 'squash: applied') or diag($m2->{err});
+    sql($e, "DELETE FROM django_migrations WHERE name = '0001_squashed_0003_box'");
+    is(sql($e, "SELECT string_agg(name, ',' ORDER BY id) FROM django_migrations WHERE app = 'squashy'"),
+       '0001_initial,0002_box_weight', 'squash: the originals are recorded');
+    my $r = verify($e, 'squashy');
+    is($r->{rc}, 0, 'squash: no drift') or diag($r->{out}, $r->{err});
+    my ($m) = grep { $_->{name} eq '0001_squashed_0003_box' }
+              @{ $r->{json}{migrations} || [] };
+    ok($m && $m->{recorded}, 'squash: recorded through the rows it replaces');
+    is($m->{status}, 'ok', 'squash: its objects checked');
+    is_deeply([sort map { "$_->{name}>$_->{squashed_into}" } @{ $r->{json}{replaced} }],
+              ['0001_initial>squashy.0001_squashed_0003_box',
+               '0002_box_weight>squashy.0001_squashed_0003_box'],
+              'squash: from its replaces list');
+    ok(!grep({ $_->{name} eq '0003_box_color' && $_->{recorded} }
+             @{ $r->{json}{migrations} }),
+       'squash: 0003 is not taken as replaced (the name says 0003, the list does not)');
+    is(scalar @{ $r->{json}{pending} }, 1, 'squash: 0003 pending');
+
+    # the weight column dropped by hand: the squash drifts
+    sql($e, 'ALTER TABLE squashy_box DROP COLUMN weight');
+    $r = verify($e, 'squashy');
+    is($r->{rc}, 1, 'squash: a column gone: exit 1');
+    is(drift_of($r, '0001_squashed_0003_box')->{status}, 'incomplete',
+       'squash: incomplete (table there, column not)');
+
+    # a row nobody's code knows
+    sql($e, "INSERT INTO django_migrations (app, name, applied) VALUES ('squashy', '0099_ghost', now())");
+    $r = verify($e, 'squashy');
+    is_deeply([map { $_->{name} } @{ $r->{json}{unknown} }], ['0099_ghost'],
+              'a row inserted by hand: unknown to the code');
+}
+
+# --- Django cannot load its migrations: no SQL, exit 5 ------------------
+
+{
+    my $e = new_db('broken');
+    is(dj($e, 'drift', 'migrate', 'drift')->{rc}, 0,
+       'broken: a Django database (another app migrated)');
+    my $r = verify($e, 'brokenimport');
+    is($r->{rc}, 5, 'ImportError in a migration: exit 5');
+    like($r->{err}, qr/^migctl: verify: '.*manage\.py shell' failed \(exit 1\): ModuleNotFoundError: No module named 'brokenimport\.slugtools'/,
+         'ImportError: the last line of the traceback');
+    $r = verify($e, 'brokendep');
+    is($r->{rc}, 5, 'NodeNotFoundError: exit 5');
+    like($r->{err}, qr/NodeNotFoundError/, 'NodeNotFoundError named');
+    $r = verify($e, 'nosuchapp');
+    is($r->{rc}, 5, 'an app that is not installed: exit 5');
+}
+
+# --- the command from migctl.conf, the document from a file -------------
+
+{
+    my $e = new_db('conf');
+    is(dj($e, 'drift', 'migrate', 'drift')->{rc}, 0, 'conf: drift applied');
+    my $conf = $t->write_file('migctl.conf',
+                              "django = { manage = \"$manage\"; timeout = 120; };\n");
+    my $r = mc({ %$e, MIGTEST_APPS => 'drift' }, { timeout => 300 },
+               '-c', $conf, '--json', 'verify');
+    is($r->{rc}, 0, 'django.manage from migctl.conf') or diag($r->{err});
+    is($r->{json}{checked}, 3, 'conf: 3 checked');
+
+    my $s = mc({ %pg }, 'verify', '--print-script');
+    my $out = $t->run({ env => { %$e, MIGTEST_APPS => 'drift' },
+                        stdin => $s->{out}, timeout => 300 },
+                      '/usr/bin/python3', $t->root . '/t/django/manage.py',
+                      'shell');
+    is($out->{rc}, 0, 'the script run by hand');
+    my $doc = $t->write_file('doc.txt', $out->{out});
+    $r = mc($e, '--json', 'verify', '--from', $doc);
+    is($r->{rc}, 0, '--from: the saved output') or diag($r->{err});
+    is($r->{json}{checked}, 3, '--from: 3 checked');
+    my $bad = $t->write_file('bad.txt', "not json\n");
+    $r = mc($e, 'verify', '--from', $bad);
+    is($r->{rc}, 2, '--from garbage: exit 2');
+    like($r->{err}, qr/not a migctl verify document/, '--from garbage: says so');
+}
+
+$t->check_pg_log('pg');
+
 done_testing;
