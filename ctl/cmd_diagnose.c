@@ -1090,6 +1090,19 @@ decide(dg_t *d)
             str(d->cls, "frame"));
     }
 
+    if (d->drift == NULL && str(d->verify, "skipped")) {
+        add(d->risks, "\"%s\" may be history drift (an earlier migration "
+            "recorded but never applied): not checked (%s): run migctl "
+            "verify --manage CMD, or give diagnose --manage",
+            str(d->cls, "message"), str(d->verify, "skipped"));
+
+    } else if (d->drift == NULL && d->verify) {
+        add(d->reasons, "no earlier recorded migration is missing \"%s\": "
+            "not history drift (%zu drifted migration(s) elsewhere)",
+            str(d->cls, "message"),
+            json_array_size(json_object_get(d->verify, "drift")));
+    }
+
     note_plan(d);
 
     if (d->given) {

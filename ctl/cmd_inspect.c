@@ -1100,6 +1100,13 @@ build(migctl_sql_plan_t *plan, json_t *objs, const char *file,
                : "every checked object is in place; not checked against "
                  "django_migrations: give --app and --migration";
 
+    } else if (not_done + invalid == 0 && !plan->atomic && unver > 0) {
+        /* a non-atomic run may have stopped in what cannot be checked */
+        verdict = "partially_applied";
+        note = "every checked object is in place but it is not recorded, "
+               "and it is not atomic: it may have stopped in an operation "
+               "the catalog cannot confirm (RunPython, DML)";
+
     } else if (not_done + invalid == 0) {
         /* DESIGN.md: the one case where a --fake of it is the repair */
         verdict = "present_but_unrecorded";

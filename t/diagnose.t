@@ -326,6 +326,8 @@ EOF
     is($d->{path}, 'retry', 'under ACCESS EXCLUSIVE: retry');
     has_line($d->{risks}, qr/^session \d+ .* still holds AccessExclusiveLock on dupes_customer/,
              'under ACCESS EXCLUSIVE: the holder named');
+    $t->psql('pg', "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                   . "WHERE application_name = 'diag-holder'", db => 'dj');
     $h->close;
 }
 

@@ -487,6 +487,8 @@ $r = inspect({ timeout => 60 }, '--sql', $alter, '--app', 'shop',
 $el = time - $t1;
 ok($el < 5, sprintf('inspect of a recorded migration under ACCESS EXCLUSIVE (%.2f s)', $el));
 is($r->{json}{verdict}, 'applied', 'under ACCESS EXCLUSIVE: the right verdict');
+$t->psql('pg', "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+               . "WHERE application_name = 'inspect-holder'");
 $holder->close;
 
 # --- batched catalog queries: a big file costs the same few queries -----
