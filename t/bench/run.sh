@@ -3,3 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 perl -I t/lib t/bench/gate.pl
+perl -I t/lib t/bench/verify.pl
