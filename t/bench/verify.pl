@@ -122,4 +122,4 @@ $r = $t->run({ env => \%e, timeout => 600 }, $bin, '--json', 'diagnose',
 my ($cause) = $r->{out} =~ /"history_drift": \{[^}]*?"name": "(\w+)"/s;
 printf "diagnose of a 42703 with the drift check (one Django process, %d "
      . "migrations, %d tables): %.2f s (exit %d, path %s, root cause %s)\n",
-       $n, $ntables, time - $t0, $r->{rc}, $path // '?', $root // 'none';
+       $n, $ntables, time - $t0, $r->{rc}, $path // '?', $cause // 'none';
