@@ -279,7 +279,7 @@ void
 migctl_inspect_print(FILE *f, json_t *result)
 {
     size_t       i;
-    json_t      *o, *v;
+    json_t      *o, *v, *e;
     const char  *name, *table, *schema;
     char         obj[300], exp[300];
 
@@ -335,11 +335,17 @@ migctl_inspect_print(FILE *f, json_t *result)
 
     json_array_foreach(json_object_get(result, "unverified"), i, o) {
         v = json_object_get(o, "operation");
-        fprintf(f, "  line %d: %s%s%s\n",
+        e = json_object_get(o, "error");
+        if (json_is_string(e)) {
+            migctl_escape(json_string_value(e), exp, sizeof(exp));
+        }
+        fprintf(f, "  line %d: %s%s%s%s%s\n",
                 (int) json_integer_value(json_object_get(o, "line")),
                 json_string_value(json_object_get(o, "what")),
                 json_is_string(v) ? ": " : "",
-                json_is_string(v) ? json_string_value(v) : "");
+                json_is_string(v) ? json_string_value(v) : "",
+                json_is_string(e) ? ": " : "",
+                json_is_string(e) ? exp : "");
     }
 }
 

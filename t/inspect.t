@@ -403,6 +403,9 @@ my ($bad) = grep { $_->{what} eq 'unparsable statement' }
 is($bad->{line}, 6, 'one bad statement: its line');
 is($bad->{error}, 'syntax error at or near "COMMIT" at line 7, column 1 (position 149)',
    'one bad statement: libpg_query message with line, column and position');
+$r = $t->migctl({ env => \%env }, 'inspect', '--sql', "$fx/garbage.sql");
+like($r->{out}, qr/^  line 6: unparsable statement: Add field x to y: syntax error at or near "COMMIT" at line 7, column 1 \(position 149\)$/m,
+     'one bad statement: text output names it');
 
 # --- Django 3.2 AlterField null -> not null with a default --------------
 # SET DEFAULT; UPDATE; SET NOT NULL; DROP DEFAULT: before it ran, the
