@@ -46,7 +46,7 @@ int migctl_verify_django(migctl_ctx_t *ctx, const char *manage,
  * replaces what an earlier one said of the same object), checked with
  * migctl_inspect_objects().  *out:
  * {"checked": N, "drift": [{"app", "name", "status": "missing" |
- *    "incomplete", "later_recorded": N, "objects": [...not done...]}...],
+ *    "incomplete", "objects": [...not done...], "repair": [lines]}...],
  *  "unverifiable": [{"app", "name", "reason"}...],
  *  "unknown": [{"app", "name"}...],       recorded, not in the code
  *  "replaced": [{"app", "name", "squashed_into"}...],

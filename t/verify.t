@@ -213,6 +213,24 @@ sub drift_of {
     like($r->{err}, qr/NodeNotFoundError/, 'NodeNotFoundError named');
     $r = verify($e, 'nosuchapp');
     is($r->{rc}, 5, 'an app that is not installed: exit 5');
+
+    # a command that hangs is killed at --timeout, one that prints no
+    # document is named
+    my $t0 = time;
+    $r = mc($e, { timeout => 60 }, 'verify', '--manage', 'sleep 30; true',
+            '--timeout', '1s');
+    my $el = time - $t0;
+    is($r->{rc}, 5, 'a hanging command: exit 5');
+    ok($el < 5, sprintf('a hanging command: killed at --timeout 1s (%.2f s)', $el));
+    like($r->{err}, qr/did not finish in 1000 ms \(killed\): raise --timeout/,
+         'a hanging command: says so');
+    $r = mc($e, 'verify', '--manage', 'echo hello; true #');
+    is($r->{rc}, 5, 'no document printed: exit 5');
+    like($r->{err}, qr/printed no migctl-verify-json line: check --manage/,
+         'no document printed: says so');
+    $r = mc($e, '--json', 'verify', '--manage', 'exit 3; true');
+    is($r->{json}{exit}, 5, '--json: the error object has exit 5');
+    like($r->{json}{error}, qr/failed \(exit 3\)/, '--json: and the error');
 }
 
 # --- the command from migctl.conf, the document from a file -------------
