@@ -226,6 +226,8 @@ EOF
        'no unfake advice while part of it exists');
     has_line($d->{next}, qr/^python manage\.py sqlmigrate dupes 0009_hand/,
              'repair by hand from sqlmigrate');
+    has_line($d->{next}, qr/^psql -c 'ALTER TABLE "dupes_customer" ADD COLUMN "b" integer NULL;'\s+# column b: present$/,
+             'the statement that makes what is missing');
 
     # a prefix, as Django takes it
     $d = diag_json('--app', 'dupes', '--migration', '0009', '--sql', $s);
@@ -243,6 +245,25 @@ EOF
              'a record unknown to this release');
     has_line($d->{reasons}, qr/1 more migration\(s\) of dupes are pending .*: dupes\.0002_email_unique$/,
              'the pending migration of the app');
+}
+
+# --- every object in place, no record: record exactly it ----------------
+
+{
+    $t->psql('pg', "ALTER TABLE dupes_customer ADD COLUMN p1 integer", db => 'dj');
+    my $s = $t->write_file('present.sql', <<'EOF');
+BEGIN;
+--
+-- Add field p1 to customer
+--
+ALTER TABLE "dupes_customer" ADD COLUMN "p1" integer NULL;
+COMMIT;
+EOF
+    my $d = diag_json('--app', 'dupes', '--migration', '0010_p1', '--sql', $s);
+    is($d->{state}{verdict}, 'present_but_unrecorded', 'present, no record: present_but_unrecorded');
+    is($d->{path}, 'restore_or_repair', 'present, no record: restore_or_repair');
+    has_line($d->{next}, qr/^python manage\.py migrate dupes 0010_p1 --fake\s+# records exactly dupes\.0010_p1/,
+             'present, no record: next: record exactly it');
 }
 
 # --- diagnose without SQL: Django could not load the migration graph ----
