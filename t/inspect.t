@@ -494,6 +494,34 @@ $t->psql('pg', "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                . "WHERE application_name = 'inspect-holder'");
 $holder->close;
 
+# --- behind a queued ALTER TABLE (a reader holds the table, the ALTER
+#     waits for it): a query that asks for a lock on the table queues
+#     behind the ALTER; inspect asks for none ---------------------------
+
+my $reader = $t->pg_session('pg', app => 'inspect-reader');
+$reader->send('BEGIN; SELECT count(*) FROM shop_tag; SELECT pg_sleep(120);');
+ok($t->wait_for(sub {
+    $t->psql('pg', "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+                 . "WHERE a.application_name = 'inspect-reader' AND l.granted "
+                 . "AND l.relation = 'shop_tag'::regclass") > 0 }, 15),
+   'a reader holds shop_tag');
+my $alterer = $t->pg_session('pg', app => 'inspect-alter');
+$alterer->send('ALTER TABLE shop_tag ADD COLUMN z int;');
+ok($t->wait_for(sub {
+    $t->psql('pg', "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+                 . "WHERE a.application_name = 'inspect-alter' AND NOT l.granted") > 0 }, 15),
+   'an ALTER TABLE waits behind it');
+$t1 = time;
+$r = inspect({ timeout => 60 }, '--sql', $setdef);
+$el = time - $t1;
+ok($el < 5, sprintf('inspect behind a queued ALTER returns (%.2f s)', $el));
+is(obj($r, 'set_default', 'label')->{status}, 'done',
+   'behind a queued ALTER: the right answer');
+$t->psql('pg', "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+               . "WHERE application_name IN ('inspect-reader', 'inspect-alter')");
+$reader->close;
+$alterer->close;
+
 # --- batched catalog queries: a big file costs the same few queries -----
 
 $t->psql('pg', "ALTER SYSTEM SET log_statement = 'all'");
