@@ -1309,9 +1309,17 @@ decide_applied(dg_t *d)
 {
     d->path = "fix_forward";
 
-    add(d->reasons, "%s.%s is applied and recorded: the schema it makes is "
-        "in place, so the failure came from elsewhere (a later migration "
-        "or deploy step)", d->app, d->migration);
+    if (d->nosql) {
+        add(d->reasons, "%s.%s is recorded; Django cannot load the "
+            "migration graph, so nothing ran and its SQL cannot be checked "
+            "now (migctl inspect once the graph loads)", d->app,
+            d->migration);
+
+    } else {
+        add(d->reasons, "%s.%s is applied and recorded: the schema it makes "
+            "is in place, so the failure came from elsewhere (a later "
+            "migration or deploy step)", d->app, d->migration);
+    }
 
     if (d->cls) {
         add(d->reasons, "the failure is %s: %s", d->klass,
