@@ -295,7 +295,7 @@ migctl_verify_check(migctl_ctx_t *ctx, PGconn *conn, json_t *doc,
 {
     int                 rc;
     char                err[1024], key[600];
-    size_t              n, k, j, r, nrows;
+    size_t              n, k, j, r, nrows, used;
     json_t             *migs, *rows, *index, *known, *reasons, *objs, *o;
     json_t             *drift, *unver, *unknown, *replaced, *pending, *all;
     json_t             *e, *rp, *wanted;
@@ -493,7 +493,23 @@ migctl_verify_check(migctl_ctx_t *ctx, PGconn *conn, json_t *doc,
             json_array_append_new(drift, e);
 
         } else if (v[k].unverified > 0) {
+            /* not drift: what the catalog cannot confirm, named */
             st = "unverified";
+            used = 0;
+            key[0] = '\0';
+            for (j = 0; j < plan.nunver && used < 200; j++) {
+                if ((size_t) plan.unver[j].tag == k
+                    && strstr(key, plan.unver[j].what) == NULL)
+                {
+                    used += snprintf(key + used, sizeof(key) - used,
+                                     "%s%s", used ? ", " : "",
+                                     plan.unver[j].what);
+                }
+            }
+            e = json_pack("{s:s, s:s, s:s+}", "app", v[k].app,
+                          "name", v[k].name, "reason",
+                          "the catalog cannot confirm: ", key);
+            json_array_append_new(unver, e);
 
         } else {
             st = "ok";

@@ -198,6 +198,19 @@ sub drift_of {
               'a row inserted by hand: unknown to the code');
 }
 
+# --- RunPython: listed as unverifiable, not drift ------------------------
+
+{
+    my $e = new_db('runpython');
+    is(dj($e, 'halfway', 'migrate', 'halfway')->{rc}, 0,
+       'runpython: halfway applied (no rows: its RunPython passes)');
+    my $r = verify($e, 'halfway');
+    is($r->{rc}, 0, 'runpython: exit 0: not drift') or diag($r->{err});
+    is_deeply([map { "$_->{name}: $_->{reason}" } @{ $r->{json}{unverifiable} }],
+              ['0002_order_amount_eur: the catalog cannot confirm: RunPython'],
+              'runpython: listed as unverifiable, with what');
+}
+
 # --- Django cannot load its migrations: no SQL, exit 5 ------------------
 
 {
