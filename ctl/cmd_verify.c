@@ -23,6 +23,7 @@
 #define VERIFY_MARK        "migctl-verify-json: "
 #define VERIFY_TIMEOUT_MS  300000L         /* a Django start-up, 300 s */
 #define VERIFY_OUT_MAX     (256L << 20)    /* the document, 256 MB */
+#define VERIFY_LOCK_TIMEOUT_MS  5000       /* Django's reads, PGOPTIONS */
 
 
 /* one migration of the document, with what the database says of it */
@@ -48,6 +49,7 @@ static int parse_doc(migctl_ctx_t *ctx, const char *text, const char *what,
     json_t **doc);
 static int read_rows(migctl_ctx_t *ctx, PGconn *conn, json_t **rows);
 static json_t *repair(vmig_t *v, vmig_t *all, size_t n);
+static void last_exception(char *text, char *out, size_t len);
 static int plain_name(const char *s);
 static long mono_ms(void);
 static void print_text(json_t *o);
@@ -600,8 +602,8 @@ run_django(migctl_ctx_t *ctx, const char *manage, const char **apps,
     int napps, long timeout_ms, char **outp, char *tail, size_t taillen)
 {
     int             in, errfd, fd[2], status, timed_out, i, rc;
-    char            path[MIGCTL_PATH_MAX], *cmd, *buf, *nb, *s, *e;
-    char            list[MIGCTL_COMMAND_MAX], ebuf[4096];
+    char            path[MIGCTL_PATH_MAX], *cmd, *buf, *nb;
+    char            list[MIGCTL_COMMAND_MAX], ebuf[4096], pgopt[1024];
     long            start, left;
     pid_t           pid;
     size_t          n, size, used;
@@ -672,6 +674,14 @@ run_django(migctl_ctx_t *ctx, const char *manage, const char **apps,
         goto done;
     }
 
+    /*
+     * Django only reads (django_migrations): behind a lock it fails in
+     * seconds instead of waiting out the whole timeout
+     */
+    tmp = getenv("PGOPTIONS");
+    snprintf(pgopt, sizeof(pgopt), "%s%s-c lock_timeout=%d",
+             tmp ? tmp : "", tmp && *tmp ? " " : "", VERIFY_LOCK_TIMEOUT_MS);
+
     start = mono_ms();
     fflush(NULL);
 
@@ -691,6 +701,7 @@ run_django(migctl_ctx_t *ctx, const char *manage, const char **apps,
         close(in);
         close(errfd);
         setenv("MIGCTL_APPS", list, 1);
+        setenv("PGOPTIONS", pgopt, 1);
         execl("/bin/sh", "sh", "-c", cmd, (char *) NULL);
         _exit(127);
     }
@@ -770,16 +781,11 @@ run_django(migctl_ctx_t *ctx, const char *manage, const char **apps,
         kill(-pid, SIGKILL);
     }
 
-    /* the last line of stderr: a traceback's exception */
     k = pread(errfd, ebuf, sizeof(ebuf) - 1,
               lseek(errfd, 0, SEEK_END) > (off_t) sizeof(ebuf) - 1
               ? lseek(errfd, 0, SEEK_END) - (off_t) sizeof(ebuf) + 1 : 0);
     ebuf[k > 0 ? k : 0] = '\0';
-    for (e = ebuf + strlen(ebuf); e > ebuf && strchr("\r\n ", e[-1]); e--) {
-        *(e - 1) = '\0';
-    }
-    s = strrchr(ebuf, '\n');
-    snprintf(tail, taillen, "%s", s ? s + 1 : ebuf);
+    last_exception(ebuf, tail, taillen);
 
     if (buf == NULL) {
         rc = migctl_error(ctx, MIGCTL_PROBLEM, "out of memory");
@@ -797,8 +803,9 @@ run_django(migctl_ctx_t *ctx, const char *manage, const char **apps,
 
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         rc = migctl_error(ctx, MIGCTL_CMDFAIL, "'%s' failed (%s %d)%s%s: "
-                          "Django cannot load the migrations: migctl "
-                          "diagnose with the traceback says why",
+                          "Django could not produce the SQL; its "
+                          "traceback (run it by hand) is what migctl "
+                          "diagnose --traceback reads",
                           cmd, WIFEXITED(status) ? "exit" : "signal",
                           WIFEXITED(status) ? WEXITSTATUS(status)
                                             : WTERMSIG(status),
@@ -1019,6 +1026,58 @@ repair(vmig_t *v, vmig_t *all, size_t n)
     }
 
     return r;
+}
+
+
+/*
+ * The exception of a Python traceback: the last line "dotted.Name: text"
+ * (psycopg adds "LINE 1: ..." and a caret after it); else the last line.
+ */
+static void
+last_exception(char *text, char *out, size_t len)
+{
+    char  *p, *q, *nl, *end, *line, *found;
+
+    found = NULL;
+    line = NULL;
+    p = text;
+
+    while (*p) {
+        nl = strchr(p, '\n');
+        end = nl ? nl : p + strlen(p);
+
+        if (end > p && p[0] != ' ' && p[0] != '\t' && p[0] != '^'
+            && p[0] != '\r')
+        {
+            line = p;
+        }
+
+        for (q = p; q < end && ((*q >= 'a' && *q <= 'z')
+                                || (*q >= 'A' && *q <= 'Z')
+                                || (*q >= '0' && *q <= '9')
+                                || *q == '_' || *q == '.'); q++)
+        {
+            /* void */
+        }
+        if (q > p && q + 1 < end && q[0] == ':' && q[1] == ' ') {
+            found = p;
+        }
+
+        if (nl == NULL) {
+            break;
+        }
+        p = nl + 1;
+    }
+
+    p = found ? found : line ? line : text;
+    nl = strchr(p, '\n');
+    snprintf(out, len, "%.*s", (int) (nl ? nl - p : (long) strlen(p)), p);
+
+    /* the \r of a CRLF log goes too */
+    q = out + strlen(out);
+    while (q > out && (q[-1] == '\r' || q[-1] == ' ')) {
+        *--q = '\0';
+    }
 }
 
 

@@ -286,6 +286,24 @@ sub drift_of {
             . "WHERE application_name = 'verify-holder'");
     $h->close;
 
+    # django_migrations held: Django's read gives up after its lock_timeout
+    $h = $t->pg_session('pg', db => $e->{PGDATABASE}, app => 'verify-dm');
+    $h->send('BEGIN; LOCK TABLE django_migrations IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120);');
+    ok($t->wait_for(sub {
+        sql($e, "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+                . "WHERE a.application_name = 'verify-dm' AND l.granted "
+                . "AND l.mode = 'AccessExclusiveLock'") > 0 }, 15),
+       'a session holds django_migrations in ACCESS EXCLUSIVE');
+    $t0 = time;
+    $r = verify($e, 'drift');
+    $el = time - $t0;
+    is($r->{rc}, 5, 'django_migrations held: exit 5');
+    like($r->{err}, qr/lock timeout/, 'django_migrations held: a lock timeout, said');
+    ok($el < 30, sprintf('django_migrations held: bounded (%.2f s)', $el));
+    sql($e, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            . "WHERE application_name = 'verify-dm'");
+    $h->close;
+
     my $bad = $t->write_file('bad.txt', "not json\n");
     $r = mc($e, 'verify', '--from', $bad);
     is($r->{rc}, 2, '--from garbage: exit 2');
