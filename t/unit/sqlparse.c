@@ -28,6 +28,7 @@ static void test_unverified(void);
 static void test_other_objects(void);
 static void test_errors(void);
 static void test_weak(void);
+static void test_history(void);
 
 
 int
@@ -40,6 +41,7 @@ main(void)
     test_other_objects();
     test_errors();
     test_weak();
+    test_history();
 
     printf("1..%d\n", tests);
 
@@ -423,6 +425,48 @@ test_weak(void)
        "key: two statements are not an expression");
 }
 
+
+/* migctl_sql_parse_add(): a history of migrations makes one final state */
+static void
+test_history(void)
+{
+    char                       err[512];
+    migctl_sql_plan_t          p;
+    const migctl_sql_check_t  *c;
+
+    memset(&p, 0, sizeof(p));
+
+    OK(migctl_sql_parse_add("BEGIN;\nCREATE TABLE \"h_t\" (\"id\" int);\n"
+                            "COMMIT;\n", 0, &p, err, sizeof(err)) == 0,
+       "history: 0001 parses");
+    OK(migctl_sql_parse_add("ALTER TABLE \"h_t\" ADD COLUMN \"a\" int;\n"
+                            "ALTER TABLE \"h_t\" ADD COLUMN \"b\" int;\n",
+                            1, &p, err, sizeof(err)) == 0,
+       "history: 0002 parses");
+    OK(migctl_sql_parse_add("ALTER TABLE \"h_t\" DROP COLUMN \"a\";\n"
+                            "ALTER TABLE \"h_t\" RENAME TO \"h_u\";\n",
+                            2, &p, err, sizeof(err)) == 0,
+       "history: 0003 parses");
+    OK(migctl_sql_parse_add("--\n-- Change Meta options on t\n--\n", 3, &p,
+                            err, sizeof(err)) == -1
+       && strcmp(err, "no SQL statement in it") == 0,
+       "history: a migration without SQL says so");
+
+    c = live(&p, "drop_column", "a");
+    OK(c && c->tag == 2 && c->line == 1 && c->stmt == 1,
+       "history: a dropped column is 0003's (tag %d)", c ? c->tag : -1);
+    OK(live(&p, "add_column", "a") == NULL,
+       "history: 0002's column a is no longer checked");
+    c = live(&p, "add_column", "b");
+    OK(c && c->tag == 1 && c->table && strcmp(c->table, "h_u") == 0,
+       "history: 0002's column b follows 0003's rename (%s)",
+       c && c->table ? c->table : "-");
+    c = live(&p, "rename_table", "h_u");
+    OK(c && c->tag == 2 && live(&p, "create_table", "h_u") == NULL,
+       "history: the table is checked once, as 0003 leaves it");
+    OK(p.nstmts == 7, "history: 7 statements (%d)", p.nstmts);
+    migctl_sql_free(&p);
+}
 
 static const migctl_sql_check_t *
 live(const migctl_sql_plan_t *p, const char *action, const char *name)
