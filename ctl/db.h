@@ -143,6 +143,15 @@ int migctl_migrations_run(migctl_ctx_t *ctx, PGconn *conn, const char *plan,
  * MIGCTL_OK only for "applied"; MIGCTL_PROBLEM for every other verdict.
  * Garbage SQL or an empty file: MIGCTL_USAGE with libpg_query's message
  * and position.
+ *
+ * Issue 7: a statement that does not parse is an "unverified" entry
+ * ("unparsable statement", with "error"); MIGCTL_USAGE only when none
+ * parses.  Not recorded and every object in place: "present_but_unrecorded"
+ * (non-atomic with unverified operations: "partially_applied").  An atomic
+ * migration that is not recorded is never "partially_applied".  Objects
+ * carry "may_hold_before" (drop default, drop not null, IF EXISTS: no
+ * proof of progress) and, when not done, "sql" (their statement);
+ * "counts" has "progress".  No query takes a lock on a user table.
  */
 int migctl_inspect_run(migctl_ctx_t *ctx, PGconn *conn, const char *sqlfile,
     const char *app, const char *migration, json_t **out);

@@ -41,6 +41,8 @@ static const migctl_command_t commands[] = {
       "blocked, blocking and idle sessions, INVALID indexes" },
     { "health", cmd_health,
       "run the configured health checks; exit 0 only if all pass" },
+    { "verify", cmd_verify,
+      "history drift: recorded migrations against the catalog" },
     { NULL, NULL, NULL }
 };
 

@@ -156,6 +156,7 @@ int cmd_classify(int argc, char **argv, migctl_ctx_t *ctx);
 int cmd_diagnose(int argc, char **argv, migctl_ctx_t *ctx);
 int cmd_locks(int argc, char **argv, migctl_ctx_t *ctx);
 int cmd_health(int argc, char **argv, migctl_ctx_t *ctx);   /* health.c */
+int cmd_verify(int argc, char **argv, migctl_ctx_t *ctx);
 
 
 /* out.c */

@@ -4,3 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 perl -I t/lib t/bench/gate.pl
 perl -I t/lib t/bench/migrations.pl
+perl -I t/lib t/bench/verify.pl
