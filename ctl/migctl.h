@@ -241,9 +241,11 @@ const char *migctl_redis_addr(migctl_ctx_t *ctx);
 
 /*
  * health.c: the health runner shared by "maintenance off" and "health".
- * Runs every configured check; *out is {"ok": bool, "checks": [{"name",
- * "ok", "detail", "ms"}]} (caller json_decref()s).  Returns MIGCTL_OK when
- * all pass (also with no checks), MIGCTL_PROBLEM when any fails.
+ * Runs every configured check at once, each in a thread bounded by its
+ * timeout; *out is {"ok": bool, "checks": [{"name", "type", "ok",
+ * "detail", "time_ms"}], "total_ms"} (caller json_decref()s).  Returns
+ * MIGCTL_OK when all pass (also with no checks: "maintenance off" refuses
+ * that case itself), MIGCTL_PROBLEM when any fails.
  */
 int migctl_health_run(migctl_ctx_t *ctx, json_t **out);
 
