@@ -126,6 +126,10 @@ migctl_health_run(migctl_ctx_t *ctx, json_t **out)
 
     envp = migctl_env_scrubbed(ctx);
 
+    /* a peer closing a TLS connection must not kill migctl (libcurl
+     * leaves signals alone with CURLOPT_NOSIGNAL, set for threads) */
+    signal(SIGPIPE, SIG_IGN);
+
     for (i = 0; i < ctx->conf.nchecks; i++) {
         if (ctx->conf.checks[i].type == MIGCTL_CHECK_HTTP && !curl) {
             /* not thread-safe: once, before any thread */
@@ -145,7 +149,6 @@ migctl_health_run(migctl_ctx_t *ctx, json_t **out)
 
         r->ck = &ctx->conf.checks[i];
         r->envp = envp;
-        r->deadline = start + r->ck->timeout_ms;
         r->ctx = malloc(sizeof(migctl_ctx_t));
 
         if (r->ctx == NULL || envp == NULL) {
@@ -170,7 +173,8 @@ migctl_health_run(migctl_ctx_t *ctx, json_t **out)
         if (started[i]) {
             clock_gettime(CLOCK_REALTIME, &ts);
             end = (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000
-                  + (r->deadline - migctl_mono_ms()) + JOIN_GRACE_MS;
+                  + (start + ctx->conf.checks[i].timeout_ms
+                     - migctl_mono_ms()) + JOIN_GRACE_MS;
             ts.tv_sec = end / 1000;
             ts.tv_nsec = (end % 1000) * 1000000;
 
@@ -247,7 +251,9 @@ check_thread(void *arg)
     long long            start;
     migctl_check_run_t  *r = arg;
 
+    /* its own timeout from its own start (threads start unevenly) */
     start = migctl_mono_ms();
+    r->deadline = start + r->ck->timeout_ms;
 
     switch (r->ck->type) {
 
@@ -328,18 +334,22 @@ int
 migctl_run_command(const char *command, int timeout_ms, char *const *envp,
     char *detail, size_t size, long *ms)
 {
-    int            fd[2], status, ok, timed_out, devnull;
-    char           buf[MIGCTL_DETAIL_MAX], *line, *e;
-    char          *argv[4];
-    long long      start, left;
-    pid_t          pid;
-    size_t         n;
-    ssize_t        k;
-    struct pollfd  pfd;
+    int                fd[2], status, ok, timed_out, devnull;
+    char               buf[MIGCTL_DETAIL_MAX], *line, *e;
+    char              *argv[4];
+    long long          start, left;
+    pid_t              pid;
+    size_t             n;
+    ssize_t            k;
+    struct pollfd      pfd;
+    struct sigaction   dfl;
 
     start = migctl_mono_ms();
     detail[0] = '\0';
     *ms = 0;
+
+    memset(&dfl, 0, sizeof(struct sigaction));
+    dfl.sa_handler = SIG_DFL;
 
     argv[0] = (char *) "sh";
     argv[1] = (char *) "-c";
@@ -362,12 +372,15 @@ migctl_run_command(const char *command, int timeout_ms, char *const *envp,
 
     if (pid == 0) {
         setpgid(0, 0);
+        sigaction(SIGPIPE, &dfl, NULL);      /* ignored by the runner */
         devnull = open("/dev/null", O_RDONLY);
         if (devnull >= 0) {
             dup2(devnull, STDIN_FILENO);
         }
         dup2(fd[1], STDOUT_FILENO);
         dup2(fd[1], STDERR_FILENO);
+        /* no other check's socket or pipe outlives it in the child */
+        close_range(3, ~0U, 0);
         execve("/bin/sh", argv, envp ? envp : environ);
         _exit(127);
     }

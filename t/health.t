@@ -152,7 +152,7 @@ for my $i (0 .. $#bad) {
 $r = mig(conf('badhook.conf', "hooks = { on = (\n{ name = \"x\"; } ); };"),
          'health');
 is($r->{rc}, 2, 'a hook without a command: exit 2');
-like($r->{err}, qr/badhook.conf:3: hooks.on\[0\] needs a command/,
+like($r->{err}, qr/badhook.conf:3: hooks.on\[0\] needs a name and a command/,
      '... names file and line');
 
 # --- every check type, passing and failing for a real reason ------------
