@@ -366,10 +366,14 @@ db_open(migctl_check_run_t *r)
         left = 1;
     }
 
-    /* a health check reads; a blocked read gives up with the check */
+    /*
+     * A health check reads.  The client cancels at the deadline; the
+     * server's own timeouts, a little later, bound what runs without
+     * db_query() (migctl_migrations_run()'s PQexec).
+     */
     snprintf(sql, sizeof(sql), "SET default_transaction_read_only = on;"
              " SET statement_timeout = %lld; SET lock_timeout = %lld",
-             left, left);
+             left + 500, left + 500);
 
     res = db_query(r, conn, sql, 0, NULL);
     if (res == NULL) {
@@ -393,6 +397,7 @@ db_query(migctl_check_run_t *r, PGconn *conn, const char *sql, int nparams,
 {
     int              sent, cancelled;
     char             err[512], cerr[256];
+    const char      *state;
     PGcancel        *cn;
     struct pollfd    pfd;
     PGresult        *res, *last;
@@ -452,8 +457,17 @@ db_query(migctl_check_run_t *r, PGconn *conn, const char *sql, int nparams,
         es = PQresultStatus(res);
 
         if (es != PGRES_TUPLES_OK && es != PGRES_COMMAND_OK) {
-            snprintf(r->detail, sizeof(r->detail), "query failed: %s",
-                     migctl_db_error(conn, err, sizeof(err)));
+            state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+            if (state != NULL && strcmp(state, "57014") == 0) {
+                snprintf(r->detail, sizeof(r->detail), "timed out after %d"
+                         " ms (query cancelled)", r->ck->timeout_ms);
+
+            } else {
+                snprintf(r->detail, sizeof(r->detail), "query failed: %s",
+                         migctl_db_error(conn, err, sizeof(err)));
+            }
+
             PQclear(res);
             PQclear(last);
             while ((res = PQgetResult(conn)) != NULL) {
