@@ -443,6 +443,26 @@ is($r->{rc}, 1, 'a prefix typo: exit 1');
 like($r->{err}, qr/no live edge reports to migctI:edges/,
      '... says no edge reports under that prefix');
 
+# --- edges: an edge behind the current epoch ------------------------------
+
+my $edges = conf('edges.conf', <<"EOF");
+health = { checks = ( { name = "edges"; type = "edges"; } ); };
+EOF
+$r = mig($edges, qw(--json health));
+is($r->{rc}, 0, 'edges: the edge serves the current state') or diag($r->{err});
+my @stopped = ($t->nginx_pid('n1'), $t->worker_pids('n1'));
+kill 'STOP', @stopped;
+my $ep = state()->{epoch} + 1;
+$t->set_state('r', 'default', 'on', $ep);
+$r = mig($edges, qw(--json health));
+kill 'CONT', @stopped;
+is($r->{rc}, 1, 'edges: a stopped edge misses a change: exit 1');
+like(checks($r)->{edges}{detail},
+     qr/^1 of 1 live edges not serving on:$ep: n1 \(serving \w+:\d+\)/,
+     'edges: names the edge behind and what it serves');
+ok($t->wait_for(sub { mig($edges, 'health')->{rc} == 0 }, 10),
+   'edges: resumed, it catches up and the check passes');
+
 # --- hooks ---------------------------------------------------------------
 
 my $hooks = conf('hooks.conf', <<"EOF");
