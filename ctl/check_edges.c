@@ -26,8 +26,6 @@ migctl_check_edges(migctl_check_run_t *r)
                      err[256], gated[MIGCTL_SCOPES_MAX], list[512];
     size_t           len;
     const char      *scope;
-    long long        now;
-    struct timeval   tv;
     mig_state_t      st;
     migctl_edge_t   *e;
     migctl_edges_t   ed;
@@ -74,10 +72,9 @@ migctl_check_edges(migctl_check_run_t *r)
         mig_edge_value_format(want, sizeof(want), MIG_MODE_OFF, 0);
     }
 
-    gettimeofday(&tv, NULL);
-    now = (long long) tv.tv_sec * 1000 + tv.tv_usec / 1000;
-
-    if (migctl_edges_read(ctx, c, scope, &ed, now) != MIGCTL_OK) {
+    if (migctl_edges_read(ctx, c, scope, &ed, migctl_wall_ms())
+        != MIGCTL_OK)
+    {
         snprintf(r->detail, sizeof(r->detail), "%s", ctx->error);
         goto done;
     }
@@ -458,4 +455,16 @@ list_has(const char *list, const char *name)
     }
 
     return 0;
+}
+
+
+/* unix ms: heartbeats in P:edges are scored by the edges' wall clock */
+long long
+migctl_wall_ms(void)
+{
+    struct timeval  tv;
+
+    gettimeofday(&tv, NULL);
+
+    return (long long) tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }

@@ -9,7 +9,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <sys/time.h>
 #include <hiredis/hiredis.h>
 
 #include "health.h"
@@ -69,7 +68,6 @@ static int read_audit(mnt_t *m, int count, json_t **out);
 static json_t *jstr(const char *s, size_t len);
 static const char *afield(json_t *o, const char *name);
 static void print_clean(FILE *f, const char *s);
-static long long now_ms(void);
 static void fmt_time(char *buf, size_t size, long long t);
 static void usage(FILE *f);
 
@@ -239,6 +237,13 @@ do_change(mnt_t *m, int argc, char **argv, int on)
             print_clean(stderr, json_string_value(json_object_get(ck,
                                                               "detail")));
             fputc('\n', stderr);
+        }
+
+        if (hc == MIGCTL_OK && !ctx->json) {
+            printf("health: %d check%s passed (%lld ms)\n",
+                   ctx->conf.nchecks, ctx->conf.nchecks == 1 ? "" : "s",
+                   (long long) json_integer_value(json_object_get(health,
+                                                              "total_ms")));
         }
 
         if (hc != MIGCTL_OK) {
@@ -518,7 +523,7 @@ run_change(mnt_t *m, int on, const opts_t *o, const char *result,
     redisReply    *r;
     migctl_ctx_t  *ctx = m->ctx;
 
-    snprintf(since, sizeof(since), "%lld", now_ms() / 1000);
+    snprintf(since, sizeof(since), "%lld", migctl_wall_ms() / 1000);
     snprintf(retry, sizeof(retry), "%ld", o->retry_after);
 
     argv[0] = "EVAL";
@@ -669,23 +674,23 @@ sanitize_text(char *s)
 static int
 wait_edges(mnt_t *m, const char *want, int seconds, json_t *res)
 {
-    int            rc, i, j, acked, tracked, last_acked, last_tracked, named,
-                   gating;
-    char           gated[MIGCTL_SCOPES_MAX * 2];
-    long long      start, deadline, now, last_print;
-    json_t        *w, *behind;
-    migctl_edge_t        *e;
-    migctl_edges_t        ed, prev;
+    int              rc, i, j, acked, tracked, last_acked, last_tracked,
+                     named, gating;
+    char             gated[MIGCTL_SCOPES_MAX * 2];
+    long long        start, deadline, now, last_print;
+    json_t          *w, *behind;
+    migctl_edge_t   *e;
+    migctl_edges_t   ed, prev;
 
     memset(&prev, 0, sizeof(migctl_edges_t));
-    start = now_ms();
+    start = migctl_wall_ms();
     deadline = start + (long long) seconds * 1000;
     last_acked = -1;
     last_tracked = -1;
     last_print = 0;
 
     for ( ;; ) {
-        now = now_ms();
+        now = migctl_wall_ms();
 
         rc = read_edges(m, &ed, now);
         if (rc != MIGCTL_OK) {
@@ -821,22 +826,20 @@ wait_edges(mnt_t *m, const char *want, int seconds, json_t *res)
 static int
 do_status(mnt_t *m, int argc, char **argv)
 {
-    int            rc, i, n, present, nok, nbehind, nstale, nlost, nother,
-                   ngone;
-    char           err[256], want[MIG_EDGE_VALUE_MAX + 1], when[64],
-                   afterw[64];
-    const char    *flag, *state;
-    json_t        *res, *edges, *je, *audit, *ae, *probs, *v;
-    migctl_edge_t        *e;
-    migctl_edges_t        ed;
-    long long      now;
-    size_t         k;
-    uint64_t       sepoch;
-    mig_mode_e     smode;
-    mig_state_t    st;
-    long long      since, after;
-    const char    *since_src;
-    migctl_ctx_t  *ctx = m->ctx;
+    int              rc, i, n, present, nok, nbehind, nstale, nlost,
+                     nother, ngone;
+    char             err[256], want[MIG_EDGE_VALUE_MAX + 1], when[64],
+                     afterw[64];
+    const char      *flag, *state, *since_src;
+    json_t          *res, *edges, *je, *audit, *ae, *probs, *v;
+    size_t           k;
+    uint64_t         sepoch;
+    long long        now, since, after;
+    mig_mode_e       smode;
+    mig_state_t      st;
+    migctl_edge_t   *e;
+    migctl_edges_t   ed;
+    migctl_ctx_t    *ctx = m->ctx;
 
     const migctl_opt_t  opts[] = {
         { NULL, 0, NULL, NULL, 0, 0, 0 }
@@ -929,7 +932,7 @@ do_status(mnt_t *m, int argc, char **argv)
                                                strlen(st.actor)));
     }
 
-    now = now_ms();
+    now = migctl_wall_ms();
 
     rc = read_edges(m, &ed, now);
     if (rc != MIGCTL_OK) {
@@ -1357,17 +1360,6 @@ print_clean(FILE *f, const char *s)
     for (p = (const unsigned char *) s; p && *p; p++) {
         fputc((*p < 0x20 || *p == 0x7f) ? '?' : *p, f);
     }
-}
-
-
-static long long
-now_ms(void)
-{
-    struct timeval  tv;
-
-    gettimeofday(&tv, NULL);
-
-    return (long long) tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
 

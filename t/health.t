@@ -421,6 +421,8 @@ is(scalar(@{ audit() }), $n0 + 3, 'three refusals audited');
 unlink $status_file;
 $r = mig($gate, qw(maintenance off --wait=10));
 is($r->{rc}, 0, 'app fixed: off --wait passes') or diag($r->{err});
+like($r->{out}, qr/^health: 2 checks passed \(\d+ ms\)$/m,
+     'says the checks passed');
 is($t->http($p1, '/healthz')->{status}, 200, 'HTTP open');
 is($t->http($p1s, '/healthz', tls => 1)->{status}, 200, 'TLS open');
 
