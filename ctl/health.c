@@ -48,6 +48,7 @@ int
 cmd_health(int argc, char **argv, migctl_ctx_t *ctx)
 {
     int          rc, n, nfail;
+    char         buf[MIGCTL_DETAIL_MAX * 4];
     size_t       k;
     json_t      *res, *c;
     const char  *detail;
@@ -89,7 +90,9 @@ cmd_health(int argc, char **argv, migctl_ctx_t *ctx)
                    json_string_value(json_object_get(c, "name")),
                    (long long) json_integer_value(json_object_get(c,
                                                               "time_ms")));
-            fputs(detail ? detail : "", stdout);
+            /* a value from the database, a body: no terminal control */
+            migctl_escape(detail ? detail : "", buf, sizeof(buf));
+            fputs(buf, stdout);
             fputc('\n', stdout);
         }
 

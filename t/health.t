@@ -211,7 +211,9 @@ health = {
           query = "SELECT count(*) FROM django_migrations WHERE app = 'shop'";
           expect = "2"; },
         { name = "sql_bad"; type = "sql";
-          query = "SELECT count(*) FROM shop_product"; expect = "1"; }
+          query = "SELECT count(*) FROM shop_product"; expect = "1"; },
+        { name = "sql_ctl"; type = "sql";
+          query = "SELECT E'a\\\\033[2Jb'"; expect = "ab"; }
     );
 };
 EOF
@@ -227,7 +229,8 @@ my %want = (http_bypass => 1, http_public => 0, version_ok => 1,
             version_bad => 0, tls_untrusted => 0, tls_ca => 1,
             edges_ok => 1, edges_typo => 0, plan_ok => 1, plan_pending => 0,
             check_ok => 1, check_pending => 0, indexes => 1, blocked => 1,
-            archive => 0, backup_cmd => 1, sql_ok => 1, sql_bad => 0);
+            archive => 0, backup_cmd => 1, sql_ok => 1, sql_bad => 0,
+            sql_ctl => 0);
 for my $n (sort keys %want) {
     is($c->{$n}{ok} ? 1 : 0, $want{$n}, "$n: " . ($want{$n} ? 'passes'
                                                              : 'fails'))
@@ -265,7 +268,10 @@ like($r->{out}, qr/^ok\s+http_bypass\s+\d+ ms  HTTP 200: ok: 2 migrations$/m,
      'text: ok, name, time, last line');
 like($r->{out}, qr/^FAIL sql_bad\s+\d+ ms  returned "0", want "1"$/m,
      'text: FAIL line');
-like($r->{out}, qr/^18 checks, 8 failed, \d+ ms$/m, 'text: the summary');
+like($r->{out}, qr/^19 checks, 9 failed, \d+ ms$/m, 'text: the summary');
+like($r->{out}, qr/^FAIL sql_ctl\s+\d+ ms  returned "a\\x1b\[2Jb", want "ab"$/m,
+     'text: a control character from the database is escaped');
+unlike($r->{out}, qr/\x1b/, 'text: no escape byte reaches the terminal');
 
 # children do not inherit migctl's secrets (a command check needs no Redis:
 # the Redis password variable is only named here)
