@@ -72,7 +72,7 @@ migctl_check_edges(migctl_check_run_t *r)
         mig_edge_value_format(want, sizeof(want), MIG_MODE_OFF, 0);
     }
 
-    if (migctl_edges_read(ctx, c, scope, &ed, migctl_wall_ms())
+    if (migctl_edges_read(ctx, c, scope, &ed, migctl_wall_ms(), r->deadline)
         != MIGCTL_OK)
     {
         snprintf(r->detail, sizeof(r->detail), "%s", ctx->error);
@@ -205,7 +205,7 @@ done:
 
 int
 migctl_edges_read(migctl_ctx_t *ctx, redisContext *c, const char *scope,
-    migctl_edges_t *ed, long long now)
+    migctl_edges_t *ed, long long now, long long deadline)
 {
     int             rc;
     char            key[MIG_KEY_MAX], kedges[MIG_KEY_MAX], num[32], *end;
@@ -288,6 +288,12 @@ migctl_edges_read(migctl_ctx_t *ctx, redisContext *c, const char *scope,
 
         if (mig_key_edge(key, sizeof(key), ctx->conf.prefix, e->node) < 0) {
             continue;
+        }
+
+        if (deadline && migctl_mono_ms() >= deadline) {
+            migctl_error(ctx, rc, "timed out reading the edges (%d of %zu"
+                         " read)", ed->n - 1, r->elements / 2);
+            goto done;
         }
 
         argv[0] = "HGETALL";

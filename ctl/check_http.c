@@ -42,11 +42,12 @@ migctl_check_http(migctl_check_run_t *r)
     CURL                  *h;
     CURLcode               cc;
     http_t                 st;
-    struct curl_slist     *hdrs;
+    struct curl_slist     *hdrs, *res;
     const migctl_check_t  *ck = r->ck;
 
     r->ok = 0;
     hdrs = NULL;
+    res = NULL;
     h = NULL;
     memset(&st, 0, sizeof(http_t));
 
@@ -102,6 +103,17 @@ migctl_check_http(migctl_check_run_t *r)
 
     if (ck->ca_file != NULL) {
         curl_easy_setopt(h, CURLOPT_CAINFO, ck->ca_file);
+    }
+
+    if (ck->resolve != NULL) {
+        /* one edge by its address, with the site's name (Host, SNI) */
+        res = curl_slist_append(NULL, ck->resolve);
+        if (res == NULL) {
+            snprintf(r->detail, sizeof(r->detail), "out of memory");
+            goto done;
+        }
+
+        curl_easy_setopt(h, CURLOPT_RESOLVE, res);
     }
 
     if (hdrs != NULL) {
@@ -172,6 +184,7 @@ done:
     }
 
     curl_slist_free_all(hdrs);
+    curl_slist_free_all(res);
     free(st.body);
 }
 

@@ -1223,7 +1223,7 @@ read_state(mnt_t *m, mig_state_t *st, int *present, char *err,
 static int
 read_edges(mnt_t *m, migctl_edges_t *ed, long long now)
 {
-    return migctl_edges_read(m->ctx, m->c, m->ctx->scope, ed, now);
+    return migctl_edges_read(m->ctx, m->c, m->ctx->scope, ed, now, 0);
 }
 
 

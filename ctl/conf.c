@@ -67,7 +67,7 @@ static const char *const command_keys[] = {
 
 static const char *const http_keys[] = {
     "name", "type", "url", "expect_status", "expect_body", "expect_header",
-    "bypass_token_file", "ca_file", "timeout_ms", NULL
+    "bypass_token_file", "ca_file", "resolve", "timeout_ms", NULL
 };
 
 static const char *const edges_keys[] = {
@@ -433,6 +433,7 @@ parse_checks(conf_parse_t *p, config_setting_t *list, const char *what,
             || get_ref(p, e, "expect_header", &ck->expect_header)
             || get_ref(p, e, "bypass_token_file", &ck->bypass_token_file)
             || get_ref(p, e, "ca_file", &ck->ca_file)
+            || get_ref(p, e, "resolve", &ck->resolve)
             || get_ref(p, e, "scope", &ck->scope)
             || get_ref(p, e, "plan", &ck->plan)
             || get_ref(p, e, "query", &ck->query)
@@ -519,6 +520,15 @@ check_fields(conf_parse_t *p, config_setting_t *e, const char *what, int i,
 
         curl_free(scheme);
         curl_url_cleanup(u);
+
+        if (ck->resolve != NULL
+            && (strchr(ck->resolve, ':') == NULL
+                || strchr(strchr(ck->resolve, ':') + 1, ':') == NULL))
+        {
+            return conf_fail(p, config_setting_get_member(e, "resolve"),
+                             "%s[%d]: resolve must be \"host:port:address\""
+                             " (the edge to ask, by its address)", what, i);
+        }
 
         if (ck->expect_header != NULL
             && (strchr(ck->expect_header, ':') == NULL

@@ -82,11 +82,13 @@ struct redisContext;
 
 /*
  * Every edge in P:edges with its heartbeat age (now: unix ms) and the
- * fields of P:edge:<node> for scope.  MIGCTL_OK and ed->e (free()d by the
- * caller), or an error printed through migctl_error().
+ * fields of P:edge:<node> for scope, given up at deadline (monotonic ms,
+ * 0: none).  MIGCTL_OK and ed->e (free()d by the caller), or an error
+ * printed through migctl_error().
  */
 int migctl_edges_read(migctl_ctx_t *ctx, struct redisContext *c,
-    const char *scope, migctl_edges_t *ed, long long now);
+    const char *scope, migctl_edges_t *ed, long long now,
+    long long deadline);
 
 /* "a, b" of the scopes that live edges gate (each once), "" if none */
 void migctl_edges_gated(const migctl_edges_t *ed, char *buf, size_t size);

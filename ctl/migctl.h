@@ -57,6 +57,7 @@ typedef struct {
     const char  *expect_header;              /* http: "Name: value" */
     const char  *bypass_token_file;          /* http: X-Maintenance-Bypass */
     const char  *ca_file;                    /* http: TLS trust */
+    const char  *resolve;                    /* http: "host:port:addr" */
     const char  *scope;                      /* edges: default --scope */
     const char  *plan;                       /* migrations: a plan file */
     const char  *query;                      /* sql */

@@ -181,6 +181,10 @@ health = {
           bypass_token_file = "$token_file"; expect_body = "ok"; },
         { name = "http_public"; type = "http";
           url = "http://127.0.0.1:$p1/healthz"; },
+        { name = "http_resolve"; type = "http";
+          url = "http://app.example.test:$p1/healthz";
+          resolve = "app.example.test:$p1:127.0.0.1";
+          bypass_token_file = "$token_file"; },
         { name = "version_ok"; type = "http";
           url = "http://127.0.0.1:$app_port/version";
           expect_header = "X-Release: r42"; expect_body = "release r42"; },
@@ -225,7 +229,8 @@ my %secrets = (PGPASSWORD => 's3cret',
 $r = mig($all, { env => \%secrets }, qw(--json health));
 is($r->{rc}, 1, 'health with failing checks: exit 1') or diag($r->{err});
 my $c = checks($r);
-my %want = (http_bypass => 1, http_public => 0, version_ok => 1,
+my %want = (http_bypass => 1, http_public => 0, http_resolve => 1,
+            version_ok => 1,
             version_bad => 0, tls_untrusted => 0, tls_ca => 1,
             edges_ok => 1, edges_typo => 0, plan_ok => 1, plan_pending => 0,
             check_ok => 1, check_pending => 0, indexes => 1, blocked => 1,
@@ -268,7 +273,7 @@ like($r->{out}, qr/^ok\s+http_bypass\s+\d+ ms  HTTP 200: ok: 2 migrations$/m,
      'text: ok, name, time, last line');
 like($r->{out}, qr/^FAIL sql_bad\s+\d+ ms  returned "0", want "1"$/m,
      'text: FAIL line');
-like($r->{out}, qr/^19 checks, 9 failed, \d+ ms$/m, 'text: the summary');
+like($r->{out}, qr/^20 checks, 9 failed, \d+ ms$/m, 'text: the summary');
 like($r->{out}, qr/^FAIL sql_ctl\s+\d+ ms  returned "a\\x1b\[2Jb", want "ab"$/m,
      'text: a control character from the database is escaped');
 unlike($r->{out}, qr/\x1b/, 'text: no escape byte reaches the terminal');
@@ -373,6 +378,8 @@ ok($c->{hang1}{time_ms} >= 900 && $c->{hang1}{time_ms} < 1900,
 my $sum = 1000 + 1500 + 2000 + 1200;
 ok($r->{json}{total_ms} < $sum, "total $r->{json}{total_ms} ms < the sum of"
    . " the timeouts ($sum ms)");
+ok($r->{json}{total_ms} < 2000 + 1000, 'total within the slowest timeout'
+   . ' (2000 ms) + 1 s');
 ok($wall * 1000 < $sum, sprintf('migctl returned in %.0f ms', $wall * 1000));
 diag(sprintf('item 8: timeouts 1000/1500/2000/1200 ms: checks took %s ms;'
              . ' total %d ms, migctl wall %.0f ms (sum %d ms)',

@@ -196,6 +196,9 @@ test_errors(void)
         { "hooks = { off = (\n { name = \"a\"; } ); };\n", 2,
           "hooks.off[0] needs a name and a command" },
         { "hooks = 3;\n", 1, "hooks must be a group" },
+        { "health = { checks = ( { name = \"a\"; type = \"http\";"
+          " url = \"http://h/\";\n resolve = \"h:80\"; } ); };\n", 2,
+          "resolve must be \"host:port:address\"" },
     };
 
     for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
