@@ -273,6 +273,11 @@ like($named // '', qr/e-ok \(serving on:$fe, heartbeat [\d.]+ s ago\)/,
 like($named // '', qr/e-behind \(serving off:/, 'names e-behind');
 unlike($named // '', qr/e-stale|e-gone|e-other/,
        'names no edge that is not live or not gating the scope');
+$r = $t->migctl({ env => \%fenv }, qw(maintenance on --wait 1 --reason sp));
+is($r->{rc}, 1, 'on --wait 1 (space-separated) is --wait=1: exit 1');
+like($r->{err}, qr/after 1 s: .*e-ok/, '... the same wait, e-ok named');
+is($t->redis('r', 'HGET', 'fx:state:default', 'reason'), 'sp',
+   '... and the next option still read');
 
 $t->redis('r', 'DEL', 'fx:state:default');
 $r = $t->migctl({ env => \%fenv }, qw(--json maintenance status));
