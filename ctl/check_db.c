@@ -74,9 +74,14 @@ check_indexes(migctl_check_run_t *r, PGconn *conn)
     char       names[NAMES_MAX];
     PGresult  *res;
 
+    /* one being built CONCURRENTLY is not done either: fails, named so */
     res = db_query(r, conn,
         "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname)"
         " || ' ON ' || quote_ident(t.relname)"
+        " || CASE WHEN EXISTS (SELECT 1 FROM pg_stat_progress_create_index p"
+        "          WHERE p.index_relid = i.indexrelid"
+        "             OR (p.index_relid = 0 AND p.relid = i.indrelid))"
+        "    THEN ' (being built now)' ELSE '' END"
         " FROM pg_index i"
         " JOIN pg_class c ON c.oid = i.indexrelid"
         " JOIN pg_class t ON t.oid = i.indrelid"
@@ -121,15 +126,30 @@ check_blocked(migctl_check_run_t *r, PGconn *conn)
     snprintf(secs, sizeof(secs), "%d", r->ck->max_wait_s);
     params[0] = secs;
 
-    /* pg_locks.waitstart (PostgreSQL 14+): when the wait began */
-    res = db_query(r, conn,
-        "SELECT l.pid, floor(extract(epoch FROM now() - l.waitstart))::int,"
-        "  coalesce(nullif(a.application_name, ''), '-'),"
-        "  pg_blocking_pids(l.pid)::text"
-        " FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
-        " WHERE NOT l.granted AND l.waitstart IS NOT NULL"
-        "   AND l.waitstart < now() - make_interval(secs => $1::int)"
-        " ORDER BY l.waitstart", 1, params);
+    if (PQserverVersion(conn) >= 140000) {
+        /* pg_locks.waitstart: when the wait began */
+        res = db_query(r, conn,
+            "SELECT l.pid,"
+            "  floor(extract(epoch FROM now() - l.waitstart))::int,"
+            "  coalesce(nullif(a.application_name, ''), '-'),"
+            "  pg_blocking_pids(l.pid)::text"
+            " FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+            " WHERE NOT l.granted AND l.waitstart IS NOT NULL"
+            "   AND l.waitstart < now() - make_interval(secs => $1::int)"
+            " ORDER BY l.waitstart", 1, params);
+
+    } else {
+        /* before 14: the wait began at or after state_change */
+        res = db_query(r, conn,
+            "SELECT a.pid,"
+            "  floor(extract(epoch FROM now() - a.state_change))::int,"
+            "  coalesce(nullif(a.application_name, ''), '-'),"
+            "  pg_blocking_pids(a.pid)::text"
+            " FROM pg_stat_activity a"
+            " WHERE a.wait_event_type = 'Lock'"
+            "   AND a.state_change < now() - make_interval(secs => $1::int)"
+            " ORDER BY a.state_change", 1, params);
+    }
     if (res == NULL) {
         return;
     }

@@ -348,6 +348,28 @@ $holder->close;
 $waiter->close;
 $t->psql('pg', 'DROP INDEX dup_k');
 
+# an index being built CONCURRENTLY is INVALID until done: named so
+my $old = $t->pg_session('pg', app => 'oldtx');
+$old->send("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM dup;"
+           . " SELECT 'open';");
+ok($t->wait_for(sub { $old->output =~ /open/ }, 10), 'an old snapshot held');
+my $cic = $t->pg_session('pg', app => 'cic');
+$cic->send('CREATE INDEX CONCURRENTLY walgen_g ON walgen (g);');
+ok($t->wait_for(sub {
+    $t->psql('pg', "SELECT count(*) FROM pg_stat_progress_create_index") > 0
+}, 10), 'CREATE INDEX CONCURRENTLY waits for it');
+$r = mig(conf('idx.conf', <<"EOF"), qw(--json health));
+health = { checks = ( { name = "indexes"; type = "invalid_indexes"; } ); };
+EOF
+like(checks($r)->{indexes}{detail},
+     qr/1 INVALID index: public.walgen_g ON walgen \(being built now\)/,
+     'invalid_indexes: an index being built fails, named as being built');
+$old->close;
+ok($t->wait_for(sub {
+    $t->psql('pg', "SELECT count(*) FROM pg_index WHERE NOT indisvalid") == 0
+}, 20), 'the build ends');
+$cic->close;
+
 # --- item 8: a hanging check is cut at its timeout -----------------------
 
 my $hang = conf('hang.conf', <<"EOF");
