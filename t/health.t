@@ -588,5 +588,10 @@ is($r->{json}{since}, $now, 'a hand-written since newer than the audit is'
 
 $t->check_logs('n1');
 $t->check_pg_log('pg');
+# the checks' own sessions ("migctl health"): only the cancelled query
+my @pgerr = grep { /^migctl health (ERROR|FATAL)/ && !/canceling statement/ }
+            split /\n/, $t->read_file("$dir/pg/postgres.log") // '';
+ok(!@pgerr, 'postgres log: no error from a health check query but the'
+   . ' cancelled one') or diag(join "\n", @pgerr);
 
 done_testing();
