@@ -119,7 +119,9 @@ sub mig {
     return $r;
 }
 
-sub checks { return { map { $_->{name} => $_ } @{ $_[0]{json}{checks} || [] } } }
+sub checks {
+    return { map { $_->{name} => $_ } @{ $_[0]{json}{checks} || [] } };
+}
 
 sub state { return { @{ $t->redis('r', 'HGETALL', 'migctl:state:default') } } }
 
@@ -391,7 +393,8 @@ is($r->{rc}, 1, 'hanging checks: exit 1');
 $c = checks($r);
 like($c->{hang1}{detail}, qr/^timed out after 1000 ms/, 'hang1 cut at 1000 ms');
 like($c->{hang2}{detail}, qr/^timed out after 1500 ms/, 'hang2 cut at 1500 ms');
-like($c->{sleepy}{detail}, qr/^timed out after 2000 ms/, 'command cut at 2000 ms');
+like($c->{sleepy}{detail}, qr/^timed out after 2000 ms/,
+     'command cut at 2000 ms');
 like($c->{slowsql}{detail}, qr/^timed out after 1200 ms \(query cancelled\)/,
      'sql cut at 1200 ms, the query cancelled');
 ok($c->{fast}{ok}, 'the fast check passes meanwhile');
@@ -470,6 +473,8 @@ is($r->{rc}, 1, 'on --wait with a scope nobody gates: exit 1');
 like($r->{err}, qr/--wait: no live edge gates scope defualt \(live edges gate: default\): check --scope/,
      'the hint names the scope the live edge gates');
 ok($took < 4, sprintf('... at once, not after the 5 s (%.1f s)', $took));
+diag(sprintf('item 6: on --wait=5 with a scope typo exited 1 after %.0f ms',
+             $took * 1000));
 $r = mig($none, qw(--scope defualt maintenance off --force --reason typo
                    --wait 5));
 is($r->{rc}, 1, 'off --force --wait 5 (space-separated) with the typo: exit 1');
@@ -520,7 +525,8 @@ ok(-e "$dir/paused" && -e "$dir/frozen", 'both on hooks ran');
 my @h = grep { $_->{action} =~ /^hook/ } @{ audit() }[$n0 .. $#{ audit() }];
 is_deeply([ map { "$_->{action} $_->{result}" } @h ],
           [ 'hook_on ok', 'hook_on ok' ], 'on hooks audited');
-like($h[0]{reason}, qr/^hook on.pause: workers paused$/, 'audit names the hook');
+like($h[0]{reason}, qr/^hook on.pause: workers paused$/,
+     'audit names the hook');
 
 $n0 = scalar @{ audit() };
 $r = mig($hooks, qw(--json maintenance off --wait=10));
