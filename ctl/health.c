@@ -28,6 +28,7 @@
 extern char **environ;
 
 
+static int copy_check(migctl_check_run_t *r, const migctl_check_t *ck);
 static void *check_thread(void *arg);
 static json_t *detail_json(const char *detail);
 static int secret_var(migctl_ctx_t *ctx, const char *var);
@@ -150,11 +151,12 @@ migctl_health_run(migctl_ctx_t *ctx, json_t **out)
             continue;
         }
 
-        r->ck = &ctx->conf.checks[i];
         r->envp = envp;
         r->ctx = malloc(sizeof(migctl_ctx_t));
 
-        if (r->ctx == NULL || envp == NULL) {
+        if (r->ctx == NULL || envp == NULL
+            || copy_check(r, &ctx->conf.checks[i]) != 0)
+        {
             snprintf(r->detail, sizeof(r->detail), "out of memory");
             continue;
         }
@@ -224,6 +226,7 @@ migctl_health_run(migctl_ctx_t *ctx, json_t **out)
         }
 
         if (r != NULL) {
+            free(r->strs);
             free(r->ctx);
             free(r);
         }
@@ -245,6 +248,57 @@ migctl_health_run(migctl_ctx_t *ctx, json_t **out)
     *out = res;
 
     return all ? MIGCTL_OK : MIGCTL_PROBLEM;
+}
+
+
+/* the check and its strings (pointers into the parsed file) copied */
+static int
+copy_check(migctl_check_run_t *r, const migctl_check_t *ck)
+{
+    char             *p;
+    size_t            i, len;
+    const char      **f[10];
+    migctl_check_t   *c;
+
+    c = &r->own;
+    *c = *ck;
+    r->ck = c;
+
+    f[0] = &c->url;
+    f[1] = &c->expect_body;
+    f[2] = &c->expect_header;
+    f[3] = &c->bypass_token_file;
+    f[4] = &c->ca_file;
+    f[5] = &c->resolve;
+    f[6] = &c->scope;
+    f[7] = &c->plan;
+    f[8] = &c->query;
+    f[9] = &c->expect;
+
+    len = 1;
+    for (i = 0; i < 10; i++) {
+        len += *f[i] ? strlen(*f[i]) + 1 : 0;
+    }
+
+    r->strs = malloc(len);
+    if (r->strs == NULL) {
+        return -1;
+    }
+
+    p = r->strs;
+
+    for (i = 0; i < 10; i++) {
+        if (*f[i] == NULL) {
+            continue;
+        }
+
+        len = strlen(*f[i]) + 1;
+        memcpy(p, *f[i], len);
+        *f[i] = p;
+        p += len;
+    }
+
+    return 0;
 }
 
 

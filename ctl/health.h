@@ -14,12 +14,16 @@
 
 
 /*
- * One check being run.  The thread owns everything but ck and envp; ctx
- * is a private copy (migctl_error() writes ctx->error), so that a check's
- * error lands in its own detail, not in another thread's.
+ * One check being run.  The thread owns everything but envp; ctx is a
+ * private copy (migctl_error() writes ctx->error), so that a check's error
+ * lands in its own detail, not in another thread's; the check is a copy
+ * too, so that a thread left running past its bound never reads the
+ * parsed file after migctl_conf_free().
  */
 typedef struct {
-    const migctl_check_t   *ck;
+    const migctl_check_t   *ck;              /* &own */
+    migctl_check_t          own;             /* a copy, strings in strs */
+    char                   *strs;
     migctl_ctx_t           *ctx;
     char *const            *envp;            /* children's environment */
     long long               deadline;        /* monotonic ms */
