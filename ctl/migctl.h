@@ -24,15 +24,46 @@
 #define MIGCTL_PATH_MAX      4096
 #define MIGCTL_CHECKS_MAX    32
 #define MIGCTL_COMMAND_MAX   2048
+#define MIGCTL_HOOKS_MAX     8
 
 struct config_t;                             /* libconfig */
 
-/* a shell-command health check: passes when the command exits 0 */
+/* health check types: health.checks[].type in migctl.conf */
+typedef enum {
+    MIGCTL_CHECK_COMMAND = 0,       /* a shell command exits 0 */
+    MIGCTL_CHECK_HTTP,              /* libcurl GET, status, body, header */
+    MIGCTL_CHECK_EDGES,             /* live edges serve the current epoch */
+    MIGCTL_CHECK_MIGRATIONS,        /* nothing pending: plan or command */
+    MIGCTL_CHECK_INVALID_INDEXES,   /* no INVALID index */
+    MIGCTL_CHECK_BLOCKED_SESSIONS,  /* no lock wait longer than max_wait_s */
+    MIGCTL_CHECK_BACKUP,            /* a command, or WAL archived lately */
+    MIGCTL_CHECK_SQL                /* a query returns the expected value */
+} migctl_check_type_e;
+
+/*
+ * A health check, or a hook (hooks.on / hooks.off: commands only).  The
+ * const char * fields point into the parsed file (conf.lc), NULL when not
+ * given; they live until migctl_conf_free().
+ */
 typedef struct {
-    char        name[MIG_NAME_MAX + 1];
-    char        command[MIGCTL_COMMAND_MAX];
-    int         timeout_ms;
-    int         line;                        /* in the config file */
+    char         name[MIG_NAME_MAX + 1];
+    char         command[MIGCTL_COMMAND_MAX];
+    int          timeout_ms;
+    int          line;                       /* in the config file */
+    int          type;                       /* migctl_check_type_e */
+    const char  *url;                        /* http */
+    int          expect_status;              /* http: default 200 */
+    const char  *expect_body;                /* http: text in the body */
+    const char  *expect_header;              /* http: "Name: value" */
+    const char  *bypass_token_file;          /* http: X-Maintenance-Bypass */
+    const char  *ca_file;                    /* http: TLS trust */
+    const char  *resolve;                    /* http: "host:port:addr" */
+    const char  *scope;                      /* edges: default --scope */
+    const char  *plan;                       /* migrations: a plan file */
+    const char  *query;                      /* sql */
+    const char  *expect;                     /* sql: first value, as text */
+    int          max_wait_s;                 /* blocked_sessions */
+    int          max_age_min;                /* backup: pg_stat_archiver */
 } migctl_check_t;
 
 /* configuration, filled by migctl_conf_load() (conf.c) */
@@ -68,6 +99,12 @@ typedef struct {
     long        db_keepalives_idle_ms;
     long        db_keepalives_interval_ms;
     int         db_keepalives_count;
+    /* hooks.on / hooks.off: run after the flag goes on, and after health
+     * passes on the way off (cmd_maintenance.c) */
+    int              nhooks_on;
+    int              nhooks_off;
+    migctl_check_t   hooks_on[MIGCTL_HOOKS_MAX];
+    migctl_check_t   hooks_off[MIGCTL_HOOKS_MAX];
 } migctl_conf_t;
 
 /* what every command gets from main() */
@@ -235,9 +272,11 @@ const char *migctl_redis_addr(migctl_ctx_t *ctx);
 
 /*
  * health.c: the health runner shared by "maintenance off" and "health".
- * Runs every configured check; *out is {"ok": bool, "checks": [{"name",
- * "ok", "detail", "ms"}]} (caller json_decref()s).  Returns MIGCTL_OK when
- * all pass (also with no checks), MIGCTL_PROBLEM when any fails.
+ * Runs every configured check at once, each in a thread bounded by its
+ * timeout; *out is {"ok": bool, "checks": [{"name", "type", "ok",
+ * "detail", "time_ms"}], "total_ms"} (caller json_decref()s).  Returns
+ * MIGCTL_OK when all pass (also with no checks: "maintenance off" refuses
+ * that case itself), MIGCTL_PROBLEM when any fails.
  */
 int migctl_health_run(migctl_ctx_t *ctx, json_t **out);
 
