@@ -39,6 +39,10 @@ static const migctl_command_t commands[] = {
       "blocked, blocking and idle sessions, INVALID indexes" },
     { "health", cmd_health,
       "run the configured health checks; exit 0 only if all pass" },
+    { "run", cmd_run,
+      "run a migration command once, under the runner lock, kept" },
+    { "evidence", cmd_evidence,
+      "write the incident bundle (summary, catalog, audit, runs)" },
     { NULL, NULL, NULL }
 };
 

@@ -1,0 +1,1995 @@
+/*
+ * cmd_run.c: migctl run -- CMD: the one migration runner: the advisory
+ * lock, lock_timeout for the child, safe retries, and a kept record.
+ */
+
+#define _GNU_SOURCE  /* pipe2, execvpe, asprintf */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <hiredis/hiredis.h>
+
+#include "migctl.h"
+#include "db.h"
+
+
+#define RUN_LINE_MAX        8192         /* a longer line is cut in the log */
+#define RUN_CAPTURE_MAX     (1024 * 1024)  /* output kept for classify */
+#define RUN_POLL_MS         200
+#define RUN_LOCK_POLL_MS    250
+#define RUN_LOCK_PRINT_MS   5000
+#define RUN_DRAIN_MS        2000         /* after exit: grandchildren */
+#define RUN_BACKOFF_MS      1000
+#define RUN_BACKOFF_MAX_MS  30000
+#define RUN_AUX_TIMEOUT_MS  300000       /* plan and sqlmigrate commands */
+#define RUN_AUDIT_MAXLEN    "10000"
+#define RUN_AUDIT_SCAN      "500"
+
+
+typedef struct {
+    int          fd;
+    int          tag;                    /* 'o' stdout, 'e' stderr */
+    char         line[RUN_LINE_MAX];
+    size_t       n;
+    long long    line_ms;                /* when the line began */
+} stream_t;
+
+typedef struct {
+    migctl_ctx_t      *ctx;
+
+    /* options */
+    int                mof;              /* --maintenance-on-failure */
+    int                diagnose;
+    long               wait_lock_ms;
+    long               lock_timeout_ms;
+    long               statement_timeout_ms;
+    int                retries;
+    const char        *plan_cmd;
+    const char        *runs_dir;
+    const char        *reason;
+    char             **cmd;
+    int                ncmd;
+
+    PGconn            *conn;
+    int                backend_pid;
+    char               db[512];          /* host:port/dbname */
+    char               id[96];
+    char               dir[MIGCTL_PATH_MAX];
+    char               cmdline[MIGCTL_COMMAND_MAX];   /* scrubbed */
+    char               actor[MIG_ACTOR_MAX + 1];
+    char               host[256];
+    migctl_secrets_t   sec;
+    FILE              *log;
+    char             **envp;
+
+    char              *cap;              /* this attempt's output */
+    size_t             ncap;
+    char               applying[256];    /* last "Applying A.M..." */
+    int                applying_ok;
+
+    int                redis_warned;
+    json_t            *res;
+} run_t;
+
+
+static int parse(run_t *r, int argc, char **argv);
+static int take_lock(run_t *r);
+static int holder(run_t *r, json_t **h);
+static void print_holder(run_t *r, json_t *h, const char *prefix);
+static int open_dir(run_t *r);
+static int write_file(run_t *r, const char *name, const char *text,
+    size_t len);
+static int build_env(run_t *r);
+static int snapshot(run_t *r, const char *name, json_t **rows);
+static int fingerprint(run_t *r, char *buf, size_t size);
+static int attempt(run_t *r, int n, int *status);
+static void on_line(run_t *r, stream_t *s);
+static void feed(run_t *r, stream_t *s, const char *buf, size_t len);
+static int capture(run_t *r, char *const *argv, const char *out,
+    int *status);
+static int lock_timeout_only(run_t *r);
+static void plan_before(run_t *r);
+static void print_diagnose(run_t *r);
+static int audit(run_t *r, const char *result, json_t *extra);
+static void set_actor(run_t *r);
+static const char *sig_name(int sig);
+static void status_text(int status, char *buf, size_t size);
+static json_t *status_json(int status, json_t *o);
+static long long mono_ms(void);
+static int cmp_str(const void *a, const void *b);
+static void on_signal(int sig);
+static void usage(FILE *f);
+
+
+static volatile sig_atomic_t  got_signal;
+
+
+/* like maintenance's refused script: the entry carries the state in force */
+static const char audit_lua[] =
+    /* KEYS: state, audit.  ARGV: maxlen action scope, then field value... */
+    "local t = redis.call('TYPE', KEYS[2]).ok\n"
+    "if t ~= 'stream' and t ~= 'none' then\n"
+    "  return redis.error_reply(KEYS[2] .. ' is a ' .. t .. ', not a stream')\n"
+    "end\n"
+    "local m = 'off'\n"
+    "local e = '0'\n"
+    "if redis.call('TYPE', KEYS[1]).ok == 'hash' then\n"
+    "  m = redis.call('HGET', KEYS[1], 'mode') or 'off'\n"
+    "  e = redis.call('HGET', KEYS[1], 'epoch') or '0'\n"
+    "end\n"
+    "local f = {'MAXLEN', '~', ARGV[1], '*', 'action', ARGV[2],\n"
+    "  'scope', ARGV[3], 'mode', m, 'epoch', e}\n"
+    "for i = 4, #ARGV do f[#f + 1] = ARGV[i] end\n"
+    "return redis.call('XADD', KEYS[2], unpack(f))\n";
+
+
+int
+cmd_run(int argc, char **argv, migctl_ctx_t *ctx)
+{
+    int                 rc, n, status, ok, changed, i;
+    long                backoff;
+    char                fp0[64], fp1[64], text[256], reason[MIG_REASON_MAX];
+    char                err[512];
+    json_t             *before, *after, *applied, *attempts, *a, *row, *x;
+    long long           start, deadline, t0;
+    size_t              k, j;
+    unsigned long long  epoch;
+    run_t               r;
+    struct sigaction    sa, old_int, old_term, old_hup;
+    redisContext       *rc_redis;
+
+    memset(&r, 0, sizeof(run_t));
+    r.ctx = ctx;
+    before = NULL;
+    after = NULL;
+    attempts = NULL;
+    status = 0;
+
+    rc = parse(&r, argc, argv);
+    if (rc != MIGCTL_OK) {
+        return rc;
+    }
+
+    set_actor(&r);
+    if (gethostname(r.host, sizeof(r.host) - 1) != 0) {
+        strcpy(r.host, "unknown");
+    }
+
+    /* --maintenance-on-failure promises a flag: Redis must be there now */
+    if (r.mof) {
+        rc = migctl_redis_open(ctx, &rc_redis);
+        migctl_redis_close(rc_redis);
+        if (rc != MIGCTL_OK) {
+            return migctl_error(ctx, rc, "--maintenance-on-failure needs"
+                                " Redis to set the flag if the command"
+                                " fails: nothing was run: start Redis or"
+                                " fix redis { } (or run without the"
+                                " option)");
+        }
+    }
+
+    rc = migctl_db_connect(ctx, &r.conn);
+    if (rc != MIGCTL_OK) {
+        return rc;
+    }
+
+    migctl_secrets_load(ctx, &r.sec, PQpass(r.conn));
+
+    r.cmdline[0] = '\0';
+    migctl_shell_quote(r.cmdline, sizeof(r.cmdline), r.cmd, r.ncmd);
+    {
+        char  *s = migctl_scrub(&r.sec, r.cmdline, strlen(r.cmdline));
+
+        if (s != NULL) {
+            snprintf(r.cmdline, sizeof(r.cmdline), "%s", s);
+            free(s);
+        }
+    }
+
+    rc = take_lock(&r);
+    if (rc != MIGCTL_OK) {
+        goto done;
+    }
+
+    rc = open_dir(&r);
+    if (rc != MIGCTL_OK) {
+        goto done;
+    }
+
+    r.res = json_object();
+    attempts = json_array();
+    json_object_set_new(r.res, "id", json_string(r.id));
+    json_object_set_new(r.res, "dir", json_string(r.dir));
+    json_object_set_new(r.res, "command", json_string(r.cmdline));
+    json_object_set_new(r.res, "actor", json_string(r.actor));
+    json_object_set_new(r.res, "host", json_string(r.host));
+    json_object_set_new(r.res, "database", json_string(r.db));
+    json_object_set_new(r.res, "lock_backend_pid",
+                        json_integer(r.backend_pid));
+    json_object_set_new(r.res, "lock_timeout_ms", r.lock_timeout_ms
+                        ? json_integer(r.lock_timeout_ms) : json_null());
+    json_object_set_new(r.res, "statement_timeout_ms",
+                        r.statement_timeout_ms
+                        ? json_integer(r.statement_timeout_ms)
+                        : json_null());
+    json_object_set_new(r.res, "retries", json_integer(r.retries));
+    start = migctl_wall_ms();
+    migctl_iso_time(text, sizeof(text), start, 1);
+    json_object_set_new(r.res, "started", json_string(text));
+
+    rc = build_env(&r);
+    if (rc != MIGCTL_OK) {
+        goto done;
+    }
+
+    rc = snapshot(&r, "migrations_before.tsv", &before);
+    if (rc != MIGCTL_OK) {
+        goto done;
+    }
+
+    plan_before(&r);
+
+    (void) audit(&r, "started", NULL);
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    sigaction(SIGHUP, &sa, &old_hup);
+
+    backoff = RUN_BACKOFF_MS;
+    ok = 0;
+
+    for (n = 1; ; n++) {
+        if (fingerprint(&r, fp0, sizeof(fp0)) != MIGCTL_OK) {
+            fp0[0] = '\0';
+        }
+
+        k = json_array_size(before);
+        t0 = migctl_wall_ms();
+        rc = attempt(&r, n, &status);
+        if (rc != MIGCTL_OK) {
+            break;
+        }
+
+        a = json_object();
+        json_object_set_new(a, "attempt", json_integer(n));
+        status_json(status, a);
+        migctl_iso_time(text, sizeof(text), t0, 1);
+        json_object_set_new(a, "started", json_string(text));
+        json_object_set_new(a, "duration_ms",
+                            json_integer(migctl_wall_ms() - t0));
+        json_array_append_new(attempts, a);
+
+        ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+        if (ok || got_signal || n > r.retries) {
+            break;
+        }
+
+        if (!lock_timeout_only(&r)) {
+            json_object_set_new(a, "retry", json_string("no: not a lock"
+                                                        " timeout"));
+            break;
+        }
+
+        /* unchanged: nothing recorded by this run, the catalog as before */
+        json_decref(after);
+        after = NULL;
+        changed = snapshot(&r, NULL, &after) != MIGCTL_OK
+                  || json_array_size(after) != k
+                  || fingerprint(&r, fp1, sizeof(fp1)) != MIGCTL_OK
+                  || fp0[0] == '\0' || strcmp(fp0, fp1) != 0;
+
+        if (changed) {
+            json_object_set_new(a, "retry", json_string("no: the database"
+                                                        " changed"));
+            fprintf(stderr, "migctl: run: lock timeout (55P03), but the"
+                    " database changed during the attempt: not retried:"
+                    " see migctl diagnose\n");
+            break;
+        }
+
+        json_object_set_new(a, "retry", json_string("yes: lock timeout on"
+                                                    " an unchanged"
+                                                    " database"));
+        fprintf(stderr, "migctl: run: lock timeout (55P03) on an unchanged"
+                " database: retry %d of %d in %.1f s\n", n, r.retries,
+                backoff / 1000.0);
+
+        deadline = mono_ms() + backoff;
+        while (!got_signal && mono_ms() < deadline) {
+            usleep(50000);
+        }
+
+        if (got_signal) {
+            break;
+        }
+
+        backoff = backoff * 2 > RUN_BACKOFF_MAX_MS ? RUN_BACKOFF_MAX_MS
+                                                   : backoff * 2;
+    }
+
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    sigaction(SIGHUP, &old_hup, NULL);
+
+    if (rc != MIGCTL_OK) {
+        goto done;
+    }
+
+    json_decref(after);
+    after = NULL;
+    if (snapshot(&r, "migrations_after.tsv", &after) != MIGCTL_OK) {
+        after = json_array();
+    }
+
+    applied = json_array();
+    json_array_foreach(after, k, row) {
+        for (j = 0; j < json_array_size(before); j++) {
+            x = json_array_get(before, j);
+            if (json_equal(json_object_get(x, "id"),
+                           json_object_get(row, "id")))
+            {
+                break;
+            }
+        }
+        if (j == json_array_size(before)) {
+            json_array_append(applied, row);
+        }
+    }
+
+    {
+        char    *t;
+        size_t   tl, cap;
+
+        cap = 64 + json_array_size(applied) * 512;
+        t = malloc(cap);
+        if (t != NULL) {
+            tl = 0;
+            t[0] = '\0';
+            json_array_foreach(applied, k, row) {
+                tl += snprintf(t + tl, cap - tl, "%s\t%s\t%s\n",
+                    json_string_value(json_object_get(row, "app")),
+                    json_string_value(json_object_get(row, "name")),
+                    json_string_value(json_object_get(row, "applied")));
+            }
+            (void) write_file(&r, "applied.tsv", t, tl);
+            free(t);
+        }
+    }
+
+    migctl_iso_time(text, sizeof(text), migctl_wall_ms(), 1);
+    json_object_set_new(r.res, "ended", json_string(text));
+    json_object_set_new(r.res, "duration_ms",
+                        json_integer(migctl_wall_ms() - start));
+    status_json(status, r.res);
+    json_object_set_new(r.res, "result", json_string(ok ? "ok" : "failed"));
+    json_object_set_new(r.res, "attempts", attempts);
+    attempts = NULL;
+    json_object_set_new(r.res, "applied", applied);
+    json_object_set_new(r.res, "failed_migration",
+                        !ok && r.applying[0] && !r.applying_ok
+                        ? json_string(r.applying) : json_null());
+    if (got_signal) {
+        json_object_set_new(r.res, "interrupted_by",
+                            json_string(strsignal(got_signal)));
+    }
+
+    status_text(status, text, sizeof(text));
+
+    if (ok) {
+        rc = MIGCTL_OK;
+        (void) audit(&r, "ok", NULL);
+
+    } else {
+        rc = MIGCTL_CMDFAIL;
+        (void) audit(&r, "failed", NULL);
+
+        if (r.mof) {
+            snprintf(reason, sizeof(reason), "migctl run failed: %s%s%s"
+                     " (run %s)", text,
+                     r.applying[0] && !r.applying_ok ? " applying " : "",
+                     r.applying[0] && !r.applying_ok ? r.applying : "",
+                     r.id);
+
+            i = migctl_maintenance_set(ctx, 1, reason, NULL, &epoch);
+            if (i == MIGCTL_OK) {
+                fprintf(stderr, "migctl: run: maintenance on for scope %s"
+                        " (epoch %llu): %s\n", ctx->scope, epoch, reason);
+                json_object_set_new(r.res, "maintenance", json_pack(
+                    "{s:s, s:s, s:I}", "mode", "on", "scope", ctx->scope,
+                    "epoch", (json_int_t) epoch));
+
+            } else {
+                fprintf(stderr, "migctl: run: THE FLAG IS NOT SET: turn it"
+                        " on by hand: migctl maintenance on --reason"
+                        " 'migctl run failed'\n");
+                json_object_set_new(r.res, "maintenance", json_pack(
+                    "{s:s, s:s}", "mode", "unknown", "error", ctx->error));
+            }
+        }
+    }
+
+    {
+        char  *t = json_dumps(r.res, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+
+        if (t != NULL) {
+            (void) write_file(&r, "result.json", t, strlen(t));
+            free(t);
+        }
+    }
+
+    if (!ok) {
+        fprintf(stderr, "migctl: run: the command failed (%s) after %d"
+                " attempt(s): the record is in %s\n", text,
+                (int) json_array_size(json_object_get(r.res, "attempts")),
+                r.dir);
+
+        if (r.diagnose) {
+            print_diagnose(&r);
+        }
+
+    } else if (!ctx->json) {
+        printf("migctl: run: ok: %d migration(s) applied; the record is"
+               " in %s\n", (int) json_array_size(json_object_get(r.res,
+                                                               "applied")),
+               r.dir);
+    }
+
+    if (ctx->json) {
+        rc = migctl_json_result(ctx, json_incref(r.res), rc);
+    }
+
+done:
+
+    if (r.log != NULL) {
+        fclose(r.log);
+    }
+
+    if (r.conn != NULL) {
+        /* the lock goes with the session */
+        PQfinish(r.conn);
+    }
+
+    if (r.envp != NULL) {
+        for (i = 0; r.envp[i] != NULL; i++) {
+            free(r.envp[i]);
+        }
+        free(r.envp);
+    }
+
+    (void) err;
+    free(r.cap);
+    json_decref(before);
+    json_decref(after);
+    json_decref(attempts);
+    json_decref(r.res);
+    migctl_secrets_free(&r.sec);
+
+    return rc;
+}
+
+
+static int
+parse(run_t *r, int argc, char **argv)
+{
+    int            rc, n;
+    migctl_ctx_t  *ctx = r->ctx;
+
+    const migctl_opt_t  opts[] = {
+        { "--maintenance-on-failure", MIGCTL_OPT_FLAG, &r->mof, NULL, 0, 0,
+          0 },
+        { "--diagnose", MIGCTL_OPT_FLAG, &r->diagnose, NULL, 0, 0, 0 },
+        { "--wait-lock", MIGCTL_OPT_DURATION, &r->wait_lock_ms, "D", 0, 0,
+          0 },
+        { "--lock-timeout", MIGCTL_OPT_DURATION, &r->lock_timeout_ms, "D",
+          1, 0, 0 },
+        { "--statement-timeout", MIGCTL_OPT_DURATION,
+          &r->statement_timeout_ms, "D", 1, 0, 0 },
+        { "--retries", MIGCTL_OPT_INT, &r->retries, "N", 0, 20, 0 },
+        { "--plan-cmd", MIGCTL_OPT_STRING, &r->plan_cmd, "CMD", 0, 0, 0 },
+        { "--runs-dir", MIGCTL_OPT_STRING, &r->runs_dir, "DIR", 0, 0, 0 },
+        { NULL, 0, NULL, NULL, 0, 0, 0 }
+    };
+
+    rc = migctl_opt_parse(ctx, opts, argc, argv, &n, usage);
+    if (rc != MIGCTL_OK) {
+        return rc;
+    }
+
+    if (n < 2) {
+        return migctl_error(ctx, MIGCTL_USAGE, "no command to run: migctl"
+                            " run [options] -- python manage.py migrate"
+                            " --noinput");
+    }
+
+    if (r->retries > 0 && r->lock_timeout_ms == 0) {
+        return migctl_error(ctx, MIGCTL_USAGE, "--retries retries only a"
+                            " lock timeout: give --lock-timeout D too");
+    }
+
+    if (r->runs_dir != NULL && r->runs_dir[0] != '/') {
+        return migctl_error(ctx, MIGCTL_USAGE, "--runs-dir must be an"
+                            " absolute path, not '%s'", r->runs_dir);
+    }
+
+    if (r->plan_cmd == NULL && ctx->conf.plan_cmd[0]) {
+        r->plan_cmd = ctx->conf.plan_cmd;
+    }
+
+    r->cmd = argv + 1;
+    r->ncmd = n - 1;
+
+    return MIGCTL_OK;
+}
+
+
+/*
+ * pg_try_advisory_lock on our own session: a second runner is told who
+ * holds it at once (exit 4), or with --wait-lock polls until D.
+ */
+static int
+take_lock(run_t *r)
+{
+    int            got, rc;
+    char           key[32], err[512], app[64];
+    const char    *params[1];
+    json_t        *h;
+    PGresult      *res;
+    long long      start, last;
+    migctl_ctx_t  *ctx = r->ctx;
+
+    snprintf(key, sizeof(key), "%lld", (long long) MIGCTL_RUNNER_LOCK_KEY);
+    params[0] = key;
+
+    /* who we are in pg_stat_activity: what a refused runner prints */
+    snprintf(app, sizeof(app), "migctl run %s", r->cmdline);
+    {
+        const char  *p2[1] = { app };
+
+        res = PQexecParams(r->conn,
+            "SELECT set_config('application_name', $1, false),"
+            "  set_config('statement_timeout', '60s', false),"
+            "  set_config('lock_timeout', '10s', false),"
+            "  pg_backend_pid(), current_database()",
+            1, NULL, p2, NULL, NULL, 0);
+    }
+
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        rc = migctl_error(ctx, MIGCTL_UNREACHABLE, "preparing the lock"
+                          " session: %s", migctl_db_error(r->conn, err,
+                                                          sizeof(err)));
+        PQclear(res);
+        return rc;
+    }
+
+    r->backend_pid = atoi(PQgetvalue(res, 0, 3));
+    snprintf(r->db, sizeof(r->db), "%s:%s/%s",
+             PQhost(r->conn) ? PQhost(r->conn) : "local",
+             PQport(r->conn) ? PQport(r->conn) : "",
+             PQgetvalue(res, 0, 4));
+    PQclear(res);
+
+    start = mono_ms();
+    last = 0;
+
+    for ( ;; ) {
+        res = PQexecParams(r->conn, "SELECT pg_try_advisory_lock($1::bigint)",
+                           1, NULL, params, NULL, NULL, 0);
+
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+            rc = migctl_error(ctx, MIGCTL_UNREACHABLE, "taking the runner"
+                              " lock: %s", migctl_db_error(r->conn, err,
+                                                           sizeof(err)));
+            PQclear(res);
+            return rc;
+        }
+
+        got = PQgetvalue(res, 0, 0)[0] == 't';
+        PQclear(res);
+
+        if (got) {
+            return MIGCTL_OK;
+        }
+
+        h = NULL;
+        if (holder(r, &h) != MIGCTL_OK) {
+            return MIGCTL_UNREACHABLE;
+        }
+
+        if (r->wait_lock_ms == 0 || mono_ms() - start >= r->wait_lock_ms) {
+            print_holder(r, h, r->wait_lock_ms ? "still held after"
+                                                 " --wait-lock"
+                                               : "held");
+            (void) audit(r, "refused", NULL);
+
+            if (ctx->json) {
+                (void) migctl_json_result(ctx, json_pack("{s:s, s:O?}",
+                                          "result", "refused", "holder",
+                                          h), MIGCTL_REFUSED);
+            }
+
+            json_decref(h);
+
+            return migctl_error(ctx, MIGCTL_REFUSED, "another migration"
+                                " runner holds the lock: nothing was run:"
+                                " wait for it (--wait-lock D), or see"
+                                " migctl locks");
+        }
+
+        if (last == 0 || mono_ms() - last >= RUN_LOCK_PRINT_MS) {
+            print_holder(r, h, "waiting: held");
+            last = mono_ms();
+        }
+
+        json_decref(h);
+        usleep(RUN_LOCK_POLL_MS * 1000);
+    }
+}
+
+
+/* the session holding the runner lock, and its command from the audit */
+static int
+holder(run_t *r, json_t **out)
+{
+    int            rc, i;
+    char           classid[16], objid[16], err[512], pidbuf[16];
+    const char    *params[2], *av[6];
+    size_t         lens[6], j, f;
+    json_t        *h;
+    PGresult      *res;
+    redisReply    *rep, *ent, *fv;
+    redisContext  *c;
+    migctl_ctx_t  *ctx = r->ctx;
+
+    snprintf(classid, sizeof(classid), "%u", MIGCTL_RUNNER_LOCK_CLASSID);
+    snprintf(objid, sizeof(objid), "%u", MIGCTL_RUNNER_LOCK_OBJID);
+    params[0] = classid;
+    params[1] = objid;
+
+    res = PQexecParams(r->conn,
+        "SELECT a.pid, coalesce(host(a.client_addr), 'local'),"
+        "  a.application_name, a.usename,"
+        "  to_char(a.backend_start AT TIME ZONE 'UTC',"
+        "          'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
+        "  extract(epoch FROM now() - a.backend_start)::bigint"
+        " FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+        " WHERE l.locktype = 'advisory' AND l.granted"
+        "   AND l.classid = $1::oid AND l.objid = $2::oid"
+        "   AND l.objsubid = 1"
+        "   AND l.database = (SELECT oid FROM pg_database"
+        "                     WHERE datname = current_database())",
+        2, NULL, params, NULL, NULL, 0);
+
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        rc = migctl_error(ctx, MIGCTL_UNREACHABLE, "reading who holds the"
+                          " runner lock: %s",
+                          migctl_db_error(r->conn, err, sizeof(err)));
+        PQclear(res);
+        return rc;
+    }
+
+    if (PQntuples(res) == 0) {
+        /* released between our try and this read */
+        *out = json_pack("{s:n}", "pid");
+        PQclear(res);
+        return MIGCTL_OK;
+    }
+
+    h = json_object();
+    json_object_set_new(h, "pid", json_integer(atol(PQgetvalue(res, 0, 0))));
+    json_object_set_new(h, "client", json_string(PQgetvalue(res, 0, 1)));
+    json_object_set_new(h, "application",
+                        json_string(PQgetvalue(res, 0, 2)));
+    json_object_set_new(h, "user", json_string(PQgetvalue(res, 0, 3)));
+    json_object_set_new(h, "since", json_string(PQgetvalue(res, 0, 4)));
+    json_object_set_new(h, "seconds",
+                        json_integer(atol(PQgetvalue(res, 0, 5))));
+    snprintf(pidbuf, sizeof(pidbuf), "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+
+    *out = h;
+
+    /* the first runner's own audit entry: its full command line */
+    if (r->redis_warned || migctl_redis_open(ctx, &c) != MIGCTL_OK) {
+        r->redis_warned = 1;
+        return MIGCTL_OK;
+    }
+
+    {
+        char  k_audit[MIG_KEY_MAX];
+
+        if (mig_key_audit(k_audit, sizeof(k_audit), ctx->conf.prefix) < 0) {
+            migctl_redis_close(c);
+            return MIGCTL_OK;
+        }
+
+        av[0] = "XREVRANGE";
+        av[1] = k_audit;
+        av[2] = "+";
+        av[3] = "-";
+        av[4] = "COUNT";
+        av[5] = RUN_AUDIT_SCAN;
+
+        for (i = 0; i < 6; i++) {
+            lens[i] = strlen(av[i]);
+        }
+
+        rep = migctl_redis_cmd(ctx, c, 6, av, lens);
+    }
+
+    for (j = 0; rep != NULL && rep->type == REDIS_REPLY_ARRAY
+                && j < rep->elements; j++)
+    {
+        const char  *cmd, *run, *pgpid, *db, *res_s, *actor, *host;
+
+        ent = rep->element[j];
+        if (ent->type != REDIS_REPLY_ARRAY || ent->elements != 2
+            || ent->element[1]->type != REDIS_REPLY_ARRAY)
+        {
+            continue;
+        }
+
+        fv = ent->element[1];
+        cmd = run = pgpid = db = res_s = actor = host = NULL;
+
+        for (f = 0; f + 1 < fv->elements; f += 2) {
+            const char  *name = fv->element[f]->str;
+            const char  *v = fv->element[f + 1]->str;
+
+            if (fv->element[f]->type != REDIS_REPLY_STRING
+                || fv->element[f + 1]->type != REDIS_REPLY_STRING)
+            {
+                continue;
+            }
+
+            if (strcmp(name, "action") == 0 && strcmp(v, "run") != 0) {
+                break;
+            }
+            if (strcmp(name, "reason") == 0) cmd = v;
+            else if (strcmp(name, "run") == 0) run = v;
+            else if (strcmp(name, "pg_pid") == 0) pgpid = v;
+            else if (strcmp(name, "db") == 0) db = v;
+            else if (strcmp(name, "result") == 0) res_s = v;
+            else if (strcmp(name, "actor") == 0) actor = v;
+            else if (strcmp(name, "host") == 0) host = v;
+        }
+
+        if (cmd && run && pgpid && db && res_s
+            && strcmp(res_s, "started") == 0 && strcmp(pgpid, pidbuf) == 0
+            && strcmp(db, r->db) == 0)
+        {
+            json_object_set_new(h, "command", json_string(cmd));
+            json_object_set_new(h, "run", json_string(run));
+            json_object_set_new(h, "actor", json_string(actor ? actor
+                                                               : ""));
+            json_object_set_new(h, "host", json_string(host ? host : ""));
+            break;
+        }
+    }
+
+    if (rep != NULL) {
+        freeReplyObject(rep);
+    }
+
+    migctl_redis_close(c);
+
+    return MIGCTL_OK;
+}
+
+
+static void
+print_holder(run_t *r, json_t *h, const char *prefix)
+{
+    char         buf[2048];
+    const char  *cmd;
+
+    if (json_is_null(json_object_get(h, "pid"))) {
+        fprintf(stderr, "migctl: run: runner lock %s: just released\n",
+                prefix);
+        return;
+    }
+
+    cmd = json_string_value(json_object_get(h, "command"));
+
+    snprintf(buf, sizeof(buf), "runner lock %s by pid %lld (client %s,"
+             " application \"%s\", user %s, since %s, %lld s)%s%s%s%s%s%s",
+             prefix,
+             (long long) json_integer_value(json_object_get(h, "pid")),
+             json_string_value(json_object_get(h, "client")),
+             json_string_value(json_object_get(h, "application")),
+             json_string_value(json_object_get(h, "user")),
+             json_string_value(json_object_get(h, "since")),
+             (long long) json_integer_value(json_object_get(h, "seconds")),
+             cmd ? ": run " : "",
+             cmd ? json_string_value(json_object_get(h, "run")) : "",
+             cmd ? " by " : "",
+             cmd ? json_string_value(json_object_get(h, "actor")) : "",
+             cmd ? ": " : "", cmd ? cmd : "");
+
+    migctl_escape(buf, buf, sizeof(buf));
+    (void) r;
+    fprintf(stderr, "migctl: run: %s\n", buf);
+}
+
+
+/* RUNS/<UTC time>-<pid>, 0700, the root created 0700 when missing */
+static int
+open_dir(run_t *r)
+{
+    int            n;
+    char           ts[64], path[MIGCTL_PATH_MAX + 64];
+    const char    *root;
+    long long      now;
+    migctl_ctx_t  *ctx = r->ctx;
+
+    root = migctl_runs_dir(ctx, r->runs_dir);
+    now = migctl_wall_ms();
+    migctl_iso_time(ts, sizeof(ts), now, 1);
+
+    /* 2026-11-29T16:07:01.123Z -> 20261129T160701.123Z */
+    n = 0;
+    for (char *p = ts; *p; p++) {
+        if (*p != '-' && *p != ':') {
+            ts[n++] = *p;
+        }
+    }
+    ts[n] = '\0';
+
+    snprintf(r->id, sizeof(r->id), "%s-%d", ts, (int) getpid());
+
+    if (migctl_mkdirs(root, 0700) != 0) {
+        return migctl_error(ctx, MIGCTL_USAGE, "cannot create the runs"
+                            " directory %s: %s: set runs.dir or --runs-dir",
+                            root, strerror(errno));
+    }
+
+    if (snprintf(r->dir, sizeof(r->dir), "%s/%s", root, r->id)
+        >= (int) sizeof(r->dir))
+    {
+        return migctl_error(ctx, MIGCTL_USAGE, "runs directory path too"
+                            " long");
+    }
+
+    if (mkdir(r->dir, 0700) != 0) {
+        return migctl_error(ctx, MIGCTL_USAGE, "cannot create %s: %s: set"
+                            " runs.dir or --runs-dir", r->dir,
+                            strerror(errno));
+    }
+
+    snprintf(path, sizeof(path), "%s/output.log", r->dir);
+    n = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    r->log = n >= 0 ? fdopen(n, "w") : NULL;
+    if (r->log == NULL) {
+        return migctl_error(ctx, MIGCTL_USAGE, "cannot create %s: %s",
+                            path, strerror(errno));
+    }
+
+    n = snprintf(path, sizeof(path), "%s\n", r->cmdline);
+
+    return write_file(r, "command", path, (size_t) n) == 0
+           ? MIGCTL_OK : MIGCTL_USAGE;
+}
+
+
+/* a file of the run directory, 0600, secrets scrubbed */
+static int
+write_file(run_t *r, const char *name, const char *text, size_t len)
+{
+    int      fd, rc;
+    char     path[MIGCTL_PATH_MAX + 600], *s;
+    size_t   sl;
+
+    snprintf(path, sizeof(path), "%s/%s", r->dir, name);
+
+    s = migctl_scrub(&r->sec, text, len);
+    if (s == NULL) {
+        return migctl_error(r->ctx, -1, "out of memory");
+    }
+
+    rc = -1;
+    sl = strlen(s);
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+    if (fd >= 0 && write(fd, s, sl) == (ssize_t) sl && close(fd) == 0) {
+        rc = 0;
+        fd = -1;
+    }
+
+    if (rc != 0) {
+        migctl_error(r->ctx, -1, "writing %s: %s", path, strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+        }
+    }
+
+    free(s);
+
+    return rc;
+}
+
+
+/*
+ * The child's environment: ours, PGOPTIONS with the timeouts appended,
+ * PYTHONUNBUFFERED (output live), MIGCTL_RUN_ID.  The names are kept,
+ * never the values.
+ */
+static int
+build_env(run_t *r)
+{
+    int           n, i, k;
+    char          opt[256], *names, *p;
+    const char   *old;
+    size_t        len;
+    extern char **environ;
+
+    for (n = 0; environ[n] != NULL; n++) {
+        /* void */
+    }
+
+    r->envp = calloc((size_t) n + 4, sizeof(char *));
+    if (r->envp == NULL) {
+        return migctl_error(r->ctx, MIGCTL_PROBLEM, "out of memory");
+    }
+
+    k = 0;
+    opt[0] = '\0';
+
+    if (r->lock_timeout_ms) {
+        snprintf(opt, sizeof(opt), "-c lock_timeout=%ld",
+                 r->lock_timeout_ms);
+    }
+
+    if (r->statement_timeout_ms) {
+        len = strlen(opt);
+        snprintf(opt + len, sizeof(opt) - len, "%s-c statement_timeout=%ld",
+                 len ? " " : "", r->statement_timeout_ms);
+    }
+
+    old = getenv("PGOPTIONS");
+
+    for (i = 0; i < n; i++) {
+        if (strncmp(environ[i], "PGOPTIONS=", 10) == 0 && opt[0]) {
+            continue;
+        }
+        if (strncmp(environ[i], "MIGCTL_RUN_ID=", 14) == 0) {
+            continue;
+        }
+        r->envp[k++] = strdup(environ[i]);
+    }
+
+    if (opt[0]) {
+        if (asprintf(&r->envp[k++], "PGOPTIONS=%s%s%s",
+                     old && *old ? old : "", old && *old ? " " : "",
+                     opt) < 0)
+        {
+            r->envp[--k] = NULL;
+        }
+        json_object_set_new(r->res, "pgoptions_added", json_string(opt));
+    }
+
+    if (getenv("PYTHONUNBUFFERED") == NULL) {
+        r->envp[k++] = strdup("PYTHONUNBUFFERED=1");
+    }
+
+    if (asprintf(&r->envp[k++], "MIGCTL_RUN_ID=%s", r->id) < 0) {
+        r->envp[--k] = NULL;
+    }
+
+    r->envp[k] = NULL;
+
+    for (i = 0; i < k; i++) {
+        if (r->envp[i] == NULL) {
+            return migctl_error(r->ctx, MIGCTL_PROBLEM, "out of memory");
+        }
+    }
+
+    /* names only, sorted: what the command saw, never a value */
+    len = 1;
+    for (i = 0; i < k; i++) {
+        len += strlen(r->envp[i]) + 1;
+    }
+
+    names = malloc(len);
+    if (names == NULL) {
+        return migctl_error(r->ctx, MIGCTL_PROBLEM, "out of memory");
+    }
+
+    qsort(r->envp, (size_t) k, sizeof(char *), cmp_str);
+
+    p = names;
+    for (i = 0; i < k; i++) {
+        len = strcspn(r->envp[i], "=");
+        memcpy(p, r->envp[i], len);
+        p += len;
+        *p++ = '\n';
+    }
+    *p = '\0';
+
+    i = write_file(r, "env", names, (size_t) (p - names));
+    free(names);
+
+    return i == 0 ? MIGCTL_OK : MIGCTL_USAGE;
+}
+
+
+/* django_migrations as JSON rows, and as RUN/name (TSV) when name given */
+static int
+snapshot(run_t *r, const char *name, json_t **rows)
+{
+    int        i, rc;
+    char       err[512], *t;
+    size_t     cap, n;
+    PGresult  *res;
+
+    *rows = json_array();
+
+    res = PQexec(r->conn,
+        "SELECT to_regclass('django_migrations') IS NOT NULL");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        goto failed;
+    }
+
+    if (PQgetvalue(res, 0, 0)[0] != 't') {
+        /* a new database: the first migrate creates the table */
+        PQclear(res);
+        return name ? (write_file(r, name, "", 0) == 0 ? MIGCTL_OK
+                                                       : MIGCTL_USAGE)
+                    : MIGCTL_OK;
+    }
+
+    PQclear(res);
+
+    res = PQexec(r->conn,
+        "SELECT id, app, name, to_char(applied AT TIME ZONE 'UTC',"
+        "  'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+        " FROM django_migrations ORDER BY id");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        goto failed;
+    }
+
+    cap = 64;
+    for (i = 0; i < PQntuples(res); i++) {
+        json_array_append_new(*rows, json_pack("{s:I, s:s, s:s, s:s}",
+            "id", (json_int_t) atoll(PQgetvalue(res, i, 0)),
+            "app", PQgetvalue(res, i, 1), "name", PQgetvalue(res, i, 2),
+            "applied", PQgetvalue(res, i, 3)));
+        cap += (size_t) PQgetlength(res, i, 1) + PQgetlength(res, i, 2)
+               + PQgetlength(res, i, 3) + 32;
+    }
+
+    rc = MIGCTL_OK;
+
+    if (name != NULL) {
+        t = malloc(cap);
+        if (t == NULL) {
+            PQclear(res);
+            return migctl_error(r->ctx, MIGCTL_PROBLEM, "out of memory");
+        }
+
+        n = 0;
+        t[0] = '\0';
+        for (i = 0; i < PQntuples(res); i++) {
+            n += snprintf(t + n, cap - n, "%s\t%s\t%s\t%s\n",
+                          PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+                          PQgetvalue(res, i, 2), PQgetvalue(res, i, 3));
+        }
+
+        rc = write_file(r, name, t, n) == 0 ? MIGCTL_OK : MIGCTL_USAGE;
+        free(t);
+    }
+
+    PQclear(res);
+
+    return rc;
+
+failed:
+
+    rc = migctl_error(r->ctx, PQstatus(r->conn) == CONNECTION_OK
+                              ? MIGCTL_PROBLEM : MIGCTL_UNREACHABLE,
+                      "reading django_migrations: %s",
+                      migctl_db_error(r->conn, err, sizeof(err)));
+    PQclear(res);
+
+    return rc;
+}
+
+
+/*
+ * A digest of the user schemas: relations, columns and types, index
+ * validity, constraints.  Equal before and after a failed attempt means
+ * no partial object was left (what diagnose calls unchanged).
+ */
+static int
+fingerprint(run_t *r, char *buf, size_t size)
+{
+    int        rc;
+    PGresult  *res;
+
+    res = PQexec(r->conn,
+        "SELECT md5(coalesce(string_agg(x, ',' ORDER BY x), '')) FROM ("
+        " SELECT c.oid::regclass::text || ':' || c.relkind || ':'"
+        "   || coalesce((SELECT string_agg(a.attname || ' '"
+        "        || format_type(a.atttypid, a.atttypmod) || ' '"
+        "        || a.attnotnull || a.atthasdef, ',' ORDER BY a.attnum)"
+        "      FROM pg_attribute a WHERE a.attrelid = c.oid"
+        "        AND a.attnum > 0 AND NOT a.attisdropped), '')"
+        "   || coalesce((SELECT ' valid=' || i.indisvalid || i.indisready"
+        "      FROM pg_index i WHERE i.indexrelid = c.oid), '')"
+        " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')"
+        "   AND n.nspname NOT LIKE 'pg\\_toast%'"
+        "   AND n.nspname NOT LIKE 'pg\\_temp%'"
+        " UNION ALL"
+        " SELECT co.conrelid::regclass::text || ':' || co.conname || ':'"
+        "   || co.contype || co.convalidated"
+        " FROM pg_constraint co JOIN pg_namespace n"
+        "   ON n.oid = co.connamespace"
+        " WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')"
+        ") s(x)");
+
+    rc = MIGCTL_PROBLEM;
+
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+        snprintf(buf, size, "%s", PQgetvalue(res, 0, 0));
+        rc = MIGCTL_OK;
+    }
+
+    PQclear(res);
+
+    return rc;
+}
+
+
+/*
+ * One run of the command: its own process group, dies with us
+ * (PR_SET_PDEATHSIG), SIGINT/SIGTERM/SIGHUP forwarded to its group;
+ * output live on our stdout/stderr and into output.log with timestamps.
+ */
+static int
+attempt(run_t *r, int n, int *status)
+{
+    int            po[2], pe[2], i, nopen, exited, dn, forwarded;
+    char           buf[16384], ts[64];
+    pid_t          pid, parent, w;
+    ssize_t        k;
+    stream_t       s[2];
+    long long      exit_at;
+    struct pollfd  pfd[2];
+
+    free(r->cap);
+    r->cap = NULL;
+    r->ncap = 0;
+    r->applying[0] = '\0';
+    r->applying_ok = 0;
+
+    migctl_iso_time(ts, sizeof(ts), migctl_wall_ms(), 1);
+    fprintf(r->log, "%s --- attempt %d: %s\n", ts, n, r->cmdline);
+    fflush(r->log);
+
+    if (pipe2(po, O_CLOEXEC) != 0) {
+        return migctl_error(r->ctx, MIGCTL_PROBLEM, "pipe: %s",
+                            strerror(errno));
+    }
+
+    if (pipe2(pe, O_CLOEXEC) != 0) {
+        close(po[0]);
+        close(po[1]);
+        return migctl_error(r->ctx, MIGCTL_PROBLEM, "pipe: %s",
+                            strerror(errno));
+    }
+
+    fflush(stdout);
+    fflush(stderr);
+    parent = getpid();
+
+    pid = fork();
+
+    if (pid < 0) {
+        for (i = 0; i < 2; i++) {
+            close(po[i]);
+            close(pe[i]);
+        }
+        return migctl_error(r->ctx, MIGCTL_PROBLEM, "fork: %s",
+                            strerror(errno));
+    }
+
+    if (pid == 0) {
+        setpgid(0, 0);
+
+        /* the child must not outlive the runner lock */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) {
+            _exit(127);
+        }
+
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+        signal(SIGHUP, SIG_DFL);
+        signal(SIGPIPE, SIG_DFL);
+
+        /* its own process group cannot read the terminal */
+        dn = open("/dev/null", O_RDONLY);
+        if (dn >= 0) {
+            dup2(dn, STDIN_FILENO);
+        }
+        dup2(po[1], STDOUT_FILENO);
+        dup2(pe[1], STDERR_FILENO);
+
+        execvpe(r->cmd[0], r->cmd, r->envp);
+
+        dprintf(STDERR_FILENO, "migctl: run: cannot run %s: %s\n",
+                r->cmd[0], strerror(errno));
+        _exit(127);
+    }
+
+    setpgid(pid, pid);
+    close(po[1]);
+    close(pe[1]);
+
+    memset(s, 0, sizeof(s));
+    s[0].fd = po[0];
+    s[0].tag = 'o';
+    s[1].fd = pe[0];
+    s[1].tag = 'e';
+
+    nopen = 2;
+    exited = 0;
+    exit_at = 0;
+    forwarded = 0;
+    *status = 0;
+
+    for ( ;; ) {
+        if (got_signal && !forwarded) {
+            /* once: the child decides; a second Ctrl-C is forwarded too */
+            kill(-pid, got_signal);
+            forwarded = 1;
+            fprintf(stderr, "migctl: run: %s forwarded to the command\n",
+                    strsignal(got_signal));
+        }
+
+        if (!exited) {
+            w = waitpid(pid, status, WNOHANG);
+            if (w == pid) {
+                exited = 1;
+                exit_at = mono_ms();
+            }
+        }
+
+        if (nopen == 0 && exited) {
+            break;
+        }
+
+        if (exited && mono_ms() - exit_at > RUN_DRAIN_MS) {
+            /* a grandchild keeps the pipe: its output is not ours */
+            break;
+        }
+
+        for (i = 0; i < 2; i++) {
+            pfd[i].fd = s[i].fd;
+            pfd[i].events = POLLIN;
+            pfd[i].revents = 0;
+        }
+
+        if (poll(pfd, 2, RUN_POLL_MS) < 0) {
+            if (errno == EINTR) {
+                if (got_signal) {
+                    forwarded = 0;
+                }
+                continue;
+            }
+            break;
+        }
+
+        for (i = 0; i < 2; i++) {
+            if (s[i].fd < 0 || pfd[i].revents == 0) {
+                continue;
+            }
+
+            k = read(s[i].fd, buf, sizeof(buf));
+            if (k < 0 && errno == EINTR) {
+                continue;
+            }
+
+            if (k <= 0) {
+                close(s[i].fd);
+                s[i].fd = -1;
+                nopen--;
+                continue;
+            }
+
+            feed(r, &s[i], buf, (size_t) k);
+        }
+    }
+
+    for (i = 0; i < 2; i++) {
+        if (s[i].n) {
+            on_line(r, &s[i]);
+        }
+        if (s[i].fd >= 0) {
+            close(s[i].fd);
+        }
+    }
+
+    if (!exited) {
+        while (waitpid(pid, status, 0) < 0 && errno == EINTR) {
+            if (got_signal && !forwarded) {
+                kill(-pid, got_signal);
+                forwarded = 1;
+            }
+        }
+    }
+
+    status_text(*status, buf, sizeof(buf));
+    migctl_iso_time(ts, sizeof(ts), migctl_wall_ms(), 1);
+    fprintf(r->log, "%s --- attempt %d: %s\n", ts, n, buf);
+    fflush(r->log);
+
+    return MIGCTL_OK;
+}
+
+
+static void
+feed(run_t *r, stream_t *s, const char *buf, size_t len)
+{
+    char    *p;
+    size_t   i, keep;
+    FILE    *live;
+
+    /* live, as it comes; under --json stdout is for the result */
+    live = (s->tag == 'o' && !r->ctx->json) ? stdout : stderr;
+    fwrite(buf, 1, len, live);
+    fflush(live);
+
+    /* the tail of the attempt's output, for classify */
+    if (r->ncap + len > RUN_CAPTURE_MAX) {
+        keep = RUN_CAPTURE_MAX / 2;
+        if (r->ncap > keep) {
+            memmove(r->cap, r->cap + r->ncap - keep, keep);
+            r->ncap = keep;
+        }
+    }
+
+    if (len <= RUN_CAPTURE_MAX / 2) {
+        p = realloc(r->cap, r->ncap + len + 1);
+        if (p != NULL) {
+            r->cap = p;
+            memcpy(r->cap + r->ncap, buf, len);
+            r->ncap += len;
+            r->cap[r->ncap] = '\0';
+        }
+    }
+
+    for (i = 0; i < len; i++) {
+        if (s->n == 0) {
+            s->line_ms = migctl_wall_ms();
+        }
+
+        if (buf[i] == '\n') {
+            on_line(r, s);
+            continue;
+        }
+
+        s->line[s->n++] = buf[i];
+
+        if (s->n == sizeof(s->line) - 1) {
+            on_line(r, s);
+        }
+    }
+}
+
+
+static void
+on_line(run_t *r, stream_t *s)
+{
+    char        ts[64], *clean, *a, *dots;
+    size_t      n;
+
+    s->line[s->n] = '\0';
+
+    if (s->tag == 'o') {
+        a = strstr(s->line, "Applying ");
+        if (a != NULL) {
+            a += 9;
+            dots = strstr(a, "...");
+            n = dots ? (size_t) (dots - a) : strcspn(a, " ");
+            if (n > 0 && n < sizeof(r->applying)) {
+                memcpy(r->applying, a, n);
+                r->applying[n] = '\0';
+                r->applying_ok = dots != NULL && strstr(dots, "OK") != NULL;
+            }
+        }
+    }
+
+    clean = migctl_scrub(&r->sec, s->line, s->n);
+    migctl_iso_time(ts, sizeof(ts), s->line_ms, 1);
+    fprintf(r->log, "%s %s %s\n", ts, s->tag == 'o' ? "out" : "err",
+            clean ? clean : "[out of memory]");
+    fflush(r->log);
+    free(clean);
+
+    s->n = 0;
+}
+
+
+/* an auxiliary command's stdout into RUN/out; 0 when it exited 0 */
+static int
+capture(run_t *r, char *const *argv, const char *out, int *status)
+{
+    int            po[2], pe[2], dn, i, timed_out;
+    char          *data, *p, err[1024], chunk[8192];
+    pid_t          pid, parent;
+    size_t         n, ne;
+    ssize_t        k;
+    long long      deadline;
+    struct pollfd  pfd[2];
+
+    if (pipe2(po, O_CLOEXEC) != 0) {
+        return -1;
+    }
+
+    if (pipe2(pe, O_CLOEXEC) != 0) {
+        close(po[0]);
+        close(po[1]);
+        return -1;
+    }
+
+    parent = getpid();
+    pid = fork();
+
+    if (pid < 0) {
+        for (i = 0; i < 2; i++) {
+            close(po[i]);
+            close(pe[i]);
+        }
+        return -1;
+    }
+
+    if (pid == 0) {
+        setpgid(0, 0);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) {
+            _exit(127);
+        }
+        dn = open("/dev/null", O_RDONLY);
+        if (dn >= 0) {
+            dup2(dn, STDIN_FILENO);
+        }
+        dup2(po[1], STDOUT_FILENO);
+        dup2(pe[1], STDERR_FILENO);
+        execvpe(argv[0], argv, r->envp);
+        dprintf(STDERR_FILENO, "cannot run %s: %s\n", argv[0],
+                strerror(errno));
+        _exit(127);
+    }
+
+    setpgid(pid, pid);
+    close(po[1]);
+    close(pe[1]);
+
+    data = NULL;
+    n = 0;
+    ne = 0;
+    err[0] = '\0';
+    timed_out = 0;
+    deadline = mono_ms() + RUN_AUX_TIMEOUT_MS;
+
+    while (po[0] >= 0 || pe[0] >= 0) {
+        if (mono_ms() >= deadline) {
+            timed_out = 1;
+            break;
+        }
+
+        pfd[0].fd = po[0];
+        pfd[0].events = POLLIN;
+        pfd[1].fd = pe[0];
+        pfd[1].events = POLLIN;
+
+        if (poll(pfd, 2, RUN_POLL_MS) < 0 && errno != EINTR) {
+            break;
+        }
+
+        if (po[0] >= 0 && pfd[0].revents) {
+            k = read(po[0], chunk, sizeof(chunk));
+            if (k <= 0) {
+                close(po[0]);
+                po[0] = -1;
+
+            } else if (n + (size_t) k < 64 * 1024 * 1024) {
+                p = realloc(data, n + (size_t) k + 1);
+                if (p != NULL) {
+                    data = p;
+                    memcpy(data + n, chunk, (size_t) k);
+                    n += (size_t) k;
+                }
+            }
+        }
+
+        if (pe[0] >= 0 && pfd[1].revents) {
+            k = read(pe[0], chunk, sizeof(chunk));
+            if (k <= 0) {
+                close(pe[0]);
+                pe[0] = -1;
+
+            } else {
+                if (ne + (size_t) k >= sizeof(err)) {
+                    ne = 0;
+                }
+                if ((size_t) k < sizeof(err)) {
+                    memcpy(err + ne, chunk, (size_t) k);
+                    ne += (size_t) k;
+                    err[ne] = '\0';
+                }
+            }
+        }
+    }
+
+    if (po[0] >= 0) {
+        close(po[0]);
+    }
+    if (pe[0] >= 0) {
+        close(pe[0]);
+    }
+
+    if (timed_out) {
+        kill(-pid, SIGKILL);
+    }
+
+    while (waitpid(pid, status, 0) < 0 && errno == EINTR) {
+        /* void */
+    }
+
+    (void) write_file(r, out, data ? data : "", n);
+    free(data);
+
+    if (timed_out || !WIFEXITED(*status) || WEXITSTATUS(*status) != 0) {
+        while (ne > 0 && (err[ne - 1] == '\n' || err[ne - 1] == '\r')) {
+            err[--ne] = '\0';
+        }
+        p = strrchr(err, '\n');
+        snprintf(chunk, sizeof(chunk), "%s", p ? p + 1 : err);
+        migctl_escape(chunk, chunk, sizeof(chunk));
+        fprintf(stderr, "migctl: run: %s %s: %s\n", argv[0],
+                timed_out ? "timed out" : "failed", chunk);
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/* the attempt failed on a lock timeout (55P03), nothing else */
+static int
+lock_timeout_only(run_t *r)
+{
+    int          rc, yes;
+    json_t      *o;
+    const char  *st;
+
+    if (r->ncap == 0) {
+        return 0;
+    }
+
+    o = NULL;
+    rc = migctl_classify_text(r->ctx, r->cap, r->ncap, &o);
+    yes = 0;
+
+    if (rc == MIGCTL_OK && o != NULL) {
+        st = json_string_value(json_object_get(o, "sqlstate"));
+        yes = st != NULL && strcmp(st, "55P03") == 0;
+    }
+
+    json_decref(o);
+
+    return yes;
+}
+
+
+/* showmigrations --plan before the run: diagnose --previous-plan */
+static void
+plan_before(run_t *r)
+{
+    int    status;
+    char  *argv[4];
+
+    if (r->plan_cmd == NULL) {
+        return;
+    }
+
+    argv[0] = "/bin/sh";
+    argv[1] = "-c";
+    argv[2] = (char *) r->plan_cmd;
+    argv[3] = NULL;
+
+    if (capture(r, argv, "plan.txt", &status) != 0) {
+        fprintf(stderr, "migctl: run: the plan command failed: plan.txt"
+                " is incomplete; the run goes on\n");
+        json_object_set_new(r->res, "plan", json_string("failed"));
+
+    } else {
+        json_object_set_new(r->res, "plan", json_string("plan.txt"));
+    }
+}
+
+
+/*
+ * The migration that failed (the last "Applying A.M..." without OK):
+ * its sqlmigrate output kept beside the log, and the diagnose command.
+ */
+static void
+print_diagnose(run_t *r)
+{
+    int     i, k, status, have_sql;
+    char    app[256], *mig, sqlname[600], line[MIGCTL_COMMAND_MAX * 2];
+    char   *argv[MIGCTL_STRV_MAX + 8], path[MIGCTL_PATH_MAX + 600];
+    char   *q[2];
+
+    if (r->applying[0] == '\0' || r->applying_ok) {
+        fprintf(stderr, "migctl: run: no \"Applying ...\" line without OK"
+                " in the output: the failure is not in a migration; see"
+                " %s/output.log\n", r->dir);
+        return;
+    }
+
+    snprintf(app, sizeof(app), "%s", r->applying);
+    mig = strchr(app, '.');
+    if (mig == NULL) {
+        return;
+    }
+    *mig++ = '\0';
+
+    snprintf(sqlname, sizeof(sqlname), "%s.%s.sql", app, mig);
+
+    /* the same manage.py, with sqlmigrate instead of migrate */
+    have_sql = 0;
+    for (k = 0; k < r->ncmd && strcmp(r->cmd[k], "migrate") != 0; k++) {
+        /* void */
+    }
+
+    if (k < r->ncmd && k + 4 < (int) (sizeof(argv) / sizeof(argv[0]))) {
+        for (i = 0; i < k; i++) {
+            argv[i] = r->cmd[i];
+        }
+        argv[k] = "sqlmigrate";
+        argv[k + 1] = app;
+        argv[k + 2] = mig;
+        argv[k + 3] = NULL;
+
+        have_sql = capture(r, argv, sqlname, &status) == 0;
+    }
+
+    line[0] = '\0';
+    q[0] = "migctl";
+    migctl_shell_quote(line, sizeof(line), q, 1);
+
+    if (r->ctx->config_path != NULL) {
+        q[0] = "-c";
+        q[1] = (char *) r->ctx->config_path;
+        migctl_shell_quote(line, sizeof(line), q, 2);
+    }
+
+    q[0] = "diagnose";
+    migctl_shell_quote(line, sizeof(line), q, 1);
+    q[0] = "--app";
+    q[1] = app;
+    migctl_shell_quote(line, sizeof(line), q, 2);
+    q[0] = "--migration";
+    q[1] = mig;
+    migctl_shell_quote(line, sizeof(line), q, 2);
+    q[0] = "--sql";
+    snprintf(path, sizeof(path), "%s/%s", r->dir, sqlname);
+    q[1] = path;
+    migctl_shell_quote(line, sizeof(line), q, 2);
+    q[0] = "--traceback";
+    snprintf(path, sizeof(path), "%s/output.log", r->dir);
+    migctl_shell_quote(line, sizeof(line), q, 2);
+
+    if (json_is_string(json_object_get(r->res, "plan"))
+        && strcmp(json_string_value(json_object_get(r->res, "plan")),
+                  "plan.txt") == 0)
+    {
+        q[0] = "--previous-plan";
+        snprintf(path, sizeof(path), "%s/plan.txt", r->dir);
+        migctl_shell_quote(line, sizeof(line), q, 2);
+    }
+
+    json_object_set_new(r->res, "diagnose", json_string(line));
+
+    if (!have_sql) {
+        fprintf(stderr, "migctl: run: write the SQL of %s.%s first:"
+                " python manage.py sqlmigrate %s %s > %s/%s\n", app, mig,
+                app, mig, r->dir, sqlname);
+    }
+
+    fprintf(r->ctx->json ? stderr : stdout, "the migration that failed:"
+            " %s.%s; to diagnose it:\n  %s\n", app, mig, line);
+}
+
+
+/* one entry of P:audit: action "run"; Redis down never fails the run */
+static int
+audit(run_t *r, const char *result, json_t *extra)
+{
+    int            i, n, rc;
+    char           k_state[MIG_KEY_MAX], k_audit[MIG_KEY_MAX], pgpid[16];
+    char           pid[16], st[256], applied[16], reason[MIG_REASON_MAX + 1];
+    const char    *av[48];
+    size_t         lens[48];
+    json_t        *v;
+    redisReply    *rep;
+    redisContext  *c;
+    migctl_ctx_t  *ctx = r->ctx;
+
+    (void) extra;
+
+    if (r->redis_warned) {
+        return MIGCTL_UNREACHABLE;
+    }
+
+    if (mig_key_state(k_state, sizeof(k_state), ctx->conf.prefix,
+                      ctx->scope) < 0
+        || mig_key_audit(k_audit, sizeof(k_audit), ctx->conf.prefix) < 0)
+    {
+        return MIGCTL_USAGE;
+    }
+
+    rc = migctl_redis_open(ctx, &c);
+    if (rc != MIGCTL_OK) {
+        r->redis_warned = 1;
+        fprintf(stderr, "migctl: run: no audit entry (Redis unreachable):"
+                " the run goes on\n");
+        return rc;
+    }
+
+    /* the command line is the reason: one line of text, bounded */
+    n = (int) strlen(r->cmdline);
+    n = n > MIG_REASON_MAX ? MIG_REASON_MAX : n;
+    memcpy(reason, r->cmdline, (size_t) n);
+    reason[n] = '\0';
+    for (i = 0; reason[i]; i++) {
+        if ((unsigned char) reason[i] < 0x20 || reason[i] == 0x7f) {
+            reason[i] = '?';
+        }
+    }
+    if (mig_text_valid(reason, strlen(reason), NULL, 0) != MIG_OK) {
+        snprintf(reason, sizeof(reason), "(command line not UTF-8)");
+    }
+
+    snprintf(pgpid, sizeof(pgpid), "%d", r->backend_pid);
+    snprintf(pid, sizeof(pid), "%d", (int) getpid());
+
+    n = 0;
+    av[n++] = "EVAL";
+    av[n++] = audit_lua;
+    av[n++] = "2";
+    av[n++] = k_state;
+    av[n++] = k_audit;
+    av[n++] = RUN_AUDIT_MAXLEN;
+    av[n++] = "run";
+    av[n++] = ctx->scope;
+    av[n++] = "actor";
+    av[n++] = r->actor;
+    av[n++] = "reason";
+    av[n++] = reason;
+    av[n++] = "release";
+    av[n++] = "";
+    av[n++] = "result";
+    av[n++] = result;
+    av[n++] = "run";
+    av[n++] = r->id[0] ? r->id : "-";
+    av[n++] = "dir";
+    av[n++] = r->dir[0] ? r->dir : "-";
+    av[n++] = "pg_pid";
+    av[n++] = pgpid;
+    av[n++] = "db";
+    av[n++] = r->db;
+    av[n++] = "host";
+    av[n++] = r->host;
+    av[n++] = "pid";
+    av[n++] = pid;
+
+    if (r->res != NULL && (v = json_object_get(r->res, "attempts"))
+        != NULL && strcmp(result, "started") != 0)
+    {
+        status_text(0, st, sizeof(st));
+        if (json_is_integer(json_object_get(r->res, "exit"))) {
+            snprintf(st, sizeof(st), "exit %lld", (long long)
+                     json_integer_value(json_object_get(r->res, "exit")));
+        } else if (json_is_string(json_object_get(r->res, "signal"))) {
+            snprintf(st, sizeof(st), "signal %s", json_string_value(
+                     json_object_get(r->res, "signal")));
+        }
+        av[n++] = "status";
+        av[n++] = st;
+        snprintf(applied, sizeof(applied), "%d", (int) json_array_size(
+                 json_object_get(r->res, "applied")));
+        av[n++] = "applied";
+        av[n++] = applied;
+        av[n++] = "attempts";
+        snprintf(st + 128, 16, "%d", (int) json_array_size(v));
+        av[n++] = st + 128;
+        if (json_is_string(json_object_get(r->res, "failed_migration"))) {
+            av[n++] = "migration";
+            av[n++] = json_string_value(json_object_get(r->res,
+                                                        "failed_migration"));
+        }
+    }
+
+    for (i = 0; i < n; i++) {
+        lens[i] = strlen(av[i]);
+    }
+
+    rep = migctl_redis_cmd(ctx, c, n, av, lens);
+    rc = MIGCTL_UNREACHABLE;
+
+    if (rep != NULL) {
+        if (rep->type == REDIS_REPLY_ERROR) {
+            fprintf(stderr, "migctl: run: no audit entry: Redis: %s\n",
+                    rep->str);
+            rc = MIGCTL_PROBLEM;
+        } else {
+            rc = MIGCTL_OK;
+        }
+        freeReplyObject(rep);
+    }
+
+    migctl_redis_close(c);
+
+    return rc;
+}
+
+
+static void
+set_actor(run_t *r)
+{
+    const char     *a;
+    struct passwd  *pw;
+
+    a = getenv("MIGCTL_ACTOR");
+
+    if (a == NULL || *a == '\0') {
+        a = getenv("LOGNAME");
+    }
+
+    if (a == NULL || *a == '\0') {
+        pw = getpwuid(geteuid());
+        a = pw ? pw->pw_name : "unknown";
+    }
+
+    if (strlen(a) > MIG_ACTOR_MAX
+        || mig_text_valid(a, strlen(a), NULL, 0) != MIG_OK)
+    {
+        a = "unknown";
+    }
+
+    snprintf(r->actor, sizeof(r->actor), "%s", a);
+}
+
+
+static const char *
+sig_name(int sig)
+{
+    static char  buf[16];
+
+    switch (sig) {
+    case SIGHUP:  return "SIGHUP";
+    case SIGINT:  return "SIGINT";
+    case SIGQUIT: return "SIGQUIT";
+    case SIGABRT: return "SIGABRT";
+    case SIGKILL: return "SIGKILL";
+    case SIGSEGV: return "SIGSEGV";
+    case SIGPIPE: return "SIGPIPE";
+    case SIGTERM: return "SIGTERM";
+    case SIGBUS:  return "SIGBUS";
+    }
+
+    snprintf(buf, sizeof(buf), "signal %d", sig);
+
+    return buf;
+}
+
+
+static void
+status_text(int status, char *buf, size_t size)
+{
+    if (WIFEXITED(status)) {
+        snprintf(buf, size, "exit %d", WEXITSTATUS(status));
+
+    } else if (WIFSIGNALED(status)) {
+        snprintf(buf, size, "killed by %s", sig_name(WTERMSIG(status)));
+
+    } else {
+        snprintf(buf, size, "status %d", status);
+    }
+}
+
+
+static json_t *
+status_json(int status, json_t *o)
+{
+    json_object_set_new(o, "exit", WIFEXITED(status)
+                        ? json_integer(WEXITSTATUS(status)) : json_null());
+    json_object_set_new(o, "signal", WIFSIGNALED(status)
+                        ? json_string(sig_name(WTERMSIG(status)))
+                        : json_null());
+
+    return o;
+}
+
+
+static long long
+mono_ms(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+
+    return (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+
+static int
+cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+
+static void
+on_signal(int sig)
+{
+    got_signal = sig;
+}
+
+
+static void
+usage(FILE *f)
+{
+    fprintf(f,
+        "usage: migctl [-c FILE] [--json] run [options] -- CMD [ARGS...]\n"
+        "\n"
+        "Runs CMD (python manage.py migrate --noinput) once, holding the\n"
+        "runner lock pg_advisory_lock(0x6d696763746c) on its own session:\n"
+        "a second runner is refused at once (exit 4) and told who holds it.\n"
+        "\n"
+        "  --wait-lock D            wait up to D for the lock (holder shown\n"
+        "                           every 5 s) instead of exit 4\n"
+        "  --lock-timeout D         lock_timeout of the command's sessions\n"
+        "                           (appended to PGOPTIONS): its DDL gives up\n"
+        "                           instead of queueing every query behind it\n"
+        "  --statement-timeout D    statement_timeout likewise\n"
+        "  --retries N              re-run only after a lock timeout (55P03)\n"
+        "                           that left the database unchanged (nothing\n"
+        "                           recorded, catalog as before); backoff\n"
+        "                           1 s, 2 s, 4 s... (needs --lock-timeout)\n"
+        "  --plan-cmd CMD           shell command whose output (showmigrations\n"
+        "                           --plan) is kept as plan.txt before the run\n"
+        "                           (default: runs.plan_cmd)\n"
+        "  --maintenance-on-failure on failure set the maintenance flag of\n"
+        "                           --scope (audited) before exit 5; needs Redis\n"
+        "  --diagnose               on failure print the diagnose command for\n"
+        "                           the migration that failed\n"
+        "  --runs-dir DIR           the evidence root (default runs.dir, else\n"
+        "                           " MIGCTL_RUNS_DIR ")\n"
+        "\n"
+        "Each run keeps RUNS/<time>-<pid>/ (0700): command, env (names only),\n"
+        "output.log (timestamped stdout/stderr), plan.txt, migrations_before\n"
+        "and _after.tsv, applied.tsv, result.json.  SIGINT/SIGTERM are\n"
+        "forwarded to the command's process group; if migctl dies, the\n"
+        "command is killed and the lock goes with migctl's session.  Start,\n"
+        "end and result are audited in the Redis stream when Redis answers.\n"
+        "exit codes: 0 ok, 2 usage, 3 database unreachable, 4 refused (lock\n"
+        "held), 5 the command failed.\n");
+}
