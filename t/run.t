@@ -283,5 +283,7 @@ EOF
 }
 
 $t->check_pg_log('pg');
+unlike($t->read_file($t->dir . '/pg/postgres.log') // '', qr/^migctl run .*(ERROR|FATAL):/m,
+       'postgres log: no error from the runner session');
 
 done_testing();
