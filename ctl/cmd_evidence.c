@@ -815,18 +815,19 @@ classify(ev_t *e)
 
 /*
  * The recommended path: `migctl diagnose --json` itself (the same
- * decision code), run as a child of this binary.
+ * decision code), called in this process with stdout into a temporary
+ * file and its stderr lines silenced.
  */
 static void
 diagnose(ev_t *e)
 {
-    int          fd[2], status, n;
-    char        *argv[32], *out, *p, buf[8192];
-    const char  *app, *mig;
-    pid_t        pid;
-    size_t       len;
-    ssize_t      k;
-    json_error_t jerr;
+    int            n, out_fd, err_fd, dn;
+    char          *argv[32], *out;
+    FILE          *tf;
+    long           len;
+    const char    *app, *mig;
+    json_error_t   jerr;
+    migctl_ctx_t   sub;
 
     app = e->app ? e->app : (e->failed_app[0] ? e->failed_app : NULL);
     mig = e->migration ? e->migration
@@ -837,14 +838,6 @@ diagnose(ev_t *e)
     }
 
     n = 0;
-    argv[n++] = "migctl";
-    if (e->ctx->config_path) {
-        argv[n++] = "-c";
-        argv[n++] = (char *) e->ctx->config_path;
-    }
-    argv[n++] = "--scope";
-    argv[n++] = e->ctx->scope;
-    argv[n++] = "--json";
     argv[n++] = "diagnose";
     argv[n++] = "--app";
     argv[n++] = (char *) app;
@@ -866,81 +859,73 @@ diagnose(ev_t *e)
     }
     argv[n] = NULL;
 
-    if (pipe(fd) != 0) {
+    tf = tmpfile();
+    dn = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (tf == NULL || dn < 0) {
         miss(e, "diagnose", strerror(errno));
+        if (tf != NULL) {
+            fclose(tf);
+        }
+        if (dn >= 0) {
+            close(dn);
+        }
         return;
     }
 
     fflush(stdout);
     fflush(stderr);
-    pid = fork();
+    out_fd = dup(STDOUT_FILENO);
+    err_fd = dup(STDERR_FILENO);
+    dup2(fileno(tf), STDOUT_FILENO);
+    dup2(dn, STDERR_FILENO);
+    close(dn);
 
-    if (pid < 0) {
-        close(fd[0]);
-        close(fd[1]);
-        miss(e, "diagnose", strerror(errno));
+    sub = *e->ctx;
+    sub.cmd = "diagnose";
+    sub.json = 1;
+    (void) cmd_diagnose(n, argv, &sub);
+
+    fflush(stdout);
+    fflush(stderr);
+    dup2(out_fd, STDOUT_FILENO);
+    dup2(err_fd, STDERR_FILENO);
+    close(out_fd);
+    close(err_fd);
+
+    e->diag_tried = 1;
+    out = NULL;
+    fseek(tf, 0, SEEK_END);
+    len = ftell(tf);
+    rewind(tf);
+
+    if (len > 0) {
+        out = malloc((size_t) len + 1);
+        if (out != NULL && fread(out, 1, (size_t) len, tf) != (size_t) len)
+        {
+            free(out);
+            out = NULL;
+        }
+    }
+
+    fclose(tf);
+
+    e->diag = out ? json_loadb(out, (size_t) len, 0, &jerr) : NULL;
+    free(out);
+
+    if (e->diag == NULL) {
+        miss(e, "diagnose", sub.error[0] ? sub.error
+                                         : "migctl diagnose gave no JSON");
         return;
     }
 
-    if (pid == 0) {
-        int  dn = open("/dev/null", O_RDWR);
+    (void) put_json(e, "diagnose.json", e->diag);
 
-        dup2(fd[1], STDOUT_FILENO);
-        if (dn >= 0) {
-            dup2(dn, STDIN_FILENO);
-            dup2(dn, STDERR_FILENO);
-        }
-        close(fd[0]);
-        close(fd[1]);
-        execv("/proc/self/exe", argv);
-        _exit(127);
+    if (!json_is_true(json_object_get(e->diag, "ok"))) {
+        miss(e, "diagnose", s_of(e->diag, "error") ? s_of(e->diag, "error")
+                                                   : "failed");
+        json_decref(e->diag);
+        e->diag = NULL;
     }
-
-    close(fd[1]);
-    out = NULL;
-    len = 0;
-
-    for ( ;; ) {
-        k = read(fd[0], buf, sizeof(buf));
-        if (k < 0 && errno == EINTR) {
-            continue;
-        }
-        if (k <= 0) {
-            break;
-        }
-        p = realloc(out, len + (size_t) k + 1);
-        if (p == NULL) {
-            break;
-        }
-        out = p;
-        memcpy(out + len, buf, (size_t) k);
-        len += (size_t) k;
-        out[len] = '\0';
-    }
-
-    close(fd[0]);
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-        /* void */
-    }
-
-    e->diag_tried = 1;
-    e->diag = out ? json_loadb(out, len, 0, &jerr) : NULL;
-    if (e->diag == NULL) {
-        miss(e, "diagnose", "migctl diagnose gave no JSON");
-
-    } else {
-        (void) put_json(e, "diagnose.json", e->diag);
-
-        if (!json_is_true(json_object_get(e->diag, "ok"))) {
-            miss(e, "diagnose", s_of(e->diag, "error") ? s_of(e->diag,
-                                                              "error")
-                                                       : "failed");
-            json_decref(e->diag);
-            e->diag = NULL;
-        }
-    }
-
-    free(out);
 }
 
 
