@@ -95,6 +95,8 @@ static int snapshot(run_t *r, const char *name, json_t **rows);
 static int fingerprint(run_t *r, char *buf, size_t size);
 static int attempt(run_t *r, int n, int *status);
 static void on_line(run_t *r, stream_t *s);
+static int guard(pid_t pgid, pid_t *watcher);
+static void unguard(int fd, pid_t watcher);
 static void feed(run_t *r, stream_t *s, const char *buf, size_t len);
 static int capture(run_t *r, char *const *argv, const char *out,
     int *status);
@@ -207,6 +209,9 @@ cmd_run(int argc, char **argv, migctl_ctx_t *ctx)
         goto done;
     }
 
+    /* at once: a second runner reads our command line from it */
+    (void) audit(&r, "started", NULL);
+
     r.res = json_object();
     attempts = json_array();
     json_object_set_new(r.res, "id", json_string(r.id));
@@ -239,8 +244,6 @@ cmd_run(int argc, char **argv, migctl_ctx_t *ctx)
     }
 
     plan_before(&r);
-
-    (void) audit(&r, "started", NULL);
 
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal;
@@ -644,7 +647,7 @@ take_lock(run_t *r)
 static int
 holder(run_t *r, json_t **out)
 {
-    int            rc, i;
+    int            rc, i, retried;
     char           classid[16], objid[16], err[512], pidbuf[16];
     const char    *params[2], *av[6];
     size_t         lens[6], j, f;
@@ -701,6 +704,10 @@ holder(run_t *r, json_t **out)
     PQclear(res);
 
     *out = h;
+
+    retried = 0;
+
+again:
 
     /* the first runner's own audit entry: its full command line */
     if (r->redis_warned || migctl_redis_open(ctx, &c) != MIGCTL_OK) {
@@ -785,6 +792,15 @@ holder(run_t *r, json_t **out)
     }
 
     migctl_redis_close(c);
+
+    /* a runner that took the lock a moment ago audits right after */
+    if (json_object_get(h, "command") == NULL && !retried
+        && json_integer_value(json_object_get(h, "seconds")) < 2)
+    {
+        retried = 1;
+        usleep(300000);
+        goto again;
+    }
 
     return MIGCTL_OK;
 }
@@ -1163,9 +1179,9 @@ fingerprint(run_t *r, char *buf, size_t size)
 static int
 attempt(run_t *r, int n, int *status)
 {
-    int            po[2], pe[2], i, nopen, exited, dn, forwarded;
+    int            po[2], pe[2], i, nopen, exited, dn, forwarded, watch;
     char           buf[16384], ts[64];
-    pid_t          pid, parent, w;
+    pid_t          pid, parent, w, watcher;
     ssize_t        k;
     stream_t       s[2];
     long long      exit_at;
@@ -1240,6 +1256,8 @@ attempt(run_t *r, int n, int *status)
     setpgid(pid, pid);
     close(po[1]);
     close(pe[1]);
+
+    watch = guard(pid, &watcher);
 
     memset(s, 0, sizeof(s));
     s[0].fd = po[0];
@@ -1334,12 +1352,104 @@ attempt(run_t *r, int n, int *status)
         }
     }
 
+    unguard(watch, watcher);
+
     status_text(*status, buf, sizeof(buf));
     migctl_iso_time(ts, sizeof(ts), migctl_wall_ms(), 1);
     fprintf(r->log, "%s --- attempt %d: %s\n", ts, n, buf);
     fflush(r->log);
 
     return MIGCTL_OK;
+}
+
+
+/*
+ * PR_SET_PDEATHSIG reaches the direct child only: a wrapper (sh -c,
+ * bin/migrate) that forks leaves its children running, holding locks,
+ * after the runner lock is gone.  A watcher in its own group, deaf to
+ * the terminal's signals, holds the read end of a pipe only we write:
+ * EOF without the "done" byte means migctl died: it kills the group.
+ * Returns the write end, or -1 (then PDEATHSIG alone).
+ */
+static int
+guard(pid_t pgid, pid_t *watcher)
+{
+    int      p[2], fd;
+    char     c;
+    pid_t    w;
+    ssize_t  k;
+
+    *watcher = -1;
+
+    if (pipe2(p, O_CLOEXEC) != 0) {
+        return -1;
+    }
+
+    w = fork();
+
+    if (w < 0) {
+        close(p[0]);
+        close(p[1]);
+        return -1;
+    }
+
+    if (w == 0) {
+        setpgid(0, 0);
+        signal(SIGINT, SIG_IGN);
+        signal(SIGTERM, SIG_IGN);
+        signal(SIGHUP, SIG_IGN);
+        signal(SIGPIPE, SIG_IGN);
+
+        /* nothing of ours kept open: no output pipe, no db socket */
+        fd = open("/dev/null", O_RDWR);
+        if (fd >= 0) {
+            dup2(fd, STDIN_FILENO);
+            dup2(fd, STDOUT_FILENO);
+            dup2(fd, STDERR_FILENO);
+        }
+        for (fd = 3; fd < 1024; fd++) {
+            if (fd != p[0]) {
+                close(fd);
+            }
+        }
+
+        c = 0;
+        while ((k = read(p[0], &c, 1)) < 0 && errno == EINTR) {
+            /* void */
+        }
+
+        /* EOF without the byte: migctl is gone, so is the lock */
+        if (k != 1 || c != 'd') {
+            kill(-pgid, SIGKILL);
+        }
+
+        _exit(0);
+    }
+
+    close(p[0]);
+    *watcher = w;
+
+    return p[1];
+}
+
+
+static void
+unguard(int fd, pid_t watcher)
+{
+    int  status;
+
+    if (fd < 0) {
+        return;
+    }
+
+    if (write(fd, "d", 1) != 1) {
+        /* the watcher is gone already */
+    }
+    close(fd);
+
+    while (waitpid(watcher, &status, 0) < 0 && errno == EINTR) {
+        /* void */
+    }
 }
 
 

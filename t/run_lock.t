@@ -167,17 +167,42 @@ my $SLEEP = ['/usr/bin/python3', '-c',
     my $p = spawn('kill', 'run', '--', '/usr/bin/python3', '-c',
                   'import time; print("up", flush=True); time.sleep(60)');
     ok($t->wait_for(sub { slurp($p->{out}) =~ /up/ }, 20), 'kill: the command runs');
-    my @kids = children($p->{pid});
-    is(scalar @kids, 1, 'kill: one child');
+    my @all = children($p->{pid});
+    my @kids = grep { $t->process_title($_) =~ m{^/usr/bin/python3} } @all;
+    my @watch = grep { $t->process_title($_) !~ m{^/usr/bin/python3} } @all;
+    is(scalar @kids, 1, 'kill: one child runs the command');
+    is(scalar @watch, 1, 'kill: and one watcher');
     ok(holder_pid() > 0, 'kill: the lock is held');
     kill 'KILL', $p->{pid};
     my $t0 = time;
     reap($p, 5);
     ok($t->wait_gone($kids[0], 1), sprintf('kill: the command stopped (%.2f s)', time - $t0));
+    ok($t->wait_gone($watch[0], 1), 'kill: the watcher is gone too');
     ok($t->wait_for(sub { holder_pid() == 0 }, 1),
        sprintf('kill: the lock is free within a second (%.2f s)', time - $t0));
     my $r = $t->migctl({ env => \%e }, 'run', '--', 'true');
     is($r->{rc}, 0, 'kill: the next run gets the lock');
+}
+
+# --- the same through a wrapper that forks: the grandchild stops too --------
+
+{
+    my $mark = $t->dir . '/gc.pid';
+    my $p = spawn('killwrap', 'run', '--', 'sh', '-c',
+                  '/usr/bin/python3 -c \'import os, time; open("' . $mark
+                  . '", "w").write(str(os.getpid())); print("up", flush=True); '
+                  . 'time.sleep(60)\'; echo wrapper-after');
+    ok($t->wait_for(sub { slurp($p->{out}) =~ /up/ }, 20), 'wrapper: the command runs');
+    my $gc = slurp($mark);
+    ok($gc && MigTest::pid_alive($gc), "wrapper: the grandchild ($gc) runs");
+    my @kids = children($p->{pid});
+    ok(@kids && !grep({ $_ == $gc } @kids), 'wrapper: it is not migctl\'s direct child');
+    my $wrapper = $kids[0];
+    kill 'KILL', $p->{pid};
+    my $t0 = time;
+    reap($p, 5);
+    ok($t->wait_gone($gc, 1), sprintf('wrapper: the grandchild stopped (%.2f s)', time - $t0));
+    ok($t->wait_for(sub { holder_pid() == 0 }, 1), 'wrapper: the lock is free');
 }
 
 # --- item 5: a migration blocked by a long transaction ----------------------
