@@ -452,7 +452,7 @@ cmd_run(int argc, char **argv, migctl_ctx_t *ctx)
     }
 
     if (ctx->json) {
-        rc = migctl_json_result(ctx, json_incref(r.res), rc);
+        rc = migctl_json_result(ctx, json_pack("{s:O}", "run", r.res), rc);
     }
 
 done:

@@ -147,6 +147,20 @@ sub audit {
     like($r->{out}, qr{default/run ok}, 'maintenance status shows the run');
 }
 
+# --- --json: the envelope, the run inside ----------------------------------
+
+{
+    my %e = new_db('r_json');
+    my $r = mc(\%e, '--json', 'run', '--', 'sh', '-c', 'echo to-stdout; exit 2');
+    is($r->{rc}, 5, '--json: exit 5');
+    my $j = eval { $json->decode($r->{out}) } // {};
+    is($j->{command}, 'run', '--json: command is run');
+    is($j->{exit}, 5, '--json: exit 5 in the envelope');
+    is($j->{run}{exit}, 2, '--json: the command\'s exit 2 in run');
+    is($j->{run}{result}, 'failed', '--json: result failed');
+    like($r->{err}, qr/^to-stdout$/m, '--json: the command\'s stdout goes to stderr');
+}
+
 # --- the child's environment: PGOPTIONS appended, reaching the server ----
 
 {
@@ -190,7 +204,8 @@ sub audit {
     like($r->{err}, qr/cannot run .*no-such-command: No such file/, 'missing command: said');
     is(result(last_run())->{exit}, 127, 'missing command: exit 127 recorded');
 
-    my @a = grep { $_->{action} eq 'run' && $_->{result} eq 'failed' } @{ audit() };
+    my @a = grep { $_->{action} eq 'run' && $_->{result} eq 'failed'
+                   && $_->{db} =~ m{/r_fail$} } @{ audit() };
     is(scalar @a, 3, 'audit: three failed runs');
     is($a[1]{status}, 'signal SIGTERM', 'audit: the signal');
 }
