@@ -22,65 +22,15 @@
 
 #include "migctl.h"
 #include "db.h"
+#include "run.h"
 
 
-#define RUN_LINE_MAX        8192         /* a longer line is cut in the log */
-#define RUN_CAPTURE_MAX     (1024 * 1024)  /* output kept for classify */
-#define RUN_POLL_MS         200
 #define RUN_LOCK_POLL_MS    250
 #define RUN_LOCK_PRINT_MS   5000
-#define RUN_DRAIN_MS        2000         /* after exit: grandchildren */
 #define RUN_BACKOFF_MS      1000
 #define RUN_BACKOFF_MAX_MS  30000
-#define RUN_AUX_TIMEOUT_MS  300000       /* plan and sqlmigrate commands */
 #define RUN_AUDIT_MAXLEN    "10000"
 #define RUN_AUDIT_SCAN      "500"
-
-
-typedef struct {
-    int          fd;
-    int          tag;                    /* 'o' stdout, 'e' stderr */
-    char         line[RUN_LINE_MAX];
-    size_t       n;
-    long long    line_ms;                /* when the line began */
-} stream_t;
-
-typedef struct {
-    migctl_ctx_t      *ctx;
-
-    /* options */
-    int                mof;              /* --maintenance-on-failure */
-    int                diagnose;
-    long               wait_lock_ms;
-    long               lock_timeout_ms;
-    long               statement_timeout_ms;
-    int                retries;
-    const char        *plan_cmd;
-    const char        *runs_dir;
-    const char        *reason;
-    char             **cmd;
-    int                ncmd;
-
-    PGconn            *conn;
-    int                backend_pid;
-    char               db[512];          /* host:port/dbname */
-    char               id[96];
-    char               dir[MIGCTL_PATH_MAX];
-    char               cmdline[MIGCTL_COMMAND_MAX];   /* scrubbed */
-    char               actor[MIG_ACTOR_MAX + 1];
-    char               host[256];
-    migctl_secrets_t   sec;
-    FILE              *log;
-    char             **envp;
-
-    char              *cap;              /* this attempt's output */
-    size_t             ncap;
-    char               applying[256];    /* last "Applying A.M..." */
-    int                applying_ok;
-
-    int                redis_warned;
-    json_t            *res;
-} run_t;
 
 
 static int parse(run_t *r, int argc, char **argv);
@@ -93,28 +43,13 @@ static int write_file(run_t *r, const char *name, const char *text,
 static int build_env(run_t *r);
 static int snapshot(run_t *r, const char *name, json_t **rows);
 static int fingerprint(run_t *r, char *buf, size_t size);
-static int attempt(run_t *r, int n, int *status);
-static void on_line(run_t *r, stream_t *s);
-static int guard(pid_t pgid, pid_t *watcher);
-static void unguard(int fd, pid_t watcher);
-static void feed(run_t *r, stream_t *s, const char *buf, size_t len);
-static int capture(run_t *r, char *const *argv, const char *out,
-    int *status);
 static int lock_timeout_only(run_t *r);
 static void plan_before(run_t *r);
 static void print_diagnose(run_t *r);
 static int audit(run_t *r, const char *result, json_t *extra);
 static void set_actor(run_t *r);
-static const char *sig_name(int sig);
-static void status_text(int status, char *buf, size_t size);
-static json_t *status_json(int status, json_t *o);
-static long long mono_ms(void);
 static int cmp_str(const void *a, const void *b);
-static void on_signal(int sig);
 static void usage(FILE *f);
-
-
-static volatile sig_atomic_t  got_signal;
 
 
 /* like maintenance's refused script: the entry carries the state in force */
@@ -141,7 +76,7 @@ cmd_run(int argc, char **argv, migctl_ctx_t *ctx)
 {
     int                 rc, n, status, ok, changed, i;
     long                backoff;
-    char                fp0[64], fp1[64], text[256], reason[MIG_REASON_MAX];
+    char                fp0[64], fp1[64], text[256], reason[1024];
     char                err[512];
     json_t             *before, *after, *applied, *attempts, *a, *row, *x;
     long long           start, deadline, t0;
@@ -246,7 +181,7 @@ cmd_run(int argc, char **argv, migctl_ctx_t *ctx)
     plan_before(&r);
 
     memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
+    sa.sa_handler = migctl_run_on_signal;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
@@ -262,14 +197,14 @@ cmd_run(int argc, char **argv, migctl_ctx_t *ctx)
 
         k = json_array_size(before);
         t0 = migctl_wall_ms();
-        rc = attempt(&r, n, &status);
+        rc = migctl_run_attempt(&r, n, &status);
         if (rc != MIGCTL_OK) {
             break;
         }
 
         a = json_object();
         json_object_set_new(a, "attempt", json_integer(n));
-        status_json(status, a);
+        migctl_run_status_json(status, a);
         migctl_iso_time(text, sizeof(text), t0, 1);
         json_object_set_new(a, "started", json_string(text));
         json_object_set_new(a, "duration_ms",
@@ -277,7 +212,7 @@ cmd_run(int argc, char **argv, migctl_ctx_t *ctx)
         json_array_append_new(attempts, a);
 
         ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-        if (ok || got_signal || n > r.retries) {
+        if (ok || migctl_run_signal || n > r.retries) {
             break;
         }
 
@@ -311,12 +246,12 @@ cmd_run(int argc, char **argv, migctl_ctx_t *ctx)
                 " database: retry %d of %d in %.1f s\n", n, r.retries,
                 backoff / 1000.0);
 
-        deadline = mono_ms() + backoff;
-        while (!got_signal && mono_ms() < deadline) {
+        deadline = migctl_run_mono_ms() + backoff;
+        while (!migctl_run_signal && migctl_run_mono_ms() < deadline) {
             usleep(50000);
         }
 
-        if (got_signal) {
+        if (migctl_run_signal) {
             break;
         }
 
@@ -377,7 +312,7 @@ cmd_run(int argc, char **argv, migctl_ctx_t *ctx)
     json_object_set_new(r.res, "ended", json_string(text));
     json_object_set_new(r.res, "duration_ms",
                         json_integer(migctl_wall_ms() - start));
-    status_json(status, r.res);
+    migctl_run_status_json(status, r.res);
     json_object_set_new(r.res, "result", json_string(ok ? "ok" : "failed"));
     json_object_set_new(r.res, "attempts", attempts);
     attempts = NULL;
@@ -385,12 +320,12 @@ cmd_run(int argc, char **argv, migctl_ctx_t *ctx)
     json_object_set_new(r.res, "failed_migration",
                         !ok && r.applying[0] && !r.applying_ok
                         ? json_string(r.applying) : json_null());
-    if (got_signal) {
+    if (migctl_run_signal) {
         json_object_set_new(r.res, "interrupted_by",
-                            json_string(strsignal(got_signal)));
+                            json_string(strsignal(migctl_run_signal)));
     }
 
-    status_text(status, text, sizeof(text));
+    migctl_run_status_text(status, text, sizeof(text));
 
     if (ok) {
         rc = MIGCTL_OK;
@@ -406,6 +341,7 @@ cmd_run(int argc, char **argv, migctl_ctx_t *ctx)
                      r.applying[0] && !r.applying_ok ? " applying " : "",
                      r.applying[0] && !r.applying_ok ? r.applying : "",
                      r.id);
+            reason[MIG_REASON_MAX] = '\0';      /* the edges' limit */
 
             i = migctl_maintenance_set(ctx, 1, reason, NULL, &epoch);
             if (i == MIGCTL_OK) {
@@ -436,7 +372,7 @@ cmd_run(int argc, char **argv, migctl_ctx_t *ctx)
 
     if (!ok) {
         fprintf(stderr, "migctl: run: the command failed (%s) after %d"
-                " attempt(s): the record is in %s\n", text,
+                " migctl_run_attempt(s): the record is in %s\n", text,
                 (int) json_array_size(json_object_get(r.res, "attempts")),
                 r.dir);
 
@@ -585,7 +521,7 @@ take_lock(run_t *r)
              PQgetvalue(res, 0, 4));
     PQclear(res);
 
-    start = mono_ms();
+    start = migctl_run_mono_ms();
     last = 0;
 
     for ( ;; ) {
@@ -612,7 +548,9 @@ take_lock(run_t *r)
             return MIGCTL_UNREACHABLE;
         }
 
-        if (r->wait_lock_ms == 0 || mono_ms() - start >= r->wait_lock_ms) {
+        if (r->wait_lock_ms == 0
+            || migctl_run_mono_ms() - start >= r->wait_lock_ms)
+        {
             print_holder(r, h, r->wait_lock_ms ? "still held after"
                                                  " --wait-lock"
                                                : "held");
@@ -632,9 +570,9 @@ take_lock(run_t *r)
                                 " migctl locks");
         }
 
-        if (last == 0 || mono_ms() - last >= RUN_LOCK_PRINT_MS) {
+        if (last == 0 || migctl_run_mono_ms() - last >= RUN_LOCK_PRINT_MS) {
             print_holder(r, h, "waiting: held");
-            last = mono_ms();
+            last = migctl_run_mono_ms();
         }
 
         json_decref(h);
@@ -1171,517 +1109,6 @@ fingerprint(run_t *r, char *buf, size_t size)
 }
 
 
-/*
- * One run of the command: its own process group, dies with us
- * (PR_SET_PDEATHSIG), SIGINT/SIGTERM/SIGHUP forwarded to its group;
- * output live on our stdout/stderr and into output.log with timestamps.
- */
-static int
-attempt(run_t *r, int n, int *status)
-{
-    int            po[2], pe[2], i, nopen, exited, dn, forwarded, watch;
-    char           buf[16384], ts[64];
-    pid_t          pid, parent, w, watcher;
-    ssize_t        k;
-    stream_t       s[2];
-    long long      exit_at;
-    struct pollfd  pfd[2];
-
-    free(r->cap);
-    r->cap = NULL;
-    r->ncap = 0;
-    r->applying[0] = '\0';
-    r->applying_ok = 0;
-
-    migctl_iso_time(ts, sizeof(ts), migctl_wall_ms(), 1);
-    fprintf(r->log, "%s --- attempt %d: %s\n", ts, n, r->cmdline);
-    fflush(r->log);
-
-    if (pipe2(po, O_CLOEXEC) != 0) {
-        return migctl_error(r->ctx, MIGCTL_PROBLEM, "pipe: %s",
-                            strerror(errno));
-    }
-
-    if (pipe2(pe, O_CLOEXEC) != 0) {
-        close(po[0]);
-        close(po[1]);
-        return migctl_error(r->ctx, MIGCTL_PROBLEM, "pipe: %s",
-                            strerror(errno));
-    }
-
-    fflush(stdout);
-    fflush(stderr);
-    parent = getpid();
-
-    pid = fork();
-
-    if (pid < 0) {
-        for (i = 0; i < 2; i++) {
-            close(po[i]);
-            close(pe[i]);
-        }
-        return migctl_error(r->ctx, MIGCTL_PROBLEM, "fork: %s",
-                            strerror(errno));
-    }
-
-    if (pid == 0) {
-        setpgid(0, 0);
-
-        /* the child must not outlive the runner lock */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent) {
-            _exit(127);
-        }
-
-        signal(SIGINT, SIG_DFL);
-        signal(SIGTERM, SIG_DFL);
-        signal(SIGHUP, SIG_DFL);
-        signal(SIGPIPE, SIG_DFL);
-
-        /* its own process group cannot read the terminal */
-        dn = open("/dev/null", O_RDONLY);
-        if (dn >= 0) {
-            dup2(dn, STDIN_FILENO);
-        }
-        dup2(po[1], STDOUT_FILENO);
-        dup2(pe[1], STDERR_FILENO);
-
-        execvpe(r->cmd[0], r->cmd, r->envp);
-
-        dprintf(STDERR_FILENO, "migctl: run: cannot run %s: %s\n",
-                r->cmd[0], strerror(errno));
-        _exit(127);
-    }
-
-    setpgid(pid, pid);
-    close(po[1]);
-    close(pe[1]);
-
-    watch = guard(pid, &watcher);
-
-    memset(s, 0, sizeof(s));
-    s[0].fd = po[0];
-    s[0].tag = 'o';
-    s[1].fd = pe[0];
-    s[1].tag = 'e';
-
-    nopen = 2;
-    exited = 0;
-    exit_at = 0;
-    forwarded = 0;
-    *status = 0;
-
-    for ( ;; ) {
-        if (got_signal && !forwarded) {
-            /* once: the child decides; a second Ctrl-C is forwarded too */
-            kill(-pid, got_signal);
-            forwarded = 1;
-            fprintf(stderr, "migctl: run: %s forwarded to the command\n",
-                    strsignal(got_signal));
-        }
-
-        if (!exited) {
-            w = waitpid(pid, status, WNOHANG);
-            if (w == pid) {
-                exited = 1;
-                exit_at = mono_ms();
-            }
-        }
-
-        if (nopen == 0 && exited) {
-            break;
-        }
-
-        if (exited && mono_ms() - exit_at > RUN_DRAIN_MS) {
-            /* a grandchild keeps the pipe: its output is not ours */
-            break;
-        }
-
-        for (i = 0; i < 2; i++) {
-            pfd[i].fd = s[i].fd;
-            pfd[i].events = POLLIN;
-            pfd[i].revents = 0;
-        }
-
-        if (poll(pfd, 2, RUN_POLL_MS) < 0) {
-            if (errno == EINTR) {
-                if (got_signal) {
-                    forwarded = 0;
-                }
-                continue;
-            }
-            break;
-        }
-
-        for (i = 0; i < 2; i++) {
-            if (s[i].fd < 0 || pfd[i].revents == 0) {
-                continue;
-            }
-
-            k = read(s[i].fd, buf, sizeof(buf));
-            if (k < 0 && errno == EINTR) {
-                continue;
-            }
-
-            if (k <= 0) {
-                close(s[i].fd);
-                s[i].fd = -1;
-                nopen--;
-                continue;
-            }
-
-            feed(r, &s[i], buf, (size_t) k);
-        }
-    }
-
-    for (i = 0; i < 2; i++) {
-        if (s[i].n) {
-            on_line(r, &s[i]);
-        }
-        if (s[i].fd >= 0) {
-            close(s[i].fd);
-        }
-    }
-
-    if (!exited) {
-        while (waitpid(pid, status, 0) < 0 && errno == EINTR) {
-            if (got_signal && !forwarded) {
-                kill(-pid, got_signal);
-                forwarded = 1;
-            }
-        }
-    }
-
-    unguard(watch, watcher);
-
-    status_text(*status, buf, sizeof(buf));
-    migctl_iso_time(ts, sizeof(ts), migctl_wall_ms(), 1);
-    fprintf(r->log, "%s --- attempt %d: %s\n", ts, n, buf);
-    fflush(r->log);
-
-    return MIGCTL_OK;
-}
-
-
-/*
- * PR_SET_PDEATHSIG reaches the direct child only: a wrapper (sh -c,
- * bin/migrate) that forks leaves its children running, holding locks,
- * after the runner lock is gone.  A watcher in its own group, deaf to
- * the terminal's signals, holds the read end of a pipe only we write:
- * EOF without the "done" byte means migctl died: it kills the group.
- * Returns the write end, or -1 (then PDEATHSIG alone).
- */
-static int
-guard(pid_t pgid, pid_t *watcher)
-{
-    int      p[2], fd;
-    char     c;
-    pid_t    w;
-    ssize_t  k;
-
-    *watcher = -1;
-
-    if (pipe2(p, O_CLOEXEC) != 0) {
-        return -1;
-    }
-
-    w = fork();
-
-    if (w < 0) {
-        close(p[0]);
-        close(p[1]);
-        return -1;
-    }
-
-    if (w == 0) {
-        setpgid(0, 0);
-        signal(SIGINT, SIG_IGN);
-        signal(SIGTERM, SIG_IGN);
-        signal(SIGHUP, SIG_IGN);
-        signal(SIGPIPE, SIG_IGN);
-
-        /* nothing of ours kept open: no output pipe, no db socket */
-        fd = open("/dev/null", O_RDWR);
-        if (fd >= 0) {
-            dup2(fd, STDIN_FILENO);
-            dup2(fd, STDOUT_FILENO);
-            dup2(fd, STDERR_FILENO);
-        }
-        for (fd = 3; fd < 1024; fd++) {
-            if (fd != p[0]) {
-                close(fd);
-            }
-        }
-
-        c = 0;
-        while ((k = read(p[0], &c, 1)) < 0 && errno == EINTR) {
-            /* void */
-        }
-
-        /* EOF without the byte: migctl is gone, so is the lock */
-        if (k != 1 || c != 'd') {
-            kill(-pgid, SIGKILL);
-        }
-
-        _exit(0);
-    }
-
-    close(p[0]);
-    *watcher = w;
-
-    return p[1];
-}
-
-
-static void
-unguard(int fd, pid_t watcher)
-{
-    int  status;
-
-    if (fd < 0) {
-        return;
-    }
-
-    if (write(fd, "d", 1) != 1) {
-        /* the watcher is gone already */
-    }
-    close(fd);
-
-    while (waitpid(watcher, &status, 0) < 0 && errno == EINTR) {
-        /* void */
-    }
-}
-
-
-static void
-feed(run_t *r, stream_t *s, const char *buf, size_t len)
-{
-    char    *p;
-    size_t   i, keep;
-    FILE    *live;
-
-    /* live, as it comes; under --json stdout is for the result */
-    live = (s->tag == 'o' && !r->ctx->json) ? stdout : stderr;
-    fwrite(buf, 1, len, live);
-    fflush(live);
-
-    /* the tail of the attempt's output, for classify */
-    if (r->ncap + len > RUN_CAPTURE_MAX) {
-        keep = RUN_CAPTURE_MAX / 2;
-        if (r->ncap > keep) {
-            memmove(r->cap, r->cap + r->ncap - keep, keep);
-            r->ncap = keep;
-        }
-    }
-
-    if (len <= RUN_CAPTURE_MAX / 2) {
-        p = realloc(r->cap, r->ncap + len + 1);
-        if (p != NULL) {
-            r->cap = p;
-            memcpy(r->cap + r->ncap, buf, len);
-            r->ncap += len;
-            r->cap[r->ncap] = '\0';
-        }
-    }
-
-    for (i = 0; i < len; i++) {
-        if (s->n == 0) {
-            s->line_ms = migctl_wall_ms();
-        }
-
-        if (buf[i] == '\n') {
-            on_line(r, s);
-            continue;
-        }
-
-        s->line[s->n++] = buf[i];
-
-        if (s->n == sizeof(s->line) - 1) {
-            on_line(r, s);
-        }
-    }
-}
-
-
-static void
-on_line(run_t *r, stream_t *s)
-{
-    char        ts[64], *clean, *a, *dots;
-    size_t      n;
-
-    s->line[s->n] = '\0';
-
-    if (s->tag == 'o') {
-        a = strstr(s->line, "Applying ");
-        if (a != NULL) {
-            a += 9;
-            dots = strstr(a, "...");
-            n = dots ? (size_t) (dots - a) : strcspn(a, " ");
-            if (n > 0 && n < sizeof(r->applying)) {
-                memcpy(r->applying, a, n);
-                r->applying[n] = '\0';
-                r->applying_ok = dots != NULL && strstr(dots, "OK") != NULL;
-            }
-        }
-    }
-
-    clean = migctl_scrub(&r->sec, s->line, s->n);
-    migctl_iso_time(ts, sizeof(ts), s->line_ms, 1);
-    fprintf(r->log, "%s %s %s\n", ts, s->tag == 'o' ? "out" : "err",
-            clean ? clean : "[out of memory]");
-    fflush(r->log);
-    free(clean);
-
-    s->n = 0;
-}
-
-
-/* an auxiliary command's stdout into RUN/out; 0 when it exited 0 */
-static int
-capture(run_t *r, char *const *argv, const char *out, int *status)
-{
-    int            po[2], pe[2], dn, i, timed_out;
-    char          *data, *p, err[1024], chunk[8192];
-    pid_t          pid, parent;
-    size_t         n, ne;
-    ssize_t        k;
-    long long      deadline;
-    struct pollfd  pfd[2];
-
-    if (pipe2(po, O_CLOEXEC) != 0) {
-        return -1;
-    }
-
-    if (pipe2(pe, O_CLOEXEC) != 0) {
-        close(po[0]);
-        close(po[1]);
-        return -1;
-    }
-
-    parent = getpid();
-    pid = fork();
-
-    if (pid < 0) {
-        for (i = 0; i < 2; i++) {
-            close(po[i]);
-            close(pe[i]);
-        }
-        return -1;
-    }
-
-    if (pid == 0) {
-        setpgid(0, 0);
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent) {
-            _exit(127);
-        }
-        dn = open("/dev/null", O_RDONLY);
-        if (dn >= 0) {
-            dup2(dn, STDIN_FILENO);
-        }
-        dup2(po[1], STDOUT_FILENO);
-        dup2(pe[1], STDERR_FILENO);
-        execvpe(argv[0], argv, r->envp);
-        dprintf(STDERR_FILENO, "cannot run %s: %s\n", argv[0],
-                strerror(errno));
-        _exit(127);
-    }
-
-    setpgid(pid, pid);
-    close(po[1]);
-    close(pe[1]);
-
-    data = NULL;
-    n = 0;
-    ne = 0;
-    err[0] = '\0';
-    timed_out = 0;
-    deadline = mono_ms() + RUN_AUX_TIMEOUT_MS;
-
-    while (po[0] >= 0 || pe[0] >= 0) {
-        if (mono_ms() >= deadline) {
-            timed_out = 1;
-            break;
-        }
-
-        pfd[0].fd = po[0];
-        pfd[0].events = POLLIN;
-        pfd[1].fd = pe[0];
-        pfd[1].events = POLLIN;
-
-        if (poll(pfd, 2, RUN_POLL_MS) < 0 && errno != EINTR) {
-            break;
-        }
-
-        if (po[0] >= 0 && pfd[0].revents) {
-            k = read(po[0], chunk, sizeof(chunk));
-            if (k <= 0) {
-                close(po[0]);
-                po[0] = -1;
-
-            } else if (n + (size_t) k < 64 * 1024 * 1024) {
-                p = realloc(data, n + (size_t) k + 1);
-                if (p != NULL) {
-                    data = p;
-                    memcpy(data + n, chunk, (size_t) k);
-                    n += (size_t) k;
-                }
-            }
-        }
-
-        if (pe[0] >= 0 && pfd[1].revents) {
-            k = read(pe[0], chunk, sizeof(chunk));
-            if (k <= 0) {
-                close(pe[0]);
-                pe[0] = -1;
-
-            } else {
-                if (ne + (size_t) k >= sizeof(err)) {
-                    ne = 0;
-                }
-                if ((size_t) k < sizeof(err)) {
-                    memcpy(err + ne, chunk, (size_t) k);
-                    ne += (size_t) k;
-                    err[ne] = '\0';
-                }
-            }
-        }
-    }
-
-    if (po[0] >= 0) {
-        close(po[0]);
-    }
-    if (pe[0] >= 0) {
-        close(pe[0]);
-    }
-
-    if (timed_out) {
-        kill(-pid, SIGKILL);
-    }
-
-    while (waitpid(pid, status, 0) < 0 && errno == EINTR) {
-        /* void */
-    }
-
-    (void) write_file(r, out, data ? data : "", n);
-    free(data);
-
-    if (timed_out || !WIFEXITED(*status) || WEXITSTATUS(*status) != 0) {
-        while (ne > 0 && (err[ne - 1] == '\n' || err[ne - 1] == '\r')) {
-            err[--ne] = '\0';
-        }
-        p = strrchr(err, '\n');
-        snprintf(chunk, sizeof(chunk), "%s", p ? p + 1 : err);
-        migctl_escape(chunk, chunk, sizeof(chunk));
-        fprintf(stderr, "migctl: run: %s %s: %s\n", argv[0],
-                timed_out ? "timed out" : "failed", chunk);
-        return -1;
-    }
-
-    return 0;
-}
-
-
 /* the attempt failed on a lock timeout (55P03), nothing else */
 static int
 lock_timeout_only(run_t *r)
@@ -1713,8 +1140,9 @@ lock_timeout_only(run_t *r)
 static void
 plan_before(run_t *r)
 {
-    int    status;
-    char  *argv[4];
+    int      status, rc;
+    char    *argv[4], *out;
+    size_t   len;
 
     if (r->plan_cmd == NULL) {
         return;
@@ -1725,7 +1153,13 @@ plan_before(run_t *r)
     argv[2] = (char *) r->plan_cmd;
     argv[3] = NULL;
 
-    if (capture(r, argv, "plan.txt", &status) != 0) {
+    out = NULL;
+    len = 0;
+    rc = migctl_run_capture(r, argv, &out, &len, &status);
+    (void) write_file(r, "plan.txt", out ? out : "", len);
+    free(out);
+
+    if (rc != 0) {
         fprintf(stderr, "migctl: run: the plan command failed: plan.txt"
                 " is incomplete; the run goes on\n");
         json_object_set_new(r->res, "plan", json_string("failed"));
@@ -1746,7 +1180,8 @@ print_diagnose(run_t *r)
     int     i, k, status, have_sql;
     char    app[256], *mig, sqlname[600], line[MIGCTL_COMMAND_MAX * 2];
     char   *argv[MIGCTL_STRV_MAX + 8], path[MIGCTL_PATH_MAX + 600];
-    char   *q[2];
+    char   *q[2], *out;
+    size_t  len;
 
     if (r->applying[0] == '\0' || r->applying_ok) {
         fprintf(stderr, "migctl: run: no \"Applying ...\" line without OK"
@@ -1779,7 +1214,11 @@ print_diagnose(run_t *r)
         argv[k + 2] = mig;
         argv[k + 3] = NULL;
 
-        have_sql = capture(r, argv, sqlname, &status) == 0;
+        out = NULL;
+        len = 0;
+        have_sql = migctl_run_capture(r, argv, &out, &len, &status) == 0;
+        (void) write_file(r, sqlname, out ? out : "", len);
+        free(out);
     }
 
     line[0] = '\0';
@@ -1915,7 +1354,7 @@ audit(run_t *r, const char *result, json_t *extra)
     if (r->res != NULL && (v = json_object_get(r->res, "attempts"))
         != NULL && strcmp(result, "started") != 0)
     {
-        status_text(0, st, sizeof(st));
+        migctl_run_status_text(0, st, sizeof(st));
         if (json_is_integer(json_object_get(r->res, "exit"))) {
             snprintf(st, sizeof(st), "exit %lld", (long long)
                      json_integer_value(json_object_get(r->res, "exit")));
@@ -1990,79 +1429,10 @@ set_actor(run_t *r)
 }
 
 
-static const char *
-sig_name(int sig)
-{
-    static char  buf[16];
-
-    switch (sig) {
-    case SIGHUP:  return "SIGHUP";
-    case SIGINT:  return "SIGINT";
-    case SIGQUIT: return "SIGQUIT";
-    case SIGABRT: return "SIGABRT";
-    case SIGKILL: return "SIGKILL";
-    case SIGSEGV: return "SIGSEGV";
-    case SIGPIPE: return "SIGPIPE";
-    case SIGTERM: return "SIGTERM";
-    case SIGBUS:  return "SIGBUS";
-    }
-
-    snprintf(buf, sizeof(buf), "signal %d", sig);
-
-    return buf;
-}
-
-
-static void
-status_text(int status, char *buf, size_t size)
-{
-    if (WIFEXITED(status)) {
-        snprintf(buf, size, "exit %d", WEXITSTATUS(status));
-
-    } else if (WIFSIGNALED(status)) {
-        snprintf(buf, size, "killed by %s", sig_name(WTERMSIG(status)));
-
-    } else {
-        snprintf(buf, size, "status %d", status);
-    }
-}
-
-
-static json_t *
-status_json(int status, json_t *o)
-{
-    json_object_set_new(o, "exit", WIFEXITED(status)
-                        ? json_integer(WEXITSTATUS(status)) : json_null());
-    json_object_set_new(o, "signal", WIFSIGNALED(status)
-                        ? json_string(sig_name(WTERMSIG(status)))
-                        : json_null());
-
-    return o;
-}
-
-
-static long long
-mono_ms(void)
-{
-    struct timespec  ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-
-    return (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-
 static int
 cmp_str(const void *a, const void *b)
 {
     return strcmp(*(char *const *) a, *(char *const *) b);
-}
-
-
-static void
-on_signal(int sig)
-{
-    got_signal = sig;
 }
 
 
@@ -2086,11 +1456,13 @@ usage(FILE *f)
         "                           that left the database unchanged (nothing\n"
         "                           recorded, catalog as before); backoff\n"
         "                           1 s, 2 s, 4 s... (needs --lock-timeout)\n"
-        "  --plan-cmd CMD           shell command whose output (showmigrations\n"
-        "                           --plan) is kept as plan.txt before the run\n"
+        "  --plan-cmd CMD           shell command whose output\n"
+        "                           (showmigrations --plan) is kept as\n"
+        "                           plan.txt before the run\n"
         "                           (default: runs.plan_cmd)\n"
         "  --maintenance-on-failure on failure set the maintenance flag of\n"
-        "                           --scope (audited) before exit 5; needs Redis\n"
+        "                           --scope (audited) before exit 5; needs\n"
+        "                           Redis\n"
         "  --diagnose               on failure print the diagnose command for\n"
         "                           the migration that failed\n"
         "  --runs-dir DIR           the evidence root (default runs.dir, else\n"
