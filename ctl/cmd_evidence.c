@@ -271,14 +271,14 @@ static int
 make_dir(ev_t *e)
 {
     int            n;
-    char           name[128], *slash;
+    char           name[128], *slash, *p;
     size_t         len;
     struct stat    sb;
     migctl_ctx_t  *ctx = e->ctx;
 
     migctl_iso_time(e->ts, sizeof(e->ts), migctl_wall_ms(), 0);
     n = 0;
-    for (char *p = e->ts; *p; p++) {
+    for (p = e->ts; *p; p++) {
         if (*p != '-' && *p != ':') {
             name[n++] = *p;
         }
@@ -1051,7 +1051,7 @@ maintenance(ev_t *e)
 static void
 runs(ev_t *e)
 {
-    int             i, n, k;
+    int             i, n, k, m, f;
     char            path[MIGCTL_PATH_MAX + 600], name[MIGCTL_PATH_MAX + 1200];
     char           *data, err[512], *dot;
     size_t          len;
@@ -1081,9 +1081,9 @@ runs(ev_t *e)
 
         snprintf(path, sizeof(path), "%s/%s", root, list[i]->d_name);
         {
-            int  m = scandir(path, &files, NULL, alphasort);
+            m = scandir(path, &files, NULL, alphasort);
 
-            for (int f = 0; f < m; f++) {
+            for (f = 0; f < m; f++) {
                 if (files[f]->d_name[0] != '.') {
                     snprintf(name, sizeof(name), "%s/%s", path,
                              files[f]->d_name);

@@ -46,7 +46,7 @@ static int fingerprint(run_t *r, char *buf, size_t size);
 static int lock_timeout_only(run_t *r);
 static void plan_before(run_t *r);
 static void print_diagnose(run_t *r);
-static int audit(run_t *r, const char *result, json_t *extra);
+static int audit(run_t *r, const char *result);
 static void set_actor(run_t *r);
 static int cmp_str(const void *a, const void *b);
 static void usage(FILE *f);
@@ -77,7 +77,6 @@ cmd_run(int argc, char **argv, migctl_ctx_t *ctx)
     int                 rc, n, status, ok, changed, i;
     long                backoff;
     char                fp0[64], fp1[64], text[256], reason[1024];
-    char                err[512];
     json_t             *before, *after, *applied, *attempts, *a, *row, *x;
     long long           start, deadline, t0;
     size_t              k, j;
@@ -145,7 +144,7 @@ cmd_run(int argc, char **argv, migctl_ctx_t *ctx)
     }
 
     /* at once: a second runner reads our command line from it */
-    (void) audit(&r, "started", NULL);
+    (void) audit(&r, "started");
 
     r.res = json_object();
     attempts = json_array();
@@ -329,11 +328,11 @@ cmd_run(int argc, char **argv, migctl_ctx_t *ctx)
 
     if (ok) {
         rc = MIGCTL_OK;
-        (void) audit(&r, "ok", NULL);
+        (void) audit(&r, "ok");
 
     } else {
         rc = MIGCTL_CMDFAIL;
-        (void) audit(&r, "failed", NULL);
+        (void) audit(&r, "failed");
 
         if (r.mof) {
             snprintf(reason, sizeof(reason), "migctl run failed: %s%s%s"
@@ -409,7 +408,6 @@ done:
         free(r.envp);
     }
 
-    (void) err;
     free(r.cap);
     json_decref(before);
     json_decref(after);
@@ -482,7 +480,7 @@ parse(run_t *r, int argc, char **argv)
 static int
 take_lock(run_t *r)
 {
-    int            got, rc;
+    int            got, rc, timeup;
     char           key[32], err[512], app[64];
     const char    *params[1];
     json_t        *h;
@@ -502,6 +500,10 @@ take_lock(run_t *r)
             "SELECT set_config('application_name', $1, false),"
             "  set_config('statement_timeout', '60s', false),"
             "  set_config('lock_timeout', '10s', false),"
+            /* the server notices a vanished host and frees the lock */
+            "  set_config('tcp_keepalives_idle', '10', false),"
+            "  set_config('tcp_keepalives_interval', '5', false),"
+            "  set_config('tcp_keepalives_count', '3', false),"
             "  pg_backend_pid(), current_database()",
             1, NULL, p2, NULL, NULL, 0);
     }
@@ -514,11 +516,11 @@ take_lock(run_t *r)
         return rc;
     }
 
-    r->backend_pid = atoi(PQgetvalue(res, 0, 3));
+    r->backend_pid = atoi(PQgetvalue(res, 0, 6));
     snprintf(r->db, sizeof(r->db), "%s:%s/%s",
              PQhost(r->conn) ? PQhost(r->conn) : "local",
              PQport(r->conn) ? PQport(r->conn) : "",
-             PQgetvalue(res, 0, 4));
+             PQgetvalue(res, 0, 7));
     PQclear(res);
 
     start = migctl_run_mono_ms();
@@ -543,18 +545,27 @@ take_lock(run_t *r)
             return MIGCTL_OK;
         }
 
+        timeup = r->wait_lock_ms == 0
+                 || migctl_run_mono_ms() - start >= r->wait_lock_ms;
+
+        /* who holds it: when we give up, and every few seconds */
+        if (!timeup && last != 0
+            && migctl_run_mono_ms() - last < RUN_LOCK_PRINT_MS)
+        {
+            usleep(RUN_LOCK_POLL_MS * 1000);
+            continue;
+        }
+
         h = NULL;
         if (holder(r, &h) != MIGCTL_OK) {
             return MIGCTL_UNREACHABLE;
         }
 
-        if (r->wait_lock_ms == 0
-            || migctl_run_mono_ms() - start >= r->wait_lock_ms)
-        {
+        if (timeup) {
             print_holder(r, h, r->wait_lock_ms ? "still held after"
                                                  " --wait-lock"
                                                : "held");
-            (void) audit(r, "refused", NULL);
+            (void) audit(r, "refused");
 
             if (ctx->json) {
                 (void) migctl_json_result(ctx, json_pack("{s:s, s:O?}",
@@ -570,10 +581,8 @@ take_lock(run_t *r)
                                 " migctl locks");
         }
 
-        if (last == 0 || migctl_run_mono_ms() - last >= RUN_LOCK_PRINT_MS) {
-            print_holder(r, h, "waiting: held");
-            last = migctl_run_mono_ms();
-        }
+        print_holder(r, h, "waiting: held");
+        last = migctl_run_mono_ms();
 
         json_decref(h);
         usleep(RUN_LOCK_POLL_MS * 1000);
@@ -784,7 +793,7 @@ static int
 open_dir(run_t *r)
 {
     int            n;
-    char           ts[64], path[MIGCTL_PATH_MAX + 64];
+    char           ts[64], path[MIGCTL_PATH_MAX + 64], *p;
     const char    *root;
     long long      now;
     migctl_ctx_t  *ctx = r->ctx;
@@ -795,7 +804,7 @@ open_dir(run_t *r)
 
     /* 2026-11-29T16:07:01.123Z -> 20261129T160701.123Z */
     n = 0;
-    for (char *p = ts; *p; p++) {
+    for (p = ts; *p; p++) {
         if (*p != '-' && *p != ':') {
             ts[n++] = *p;
         }
@@ -1271,7 +1280,7 @@ print_diagnose(run_t *r)
 
 /* one entry of P:audit: action "run"; Redis down never fails the run */
 static int
-audit(run_t *r, const char *result, json_t *extra)
+audit(run_t *r, const char *result)
 {
     int            i, n, rc;
     char           k_state[MIG_KEY_MAX], k_audit[MIG_KEY_MAX], pgpid[16];
@@ -1282,8 +1291,6 @@ audit(run_t *r, const char *result, json_t *extra)
     redisReply    *rep;
     redisContext  *c;
     migctl_ctx_t  *ctx = r->ctx;
-
-    (void) extra;
 
     if (r->redis_warned) {
         return MIGCTL_UNREACHABLE;

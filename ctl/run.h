@@ -40,7 +40,6 @@ typedef struct {
     int                retries;
     const char        *plan_cmd;
     const char        *runs_dir;
-    const char        *reason;
     char             **cmd;
     int                ncmd;
 
