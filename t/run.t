@@ -73,6 +73,21 @@ sub audit {
     is($r->{rc}, 2, 'relative --runs-dir: exit 2');
     ok(!-e $RUNS, 'usage errors created no runs directory');
 
+    # runs { } and evidence { }: errors name the file and the line
+    for (['runs = { dir = "relative"; };', qr/:1: runs\.dir must be an absolute path/],
+         ['runs = { dri = "/x"; };', qr/:1: unknown setting "dri" in runs/],
+         ["runs = {\n  plan_cmd = 3; };", qr/:2: plan_cmd must be a string/],
+         ['evidence = { secret_files = [ "rel" ]; };', qr/:1: evidence\.secret_files\[0\] must be an absolute path/])
+    {
+        my $bad = $t->write_file('bad.conf', "$_->[0]\n");
+        my $r = mc({ %e, MIGCTL_CONFIG => $bad }, 'run', '--', 'touch', $t->dir . '/ran');
+        is($r->{rc}, 2, "bad config '$_->[0]': exit 2");
+        like($r->{err}, qr/^migctl: run: \S+bad\.conf$_->[1]/, "bad config: file and line named");
+    }
+    my $r2 = mc({ %e, MIGCTL_CONFIG => $t->root . '/conf-examples/migctl.conf',
+                  PGPORT => $t->port('closed') }, 'run', '--', 'true');
+    is($r2->{rc}, 3, 'conf-examples/migctl.conf loads (then the database is unreachable)');
+
     my %down = (%e, PGPORT => $t->port('closed'));
     $r = mc(\%down, 'run', '--', 'touch', $t->dir . '/ran');
     is($r->{rc}, 3, 'database unreachable: exit 3');
