@@ -225,6 +225,38 @@ sub audit {
     is($a[1]{status}, 'signal SIGTERM', 'audit: the signal');
 }
 
+# --- --retries: only a lock timeout, only on an unchanged database ---------
+
+{
+    my %e = new_db('r_retry');
+    my $lt = 'echo "psycopg2.errors.LockNotAvailable: canceling statement due to lock timeout" >&2; exit 1';
+    my $r = mc(\%e, 'run', '--lock-timeout', '1s', '--retries', '2', '--', 'sh', '-c', 'exit 3');
+    is($r->{rc}, 5, 'not a lock timeout: exit 5');
+    my $res = result(last_run());
+    is(scalar @{ $res->{attempts} }, 1, 'not a lock timeout: never retried');
+    is($res->{attempts}[0]{retry}, 'no: not a lock timeout', 'not a lock timeout: said in result.json');
+
+    $r = mc(\%e, 'run', '--lock-timeout', '1s', '--retries', '2', '--', 'sh', '-c', $lt);
+    is($r->{rc}, 5, 'lock timeout every time: exit 5');
+    $res = result(last_run());
+    is(scalar @{ $res->{attempts} }, 3, 'lock timeout on an unchanged database: 1 + 2 retries');
+    like($r->{err}, qr/retry 1 of 2 in 1\.0 s.*\n(?:.*\n)*.*retry 2 of 2 in 2\.0 s/, 'backoff 1 s, then 2 s');
+
+    $r = mc(\%e, 'run', '--lock-timeout', '1s', '--retries', '2', '--', 'sh', '-c',
+            "psql -XAtqc 'CREATE TABLE half_done (i int)'; $lt");
+    is($r->{rc}, 5, 'lock timeout after a change: exit 5');
+    $res = result(last_run());
+    is(scalar @{ $res->{attempts} }, 1, 'lock timeout after a change: not retried');
+    is($res->{attempts}[0]{retry}, 'no: the database changed', 'the change is the reason');
+    like($r->{err}, qr/the database changed during the attempt: not retried/, 'said on stderr');
+
+    $t->psql('pg', 'CREATE TABLE django_migrations (id serial, app text, name text, applied timestamptz)',
+             db => 'r_retry');
+    $r = mc(\%e, 'run', '--lock-timeout', '1s', '--retries', '2', '--', 'sh', '-c',
+            "psql -XAtqc \"INSERT INTO django_migrations (app, name, applied) VALUES ('a', '0001', now())\"; $lt");
+    is(scalar @{ result(last_run())->{attempts} }, 1, 'lock timeout after a recorded migration: not retried');
+}
+
 # --- SIGTERM to migctl reaches the command's process group --------------
 
 {
