@@ -895,7 +895,7 @@ build_env(run_t *r)
     int           n, i, k;
     char          opt[256], *names, *p;
     const char   *old;
-    size_t        len;
+    size_t        len, pwenv;
     extern char **environ;
 
     for (n = 0; environ[n] != NULL; n++) {
@@ -922,12 +922,20 @@ build_env(run_t *r)
     }
 
     old = getenv("PGOPTIONS");
+    pwenv = strlen(r->ctx->conf.redis_password_env);
 
     for (i = 0; i < n; i++) {
         if (strncmp(environ[i], "PGOPTIONS=", 10) == 0 && opt[0]) {
             continue;
         }
         if (strncmp(environ[i], "MIGCTL_RUN_ID=", 14) == 0) {
+            continue;
+        }
+        /* the migration needs the database, not migctl's Redis password */
+        if (pwenv > 0 && strncmp(environ[i], r->ctx->conf.redis_password_env,
+                                 pwenv) == 0
+            && environ[i][pwenv] == '=')
+        {
             continue;
         }
         r->envp[k++] = strdup(environ[i]);

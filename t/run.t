@@ -162,6 +162,20 @@ sub audit {
     like($r->{out}, qr{default/run ok}, 'maintenance status shows the run');
 }
 
+# --- the Redis password variable does not reach the command --------------
+
+{
+    my $c = $t->write_file('pwenv.conf', <<"EOF");
+redis = { host = "127.0.0.1"; port = $rport; password_env = "RT_REDIS_PW"; };
+prefix = "rt";
+runs = { dir = "$RUNS"; };
+EOF
+    my %e = (new_db('r_pwenv'), MIGCTL_CONFIG => $c, RT_REDIS_PW => 'unused-here');
+    my $r = mc(\%e, 'run', '--', 'sh', '-c', 'echo "pw=${RT_REDIS_PW:-unset} db=$PGDATABASE"');
+    like($r->{out}, qr/^pw=unset db=r_pwenv$/m, 'the command sees the database, not the Redis password');
+    unlike(slurp(last_run() . '/env'), qr/RT_REDIS_PW/, 'env: not listed');
+}
+
 # --- --json: the envelope, the run inside ----------------------------------
 
 {
