@@ -211,7 +211,7 @@ cmd_run(int argc, char **argv, migctl_ctx_t *ctx)
         json_array_append_new(attempts, a);
 
         ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-        if (ok || migctl_run_signal || n > r.retries) {
+        if (ok || migctl_run_signal || n > r.retries || r.lock_lost) {
             break;
         }
 
@@ -264,6 +264,11 @@ cmd_run(int argc, char **argv, migctl_ctx_t *ctx)
 
     if (rc != MIGCTL_OK) {
         goto done;
+    }
+
+    if (r.lock_lost) {
+        /* a new session for the record; the lock is not taken again */
+        PQreset(r.conn);
     }
 
     json_decref(after);
@@ -319,6 +324,8 @@ cmd_run(int argc, char **argv, migctl_ctx_t *ctx)
     json_object_set_new(r.res, "failed_migration",
                         !ok && r.applying[0] && !r.applying_ok
                         ? json_string(r.applying) : json_null());
+    json_object_set_new(r.res, "lock_lost", json_boolean(r.lock_lost));
+
     if (migctl_run_signal) {
         json_object_set_new(r.res, "interrupted_by",
                             json_string(strsignal(migctl_run_signal)));

@@ -59,6 +59,7 @@ typedef struct {
     size_t             ncap;
     char               applying[256];    /* last "Applying A.M..." */
     int                applying_ok;
+    int                lock_lost;        /* our session ended mid-run */
 
     int                redis_warned;
     json_t            *res;

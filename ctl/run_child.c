@@ -43,7 +43,7 @@ migctl_run_attempt(run_t *r, int n, int *status)
     pid_t          pid, parent, w, watcher;
     ssize_t        k;
     stream_t       s[2];
-    long long      exit_at;
+    long long      exit_at, checked;
     struct pollfd  pfd[2];
 
     free(r->cap);
@@ -125,6 +125,7 @@ migctl_run_attempt(run_t *r, int n, int *status)
     s[1].tag = 'e';
 
     nopen = 2;
+    checked = migctl_run_mono_ms();
     exited = 0;
     exit_at = 0;
     forwarded = 0;
@@ -137,6 +138,27 @@ migctl_run_attempt(run_t *r, int n, int *status)
             forwarded = 1;
             fprintf(stderr, "migctl: run: %s forwarded to the command\n",
                     strsignal(migctl_run_signal));
+        }
+
+        /*
+         * The lock lives as long as our session: a DBA's
+         * pg_terminate_backend() or a server restart ends both.  Read
+         * without blocking; say it once, loudly: another runner may
+         * start while this command still runs.
+         */
+        if (!r->lock_lost && migctl_run_mono_ms() - checked >= 1000) {
+            checked = migctl_run_mono_ms();
+            if (PQconsumeInput(r->conn) == 0
+                || PQstatus(r->conn) != CONNECTION_OK)
+            {
+                r->lock_lost = 1;
+                fprintf(stderr, "migctl: run: the session holding the"
+                        " runner lock ended (terminated, or the server"
+                        " restarted): the lock is LOST while the command"
+                        " runs: make sure no other runner starts\n");
+                fprintf(r->log, "--- the runner lock was lost\n");
+                fflush(r->log);
+            }
         }
 
         if (!exited) {
