@@ -530,6 +530,12 @@ take_lock(run_t *r)
              PQgetvalue(res, 0, 7));
     PQclear(res);
 
+    /* a DBA's idle_session_timeout (14+) must not end the lock mid-run */
+    res = PQexec(r->conn, "SELECT set_config(name, '0', false)"
+                          " FROM pg_settings"
+                          " WHERE name = 'idle_session_timeout'");
+    PQclear(res);
+
     start = migctl_run_mono_ms();
     last = 0;
 

@@ -205,6 +205,17 @@ my $SLEEP = ['/usr/bin/python3', '-c',
     ok($t->wait_for(sub { holder_pid() == 0 }, 1), 'wrapper: the lock is free');
 }
 
+# --- idle_session_timeout set by the DBA does not end the lock's session ----
+
+{
+    sql("ALTER DATABASE rl SET idle_session_timeout = '1s'");
+    my $p = spawn('idle', 'run', '--', 'sh', '-c', 'echo up; sleep 3');
+    ok($t->wait_for(sub { slurp($p->{out}) =~ /up/ }, 20), 'idle: the command runs');
+    is(reap($p, 30), 0, 'idle: exit 0 after 3 s idle on the lock session');
+    unlike(slurp($p->{err}), qr/LOST/, 'idle: the lock was never lost');
+    sql("ALTER DATABASE rl RESET idle_session_timeout");
+}
+
 # --- the lock's session terminated mid-run: said, recorded, no retry --------
 
 {
