@@ -181,6 +181,25 @@ ok(!-e $t->dir . '/b2', 'missing --sql file: no bundle');
 $r = mc('evidence', '--out', $t->dir . '/ev.tar.gz');
 is($r->{rc}, 2, 'existing tarball: exit 2');
 
+# --- Redis and the database down: the rest is still kept, exit 1 ---------
+
+my $down = $t->write_file('down.conf', <<"EOF");
+redis = { host = "127.0.0.1"; port = ${\ $t->port('closed')}; timeout_ms = 300; };
+runs = { dir = "$RUNS"; };
+EOF
+$r = $t->migctl({ env => { %env, MIGCTL_CONFIG => $down, PGPORT => $t->port('closed'),
+                           DATABASE_URL => "postgres://appuser:$DBPW\@127.0.0.1:"
+                                           . $t->port('closed') . "/ev" },
+                  cwd => $t->dir }, 'evidence', '--out', $t->dir . '/b3');
+is($r->{rc}, 1, 'Redis and database down: exit 1');
+like($r->{err}, qr/2 part\(s\) could not be collected/, 'down: says how many parts');
+my $s3 = $t->read_file($t->dir . '/b3/summary.md') // '';
+like($s3, qr/^- maintenance \(Redis\): Redis 127\.0\.0\.1:\d+ unreachable/m,
+     'down: the summary names Redis');
+like($s3, qr/^- database: cannot connect to PostgreSQL/m, 'down: and the database');
+like($s3, qr/^- failing migration: badsql\.0002_note_body$/m, 'down: the runs are still there');
+grep_secrets($t->dir . '/b3', 'bundle with the database down');
+
 $a->close;
 $b->close;
 
