@@ -34,6 +34,9 @@
 
 
 static int parse(run_t *r, int argc, char **argv);
+static int attempts_run(run_t *r, json_t *before, json_t *attempts,
+    int *status, int *ok);
+static json_t *applied_by(run_t *r, json_t *before, json_t *after);
 static int take_lock(run_t *r);
 static int holder(run_t *r, json_t **h);
 static void print_holder(run_t *r, json_t *h, const char *prefix);
@@ -74,12 +77,10 @@ static const char audit_lua[] =
 int
 cmd_run(int argc, char **argv, migctl_ctx_t *ctx)
 {
-    int                 rc, n, status, ok, changed, i;
-    long                backoff;
-    char                fp0[64], fp1[64], text[256], reason[1024];
-    json_t             *before, *after, *applied, *attempts, *a, *row, *x;
-    long long           start, deadline, t0;
-    size_t              k, j;
+    int                 rc, status, ok, i, audited;
+    char                text[256], reason[1024];
+    json_t             *before, *after, *applied, *attempts;
+    long long           start;
     unsigned long long  epoch;
     run_t               r;
     struct sigaction    sa, old_int, old_term, old_hup;
@@ -91,6 +92,7 @@ cmd_run(int argc, char **argv, migctl_ctx_t *ctx)
     after = NULL;
     attempts = NULL;
     status = 0;
+    audited = 0;
 
     rc = parse(&r, argc, argv);
     if (rc != MIGCTL_OK) {
@@ -145,6 +147,7 @@ cmd_run(int argc, char **argv, migctl_ctx_t *ctx)
 
     /* at once: a second runner reads our command line from it */
     (void) audit(&r, "started");
+    audited = 1;
 
     r.res = json_object();
     attempts = json_array();
@@ -186,77 +189,7 @@ cmd_run(int argc, char **argv, migctl_ctx_t *ctx)
     sigaction(SIGTERM, &sa, &old_term);
     sigaction(SIGHUP, &sa, &old_hup);
 
-    backoff = RUN_BACKOFF_MS;
-    ok = 0;
-
-    for (n = 1; ; n++) {
-        if (fingerprint(&r, fp0, sizeof(fp0)) != MIGCTL_OK) {
-            fp0[0] = '\0';
-        }
-
-        k = json_array_size(before);
-        t0 = migctl_wall_ms();
-        rc = migctl_run_attempt(&r, n, &status);
-        if (rc != MIGCTL_OK) {
-            break;
-        }
-
-        a = json_object();
-        json_object_set_new(a, "attempt", json_integer(n));
-        migctl_run_status_json(status, a);
-        migctl_iso_time(text, sizeof(text), t0, 1);
-        json_object_set_new(a, "started", json_string(text));
-        json_object_set_new(a, "duration_ms",
-                            json_integer(migctl_wall_ms() - t0));
-        json_array_append_new(attempts, a);
-
-        ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-        if (ok || migctl_run_signal || n > r.retries || r.lock_lost) {
-            break;
-        }
-
-        if (!lock_timeout_only(&r)) {
-            json_object_set_new(a, "retry", json_string("no: not a lock"
-                                                        " timeout"));
-            break;
-        }
-
-        /* unchanged: nothing recorded by this run, the catalog as before */
-        json_decref(after);
-        after = NULL;
-        changed = snapshot(&r, NULL, &after) != MIGCTL_OK
-                  || json_array_size(after) != k
-                  || fingerprint(&r, fp1, sizeof(fp1)) != MIGCTL_OK
-                  || fp0[0] == '\0' || strcmp(fp0, fp1) != 0;
-
-        if (changed) {
-            json_object_set_new(a, "retry", json_string("no: the database"
-                                                        " changed"));
-            fprintf(stderr, "migctl: run: lock timeout (55P03), but the"
-                    " database changed during the attempt: not retried:"
-                    " see migctl diagnose\n");
-            break;
-        }
-
-        json_object_set_new(a, "retry", json_string("yes: lock timeout on"
-                                                    " an unchanged"
-                                                    " database"));
-        fprintf(stderr, "migctl: run: lock timeout (55P03) on an unchanged"
-                " database: retry %d of %d in %.1f s\n", n, r.retries,
-                backoff / 1000.0);
-
-        deadline = migctl_run_mono_ms() + backoff;
-        while (!migctl_run_signal && migctl_run_mono_ms() < deadline) {
-            usleep(50000);
-        }
-
-        if (migctl_run_signal) {
-            break;
-        }
-
-        backoff = backoff * 2 > RUN_BACKOFF_MAX_MS ? RUN_BACKOFF_MAX_MS
-                                                   : backoff * 2;
-    }
+    rc = attempts_run(&r, before, attempts, &status, &ok);
 
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
@@ -277,40 +210,7 @@ cmd_run(int argc, char **argv, migctl_ctx_t *ctx)
         after = json_array();
     }
 
-    applied = json_array();
-    json_array_foreach(after, k, row) {
-        for (j = 0; j < json_array_size(before); j++) {
-            x = json_array_get(before, j);
-            if (json_equal(json_object_get(x, "id"),
-                           json_object_get(row, "id")))
-            {
-                break;
-            }
-        }
-        if (j == json_array_size(before)) {
-            json_array_append(applied, row);
-        }
-    }
-
-    {
-        char    *t;
-        size_t   tl, cap;
-
-        cap = 64 + json_array_size(applied) * 512;
-        t = malloc(cap);
-        if (t != NULL) {
-            tl = 0;
-            t[0] = '\0';
-            json_array_foreach(applied, k, row) {
-                tl += snprintf(t + tl, cap - tl, "%s\t%s\t%s\n",
-                    json_string_value(json_object_get(row, "app")),
-                    json_string_value(json_object_get(row, "name")),
-                    json_string_value(json_object_get(row, "applied")));
-            }
-            (void) write_file(&r, "applied.tsv", t, tl);
-            free(t);
-        }
-    }
+    applied = applied_by(&r, before, after);
 
     migctl_iso_time(text, sizeof(text), migctl_wall_ms(), 1);
     json_object_set_new(r.res, "ended", json_string(text));
@@ -332,6 +232,8 @@ cmd_run(int argc, char **argv, migctl_ctx_t *ctx)
     }
 
     migctl_run_status_text(status, text, sizeof(text));
+
+    audited = 2;
 
     if (ok) {
         rc = MIGCTL_OK;
@@ -399,6 +301,11 @@ cmd_run(int argc, char **argv, migctl_ctx_t *ctx)
 
 done:
 
+    if (audited == 1) {
+        /* started, then migctl itself failed: the stream says so */
+        (void) audit(&r, "error");
+    }
+
     if (r.log != NULL) {
         fclose(r.log);
     }
@@ -423,6 +330,149 @@ done:
     migctl_secrets_free(&r.sec);
 
     return rc;
+}
+
+
+/*
+ * The command, and again only after a lock timeout that left the
+ * database as it was (nothing recorded, same catalog), with backoff.
+ */
+static int
+attempts_run(run_t *r, json_t *before, json_t *attempts, int *status,
+    int *ok)
+{
+    int         rc, n, changed;
+    long        backoff;
+    char        fp0[64], fp1[64], text[64];
+    json_t     *a, *after;
+    size_t      k;
+    long long   deadline, t0;
+
+    after = NULL;
+    rc = MIGCTL_OK;
+    backoff = RUN_BACKOFF_MS;
+    *ok = 0;
+
+    for (n = 1; ; n++) {
+        if (fingerprint(r, fp0, sizeof(fp0)) != MIGCTL_OK) {
+            fp0[0] = '\0';
+        }
+
+        k = json_array_size(before);
+        t0 = migctl_wall_ms();
+        rc = migctl_run_attempt(r, n, status);
+        if (rc != MIGCTL_OK) {
+            break;
+        }
+
+        a = json_object();
+        json_object_set_new(a, "attempt", json_integer(n));
+        migctl_run_status_json(*status, a);
+        migctl_iso_time(text, sizeof(text), t0, 1);
+        json_object_set_new(a, "started", json_string(text));
+        json_object_set_new(a, "duration_ms",
+                            json_integer(migctl_wall_ms() - t0));
+        json_array_append_new(attempts, a);
+
+        *ok = WIFEXITED(*status) && WEXITSTATUS(*status) == 0;
+        if (*ok || migctl_run_signal || n > r->retries || r->lock_lost) {
+            break;
+        }
+
+        if (!lock_timeout_only(r)) {
+            json_object_set_new(a, "retry", json_string("no: not a lock"
+                                                        " timeout"));
+            break;
+        }
+
+        /* unchanged: nothing recorded by this run, the catalog as before */
+        json_decref(after);
+        after = NULL;
+        changed = snapshot(r, NULL, &after) != MIGCTL_OK
+                  || json_array_size(after) != k
+                  || fingerprint(r, fp1, sizeof(fp1)) != MIGCTL_OK
+                  || fp0[0] == '\0' || strcmp(fp0, fp1) != 0;
+
+        if (changed) {
+            json_object_set_new(a, "retry", json_string("no: the database"
+                                                        " changed"));
+            fprintf(stderr, "migctl: run: lock timeout (55P03), but the"
+                    " database changed during the attempt: not retried:"
+                    " see migctl diagnose\n");
+            break;
+        }
+
+        json_object_set_new(a, "retry", json_string("yes: lock timeout on"
+                                                    " an unchanged"
+                                                    " database"));
+        fprintf(stderr, "migctl: run: lock timeout (55P03) on an unchanged"
+                " database: retry %d of %d in %.1f s\n", n, r->retries,
+                backoff / 1000.0);
+
+        deadline = migctl_run_mono_ms() + backoff;
+        while (!migctl_run_signal && migctl_run_mono_ms() < deadline) {
+            usleep(50000);
+        }
+
+        if (migctl_run_signal) {
+            break;
+        }
+
+        backoff = backoff * 2 > RUN_BACKOFF_MAX_MS ? RUN_BACKOFF_MAX_MS
+                                                   : backoff * 2;
+    }
+
+    json_decref(after);
+
+    return rc;
+}
+
+
+/* the rows of django_migrations this run added; applied.tsv */
+static json_t *
+applied_by(run_t *r, json_t *before, json_t *after)
+{
+    char    *t;
+    size_t   k, j, n, cap;
+    json_t  *applied, *row, *x;
+
+    applied = json_array();
+    cap = 1;
+
+    json_array_foreach(after, k, row) {
+        for (j = 0; j < json_array_size(before); j++) {
+            x = json_array_get(before, j);
+            if (json_equal(json_object_get(x, "id"),
+                           json_object_get(row, "id")))
+            {
+                break;
+            }
+        }
+
+        if (j == json_array_size(before)) {
+            json_array_append(applied, row);
+            cap += json_string_length(json_object_get(row, "app"))
+                   + json_string_length(json_object_get(row, "name"))
+                   + json_string_length(json_object_get(row, "applied"))
+                   + 3;
+        }
+    }
+
+    t = malloc(cap);
+    if (t != NULL) {
+        n = 0;
+        t[0] = '\0';
+        json_array_foreach(applied, k, row) {
+            n += (size_t) snprintf(t + n, cap - n, "%s\t%s\t%s\n",
+                     json_string_value(json_object_get(row, "app")),
+                     json_string_value(json_object_get(row, "name")),
+                     json_string_value(json_object_get(row, "applied")));
+        }
+        (void) write_file(r, "applied.tsv", t, n);
+        free(t);
+    }
+
+    return applied;
 }
 
 
