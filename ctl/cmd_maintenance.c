@@ -1412,3 +1412,53 @@ usage(FILE *f)
         "the scope), 2 usage, 3 Redis unreachable (nothing written), 4\n"
         "refused by the health gate, 5 a hook failed.\n");
 }
+
+
+/* the flag set from another command (run --maintenance-on-failure) */
+
+int
+migctl_maintenance_set(migctl_ctx_t *ctx, int on, const char *reason,
+    const char *release, unsigned long long *epoch)
+{
+    int     rc;
+    char    id[64];
+    mnt_t   m;
+    opts_t  o;
+
+    memset(&m, 0, sizeof(mnt_t));
+    memset(&o, 0, sizeof(opts_t));
+    m.ctx = ctx;
+    o.reason = reason ? reason : "";
+    o.release = release ? release : "";
+
+    if (mig_key_state(m.k_state, sizeof(m.k_state), ctx->conf.prefix,
+                      ctx->scope) < 0
+        || mig_key_events(m.k_events, sizeof(m.k_events), ctx->conf.prefix)
+           < 0
+        || mig_key_audit(m.k_audit, sizeof(m.k_audit), ctx->conf.prefix) < 0)
+    {
+        return migctl_error(ctx, MIGCTL_USAGE, "key names too long: shorten"
+                            " prefix or --scope");
+    }
+
+    if (check_text(&m, "reason", o.reason, MIG_REASON_MAX) != MIGCTL_OK
+        || check_text(&m, "release", o.release, MIG_RELEASE_MAX)
+           != MIGCTL_OK)
+    {
+        return MIGCTL_USAGE;
+    }
+
+    rc = set_actor(&m);
+    if (rc != MIGCTL_OK) {
+        return rc;
+    }
+
+    rc = migctl_redis_open(ctx, &m.c);
+    if (rc == MIGCTL_OK) {
+        rc = run_change(&m, on, &o, "ok", epoch, id, sizeof(id));
+    }
+
+    migctl_redis_close(m.c);
+
+    return rc;
+}

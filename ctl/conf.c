@@ -50,6 +50,8 @@ static int parse_database(conf_parse_t *p, config_setting_t *g,
     migctl_conf_t *cf);
 static int get_duration(conf_parse_t *p, config_setting_t *g,
     const char *name, long min, long max, long *dst);
+static int parse_runs(conf_parse_t *p, config_setting_t *root,
+    migctl_conf_t *cf);
 
 
 static const char *const redis_keys[] = {
@@ -254,6 +256,10 @@ migctl_conf_load(migctl_ctx_t *ctx, char *err, size_t errlen)
         if (parse_hooks(&p, s, cf) != 0) {
             return rc;
         }
+    }
+
+    if (parse_runs(&p, root, cf) != 0) {
+        return rc;
     }
 
     /* other top-level settings belong to other commands' sections */
@@ -838,6 +844,87 @@ get_duration(conf_parse_t *p, config_setting_t *g, const char *name,
     }
 
     *dst = ms;
+
+    return 0;
+}
+
+
+/*
+ * runs { dir = "/var/lib/migctl/runs"; plan_cmd = "..."; }
+ * evidence { secret_files = [ "/etc/nginx/bypass.token" ]; }
+ * secret_files are read when a run or a bundle is written (their values
+ * are scrubbed from every file); here only their shape is checked.
+ */
+static const char *const runs_keys[] = {
+    "dir", "plan_cmd", NULL
+};
+
+static const char *const evidence_keys[] = {
+    "secret_files", NULL
+};
+
+
+static int
+parse_runs(conf_parse_t *p, config_setting_t *root, migctl_conf_t *cf)
+{
+    int                i;
+    config_setting_t  *g, *l, *e;
+
+    g = config_setting_get_member(root, "runs");
+    if (g != NULL) {
+        if (!config_setting_is_group(g)) {
+            return conf_fail(p, g, "runs must be a group { dir = \"...\"; }");
+        }
+
+        if (check_members(p, g, runs_keys) != 0
+            || get_string(p, g, "dir", cf->runs_dir, sizeof(cf->runs_dir))
+            || get_string(p, g, "plan_cmd", cf->plan_cmd,
+                          sizeof(cf->plan_cmd)))
+        {
+            return -1;
+        }
+
+        if (config_setting_get_member(g, "dir") != NULL
+            && cf->runs_dir[0] != '/')
+        {
+            return conf_fail(p, config_setting_get_member(g, "dir"),
+                             "runs.dir must be an absolute path");
+        }
+    }
+
+    g = config_setting_get_member(root, "evidence");
+    if (g == NULL) {
+        return 0;
+    }
+
+    if (!config_setting_is_group(g)) {
+        return conf_fail(p, g, "evidence must be a group { ... }");
+    }
+
+    if (check_members(p, g, evidence_keys) != 0) {
+        return -1;
+    }
+
+    l = config_setting_get_member(g, "secret_files");
+    if (l == NULL) {
+        return 0;
+    }
+
+    if (!config_setting_is_list(l) && !config_setting_is_array(l)) {
+        return conf_fail(p, l, "evidence.secret_files must be a list of"
+                         " paths [ \"...\" ]");
+    }
+
+    for (i = 0; i < config_setting_length(l); i++) {
+        e = config_setting_get_elem(l, i);
+
+        if (config_setting_type(e) != CONFIG_TYPE_STRING
+            || config_setting_get_string(e)[0] != '/')
+        {
+            return conf_fail(p, e, "evidence.secret_files[%d] must be an"
+                             " absolute path in double quotes", i);
+        }
+    }
 
     return 0;
 }

@@ -43,6 +43,10 @@ static const migctl_command_t commands[] = {
       "run the configured health checks; exit 0 only if all pass" },
     { "verify", cmd_verify,
       "history drift: recorded migrations against the catalog" },
+    { "run", cmd_run,
+      "run a migration command once, under the runner lock, kept" },
+    { "evidence", cmd_evidence,
+      "write the incident bundle (summary, catalog, audit, runs)" },
     { NULL, NULL, NULL }
 };
 

@@ -105,6 +105,9 @@ typedef struct {
     int              nhooks_off;
     migctl_check_t   hooks_on[MIGCTL_HOOKS_MAX];
     migctl_check_t   hooks_off[MIGCTL_HOOKS_MAX];
+    /* runs { dir; plan_cmd; } (conf.c: parse_runs); "" = not set */
+    char        runs_dir[MIGCTL_PATH_MAX];
+    char        plan_cmd[MIGCTL_COMMAND_MAX];
 } migctl_conf_t;
 
 /* what every command gets from main() */
@@ -194,6 +197,8 @@ int cmd_diagnose(int argc, char **argv, migctl_ctx_t *ctx);
 int cmd_locks(int argc, char **argv, migctl_ctx_t *ctx);
 int cmd_health(int argc, char **argv, migctl_ctx_t *ctx);   /* health.c */
 int cmd_verify(int argc, char **argv, migctl_ctx_t *ctx);
+int cmd_run(int argc, char **argv, migctl_ctx_t *ctx);
+int cmd_evidence(int argc, char **argv, migctl_ctx_t *ctx);
 
 
 /* out.c */
@@ -312,5 +317,56 @@ int migctl_classify_text(migctl_ctx_t *ctx, const char *text, size_t len,
 
 size_t migctl_redact_query(const char *in, char *out, size_t size,
     int flags);
+ * cmd_maintenance.c: sets the flag of ctx->scope as "maintenance on|off"
+ * does (one server-side script: state, epoch, publish, audit), without
+ * the health gate and without --wait.  MIGCTL_OK and *epoch, or a one
+ * line error printed and MIGCTL_UNREACHABLE / MIGCTL_PROBLEM / MIGCTL_USAGE.
+ */
+int migctl_maintenance_set(migctl_ctx_t *ctx, int on, const char *reason,
+    const char *release, unsigned long long *epoch);
+
+
+/*
+ * runs.c: what `run` and `evidence` share: the evidence root, the secret
+ * values to scrub from every file they write, shell quoting, time.
+ */
+#define MIGCTL_RUNS_DIR      "/var/lib/migctl/runs"
+#define MIGCTL_SECRETS_MAX   64
+
+typedef struct {
+    char        *v[MIGCTL_SECRETS_MAX];      /* malloc'ed, wiped on free */
+    int          n;
+} migctl_secrets_t;
+
+/* --runs-dir, else runs.dir of the configuration, else the default */
+const char *migctl_runs_dir(migctl_ctx_t *ctx, const char *opt);
+
+/* mkdir -p with mode for every component created; 0 or -1 and errno */
+int migctl_mkdirs(const char *path, int mode);
+
+/*
+ * Collects the secret values known to this process: the database
+ * password (DATABASE_URL, PGPASSWORD, the one libpq used: pass), the
+ * Redis password, the contents of evidence.secret_files, and values of
+ * environment variables whose names say PASSWORD, SECRET, TOKEN or KEY.
+ */
+void migctl_secrets_load(migctl_ctx_t *ctx, migctl_secrets_t *s,
+    const char *pass);
+void migctl_secrets_free(migctl_secrets_t *s);
+
+/*
+ * Replaces every known secret, and the password of any URL
+ * ("scheme://user:PASSWORD@"), by "[redacted]".  Returns a malloc'ed
+ * string (NULL when out of memory).
+ */
+char *migctl_scrub(const migctl_secrets_t *s, const char *in, size_t len);
+
+/* appends argv shell-quoted ('...' when needed) to buf; the length */
+size_t migctl_shell_quote(char *buf, size_t size, char *const *argv,
+    int argc);
+
+/* wall clock, ms; and "2026-11-29T16:07:01.123Z" (ms) / "...01Z" */
+long long migctl_wall_ms(void);
+void migctl_iso_time(char *buf, size_t size, long long ms, int with_ms);
 
 #endif /* MIGCTL_H */
