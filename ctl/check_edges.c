@@ -462,15 +462,3 @@ list_has(const char *list, const char *name)
 
     return 0;
 }
-
-
-/* unix ms: heartbeats in P:edges are scored by the edges' wall clock */
-long long
-migctl_wall_ms(void)
-{
-    struct timeval  tv;
-
-    gettimeofday(&tv, NULL);
-
-    return (long long) tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}

@@ -57,7 +57,6 @@ char **migctl_env_scrubbed(migctl_ctx_t *ctx);
 void migctl_env_free(char **envp);
 
 long long migctl_mono_ms(void);                          /* health.c */
-long long migctl_wall_ms(void);                     /* check_edges.c */
 
 
 /* the fleet as Redis records it: P:edges and P:edge:<node> */

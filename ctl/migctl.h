@@ -237,6 +237,9 @@ size_t migctl_escape(const char *in, char *out, size_t size);
 /* monotonic milliseconds: the one clock for timeouts */
 long long migctl_now_ms(void);
 
+/* wall clock milliseconds (unix): times shown, stored, heartbeats */
+long long migctl_wall_ms(void);
+
 /* reads a whole file ("-" for stdin) into a malloc'ed NUL-terminated
  * buffer; 0, or -1 with a one-line reason in err */
 int migctl_read_file(const char *path, char **data, size_t *len,
@@ -317,6 +320,9 @@ int migctl_classify_text(migctl_ctx_t *ctx, const char *text, size_t len,
 
 size_t migctl_redact_query(const char *in, char *out, size_t size,
     int flags);
+
+
+/*
  * cmd_maintenance.c: sets the flag of ctx->scope as "maintenance on|off"
  * does (one server-side script: state, epoch, publish, audit), without
  * the health gate and without --wait.  MIGCTL_OK and *epoch, or a one
@@ -365,8 +371,7 @@ char *migctl_scrub(const migctl_secrets_t *s, const char *in, size_t len);
 size_t migctl_shell_quote(char *buf, size_t size, char *const *argv,
     int argc);
 
-/* wall clock, ms; and "2026-11-29T16:07:01.123Z" (ms) / "...01Z" */
-long long migctl_wall_ms(void);
+/* "2026-11-29T16:07:01.123Z" (ms) / "...01Z" of a migctl_wall_ms() */
 void migctl_iso_time(char *buf, size_t size, long long ms, int with_ms);
 
 #endif /* MIGCTL_H */

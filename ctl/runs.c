@@ -311,17 +311,6 @@ migctl_shell_quote(char *buf, size_t size, char *const *argv, int argc)
 }
 
 
-long long
-migctl_wall_ms(void)
-{
-    struct timeval  tv;
-
-    gettimeofday(&tv, NULL);
-
-    return (long long) tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
-
-
 void
 migctl_iso_time(char *buf, size_t size, long long ms, int with_ms)
 {
