@@ -111,12 +111,14 @@ int
 cmd_diagnose(int argc, char **argv, migctl_ctx_t *ctx)
 {
     int          rc, n;
+    char         err[512];
     dg_t         d;
     json_t      *res;
     PGconn      *conn;
     const char  *tb, *plan, *prev, *p;
 
     const migctl_opt_t  opts[] = {
+        MIGCTL_OPT_DB_TIMEOUTS(ctx),
         { "--app", MIGCTL_OPT_STRING, &d.app, "A", 0, 0, 0 },
         { "--migration", MIGCTL_OPT_STRING, &d.migration, "M", 0, 0, 0 },
         { "--sql", MIGCTL_OPT_STRING, &d.sqlfile, "FILE", 0, 0, 0 },
@@ -259,9 +261,9 @@ cmd_diagnose(int argc, char **argv, migctl_ctx_t *ctx)
 
     if (d.klass && strcmp(d.klass, "transient") == 0) {
         if (lock_holders(conn, &d) != 0) {
-            rc = migctl_error(ctx, MIGCTL_UNREACHABLE,
+            rc = migctl_error(ctx, migctl_db_fail_code(conn, NULL),
                               "reading pg_locks failed: %s",
-                              PQerrorMessage(conn));
+                              migctl_db_error(conn, err, sizeof(err)));
             goto done;
         }
     }
@@ -821,6 +823,7 @@ static int
 unparsable_fallback(migctl_ctx_t *ctx, PGconn *conn, dg_t *d)
 {
     int          rc, recorded;
+    char         err[512];
     json_t      *o;
     PGresult    *res;
     const char  *params[2];
@@ -834,15 +837,15 @@ unparsable_fallback(migctl_ctx_t *ctx, PGconn *conn, dg_t *d)
     params[0] = d->app;
     params[1] = d->migration;
 
-    res = PQexecParams(conn,
+    res = migctl_db_exec_params(conn,
                        "SELECT count(*) FROM django_migrations "
                        "WHERE app = $1 AND name = $2",
                        2, NULL, params, NULL, NULL, 0);
 
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        rc = migctl_error(ctx, MIGCTL_UNREACHABLE,
+        rc = migctl_error(ctx, migctl_db_fail_code(conn, res),
                           "reading django_migrations failed: %s",
-                          PQerrorMessage(conn));
+                          migctl_db_error(conn, err, sizeof(err)));
         PQclear(res);
         return rc;
     }
@@ -913,7 +916,7 @@ static int
 lock_holders(PGconn *conn, dg_t *d)
 {
     int          i, n, rc;
-    char        *arr, buf[512];
+    char        *arr, buf[512], query[512];
     size_t       k, nt;
     json_t      *objs, *o, *h;
     PGresult    *res;
@@ -956,7 +959,7 @@ lock_holders(PGconn *conn, dg_t *d)
 
     params[0] = arr;
 
-    res = PQexecParams(conn,
+    res = migctl_db_exec_params(conn,
         "SELECT l.pid, coalesce(a.usename, ''), coalesce(a.state, ''),"
         "       c.relname, l.mode,"
         "       coalesce(extract(epoch FROM now() - a.xact_start)::int, 0),"
@@ -980,6 +983,8 @@ lock_holders(PGconn *conn, dg_t *d)
     }
 
     for (i = 0; i < PQntuples(res); i++) {
+        (void) migctl_redact_query(PQgetvalue(res, i, 6), query,
+                                   sizeof(query), MIGCTL_REDACT_ONELINE);
         h = json_pack("{s:i, s:s, s:s, s:s, s:s, s:i, s:s}",
                       "pid", atoi(PQgetvalue(res, i, 0)),
                       "user", PQgetvalue(res, i, 1),
@@ -987,7 +992,7 @@ lock_holders(PGconn *conn, dg_t *d)
                       "table", PQgetvalue(res, i, 3),
                       "mode", PQgetvalue(res, i, 4),
                       "seconds", atoi(PQgetvalue(res, i, 5)),
-                      "query", PQgetvalue(res, i, 6));
+                      "query", query);
         if (h) {
             json_array_append_new(d->holders, h);
         }

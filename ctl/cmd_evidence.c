@@ -98,7 +98,7 @@ cmd_evidence(int argc, char **argv, migctl_ctx_t *ctx)
 
     } else {
         /* an incident has locks held: no read of ours waits on them */
-        PQclear(PQexec(e.conn, "SET lock_timeout = '2s';"
+        PQclear(migctl_db_exec(e.conn, "SET lock_timeout = '2s';"
                                " SET statement_timeout = '30s'"));
     }
 
@@ -192,6 +192,7 @@ parse(ev_t *e, int argc, char **argv)
     migctl_ctx_t  *ctx = e->ctx;
 
     const migctl_opt_t  opts[] = {
+        MIGCTL_OPT_DB_TIMEOUTS(ctx),
         { "--out", MIGCTL_OPT_STRING, &e->out, "DIR", 0, 0, 0 },
         { "--sql", MIGCTL_OPT_STRING, &e->sql, "FILE", 0, 0, 0 },
         { "--traceback", MIGCTL_OPT_STRING, &e->traceback, "FILE", 0, 0,
@@ -446,7 +447,7 @@ server(ev_t *e)
     json_t    *s, *set;
     PGresult  *res;
 
-    res = PQexec(e->conn,
+    res = migctl_db_exec(e->conn,
         "SELECT version(), current_database(), current_user,"
         "  (SELECT count(*) FROM pg_stat_activity),"
         "  pg_postmaster_start_time()::text, now()::text");
@@ -467,7 +468,7 @@ server(ev_t *e)
     PQclear(res);
 
     /* reset_val: what a new session of this role and database gets */
-    res = PQexec(e->conn,
+    res = migctl_db_exec(e->conn,
         "SELECT name, reset_val, coalesce(unit, ''), source FROM pg_settings"
         " WHERE name IN ('lock_timeout', 'statement_timeout',"
         "   'idle_in_transaction_session_timeout', 'max_connections',"
@@ -506,7 +507,7 @@ migrations_tail(ev_t *e)
     size_t     n, cap;
     PGresult  *res;
 
-    res = PQexec(e->conn,
+    res = migctl_db_exec(e->conn,
         "SELECT id, app, name, applied FROM ("
         " SELECT id, app, name, to_char(applied AT TIME ZONE 'UTC',"
         "   'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS applied"
@@ -677,7 +678,7 @@ schema(ev_t *e)
         params[0] = s_of(o, "schema");
         params[1] = s_of(o, "table");
 
-        res = PQexecParams(e->conn,
+        res = migctl_db_exec_params(e->conn,
             "WITH c AS (SELECT to_regclass(CASE WHEN $1 = '' THEN"
             "   quote_ident($2) ELSE quote_ident($1) || '.' ||"
             "   quote_ident($2) END) AS oid)"

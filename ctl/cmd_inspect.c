@@ -62,6 +62,7 @@ cmd_inspect(int argc, char **argv, migctl_ctx_t *ctx)
     const char  *sql, *app, *migration;
 
     const migctl_opt_t  opts[] = {
+        MIGCTL_OPT_DB_TIMEOUTS(ctx),
         { "--sql", MIGCTL_OPT_STRING, &sql, "FILE", 0, 0, 0 },
         { "--app", MIGCTL_OPT_STRING, &app, "A", 0, 0, 0 },
         { "--migration", MIGCTL_OPT_STRING, &migration, "M", 0, 0, 0 },
@@ -912,7 +913,7 @@ batch(migctl_ctx_t *ctx, PGconn *conn, migctl_sql_plan_t *plan,
         }
     }
 
-    pr = PQexecParams(conn, sql, nparams, NULL,
+    pr = migctl_db_exec_params(conn, sql, nparams, NULL,
                       (const char *const *) params, NULL, NULL, 0);
 
     if (PQresultStatus(pr) != PGRES_TUPLES_OK) {
@@ -959,8 +960,7 @@ query_failed(migctl_ctx_t *ctx, PGconn *conn, const char *what)
 {
     char  err[512];
 
-    return migctl_error(ctx, PQstatus(conn) == CONNECTION_OK
-                             ? MIGCTL_PROBLEM : MIGCTL_UNREACHABLE,
+    return migctl_error(ctx, migctl_db_fail_code(conn, NULL),
                         "catalog query on %ss failed: %s", what,
                         migctl_db_error(conn, err, sizeof(err)));
 }
@@ -978,7 +978,7 @@ recorded(migctl_ctx_t *ctx, PGconn *conn, const char *app,
     params[1] = migration;
 
     /* and how many of the app's migrations were recorded after it */
-    pr = PQexecParams(conn,
+    pr = migctl_db_exec_params(conn,
         "SELECT count(*), (SELECT count(*) FROM django_migrations l"
         "                  WHERE l.app = $1 AND l.id > max(m.id))"
         " FROM django_migrations m WHERE m.app = $1 AND m.name = $2",

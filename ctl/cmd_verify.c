@@ -140,6 +140,7 @@ cmd_verify(int argc, char **argv, migctl_ctx_t *ctx)
     migctl_strv_t   apps;
 
     const migctl_opt_t  opts[] = {
+        MIGCTL_OPT_DB_TIMEOUTS(ctx),
         { "--app", MIGCTL_OPT_STRINGS, &apps, "A", 0, 0, 0 },
         { "--manage", MIGCTL_OPT_STRING, &manage, "CMD", 0, 0, 0 },
         { "--timeout", MIGCTL_OPT_DURATION, &timeout_ms, "DURATION", 1000,
@@ -902,7 +903,7 @@ read_rows(migctl_ctx_t *ctx, PGconn *conn, json_t **rows)
 
     *rows = NULL;
 
-    pr = PQexec(conn, "SELECT app, name FROM django_migrations ORDER BY id");
+    pr = migctl_db_exec(conn, "SELECT app, name FROM django_migrations ORDER BY id");
 
     if (PQresultStatus(pr) != PGRES_TUPLES_OK) {
         rc = migctl_error(ctx, PQstatus(conn) == CONNECTION_OK
