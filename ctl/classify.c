@@ -108,6 +108,7 @@ typedef struct {
 static int scan(scan_t *s, const char *text, size_t len);
 static int scan_traceback(scan_t *s, line_t raw, size_t n);
 static void scan_plain(scan_t *s, line_t l, size_t n);
+static int outcome_only(line_t l);
 static void scan_server(scan_t *s, line_t l, size_t n);
 static void chain_start(scan_t *s, size_t n, int traceback);
 static void chain_exception(scan_t *s, line_t l, line_t name, line_t msg);
@@ -435,6 +436,30 @@ scan_traceback(scan_t *s, line_t raw, size_t n)
 
 
 /* a line outside any chain */
+static int
+outcome_only(line_t l)
+{
+    int          words;
+    size_t       i, last;
+
+    words = 0;
+    last = 0;
+
+    for (i = 0; i < l.len; i++) {
+        if (l.p[i] != ' ' && l.p[i] != '\t'
+            && (i == 0 || l.p[i - 1] == ' ' || l.p[i - 1] == '\t'))
+        {
+            words++;
+            last = i;
+        }
+    }
+
+    return words >= 1 && words <= 3
+           && ((l.len - last == 2 && memcmp(l.p + last, "OK", 2) == 0)
+               || (l.len - last == 5 && memcmp(l.p + last, "FAKED", 5) == 0));
+}
+
+
 static void
 scan_plain(scan_t *s, line_t l, size_t n)
 {
@@ -442,6 +467,19 @@ scan_plain(scan_t *s, line_t l, size_t n)
     evid_t        e;
     fail_t        f;
     const char   *word;
+
+    /*
+     * "OK" on a line of its own: the outcome of the pending Applying when
+     * a log writer (migctl run) put the other stream's output between
+     * "Applying X..." and its "OK".  At most a timestamp and a stream tag
+     * before it.
+     */
+    if (s->applying.p && s->applying_state == AP_NONE
+        && outcome_only(migctl_cls_trim(l)))
+    {
+        s->applying_state = AP_OK;
+        return;
+    }
 
     if (migctl_cls_applying(l, &mig, &rest, &word)) {
         rest = migctl_cls_trim(rest);
@@ -942,8 +980,16 @@ decide(scan_t *s, const fail_t **hist, size_t *nhist, size_t *others,
      * killed with no traceback, or killed in a run that began after the
      * last traceback (a kill after a traceback is not that run's end).
      */
+    /*
+     * A traceback after the last "Running migrations:" is that run's
+     * outcome even when it comes before the Applying line: Python buffers
+     * stdout ("Applying X..." has no newline) and not stderr, so a log of
+     * both streams may hold the traceback first.
+     */
     pending = s->applying.p && s->applying_state == AP_NONE
-              && (c == NULL || c->first < s->applying_at);
+              && (c == NULL
+                  || (c->first < s->applying_at
+                      && !(s->run_seen && c->first > s->run_at)));
     killed = s->kill.p
              && (c == NULL || (s->kill_at > c->last && s->run_seen
                                && s->run_at > c->last))

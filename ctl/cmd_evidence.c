@@ -23,6 +23,7 @@
 #include "migctl.h"
 #include "db.h"
 #include "evidence.h"
+#include "sqlparse.h"
 
 
 #define EV_RUNS_DEFAULT     5
@@ -92,14 +93,13 @@ cmd_evidence(int argc, char **argv, migctl_ctx_t *ctx)
     e.missing = json_array();
     e.runs = json_array();
 
-    /* the database: unreachable is written down, the rest still kept */
+    /*
+     * The database: unreachable is written down, the rest still kept.  An
+     * incident has locks held: the session's lock_timeout and
+     * statement_timeout (migctl_db_connect) bound every read of ours.
+     */
     if (migctl_db_connect(ctx, &e.conn) != MIGCTL_OK) {
         miss(&e, "database", ctx->error);
-
-    } else {
-        /* an incident has locks held: no read of ours waits on them */
-        PQclear(migctl_db_exec(e.conn, "SET lock_timeout = '2s';"
-                               " SET statement_timeout = '30s'"));
     }
 
     migctl_secrets_load(ctx, &e.sec, e.conn ? PQpass(e.conn) : NULL);
@@ -442,8 +442,8 @@ version(ev_t *e)
 static void
 server(ev_t *e)
 {
-    int        i;
-    char       err[512];
+    int        i, files;
+    char       err[512], sql[2048];
     json_t    *s, *set;
     PGresult  *res;
 
@@ -467,15 +467,50 @@ server(ev_t *e)
                   "now", PQgetvalue(res, 0, 5));
     PQclear(res);
 
-    /* reset_val: what a new session of this role and database gets */
+    /*
+     * What a new session of this role and database gets.  migctl's own
+     * session sends lock_timeout and statement_timeout at start-up
+     * (source "client"), which hides them in reset_val: for those, the
+     * value is resolved as PostgreSQL does, ALTER ROLE ... IN DATABASE,
+     * ALTER ROLE, ALTER DATABASE, then the configuration files (readable
+     * by superusers and pg_read_all_settings only), then the default.
+     */
     res = migctl_db_exec(e->conn,
-        "SELECT name, reset_val, coalesce(unit, ''), source FROM pg_settings"
-        " WHERE name IN ('lock_timeout', 'statement_timeout',"
+        "SELECT has_function_privilege('pg_show_all_file_settings()',"
+        " 'EXECUTE')");
+    files = PQresultStatus(res) == PGRES_TUPLES_OK
+            && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+
+    snprintf(sql, sizeof(sql),
+        "SELECT s.name, CASE WHEN s.source NOT IN ('client', 'session')"
+        "  THEN s.reset_val"
+        "  ELSE coalesce("
+        "   (SELECT substr(c, length(s.name) + 2)"
+        "      FROM pg_db_role_setting d, unnest(d.setconfig) c"
+        "     WHERE d.setdatabase IN (0, (SELECT oid FROM pg_database"
+        "             WHERE datname = current_database()))"
+        "       AND d.setrole IN (0, (SELECT oid FROM pg_roles"
+        "             WHERE rolname = current_user))"
+        "       AND c LIKE s.name || '=%%'"
+        "     ORDER BY d.setrole <> 0 DESC, d.setdatabase <> 0 DESC"
+        "     LIMIT 1),"
+        "   %s s.boot_val) END,"
+        "  coalesce(s.unit, ''),"
+        "  CASE WHEN s.source IN ('client', 'session') THEN 'configured'"
+        "   ELSE s.source END"
+        " FROM pg_settings s"
+        " WHERE s.name IN ('lock_timeout', 'statement_timeout',"
         "   'idle_in_transaction_session_timeout', 'max_connections',"
         "   'deadlock_timeout', 'max_locks_per_transaction',"
         "   'server_version', 'default_transaction_isolation',"
         "   'search_path')"
-        " ORDER BY name");
+        " ORDER BY s.name",
+        files ? "(SELECT f.setting FROM pg_file_settings f"
+                " WHERE f.name = s.name AND f.applied"
+                " ORDER BY f.seqno DESC LIMIT 1)," : "");
+
+    res = migctl_db_exec(e->conn, sql);
 
     set = json_object();
 
@@ -1259,16 +1294,19 @@ rpairs(redisReply *r)
 
 
 /*
- * When the SQL does not parse (the syntax error the migration failed
- * on): the names after TABLE and ON, "quoted" or plain, schema-qualified.
+ * The tables a sqlmigrate file names, read with libpg_query (sqlparse.c):
+ * every table a check of the plan touches, and the tables themselves.
  */
 static json_t *
 sql_tables(const char *path)
 {
-    int       k, dup;
-    char     *data, err[256], name[256], sch[256], *p, *q, *dot;
-    size_t    len, n;
-    json_t   *a, *x;
+    char               *data, err[256];
+    size_t              len, i;
+    json_t             *a, *x;
+    const char         *t, *sch;
+    migctl_sql_plan_t   plan;
+    size_t              k;
+    int                 dup;
 
     if (migctl_read_file(path, &data, &len, err, sizeof(err)) != 0) {
         return NULL;
@@ -1276,61 +1314,21 @@ sql_tables(const char *path)
 
     a = json_array();
 
-    for (p = data; *p; p++) {
-        if (strncasecmp(p, "TABLE ", 6) == 0) {
-            q = p + 6;
-        } else if (strncasecmp(p, " ON ", 4) == 0) {
-            q = p + 4;
-        } else {
+    /* a file where one statement does not parse still gives the rest */
+    (void) migctl_sql_parse(data, &plan, err, sizeof(err));
+
+    for (i = 0; a != NULL && i < plan.nchecks; i++) {
+        t = plan.checks[i].table ? plan.checks[i].table
+          : plan.checks[i].kind == MIGCTL_SQL_TABLE ? plan.checks[i].name
+          : NULL;
+        if (t == NULL) {
             continue;
         }
-
-        if (p > data && p[-1] != ' ' && p[-1] != '\n' && *p != ' ') {
-            continue;
-        }
-
-        for ( ;; ) {
-            while (*q == ' ') {
-                q++;
-            }
-            if (strncasecmp(q, "IF NOT EXISTS ", 14) == 0) {
-                q += 14;
-            } else if (strncasecmp(q, "IF EXISTS ", 10) == 0) {
-                q += 10;
-            } else if (strncasecmp(q, "ONLY ", 5) == 0) {
-                q += 5;
-            } else {
-                break;
-            }
-        }
-
-        n = 0;
-        while (*q && n + 1 < sizeof(name)
-               && (isalnum((unsigned char) *q) || *q == '_' || *q == '.'
-                   || *q == '"'))
-        {
-            if (*q != '"') {
-                name[n++] = *q;
-            }
-            q++;
-        }
-        name[n] = '\0';
-
-        if (n == 0) {
-            continue;
-        }
-
-        sch[0] = '\0';
-        dot = strchr(name, '.');
-        if (dot != NULL) {
-            *dot = '\0';
-            snprintf(sch, sizeof(sch), "%s", name);
-            memmove(name, dot + 1, strlen(dot + 1) + 1);
-        }
+        sch = plan.checks[i].schema ? plan.checks[i].schema : "";
 
         dup = 0;
         json_array_foreach(a, k, x) {
-            if (strcmp(s_of(x, "table"), name) == 0
+            if (strcmp(s_of(x, "table"), t) == 0
                 && strcmp(s_of(x, "schema"), sch) == 0)
             {
                 dup = 1;
@@ -1339,10 +1337,11 @@ sql_tables(const char *path)
 
         if (!dup) {
             json_array_append_new(a, json_pack("{s:s, s:s}", "schema", sch,
-                                               "table", name));
+                                               "table", t));
         }
     }
 
+    migctl_sql_free(&plan);
     free(data);
 
     return a;

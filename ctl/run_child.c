@@ -211,6 +211,15 @@ migctl_run_attempt(run_t *r, int n, int *status)
                 continue;
             }
 
+            /*
+             * The log keeps the order things happened in: a line begun on
+             * the other stream ("Applying X..." waits for its "OK") is
+             * written before this one's output.
+             */
+            if (s[1 - i].n) {
+                on_line(r, &s[1 - i]);
+            }
+
             feed(r, &s[i], buf, (size_t) k);
         }
     }
@@ -590,6 +599,12 @@ on_line(run_t *r, stream_t *s)
                 r->applying[n] = '\0';
                 r->applying_ok = dots != NULL && strstr(dots, "OK") != NULL;
             }
+
+        } else if (r->applying[0] && strspn(s->line, " ") < s->n
+                   && strcmp(s->line + strspn(s->line, " "), "OK") == 0)
+        {
+            /* its "OK" came on a line of its own (see run_child()) */
+            r->applying_ok = 1;
         }
     }
 

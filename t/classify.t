@@ -347,6 +347,28 @@ my $others = pglog(11001, 'FATAL', 'terminating connection due to administrator 
                  $ENV{MIGCTL} ? 'sanitizer build' : 'build/migctl'));
 }
 
+# migctl run's output.log: the streams interleaved by time, each line
+# tagged; Python flushes "Applying X..." (no newline) after the traceback
+# of stderr, or the log writer splits its " OK" off
+{
+    my $tb = join('', map { "2026-11-29T17:04:03.119Z err $_\n" }
+                  split /\n/, $t->read_file("$fx/django_badsql.txt"));
+    my $log = "2026-11-29T17:04:03.112Z out Operations to perform:\n"
+            . "2026-11-29T17:04:03.113Z out Running migrations:\n"
+            . $tb
+            . "2026-11-29T17:04:03.114Z out   Applying badsql.0002_note_body...\n";
+    my $h = j($t->migctl({ stdin => $log }, '--json', 'classify')->{out});
+    ok(!$h->{interrupted}, 'traceback of this run before its Applying line: '
+                           . 'not interrupted');
+    is($h->{sqlstate}, '42601', '... the traceback decides');
+    $log = "2026-11-29T17:04:03.113Z out Running migrations:\n"
+         . "2026-11-29T17:04:03.114Z out   Applying a.0001_x...\n"
+         . "2026-11-29T17:04:03.115Z err a warning of the migration\n"
+         . "2026-11-29T17:04:03.116Z out  OK\n";
+    $h = j($t->migctl({ stdin => $log }, '--json', 'classify')->{out});
+    ok(!$h->{interrupted}, 'its OK on a line of its own: not interrupted');
+}
+
 # an interrupted run: Applying without an outcome, or killed
 {
     my $run = "Operations to perform:\n  Apply all migrations: slow\n"

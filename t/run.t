@@ -237,6 +237,16 @@ EOF
                    && $_->{db} =~ m{/r_fail$} } @{ audit() };
     is(scalar @a, 3, 'audit: three failed runs');
     is($a[1]{status}, 'signal SIGTERM', 'audit: the signal');
+
+    # a line begun on stdout ("Applying X..." waits for its OK) is logged
+    # before what stderr says next: the log keeps the order of events
+    $r = mc(\%e, 'run', '--', 'sh', '-c',
+            'printf "  Applying a.0001_x..."; sleep 0.3; echo boom >&2;'
+            . ' sleep 0.3; printf " OK\\n"; exit 1');
+    $log = slurp(last_run() . '/output.log');
+    like($log, qr/out   Applying a\.0001_x\.\.\.\n\S+ err boom\n\S+ out  OK\n/,
+         'output.log: the partial stdout line first, then stderr, then OK');
+
 }
 
 # --- --retries: only a lock timeout, only on an unchanged database ---------
