@@ -17,6 +17,8 @@ PKGS      := hiredis libpq libconfig jansson libcurl libprotobuf-c
 CFLAGS    += $(OPT) $(WARN) -std=gnu11 -Ishared -Ictl \
              $(shell pkg-config --cflags $(PKGS))
 LDLIBS    += $(shell pkg-config --libs $(PKGS)) -lpg_query
+# health checks run in threads
+LDLIBS    += -pthread
 SANFLAGS  := -fsanitize=address,undefined -fno-omit-frame-pointer \
              -fno-sanitize-recover=all
 

@@ -212,7 +212,7 @@ cmp_ok($js->{counters}{state_file_errors}, '>=', 1,
        'k: the counter keeps the failures');
 like(status('k', '?format=prometheus'),
      qr/^nginx_maintenance_state_file_failing 0$/m, 'k: not failing');
-like($t->error_log('k'), qr/\[notice\].*state file \S+ written again/,
+like($t->error_log('k'), qr/\[error\].*state file \S+ written again/,
      'k: recovery logged');
 my @tmp = grep { !/maintenance\.state$/ } glob "$sdir/*";
 is(scalar @tmp, 0, 'k: no temporary file left');
