@@ -280,7 +280,7 @@ cmd_run(int argc, char **argv, migctl_ctx_t *ctx)
 
     if (!ok) {
         fprintf(stderr, "migctl: run: the command failed (%s) after %d"
-                " migctl_run_attempt(s): the record is in %s\n", text,
+                " attempt(s): the record is in %s\n", text,
                 (int) json_array_size(json_object_get(r.res, "attempts")),
                 r.dir);
 
