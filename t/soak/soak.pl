@@ -491,7 +491,8 @@ audit_times($life);
 # violations, or it could not see one
 my $TC = time;
 my $canary = $belief eq 'on' ? 'off' : 'on';
-$t->set_state('r', 'default', $canary, $commits[-1]{epoch} + 1000);
+my $canary_epoch = $commits[-1]{epoch} + 1000;
+$t->set_state('r', 'default', $canary, $canary_epoch);
 my $canary_seen = $t->wait_for(sub { all_serve($canary) }, 3);
 sleep 0.5;
 event('canary', mode => $canary, seen => $canary_seen ? 1 : 0);
@@ -536,12 +537,15 @@ for my $i (0 .. $#commits) {
 }
 
 my %n = (total => 0, app => 0, maint => 0, other => 0, judged => 0,
-         window => 0, early => 0, app_on => 0, maint_off => 0, canary => 0);
+         window => 0, early => 0, app_on => 0, maint_off => 0, canary => 0,
+         straddle => 0);
 for my $c (@commits) {
     my $ms = $commit_ms{"$c->{life} $c->{epoch}"};
     $c->{c} = defined $ms ? $ms / 1000 : undef;
 }
-my (%other, @viol);
+my (%other, @viol, %judged);
+my %server = map { my $e = $_; map { ($t->port("${e}_$_") => "$e $_") }
+                                   qw(http tls) } @EDGES;
 my @cs = map { $_->{s} } @commits;
 
 sub commit_at {                    # the last change begun at or before $x
@@ -553,6 +557,17 @@ sub commit_at {                    # the last change begun at or before $x
         if ($cs[$mid] <= $x) { $lo = $mid } else { $hi = $mid - 1 }
     }
     return $lo;
+}
+
+# $ep is the epoch of one of the two changes after change $i
+sub next_epoch {
+    my ($i, $ep) = @_;
+    for my $k ($i + 1, $i + 2) {
+        my $x = $k <= $#commits ? $commits[$k]{epoch}
+              : $k == @commits ? $canary_epoch : undef;
+        return 1 if defined $x && $x == $ep;
+    }
+    return 0;
 }
 
 for my $e (@EDGES) {
@@ -578,13 +593,23 @@ for my $e (@EDGES) {
         }
         if ($rs >= $c->{a} && $msec <= $c->{b}) {
             $n{judged}++;
-            if ($served && $served ne $c->{mode}) {
+            $judged{ $server{$port} // "$e ?" }++;
+            if ($served && $served ne $c->{mode}
+                && next_epoch($i, $ep))
+            {
+                # logged under the next change: nginx's time is cached
+                # per event loop turn, so $msec can be older than the
+                # moment of the decision; the state at log time shows
+                # that the request straddled the next change
+                $n{straddle}++;
+            } elsif ($served && $served ne $c->{mode}) {
                 $n{ $c->{mode} eq 'on' ? 'app_on' : 'maint_off' }++;
+                chomp $l;
                 push @viol, sprintf('%s: %s (begun %.3f s after change'
                                     . ' %d "%s" epoch %d returned; window'
-                                    . ' %.3f s%s)', $e, join(' ', split ' ', $l),
-                                    $rs - $c->{e}, $i, $c->{mode},
-                                    $c->{epoch}, $c->{a} - $c->{e},
+                                    . ' %.3f s%s)', $e, $l, $rs - $c->{e},
+                                    $i, $c->{mode}, $c->{epoch},
+                                    $c->{a} - $c->{e},
                                     $c->{ext} ? ', extended' : '')
                     if @viol < 20;
             }
@@ -603,21 +628,21 @@ for my $e (@EDGES) {
 # --- the error logs -----------------------------------------------------
 
 my (%alerts, %lines);
-for my $e (@EDGES) {
+my %count = ('link down'          => qr/maintenance: redis \w+ link .*down/,
+             'link up again'      => qr/maintenance: redis \w+ link .*up again/,
+             'state lost'         => qr/is gone from redis/,
+             'exited on signal 9' => qr/exited on signal 9/,
+             '[error]'            => qr/\[error\]/);
+for my $e (@EDGES, 'app') {
     for my $l (split /\n/, $t->error_log($e)) {
-        if ($l =~ /\[(alert|crit|emerg)\]/) {
-            next if $l =~ /worker process (\d+) exited on signal 9/
-                    && $killed{$e}{$1};
-            push @{ $alerts{$e} }, $l;
+        for my $k (keys %count) {
+            $lines{"$e $k"}++ if $l =~ $count{$k};
         }
-        $lines{"$e link down"}++ if $l =~ /maintenance: redis \w+ link .* down/;
-        $lines{"$e link up again"}++ if $l =~ /maintenance: redis \w+ link .* up again/;
-        $lines{"$e state lost"}++ if $l =~ /is gone from redis/;
-        $lines{"$e exited on signal 9"}++ if $l =~ /exited on signal 9/;
-        $lines{"$e [error]"}++ if $l =~ /\[error\]/;
+        next unless $l =~ /\[(alert|crit|emerg)\]/;
+        next if $l =~ /worker process (\d+) exited on signal 9/
+                && $killed{$e}{$1};
+        push @{ $alerts{$e} }, $l;
     }
-    push @{ $alerts{$e} }, grep { /\[(alert|crit|emerg)\]/ }
-        split /\n/, $t->error_log('app') if $e eq $EDGES[0];
 }
 
 # --- wrk ----------------------------------------------------------------
@@ -662,10 +687,13 @@ for my $i (1 .. $#commits) {
     $epoch_gaps++ if $c->{epoch} != $want;
 }
 
+my $head = `git -C '$ROOT' describe --always --dirty 2>/dev/null` || '?';
+chomp $head;
 my @r;
 push @r, "# make soak: results", '',
-    sprintf('%s; SOAK_S=%d, seed %d; driver %.0f s, load %.0f s.',
-            scalar(gmtime($T0)) . ' UTC', $S, $SEED, $T1 - $T0, $T2 - $T0),
+    sprintf('%s; SOAK_S=%d, seed %d; driver %.0f s, load %.0f s; tree'
+            . ' %s.', scalar(gmtime($T0)) . ' UTC', $S, $SEED, $T1 - $T0,
+            $T2 - $T0, $head),
     '', '## Invariants', '',
     '| invariant | measured | must be |', '|---|---:|---:|',
     "| app answers while the flag was on, after the window | $n{app_on} | 0 |",
@@ -701,6 +729,12 @@ push @r, "# make soak: results", '',
     sprintf('- judged (begun after a window, ended before the next change):'
             . ' %d; in a window: %d; before the first change: %d',
             $n{judged}, $n{window}, $n{early}),
+    '- judged per server: ' . join(', ', map { "$_ $judged{$_}" }
+                                   sort keys %judged),
+    sprintf('- of the judged, answered in the next change\'s mode and'
+            . ' logged under its epoch, not counted (nginx\'s $msec is'
+            . ' cached per event loop turn: older than the decision): %d',
+            $n{straddle}),
     map({ sprintf('- wrk %s: %d requests, %d non-2xx, socket errors %s',
                   $_, $wrk{$_}{req}, $wrk{$_}{non2xx}, $wrk{$_}{detail}) }
         sort keys %wrk),
@@ -763,6 +797,13 @@ if (@anomalies || @san) {
 my $report = join("\n", @r) . "\n";
 $t->write_file("$OUT/results.md", $report);
 $t->write_file("$OUT/timeline.tsv", join("\n", @timeline) . "\n");
+$t->write_file("$OUT/changes.tsv", join('', "# times relative to the"
+    . " start, s: migctl began, returned; Redis's commit; window end;"
+    . " next change; stale: the last old-mode answer after the commit\n",
+    map { my $c = $_; join("\t", $c->{mode}, $c->{epoch}, $c->{life},
+          (map { defined $c->{$_} ? rel($c->{$_}) : '-' } qw(s e c a b)),
+          $c->{ext} ? 'near-fault' : 'clean',
+          sprintf('%.1f ms', 1000 * $c->{stale})) . "\n" } @commits));
 for my $e (@EDGES) {
     copy($t->dir . "/$e/error.log", "$OUT/$e.error.log");
     copy($t->dir . "/$e/access.log", "$OUT/$e.access.log") if @viol;
