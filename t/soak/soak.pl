@@ -538,7 +538,7 @@ for my $i (0 .. $#commits) {
 
 my %n = (total => 0, app => 0, maint => 0, other => 0, judged => 0,
          window => 0, early => 0, app_on => 0, maint_off => 0, canary => 0,
-         straddle => 0);
+         straddle => 0, logvar => 0);
 for my $c (@commits) {
     my $ms = $commit_ms{"$c->{life} $c->{epoch}"};
     $c->{c} = defined $ms ? $ms / 1000 : undef;
@@ -586,6 +586,7 @@ for my $e (@EDGES) {
         if ($i < 0) { $n{early}++; next }
         my $c = $commits[$i];
         my $served = $kind eq 'app' ? 'off' : $kind eq 'maint' ? 'on' : '';
+        $n{logvar}++ if $served && $m ne $served;
         if ($rs >= $TC) {          # the canary's: judged apart
             $n{canary}++ if $served && $served ne $c->{mode}
                             && $rs >= $TC + 0.2;
@@ -729,6 +730,9 @@ push @r, "# make soak: results", '',
     sprintf('- judged (begun after a window, ended before the next change):'
             . ' %d; in a window: %d; before the first change: %d',
             $n{judged}, $n{window}, $n{early}),
+    sprintf('- access log lines whose $maintenance differs from the'
+            . ' answer served: %d (the variable reads the zone when the'
+            . ' log is written, not the gate\'s decision)', $n{logvar}),
     '- judged per server: ' . join(', ', map { "$_ $judged{$_}" }
                                    sort keys %judged),
     sprintf('- of the judged, answered in the next change\'s mode and'
