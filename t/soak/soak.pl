@@ -13,7 +13,11 @@
 # fault's end + W_EXT, W_EXT = 2 polls + 100 ms (reconnect backoff, at most
 # a poll, then a read).  Responses whose request began inside a window are
 # counted apart, not judged; a toggle that fails (Redis down: exit 3) is
-# counted as not toggled and changes nothing in the timeline.
+# counted as not toggled and changes nothing in the timeline.  nginx's
+# $msec is cached per event loop turn and can be older than the decision:
+# an answer in the next change's mode logged under that change's epoch
+# straddled it and is counted apart too.  At the end a canary change made
+# behind the timeline's back must be counted as violations.
 use strict;
 use warnings;
 
