@@ -227,3 +227,12 @@ deb:
 
 clean:
 	rm -rf $(B)
+
+# the soak, not part of make test: two edges under wrk while the flag
+# toggles, Redis restarts, nginx reloads and worker 0 is killed
+SOAK_S ?= 600
+
+.PHONY: soak
+
+soak: deps all $(MIGCTL_SAN)
+	SOAK_S=$(SOAK_S) MIGCTL=$(CURDIR)/$(MIGCTL_SAN) bash t/soak/run.sh
