@@ -98,7 +98,7 @@ test_file(void)
         "prefix = \"p1\";\n"
         "edge_live_ms = 900;\n"
         "wait_timeout = 7;\n"
-        "evidence = { anything = \"another command's section\"; };\n"
+        "django = { manage = \"another command's section\"; };\n"
         "health = { timeout_ms = 1234; checks = (\n"
         "  { name = \"a\"; command = \"true\"; },\n"
         "  { name = \"b\"; command = \"false\"; timeout_ms = 5; } ); };\n");
