@@ -42,7 +42,7 @@ static ngx_int_t ngx_http_maintenance_register_scope(ngx_conf_t *cf,
 static ngx_int_t ngx_http_maintenance_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
 static ngx_int_t ngx_http_maintenance_assign_slots(
-    ngx_http_maintenance_shctx_t *ctx, ngx_log_t *log);
+    ngx_http_maintenance_ctx_t *ctx, ngx_log_t *log);
 
 static void *ngx_http_maintenance_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_maintenance_init_main_conf(ngx_conf_t *cf, void *conf);
@@ -933,12 +933,12 @@ done:
 static ngx_int_t
 ngx_http_maintenance_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 {
-    ngx_http_maintenance_shctx_t  *octx = data;
+    ngx_http_maintenance_ctx_t  *octx = data;
 
-    size_t                          len;
-    ngx_slab_pool_t                *shpool;
-    ngx_http_maintenance_sh_t      *sh;
-    ngx_http_maintenance_shctx_t   *ctx;
+    size_t                        len;
+    ngx_slab_pool_t               *shpool;
+    ngx_http_maintenance_shctx_t  *sh;
+    ngx_http_maintenance_ctx_t    *ctx;
 
     ctx = shm_zone->data;
 
@@ -961,12 +961,12 @@ ngx_http_maintenance_init_zone(ngx_shm_zone_t *shm_zone, void *data)
         return ngx_http_maintenance_assign_slots(ctx, shm_zone->shm.log);
     }
 
-    sh = ngx_slab_alloc(shpool, sizeof(ngx_http_maintenance_sh_t));
+    sh = ngx_slab_alloc(shpool, sizeof(ngx_http_maintenance_shctx_t));
     if (sh == NULL) {
         return NGX_ERROR;
     }
 
-    ngx_memzero(sh, sizeof(ngx_http_maintenance_sh_t));
+    ngx_memzero(sh, sizeof(ngx_http_maintenance_shctx_t));
 
     ctx->sh = sh;
     ctx->fresh = 1;
@@ -994,13 +994,13 @@ ngx_http_maintenance_init_zone(ngx_shm_zone_t *shm_zone, void *data)
  */
 
 static ngx_int_t
-ngx_http_maintenance_assign_slots(ngx_http_maintenance_shctx_t *ctx,
+ngx_http_maintenance_assign_slots(ngx_http_maintenance_ctx_t *ctx,
     ngx_log_t *log)
 {
-    ngx_int_t                          rc;
+    ngx_int_t                         rc;
     ngx_str_t                         *name;
-    ngx_uint_t                         i, j, fr;
-    ngx_http_maintenance_sh_t         *sh;
+    ngx_uint_t                        i, j, fr;
+    ngx_http_maintenance_shctx_t      *sh;
     ngx_http_maintenance_scope_sh_t   *ssh;
     ngx_http_maintenance_main_conf_t  *mmcf;
 
@@ -1276,10 +1276,10 @@ ngx_http_maintenance_merge_loc_conf(ngx_conf_t *cf, void *parent,
 static ngx_int_t
 ngx_http_maintenance_init(ngx_conf_t *cf)
 {
-    size_t                             size;
+    size_t                            size;
     ngx_http_handler_pt               *h;
     ngx_http_core_main_conf_t         *cmcf;
-    ngx_http_maintenance_shctx_t      *ctx;
+    ngx_http_maintenance_ctx_t        *ctx;
     ngx_http_maintenance_main_conf_t  *mmcf;
 
     mmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_maintenance_module);
@@ -1298,14 +1298,14 @@ ngx_http_maintenance_init(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
-    ctx = ngx_pcalloc(cf->pool, sizeof(ngx_http_maintenance_shctx_t));
+    ctx = ngx_pcalloc(cf->pool, sizeof(ngx_http_maintenance_ctx_t));
     if (ctx == NULL) {
         return NGX_ERROR;
     }
 
     ctx->mmcf = mmcf;
 
-    size = ngx_align(sizeof(ngx_http_maintenance_sh_t), ngx_pagesize)
+    size = ngx_align(sizeof(ngx_http_maintenance_shctx_t), ngx_pagesize)
            + 8 * ngx_pagesize;
 
     mmcf->shm_zone = ngx_shared_memory_add(cf,
@@ -1348,10 +1348,10 @@ ngx_http_maintenance_init(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_maintenance_init_module(ngx_cycle_t *cycle)
 {
-    ngx_err_t                          err;
-    ngx_uint_t                         i;
-    ngx_file_info_t                    fi;
-    ngx_http_maintenance_shctx_t      *ctx;
+    ngx_err_t                         err;
+    ngx_uint_t                        i;
+    ngx_file_info_t                   fi;
+    ngx_http_maintenance_ctx_t        *ctx;
     ngx_http_maintenance_scope_sh_t   *ssh;
     ngx_http_maintenance_main_conf_t  *mmcf;
 

@@ -85,8 +85,8 @@ ngx_int_t
 ngx_http_maintenance_gate_handler(ngx_http_request_t *r)
 {
     ngx_str_t                         *bypass;
-    ngx_http_maintenance_sh_t         *sh;
-    ngx_http_maintenance_shctx_t      *ctx;
+    ngx_http_maintenance_shctx_t      *sh;
+    ngx_http_maintenance_ctx_t        *ctx;
     ngx_http_maintenance_req_ctx_t    *rctx;
     ngx_http_maintenance_scope_sh_t   *ssh;
     ngx_http_maintenance_loc_conf_t   *mlcf;
@@ -174,8 +174,8 @@ ngx_http_maintenance_gate_handler(ngx_http_request_t *r)
 ngx_int_t
 ngx_http_maintenance_confirm_handler(ngx_http_request_t *r)
 {
-    ngx_http_maintenance_sh_t         *sh;
-    ngx_http_maintenance_shctx_t      *ctx;
+    ngx_http_maintenance_shctx_t      *sh;
+    ngx_http_maintenance_ctx_t        *ctx;
     ngx_http_maintenance_req_ctx_t    *rctx;
     ngx_http_maintenance_scope_sh_t   *ssh;
     ngx_http_maintenance_loc_conf_t   *mlcf;

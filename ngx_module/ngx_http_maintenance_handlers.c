@@ -21,10 +21,12 @@ static u_char *ngx_http_maintenance_json_str(u_char *p, u_char *s,
     size_t len);
 static u_char *ngx_http_maintenance_status_json(ngx_http_request_t *r,
     u_char *p, ngx_http_maintenance_main_conf_t *mmcf,
-    ngx_http_maintenance_sh_t *snap, ngx_http_maintenance_scope_sh_t *scopes);
+    ngx_http_maintenance_shctx_t *snap,
+    ngx_http_maintenance_scope_sh_t *scopes);
 static u_char *ngx_http_maintenance_status_prom(ngx_http_request_t *r,
     u_char *p, ngx_http_maintenance_main_conf_t *mmcf,
-    ngx_http_maintenance_sh_t *snap, ngx_http_maintenance_scope_sh_t *scopes);
+    ngx_http_maintenance_shctx_t *snap,
+    ngx_http_maintenance_scope_sh_t *scopes);
 
 
 /*
@@ -132,15 +134,15 @@ ngx_http_maintenance_health_handler(ngx_http_request_t *r)
 ngx_int_t
 ngx_http_maintenance_status_handler(ngx_http_request_t *r)
 {
-    size_t                              size, len;
-    ngx_buf_t                          *b;
-    ngx_int_t                           rc;
-    ngx_str_t                           format;
-    ngx_uint_t                          i, prom;
-    ngx_http_maintenance_sh_t          *sh, *snap;
-    ngx_http_maintenance_shctx_t       *ctx;
-    ngx_http_maintenance_scope_sh_t    *scopes;
-    ngx_http_maintenance_main_conf_t   *mmcf;
+    size_t                            size, len;
+    ngx_buf_t                         *b;
+    ngx_int_t                         rc;
+    ngx_str_t                         format;
+    ngx_uint_t                        i, prom;
+    ngx_http_maintenance_shctx_t      *sh, *snap;
+    ngx_http_maintenance_ctx_t        *ctx;
+    ngx_http_maintenance_scope_sh_t   *scopes;
+    ngx_http_maintenance_main_conf_t  *mmcf;
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
         return NGX_HTTP_NOT_ALLOWED;
@@ -175,7 +177,7 @@ ngx_http_maintenance_status_handler(ngx_http_request_t *r)
 
     /* snap holds the fields ahead of the slots only: never its scopes[] */
 
-    snap = ngx_palloc(r->pool, offsetof(ngx_http_maintenance_sh_t, scopes));
+    snap = ngx_palloc(r->pool, offsetof(ngx_http_maintenance_shctx_t, scopes));
     if (snap == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -191,7 +193,7 @@ ngx_http_maintenance_status_handler(ngx_http_request_t *r)
 
     ngx_shmtx_lock(&ctx->shpool->mutex);
 
-    ngx_memcpy(snap, sh, offsetof(ngx_http_maintenance_sh_t, scopes));
+    ngx_memcpy(snap, sh, offsetof(ngx_http_maintenance_shctx_t, scopes));
 
     for (i = 0; i < mmcf->scopes.nelts; i++) {
         ngx_memcpy(&scopes[i], &sh->scopes[mmcf->slots[i]], len);
@@ -239,7 +241,7 @@ ngx_http_maintenance_status_handler(ngx_http_request_t *r)
 
 static u_char *
 ngx_http_maintenance_status_json(ngx_http_request_t *r, u_char *p,
-    ngx_http_maintenance_main_conf_t *mmcf, ngx_http_maintenance_sh_t *snap,
+    ngx_http_maintenance_main_conf_t *mmcf, ngx_http_maintenance_shctx_t *snap,
     ngx_http_maintenance_scope_sh_t *scopes)
 {
     ngx_str_t                        *names;
@@ -356,7 +358,7 @@ ngx_http_maintenance_status_json(ngx_http_request_t *r, u_char *p,
 
 static u_char *
 ngx_http_maintenance_status_prom(ngx_http_request_t *r, u_char *p,
-    ngx_http_maintenance_main_conf_t *mmcf, ngx_http_maintenance_sh_t *snap,
+    ngx_http_maintenance_main_conf_t *mmcf, ngx_http_maintenance_shctx_t *snap,
     ngx_http_maintenance_scope_sh_t *scopes)
 {
     ngx_str_t                        *names;

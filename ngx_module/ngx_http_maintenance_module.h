@@ -61,6 +61,7 @@ typedef struct ngx_http_maintenance_main_conf_s
     ngx_http_maintenance_main_conf_t;
 
 
+/* in the shared zone (as limit_req's shctx): one for every cycle */
 typedef struct {
     ngx_uint_t                   nscopes;     /* slots in use: 0..nscopes-1
                                                  (some may be free) */
@@ -94,16 +95,18 @@ typedef struct {
     ngx_msec_t                   backoff[2];
 
     ngx_http_maintenance_scope_sh_t  scopes[NGX_HTTP_MAINTENANCE_MAX_SCOPES];
-} ngx_http_maintenance_sh_t;
-
-
-typedef struct {
-    ngx_http_maintenance_sh_t   *sh;
-    ngx_slab_pool_t             *shpool;
-    ngx_http_maintenance_main_conf_t  *mmcf;
-    ngx_uint_t                   fresh;       /* zone created by this cycle
-                                                 (not inherited on reload) */
 } ngx_http_maintenance_shctx_t;
+
+
+/* per cycle: the zone's data pointer (as limit_req's ctx) */
+typedef struct {
+    ngx_http_maintenance_shctx_t      *sh;       /* in the zone */
+    ngx_slab_pool_t                   *shpool;
+    ngx_http_maintenance_main_conf_t  *mmcf;
+    ngx_uint_t                         fresh;    /* zone created by this
+                                                    cycle (not inherited
+                                                    on reload) */
+} ngx_http_maintenance_ctx_t;
 
 
 /*
@@ -192,7 +195,7 @@ static ngx_inline ngx_http_maintenance_scope_sh_t *
 ngx_http_maintenance_scope_sh(ngx_http_maintenance_main_conf_t *mmcf,
     ngx_http_maintenance_loc_conf_t *mlcf)
 {
-    ngx_http_maintenance_shctx_t  *ctx;
+    ngx_http_maintenance_ctx_t  *ctx;
 
     ctx = mmcf->shm_zone->data;
 
@@ -368,7 +371,7 @@ typedef struct ngx_http_maintenance_state_job_s
 
 struct ngx_http_maintenance_sync_s {
     ngx_http_maintenance_main_conf_t  *mmcf;
-    ngx_http_maintenance_sh_t         *sh;
+    ngx_http_maintenance_shctx_t         *sh;
     ngx_slab_pool_t                   *shpool;
     ngx_log_t                         *log;
 

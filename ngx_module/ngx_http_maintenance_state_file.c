@@ -61,7 +61,7 @@ static void ngx_http_maintenance_state_file_sweep(
 static ngx_err_t ngx_http_maintenance_state_file_access(ngx_conf_t *cf,
     u_char *dir, const char *user, ngx_uid_t uid, ngx_gid_t gid);
 static ngx_int_t ngx_http_maintenance_state_file_line(
-    ngx_http_maintenance_main_conf_t *mmcf, ngx_http_maintenance_sh_t *sh,
+    ngx_http_maintenance_main_conf_t *mmcf, ngx_http_maintenance_shctx_t *sh,
     u_char *p, size_t len, ngx_log_t *log);
 
 
@@ -544,8 +544,8 @@ static void
 ngx_http_maintenance_state_file_result(ngx_http_maintenance_state_job_t *job)
 {
     u_char                            *p, *last;
-    u_char                             text[NGX_HTTP_MAINTENANCE_STATE_ERR_LEN];
-    ngx_http_maintenance_sh_t         *sh;
+    u_char                            text[NGX_HTTP_MAINTENANCE_STATE_ERR_LEN];
+    ngx_http_maintenance_shctx_t      *sh;
     ngx_http_maintenance_sync_t       *sync;
     ngx_http_maintenance_main_conf_t  *mmcf;
 
@@ -923,12 +923,12 @@ ngx_int_t
 ngx_http_maintenance_state_file_load(ngx_cycle_t *cycle,
     ngx_http_maintenance_main_conf_t *mmcf)
 {
-    u_char                        *buf, *p, *eol, *last;
-    ssize_t                        n;
-    ngx_fd_t                       fd;
-    ngx_err_t                      err;
-    ngx_file_info_t                fi;
-    ngx_http_maintenance_shctx_t  *shctx;
+    u_char                      *buf, *p, *eol, *last;
+    ssize_t                     n;
+    ngx_fd_t                    fd;
+    ngx_err_t                   err;
+    ngx_file_info_t             fi;
+    ngx_http_maintenance_ctx_t  *shctx;
 
     if (mmcf->state_file.len == 0 || mmcf->shm_zone == NULL
         || mmcf->slots == NULL)
@@ -1025,7 +1025,7 @@ done:
 
 static ngx_int_t
 ngx_http_maintenance_state_file_line(ngx_http_maintenance_main_conf_t *mmcf,
-    ngx_http_maintenance_sh_t *sh, u_char *p, size_t len, ngx_log_t *log)
+    ngx_http_maintenance_shctx_t *sh, u_char *p, size_t len, ngx_log_t *log)
 {
     u_char                           *f[5], *end, *q;
     size_t                            fl[5];

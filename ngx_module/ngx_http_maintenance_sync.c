@@ -61,12 +61,12 @@ static ngx_http_maintenance_sync_t  *ngx_http_maintenance_sync;
 ngx_int_t
 ngx_http_maintenance_sync_init_worker(ngx_cycle_t *cycle)
 {
-    size_t                              len;
-    ngx_uint_t                          i;
+    size_t                             len;
+    ngx_uint_t                         i;
     ngx_str_t                          *name;
-    ngx_http_maintenance_sh_t          *sh;
+    ngx_http_maintenance_shctx_t       *sh;
     ngx_http_maintenance_sync_t        *sync;
-    ngx_http_maintenance_shctx_t       *shctx;
+    ngx_http_maintenance_ctx_t         *shctx;
     ngx_http_maintenance_scope_sh_t    *ssh;
     ngx_http_maintenance_main_conf_t   *mmcf;
     ngx_http_maintenance_sync_scope_t  *s;
