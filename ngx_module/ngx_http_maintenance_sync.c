@@ -44,7 +44,6 @@ static ngx_uint_t ngx_http_maintenance_apply(
     ngx_http_maintenance_sync_t *sync);
 static void ngx_http_maintenance_set_redis_up(
     ngx_http_maintenance_sync_t *sync, ngx_uint_t up, ngx_uint_t synced);
-static const char *ngx_http_maintenance_source_name(ngx_uint_t source);
 
 
 /* worker 0 only; NULL in every other process */
@@ -733,7 +732,7 @@ ngx_http_maintenance_apply(ngx_http_maintenance_sync_t *sync)
                           "maintenance: scope \"%V\" %s (epoch %uL, source "
                           "%s)", &s->name,
                           on ? "in maintenance" : "open", epoch,
-                          ngx_http_maintenance_source_name(source));
+                          ngx_http_maintenance_source_str(source));
         }
 
         s->on = on;
@@ -774,22 +773,6 @@ ngx_http_maintenance_set_redis_up(ngx_http_maintenance_sync_t *sync,
 
     if (!up) {
         sync->synced = 0;
-    }
-}
-
-
-static const char *
-ngx_http_maintenance_source_name(ngx_uint_t source)
-{
-    switch (source) {
-    case NGX_HTTP_MAINTENANCE_SRC_REDIS:
-        return "redis";
-    case NGX_HTTP_MAINTENANCE_SRC_OVERRIDE:
-        return "override";
-    case NGX_HTTP_MAINTENANCE_SRC_STATE_FILE:
-        return "state_file";
-    default:
-        return "default";
     }
 }
 
