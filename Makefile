@@ -159,7 +159,8 @@ bench: deps all
 MODDIR    := lib/nginx/modules
 SNIPPET   := share/nginx/modules-available/mod-http-maintenance.conf
 DOCDIR    := share/doc/migctl
-EXAMPLES  := $(wildcard conf-examples/*)
+EXAMPLES  := $(wildcard conf-examples/*.*)
+CI_EXAMPLES := $(wildcard conf-examples/ci/*)
 MANS      := $(B)/man/migctl.1 $(B)/man/ngx_http_maintenance_module.5
 INSTALLED := bin/migctl $(MODDIR)/ngx_http_maintenance_module.so $(SNIPPET) \
              share/man/man1/migctl.1 \
@@ -167,7 +168,8 @@ INSTALLED := bin/migctl $(MODDIR)/ngx_http_maintenance_module.so $(SNIPPET) \
              share/bash-completion/completions/migctl \
              $(DOCDIR)/README.md $(DOCDIR)/LICENSE \
              $(patsubst %,$(DOCDIR)/%,$(wildcard docs/*.md)) \
-             $(patsubst conf-examples/%,$(DOCDIR)/examples/%,$(EXAMPLES))
+             $(patsubst conf-examples/%,$(DOCDIR)/examples/%,$(EXAMPLES) \
+                 $(CI_EXAMPLES))
 
 man: $(MANS)
 
@@ -182,7 +184,8 @@ install: all man
 	    $(DESTDIR)$(PREFIX)/share/man/man1 \
 	    $(DESTDIR)$(PREFIX)/share/man/man5 \
 	    $(DESTDIR)$(PREFIX)/share/bash-completion/completions \
-	    $(DESTDIR)$(PREFIX)/$(DOCDIR)/examples $(DESTDIR)$(PREFIX)/$(DOCDIR)/docs
+	    $(DESTDIR)$(PREFIX)/$(DOCDIR)/examples/ci \
+	    $(DESTDIR)$(PREFIX)/$(DOCDIR)/docs
 	install -m 755 $(MIGCTL) $(DESTDIR)$(PREFIX)/bin/migctl
 	install -m 644 $(MODULE) $(DESTDIR)$(PREFIX)/$(MODDIR)/
 	printf 'load_module %s;\n' \
@@ -198,12 +201,14 @@ install: all man
 	$(if $(wildcard docs/*.md),install -m 644 $(wildcard docs/*.md) \
 	    $(DESTDIR)$(PREFIX)/$(DOCDIR)/docs/)
 	install -m 644 $(EXAMPLES) $(DESTDIR)$(PREFIX)/$(DOCDIR)/examples/
+	install -m 644 $(CI_EXAMPLES) $(DESTDIR)$(PREFIX)/$(DOCDIR)/examples/ci/
 
 # directories: ours (the doc dir) always; the others only in a DESTDIR
 # staging tree, where nothing else lives
 uninstall:
 	cd $(DESTDIR)$(PREFIX) && rm -f $(INSTALLED)
-	cd $(DESTDIR)$(PREFIX) && rmdir $(DOCDIR)/examples $(DOCDIR)/docs \
+	cd $(DESTDIR)$(PREFIX) && rmdir $(DOCDIR)/examples/ci \
+	    $(DOCDIR)/examples $(DOCDIR)/docs \
 	    $(DOCDIR) 2>/dev/null || true
 	[ -z "$(DESTDIR)" ] || for d in $(sort $(dir $(INSTALLED))); do \
 	    d=$(abspath $(DESTDIR)$(PREFIX)/$$d); \
