@@ -1333,13 +1333,19 @@ set_type(sql_walk_t *w, migctl_sql_check_t *c, PgQuery__TypeName *tn)
 
     tm = -1;
 
+    /* typmods the server would refuse stay unknown (no overflow either) */
+    if (nm >= 1 && (m[0] < 0 || m[0] > 10485760)) {
+        nm = -1;
+    }
+
     if (nm == 1 && tn->n_typmods == 1
         && (strcmp(base, "varchar") == 0 || strcmp(base, "bpchar") == 0))
     {
         tm = m[0] + 4;                       /* VARHDRSZ */
 
     } else if (nm >= 1 && strcmp(base, "numeric") == 0) {
-        tm = ((m[0] << 16) | (nm == 2 ? (m[1] & 0xffff) : 0)) + 4;
+        tm = (int) (((unsigned) m[0] << 16)
+                    | (nm == 2 ? ((unsigned) m[1] & 0xffff) : 0)) + 4;
 
     } else if (nm == 1
                && (strcmp(base, "timestamp") == 0
