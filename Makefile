@@ -17,6 +17,8 @@ PKGS      := hiredis libpq libconfig jansson libcurl libprotobuf-c
 CFLAGS    += $(OPT) $(WARN) -std=gnu11 -Ishared -Ictl \
              $(shell pkg-config --cflags $(PKGS))
 LDLIBS    += $(shell pkg-config --libs $(PKGS)) -lpg_query
+# health checks run in threads
+LDLIBS    += -pthread
 SANFLAGS  := -fsanitize=address,undefined -fno-omit-frame-pointer \
              -fno-sanitize-recover=all
 
@@ -33,7 +35,8 @@ SHARED_SRC := $(wildcard shared/*.c)
 CTL_SRC    := $(wildcard ctl/*.c)
 CTL_LIB    := $(filter-out ctl/main.c,$(CTL_SRC))
 UNIT_SRC   := $(wildcard t/unit/*.c)
-MOD_SRC    := $(wildcard ngx_module/*.c ngx_module/*.h shared/*.c shared/*.h)
+MOD_SRC    := $(wildcard ngx_module/*.c ngx_module/*.h ngx_module/*.map \
+                          shared/*.c shared/*.h)
 
 HDRS       := $(wildcard shared/*.h ctl/*.h)
 
@@ -156,7 +159,8 @@ bench: deps all
 MODDIR    := lib/nginx/modules
 SNIPPET   := share/nginx/modules-available/mod-http-maintenance.conf
 DOCDIR    := share/doc/migctl
-EXAMPLES  := $(wildcard conf-examples/*)
+EXAMPLES  := $(wildcard conf-examples/*.*)
+CI_EXAMPLES := $(wildcard conf-examples/ci/*)
 MANS      := $(B)/man/migctl.1 $(B)/man/ngx_http_maintenance_module.5
 INSTALLED := bin/migctl $(MODDIR)/ngx_http_maintenance_module.so $(SNIPPET) \
              share/man/man1/migctl.1 \
@@ -164,7 +168,8 @@ INSTALLED := bin/migctl $(MODDIR)/ngx_http_maintenance_module.so $(SNIPPET) \
              share/bash-completion/completions/migctl \
              $(DOCDIR)/README.md $(DOCDIR)/LICENSE \
              $(patsubst %,$(DOCDIR)/%,$(wildcard docs/*.md)) \
-             $(patsubst conf-examples/%,$(DOCDIR)/examples/%,$(EXAMPLES))
+             $(patsubst conf-examples/%,$(DOCDIR)/examples/%,$(EXAMPLES) \
+                 $(CI_EXAMPLES))
 
 man: $(MANS)
 
@@ -179,7 +184,8 @@ install: all man
 	    $(DESTDIR)$(PREFIX)/share/man/man1 \
 	    $(DESTDIR)$(PREFIX)/share/man/man5 \
 	    $(DESTDIR)$(PREFIX)/share/bash-completion/completions \
-	    $(DESTDIR)$(PREFIX)/$(DOCDIR)/examples $(DESTDIR)$(PREFIX)/$(DOCDIR)/docs
+	    $(DESTDIR)$(PREFIX)/$(DOCDIR)/examples/ci \
+	    $(DESTDIR)$(PREFIX)/$(DOCDIR)/docs
 	install -m 755 $(MIGCTL) $(DESTDIR)$(PREFIX)/bin/migctl
 	install -m 644 $(MODULE) $(DESTDIR)$(PREFIX)/$(MODDIR)/
 	printf 'load_module %s;\n' \
@@ -195,12 +201,14 @@ install: all man
 	$(if $(wildcard docs/*.md),install -m 644 $(wildcard docs/*.md) \
 	    $(DESTDIR)$(PREFIX)/$(DOCDIR)/docs/)
 	install -m 644 $(EXAMPLES) $(DESTDIR)$(PREFIX)/$(DOCDIR)/examples/
+	install -m 644 $(CI_EXAMPLES) $(DESTDIR)$(PREFIX)/$(DOCDIR)/examples/ci/
 
 # directories: ours (the doc dir) always; the others only in a DESTDIR
 # staging tree, where nothing else lives
 uninstall:
 	cd $(DESTDIR)$(PREFIX) && rm -f $(INSTALLED)
-	cd $(DESTDIR)$(PREFIX) && rmdir $(DOCDIR)/examples $(DOCDIR)/docs \
+	cd $(DESTDIR)$(PREFIX) && rmdir $(DOCDIR)/examples/ci \
+	    $(DOCDIR)/examples $(DOCDIR)/docs \
 	    $(DOCDIR) 2>/dev/null || true
 	[ -z "$(DESTDIR)" ] || for d in $(sort $(dir $(INSTALLED))); do \
 	    d=$(abspath $(DESTDIR)$(PREFIX)/$$d); \
@@ -224,3 +232,12 @@ deb:
 
 clean:
 	rm -rf $(B)
+
+# the soak, not part of make test: two edges under wrk while the flag
+# toggles, Redis restarts, nginx reloads and worker 0 is killed
+SOAK_S ?= 600
+
+.PHONY: soak
+
+soak: deps all $(MIGCTL_SAN)
+	SOAK_S=$(SOAK_S) MIGCTL=$(CURDIR)/$(MIGCTL_SAN) bash t/soak/run.sh

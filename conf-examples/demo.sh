@@ -150,10 +150,19 @@ wait_until 10 curl -s "http://127.0.0.1:$HTTP_PORT/"
 cat > "$DEMO/migctl.conf" <<CONF
 redis = { host = "127.0.0.1"; port = $REDIS_PORT; timeout_ms = 2000; };
 prefix = "migctl";
+runs = { dir = "$DEMO/runs"; };
+evidence = { secret_files = [ "$DEMO/nginx/bypass.token" ]; };
 health = {
     checks = (
-        { name = "migrations-applied";
-          command = "$PY $ROOT/t/django/manage.py migrate --check dupes"; }
+        { name = "app-through-tls-edge"; type = "http";
+          url = "https://localhost:$TLS_PORT/";
+          ca_file = "$DEMO/nginx/tls.crt";
+          bypass_token_file = "$DEMO/nginx/bypass.token";
+          expect_body = "the shop app answers"; timeout_ms = 5000; },
+        { name = "edges"; type = "edges"; },
+        { name = "migrations"; type = "migrations";
+          command = "$PY $ROOT/t/django/manage.py migrate --check dupes"; },
+        { name = "invalid-indexes"; type = "invalid_indexes"; }
     );
 };
 CONF
@@ -174,18 +183,18 @@ say "Before the deploy: both vhosts reach the app"
 both
 
 DJ="$PY $ROOT/t/django/manage.py"
-say "Release abc123 deploys: 'manage.py migrate' fails"
 $DJ migrate --noinput dupes 0001 >/dev/null          # what the previous release had
 psql -qc "INSERT INTO dupes_customer (email) VALUES ('ann@example.com'), ('bob@example.com'), ('ann@example.com')"
 $DJ showmigrations --plan dupes | grep -v '0002_email_unique' > "$DEMO/previous.plan"
-printf '\033[36m$ python manage.py migrate --noinput\033[0m\n'
-if $DJ migrate --noinput dupes > "$DEMO/migrate.log" 2>&1; then
-    echo "demo: the migration was expected to fail" >&2; exit 1
-fi
-tail -3 "$DEMO/migrate.log"
 
-say "Contain: maintenance on, on every edge, before touching the database"
-show "$MIGCTL" maintenance on --reason "migrate failed on release abc123" --release abc123 --wait=5
+say "Release abc123 deploys: the migration step runs under migctl run, and fails"
+set +e
+show "$MIGCTL" run --maintenance-on-failure --diagnose --lock-timeout 5s \
+    --plan-cmd "cat $DEMO/previous.plan" -- $DJ migrate --noinput dupes
+echo "  (exit $?: the site went into maintenance before migctl returned)"
+set -e
+
+say "Contained: every edge, HTTP and TLS, before anyone touches the database"
 both
 show curl -s -D - -o /dev/null "http://127.0.0.1:$HTTP_PORT/"
 show curl -s -H "Accept: application/json" "https://127.0.0.1:$TLS_PORT/" -k
@@ -194,8 +203,8 @@ printf '  with the bypass token -> '
 curl -sk -H "X-Maintenance-Bypass: $(cat "$DEMO/nginx/bypass.token")" "https://127.0.0.1:$TLS_PORT/"
 show "$MIGCTL" maintenance status
 
-
 say "Find the real state of the database"
+RUN=$(ls -d "$DEMO"/runs/*/ | tail -1)
 $DJ showmigrations --plan dupes > "$DEMO/current.plan"
 $DJ sqlmigrate dupes 0002_email_unique > "$DEMO/0002.sql"
 show "$MIGCTL" migrations --plan "$DEMO/current.plan" --previous-plan "$DEMO/previous.plan" || true
@@ -203,25 +212,33 @@ show "$MIGCTL" locks || true
 show "$MIGCTL" inspect --sql "$DEMO/0002.sql" --app dupes --migration 0002_email_unique || true
 
 say "Classify the failure and get the recommended path"
-show "$MIGCTL" classify "$DEMO/migrate.log" || true
+show "$MIGCTL" classify "${RUN}output.log" || true
 show "$MIGCTL" diagnose --app dupes --migration 0002_email_unique --sql "$DEMO/0002.sql" \
-    --traceback "$DEMO/migrate.log" --plan "$DEMO/current.plan" || true
+    --traceback "${RUN}output.log" --plan "$DEMO/current.plan" \
+    --previous-plan "${RUN}plan.txt" || true
 
-say "The safety gate: maintenance off is refused while the app is not healthy"
+say "The safety gate: health fails, so maintenance off is refused"
 set +e
+show "$MIGCTL" health
 show "$MIGCTL" maintenance off
 echo "  (exit $?)"
 set -e
 both
 
-say "Fix forward: resolve the duplicates, then migrate again"
+say "Fix forward: resolve the duplicates, then the migration step again"
 show psql -c "DELETE FROM dupes_customer a USING dupes_customer b WHERE a.email = b.email AND a.id > b.id"
-show $DJ migrate --noinput dupes
+show "$MIGCTL" run --lock-timeout 5s -- $DJ migrate --noinput dupes
 show "$MIGCTL" inspect --sql "$DEMO/0002.sql" --app dupes --migration 0002_email_unique
+show "$MIGCTL" health
 
 say "Reopen: maintenance off (health checks first)"
-show "$MIGCTL" maintenance off --wait=5
+show "$MIGCTL" maintenance off --wait 5
 both
+
+say "The evidence for the post-mortem (secrets redacted)"
+show "$MIGCTL" evidence --out "$DEMO/evidence" --sql "$DEMO/0002.sql" \
+    --plan "$DEMO/current.plan"
+sed -n '1,12p' "$DEMO/evidence/summary.md"
 printf '\033[36m$ curl -s http://127.0.0.1:%s/status?format=prometheus | grep -v "^#"\033[0m\n' "$HEALTH_PORT"
 curl -s "http://127.0.0.1:$HEALTH_PORT/status?format=prometheus" | grep -v "^#"
 

@@ -1,81 +1,133 @@
 /*
  * classify.c: the class of a migration failure from a Django traceback or
- * a deploy / server log: SQLSTATE, exception, class and the reason.
+ * a deploy / server log: the last failure of the run decides.
  */
 
 #include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "migctl.h"
+#include "classify.h"
 
-
-#define CLS_UNKNOWN     0
-#define CLS_TRANSIENT   1
-#define CLS_CODE_FIX    2
-#define CLS_HIGH_RISK   3
 
 #define LINE_MAX_SHOWN  240
 
 
+/* evidence of a code within one exception, server line or loose line */
 typedef struct {
-    const char  *code;
-    const char  *name;          /* condition name: psycopg2's class name in
-                                   snake case */
-    int          cls;
-    const char  *reason;
-} sqlstate_t;
+    const char        *code;    /* explicit or psycopg's class: 5 chars */
+    const char        *source;  /* "sqlstate" or "exception" */
+    const message_t   *msg;     /* the first server message seen */
+    const text_t      *txt;     /* the first known text seen */
+    line_t             detail;  /* a DETAIL line */
+} evid_t;
+
+#define F_CLIENT        1       /* a traceback chain, or exception lines */
+#define F_SERVER        2       /* a server log ERROR, FATAL or PANIC */
+#define F_LOOSE         3       /* a code or a message on a line alone */
 
 /*
- * A server or driver message: "a" alone, or "a" then "b" later on the same
- * line.  A message may refine the class and reason of its code (57014 is a
- * statement timeout or an operator's cancel).
+ * One failure in the text and its verdict.  Every line_t points into the
+ * caller's text: nothing here is allocated but the array of failures.
  */
 typedef struct {
-    const char  *a;
-    const char  *b;
-    const char  *code;
-    int          cls;           /* CLS_UNKNOWN: the code's class */
-    const char  *reason;        /* NULL: the code's reason */
-} message_t;
-
-/* a Python or Django exception class, by its last dotted component */
-typedef struct {
-    const char  *name;
-    int          cls;
-    const char  *reason;
-} pyexc_t;
-
-/* a text without SQLSTATE: migration graph errors, a killed job */
-typedef struct {
-    const char  *a;
-    int          eol;           /* "a" must end the line */
-    int          cls;
-    const char  *reason;
-} text_t;
-
-typedef struct {
-    const char  *p;
-    size_t       len;
-} line_t;
-
-typedef struct {
-    const char        *code;    /* 5 chars, not NUL-terminated, or NULL */
-    const sqlstate_t  *st;
+    int                kind;
+    size_t             first;   /* line numbers, from 0 */
+    size_t             last;
+    int                cls;
+    const char        *code;
+    const char        *reason;
     const char        *source;
-    int                line;
-    line_t             where;
-} found_t;
+    line_t             exc_name;    /* the last exception of a chain */
+    line_t             exc_msg;
+    line_t             ev;
+    line_t             detail;
+    line_t             frame;       /* innermost frame in a migration */
+    line_t             migration;   /* "app.name" of its Applying line */
+    line_t             msg;         /* server: the message */
+    line_t             pid;         /* server: digits, or empty */
+    line_t             statement;
+    int                ddl;         /* server: its statement is DDL */
+} fail_t;
+
+/* where a traceback reader is */
+#define TB_NONE         0
+#define TB_FRAMES       1       /* after "Traceback (most recent ...):" */
+#define TB_MSG          2       /* after an exception line */
+#define TB_GAP          3       /* blank lines after an exception */
+#define TB_LINK         4       /* after "The above exception ..." */
+
+#define AP_NONE         0       /* "Applying x..." and nothing yet */
+#define AP_OK           1
+#define AP_FAILED       2
+
+#define MSG_LINES_MAX   16      /* continuation lines of one exception */
+#define HISTORY_MAX     20
+#define SAME_PID_BACK   64      /* failures searched for a DETAIL's owner */
+#define FAILS_MAX       65536   /* then compact: bounded memory */
+#define FAILS_TAIL      1024    /* the latest failures always kept */
+
+typedef struct {
+    fail_t            *fails;
+    size_t             nfails;
+    size_t             nalloc;
+    int                nomem;
+
+    /* the chain being read */
+    int                tb;
+    int                tb_first;    /* the first line after the header */
+    size_t             tb_prefix;   /* bytes of log prefix on its lines */
+    size_t             msg_lines;
+    size_t             gap_lines;
+    int                in_chain;
+    fail_t             chain;
+    evid_t             exc;         /* of the chain's current exception */
+    evid_t             cause;       /* of its earlier ones, with a code */
+
+    /* the last "Applying app.name..." */
+    line_t             applying;
+    size_t             applying_at;
+    int                applying_state;
+
+    line_t             kill;        /* the last sign of a killed job */
+    size_t             kill_at;
+    size_t             run_at;      /* the last "Running migrations:" */
+    int                run_seen;
+
+    fail_t             loose;       /* the last loose evidence */
+    int                have_loose;
+
+    line_t             ddl_pid;     /* the last backend seen running DDL */
+    size_t             dropped;     /* server errors compacted away */
+} scan_t;
 
 
-static const sqlstate_t *sqlstate_by_code(const char *code);
-static const sqlstate_t *sqlstate_by_name(const char *name, size_t len);
-static int class_of_code(const char *code, const char **reason);
-static const char *line_find(line_t l, const char *s, size_t from);
+static int scan(scan_t *s, const char *text, size_t len);
+static int scan_traceback(scan_t *s, line_t raw, size_t n);
+static void scan_plain(scan_t *s, line_t l, size_t n);
+static int outcome_only(line_t l);
+static void scan_server(scan_t *s, line_t l, size_t n);
+static void chain_start(scan_t *s, size_t n, int traceback);
+static void chain_exception(scan_t *s, line_t l, line_t name, line_t msg);
+static void chain_end(scan_t *s);
+static int push_fail(scan_t *s, fail_t *f);
+static void compact(scan_t *s);
+static void evid_name(evid_t *e, line_t name);
+static void evid_line(evid_t *e, line_t l);
+static void verdict_code(fail_t *f, const char *code, const message_t *msg);
+static int verdict_evid(fail_t *f, evid_t *e);
+static int pyexc_verdict(fail_t *f);
+static const fail_t *decide(scan_t *s, const fail_t **hist, size_t *nhist,
+    size_t *others, int *correlated);
+static void correlate(scan_t *s, fail_t *f);
+static int line_eq(line_t a, line_t b);
+static int secret(line_t l);
+static json_t *fail_json(const fail_t *f, int full);
+static json_t *migration_json(const fail_t *f, json_t **file, json_t **line);
 static int line_next(const char *text, size_t len, size_t *pos, line_t *l);
-static int explicit_code(line_t l, const char **code);
-static int exception_line(line_t l, int after_traceback, line_t *name,
-    line_t *msg);
-static int code_char(int c);
 static json_t *json_line(line_t l);
 static json_t *json_code(const char *code);
 
@@ -85,615 +137,1163 @@ static const char *class_names[] = {
 };
 
 
-#define R_LOCK "a lock the migration needed was held by another session " \
-    "and lock_timeout expired; the failed statement changed nothing; " \
-    "find the blocker (migctl locks) and retry"
-#define R_CONN "the connection to PostgreSQL was lost or refused; " \
-    "retry once the server is reachable"
-#define R_UNDEF "the migration or the code refers to an object that does " \
-    "not exist: fix the migration (or its dependencies) in the code"
-#define R_EXISTS "an object the migration creates already exists, left " \
-    "by an earlier partial run or made by hand: the schema is not what " \
-    "the migration expects"
-#define R_DATA "existing rows cannot be converted to the new type: the " \
-    "data must be cleaned before the migration can apply"
-#define R_SYS "the database server failed (resource or internal error): " \
-    "a retry is likely to fail the same way"
-
-static const sqlstate_t sqlstates[] = {
-
-    /* transient: nothing is wrong with the migration or the data */
-    { "55P03", "lock_not_available", CLS_TRANSIENT, R_LOCK },
-    { "40P01", "deadlock_detected", CLS_TRANSIENT,
-      "deadlock with another session; the transaction was rolled back; "
-      "retry once the other writer is done" },
-    { "40001", "serialization_failure", CLS_TRANSIENT,
-      "serialization failure: a concurrent transaction won; retry" },
-    { "08000", "connection_exception", CLS_TRANSIENT, R_CONN },
-    { "08001", "sqlclient_unable_to_establish_sqlconnection", CLS_TRANSIENT,
-      R_CONN },
-    { "08003", "connection_does_not_exist", CLS_TRANSIENT, R_CONN },
-    { "08004", "sqlserver_rejected_establishment_of_sqlconnection",
-      CLS_TRANSIENT, R_CONN },
-    { "08006", "connection_failure", CLS_TRANSIENT, R_CONN },
-    { "53300", "too_many_connections", CLS_TRANSIENT,
-      "too many connections: retry when slots free up (check the pooler "
-      "and max_connections)" },
-    { "57P01", "admin_shutdown", CLS_TRANSIENT,
-      "the server ended the session (administrator command or shutdown): "
-      "an interrupted job; retry" },
-    { "57P02", "crash_shutdown", CLS_TRANSIENT,
-      "the server restarted after a crash: an interrupted job; retry" },
-    { "57P03", "cannot_connect_now", CLS_TRANSIENT,
-      "the server is starting up or shutting down; retry" },
-    { "25P03", "idle_in_transaction_session_timeout", CLS_TRANSIENT,
-      "the session was ended by idle_in_transaction_session_timeout: "
-      "an interrupted job; retry" },
-
-    /* code_fix: the migration or the release is wrong */
-    { "42601", "syntax_error", CLS_CODE_FIX,
-      "SQL syntax error in the migration (RunSQL?): fix the SQL" },
-    { "42P01", "undefined_table", CLS_CODE_FIX, R_UNDEF },
-    { "42703", "undefined_column", CLS_CODE_FIX, R_UNDEF },
-    { "42883", "undefined_function", CLS_CODE_FIX, R_UNDEF },
-    { "42704", "undefined_object", CLS_CODE_FIX, R_UNDEF },
-    { "3F000", "invalid_schema_name", CLS_CODE_FIX, R_UNDEF },
-    { "25001", "active_sql_transaction", CLS_CODE_FIX,
-      "a CONCURRENTLY operation inside an atomic migration: set "
-      "atomic = False on the migration" },
-    { "42804", "datatype_mismatch", CLS_CODE_FIX,
-      "type mismatch in the migration's SQL: fix the migration" },
-    { "42846", "cannot_coerce", CLS_CODE_FIX,
-      "no cast between the old and the new type: the migration needs "
-      "a USING expression" },
-    { "42702", "ambiguous_column", CLS_CODE_FIX,
-      "ambiguous column reference in the migration's SQL" },
-    { "42725", "ambiguous_function", CLS_CODE_FIX,
-      "ambiguous function call in the migration's SQL" },
-    { "42809", "wrong_object_type", CLS_CODE_FIX,
-      "the migration's SQL uses an object of the wrong kind" },
-    { "42P16", "invalid_table_definition", CLS_CODE_FIX,
-      "invalid table definition in the migration" },
-    { "42611", "invalid_column_definition", CLS_CODE_FIX,
-      "invalid column definition in the migration" },
-    { "0A000", "feature_not_supported", CLS_CODE_FIX,
-      "the migration uses something this PostgreSQL does not support" },
-    { "2BP01", "dependent_objects_still_exist", CLS_CODE_FIX,
-      "the migration drops an object that others depend on: drop or "
-      "alter the dependants first, in the migration" },
-
-    /* high_risk: existing data, rights or the server decide */
-    { "23505", "unique_violation", CLS_HIGH_RISK,
-      "existing rows violate the new unique constraint or index: the "
-      "duplicates must be resolved (a data decision) before it applies" },
-    { "23502", "not_null_violation", CLS_HIGH_RISK,
-      "existing rows hold NULL where the migration requires NOT NULL: "
-      "backfill them first" },
-    { "23503", "foreign_key_violation", CLS_HIGH_RISK,
-      "existing rows reference rows that do not exist: fix the orphans "
-      "before the foreign key can be added" },
-    { "23514", "check_violation", CLS_HIGH_RISK,
-      "existing rows fail the new check constraint" },
-    { "23P01", "exclusion_violation", CLS_HIGH_RISK,
-      "existing rows violate the new exclusion constraint" },
-    { "23000", "integrity_constraint_violation", CLS_HIGH_RISK,
-      "existing rows violate an integrity constraint" },
-    { "23001", "restrict_violation", CLS_HIGH_RISK,
-      "existing rows are still referenced (ON DELETE RESTRICT)" },
-    { "57014", "query_canceled", CLS_HIGH_RISK,
-      "the statement was canceled (statement_timeout or a cancel): a "
-      "long rewrite or scan under lock; a plain retry hits it again" },
-    { "42501", "insufficient_privilege", CLS_HIGH_RISK,
-      "the role running migrate lacks a right (table owner or DDL "
-      "privilege): run migrate as the schema owner" },
-    { "53100", "disk_full", CLS_HIGH_RISK,
-      "the database server's disk is full: free space first; a retry "
-      "fails the same way" },
-    { "53200", "out_of_memory", CLS_HIGH_RISK, R_SYS },
-    { "53400", "configuration_limit_exceeded", CLS_HIGH_RISK, R_SYS },
-    { "54000", "program_limit_exceeded", CLS_HIGH_RISK, R_SYS },
-    { "58030", "io_error", CLS_HIGH_RISK, R_SYS },
-    { "XX000", "internal_error", CLS_HIGH_RISK, R_SYS },
-    { "XX001", "data_corrupted", CLS_HIGH_RISK, R_SYS },
-    { "XX002", "index_corrupted", CLS_HIGH_RISK, R_SYS },
-    { "42P07", "duplicate_table", CLS_HIGH_RISK, R_EXISTS },
-    { "42701", "duplicate_column", CLS_HIGH_RISK, R_EXISTS },
-    { "42710", "duplicate_object", CLS_HIGH_RISK, R_EXISTS },
-    { "42P06", "duplicate_schema", CLS_HIGH_RISK, R_EXISTS },
-    { "42723", "duplicate_function", CLS_HIGH_RISK, R_EXISTS },
-    { "22P02", "invalid_text_representation", CLS_HIGH_RISK, R_DATA },
-    { "22003", "numeric_value_out_of_range", CLS_HIGH_RISK, R_DATA },
-    { "22001", "string_data_right_truncation", CLS_HIGH_RISK, R_DATA },
-    { "22007", "invalid_datetime_format", CLS_HIGH_RISK, R_DATA },
-    { "22008", "datetime_field_overflow", CLS_HIGH_RISK, R_DATA },
-    { "22012", "division_by_zero", CLS_HIGH_RISK, R_DATA },
-
-    { NULL, NULL, CLS_UNKNOWN, NULL }
-};
+#define R_RUNPY "a Python error raised by the migration's own code " \
+    "(RunPython): fix the code"
+#define R_HOSTDISK "the app host's disk is full (OSError errno 28, e.g. " \
+    "collectstatic or a temporary file): not the database; free space on " \
+    "the app host, then retry"
+#define R_INTERRUPTED "the run was interrupted while applying %.*s (%s): " \
+    "the playbook's interrupted release job; transient if the database " \
+    "is unchanged (check with migctl diagnose: a non-atomic migration may " \
+    "have left part of its changes, and a job killed for memory is " \
+    "killed again)"
+#define R_KILLED "the process was killed (%s), but nothing says during " \
+    "which migration or why: a kill alone is no proof of a transient " \
+    "cause; check the state (migctl diagnose) and the host's log (OOM " \
+    "killer, a deploy timeout) before a retry"
 
 
-/* on one line, the later line wins; on one line, the earlier entry */
-static const message_t messages[] = {
-    { "sorry, too many clients already", NULL, "53300", 0, NULL },
-    { "remaining connection slots are reserved", NULL, "53300", 0, NULL },
-    { "could not create unique index", NULL, "23505", 0, NULL },
-    { "duplicate key value violates unique constraint", NULL, "23505", 0,
-      NULL },
-    { "contains null values", NULL, "23502", 0, NULL },
-    { "violates not-null constraint", NULL, "23502", 0, NULL },
-    { "violates foreign key constraint", NULL, "23503", 0, NULL },
-    { "is violated by some row", NULL, "23514", 0, NULL },
-    { "violates check constraint", NULL, "23514", 0, NULL },
-    { "violates exclusion constraint", NULL, "23P01", 0, NULL },
-    { "canceling statement due to lock timeout", NULL, "55P03", 0, NULL },
-    { "could not obtain lock on", NULL, "55P03", 0, NULL },
-    { "canceling statement due to statement timeout", NULL, "57014",
-      CLS_HIGH_RISK,
-      "statement_timeout expired: a long statement (a table rewrite or "
-      "a validating scan) under lock; a plain retry hits it again: it "
-      "needs a window and a timeout sized for the table, or a migration "
-      "that does not rewrite" },
-    { "canceling statement due to user request", NULL, "57014",
-      CLS_TRANSIENT,
-      "an operator or a deploy tool canceled the statement: an "
-      "interrupted job" },
-    { "canceling statement due to conflict with recovery", NULL, "40001",
-      CLS_TRANSIENT, NULL },
-    { "deadlock detected", NULL, "40P01", 0, NULL },
-    { "could not serialize access", NULL, "40001", 0, NULL },
-    { "terminating connection due to administrator command", NULL, "57P01",
-      0, NULL },
-    { "terminating connection due to idle-in-transaction timeout", NULL,
-      "25P03", 0, NULL },
-    { "the database system is shutting down", NULL, "57P03", 0, NULL },
-    { "the database system is starting up", NULL, "57P03", 0, NULL },
-    { "the database system is in recovery mode", NULL, "57P03", 0, NULL },
-    { "server closed the connection unexpectedly", NULL, "08006", 0, NULL },
-    { "connection already closed", NULL, "08003", 0, NULL },
-    { "could not connect to server", NULL, "08001", 0, NULL },
-    { "connection to server at", "failed", "08001", 0, NULL },
-    { "connection to server on socket", "failed", "08001", 0, NULL },
-    { "No space left on device", NULL, "53100", 0, NULL },
-    { "could not extend file", NULL, "53100", 0, NULL },
-    { "out of memory", NULL, "53200", 0, NULL },
-    { "syntax error at or near", NULL, "42601", 0, NULL },
-    { "syntax error at end of input", NULL, "42601", 0, NULL },
-    { "cannot run inside a transaction block", NULL, "25001", 0, NULL },
-    { "column ", " already exists", "42701", 0, NULL },
-    { "relation ", " already exists", "42P07", 0, NULL },
-    { "constraint ", " already exists", "42710", 0, NULL },
-    { "column ", " does not exist", "42703", 0, NULL },
-    { "relation ", " does not exist", "42P01", 0, NULL },
-    { "function ", " does not exist", "42883", 0, NULL },
-    { "schema ", " does not exist", "3F000", 0, NULL },
-    { "must be owner of", NULL, "42501", 0, NULL },
-    { "permission denied for", NULL, "42501", 0, NULL },
-    { "cannot drop ", "because other objects depend on it", "2BP01", 0,
-      NULL },
-    { "invalid input syntax for", NULL, "22P02", 0, NULL },
-    { "out of range for type", NULL, "22003", 0, NULL },
-    { "value too long for type", NULL, "22001", 0, NULL },
-    { NULL, NULL, NULL, 0, NULL }
-};
-
-
-#define R_PY "a Python error in the migration or release code (RunPython, " \
-    "an import, a setting): fix the code"
-#define R_GRAPH "the migration graph of the release is broken: fix the " \
-    "migration files"
-#define R_CONNPY "the connection to PostgreSQL broke: an interrupted job; " \
-    "retry"
-
-static const pyexc_t pyexcs[] = {
-    { "ImportError", CLS_CODE_FIX, R_PY },
-    { "ModuleNotFoundError", CLS_CODE_FIX, R_PY },
-    { "NameError", CLS_CODE_FIX, R_PY },
-    { "UnboundLocalError", CLS_CODE_FIX, R_PY },
-    { "AttributeError", CLS_CODE_FIX, R_PY },
-    { "TypeError", CLS_CODE_FIX, R_PY },
-    { "ValueError", CLS_CODE_FIX, R_PY },
-    { "KeyError", CLS_CODE_FIX, R_PY },
-    { "IndexError", CLS_CODE_FIX, R_PY },
-    { "LookupError", CLS_CODE_FIX, R_PY },
-    { "ZeroDivisionError", CLS_CODE_FIX, R_PY },
-    { "AssertionError", CLS_CODE_FIX, R_PY },
-    { "NotImplementedError", CLS_CODE_FIX, R_PY },
-    { "RecursionError", CLS_CODE_FIX, R_PY },
-    { "SyntaxError", CLS_CODE_FIX, R_PY },
-    { "IndentationError", CLS_CODE_FIX, R_PY },
-    { "ImproperlyConfigured", CLS_CODE_FIX, R_PY },
-    { "AppRegistryNotReady", CLS_CODE_FIX, R_PY },
-    { "FieldDoesNotExist", CLS_CODE_FIX, R_PY },
-    { "FieldError", CLS_CODE_FIX, R_PY },
-    { "NodeNotFoundError", CLS_CODE_FIX, R_GRAPH },
-    { "CircularDependencyError", CLS_CODE_FIX, R_GRAPH },
-    { "BadMigrationError", CLS_CODE_FIX, R_GRAPH },
-    { "IrreversibleError", CLS_CODE_FIX,
-      "the migration cannot be reversed: roll forward instead" },
-    { "InconsistentMigrationHistory", CLS_HIGH_RISK,
-      "django_migrations records a migration before its dependency: the "
-      "history was edited or faked; the schema needs checking" },
-    { "MemoryError", CLS_HIGH_RISK,
-      "the migration ran out of memory (a RunPython loading a table?)" },
-    { "KeyboardInterrupt", CLS_TRANSIENT,
-      "the run was interrupted (SIGINT): an interrupted job" },
-    { "InterfaceError", CLS_TRANSIENT, R_CONNPY },
-    { "BrokenPipeError", CLS_TRANSIENT, R_CONNPY },
-    { "ConnectionResetError", CLS_TRANSIENT, R_CONNPY },
-    { "ConnectionRefusedError", CLS_TRANSIENT, R_CONNPY },
-    { "ConnectionAbortedError", CLS_TRANSIENT, R_CONNPY },
-    { NULL, 0, NULL }
-};
-
-
-#define R_KILLED "the migration process was killed (OOM killer, a deploy " \
-    "timeout or an operator): an interrupted job; check what it left"
-
-static const text_t texts[] = {
-    { "Conflicting migrations detected", 0, CLS_CODE_FIX,
-      "two migrations are leaves of one app: merge them "
-      "(makemigrations --merge) in the code" },
-    { "dependencies reference nonexistent", 0, CLS_CODE_FIX, R_GRAPH },
-    { "cannot be executed inside a transaction", 0, CLS_CODE_FIX,
-      "a CONCURRENTLY operation inside an atomic migration: set "
-      "atomic = False on the migration" },
-    { "is applied before its dependency", 0, CLS_HIGH_RISK,
-      "django_migrations records a migration before its dependency: the "
-      "history was edited or faked; the schema needs checking" },
-    { "Killed", 1, CLS_TRANSIENT, R_KILLED },
-    { "Terminated", 1, CLS_TRANSIENT, R_KILLED },
-    { "SIGKILL", 0, CLS_TRANSIENT, R_KILLED },
-    { "SIGTERM", 0, CLS_TRANSIENT, R_KILLED },
-    { NULL, 0, 0, NULL }
-};
-
-
+/*
+ * The last failure of the run decides: an interrupted run (the last
+ * Applying without an outcome, or killed), else the last traceback chain
+ * (its last exception, its psycopg error class), else the server log
+ * lines of the migrating backend.  Earlier failures are history.
+ */
 int
 migctl_classify_text(migctl_ctx_t *ctx, const char *text, size_t len,
     json_t **out)
 {
-    int               cls, in_tb, best_msg_line, n;
-    size_t            pos, k;
-    line_t            l, name, msg, exc_name, exc_msg, detail, ev, frame;
-    const char       *code, *reason, *source, *p, *hit;
-    const message_t  *m, *best_msg;
-    const pyexc_t    *e;
-    const text_t     *t;
+    int              correlated, rc;
+    char             how[128], reason[1024];
+    size_t           i, nhist, others;
+    json_t          *o, *h, *file, *line;
+    scan_t           s;
+    const fail_t    *d, *hist[HISTORY_MAX];
+    fail_t           intr;
     const sqlstate_t *st;
-    found_t           expl, cls_name, by_msg, *best, *f[3];
-    json_t           *o;
 
-    memset(&expl, 0, sizeof(expl));
-    memset(&cls_name, 0, sizeof(cls_name));
-    memset(&by_msg, 0, sizeof(by_msg));
-    memset(&exc_name, 0, sizeof(exc_name));
-    memset(&exc_msg, 0, sizeof(exc_msg));
-    memset(&detail, 0, sizeof(detail));
-    memset(&ev, 0, sizeof(ev));
-    memset(&frame, 0, sizeof(frame));
+    memset(&s, 0, sizeof(scan_t));
+    o = NULL;
+    rc = MIGCTL_OK;
 
-    best_msg = NULL;
-    best_msg_line = -1;
-    in_tb = 0;
-    n = 0;
+    if (scan(&s, text, len) != 0) {
+        rc = migctl_error(ctx, MIGCTL_PROBLEM, "out of memory");
+        goto done;
+    }
 
-    /* one pass: explicit codes, exception lines, server messages */
+    d = decide(&s, hist, &nhist, &others, &correlated);
 
-    for (pos = 0; line_next(text, len, &pos, &l); n++) {
+    if (d == NULL) {
+        /* interrupted: no outcome after the last Applying, or killed */
+        memset(&intr, 0, sizeof(fail_t));
 
-        if (explicit_code(l, &code)) {
-            expl.code = code;
-            expl.line = n;
-            expl.where = l;
+        if (s.kill.p) {
+            snprintf(how, sizeof(how), "killed: \"%.*s\"",
+                     (int) (s.kill.len < 60 ? s.kill.len : 60), s.kill.p);
+        } else {
+            snprintf(how, sizeof(how), "no outcome printed after it: a CI "
+                     "timeout, an OOM kill or a SIGKILL");
         }
 
-        if (l.len >= 9 && memcmp(l.p, "Traceback", 9) == 0) {
-            in_tb = 1;
+        if (s.applying.p && s.applying_state == AP_NONE) {
+            intr.cls = CLS_TRANSIENT;
+            intr.migration = s.applying;
+            intr.ev = s.kill.p ? s.kill : s.applying;
+            snprintf(reason, sizeof(reason), R_INTERRUPTED,
+                     (int) s.applying.len, s.applying.p, how);
+        } else {
+            intr.cls = CLS_UNKNOWN;
+            intr.ev = s.kill;
+            snprintf(reason, sizeof(reason), R_KILLED, how);
+        }
+
+        intr.first = s.kill.p ? s.kill_at : s.applying_at;
+        intr.reason = reason;
+        intr.source = "interrupted";
+        d = &intr;
+    }
+
+    o = fail_json(d, 1);
+    if (o == NULL) {
+        rc = migctl_error(ctx, MIGCTL_PROBLEM, "out of memory");
+        goto done;
+    }
+
+    st = d->code ? migctl_cls_by_code(d->code) : NULL;
+    json_object_set_new(o, "condition",
+                        st ? json_string(st->name) : json_null());
+    json_object_set_new(o, "interrupted",
+                        json_boolean(d->source
+                                     && strcmp(d->source, "interrupted")
+                                        == 0));
+    json_object_set_new(o, "frame",
+                        d->frame.p ? json_line(d->frame) : json_null());
+
+    file = NULL;
+    line = NULL;
+    json_object_set_new(o, "migration", migration_json(d, &file, &line));
+    json_object_set_new(o, "file", file ? file : json_null());
+    json_object_set_new(o, "line", line ? line : json_null());
+
+    json_object_set_new(o, "pid", d->pid.p
+                        ? json_integer(strtoll(d->pid.p, NULL, 10))
+                        : json_null());
+    json_object_set_new(o, "statement",
+                        d->statement.p == NULL ? json_null()
+                        : secret(d->statement)
+                        ? json_string("(not shown: it carries a password)")
+                        : json_line(d->statement));
+    json_object_set_new(o, "correlated",
+                        correlated < 0 ? json_null()
+                                       : json_boolean(correlated));
+    json_object_set_new(o, "other_sessions", json_integer(others));
+
+    h = json_array();
+    for (i = 0; h && i < nhist; i++) {
+        json_array_append_new(h, fail_json(hist[i], 0));
+    }
+    json_object_set_new(o, "history", h ? h : json_array());
+
+    *out = o;
+    o = NULL;
+
+done:
+
+    json_decref(o);
+    free(s.fails);
+
+    return rc;
+}
+
+
+/* one pass over the lines: traceback chains, server lines, the rest */
+static int
+scan(scan_t *s, const char *text, size_t len)
+{
+    size_t  pos, n;
+    line_t  l;
+
+    for (pos = 0, n = 0; line_next(text, len, &pos, &l); n++) {
+        if (scan_traceback(s, l, n)) {
             continue;
         }
+        scan_plain(s, l, n);
+    }
 
-        /* a traceback's frames quote source code: not evidence; the
-         * innermost frame in a migration file says where it failed */
-        if (in_tb && l.len && (l.p[0] == ' ' || l.p[0] == '\t')) {
-            hit = line_find(l, "/migrations/", 0);
+    if (s->in_chain) {
+        chain_end(s);
+    }
 
+    return s->nomem ? -1 : 0;
+}
+
+
+/* 1: the line belongs to a traceback chain and is consumed */
+static int
+scan_traceback(scan_t *s, line_t raw, size_t n)
+{
+    int          ap;
+    line_t       l, name, msg, mig, rest;
+    const char  *hit, *word;
+
+    hit = migctl_cls_find(raw, "Traceback (most recent call last):", 0);
+
+    if (hit) {
+        if (!(s->in_chain && s->tb == TB_LINK)) {
+            if (s->in_chain) {
+                chain_end(s);
+            }
+
+            /* "Applying x...Traceback": stdout and stderr merged */
+            ap = migctl_cls_applying(raw, &mig, &rest, &word);
+            if (ap) {
+                s->applying = mig;
+                s->applying_at = n;
+                s->applying_state = AP_NONE;
+            }
+
+            chain_start(s, n, 1);
+
+            /* a log prefix (CI timestamps) before the header, or before
+             * the Applying line's two spaces, is on every line after it */
+            s->tb_prefix = (size_t) (hit - raw.p);
+            if (ap) {
+                s->tb_prefix = word - raw.p;
+                if (s->tb_prefix >= 2 && raw.p[s->tb_prefix - 1] == ' '
+                    && raw.p[s->tb_prefix - 2] == ' ')
+                {
+                    s->tb_prefix -= 2;
+                }
+            }
+        }
+
+        s->tb = TB_FRAMES;
+        s->tb_first = 1;
+        s->chain.last = n;
+        return 1;
+    }
+
+    if (!s->in_chain) {
+        return 0;
+    }
+
+    l = raw;
+    if (s->tb_first) {
+        s->tb_first = 0;
+        if (s->tb_prefix
+            && !(l.len > s->tb_prefix + 7
+                 && memcmp(l.p + s->tb_prefix, "  File ", 7) == 0))
+        {
+            s->tb_prefix = 0;
+        }
+    }
+    if (s->tb_prefix && l.len >= s->tb_prefix) {
+        l.p += s->tb_prefix;
+        l.len -= s->tb_prefix;
+    }
+
+    switch (s->tb) {
+
+    case TB_FRAMES:
+        if (l.len == 0) {
+            s->chain.last = n;
+            return 1;
+        }
+
+        if (l.p[0] == ' ' || l.p[0] == '\t') {
             /* a migration file: "<app>/migrations/0002_x.py"; Django's
              * own django/db/migrations/ modules have no leading digit */
-            if (line_find(l, "File \"", 0) && hit
+            hit = migctl_cls_find(l, "/migrations/", 0);
+            if (hit && migctl_cls_find(l, "File \"", 0)
                 && (size_t) (hit - l.p) + 12 < l.len
                 && isdigit((unsigned char) hit[12]))
             {
-                frame = l;
-                while (frame.len && (*frame.p == ' ' || *frame.p == '\t')) {
-                    frame.p++;
-                    frame.len--;
-                }
+                s->chain.frame = migctl_cls_trim(l);
+            }
+            s->chain.last = n;
+            return 1;
+        }
+
+        if (migctl_cls_exception_line(l, 1, &name, &msg)) {
+            chain_exception(s, l, name, msg);
+            s->chain.last = n;
+            return 1;
+        }
+
+        chain_end(s);
+        return 0;
+
+    case TB_MSG:
+        if (l.len == 0) {
+            s->tb = TB_GAP;
+            s->gap_lines = 0;
+            return 1;
+        }
+
+        if (migctl_cls_exception_line(l, 0, &name, &msg)) {
+            /* exception lines one after the other: a chain printed
+             * without its frames (psycopg's, then Django's) */
+            chain_exception(s, l, name, msg);
+            s->chain.last = n;
+            return 1;
+        }
+
+        if (s->msg_lines >= MSG_LINES_MAX
+            || migctl_cls_applying(l, &mig, &rest, &word)
+            || migctl_cls_kill(l) || migctl_cls_run(l)
+            || (migctl_cls_severity(l, &name, &rest, &msg) && rest.len > 0))
+        {
+            chain_end(s);
+            return 0;
+        }
+
+        evid_line(&s->exc, l);
+        s->msg_lines++;
+        s->chain.last = n;
+        return 1;
+
+    case TB_GAP:
+    case TB_LINK:
+        if (migctl_cls_trim(l).len == 0 && s->gap_lines++ < 4) {
+            return 1;
+        }
+
+        if (s->tb == TB_GAP
+            && (migctl_cls_find(l, "The above exception was the direct", 0)
+                || migctl_cls_find(l, "During handling of the above", 0)))
+        {
+            s->tb = TB_LINK;
+            s->gap_lines = 0;
+            return 1;
+        }
+
+        chain_end(s);
+        return 0;
+    }
+
+    return 0;
+}
+
+
+/* a line outside any chain */
+static int
+outcome_only(line_t l)
+{
+    int          words;
+    size_t       i, last;
+
+    words = 0;
+    last = 0;
+
+    for (i = 0; i < l.len; i++) {
+        if (l.p[i] != ' ' && l.p[i] != '\t'
+            && (i == 0 || l.p[i - 1] == ' ' || l.p[i - 1] == '\t'))
+        {
+            words++;
+            last = i;
+        }
+    }
+
+    return words >= 1 && words <= 3
+           && ((l.len - last == 2 && memcmp(l.p + last, "OK", 2) == 0)
+               || (l.len - last == 5 && memcmp(l.p + last, "FAKED", 5) == 0));
+}
+
+
+static void
+scan_plain(scan_t *s, line_t l, size_t n)
+{
+    line_t        name, msg, mig, rest;
+    evid_t        e;
+    fail_t        f;
+    const char   *word;
+
+    /*
+     * "OK" on a line of its own: the outcome of the pending Applying when
+     * a log writer (migctl run) put the other stream's output between
+     * "Applying X..." and its "OK".  At most a timestamp and a stream tag
+     * before it.
+     */
+    if (s->applying.p && s->applying_state == AP_NONE
+        && outcome_only(migctl_cls_trim(l)))
+    {
+        s->applying_state = AP_OK;
+        return;
+    }
+
+    if (migctl_cls_applying(l, &mig, &rest, &word)) {
+        rest = migctl_cls_trim(rest);
+        s->applying = mig;
+        s->applying_at = n;
+        s->applying_state = AP_NONE;
+
+        if ((rest.len >= 2 && memcmp(rest.p, "OK", 2) == 0)
+            || (rest.len >= 5 && memcmp(rest.p, "FAKED", 5) == 0))
+        {
+            s->applying_state = AP_OK;
+        }
+    }
+
+    if (migctl_cls_run(l)) {
+        s->run_at = n;
+        s->run_seen = 1;
+    }
+
+    if (migctl_cls_kill(l)) {
+        s->kill = migctl_cls_trim(l);
+        s->kill_at = n;
+        return;
+    }
+
+    if (migctl_cls_exception_line(l, 0, &name, &msg)) {
+        chain_start(s, n, 0);
+        chain_exception(s, l, name, msg);
+        return;
+    }
+
+    if (migctl_cls_severity(l, &name, &rest, &msg)) {
+        scan_server(s, l, n);
+        return;
+    }
+
+    /* a code or a known message on a line of its own */
+    memset(&e, 0, sizeof(evid_t));
+    evid_line(&e, l);
+
+    if (e.code || e.msg || e.txt) {
+        memset(&f, 0, sizeof(fail_t));
+        f.kind = F_LOOSE;
+        f.first = n;
+        f.last = n;
+        f.ev = l;
+        if (!verdict_evid(&f, &e) && e.txt) {
+            f.cls = e.txt->cls;
+            f.reason = e.txt->reason;
+            f.source = "text";
+        }
+        s->loose = f;
+        s->have_loose = 1;
+    }
+}
+
+
+/* a PostgreSQL log line: "<prefix>SEVERITY:  message" */
+static void
+scan_server(scan_t *s, line_t l, size_t n)
+{
+    size_t   i, stop;
+    line_t   sev, prefix, msg, pid, st;
+    fail_t   f, *o;
+    evid_t   e;
+
+    if (!migctl_cls_severity(l, &sev, &prefix, &msg)) {
+        return;
+    }
+
+    pid = migctl_cls_pid(prefix);
+
+    if ((sev.len == 5 && (memcmp(sev.p, "ERROR", 5) == 0
+                          || memcmp(sev.p, "FATAL", 5) == 0
+                          || memcmp(sev.p, "PANIC", 5) == 0)))
+    {
+        memset(&f, 0, sizeof(fail_t));
+        memset(&e, 0, sizeof(evid_t));
+        f.kind = F_SERVER;
+        f.first = n;
+        f.last = n;
+        f.pid = pid;
+        f.msg = msg;
+        f.ev = l;
+        f.ddl = pid.p && line_eq(pid, s->ddl_pid);
+        evid_line(&e, l);
+        verdict_evid(&f, &e);
+        if (f.source == NULL) {
+            f.source = "message";
+        }
+        push_fail(s, &f);
+        return;
+    }
+
+    st.p = NULL;
+    st.len = 0;
+
+    if (sev.len == 9 && memcmp(sev.p, "STATEMENT", 9) == 0) {
+        st = msg;
+
+    } else if (sev.len == 3 && memcmp(sev.p, "LOG", 3) == 0) {
+        /* log_statement = 'ddl' and log_min_duration_statement */
+        st.p = migctl_cls_find(msg, "statement: ", 0);
+        if (st.p) {
+            st.p += 11;
+            st.len = msg.p + msg.len - st.p;
+        }
+    }
+
+    if (st.p && migctl_cls_ddl(st)) {
+        s->ddl_pid = pid;
+    }
+
+    if (!(st.p && sev.len == 9) && !(sev.len == 6
+                                     && memcmp(sev.p, "DETAIL", 6) == 0))
+    {
+        return;
+    }
+
+    /* DETAIL and STATEMENT belong to the latest error of their backend */
+    stop = s->nfails > SAME_PID_BACK ? s->nfails - SAME_PID_BACK : 0;
+    for (i = s->nfails; i > stop; i--) {
+        o = &s->fails[i - 1];
+        if (o->kind != F_SERVER) {
+            continue;
+        }
+        if (!line_eq(o->pid, pid)) {
+            if (pid.p == NULL) {
+                return;
             }
             continue;
         }
-
-        if (exception_line(l, in_tb, &name, &msg)) {
-            exc_name = name;
-            exc_msg = msg;
-            in_tb = 0;
-
-            for (k = 0; k + 1 < name.len; k++) {
-                if (name.p[k] == '.'
-                    && ((k >= 15 && memcmp(name.p + k - 15,
-                                           "psycopg2.errors", 15) == 0)
-                        || (k >= 14 && memcmp(name.p + k - 14,
-                                              "psycopg.errors", 14) == 0)))
-                {
-                    st = sqlstate_by_name(name.p + k + 1, name.len - k - 1);
-                    if (st) {
-                        cls_name.st = st;
-                        cls_name.code = st->code;
-                        cls_name.line = n;
-                        cls_name.where = l;
-                    }
-                    break;
-                }
-            }
+        if (n - o->last > 8) {
+            return;
         }
 
-        for (m = messages; m->a; m++) {
-            hit = line_find(l, m->a, 0);
-            if (hit == NULL) {
-                continue;
+        if (st.p) {
+            if (o->statement.p == NULL) {
+                o->statement = st;
+                o->ddl |= migctl_cls_ddl(st);
             }
-
-            if (m->b && line_find(l, m->b, hit - l.p + strlen(m->a)) == NULL)
-            {
-                continue;
-            }
-
-            if (n > best_msg_line) {
-                best_msg = m;
-                best_msg_line = n;
-                by_msg.code = m->code;
-                by_msg.line = n;
-                by_msg.where = l;
-                detail.p = NULL;
-            }
-            break;
+        } else if (o->detail.p == NULL) {
+            o->detail = l;
+            o->detail.p = msg.p - 9;
+            o->detail.len = msg.len + 9;
         }
+        o->last = n;
+        return;
+    }
+}
 
-        /* a DETAIL line that follows the latest match on the next line */
-        if (best_msg_line == n - 1 && detail.p == NULL
-            && l.len > 8 && memcmp(l.p, "DETAIL:", 7) == 0)
+
+static void
+chain_start(scan_t *s, size_t n, int traceback)
+{
+    memset(&s->chain, 0, sizeof(fail_t));
+    memset(&s->exc, 0, sizeof(evid_t));
+    memset(&s->cause, 0, sizeof(evid_t));
+    s->in_chain = 1;
+    s->tb = traceback ? TB_FRAMES : TB_MSG;
+    s->tb_first = 0;
+    s->tb_prefix = 0;
+    s->msg_lines = 0;
+    s->chain.kind = F_CLIENT;
+    s->chain.first = n;
+    s->chain.last = n;
+
+    /* the run was applying a migration without an outcome yet: this
+     * failure is its outcome */
+    if (s->applying.p && s->applying_state == AP_NONE) {
+        s->chain.migration = s->applying;
+        s->applying_state = AP_FAILED;
+    }
+}
+
+
+static void
+chain_exception(scan_t *s, line_t l, line_t name, line_t msg)
+{
+    /* the earlier exception is a cause: keep its code */
+    if (s->exc.code || s->exc.msg) {
+        s->cause = s->exc;
+    }
+
+    memset(&s->exc, 0, sizeof(evid_t));
+    evid_name(&s->exc, name);
+    evid_line(&s->exc, l);
+
+    s->chain.exc_name = name;
+    s->chain.exc_msg = msg;
+    s->chain.ev = l;
+    s->tb = TB_MSG;
+    s->msg_lines = 0;
+}
+
+
+/* the verdict of a chain: its last exception decides */
+static void
+chain_end(scan_t *s)
+{
+    fail_t      *f;
+    line_t       name;
+    int          db;
+
+    s->in_chain = 0;
+    s->tb = TB_NONE;
+    f = &s->chain;
+
+    if (f->exc_name.p == NULL) {
+        return;
+    }
+
+    if (s->exc.detail.p) {
+        f->detail = s->exc.detail;
+    } else if (s->cause.detail.p) {
+        f->detail = s->cause.detail;
+    }
+
+    /* a database error wrapper: django.db.utils.X, psycopg2.X, ... */
+    name = f->exc_name;
+    db = migctl_cls_find(name, "django.db.utils.", 0) == name.p
+         || migctl_cls_find(name, "psycopg", 0) == name.p;
+
+    if (verdict_evid(f, &s->exc)) {
+
+        /* Django re-raises psycopg's error with the same text: psycopg's
+         * class stays the source when only the message repeats it */
+        if (s->exc.code == NULL && s->cause.code
+            && memcmp(s->cause.code, f->code, 5) == 0)
         {
-            detail = l;
+            f->source = s->cause.source;
+        }
+
+    } else if (db && (s->cause.code || s->cause.msg)) {
+        verdict_evid(f, &s->cause);
+
+    } else if (pyexc_verdict(f)) {
+        /* void */
+
+    } else if (s->exc.txt) {
+        f->cls = s->exc.txt->cls;
+        f->reason = s->exc.txt->reason;
+        f->source = "text";
+
+    } else if (f->frame.p) {
+        f->cls = CLS_CODE_FIX;
+        f->reason = R_RUNPY;
+        f->source = "exception";
+
+    } else if (s->cause.code || s->cause.msg) {
+        verdict_evid(f, &s->cause);
+    }
+
+    /* the exception line shown is name and message, bounded */
+    f->ev = f->exc_name;
+    if (f->exc_msg.p) {
+        f->ev.len = f->exc_msg.p + f->exc_msg.len - f->exc_name.p;
+    }
+
+    push_fail(s, f);
+}
+
+
+static int
+push_fail(scan_t *s, fail_t *f)
+{
+    fail_t  *n;
+    size_t   na;
+
+    if (s->nfails == FAILS_MAX) {
+        compact(s);
+    }
+
+    if (s->nfails == s->nalloc) {
+        na = s->nalloc ? s->nalloc * 2 : 16;
+        n = realloc(s->fails, na * sizeof(fail_t));
+        if (n == NULL) {
+            s->nomem = 1;
+            return -1;
+        }
+        s->fails = n;
+        s->nalloc = na;
+    }
+
+    s->fails[s->nfails++] = *f;
+
+    return 0;
+}
+
+
+/*
+ * A huge log with many errors: keep the errors of backends that ran DDL,
+ * the client failures history shows and the latest FAILS_TAIL; the other
+ * server errors only count (as other sessions').
+ */
+static void
+compact(scan_t *s)
+{
+    size_t   i, j, nclient, seen, keep;
+    fail_t  *f;
+
+    nclient = 0;
+    for (i = 0; i < s->nfails; i++) {
+        nclient += s->fails[i].kind == F_CLIENT;
+    }
+
+    seen = 0;
+    for (i = 0, j = 0; i < s->nfails; i++) {
+        f = &s->fails[i];
+
+        if (f->kind == F_CLIENT) {
+            keep = nclient - seen++ <= HISTORY_MAX + 1;
+        } else {
+            keep = f->ddl || (s->ddl_pid.p && line_eq(f->pid, s->ddl_pid));
+        }
+
+        if (keep || i + FAILS_TAIL >= s->nfails) {
+            s->fails[j++] = *f;
+        } else {
+            s->dropped += f->kind == F_SERVER;
+        }
+    }
+
+    /* still full (a log of DDL errors): the oldest half goes */
+    if (j > FAILS_MAX / 2) {
+        for (i = 0; i < j - FAILS_MAX / 2; i++) {
+            s->dropped += s->fails[i].kind == F_SERVER;
+        }
+        memmove(s->fails, s->fails + (j - FAILS_MAX / 2),
+                FAILS_MAX / 2 * sizeof(fail_t));
+        j = FAILS_MAX / 2;
+    }
+
+    s->nfails = j;
+}
+
+
+/* psycopg's error class: "psycopg2.errors.UniqueViolation" */
+static void
+evid_name(evid_t *e, line_t name)
+{
+    size_t             k;
+    const sqlstate_t  *st;
+
+    for (k = 0; k + 1 < name.len; k++) {
+        if (name.p[k] == '.'
+            && ((k >= 15 && memcmp(name.p + k - 15, "psycopg2.errors", 15)
+                            == 0)
+                || (k >= 14 && memcmp(name.p + k - 14, "psycopg.errors", 14)
+                               == 0)))
+        {
+            st = migctl_cls_by_name(name.p + k + 1, name.len - k - 1);
+            if (st && e->code == NULL) {
+                e->code = st->code;
+                e->source = "exception";
+            }
+            return;
+        }
+    }
+}
+
+
+/* an explicit code, a server message, a known text, a DETAIL line */
+static void
+evid_line(evid_t *e, line_t l)
+{
+    const char  *code, *hit;
+
+    if (e->code == NULL && migctl_cls_explicit_code(l, &code)) {
+        e->code = code;
+        e->source = "sqlstate";
+    }
+
+    if (e->detail.p == NULL && (hit = migctl_cls_find(l, "DETAIL:", 0)) != NULL
+        && (hit == l.p || hit[-1] == ' '))
+    {
+        e->detail.p = hit;
+        e->detail.len = l.p + l.len - hit;
+    }
+
+    if (e->msg == NULL) {
+        e->msg = migctl_cls_message(l);
+    }
+
+    if (e->txt == NULL) {
+        e->txt = migctl_cls_text(l);
+    }
+}
+
+
+static void
+verdict_code(fail_t *f, const char *code, const message_t *msg)
+{
+    f->code = code;
+    f->cls = migctl_cls_class_of_code(code, &f->reason);
+
+    /* a message refines its code: 57014 is a timeout or a cancel */
+    if (msg && memcmp(msg->code, code, 5) == 0) {
+        if (msg->cls != CLS_UNKNOWN) {
+            f->cls = msg->cls;
+        }
+        if (msg->reason) {
+            f->reason = msg->reason;
+        }
+    }
+}
+
+
+/* 1: the evidence gave a code */
+static int
+verdict_evid(fail_t *f, evid_t *e)
+{
+    if (e->code) {
+        verdict_code(f, e->code, e->msg);
+        f->source = e->source;
+        return 1;
+    }
+
+    if (e->msg) {
+        verdict_code(f, e->msg->code, e->msg);
+        f->source = "message";
+        return 1;
+    }
+
+    return 0;
+}
+
+
+/* 1: a Python exception this table knows */
+static int
+pyexc_verdict(fail_t *f)
+{
+    line_t          n;
+    const pyexc_t  *e;
+
+    /* the last dotted component of the name */
+    n = f->exc_name;
+    while (n.len && n.p[n.len - 1] != '.') {
+        n.len--;
+    }
+    n.p += n.len;
+    n.len = f->exc_name.len - n.len;
+
+    /* the app host's disk, not the database's (53100) */
+    if (n.len == 7
+        && (memcmp(n.p, "OSError", 7) == 0 || memcmp(n.p, "IOError", 7) == 0)
+        && f->exc_msg.p && migctl_cls_find(f->exc_msg, "[Errno 28]", 0))
+    {
+        f->cls = CLS_TRANSIENT;
+        f->reason = R_HOSTDISK;
+        f->source = "exception";
+        return 1;
+    }
+
+    e = migctl_cls_pyexc(f->exc_name.p, f->exc_name.len);
+    if (e == NULL) {
+        return 0;
+    }
+
+    f->cls = e->cls;
+    f->reason = e->reason;
+    f->source = "exception";
+
+    return 1;
+}
+
+
+/*
+ * NULL: the run was interrupted (the caller says so).  Else the deciding
+ * failure, with the earlier ones of the same run in hist (oldest first,
+ * the latest HISTORY_MAX), others: server errors of other sessions left
+ * aside, correlated: -1 no server log, 0 no backend pid tied, 1 tied.
+ */
+static const fail_t *
+decide(scan_t *s, const fail_t **hist, size_t *nhist, size_t *others,
+    int *correlated)
+{
+    size_t         i, k, n;
+    fail_t        *c, *d, *f;
+    int            pending, killed, servers;
+
+    *nhist = 0;
+    *others = 0;
+    *correlated = -1;
+
+    c = NULL;
+    servers = 0;
+    for (i = 0; i < s->nfails; i++) {
+        if (s->fails[i].kind == F_CLIENT) {
+            c = &s->fails[i];
+        } else {
+            servers = 1;
         }
     }
 
     /*
-     * The SQLSTATE: the latest evidence wins, as a log may hold an earlier
-     * error that was retried.  Evidence that only repeats the code (Django
-     * re-raises psycopg's error with the same text) does not displace the
-     * more precise source: an explicit code, psycopg's class, a message.
+     * Interrupted: the last Applying has no outcome, or the job was
+     * killed with no traceback, or killed in a run that began after the
+     * last traceback (a kill after a traceback is not that run's end).
      */
+    /*
+     * A traceback after the last "Running migrations:" is that run's
+     * outcome even when it comes before the Applying line: Python buffers
+     * stdout ("Applying X..." has no newline) and not stderr, so a log of
+     * both streams may hold the traceback first.
+     */
+    pending = s->applying.p && s->applying_state == AP_NONE
+              && (c == NULL
+                  || (c->first < s->applying_at
+                      && !(s->run_seen && c->first > s->run_at)));
+    killed = s->kill.p
+             && (c == NULL || (s->kill_at > c->last && s->run_seen
+                               && s->run_at > c->last))
+             && (s->applying.p == NULL || s->kill_at >= s->applying_at);
 
-    expl.source = "sqlstate";
-    cls_name.source = "exception";
-    by_msg.source = "message";
-    f[0] = &expl;
-    f[1] = &cls_name;
-    f[2] = &by_msg;
-    best = NULL;
+    if (pending || killed) {
+        for (i = 0, n = 0; i < s->nfails; i++) {
+            if (s->fails[i].kind == F_CLIENT) {
+                n++;
+            }
+        }
+        for (i = 0, k = 0; i < s->nfails; i++) {
+            if (s->fails[i].kind == F_CLIENT && n - k++ <= HISTORY_MAX) {
+                hist[(*nhist)++] = &s->fails[i];
+            }
+        }
+        return NULL;
+    }
 
-    for (k = 0; k < 3; k++) {
-        if (f[k]->code == NULL) {
-            continue;
+    d = NULL;
+
+    if (c) {
+        d = c;
+        if (servers) {
+            correlate(s, c);
+            *correlated = c->pid.p != NULL;
         }
 
-        if (best == NULL
-            || (f[k]->line > best->line
-                && memcmp(f[k]->code, best->code, 5) != 0))
+    } else if (servers) {
+        /*
+         * The migrating backend: the last one seen running DDL, if it
+         * failed; else the last error of a backend that ran DDL (an
+         * operator's later DDL did not fail); else the last error.
+         */
+        for (i = s->nfails; s->ddl_pid.p && d == NULL && i > 0; i--) {
+            f = &s->fails[i - 1];
+            if (line_eq(f->pid, s->ddl_pid)) {
+                d = f;
+            }
+        }
+
+        for (i = s->nfails; d == NULL && i > 0; i--) {
+            f = &s->fails[i - 1];
+            if (f->ddl) {
+                d = f;
+            }
+        }
+
+        if (d == NULL) {
+            d = &s->fails[s->nfails - 1];
+        }
+
+        /*
+         * A session ended while idle (no STATEMENT) after its error: the
+         * error decided, the end is the cleanup (an operator's
+         * pg_terminate_backend of a session left in a failed transaction)
+         */
+        if (d->pid.p && d->statement.p == NULL && d->code
+            && memcmp(d->code, "57P0", 4) == 0)
         {
-            best = f[k];
-        }
-    }
-
-    code = best ? best->code : NULL;
-    source = best ? best->source : NULL;
-    if (best) {
-        ev = best->where;
-    }
-
-    cls = CLS_UNKNOWN;
-    reason = NULL;
-    st = NULL;
-
-    if (code) {
-        st = sqlstate_by_code(code);
-        cls = class_of_code(code, &reason);
-
-        if (best_msg && memcmp(best_msg->code, code, 5) == 0) {
-            if (best_msg->cls != CLS_UNKNOWN) {
-                cls = best_msg->cls;
-            }
-            if (best_msg->reason) {
-                reason = best_msg->reason;
+            for (i = d - s->fails; i > 0; i--) {
+                f = &s->fails[i - 1];
+                if (line_eq(f->pid, d->pid)) {
+                    d = f;
+                    break;
+                }
             }
         }
+
+        *correlated = d->pid.p != NULL && d->ddl;
+
+    } else if (s->have_loose) {
+        return &s->loose;
 
     } else {
-        /* no SQL error: the Python exception, then known texts */
+        s->loose.kind = F_LOOSE;
+        return &s->loose;
+    }
 
-        if (exc_name.p) {
-            p = exc_name.p + exc_name.len;
-            while (p > exc_name.p && p[-1] != '.') {
-                p--;
-            }
-            k = exc_name.p + exc_name.len - p;
-
-            for (e = pyexcs; e->name; e++) {
-                if (strlen(e->name) == k && memcmp(e->name, p, k) == 0) {
-                    cls = e->cls;
-                    reason = e->reason;
-                    ev = exc_name;
-                    ev.len = exc_msg.p ? (size_t) (exc_msg.p + exc_msg.len
-                                                   - exc_name.p)
-                                       : exc_name.len;
-                    source = "exception";
-                    break;
-                }
-            }
+    /* earlier failures of the run: chains before it; for a server
+     * decision, the errors of its backend and earlier DDL */
+    n = 0;
+    for (i = 0; i < s->nfails && &s->fails[i] != d; i++) {
+        f = &s->fails[i];
+        if (f->kind != d->kind) {
+            continue;
         }
+        if (f->kind == F_SERVER && d->pid.p && !line_eq(f->pid, d->pid)
+            && !f->ddl)
+        {
+            continue;
+        }
+        n++;
+    }
 
-        if (cls == CLS_UNKNOWN) {
-            n = 0;
-            for (pos = 0; line_next(text, len, &pos, &l); n++) {
-                for (t = texts; t->a; t++) {
-                    hit = line_find(l, t->a, 0);
-                    if (hit == NULL) {
-                        continue;
-                    }
-                    if (t->eol) {
-                        k = l.len;
-                        while (k && isspace((unsigned char) l.p[k - 1])) {
-                            k--;
-                        }
-                        if ((size_t) (hit - l.p) + strlen(t->a) != k) {
-                            continue;
-                        }
-                    }
-                    cls = t->cls;
-                    reason = t->reason;
-                    ev = l;
-                    source = "text";
-                    break;
-                }
+    for (i = 0, k = 0; i < s->nfails && &s->fails[i] != d; i++) {
+        f = &s->fails[i];
+        if (f->kind != d->kind) {
+            continue;
+        }
+        if (f->kind == F_SERVER && d->pid.p && !line_eq(f->pid, d->pid)
+            && !f->ddl)
+        {
+            continue;
+        }
+        if (n - k++ <= HISTORY_MAX) {
+            hist[(*nhist)++] = f;
+        }
+    }
+
+    if (d->kind == F_SERVER) {
+        *others = s->dropped;
+        for (i = 0; i < s->nfails; i++) {
+            f = &s->fails[i];
+            if (f->kind == F_SERVER && f != d && f->pid.p && d->pid.p
+                && !line_eq(f->pid, d->pid))
+            {
+                (*others)++;
             }
         }
     }
 
-    if (cls == CLS_UNKNOWN && reason == NULL) {
-        reason = code ? "a SQLSTATE this table does not know: not guessing"
-                      : "no known SQLSTATE, server message or exception "
-                        "in the text: not guessing";
+    return d;
+}
+
+
+/* the server line of the same error: its backend, statement, detail */
+static void
+correlate(scan_t *s, fail_t *c)
+{
+    size_t   i;
+    line_t   m;
+    fail_t  *f;
+
+    if (c->exc_msg.p == NULL) {
+        return;
     }
+
+    m = migctl_cls_trim(c->exc_msg);
+
+    for (i = s->nfails; i > 0; i--) {
+        f = &s->fails[i - 1];
+        if (f->kind != F_SERVER || f->pid.p == NULL) {
+            continue;
+        }
+        if (line_eq(migctl_cls_trim(f->msg), m)) {
+            c->pid = f->pid;
+            c->statement = f->statement;
+            if (c->detail.p == NULL) {
+                c->detail = f->detail;
+            }
+            return;
+        }
+    }
+}
+
+
+static int
+line_eq(line_t a, line_t b)
+{
+    if (a.p == NULL || b.p == NULL) {
+        return a.p == b.p;
+    }
+
+    return a.len == b.len && memcmp(a.p, b.p, a.len) == 0;
+}
+
+
+/* a statement that sets a password (ALTER ROLE ... PASSWORD) is not shown */
+static int
+secret(line_t l)
+{
+    size_t  i;
+
+    for (i = 0; i + 8 <= l.len; i++) {
+        if (strncasecmp(l.p + i, "password", 8) == 0) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/* the keys diagnose reads, and for history a short form */
+static json_t *
+fail_json(const fail_t *f, int full)
+{
+    const char  *reason;
+    json_t      *o, *file, *line;
 
     o = json_object();
     if (o == NULL) {
-        return migctl_error(ctx, MIGCTL_PROBLEM, "out of memory");
+        return NULL;
     }
 
-    json_object_set_new(o, "class", json_string(class_names[cls]));
-    json_object_set_new(o, "sqlstate", code ? json_code(code) : json_null());
-    json_object_set_new(o, "condition",
-                        st ? json_string(st->name) : json_null());
+    reason = f->reason;
+    if (f->cls == CLS_UNKNOWN && reason == NULL) {
+        reason = f->code ? "a SQLSTATE this table does not know: not "
+                           "guessing"
+                         : "no known SQLSTATE, server message or exception "
+                           "in the text: not guessing";
+    }
+
+    json_object_set_new(o, "class", json_string(class_names[f->cls]));
+    json_object_set_new(o, "sqlstate",
+                        f->code ? json_code(f->code) : json_null());
     json_object_set_new(o, "exception",
-                        exc_name.p ? json_line(exc_name) : json_null());
+                        f->exc_name.p ? json_line(f->exc_name)
+                                      : json_null());
+
+    if (!full) {
+        file = NULL;
+        line = NULL;
+        json_object_set_new(o, "migration", migration_json(f, &file, &line));
+        json_decref(file);
+        json_decref(line);
+        json_object_set_new(o, "pid", f->pid.p
+                            ? json_integer(strtoll(f->pid.p, NULL, 10))
+                            : json_null());
+        json_object_set_new(o, "evidence",
+                            f->ev.p ? json_line(f->ev) : json_null());
+        json_object_set_new(o, "log_line", json_integer(f->first + 1));
+        return o;
+    }
+
     json_object_set_new(o, "message",
-                        exc_msg.p ? json_line(exc_msg) : json_null());
+                        f->exc_msg.p ? json_line(f->exc_msg) : json_null());
     json_object_set_new(o, "reason", json_string(reason));
     json_object_set_new(o, "source",
-                        source ? json_string(source) : json_null());
-    json_object_set_new(o, "evidence", ev.p ? json_line(ev) : json_null());
+                        f->source ? json_string(f->source) : json_null());
+    json_object_set_new(o, "evidence",
+                        f->ev.p ? json_line(f->ev) : json_null());
     json_object_set_new(o, "detail",
-                        detail.p ? json_line(detail) : json_null());
-    json_object_set_new(o, "frame",
-                        frame.p ? json_line(frame) : json_null());
+                        f->detail.p ? json_line(f->detail) : json_null());
+    json_object_set_new(o, "log_line",
+                        f->ev.p ? json_integer(f->first + 1) : json_null());
 
-    *out = o;
-
-    return MIGCTL_OK;
+    return o;
 }
 
 
-static const sqlstate_t *
-sqlstate_by_code(const char *code)
+/*
+ * "app.name": from the Applying line, else from the frame's file
+ * ".../<app>/migrations/<name>.py"; the file and line from the frame.
+ */
+static json_t *
+migration_json(const fail_t *f, json_t **file, json_t **line)
 {
-    const sqlstate_t  *s;
+    char         buf[256];
+    const char  *q, *e, *hit, *app, *name;
+    line_t       path;
+    long         n;
 
-    for (s = sqlstates; s->code; s++) {
-        if (memcmp(s->code, code, 5) == 0) {
-            return s;
-        }
-    }
+    *file = NULL;
+    *line = NULL;
+    buf[0] = '\0';
 
-    return NULL;
-}
+    if (f->frame.p) {
+        q = migctl_cls_find(f->frame, "File \"", 0);
+        path.p = q ? q + 6 : NULL;
+        e = path.p ? memchr(path.p, '"',
+                            f->frame.p + f->frame.len - path.p) : NULL;
 
+        if (path.p && e) {
+            path.len = e - path.p;
+            *file = json_line(path);
 
-/* "UniqueViolation" -> unique_violation, compared without a copy */
-static const sqlstate_t *
-sqlstate_by_name(const char *name, size_t len)
-{
-    size_t             i, j, n;
-    int                c;
-    const sqlstate_t  *s;
+            hit = migctl_cls_find(f->frame, ", line ", 0);
+            if (hit && hit > e) {
+                n = 0;
+                for (q = hit + 7; q < f->frame.p + f->frame.len
+                                  && isdigit((unsigned char) *q)
+                                  && n < 100000000; q++)
+                {
+                    n = n * 10 + (*q - '0');
+                }
+                *line = json_integer(n);
+            }
 
-    for (s = sqlstates; s->code; s++) {
-        n = strlen(s->name);
-
-        for (i = 0, j = 0; i < len && j < n; i++) {
-            c = (unsigned char) name[i];
-
-            if (isupper(c) && i > 0) {
-                if (s->name[j++] != '_' || j == n) {
-                    break;
+            hit = migctl_cls_find(path, "/migrations/", 0);
+            if (hit && f->migration.p == NULL) {
+                for (app = hit; app > path.p && app[-1] != '/'; app--) {
+                    /* void */
+                }
+                name = hit + 12;
+                if (e - name > 3 && memcmp(e - 3, ".py", 3) == 0
+                    && hit > app)
+                {
+                    snprintf(buf, sizeof(buf), "%.*s.%.*s",
+                             (int) (hit - app), app,
+                             (int) (e - 3 - name), name);
                 }
             }
-
-            if (tolower(c) != s->name[j++]) {
-                break;
-            }
-        }
-
-        if (i == len && j == n) {
-            return s;
         }
     }
 
-    return NULL;
+    if (f->migration.p) {
+        return json_line(f->migration);
+    }
+
+    return buf[0] ? json_string(buf) : json_null();
 }
 
-
-/* a code not in the table is classed by its class only where that is
- * unambiguous; else unknown */
-static int
-class_of_code(const char *code, const char **reason)
-{
-    const sqlstate_t  *s;
-
-    s = sqlstate_by_code(code);
-    if (s) {
-        *reason = s->reason;
-        return s->cls;
-    }
-
-    if (memcmp(code, "08", 2) == 0) {
-        *reason = R_CONN;
-        return CLS_TRANSIENT;
-    }
-
-    if (memcmp(code, "40", 2) == 0) {
-        *reason = "the transaction was rolled back by the server "
-                  "(class 40); retry";
-        return CLS_TRANSIENT;
-    }
-
-    if (memcmp(code, "22", 2) == 0) {
-        *reason = R_DATA;
-        return CLS_HIGH_RISK;
-    }
-
-    if (memcmp(code, "23", 2) == 0) {
-        *reason = "existing rows violate an integrity constraint "
-                  "(class 23)";
-        return CLS_HIGH_RISK;
-    }
-
-    if (memcmp(code, "58", 2) == 0 || memcmp(code, "XX", 2) == 0) {
-        *reason = R_SYS;
-        return CLS_HIGH_RISK;
-    }
-
-    *reason = NULL;
-    return CLS_UNKNOWN;
-}
 
 
 static int
@@ -716,170 +1316,6 @@ line_next(const char *text, size_t len, size_t *pos, line_t *l)
     }
 
     *pos = i + 1;
-
-    return 1;
-}
-
-
-static const char *
-line_find(line_t l, const char *s, size_t from)
-{
-    size_t  n, i;
-
-    n = strlen(s);
-    if (n > l.len) {
-        return NULL;
-    }
-
-    for (i = from; i + n <= l.len; i++) {
-        if (l.p[i] == s[0] && memcmp(l.p + i, s, n) == 0) {
-            return l.p + i;
-        }
-    }
-
-    return NULL;
-}
-
-
-static int
-code_char(int c)
-{
-    return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z');
-}
-
-
-/*
- * "SQLSTATE 23505", "sqlstate: 23505", "SQLSTATE[23505]", "pgcode 23505",
- * and PostgreSQL's verbose log "ERROR:  23505: ...".  A code has five
- * characters, digits or capitals, at least one digit; up to four
- * separators before it (JSON: "sqlstate": "23505").
- */
-static int
-explicit_code(line_t l, const char **code)
-{
-    static const struct {
-        const char  *key;
-        int          log;       /* the verbose log form: a ':' follows */
-    } keys[] = {
-        { "SQLSTATE", 0 }, { "sqlstate", 0 }, { "SqlState", 0 },
-        { "pgcode", 0 }, { "ERROR:  ", 1 }, { "FATAL:  ", 1 },
-        { "PANIC:  ", 1 }, { NULL, 0 }
-    };
-
-    size_t       i, j, k, from;
-    int          digit, found, x;
-    const char  *hit;
-
-    found = 0;
-
-    for (x = 0; keys[x].key; x++) {
-        from = 0;
-
-        while ((hit = line_find(l, keys[x].key, from)) != NULL) {
-            i = hit - l.p + strlen(keys[x].key);
-            from = i;
-
-            for (k = 0; !keys[x].log && k < 4 && i < l.len
-                        && l.p[i] != '\0'
-                        && strchr(" :=[('\"", l.p[i]) != NULL; k++)
-            {
-                i++;
-            }
-
-            if (i + 5 > l.len) {
-                continue;
-            }
-
-            digit = 0;
-            for (j = 0; j < 5; j++) {
-                if (!code_char((unsigned char) l.p[i + j])) {
-                    break;
-                }
-                digit |= (l.p[i + j] >= '0' && l.p[i + j] <= '9');
-            }
-
-            if (j < 5 || !digit
-                || (i + 5 < l.len && code_char((unsigned char) l.p[i + 5])))
-            {
-                continue;
-            }
-
-            if (keys[x].log && (i + 5 >= l.len || l.p[i + 5] != ':')) {
-                continue;
-            }
-
-            /* 00 success, 01 warning, 02 no data: not a failure */
-            if (l.p[i] == '0' && l.p[i + 1] >= '0' && l.p[i + 1] <= '2') {
-                continue;
-            }
-
-            *code = l.p + i;
-            found = 1;
-        }
-    }
-
-    return found;
-}
-
-
-/*
- * A Python exception line: "pkg.mod.Name: message" or "Name" alone at the
- * start of a line.  Right after a traceback's frames any such line is
- * one; elsewhere the name must look like an exception (Error, Exception,
- * Interrupt, Exit, or a psycopg errors class).
- */
-static int
-exception_line(line_t l, int after_traceback, line_t *name, line_t *msg)
-{
-    size_t  i;
-    int     c;
-
-    for (i = 0; i < l.len; i++) {
-        c = (unsigned char) l.p[i];
-
-        if (!(isalnum(c) || c == '_' || (c == '.' && i > 0))) {
-            break;
-        }
-    }
-
-    if (i == 0 || isdigit((unsigned char) l.p[0]) || l.p[i - 1] == '.') {
-        return 0;
-    }
-
-    if (i < l.len && !(l.p[i] == ':' && (i + 1 == l.len
-                                         || l.p[i + 1] == ' ')))
-    {
-        return 0;
-    }
-
-    name->p = l.p;
-    name->len = i;
-
-    if (!after_traceback) {
-        line_t  tail;
-
-        tail.p = l.p;
-        tail.len = i;
-
-        if (!((i >= 5 && memcmp(l.p + i - 5, "Error", 5) == 0)
-              || (i >= 9 && memcmp(l.p + i - 9, "Exception", 9) == 0)
-              || (i >= 9 && memcmp(l.p + i - 9, "Interrupt", 9) == 0)
-              || (i >= 4 && memcmp(l.p + i - 4, "Exit", 4) == 0)
-              || line_find(tail, "psycopg2.errors.", 0) == l.p
-              || line_find(tail, "psycopg.errors.", 0) == l.p))
-        {
-            return 0;
-        }
-    }
-
-    if (i + 2 <= l.len) {
-        msg->p = l.p + i + 2;
-        msg->len = l.len - i - 2;
-
-    } else {
-        msg->p = NULL;
-        msg->len = 0;
-    }
 
     return 1;
 }

@@ -5,12 +5,15 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "migctl.h"
 
 
 static void usage(FILE *f);
 static void print_field(const char *label, json_t *v);
+static void print_history(json_t *res);
+static void put_text(const char *s);
 
 
 int
@@ -48,6 +51,12 @@ cmd_classify(int argc, char **argv, migctl_ctx_t *ctx)
     }
 
     if (path == NULL) {
+        /* a person at a terminal who forgot the file: say so, not wait */
+        if (isatty(STDIN_FILENO)) {
+            return migctl_error(ctx, MIGCTL_USAGE,
+                                "no input: give the traceback or log as "
+                                "FILE, or pipe it into standard input");
+        }
         path = "-";
     }
 
@@ -92,6 +101,21 @@ cmd_classify(int argc, char **argv, migctl_ctx_t *ctx)
         print_field("evidence", json_object_get(res, "evidence"));
         print_field("detail", json_object_get(res, "detail"));
         print_field("frame", json_object_get(res, "frame"));
+        print_field("migration", json_object_get(res, "migration"));
+        print_field("file", json_object_get(res, "file"));
+        print_field("line", json_object_get(res, "line"));
+        print_field("interrupted", json_object_get(res, "interrupted"));
+        print_field("pid", json_object_get(res, "pid"));
+        print_field("statement", json_object_get(res, "statement"));
+
+        if (json_is_false(json_object_get(res, "correlated"))) {
+            printf("%-11s %s\n", "correlated",
+                   "no: the server log does not tie this failure to the "
+                   "migrating backend (no %p in log_line_prefix, or no DDL "
+                   "logged)");
+        }
+
+        print_history(res);
     }
 
     json_decref(res);
@@ -104,7 +128,64 @@ static void
 print_field(const char *label, json_t *v)
 {
     if (json_is_string(v)) {
-        printf("%-10s %s\n", label, json_string_value(v));
+        printf("%-11s ", label);
+        put_text(json_string_value(v));
+        putchar('\n');
+
+    } else if (json_is_integer(v)) {
+        printf("%-11s %lld\n", label, (long long) json_integer_value(v));
+
+    } else if (json_is_true(v)) {
+        printf("%-11s yes\n", label);
+    }
+}
+
+
+/* earlier failures of the run, oldest first: they did not decide */
+static void
+print_history(json_t *res)
+{
+    size_t       i;
+    json_t      *h, *v;
+    const char  *code, *mig, *ev;
+    long long    others;
+
+    h = json_object_get(res, "history");
+
+    json_array_foreach(h, i, v) {
+        code = json_string_value(json_object_get(v, "sqlstate"));
+        mig = json_string_value(json_object_get(v, "migration"));
+        ev = json_string_value(json_object_get(v, "evidence"));
+
+        printf("%-11s %s %s %s: ", "earlier",
+               json_string_value(json_object_get(v, "class")),
+               code ? code : "-", mig ? mig : "-");
+        put_text(ev ? ev : "");
+        printf(" (line %lld)\n",
+               (long long) json_integer_value(json_object_get(v,
+                                                              "log_line")));
+    }
+
+    others = json_integer_value(json_object_get(res, "other_sessions"));
+    if (others > 0) {
+        printf("%-11s %lld errors of other sessions left aside\n", "ignored",
+               others);
+    }
+}
+
+
+/* text from a log: control characters (a terminal's escapes) as \xNN */
+static void
+put_text(const char *s)
+{
+    const unsigned char  *p;
+
+    for (p = (const unsigned char *) s; *p; p++) {
+        if ((*p < 0x20 && *p != '\t') || *p == 0x7f) {
+            printf("\\x%02x", *p);
+        } else {
+            putchar(*p);
+        }
     }
 }
 
@@ -119,7 +200,8 @@ usage(FILE *f)
         "input without FILE) and prints the class of the failure:\n"
         "  transient   lock timeout, deadlock, serialization failure, lost\n"
         "              connection, too many connections, admin shutdown,\n"
-        "              an interrupted job: a retry can work\n"
+        "              a run interrupted while applying a migration (if\n"
+        "              the database is unchanged): a retry can work\n"
         "  code_fix    syntax error, undefined table/column/function, a\n"
         "              Python error in RunPython, broken migration graph,\n"
         "              CONCURRENTLY inside an atomic migration\n"
@@ -131,5 +213,11 @@ usage(FILE *f)
         "with the SQLSTATE (from an explicit code, psycopg's error class or\n"
         "the server's message), the exception and the reason.\n"
         "\n"
-        "exit: 0 classified, 1 unknown, 2 unreadable or empty input.\n");
+        "The last failure of the run decides: an interrupted run, else the\n"
+        "last traceback chain, else the server log lines of the backend\n"
+        "that ran the migration's DDL (by the pid in the log prefix);\n"
+        "earlier failures are shown as history (\"earlier\").\n"
+        "\n"
+        "exit: 0 classified, 1 unknown, 2 unreadable or empty input, or\n"
+        "no FILE with a terminal on standard input.\n");
 }

@@ -8,8 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <libconfig.h>
+
 #include "migctl.h"
 #include "db.h"
+#include "verify.h"
 
 
 #define DG_BUF  1024
@@ -19,6 +22,7 @@
 #define ST_PARTIAL      1       /* part done, or cannot prove otherwise */
 #define ST_APPLIED      2       /* recorded and in place */
 #define ST_RECORDED     3       /* recorded, schema does not match */
+#define ST_PRESENT      4       /* every object in place, no record */
 
 
 typedef struct {
@@ -30,6 +34,14 @@ typedef struct {
     json_t      *migs;          /* migctl_migrations_run() */
     json_t      *cls;           /* migctl_classify_text(), or NULL */
     json_t      *holders;       /* sessions holding the tables, or NULL */
+    char        *tbtext;        /* the traceback as given, or NULL */
+    int          nosql;         /* no --sql: Django could not load the
+                                   migration graph, nothing ran */
+    const char  *manage;        /* how to run manage.py, or NULL */
+    json_t      *drift;         /* the earlier migration at fault, or
+                                   NULL: {"app", "name", "status",
+                                   "object", "repair"} */
+    json_t      *verify;        /* migctl_verify_check(), or NULL */
 
     const char  *verdict;
     const char  *klass;         /* "none" without --traceback */
@@ -51,7 +63,18 @@ typedef struct {
 } dg_t;
 
 
-static int read_traceback(migctl_ctx_t *ctx, const char *path, json_t **cls);
+static int read_traceback(migctl_ctx_t *ctx, const char *path, json_t **cls,
+    char **textp);
+static int graph_failure(dg_t *d);
+static int no_sql_state(migctl_ctx_t *ctx, dg_t *d);
+static int find_drift(migctl_ctx_t *ctx, PGconn *conn, dg_t *d);
+static int missing_object(const char *msg, char *kind, size_t klen,
+    char *table, size_t tlen, char *name, size_t nlen);
+static void decide_drift(dg_t *d);
+static void decide_present(dg_t *d);
+static void risk_conflicts(dg_t *d);
+static void next_statements(dg_t *d);
+static int plain(const char *s);
 static int resolve_name(migctl_ctx_t *ctx, dg_t *d);
 static int unparsable_fallback(migctl_ctx_t *ctx, PGconn *conn, dg_t *d);
 static int sql_is_atomic(const char *path);
@@ -87,11 +110,24 @@ static void usage(FILE *f);
 int
 cmd_diagnose(int argc, char **argv, migctl_ctx_t *ctx)
 {
-    int          i, rc;
+    int          rc, n;
+    char         err[512];
     dg_t         d;
     json_t      *res;
     PGconn      *conn;
-    const char  *tb, *plan, *prev;
+    const char  *tb, *plan, *prev, *p;
+
+    const migctl_opt_t  opts[] = {
+        MIGCTL_OPT_DB_TIMEOUTS(ctx),
+        { "--app", MIGCTL_OPT_STRING, &d.app, "A", 0, 0, 0 },
+        { "--migration", MIGCTL_OPT_STRING, &d.migration, "M", 0, 0, 0 },
+        { "--sql", MIGCTL_OPT_STRING, &d.sqlfile, "FILE", 0, 0, 0 },
+        { "--traceback", MIGCTL_OPT_STRING, &tb, "FILE", 0, 0, 0 },
+        { "--plan", MIGCTL_OPT_STRING, &plan, "FILE", 0, 0, 0 },
+        { "--previous-plan", MIGCTL_OPT_STRING, &prev, "FILE", 0, 0, 0 },
+        { "--manage", MIGCTL_OPT_STRING, &d.manage, "CMD", 0, 0, 0 },
+        { NULL, 0, NULL, NULL, 0, 0, 0 }
+    };
 
     memset(&d, 0, sizeof(d));
     tb = NULL;
@@ -100,44 +136,23 @@ cmd_diagnose(int argc, char **argv, migctl_ctx_t *ctx)
     conn = NULL;
     res = NULL;
 
-    for (i = 1; i < argc; i++) {
-        int  last = (i == argc - 1);
-
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            usage(stdout);
-            return MIGCTL_OK;
-
-        } else if (strcmp(argv[i], "--json") == 0) {
-            ctx->json = 1;
-
-        } else if (strcmp(argv[i], "--app") == 0 && !last) {
-            d.app = argv[++i];
-
-        } else if (strcmp(argv[i], "--migration") == 0 && !last) {
-            d.migration = argv[++i];
-
-        } else if (strcmp(argv[i], "--sql") == 0 && !last) {
-            d.sqlfile = argv[++i];
-
-        } else if (strcmp(argv[i], "--traceback") == 0 && !last) {
-            tb = argv[++i];
-
-        } else if (strcmp(argv[i], "--plan") == 0 && !last) {
-            plan = argv[++i];
-
-        } else if (strcmp(argv[i], "--previous-plan") == 0 && !last) {
-            prev = argv[++i];
-
-        } else {
-            return migctl_error(ctx, MIGCTL_USAGE,
-                                "unknown or incomplete option '%s': see "
-                                "migctl diagnose --help", argv[i]);
-        }
+    rc = migctl_opt_parse(ctx, opts, argc, argv, &n, usage);
+    if (rc != MIGCTL_OK) {
+        return rc;
     }
 
-    if (d.app == NULL || d.migration == NULL || d.sqlfile == NULL) {
+    if (n > 1) {
+        return migctl_error(ctx, MIGCTL_USAGE, "unexpected argument '%s': "
+                            "see migctl diagnose --help", argv[1]);
+    }
+
+    if (d.app == NULL || d.migration == NULL
+        || (d.sqlfile == NULL && tb == NULL))
+    {
         return migctl_error(ctx, MIGCTL_USAGE,
-                            "--app, --migration and --sql are required: "
+                            "--app, --migration and --sql are required "
+                            "(--sql may be left out when the traceback "
+                            "shows Django could not load its migrations): "
                             "see migctl diagnose --help");
     }
 
@@ -146,8 +161,15 @@ cmd_diagnose(int argc, char **argv, migctl_ctx_t *ctx)
                             "--app and --migration must not be empty");
     }
 
+    if (d.manage == NULL && ctx->conf.lc != NULL
+        && config_lookup_string(ctx->conf.lc, "django.manage", &p))
+    {
+        d.manage = p;
+    }
+
     /* at most one input from stdin */
-    if ((strcmp(d.sqlfile, "-") == 0) + (tb && strcmp(tb, "-") == 0)
+    if ((d.sqlfile && strcmp(d.sqlfile, "-") == 0)
+        + (tb && strcmp(tb, "-") == 0)
         + (plan && strcmp(plan, "-") == 0) + (prev && strcmp(prev, "-") == 0)
         > 1)
     {
@@ -158,10 +180,20 @@ cmd_diagnose(int argc, char **argv, migctl_ctx_t *ctx)
 
     /* inputs first: a typo must not cost a database round trip */
     if (tb) {
-        rc = read_traceback(ctx, tb, &d.cls);
+        rc = read_traceback(ctx, tb, &d.cls, &d.tbtext);
         if (rc != MIGCTL_OK) {
             goto done;
         }
+    }
+
+    /* without SQL only when nothing can have run */
+    if (d.sqlfile == NULL && !graph_failure(&d)) {
+        rc = migctl_error(ctx, MIGCTL_USAGE,
+                          "--sql FILE is required: the traceback does not "
+                          "show a migration graph that failed to load (then "
+                          "nothing runs); give manage.py sqlmigrate %s %s "
+                          "output", d.app, d.migration);
+        goto done;
     }
 
     rc = migctl_db_connect(ctx, &conn);
@@ -186,10 +218,21 @@ cmd_diagnose(int argc, char **argv, migctl_ctx_t *ctx)
 
     d.sqlstate = d.cls ? str(d.cls, "sqlstate") : NULL;
 
-    rc = migctl_inspect_run(ctx, conn, d.sqlfile, d.app, d.migration,
-                            &d.insp);
+    if (d.sqlfile == NULL) {
+        rc = no_sql_state(ctx, &d);
+        if (rc != MIGCTL_OK) {
+            goto done;
+        }
 
-    if (rc == MIGCTL_USAGE) {
+    } else {
+        rc = migctl_inspect_run(ctx, conn, d.sqlfile, d.app, d.migration,
+                                &d.insp);
+    }
+
+    if (d.sqlfile == NULL) {
+        /* the state comes from django_migrations alone */
+
+    } else if (rc == MIGCTL_USAGE) {
         /*
          * The file does not parse.  When the failure itself is a syntax
          * error in that file, this is the evidence, not a usage error.
@@ -205,11 +248,22 @@ cmd_diagnose(int argc, char **argv, migctl_ctx_t *ctx)
 
     derive(&d);
 
+    /* "does not exist": often an earlier migration recorded, never made */
+    if (d.sqlstate && (strcmp(d.sqlstate, "42703") == 0
+                       || strcmp(d.sqlstate, "42P01") == 0
+                       || strcmp(d.sqlstate, "42704") == 0))
+    {
+        rc = find_drift(ctx, conn, &d);
+        if (rc != MIGCTL_OK) {
+            goto done;
+        }
+    }
+
     if (d.klass && strcmp(d.klass, "transient") == 0) {
         if (lock_holders(conn, &d) != 0) {
-            rc = migctl_error(ctx, MIGCTL_UNREACHABLE,
+            rc = migctl_error(ctx, migctl_db_fail_code(conn, NULL),
                               "reading pg_locks failed: %s",
-                              PQerrorMessage(conn));
+                              migctl_db_error(conn, err, sizeof(err)));
             goto done;
         }
     }
@@ -248,6 +302,9 @@ done:
     json_decref(d.migs);
     json_decref(d.cls);
     json_decref(d.holders);
+    json_decref(d.drift);
+    json_decref(d.verify);
+    free(d.tbtext);
     json_decref(d.reasons);
     json_decref(d.risks);
     json_decref(d.next);
@@ -260,7 +317,8 @@ done:
 
 
 static int
-read_traceback(migctl_ctx_t *ctx, const char *path, json_t **cls)
+read_traceback(migctl_ctx_t *ctx, const char *path, json_t **cls,
+    char **textp)
 {
     int      rc;
     char    *text, err[512];
@@ -283,9 +341,411 @@ read_traceback(migctl_ctx_t *ctx, const char *path, json_t **cls)
     }
 
     rc = migctl_classify_text(ctx, text, len, cls);
-    free(text);
+    *textp = text;
 
     return rc;
+}
+
+
+/*
+ * Django never ran anything when it could not load the migration graph:
+ * an import in a migration file, a dependency on a migration that is not
+ * shipped, two leaves of one app.  The traceback then goes through the
+ * loader (or migrate's conflict check), never through the executor's
+ * apply_migration.
+ */
+static int
+graph_failure(dg_t *d)
+{
+    const char  *t, *exc, *msg;
+
+    if (d->tbtext == NULL || d->cls == NULL) {
+        return 0;
+    }
+
+    t = d->tbtext;
+    exc = str(d->cls, "exception") ? str(d->cls, "exception") : "";
+    msg = str(d->cls, "message") ? str(d->cls, "message") : "";
+
+    /* a migration that started runs in the executor's apply/unapply */
+    if (strstr(t, ", in apply_migration") != NULL
+        || strstr(t, ", in unapply_migration") != NULL
+        || strstr(t, ", in _migrate_all_") != NULL
+        || strstr(t, "Applying ") != NULL)
+    {
+        return 0;
+    }
+
+    if (strstr(msg, "Conflicting migrations detected") != NULL
+        || strstr(exc, "NodeNotFoundError") != NULL
+        || strstr(exc, "BadMigrationError") != NULL)
+    {
+        return 1;
+    }
+
+    return (strstr(exc, "ImportError") != NULL
+            || strstr(exc, "ModuleNotFoundError") != NULL
+            || strstr(exc, "SyntaxError") != NULL)
+           && (strstr(t, "django/db/migrations/loader.py") != NULL
+               || strstr(t, "django/apps/registry.py") != NULL);
+}
+
+
+/* no SQL: the state is django_migrations' (and the plan's) */
+static int
+no_sql_state(migctl_ctx_t *ctx, dg_t *d)
+{
+    int          recorded;
+    size_t       k;
+    json_t      *e;
+    const char  *app, *name;
+
+    recorded = 0;
+    json_array_foreach(json_object_get(d->migs, "applied"), k, e) {
+        app = str(e, "app");
+        name = str(e, "name");
+        if (app && name && strcmp(app, d->app) == 0
+            && strcmp(name, d->migration) == 0)
+        {
+            recorded = 1;
+        }
+    }
+
+    d->nosql = 1;
+    d->insp = json_pack("{s:n, s:s, s:s, s:b, s:s, s:b, s:s, "
+                        "s:{s:i, s:i, s:i, s:i, s:i}, s:n, s:[], s:[]}",
+                        "file", "app", d->app, "migration", d->migration,
+                        "recorded", recorded,
+                        "verdict", recorded ? "applied_unverified"
+                                            : "not_applied",
+                        "verified", 0,
+                        "note", "no SQL: Django could not load the "
+                                "migration graph, so nothing ran; the "
+                                "state is what django_migrations records",
+                        "counts", "done", 0, "not_done", 0, "invalid", 0,
+                        "unverified", 0, "progress", 0,
+                        "atomic", "objects", "unverified");
+
+    if (d->insp == NULL) {
+        return migctl_error(ctx, MIGCTL_PROBLEM, "out of memory");
+    }
+
+    return MIGCTL_OK;
+}
+
+
+/*
+ * A "does not exist" failure: which recorded migration should have made
+ * the object?  Its SQL comes from Django (migctl verify's script), the
+ * whole recorded history is checked, and a drifted migration that owns
+ * the object is the root cause.  Without a way to run Django it says so.
+ */
+static int
+find_drift(migctl_ctx_t *ctx, PGconn *conn, dg_t *d)
+{
+    int          rc;
+    char         kind[32], table[256], name[256];
+    size_t       k, j;
+    json_t      *doc, *m, *o;
+    const char  *ok, *ot, *on;
+
+    if (!missing_object(str(d->cls, "message"), kind, sizeof(kind), table,
+                        sizeof(table), name, sizeof(name)))
+    {
+        return MIGCTL_OK;
+    }
+
+    if (d->manage == NULL) {
+        d->verify = json_pack("{s:s}", "skipped", "no --manage");
+        return MIGCTL_OK;
+    }
+
+    rc = migctl_verify_django(ctx, d->manage, NULL, 0, 300000L, NULL, &doc);
+    if (rc != MIGCTL_OK) {
+        /* its one line is printed: the diagnosis goes on without it */
+        d->verify = json_pack("{s:s}", "skipped", ctx->error);
+        return MIGCTL_OK;
+    }
+
+    rc = migctl_verify_check(ctx, conn, doc, &d->verify);
+    json_decref(doc);
+
+    if (rc != MIGCTL_OK && rc != MIGCTL_PROBLEM) {
+        return rc;
+    }
+
+    json_array_foreach(json_object_get(d->verify, "drift"), k, m) {
+        if (strcmp(str(m, "app"), d->app) == 0
+            && strcmp(str(m, "name"), d->migration) == 0)
+        {
+            continue;
+        }
+
+        json_array_foreach(json_object_get(m, "objects"), j, o) {
+            ok = str(o, "kind");
+            ot = str(o, "table");
+            on = str(o, "name");
+            if (ok == NULL || on == NULL || strcmp(on, name) != 0) {
+                continue;
+            }
+
+            if (strcmp(kind, "relation") == 0
+                ? (strcmp(ok, "table") == 0 || strcmp(ok, "view") == 0
+                   || strcmp(ok, "sequence") == 0)
+                : strcmp(ok, kind) == 0
+                  && (table[0] == '\0' || ot == NULL
+                      || strcmp(ot, table) == 0))
+            {
+                d->drift = json_pack("{s:s, s:s, s:s, s:O, s:O}",
+                                     "app", str(m, "app"),
+                                     "name", str(m, "name"),
+                                     "status", str(m, "status"),
+                                     "object", o,
+                                     "repair", json_object_get(m, "repair"));
+                return MIGCTL_OK;
+            }
+        }
+    }
+
+    return MIGCTL_OK;
+}
+
+
+/*
+ * The object of PostgreSQL's "does not exist": column "x" [of relation
+ * "t"], column t.x, relation "[s.]t", table "t", index "i", constraint
+ * "c" of relation "t".  1 when read.
+ */
+static int
+missing_object(const char *msg, char *kind, size_t klen, char *table,
+    size_t tlen, char *name, size_t nlen)
+{
+    int          i;
+    size_t       n;
+    const char  *p, *e, *dot;
+
+    static const char  *kinds[] = { "column", "relation", "table", "index",
+                                    "constraint", "view", "sequence",
+                                    NULL };
+
+    if (msg == NULL || strstr(msg, "does not exist") == NULL) {
+        return 0;
+    }
+
+    table[0] = '\0';
+
+    for (i = 0; kinds[i]; i++) {
+        n = strlen(kinds[i]);
+        if (strncmp(msg, kinds[i], n) == 0 && msg[n] == ' ') {
+            break;
+        }
+    }
+
+    if (kinds[i] == NULL) {
+        return 0;
+    }
+
+    snprintf(kind, klen, "%s",
+             strcmp(kinds[i], "table") == 0 || strcmp(kinds[i], "view") == 0
+             || strcmp(kinds[i], "sequence") == 0 ? "relation" : kinds[i]);
+
+    p = msg + n + 1;
+    if (*p == '"') {
+        p++;
+        e = strchr(p, '"');
+    } else {
+        e = strchr(p, ' ');
+    }
+    if (e == NULL || e == p || (size_t) (e - p) >= nlen) {
+        return 0;
+    }
+
+    snprintf(name, nlen, "%.*s", (int) (e - p), p);
+
+    /* column t.x (psycopg's text for a qualified reference), s.t */
+    dot = strrchr(name, '.');
+    if (dot != NULL && msg[n + 1] != '"') {
+        if (strcmp(kind, "column") == 0) {
+            snprintf(table, tlen, "%.*s", (int) (dot - name), name);
+        }
+        memmove(name, dot + 1, strlen(dot + 1) + 1);
+
+    } else if (dot != NULL && strcmp(kind, "relation") == 0) {
+        memmove(name, dot + 1, strlen(dot + 1) + 1);
+    }
+
+    p = strstr(e, " of relation \"");
+    if (p != NULL) {
+        p += 14;
+        e = strchr(p, '"');
+        if (e != NULL && (size_t) (e - p) < tlen) {
+            snprintf(table, tlen, "%.*s", (int) (e - p), p);
+        }
+    }
+
+    return name[0] != '\0';
+}
+
+
+static void
+decide_drift(dg_t *d)
+{
+    size_t       k;
+    json_t      *o, *r;
+    const char  *app, *name, *table;
+
+    app = str(d->drift, "app");
+    name = str(d->drift, "name");
+    o = json_object_get(d->drift, "object");
+    table = str(o, "table");
+
+    d->path = "restore_or_repair";
+    d->klass = "high_risk";
+    if (d->cls) {
+        json_object_set_new(d->cls, "class", json_string("high_risk"));
+        json_object_set_new(d->cls, "root_cause",
+                            json_string("history_drift"));
+    }
+
+    add(d->reasons, "the root cause is history drift, not %s.%s: %s %s%s%s "
+        "belongs to %s.%s, which django_migrations records but whose "
+        "objects are %s (recorded with --fake, or the history edited)",
+        d->app, d->migration, str(o, "kind"), table ? table : "",
+        table ? "." : "", str(o, "name"), app, name, str(d->drift, "status"));
+    add(d->reasons, "neither a retry nor a fix of %s.%s helps, and rolling "
+        "back code leaves the lie in place: repair the history first",
+        d->app, d->migration);
+
+    add(d->risks, "do not --fake %s.%s: it would build on %s %s that is "
+        "not there", d->app, d->migration, str(o, "kind"), str(o, "name"));
+    add(d->risks, "do not run migrate %s PREV --fake to unrecord %s.%s: it "
+        "unrecords every migration recorded after it too", app, app, name);
+
+    add(d->next, "migctl verify --app %s   # every drifted migration, with "
+        "its repair", app);
+
+    r = json_object_get(d->drift, "repair");
+    json_array_foreach(r, k, o) {
+        add(d->next, "%s", json_string_value(o));
+    }
+
+    add(d->next, "migctl run -- python manage.py migrate %s %s --noinput   "
+        "# then the failed migration", d->app, d->migration);
+    next_end(d);
+}
+
+
+/* every object in place, no record: the one --fake that is right */
+static void
+decide_present(dg_t *d)
+{
+    d->path = "restore_or_repair";
+
+    add(d->reasons, "every object of %s.%s is in place but django_migrations "
+        "does not record it: the record was removed, or the run died "
+        "between its DDL and the record", d->app, d->migration);
+    add(d->reasons, "migrate would run it again and fail on what exists: "
+        "record it, do not run it");
+
+    if (d->unverified > 0) {
+        add(d->risks, "%ld operation(s) of it cannot be checked (RunPython, "
+            "DML): check their data before recording it", d->unverified);
+    }
+    risk_class(d);
+
+    add(d->next, "python manage.py showmigrations %s   # every migration "
+        "before %s must be [X]", d->app, d->migration);
+    add(d->next, "python manage.py migrate %s %s --fake   # records exactly "
+        "%s.%s: its objects are all in place", d->app, d->migration, d->app,
+        d->migration);
+    add(d->next, "migctl run -- python manage.py migrate --noinput   # the "
+        "rest of the release");
+    next_end(d);
+}
+
+
+/*
+ * Not applied, yet objects it makes are there (made by hand or by another
+ * migration) or an INVALID index is left: it fails on them when it runs.
+ */
+static void
+risk_conflicts(dg_t *d)
+{
+    size_t   k;
+    json_t  *o;
+
+    json_array_foreach(json_object_get(d->insp, "objects"), k, o) {
+        if (str(o, "status") == NULL || strcmp(str(o, "status"), "done")
+            || json_is_true(json_object_get(o, "may_hold_before"))
+            || str(o, "action") == NULL
+            || strncmp(str(o, "action"), "drop_", 5) == 0)
+        {
+            continue;
+        }
+
+        add(d->risks, "%s %s%s%s exists already although %s.%s never ran: "
+            "it fails on it (made by hand or by another migration)",
+            str(o, "kind"), str(o, "table") ? str(o, "table") : "",
+            str(o, "table") ? "." : "", str(o, "name"), d->app,
+            d->migration);
+    }
+
+    risk_invalid(d);
+}
+
+
+/* the statements of what is missing, as psql commands */
+static void
+next_statements(dg_t *d)
+{
+    size_t       k, n, i;
+    char         q[2400];
+    json_t      *o;
+    const char  *sql;
+
+    json_array_foreach(json_object_get(d->insp, "objects"), k, o) {
+        sql = str(o, "sql");
+        if (sql == NULL || str(o, "status") == NULL
+            || strcmp(str(o, "status"), "not_done") != 0)
+        {
+            continue;
+        }
+
+        /* single-quoted for the shell: ' becomes '\'' */
+        n = 0;
+        for (i = 0; sql[i] && n + 5 < sizeof(q); i++) {
+            if (sql[i] == '\'') {
+                memcpy(q + n, "'\\''", 4);
+                n += 4;
+            } else {
+                q[n++] = sql[i];
+            }
+        }
+        q[n] = '\0';
+
+        add(d->next, "psql -c '%s;'   # %s %s: %s", q, str(o, "kind"),
+            str(o, "name"), str(o, "expected"));
+    }
+}
+
+
+/* identifiers that need no quoting in a shell or SQL literal */
+static int
+plain(const char *s)
+{
+    if (s == NULL || *s == '\0') {
+        return 0;
+    }
+
+    for ( /* void */ ; *s; s++) {
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z')
+              || (*s >= '0' && *s <= '9') || *s == '_'))
+        {
+            return 0;
+        }
+    }
+
+    return 1;
 }
 
 
@@ -363,6 +823,7 @@ static int
 unparsable_fallback(migctl_ctx_t *ctx, PGconn *conn, dg_t *d)
 {
     int          rc, recorded;
+    char         err[512];
     json_t      *o;
     PGresult    *res;
     const char  *params[2];
@@ -376,15 +837,15 @@ unparsable_fallback(migctl_ctx_t *ctx, PGconn *conn, dg_t *d)
     params[0] = d->app;
     params[1] = d->migration;
 
-    res = PQexecParams(conn,
+    res = migctl_db_exec_params(conn,
                        "SELECT count(*) FROM django_migrations "
                        "WHERE app = $1 AND name = $2",
                        2, NULL, params, NULL, NULL, 0);
 
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        rc = migctl_error(ctx, MIGCTL_UNREACHABLE,
+        rc = migctl_error(ctx, migctl_db_fail_code(conn, res),
                           "reading django_migrations failed: %s",
-                          PQerrorMessage(conn));
+                          migctl_db_error(conn, err, sizeof(err)));
         PQclear(res);
         return rc;
     }
@@ -455,7 +916,7 @@ static int
 lock_holders(PGconn *conn, dg_t *d)
 {
     int          i, n, rc;
-    char        *arr, buf[512];
+    char        *arr, buf[512], query[512];
     size_t       k, nt;
     json_t      *objs, *o, *h;
     PGresult    *res;
@@ -498,7 +959,7 @@ lock_holders(PGconn *conn, dg_t *d)
 
     params[0] = arr;
 
-    res = PQexecParams(conn,
+    res = migctl_db_exec_params(conn,
         "SELECT l.pid, coalesce(a.usename, ''), coalesce(a.state, ''),"
         "       c.relname, l.mode,"
         "       coalesce(extract(epoch FROM now() - a.xact_start)::int, 0),"
@@ -522,6 +983,8 @@ lock_holders(PGconn *conn, dg_t *d)
     }
 
     for (i = 0; i < PQntuples(res); i++) {
+        (void) migctl_redact_query(PQgetvalue(res, i, 6), query,
+                                   sizeof(query), MIGCTL_REDACT_ONELINE);
         h = json_pack("{s:i, s:s, s:s, s:s, s:s, s:i, s:s}",
                       "pid", atoi(PQgetvalue(res, i, 0)),
                       "user", PQgetvalue(res, i, 1),
@@ -529,7 +992,7 @@ lock_holders(PGconn *conn, dg_t *d)
                       "table", PQgetvalue(res, i, 3),
                       "mode", PQgetvalue(res, i, 4),
                       "seconds", atoi(PQgetvalue(res, i, 5)),
-                      "query", PQgetvalue(res, i, 6));
+                      "query", query);
         if (h) {
             json_array_append_new(d->holders, h);
         }
@@ -575,6 +1038,9 @@ derive(dg_t *d)
     if (strcmp(d->verdict, "recorded_but_incomplete") == 0) {
         d->state = ST_RECORDED;
 
+    } else if (strcmp(d->verdict, "present_but_unrecorded") == 0) {
+        d->state = ST_PRESENT;
+
     } else if (strcmp(d->verdict, "applied") == 0
                || strcmp(d->verdict, "applied_unverified") == 0)
     {
@@ -597,10 +1063,18 @@ derive(dg_t *d)
 static void
 decide(dg_t *d)
 {
-    switch (d->state) {
+    switch (d->drift ? -1 : d->state) {
+
+    case -1:
+        decide_drift(d);
+        break;
 
     case ST_RECORDED:
         decide_recorded(d);
+        break;
+
+    case ST_PRESENT:
+        decide_present(d);
         break;
 
     case ST_PARTIAL:
@@ -619,6 +1093,19 @@ decide(dg_t *d)
     if (d->cls && str(d->cls, "frame")) {
         add(d->reasons, "it was raised in the migration at %s",
             str(d->cls, "frame"));
+    }
+
+    if (d->drift == NULL && str(d->verify, "skipped")) {
+        add(d->risks, "\"%s\" may be history drift (an earlier migration "
+            "recorded but never applied): not checked (%s): run migctl "
+            "verify --manage CMD, or give diagnose --manage",
+            str(d->cls, "message"), str(d->verify, "skipped"));
+
+    } else if (d->drift == NULL && d->verify) {
+        add(d->reasons, "no earlier recorded migration is missing \"%s\": "
+            "not history drift (%zu drifted migration(s) elsewhere)",
+            str(d->cls, "message"),
+            json_array_size(json_object_get(d->verify, "drift")));
     }
 
     note_plan(d);
@@ -718,23 +1205,39 @@ decide_recorded(dg_t *d)
 
     prev = previous_of(d, &later);
 
-    if (d->done == 0 && d->invalid == 0 && prev) {
-        add(d->next, "python manage.py migrate %s %s --fake   "
-            "# removes the false record only: none of %s's objects exist%s",
-            d->app, prev, d->migration,
-            later ? "; this also unrecords the later migrations of the app"
-                  : "");
+    /*
+     * Never "migrate A PREV --fake": it unrecords every migration recorded
+     * after PREV.  Delete exactly the false row when nothing builds on
+     * it; with later records migrate would refuse the history without
+     * it, so the missing objects are made by hand instead.
+     */
+    if (d->done == 0 && d->invalid == 0 && prev && later == 0
+        && plain(d->app) && plain(d->migration))
+    {
+        add(d->next, "psql -c \"DELETE FROM django_migrations WHERE app = "
+            "'%s' AND name = '%s'\"   # removes exactly the false record: "
+            "none of %s's objects exist and no later migration of %s is "
+            "recorded", d->app, d->migration, d->migration, d->app);
         add(d->next, "migctl run -- python manage.py migrate %s %s "
             "--noinput", d->app, d->migration);
 
     } else {
+        if (later > 0) {
+            add(d->next, "# do not unrecord %s.%s: %d later migration(s) of "
+                "%s are recorded (migrate %s %s --fake would unrecord them "
+                "too, and without its row migrate refuses the history): "
+                "create what is missing by hand", d->app, d->migration,
+                later, d->app, d->app, prev ? prev : "zero");
+        }
+        next_statements(d);
         add(d->next, "python manage.py sqlmigrate %s %s   # create what is "
             "missing by hand, in a transaction, or restore from backup",
             d->app, d->migration);
     }
 
     add(d->next, "migctl diagnose --app %s --migration %s --sql %s   "
-        "# must say applied", d->app, d->migration, d->sqlfile);
+        "# must say applied", d->app, d->migration,
+        d->sqlfile ? d->sqlfile : "FILE");
     next_end(d);
 }
 
@@ -811,9 +1314,17 @@ decide_applied(dg_t *d)
 {
     d->path = "fix_forward";
 
-    add(d->reasons, "%s.%s is applied and recorded: the schema it makes is "
-        "in place, so the failure came from elsewhere (a later migration "
-        "or deploy step)", d->app, d->migration);
+    if (d->nosql) {
+        add(d->reasons, "%s.%s is recorded; Django cannot load the "
+            "migration graph, so nothing ran and its SQL cannot be checked "
+            "now (migctl inspect once the graph loads)", d->app,
+            d->migration);
+
+    } else {
+        add(d->reasons, "%s.%s is applied and recorded: the schema it makes "
+            "is in place, so the failure came from elsewhere (a later "
+            "migration or deploy step)", d->app, d->migration);
+    }
 
     if (d->cls) {
         add(d->reasons, "the failure is %s: %s", d->klass,
@@ -850,12 +1361,25 @@ decide_applied(dg_t *d)
 static void
 decide_unchanged(dg_t *d)
 {
-    size_t   k;
-    json_t  *h;
+    size_t       k;
+    json_t      *h;
+    const char  *msg;
 
-    add(d->reasons, "the database is unchanged: %s.%s is not applied and "
-        "left nothing behind%s", d->app, d->migration,
-        d->atomic ? " (atomic: PostgreSQL rolled it back whole)" : "");
+    if (d->nosql) {
+        add(d->reasons, "nothing ran: Django could not load the migration "
+            "graph (%s: %s), and migrate stops before it applies anything; "
+            "%s.%s is not recorded in django_migrations",
+            str(d->cls, "exception") ? str(d->cls, "exception") : "error",
+            str(d->cls, "message") ? str(d->cls, "message") : "",
+            d->app, d->migration);
+
+    } else {
+        add(d->reasons, "the database is unchanged: %s.%s is not applied "
+            "and left nothing behind%s", d->app, d->migration,
+            d->atomic ? " (atomic: PostgreSQL rolled it back whole)" : "");
+    }
+
+    risk_conflicts(d);
 
     if (strcmp(d->klass, "transient") == 0) {
         d->path = "retry";
@@ -919,6 +1443,26 @@ decide_unchanged(dg_t *d)
     d->path = "fix_forward";
     risk_rollback(d);
     risk_class(d);
+
+    if (d->nosql) {
+        msg = str(d->cls, "message") ? str(d->cls, "message") : "";
+        if (strstr(msg, "Conflicting migrations") != NULL) {
+            add(d->next, "python manage.py makemigrations --merge %s   # "
+                "in the code: one leaf per app, then release", d->app);
+        } else if (strstr(msg, "nonexistent parent node") != NULL) {
+            add(d->next, "# ship the migration it depends on, or fix the "
+                "dependency (%s)", msg);
+        } else {
+            add(d->next, "# fix the import in the migration file the "
+                "traceback names, or ship what it imports (%s)", msg);
+        }
+        add(d->next, "python manage.py showmigrations --plan   # must load "
+            "again before migrate");
+        add(d->next, "migctl run -- python manage.py migrate %s --noinput",
+            d->app);
+        next_end(d);
+        return;
+    }
 
     add(d->next, "python manage.py sqlmigrate %s %s   # review what it "
         "does", d->app, d->migration);
@@ -1261,7 +1805,7 @@ static json_t *
 result(dg_t *d)
 {
     return json_pack("{s:s, s:s, s:s, s:{s:s, s:O?, s:b, s:b}, s:O?, "
-                     "s:O?, s:O, s:O, s:O, s:O?, s:O?}",
+                     "s:O?, s:O, s:O, s:O, s:O?, s:O?, s:O?}",
                      "app", d->app, "migration", d->migration,
                      "path", d->path,
                      "state", "verdict", d->verdict,
@@ -1274,7 +1818,8 @@ result(dg_t *d)
                      "reasons", d->reasons, "risks", d->risks,
                      "next", d->next,
                      "inspect", d->insp,
-                     "migrations", d->migs);
+                     "migrations", d->migs,
+                     "history_drift", d->drift);
 }
 
 
@@ -1301,6 +1846,12 @@ print_text(dg_t *d)
 
     } else {
         printf("class      none (no --traceback)\n");
+    }
+
+    if (d->drift) {
+        printf("drift      %s.%s (%s): the root cause\n",
+               str(d->drift, "app"), str(d->drift, "name"),
+               str(d->drift, "status"));
     }
 
     rs = json_object_get(d->migs, "rollback_safe");
@@ -1338,10 +1889,17 @@ usage(FILE *f)
     fprintf(f,
         "usage: migctl [--json] diagnose --app A --migration M --sql FILE\n"
         "           [--traceback FILE] [--plan FILE] [--previous-plan FILE]\n"
+        "           [--manage CMD]\n"
         "\n"
         "  --app A, --migration M  the migration that failed (or that is\n"
         "                          suspected), as in django_migrations\n"
-        "  --sql FILE              manage.py sqlmigrate A M output\n"
+        "  --sql FILE              manage.py sqlmigrate A M output; not\n"
+        "                          needed when the traceback shows Django\n"
+        "                          could not load its migrations\n"
+        "  --manage CMD            how to run manage.py (django.manage in\n"
+        "                          migctl.conf): on \"does not exist\" the\n"
+        "                          earlier migrations are checked for\n"
+        "                          history drift, as migctl verify\n"
         "  --traceback FILE        the traceback or log of the failure\n"
         "  --plan FILE             this release's showmigrations --plan\n"
         "  --previous-plan FILE    the previous release's, to tell whether\n"

@@ -8,9 +8,11 @@
 
 #include "db.h"
 #include "sqlparse.h"
+#include "verify.h"
 
 
 #define FOUND_MAX  256
+#define STMT_MAX   2000                     /* a statement in "sql" */
 #define KIND(k)    (1u << (k))
 
 typedef struct {
@@ -41,51 +43,44 @@ static PGresult *batch(migctl_ctx_t *ctx, PGconn *conn,
 static int query_failed(migctl_ctx_t *ctx, PGconn *conn, const char *what);
 static int recorded(migctl_ctx_t *ctx, PGconn *conn, const char *app,
     const char *migration, int *rec, int *later);
-static json_t *build(migctl_sql_plan_t *plan, check_result_t *res,
+static json_t *build(migctl_sql_plan_t *plan, json_t *objs,
     const char *file, const char *app, const char *migration, int rec,
     int later, int *problem);
 static const char *kind_name(int kind);
 static const char *contype_name(char t);
 static json_t *jstr(const char *s);
+static json_t *jstrn(const char *s, size_t n);
 static void usage(FILE *f);
 
 
 int
 cmd_inspect(int argc, char **argv, migctl_ctx_t *ctx)
 {
-    int          i, rc;
+    int          rc, n;
     json_t      *out;
     PGconn      *conn;
     const char  *sql, *app, *migration;
+
+    const migctl_opt_t  opts[] = {
+        MIGCTL_OPT_DB_TIMEOUTS(ctx),
+        { "--sql", MIGCTL_OPT_STRING, &sql, "FILE", 0, 0, 0 },
+        { "--app", MIGCTL_OPT_STRING, &app, "A", 0, 0, 0 },
+        { "--migration", MIGCTL_OPT_STRING, &migration, "M", 0, 0, 0 },
+        { NULL, 0, NULL, NULL, 0, 0, 0 }
+    };
 
     sql = NULL;
     app = NULL;
     migration = NULL;
 
-    for (i = 1; i < argc; i++) {
-        int  last = (i == argc - 1);
+    rc = migctl_opt_parse(ctx, opts, argc, argv, &n, usage);
+    if (rc != MIGCTL_OK) {
+        return rc == MIGCTL_OPT_HELP ? MIGCTL_OK : rc;
+    }
 
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            usage(stdout);
-            return MIGCTL_OK;
-
-        } else if (strcmp(argv[i], "--sql") == 0 && !last) {
-            sql = argv[++i];
-
-        } else if (strcmp(argv[i], "--app") == 0 && !last) {
-            app = argv[++i];
-
-        } else if (strcmp(argv[i], "--migration") == 0 && !last) {
-            migration = argv[++i];
-
-        } else if (strcmp(argv[i], "--json") == 0) {
-            ctx->json = 1;
-
-        } else {
-            return migctl_error(ctx, MIGCTL_USAGE,
-                                "unknown or incomplete option '%s': see "
-                                "migctl inspect --help", argv[i]);
-        }
+    if (n > 1) {
+        return migctl_error(ctx, MIGCTL_USAGE, "unexpected argument '%s': "
+                            "see migctl inspect --help", argv[1]);
     }
 
     if (sql == NULL) {
@@ -136,13 +131,12 @@ migctl_inspect_run(migctl_ctx_t *ctx, PGconn *conn, const char *sqlfile,
 {
     int                 rc, rec, later, problem;
     char               *text;
-    size_t              i;
-    check_result_t     *res;
+    json_t             *objs;
     migctl_sql_plan_t   plan;
 
     *out = NULL;
     text = NULL;
-    res = NULL;
+    objs = NULL;
     memset(&plan, 0, sizeof(plan));
 
     rc = read_sql(ctx, sqlfile, &text, &plan);
@@ -155,24 +149,9 @@ migctl_inspect_run(migctl_ctx_t *ctx, PGconn *conn, const char *sqlfile,
         goto done;
     }
 
-    res = calloc(plan.nchecks + 1, sizeof(check_result_t));
-    if (res == NULL) {
-        rc = migctl_error(ctx, MIGCTL_PROBLEM, "out of memory");
-        goto done;
-    }
-
-    for (i = 0; i < plan.nchecks; i++) {
-        res[i].status = "not_done";
-    }
-
-    /* one catalog query per kind of object, whatever the file's size */
-    if ((rc = check_tables(ctx, conn, &plan, res)) != MIGCTL_OK
-        || (rc = check_columns(ctx, conn, &plan, res)) != MIGCTL_OK
-        || (rc = check_indexes(ctx, conn, &plan, res)) != MIGCTL_OK
-        || (rc = check_constraints(ctx, conn, &plan, res)) != MIGCTL_OK
-        || (rc = check_extensions(ctx, conn, &plan, res)) != MIGCTL_OK
-        || (rc = check_triggers(ctx, conn, &plan, res)) != MIGCTL_OK)
-    {
+    rc = migctl_inspect_objects(ctx, conn, &plan, (const char **) &text, 1,
+                                &objs);
+    if (rc != MIGCTL_OK) {
         goto done;
     }
 
@@ -185,7 +164,8 @@ migctl_inspect_run(migctl_ctx_t *ctx, PGconn *conn, const char *sqlfile,
         }
     }
 
-    *out = build(&plan, res, sqlfile, app, migration, rec, later, &problem);
+    *out = build(&plan, objs, sqlfile, app, migration, rec, later, &problem);
+    objs = NULL;
     if (*out == NULL) {
         rc = migctl_error(ctx, MIGCTL_PROBLEM, "out of memory");
         goto done;
@@ -195,11 +175,104 @@ migctl_inspect_run(migctl_ctx_t *ctx, PGconn *conn, const char *sqlfile,
 
 done:
 
+    json_decref(objs);
     migctl_sql_free(&plan);
-    free(res);
     free(text);
 
     return rc;
+}
+
+
+int
+migctl_inspect_objects(migctl_ctx_t *ctx, PGconn *conn,
+    migctl_sql_plan_t *plan, const char **texts, size_t ntexts,
+    json_t **objs)
+{
+    int                  rc;
+    size_t               i, n;
+    json_t              *a, *e;
+    check_result_t      *res;
+    migctl_sql_check_t  *c;
+
+    *objs = NULL;
+
+    res = calloc(plan->nchecks + 1, sizeof(check_result_t));
+    a = json_array();
+    if (res == NULL || a == NULL) {
+        free(res);
+        json_decref(a);
+        return migctl_error(ctx, MIGCTL_PROBLEM, "out of memory");
+    }
+
+    for (i = 0; i < plan->nchecks; i++) {
+        res[i].status = "not_done";
+    }
+
+    /* one catalog query per kind of object, whatever the plan's size */
+    if ((rc = check_tables(ctx, conn, plan, res)) != MIGCTL_OK
+        || (rc = check_columns(ctx, conn, plan, res)) != MIGCTL_OK
+        || (rc = check_indexes(ctx, conn, plan, res)) != MIGCTL_OK
+        || (rc = check_constraints(ctx, conn, plan, res)) != MIGCTL_OK
+        || (rc = check_extensions(ctx, conn, plan, res)) != MIGCTL_OK
+        || (rc = check_triggers(ctx, conn, plan, res)) != MIGCTL_OK)
+    {
+        free(res);
+        json_decref(a);
+        return rc;
+    }
+
+    for (i = 0; i < plan->nchecks; i++) {
+        c = &plan->checks[i];
+        if (c->dead) {
+            continue;
+        }
+
+        e = json_object();
+        if (e == NULL) {
+            break;
+        }
+        json_object_set_new(e, "stmt", json_integer(c->stmt));
+        json_object_set_new(e, "line", json_integer(c->line));
+        json_object_set_new(e, "operation",
+                            jstr(c->op >= 0 ? plan->ops[c->op] : NULL));
+        json_object_set_new(e, "action", json_string(c->action));
+        json_object_set_new(e, "kind",
+                            json_string(kind_name(c->kind)));
+        json_object_set_new(e, "schema", jstr(c->schema));
+        json_object_set_new(e, "table", jstr(c->table));
+        json_object_set_new(e, "name", jstr(c->name));
+        json_object_set_new(e, "expected", jstr(res[i].expected));
+        if (res[i].type[0]) {
+            json_object_set_new(e, "type", json_string(res[i].type));
+        }
+        json_object_set_new(e, "found", jstr(res[i].found));
+        json_object_set_new(e, "status", json_string(res[i].status));
+        json_object_set_new(e, "may_hold_before", json_boolean(c->weak));
+
+        /* what is missing: its statement, to repair it by hand */
+        if (strcmp(res[i].status, "done") != 0 && c->tag >= 0
+            && (size_t) c->tag < ntexts && texts[c->tag] != NULL
+            && c->end > c->start)
+        {
+            n = c->end - c->start;
+            if (n > STMT_MAX) {
+                n = STMT_MAX;
+            }
+            json_object_set_new(e, "sql",
+                                jstrn(texts[c->tag] + c->start, n));
+        }
+
+        if (ntexts > 1) {
+            json_object_set_new(e, "tag", json_integer(c->tag));
+        }
+
+        json_array_append_new(a, e);
+    }
+
+    free(res);
+    *objs = a;
+
+    return MIGCTL_OK;
 }
 
 
@@ -207,7 +280,7 @@ void
 migctl_inspect_print(FILE *f, json_t *result)
 {
     size_t       i;
-    json_t      *o, *v;
+    json_t      *o, *v, *e;
     const char  *name, *table, *schema;
     char         obj[300], exp[300];
 
@@ -263,11 +336,17 @@ migctl_inspect_print(FILE *f, json_t *result)
 
     json_array_foreach(json_object_get(result, "unverified"), i, o) {
         v = json_object_get(o, "operation");
-        fprintf(f, "  line %d: %s%s%s\n",
+        e = json_object_get(o, "error");
+        if (json_is_string(e)) {
+            migctl_escape(json_string_value(e), exp, sizeof(exp));
+        }
+        fprintf(f, "  line %d: %s%s%s%s%s\n",
                 (int) json_integer_value(json_object_get(o, "line")),
                 json_string_value(json_object_get(o, "what")),
                 json_is_string(v) ? ": " : "",
-                json_is_string(v) ? json_string_value(v) : "");
+                json_is_string(v) ? json_string_value(v) : "",
+                json_is_string(e) ? ": " : "",
+                json_is_string(e) ? exp : "");
     }
 }
 
@@ -380,8 +459,8 @@ static int
 check_columns(migctl_ctx_t *ctx, PGconn *conn, migctl_sql_plan_t *plan,
     check_result_t *res)
 {
-    int                  rc, r, i, tbl, col, ok;
-    char                *type, *exptype, *def;
+    int                  rc, r, i, tbl, col, ok, hasdef;
+    char                *type, *exptype, *def, key[256], ek[128];
     size_t              *map;
     PGresult            *pr;
     migctl_sql_check_t  *c;
@@ -389,11 +468,17 @@ check_columns(migctl_ctx_t *ctx, PGconn *conn, migctl_sql_plan_t *plan,
     pr = batch(ctx, conn, plan, KIND(MIGCTL_SQL_COLUMN), "column",
         "SELECT q.i, r.oid IS NOT NULL, a.attnum IS NOT NULL,"
         "  format_type(a.atttypid, a.atttypmod), a.attnotnull,"
-        "  pg_get_expr(d.adbin, d.adrelid),"
+        /*
+         * pg_get_expr(adbin, adrelid) takes a lock on the table and waits
+         * behind an ACCESS EXCLUSIVE holder; a default cannot refer to a
+         * column, so relid 0 prints it the same without any lock (a
+         * generated column's expression can: it is not printed)
+         */
+        "  CASE WHEN a.attgenerated = '' THEN pg_get_expr(d.adbin, 0) END,"
         "  CASE WHEN to_regtype(q.ty) IS NOT NULL"
         "    THEN a.atttypid = to_regtype(q.ty)::oid"
         "         AND (q.tm = -1 OR a.atttypmod = q.tm) END,"
-        "  format_type(to_regtype(q.ty)::oid, q.tm)"
+        "  format_type(to_regtype(q.ty)::oid, q.tm), d.oid IS NOT NULL"
         " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],"
         "             $5::int[]) WITH ORDINALITY AS q(s, t, n, ty, tm, i)"
         " LEFT JOIN pg_class r ON r.oid = to_regclass(CASE WHEN q.s IS NULL"
@@ -464,13 +549,29 @@ check_columns(migctl_ctx_t *ctx, PGconn *conn, migctl_sql_plan_t *plan,
             break;
 
         default: /* MIGCTL_SQL_DEFAULT */
-            snprintf(res[i].expected, sizeof(res[i].expected), "%s",
-                     c->expect ? "default" : "no default");
-            ok = col && (PQgetisnull(pr, r, 5) ? 0 : 1) == c->expect;
+            hasdef = PQgetvalue(pr, r, 8)[0] == 't';
+            if (c->expect && c->defkey) {
+                migctl_escape(c->defkey, ek, sizeof(ek));
+                snprintf(res[i].expected, sizeof(res[i].expected),
+                         "default %s", ek);
+            } else {
+                snprintf(res[i].expected, sizeof(res[i].expected), "%s",
+                         c->expect ? "default" : "no default");
+            }
+            ok = col && hasdef == c->expect;
+
+            /* the value, not only its presence, when both can be read */
+            if (ok && c->expect && c->defkey) {
+                ok = !PQgetisnull(pr, r, 5)
+                     && migctl_sql_expr_key(def, key, sizeof(key)) == 0
+                     && strcmp(key, c->defkey) == 0;
+            }
+
             if (col) {
                 snprintf(res[i].found, FOUND_MAX, "%s%s",
-                         PQgetisnull(pr, r, 5) ? "no default" : "default ",
-                         PQgetisnull(pr, r, 5) ? "" : def);
+                         !hasdef ? "no default" : "default ",
+                         !hasdef ? "" : PQgetisnull(pr, r, 5) ? "(generated)"
+                                                              : def);
             }
             break;
         }
@@ -812,7 +913,7 @@ batch(migctl_ctx_t *ctx, PGconn *conn, migctl_sql_plan_t *plan,
         }
     }
 
-    pr = PQexecParams(conn, sql, nparams, NULL,
+    pr = migctl_db_exec_params(conn, sql, nparams, NULL,
                       (const char *const *) params, NULL, NULL, 0);
 
     if (PQresultStatus(pr) != PGRES_TUPLES_OK) {
@@ -859,8 +960,7 @@ query_failed(migctl_ctx_t *ctx, PGconn *conn, const char *what)
 {
     char  err[512];
 
-    return migctl_error(ctx, PQstatus(conn) == CONNECTION_OK
-                             ? MIGCTL_PROBLEM : MIGCTL_UNREACHABLE,
+    return migctl_error(ctx, migctl_db_fail_code(conn, NULL),
                         "catalog query on %ss failed: %s", what,
                         migctl_db_error(conn, err, sizeof(err)));
 }
@@ -878,7 +978,7 @@ recorded(migctl_ctx_t *ctx, PGconn *conn, const char *app,
     params[1] = migration;
 
     /* and how many of the app's migrations were recorded after it */
-    pr = PQexecParams(conn,
+    pr = migctl_db_exec_params(conn,
         "SELECT count(*), (SELECT count(*) FROM django_migrations l"
         "                  WHERE l.app = $1 AND l.id > max(m.id))"
         " FROM django_migrations m WHERE m.app = $1 AND m.name = $2",
@@ -902,18 +1002,16 @@ done:
 
 
 static json_t *
-build(migctl_sql_plan_t *plan, check_result_t *res, const char *file,
+build(migctl_sql_plan_t *plan, json_t *objs, const char *file,
     const char *app, const char *migration, int rec, int later,
     int *problem)
 {
-    size_t                    i, done, not_done, invalid, unver;
-    json_t                   *o, *objs, *uv, *cnt, *e;
-    const char               *verdict, *note;
-    migctl_sql_check_t       *c;
+    size_t                    i, done, not_done, invalid, unver, strong;
+    json_t                   *o, *uv, *cnt, *e;
+    const char               *verdict, *note, *st;
     migctl_sql_unverified_t  *u;
 
     o = json_object();
-    objs = json_array();
     uv = json_array();
     cnt = json_object();
 
@@ -925,41 +1023,20 @@ build(migctl_sql_plan_t *plan, check_result_t *res, const char *file,
         return NULL;
     }
 
-    done = not_done = invalid = 0;
+    done = not_done = invalid = strong = 0;
     unver = plan->nunver;
 
-    for (i = 0; i < plan->nchecks; i++) {
-        c = &plan->checks[i];
-        if (c->dead) {
-            continue;
-        }
+    json_array_foreach(objs, i, e) {
+        st = json_string_value(json_object_get(e, "status"));
 
-        if (strcmp(res[i].status, "done") == 0) {
+        if (strcmp(st, "done") == 0) {
             done++;
-        } else if (strcmp(res[i].status, "invalid") == 0) {
+            strong += !json_is_true(json_object_get(e, "may_hold_before"));
+        } else if (strcmp(st, "invalid") == 0) {
             invalid++;
         } else {
             not_done++;
         }
-
-        e = json_object();
-        json_object_set_new(e, "stmt", json_integer(c->stmt));
-        json_object_set_new(e, "line", json_integer(c->line));
-        json_object_set_new(e, "operation",
-                            jstr(c->op >= 0 ? plan->ops[c->op] : NULL));
-        json_object_set_new(e, "action", json_string(c->action));
-        json_object_set_new(e, "kind",
-                            json_string(kind_name(c->kind)));
-        json_object_set_new(e, "schema", jstr(c->schema));
-        json_object_set_new(e, "table", jstr(c->table));
-        json_object_set_new(e, "name", jstr(c->name));
-        json_object_set_new(e, "expected", json_string(res[i].expected));
-        if (res[i].type[0]) {
-            json_object_set_new(e, "type", json_string(res[i].type));
-        }
-        json_object_set_new(e, "found", json_string(res[i].found));
-        json_object_set_new(e, "status", json_string(res[i].status));
-        json_array_append_new(objs, e);
     }
 
     for (i = 0; i < plan->nunver; i++) {
@@ -973,10 +1050,17 @@ build(migctl_sql_plan_t *plan, check_result_t *res, const char *file,
                             jstr(u->op >= 0 ? plan->ops[u->op] : NULL));
         json_object_set_new(e, "what", jstr(u->what));
         json_object_set_new(e, "sql", jstr(u->sql));
+        if (u->error) {
+            json_object_set_new(e, "error", jstr(u->error));
+        }
         json_array_append_new(uv, e);
     }
 
-    /* the verdict: DESIGN.md's four states, never "applied" unchecked */
+    /*
+     * The verdict: DESIGN.md's states, never "applied" unchecked.  Only a
+     * done check that could not hold before the migration ran (not a
+     * weak one: "no default", "nullable", an IF EXISTS drop) is progress.
+     */
     if (rec == 1) {
         if (not_done + invalid > 0) {
             verdict = "recorded_but_incomplete";
@@ -995,7 +1079,7 @@ build(migctl_sql_plan_t *plan, check_result_t *res, const char *file,
             note = "recorded and every object verified in the catalog";
         }
 
-    } else if (done == 0 && invalid == 0) {
+    } else if (strong == 0 && invalid == 0) {
         verdict = "not_applied";
         note = unver > 0
                ? "no object of it is in place and it is not recorded; "
@@ -1003,33 +1087,63 @@ build(migctl_sql_plan_t *plan, check_result_t *res, const char *file,
                : (plan->nchecks == 0
                   ? "nothing checkable in it"
                   : "no object of it is in place and it is not recorded");
+        if (done > 0) {
+            note = "not recorded, and what holds (no default, nullable, "
+                   "absent) held before it ran too: no proof that any "
+                   "of it ran";
+        }
         if (rec == -1) {
             note = "no object of it is in place (not checked against "
                    "django_migrations: give --app and --migration)";
         }
 
-    } else if (not_done + invalid > 0) {
-        verdict = "partially_applied";
-        note = rec == 0
-               ? "some objects are in place but it is not recorded"
-               : "some objects are in place (not checked against "
-                 "django_migrations: give --app and --migration)";
+    } else if (rec == -1) {
+        verdict = not_done + invalid > 0 ? "partially_applied"
+                                         : "applied_unverified";
+        note = not_done + invalid > 0
+               ? "some objects are in place (not checked against "
+                 "django_migrations: give --app and --migration)"
+               : "every checked object is in place; not checked against "
+                 "django_migrations: give --app and --migration";
 
-    } else if (rec == 0) {
+    } else if (not_done + invalid == 0 && !plan->atomic && unver > 0) {
+        /* a non-atomic run may have stopped in what cannot be checked */
         verdict = "partially_applied";
-        note = "every checked object is in place but it is not recorded "
-               "in django_migrations";
+        note = "every checked object is in place but it is not recorded, "
+               "and it is not atomic: it may have stopped in an operation "
+               "the catalog cannot confirm (RunPython, DML)";
+
+    } else if (not_done + invalid == 0) {
+        /* DESIGN.md: the one case where a --fake of it is the repair */
+        verdict = "present_but_unrecorded";
+        note = plan->atomic
+               ? "every object is in place but it is not recorded: atomic, "
+                 "so it did not half run; the record was removed, or the "
+                 "objects were made by hand or by another migration"
+               : "every object is in place but it is not recorded: the "
+                 "record was removed, or the run died between its DDL "
+                 "and the record";
+
+    } else if (plan->atomic) {
+        /*
+         * PostgreSQL rolled an atomic migration back whole: what is in
+         * place was there before it, made by hand or by another migration
+         */
+        verdict = "not_applied";
+        note = "atomic and not recorded, so PostgreSQL rolled it back "
+               "whole; the objects found in place were there before it "
+               "(made by hand or by another migration): it fails on them";
 
     } else {
-        verdict = "applied_unverified";
-        note = "every checked object is in place; not checked against "
-               "django_migrations: give --app and --migration";
+        verdict = "partially_applied";
+        note = "some objects are in place but it is not recorded";
     }
 
     json_object_set_new(cnt, "done", json_integer(done));
     json_object_set_new(cnt, "not_done", json_integer(not_done));
     json_object_set_new(cnt, "invalid", json_integer(invalid));
     json_object_set_new(cnt, "unverified", json_integer(unver));
+    json_object_set_new(cnt, "progress", json_integer(strong));
 
     json_object_set_new(o, "file", json_string(file));
     json_object_set_new(o, "app", jstr(app));
@@ -1110,6 +1224,17 @@ jstr(const char *s)
 
     /* a non-UTF-8 name from a file still prints */
     return v ? v : json_stringn_nocheck(s, strlen(s));
+}
+
+
+static json_t *
+jstrn(const char *s, size_t n)
+{
+    json_t  *v;
+
+    v = json_stringn(s, n);
+
+    return v ? v : json_stringn_nocheck(s, n);
 }
 
 

@@ -10,33 +10,37 @@
 
 
 static int sessions(migctl_ctx_t *ctx, PGconn *conn, int long_secs,
-    json_t *o, int *problem);
+    int all_dbs, json_t *o, int *problem);
 static int invalid_indexes(migctl_ctx_t *ctx, PGconn *conn, json_t *o,
     int *problem);
 static int runner_lock(migctl_ctx_t *ctx, PGconn *conn, json_t *o);
 static json_t *pid_array(const char *text);
 static int pid_in(json_t *pids, long pid);
 static json_t *session(PGresult *res, int r);
-static int failed(migctl_ctx_t *ctx, PGconn *conn, const char *what);
+static int failed(migctl_ctx_t *ctx, PGconn *conn, PGresult *res,
+    const char *what);
 static void print_text(json_t *o, int long_secs);
-static void print_sessions(json_t *a, const char *title);
+static void print_sessions(json_t *a, const char *title, int all_dbs);
 static void usage(FILE *f);
 
 
 int
 cmd_locks(int argc, char **argv, migctl_ctx_t *ctx)
 {
-    int      rc, n, long_secs;
+    int      rc, n, long_secs, all_dbs;
     json_t  *out;
     PGconn  *conn;
 
     const migctl_opt_t  opts[] = {
         { "--long", MIGCTL_OPT_INT, &long_secs, "seconds", 0, 86400 * 30,
           0 },
+        { "--all-databases", MIGCTL_OPT_FLAG, &all_dbs, NULL, 0, 0, 0 },
+        MIGCTL_OPT_DB_TIMEOUTS(ctx),
         { NULL, 0, NULL, NULL, 0, 0, 0 }
     };
 
     long_secs = MIGCTL_LOCKS_LONG_SECS;
+    all_dbs = 0;
 
     rc = migctl_opt_parse(ctx, opts, argc, argv, &n, usage);
     if (rc != MIGCTL_OK) {
@@ -53,7 +57,7 @@ cmd_locks(int argc, char **argv, migctl_ctx_t *ctx)
         return rc;
     }
 
-    rc = migctl_locks_run(ctx, conn, long_secs, &out);
+    rc = migctl_locks_query(ctx, conn, long_secs, all_dbs, &out);
     PQfinish(conn);
 
     if (out == NULL) {
@@ -77,6 +81,14 @@ int
 migctl_locks_run(migctl_ctx_t *ctx, PGconn *conn, int long_secs,
     json_t **out)
 {
+    return migctl_locks_query(ctx, conn, long_secs, 0, out);
+}
+
+
+int
+migctl_locks_query(migctl_ctx_t *ctx, PGconn *conn, int long_secs,
+    int all_dbs, json_t **out)
+{
     int      rc, problem;
     json_t  *o;
 
@@ -89,8 +101,10 @@ migctl_locks_run(migctl_ctx_t *ctx, PGconn *conn, int long_secs,
     }
 
     json_object_set_new(o, "long_seconds", json_integer(long_secs));
+    json_object_set_new(o, "all_databases", json_boolean(all_dbs));
 
-    if ((rc = sessions(ctx, conn, long_secs, o, &problem)) != MIGCTL_OK
+    if ((rc = sessions(ctx, conn, long_secs, all_dbs, o, &problem))
+        != MIGCTL_OK
         || (rc = invalid_indexes(ctx, conn, o, &problem)) != MIGCTL_OK
         || (rc = runner_lock(ctx, conn, o)) != MIGCTL_OK)
     {
@@ -110,38 +124,58 @@ migctl_locks_run(migctl_ctx_t *ctx, PGconn *conn, int long_secs,
  * transactions older than the threshold.  Our own session is left out.
  */
 static int
-sessions(migctl_ctx_t *ctx, PGconn *conn, int long_secs, json_t *o,
-    int *problem)
+sessions(migctl_ctx_t *ctx, PGconn *conn, int long_secs, int all_dbs,
+    json_t *o, int *problem)
 {
     int          r, n;
+    const char  *params[1];
     json_t      *blocked, *blocking, *lng, *idle, *all, *s, *by, *p;
     PGresult    *res;
     const char  *state;
 
-    res = PQexec(conn,
+    params[0] = all_dbs ? "t" : "f";
+
+    /*
+     * With each session its lock: the one it waits for, else the
+     * strongest it holds on a table (names resolved only in this
+     * database: an oid of another one means nothing here).
+     */
+    res = migctl_db_exec_params(conn,
         "SELECT a.pid, a.usename, a.application_name, a.state,"
         "  coalesce(a.wait_event_type || ':' || a.wait_event, ''),"
         "  pg_blocking_pids(a.pid)::text,"
-        "  round(extract(epoch FROM now() - a.query_start)::numeric, 1),"
-        "  round(extract(epoch FROM now() - a.xact_start)::numeric, 1),"
-        "  round(extract(epoch FROM now() - a.state_change)::numeric, 1),"
-        /*
-         * a session's last query may carry a password (ALTER ROLE ...
-         * PASSWORD '...', a conninfo "password=..."): never show it
-         */
-        "  regexp_replace(regexp_replace(left(a.query, 200),"
-        "    '(password)(\\s+)''(''''|[^''])*(''|$)',"
-        "    '\\1\\2''[redacted]''', 'gi'),"
-        "    '(password\\s*=\\s*)[^\\s'']+', '\\1[redacted]', 'gi'),"
-        "  coalesce(host(a.client_addr), 'local')"
+        "  round(extract(epoch FROM now() - a.query_start)),"
+        "  round(extract(epoch FROM now() - a.xact_start)),"
+        "  round(extract(epoch FROM now() - a.state_change)),"
+        "  a.query,"
+        "  coalesce(host(a.client_addr), 'local'),"
+        "  coalesce(a.datname, ''), lk.mode, lk.granted, lk.rel"
         " FROM pg_stat_activity a"
+        " LEFT JOIN LATERAL (SELECT l.mode, l.granted,"
+        "     coalesce(quote_ident(n.nspname) || '.' || quote_ident(c.relname),"
+        "       l.locktype || ' ' || coalesce(l.relation::text,"
+        "         l.transactionid::text, l.virtualxid, l.objid::text, ''))"
+        "       AS rel"
+        "   FROM pg_locks l"
+        "   LEFT JOIN pg_class c ON c.oid = l.relation AND l.database ="
+        "     (SELECT oid FROM pg_database WHERE datname = current_database())"
+        "   LEFT JOIN pg_namespace n ON n.oid = c.relnamespace"
+        "   WHERE l.pid = a.pid AND (NOT l.granted OR (l.locktype = 'relation'"
+        "     AND n.nspname IS DISTINCT FROM 'pg_catalog'"
+        "     AND c.relkind IS DISTINCT FROM 'i'))"
+        "   ORDER BY l.granted, array_position(ARRAY['AccessExclusiveLock',"
+        "     'ExclusiveLock', 'ShareRowExclusiveLock', 'ShareLock',"
+        "     'ShareUpdateExclusiveLock', 'RowExclusiveLock', 'RowShareLock',"
+        "     'AccessShareLock'], l.mode::text), 3"
+        "   LIMIT 1) lk ON true"
         " WHERE a.backend_type = 'client backend'"
         "   AND a.pid <> pg_backend_pid()"
-        " ORDER BY a.pid");
+        "   AND ($1::bool OR a.datname = current_database())"
+        " ORDER BY a.pid",
+        1, NULL, params, NULL, NULL, 0);
 
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        PQclear(res);
-        return failed(ctx, conn, "pg_stat_activity");
+        return failed(ctx, conn, res, "pg_stat_activity");
     }
 
     blocked = json_array();
@@ -212,31 +246,59 @@ sessions(migctl_ctx_t *ctx, PGconn *conn, int long_secs, json_t *o,
 static json_t *
 session(PGresult *res, int r)
 {
-    json_t  *s;
+    char     query[MIGCTL_LOCKS_QUERY_MAX + 1], name[256];
+    json_t  *s, *l;
 
     s = json_object();
-    json_object_set_new(s, "pid", json_integer(atol(PQgetvalue(res, r, 0))));
-    json_object_set_new(s, "user", json_string(PQgetvalue(res, r, 1)));
-    json_object_set_new(s, "application",
-                        json_string(PQgetvalue(res, r, 2)));
-    json_object_set_new(s, "client", json_string(PQgetvalue(res, r, 10)));
-    json_object_set_new(s, "state", json_string(PQgetvalue(res, r, 3)));
-    json_object_set_new(s, "wait_event", json_string(PQgetvalue(res, r, 4)));
-    json_object_set_new(s, "blocked_by", pid_array(PQgetvalue(res, r, 5)));
-    json_object_set_new(s, "seconds",
-                        PQgetisnull(res, r, 6)
-                        ? json_null() : json_real(atof(PQgetvalue(res, r, 6))));
-    json_object_set_new(s, "transaction_seconds",
-                        PQgetisnull(res, r, 7)
-                        ? json_null() : json_real(atof(PQgetvalue(res, r, 7))));
-    json_object_set_new(s, "state_seconds",
-                        PQgetisnull(res, r, 8)
-                        ? json_null() : json_real(atof(PQgetvalue(res, r, 8))));
 
-    /* cut to 200 bytes, passwords redacted by the query */
-    json_object_set_new(s, "query",
-                        json_stringn_nocheck(PQgetvalue(res, r, 9),
-                                             strlen(PQgetvalue(res, r, 9))));
+    /* names come from clients: escaped like any text for a terminal */
+#define STR(key, col)                                                       \
+    migctl_redact_query(PQgetvalue(res, r, col), name, sizeof(name),        \
+                        MIGCTL_REDACT_ONELINE);                             \
+    json_object_set_new(s, key, json_string(name))
+
+#define SECS(key, col)                                                      \
+    json_object_set_new(s, key, PQgetisnull(res, r, col) ? json_null()      \
+                        : json_integer(atol(PQgetvalue(res, r, col))))
+
+    json_object_set_new(s, "pid", json_integer(atol(PQgetvalue(res, r, 0))));
+    STR("database", 11);
+    STR("user", 1);
+    STR("application", 2);
+    STR("client", 10);
+    STR("state", 3);
+    STR("wait_event", 4);
+    json_object_set_new(s, "blocked_by", pid_array(PQgetvalue(res, r, 5)));
+    SECS("seconds", 6);
+    SECS("transaction_seconds", 7);
+    SECS("state_seconds", 8);
+
+    if (PQgetisnull(res, r, 12)) {
+        json_object_set_new(s, "lock", json_null());
+
+    } else {
+        l = json_object();
+        migctl_redact_query(PQgetvalue(res, r, 12), name, sizeof(name),
+                            MIGCTL_REDACT_ONELINE);
+        json_object_set_new(l, "mode", json_string(name));
+        migctl_redact_query(PQgetvalue(res, r, 14), name, sizeof(name),
+                            MIGCTL_REDACT_ONELINE);
+        json_object_set_new(l, "relation", json_string(name));
+        json_object_set_new(l, "granted",
+                            json_boolean(PQgetvalue(res, r, 13)[0] == 't'));
+        json_object_set_new(s, "lock", l);
+    }
+
+#undef STR
+#undef SECS
+
+    /*
+     * a session's last query may carry a password (ALTER ROLE ... PASSWORD
+     * '...', a conninfo "password=..."): redacted, then cut, one line
+     */
+    migctl_redact_query(PQgetvalue(res, r, 9), query, sizeof(query),
+                        MIGCTL_REDACT_ONELINE);
+    json_object_set_new(s, "query", json_string(query));
 
     return s;
 }
@@ -250,7 +312,7 @@ invalid_indexes(migctl_ctx_t *ctx, PGconn *conn, json_t *o, int *problem)
     PGresult  *res;
 
     /* an index being built CONCURRENTLY is INVALID until it is done */
-    res = PQexec(conn,
+    res = migctl_db_exec(conn,
         "SELECT n.nspname, t.relname, c.relname,"
         "  EXISTS (SELECT 1 FROM pg_stat_progress_create_index p"
         "          WHERE p.index_relid = i.indexrelid"
@@ -263,8 +325,7 @@ invalid_indexes(migctl_ctx_t *ctx, PGconn *conn, json_t *o, int *problem)
         " ORDER BY 1, 2, 3");
 
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        PQclear(res);
-        return failed(ctx, conn, "pg_index");
+        return failed(ctx, conn, res, "pg_index");
     }
 
     a = json_array();
@@ -306,10 +367,10 @@ runner_lock(migctl_ctx_t *ctx, PGconn *conn, json_t *o)
     params[0] = classid;
     params[1] = objid;
 
-    res = PQexecParams(conn,
+    res = migctl_db_exec_params(conn,
         "SELECT l.pid, l.granted, a.usename, a.application_name,"
         "  coalesce(host(a.client_addr), 'local'),"
-        "  round(extract(epoch FROM now() - a.backend_start)::numeric, 1),"
+        "  round(extract(epoch FROM now() - a.backend_start)),"
         "  a.state"
         " FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid"
         " WHERE l.locktype = 'advisory' AND l.classid = $1::oid"
@@ -320,8 +381,7 @@ runner_lock(migctl_ctx_t *ctx, PGconn *conn, json_t *o)
         2, NULL, params, NULL, NULL, 0);
 
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        PQclear(res);
-        return failed(ctx, conn, "pg_locks");
+        return failed(ctx, conn, res, "pg_locks");
     }
 
     l = json_object();
@@ -347,7 +407,7 @@ runner_lock(migctl_ctx_t *ctx, PGconn *conn, json_t *o)
         json_object_set_new(h, "seconds",
                             PQgetisnull(res, r, 5)
                             ? json_null()
-                            : json_real(atof(PQgetvalue(res, r, 5))));
+                            : json_integer(atol(PQgetvalue(res, r, 5))));
         json_object_set_new(h, "state", json_string(PQgetvalue(res, r, 6)));
     }
 
@@ -403,20 +463,22 @@ pid_in(json_t *pids, long pid)
 
 
 static int
-failed(migctl_ctx_t *ctx, PGconn *conn, const char *what)
+failed(migctl_ctx_t *ctx, PGconn *conn, PGresult *res, const char *what)
 {
-    char  err[512];
+    int  rc;
 
-    return migctl_error(ctx, PQstatus(conn) == CONNECTION_OK
-                             ? MIGCTL_PROBLEM : MIGCTL_UNREACHABLE,
-                        "reading %s: %s", what,
-                        migctl_db_error(conn, err, sizeof(err)));
+    /* a read that failed found nothing: never exit 1 */
+    rc = migctl_db_failed(ctx, conn, res, what);
+    PQclear(res);
+
+    return rc;
 }
 
 
 static void
 print_text(json_t *o, int long_secs)
 {
+    int      all;
     size_t   i;
     json_t  *l, *h, *a, *e, *v;
     char     title[96];
@@ -446,16 +508,18 @@ print_text(json_t *o, int long_secs)
     }
     printf("\n");
 
-    print_sessions(json_object_get(o, "blocked"), "blocked sessions");
-    print_sessions(json_object_get(o, "blocking"), "blocking sessions");
+    all = json_is_true(json_object_get(o, "all_databases"));
+
+    print_sessions(json_object_get(o, "blocked"), "blocked sessions", all);
+    print_sessions(json_object_get(o, "blocking"), "blocking sessions", all);
 
     snprintf(title, sizeof(title), "long-running queries (>= %d s)",
              long_secs);
-    print_sessions(json_object_get(o, "long_running"), title);
+    print_sessions(json_object_get(o, "long_running"), title, all);
 
     snprintf(title, sizeof(title), "idle in transaction (>= %d s)",
              long_secs);
-    print_sessions(json_object_get(o, "idle_in_transaction"), title);
+    print_sessions(json_object_get(o, "idle_in_transaction"), title, all);
 
     a = json_object_get(o, "invalid_indexes");
     printf("INVALID indexes (%zu):%s\n", json_array_size(a),
@@ -473,11 +537,11 @@ print_text(json_t *o, int long_secs)
 
 
 static void
-print_sessions(json_t *a, const char *title)
+print_sessions(json_t *a, const char *title, int all_dbs)
 {
     size_t   i, k;
-    json_t  *s, *v;
-    char     by[128];
+    json_t  *s, *v, *l, *secs;
+    char     by[128], lock[256], sec[24];
     int      n;
 
     printf("%s (%zu):%s\n", title, json_array_size(a),
@@ -487,8 +551,13 @@ print_sessions(json_t *a, const char *title)
         return;
     }
 
-    printf("  %-8s %-12s %-16s %-21s %-20s %7s %-12s %s\n", "PID", "USER",
-           "APPLICATION", "STATE", "WAIT", "SECS", "BLOCKED BY", "QUERY");
+    printf("  %-8s ", "PID");
+    if (all_dbs) {
+        printf("%-16s ", "DATABASE");
+    }
+    printf("%-12s %-16s %-21s %-20s %7s %-12s %-40s %s\n", "USER",
+           "APPLICATION", "STATE", "WAIT", "SECS", "BLOCKED BY", "LOCK",
+           "QUERY");
 
     json_array_foreach(a, i, s) {
         n = 0;
@@ -500,18 +569,37 @@ print_sessions(json_t *a, const char *title)
             }
         }
 
-        printf("  %-8d %-12.12s %-16.16s %-21.21s %-20.20s %7.1f %-12s "
-               "%.60s\n",
-               (int) json_integer_value(json_object_get(s, "pid")),
+        /* "AccessExclusiveLock on public.t", "waits ShareLock on ..." */
+        l = json_object_get(s, "lock");
+        if (json_is_object(l)) {
+            snprintf(lock, sizeof(lock), "%s%s on %s",
+                     json_is_true(json_object_get(l, "granted"))
+                     ? "" : "waits ",
+                     json_string_value(json_object_get(l, "mode")),
+                     json_string_value(json_object_get(l, "relation")));
+        } else {
+            snprintf(lock, sizeof(lock), "-");
+        }
+
+        secs = json_object_get(s, "transaction_seconds");
+        if (json_is_null(secs)) {
+            secs = json_object_get(s, "seconds");
+        }
+        snprintf(sec, sizeof(sec), json_is_integer(secs) ? "%lld" : "-",
+                 (long long) json_integer_value(secs));
+
+        printf("  %-8d ", (int) json_integer_value(json_object_get(s, "pid")));
+        if (all_dbs) {
+            printf("%-16.16s ",
+                   json_string_value(json_object_get(s, "database")));
+        }
+        printf("%-12.12s %-16.16s %-21.21s %-20.20s %7s %-12s %-40s %s\n",
                json_string_value(json_object_get(s, "user")),
                json_string_value(json_object_get(s, "application")),
                json_string_value(json_object_get(s, "state")),
                json_string_value(json_object_get(s, "wait_event")),
-               json_is_null(json_object_get(s, "transaction_seconds"))
-               ? json_number_value(json_object_get(s, "seconds"))
-               : json_number_value(json_object_get(s,
-                                                   "transaction_seconds")),
-               by[0] ? by : "-",
+               sec,
+               by[0] ? by : "-", lock,
                json_string_value(json_object_get(s, "query")));
     }
 }
@@ -521,13 +609,21 @@ static void
 usage(FILE *f)
 {
     fprintf(f,
-        "usage: migctl [--json] locks [--long SECONDS]\n"
+        "usage: migctl [--json] locks [--long SECONDS] [--all-databases]\n"
+        "                    [--lock-timeout D] [--statement-timeout D]\n"
         "\n"
-        "  --long SECONDS   threshold for long-running queries and idle\n"
-        "                   transactions (default %d)\n"
+        "  --long SECONDS         threshold for long-running queries and\n"
+        "                         idle transactions (default %d)\n"
+        "  --all-databases        sessions of every database (default:\n"
+        "                         this one), with a DATABASE column\n"
+        "  --lock-timeout D       give up a read waiting on a lock after D\n"
+        "                         (default 2s)\n"
+        "  --statement-timeout D  give up a read after D (default 30s)\n"
         "\n"
         "Read-only: blocked sessions and who blocks them\n"
         "(pg_blocking_pids), long-running and idle-in-transaction sessions,\n"
+        "each with the lock it waits for or its strongest table lock and\n"
+        "its query (1000 bytes, passwords redacted),\n"
         "INVALID indexes anywhere, and the holder of the runner advisory\n"
         "lock (key %lld) that `migctl run` takes.  Exit 1 when a session is\n"
         "blocked or past the threshold, or an INVALID index (not one being\n"

@@ -9,19 +9,17 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <sys/time.h>
 #include <hiredis/hiredis.h>
 
-#include "migctl.h"
+#include "health.h"
 
 
 #define AUDIT_MAXLEN       "10000"
 #define AUDIT_TAIL         10
-#define EDGES_MAX          10000
+#define AUDIT_SCAN         1000              /* status: since when */
 #define WAIT_POLL_US       50000
 #define WAIT_REPRINT_MS    5000
 #define BEHIND_NAMED_MAX   20
-#define MIGCTL_HELP        -1                /* parse_opts: --help shown */
 
 
 typedef struct {
@@ -31,25 +29,6 @@ typedef struct {
     int          wait;                       /* seconds, 0 = no wait */
     int          force;
 } opts_t;
-
-typedef struct {
-    char        node[MIG_NAME_MAX + 1];
-    long long   age_ms;                      /* since the last heartbeat */
-    int         live;
-    int         has_hash;                    /* P:edge:<node> exists */
-    int         has_scope;                   /* it serves our scope */
-    char        serving[MIG_EDGE_VALUE_MAX + 1];
-    char        version[32];
-    long long   pid;
-    int         acked;                       /* --wait: serves ours */
-    int         tracked;                     /* --wait: awaited */
-} edge_t;
-
-typedef struct {
-    edge_t      *e;
-    int          n;
-    int          skipped;                    /* invalid node ids */
-} edges_t;
 
 typedef struct {
     migctl_ctx_t  *ctx;
@@ -73,16 +52,22 @@ static int run_change(mnt_t *m, int on, const opts_t *o,
     const char *result, unsigned long long *epoch, char *id,
     size_t idsize);
 static int run_refused(mnt_t *m, const opts_t *o, char *id, size_t idsize);
+static int run_audit(mnt_t *m, const char *action, const char *reason,
+    const char *result, const opts_t *o, char *id, size_t idsize);
+static int run_hooks(mnt_t *m, int on, const opts_t *o, json_t *res);
+static void sanitize_text(char *s);
 static int wait_edges(mnt_t *m, const char *want, int seconds,
     json_t *res);
+static int state_since(mnt_t *m, const mig_state_t *st, long long *since,
+    long long *after, const char **src);
 static int read_state(mnt_t *m, mig_state_t *st, int *present,
     char *err, size_t errlen);
-static int read_edges(mnt_t *m, edges_t *ed, long long now);
+static int read_edges(mnt_t *m, migctl_edges_t *ed,
+    long long now);
 static int read_audit(mnt_t *m, int count, json_t **out);
 static json_t *jstr(const char *s, size_t len);
 static const char *afield(json_t *o, const char *name);
 static void print_clean(FILE *f, const char *s);
-static long long now_ms(void);
 static void fmt_time(char *buf, size_t size, long long t);
 static void usage(FILE *f);
 
@@ -190,7 +175,7 @@ cmd_maintenance(int argc, char **argv, migctl_ctx_t *ctx)
 static int
 do_change(mnt_t *m, int argc, char **argv, int on)
 {
-    int                  rc, hc;
+    int                  rc, hc, hooks_rc;
     char                 id[64], want[MIG_EDGE_VALUE_MAX + 1];
     const char          *result;
     json_t              *res, *health, *checks, *ck;
@@ -201,10 +186,11 @@ do_change(mnt_t *m, int argc, char **argv, int on)
 
     res = NULL;
     health = NULL;
+    hooks_rc = MIGCTL_OK;
 
     rc = parse_opts(m, argc, argv, on, &o);
     if (rc != MIGCTL_OK) {
-        return rc == MIGCTL_HELP ? MIGCTL_OK : rc;
+        return rc;
     }
 
     rc = set_actor(m);
@@ -223,26 +209,44 @@ do_change(mnt_t *m, int argc, char **argv, int on)
     json_object_set_new(res, "action", json_string(on ? "on" : "off"));
 
     if (!on) {
-        /* reopening is gated: every health check must pass */
+        /*
+         * Reopening is gated: every health check must pass, and with no
+         * check at all nothing says the app is healthy: refused too.
+         */
         hc = migctl_health_run(ctx, &health);
         json_object_set(res, "health", health);
 
-        if (hc != MIGCTL_OK) {
-            checks = json_object_get(health, "checks");
+        if (ctx->conf.nchecks == 0) {
+            hc = MIGCTL_PROBLEM;
+            fprintf(stderr, "migctl: maintenance: no health check is"
+                    " configured (health.checks in %s): nothing says the"
+                    " app is healthy\n", ctx->conf.source[0]
+                                         ? ctx->conf.source
+                                         : "/etc/migctl/migctl.conf");
+        }
 
-            json_array_foreach(checks, i, ck) {
-                if (json_is_true(json_object_get(ck, "ok"))) {
-                    continue;
-                }
+        checks = json_object_get(health, "checks");
 
-                fprintf(stderr, "migctl: maintenance: health check %s"
-                        " failed: ",
-                        json_string_value(json_object_get(ck, "name")));
-                print_clean(stderr, json_string_value(
-                                        json_object_get(ck, "detail")));
-                fputc('\n', stderr);
+        json_array_foreach(checks, i, ck) {
+            if (json_is_true(json_object_get(ck, "ok"))) {
+                continue;
             }
 
+            fprintf(stderr, "migctl: maintenance: health check %s failed: ",
+                    json_string_value(json_object_get(ck, "name")));
+            print_clean(stderr, json_string_value(json_object_get(ck,
+                                                              "detail")));
+            fputc('\n', stderr);
+        }
+
+        if (hc == MIGCTL_OK && !ctx->json) {
+            printf("health: %d check%s passed (%lld ms)\n",
+                   ctx->conf.nchecks, ctx->conf.nchecks == 1 ? "" : "s",
+                   (long long) json_integer_value(json_object_get(health,
+                                                              "total_ms")));
+        }
+
+        if (hc != MIGCTL_OK) {
             if (!o.force) {
                 rc = run_refused(m, &o, id, sizeof(id));
                 if (rc != MIGCTL_OK) {
@@ -257,15 +261,22 @@ do_change(mnt_t *m, int argc, char **argv, int on)
                                               MIGCTL_REFUSED);
                 }
 
-                rc = migctl_error(ctx, MIGCTL_REFUSED, "off refused: health"
-                                  " checks failed, the flag is unchanged:"
-                                  " fix them, or --force --reason R"
-                                  " (audited)");
+                rc = migctl_error(ctx, MIGCTL_REFUSED, "off refused: %s, the"
+                                  " flag is unchanged: %s, or --force"
+                                  " --reason R (audited)",
+                                  ctx->conf.nchecks
+                                  ? "health checks failed"
+                                  : "no health check configured",
+                                  ctx->conf.nchecks
+                                  ? "fix them" : "configure health.checks");
                 goto done;
             }
 
             result = "forced";
         }
+
+        /* containment undone (workers, cron) once the app is healthy */
+        hooks_rc = run_hooks(m, 0, &o, res);
     }
 
     rc = run_change(m, on, &o, result, &epoch, id, sizeof(id));
@@ -286,10 +297,21 @@ do_change(mnt_t *m, int argc, char **argv, int on)
                ? ", forced past failed health checks" : "");
     }
 
+    if (on) {
+        /* containment: pause workers and cron once the flag is on */
+        hooks_rc = run_hooks(m, 1, &o, res);
+    }
+
     if (o.wait) {
         mig_edge_value_format(want, sizeof(want),
                               on ? MIG_MODE_ON : MIG_MODE_OFF, epoch);
         rc = wait_edges(m, want, o.wait, res);
+    }
+
+    if (rc == MIGCTL_OK && hooks_rc != MIGCTL_OK) {
+        rc = migctl_error(ctx, hooks_rc, "the flag is %s, but a hook"
+                          " failed (above): finish its work by hand",
+                          on ? "on" : "off");
     }
 
     if (ctx->json) {
@@ -305,102 +327,132 @@ done:
 }
 
 
+/*
+ * hooks.on / hooks.off in turn, each bounded by its timeout, without
+ * migctl's secrets; each result printed and audited.  MIGCTL_OK, or
+ * MIGCTL_CMDFAIL when one failed (the others still run).
+ */
+static int
+run_hooks(mnt_t *m, int on, const opts_t *o, json_t *res)
+{
+    int                    i, n, ok, rc;
+    char                 **envp, detail[MIGCTL_DETAIL_MAX], id[64],
+                           what[MIG_REASON_MAX + 1];
+    long                   ms;
+    json_t                *list, *h;
+    const migctl_check_t  *hk;
+    migctl_ctx_t          *ctx = m->ctx;
+
+    n = on ? ctx->conf.nhooks_on : ctx->conf.nhooks_off;
+    if (n == 0) {
+        return MIGCTL_OK;
+    }
+
+    envp = migctl_env_scrubbed(ctx);
+    if (envp == NULL) {
+        return migctl_error(ctx, MIGCTL_CMDFAIL, "hooks: out of memory");
+    }
+
+    list = json_array();
+    rc = MIGCTL_OK;
+
+    for (i = 0; i < n; i++) {
+        hk = on ? &ctx->conf.hooks_on[i] : &ctx->conf.hooks_off[i];
+
+        ok = migctl_run_command(hk->command, hk->timeout_ms, envp, detail,
+                                sizeof(detail), &ms);
+        if (!ok) {
+            rc = MIGCTL_CMDFAIL;
+        }
+
+        fprintf(stderr, "migctl: maintenance: hook %s.%s %s (%ld ms)%s",
+                on ? "on" : "off", hk->name, ok ? "ok" : "FAILED", ms,
+                detail[0] ? ": " : "");
+        print_clean(stderr, detail);
+        fputc('\n', stderr);
+
+        h = json_object();
+        json_object_set_new(h, "name", json_string(hk->name));
+        json_object_set_new(h, "ok", json_boolean(ok));
+        json_object_set_new(h, "detail", jstr(detail, strlen(detail)));
+        json_object_set_new(h, "time_ms", json_integer(ms));
+        json_array_append_new(list, h);
+
+        /* the audit names the hook and its result, not the command */
+        snprintf(what, sizeof(what), "hook %s.%s: %.300s", on ? "on" : "off",
+                 hk->name, detail);
+        sanitize_text(what);
+
+        if (run_audit(m, on ? "hook_on" : "hook_off", what,
+                      ok ? "ok" : "failed", o, id, sizeof(id)) != MIGCTL_OK)
+        {
+            rc = MIGCTL_CMDFAIL;
+        }
+    }
+
+    json_object_set_new(res, on ? "hooks_on" : "hooks_off", list);
+    migctl_env_free(envp);
+
+    return rc;
+}
+
+
 static int
 parse_opts(mnt_t *m, int argc, char **argv, int on, opts_t *o)
 {
-    int            i;
-    char          *end;
-    const char    *a, *v;
-    long           n;
+    int            rc, n, retry;
+    const char    *cmd;
     migctl_ctx_t  *ctx = m->ctx;
+
+    const migctl_opt_t  on_opts[] = {
+        { "--reason", MIGCTL_OPT_STRING, &o->reason, "R", 0, 0, 0 },
+        { "--release", MIGCTL_OPT_STRING, &o->release, "SHA", 0, 0, 0 },
+        { "--retry-after", MIGCTL_OPT_INT, &retry, "seconds", 0,
+          MIG_RETRY_AFTER_MAX, 0 },
+        { "--wait", MIGCTL_OPT_OPTIONAL_SECONDS, &o->wait, "SECONDS", 0,
+          86400, ctx->conf.wait_default_s },
+        { NULL, 0, NULL, NULL, 0, 0, 0 }
+    };
+
+    const migctl_opt_t  off_opts[] = {
+        { "--reason", MIGCTL_OPT_STRING, &o->reason, "R", 0, 0, 0 },
+        { "--release", MIGCTL_OPT_STRING, &o->release, "SHA", 0, 0, 0 },
+        { "--wait", MIGCTL_OPT_OPTIONAL_SECONDS, &o->wait, "SECONDS", 0,
+          86400, ctx->conf.wait_default_s },
+        { "--force", MIGCTL_OPT_FLAG, &o->force, NULL, 0, 0, 0 },
+        { NULL, 0, NULL, NULL, 0, 0, 0 }
+    };
 
     memset(o, 0, sizeof(opts_t));
     o->reason = "";
     o->release = "";
+    retry = 0;
 
-    for (i = 1; i < argc; i++) {
-        a = argv[i];
-        v = NULL;
+    /* "migctl: maintenance on: unknown option ...: see migctl
+     * maintenance on --help" */
+    cmd = ctx->cmd;
+    ctx->cmd = on ? "maintenance on" : "maintenance off";
+    rc = migctl_opt_parse(ctx, on ? on_opts : off_opts, argc, argv, &n,
+                          usage);
+    ctx->cmd = cmd;
 
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            usage(stdout);
-            return MIGCTL_HELP;
-        }
+    if (rc != MIGCTL_OK) {
+        return rc;
+    }
 
-        if (strcmp(a, "--json") == 0) {
-            ctx->json = 1;
-            continue;
-        }
+    if (n > 1) {
+        return migctl_error(ctx, MIGCTL_USAGE, "unexpected argument '%s'"
+                            " for %s: see migctl maintenance --help",
+                            argv[1], on ? "on" : "off");
+    }
 
-        if (strcmp(a, "--force") == 0 && !on) {
-            o->force = 1;
-            continue;
-        }
+    o->retry_after = retry;
 
-        if (strcmp(a, "--wait") == 0) {
-            o->wait = ctx->conf.wait_default_s;
-            continue;
-        }
-
-        if (strncmp(a, "--wait=", 7) == 0) {
-            n = strtol(a + 7, &end, 10);
-            if (a[7] == '\0' || *end != '\0' || n < 1 || n > 86400) {
-                return migctl_error(ctx, MIGCTL_USAGE, "--wait=%s: give"
-                                    " seconds, 1..86400", a + 7);
-            }
-
-            o->wait = (int) n;
-            continue;
-        }
-
-        if (strcmp(a, "--reason") == 0 || strcmp(a, "--release") == 0
-            || (strcmp(a, "--retry-after") == 0 && on))
-        {
-            if (i + 1 == argc) {
-                return migctl_error(ctx, MIGCTL_USAGE, "%s needs a value:"
-                                    " see migctl maintenance --help", a);
-            }
-
-            v = argv[++i];
-
-        } else if (strncmp(a, "--reason=", 9) == 0
-                   || strncmp(a, "--release=", 10) == 0
-                   || (strncmp(a, "--retry-after=", 14) == 0 && on))
-        {
-            v = strchr(a, '=') + 1;
-
-        } else {
-            return migctl_error(ctx, MIGCTL_USAGE, "unknown option '%s' for"
-                                " %s: see migctl maintenance --help", a,
-                                on ? "on" : "off");
-        }
-
-        if (strncmp(a, "--reason", 8) == 0) {
-            if (check_text(m, "--reason", v, MIG_REASON_MAX) != MIGCTL_OK) {
-                return MIGCTL_USAGE;
-            }
-            o->reason = v;
-
-        } else if (strncmp(a, "--release", 9) == 0) {
-            if (check_text(m, "--release", v, MIG_RELEASE_MAX)
-                != MIGCTL_OK)
-            {
-                return MIGCTL_USAGE;
-            }
-            o->release = v;
-
-        } else {
-            errno = 0;
-            n = strtol(v, &end, 10);
-            if (*v == '\0' || *end != '\0' || errno != 0 || n < 0
-                || n > MIG_RETRY_AFTER_MAX)
-            {
-                return migctl_error(ctx, MIGCTL_USAGE, "--retry-after '%s'"
-                                    " is not 0..%d seconds", v,
-                                    MIG_RETRY_AFTER_MAX);
-            }
-            o->retry_after = n;
-        }
+    if (check_text(m, "--reason", o->reason, MIG_REASON_MAX) != MIGCTL_OK
+        || check_text(m, "--release", o->release, MIG_RELEASE_MAX)
+           != MIGCTL_OK)
+    {
+        return MIGCTL_USAGE;
     }
 
     if (o->force && o->reason[0] == '\0') {
@@ -471,7 +523,7 @@ run_change(mnt_t *m, int on, const opts_t *o, const char *result,
     redisReply    *r;
     migctl_ctx_t  *ctx = m->ctx;
 
-    snprintf(since, sizeof(since), "%lld", now_ms() / 1000);
+    snprintf(since, sizeof(since), "%lld", migctl_wall_ms() / 1000);
     snprintf(retry, sizeof(retry), "%ld", o->retry_after);
 
     argv[0] = "EVAL";
@@ -538,6 +590,15 @@ done:
 static int
 run_refused(mnt_t *m, const opts_t *o, char *id, size_t idsize)
 {
+    return run_audit(m, "off", o->reason, "refused", o, id, idsize);
+}
+
+
+/* an audit entry that changes nothing: a refusal, a hook's result */
+static int
+run_audit(mnt_t *m, const char *action, const char *reason,
+    const char *result, const opts_t *o, char *id, size_t idsize)
+{
     int            rc, i;
     const char    *argv[12];
     size_t         lens[12];
@@ -549,12 +610,12 @@ run_refused(mnt_t *m, const opts_t *o, char *id, size_t idsize)
     argv[2] = "2";
     argv[3] = m->k_state;
     argv[4] = m->k_audit;
-    argv[5] = "off";
+    argv[5] = action;
     argv[6] = ctx->scope;
     argv[7] = m->actor;
-    argv[8] = o->reason;
+    argv[8] = reason;
     argv[9] = o->release;
-    argv[10] = "refused";
+    argv[10] = result;
     argv[11] = AUDIT_MAXLEN;
 
     for (i = 0; i < 12; i++) {
@@ -569,7 +630,7 @@ run_refused(mnt_t *m, const opts_t *o, char *id, size_t idsize)
     rc = MIGCTL_PROBLEM;
 
     if (r->type == REDIS_REPLY_ERROR) {
-        migctl_error(ctx, rc, "auditing the refusal failed: %s", r->str);
+        migctl_error(ctx, rc, "auditing the %s failed: %s", result, r->str);
         goto done;
     }
 
@@ -592,6 +653,18 @@ done:
 }
 
 
+/* printable ASCII only: a hook's output goes into the audit stream */
+static void
+sanitize_text(char *s)
+{
+    for ( /* void */ ; *s; s++) {
+        if ((unsigned char) *s < 0x20 || (unsigned char) *s >= 0x7f) {
+            *s = '?';
+        }
+    }
+}
+
+
 /*
  * Polls P:edges and P:edge:<node> until every edge that was live at some
  * point of the wait serves "want".  An edge stays awaited once seen live:
@@ -601,21 +674,23 @@ done:
 static int
 wait_edges(mnt_t *m, const char *want, int seconds, json_t *res)
 {
-    int            rc, i, j, acked, tracked, last_acked, last_tracked, named;
-    long long      start, deadline, now, last_print;
-    json_t        *w, *behind;
-    edge_t        *e;
-    edges_t        ed, prev;
+    int              rc, i, j, acked, tracked, last_acked, last_tracked,
+                     named, gating;
+    char             gated[MIGCTL_SCOPES_MAX * 2];
+    long long        start, deadline, now, last_print;
+    json_t          *w, *behind;
+    migctl_edge_t   *e;
+    migctl_edges_t   ed, prev;
 
-    memset(&prev, 0, sizeof(edges_t));
-    start = now_ms();
+    memset(&prev, 0, sizeof(migctl_edges_t));
+    start = migctl_wall_ms();
     deadline = start + (long long) seconds * 1000;
     last_acked = -1;
     last_tracked = -1;
     last_print = 0;
 
     for ( ;; ) {
-        now = now_ms();
+        now = migctl_wall_ms();
 
         rc = read_edges(m, &ed, now);
         if (rc != MIGCTL_OK) {
@@ -652,6 +727,15 @@ wait_edges(mnt_t *m, const char *want, int seconds, json_t *res)
         free(prev.e);
         prev = ed;
 
+        for (i = 0, gating = 0; i < ed.n; i++) {
+            gating += ed.e[i].live && ed.e[i].has_scope;
+        }
+
+        if (gating == 0 && tracked == acked) {
+            /* a typo in --scope or prefix must not look like success */
+            break;
+        }
+
         /* on every change, and every few seconds while nothing moves */
         if (acked != last_acked || tracked != last_tracked
             || now - last_print >= WAIT_REPRINT_MS)
@@ -679,14 +763,26 @@ wait_edges(mnt_t *m, const char *want, int seconds, json_t *res)
     json_object_set_new(w, "behind", behind);
     json_object_set_new(res, "wait", w);
 
-    if (acked == tracked) {
-        if (tracked == 0) {
-            fprintf(stderr, "migctl: maintenance: --wait: no live edge"
-                    " reports to %s: nothing to wait for (check"
-                    " maintenance_redis on the nginx nodes)\n",
-                    m->k_edges);
+    if (gating == 0) {
+        migctl_edges_gated(&prev, gated, sizeof(gated));
+        json_object_set_new(w, "gated_scopes", json_string(gated));
+        free(prev.e);
+
+        if (gated[0] == '\0') {
+            return migctl_error(m->ctx, MIGCTL_PROBLEM, "--wait: no live"
+                                " edge reports to %s: nobody serves the"
+                                " change: check prefix (\"%s\") and"
+                                " maintenance_redis on the nginx nodes",
+                                m->k_edges, m->ctx->conf.prefix);
         }
 
+        return migctl_error(m->ctx, MIGCTL_PROBLEM, "--wait: no live edge"
+                            " gates scope %s (live edges gate: %s): check"
+                            " --scope and the edges' maintenance_scope",
+                            m->ctx->scope, gated);
+    }
+
+    if (acked == tracked) {
         free(prev.e);
         return MIGCTL_OK;
     }
@@ -730,34 +826,34 @@ wait_edges(mnt_t *m, const char *want, int seconds, json_t *res)
 static int
 do_status(mnt_t *m, int argc, char **argv)
 {
-    int            rc, i, present, nok, nbehind, nstale, nlost, nother,
-                   ngone;
-    char           err[256], want[MIG_EDGE_VALUE_MAX + 1], when[64];
-    const char    *flag, *state;
-    json_t        *res, *edges, *je, *audit, *ae, *probs, *v;
-    edge_t        *e;
-    edges_t        ed;
-    long long      now;
-    size_t         k;
-    uint64_t       sepoch;
-    mig_mode_e     smode;
-    mig_state_t    st;
-    migctl_ctx_t  *ctx = m->ctx;
+    int              rc, i, n, present, nok, nbehind, nstale, nlost,
+                     nother, ngone;
+    char             err[256], want[MIG_EDGE_VALUE_MAX + 1], when[64],
+                     afterw[64];
+    const char      *flag, *state, *since_src;
+    json_t          *res, *edges, *je, *audit, *ae, *probs, *v;
+    size_t           k;
+    uint64_t         sepoch;
+    long long        now, since, after;
+    mig_mode_e       smode;
+    mig_state_t      st;
+    migctl_edge_t   *e;
+    migctl_edges_t   ed;
+    migctl_ctx_t    *ctx = m->ctx;
 
-    for (i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            usage(stdout);
-            return MIGCTL_OK;
-        }
+    const migctl_opt_t  opts[] = {
+        { NULL, 0, NULL, NULL, 0, 0, 0 }
+    };
 
-        if (strcmp(argv[i], "--json") == 0) {
-            ctx->json = 1;
-            continue;
-        }
+    rc = migctl_opt_parse(ctx, opts, argc, argv, &n, usage);
+    if (rc != MIGCTL_OK) {
+        return rc;
+    }
 
-        return migctl_error(ctx, MIGCTL_USAGE, "unknown option '%s' for"
-                            " status: see migctl maintenance --help",
-                            argv[i]);
+    if (n > 1) {
+        return migctl_error(ctx, MIGCTL_USAGE, "unexpected argument '%s'"
+                            " for status: see migctl maintenance --help",
+                            argv[1]);
     }
 
     rc = migctl_redis_open(ctx, &m->c);
@@ -801,12 +897,33 @@ do_status(mnt_t *m, int argc, char **argv)
                         present && rc == MIGCTL_OK ? (json_int_t) st.epoch
                                                    : 0));
 
+    since = 0;
+    after = 0;
+    since_src = "state";
+
     if (present && rc == MIGCTL_OK) {
-        fmt_time(when, sizeof(when), st.since);
-        json_object_set_new(res, "since", json_integer(st.since));
-        json_object_set_new(res, "since_iso", json_string(when));
+        rc = state_since(m, &st, &since, &after, &since_src);
+        if (rc != MIGCTL_OK) {
+            goto done;
+        }
+
+        fmt_time(when, sizeof(when), since);
+        fmt_time(afterw, sizeof(afterw), after);
+        json_object_set_new(res, "since", since ? json_integer(since)
+                                                : json_null());
+        json_object_set_new(res, "since_iso", since ? json_string(when)
+                                                    : json_null());
+        json_object_set_new(res, "since_source", json_string(since_src));
+        if (after) {
+            json_object_set_new(res, "changed_after", json_integer(after));
+        }
         json_object_set_new(res, "retry_after",
                             json_integer(st.retry_after));
+        /* what the edges send: the state's own, else their directive */
+        json_object_set_new(res, "retry_after_sent",
+                            st.retry_after >= 1
+                            && st.retry_after <= MIG_RETRY_AFTER_MAX
+                            ? json_integer(st.retry_after) : json_null());
         json_object_set_new(res, "reason", jstr(st.reason,
                                                 strlen(st.reason)));
         json_object_set_new(res, "release", jstr(st.release,
@@ -815,7 +932,7 @@ do_status(mnt_t *m, int argc, char **argv)
                                                strlen(st.actor)));
     }
 
-    now = now_ms();
+    now = migctl_wall_ms();
 
     rc = read_edges(m, &ed, now);
     if (rc != MIGCTL_OK) {
@@ -912,17 +1029,37 @@ do_status(mnt_t *m, int argc, char **argv)
     /* text */
 
     if (strcmp(state, "present") == 0) {
-        printf("scope %s: %s (epoch %llu) since %s (%lld s ago)\n",
-               ctx->scope, st.mode == MIG_MODE_ON ? "ON" : "off",
-               (unsigned long long) st.epoch, when,
-               st.since ? now / 1000 - st.since : 0);
+        if (since) {
+            printf("scope %s: %s (epoch %llu) since %s (%lld s ago)\n",
+                   ctx->scope, st.mode == MIG_MODE_ON ? "ON" : "off",
+                   (unsigned long long) st.epoch, when,
+                   now / 1000 - since);
+
+        } else {
+            printf("scope %s: %s (epoch %llu) since unknown: set outside"
+                   " migctl (not audited) after %s\n", ctx->scope,
+                   st.mode == MIG_MODE_ON ? "ON" : "off",
+                   (unsigned long long) st.epoch, afterw);
+        }
         printf("  reason:      ");
         print_clean(stdout, st.reason);
         printf("\n  release:     ");
         print_clean(stdout, st.release);
         printf("\n  actor:       ");
         print_clean(stdout, st.actor);
-        printf("\n  retry_after: %u\n", st.retry_after);
+        if (st.mode != MIG_MODE_ON) {
+            printf("\n  retry_after: -\n");
+
+        } else if (st.retry_after >= 1
+                   && st.retry_after <= MIG_RETRY_AFTER_MAX)
+        {
+            printf("\n  retry_after: %u s (the edges send this)\n",
+                   st.retry_after);
+
+        } else {
+            printf("\n  retry_after: not set: the edges send their"
+                   " maintenance_retry_after (120 s unless configured)\n");
+        }
 
     } else if (strcmp(state, "missing") == 0) {
         printf("scope %s: off (no state in Redis)\n", ctx->scope);
@@ -1000,233 +1137,93 @@ done:
 }
 
 
+/*
+ * When the current mode began: the oldest audited change of the newest
+ * run of changes to this mode, when the newest audited change is the
+ * state in force.  A state written by hand (redis-cli HSET, not audited)
+ * keeps its own "since" only when newer than the last audited change;
+ * else it is unknown, changed after *after.
+ */
+static int
+state_since(mnt_t *m, const mig_state_t *st, long long *since,
+    long long *after, const char **src)
+{
+    int           rc, run;
+    size_t        i;
+    long long     t;
+    json_t       *all, *e;
+    const char   *mode, *act, *res;
+
+    *since = st->since;
+    *after = 0;
+    *src = "state";
+
+    rc = read_audit(m, AUDIT_SCAN, &all);
+    if (rc != MIGCTL_OK) {
+        return rc;
+    }
+
+    run = 0;
+
+    json_array_foreach(all, i, e) {
+        act = afield(e, "action");
+        res = afield(e, "result");
+
+        if (strcmp(afield(e, "scope"), m->ctx->scope) != 0
+            || (strcmp(act, "on") != 0 && strcmp(act, "off") != 0)
+            || (strcmp(res, "ok") != 0 && strcmp(res, "forced") != 0))
+        {
+            continue;
+        }
+
+        mode = afield(e, "mode");
+        t = strtoll(afield(e, "id"), NULL, 10) / 1000;
+
+        if (run == 0) {
+            if (strcmp(mode, mig_mode_str(st->mode)) != 0
+                || strtoull(afield(e, "epoch"), NULL, 10) != st->epoch)
+            {
+                /* the state in force is not the last audited change */
+                if (st->since <= t) {
+                    *since = 0;
+                    *after = t;
+                    *src = "unknown";
+                }
+                break;
+            }
+
+            *src = "audit";
+            run = 1;
+            continue;                        /* its own since is exact */
+        }
+
+        if (strcmp(mode, mig_mode_str(st->mode)) != 0) {
+            break;
+        }
+
+        *since = t;                          /* an earlier change, same mode */
+        run++;
+    }
+
+    json_decref(all);
+
+    return MIGCTL_OK;
+}
+
+
 static int
 read_state(mnt_t *m, mig_state_t *st, int *present, char *err,
     size_t errlen)
 {
-    int          rc;
-    size_t       i;
-    const char  *argv[2];
-    size_t       lens[2];
-    redisReply  *r, *f, *v;
-
-    argv[0] = "HGETALL";
-    argv[1] = m->k_state;
-    lens[0] = 7;
-    lens[1] = strlen(m->k_state);
-
-    *present = 0;
-    mig_state_init(st);
-
-    r = migctl_redis_cmd(m->ctx, m->c, 2, argv, lens);
-    if (r == NULL) {
-        return MIGCTL_UNREACHABLE;
-    }
-
-    rc = MIGCTL_PROBLEM;
-
-    if (r->type != REDIS_REPLY_ARRAY) {
-        snprintf(err, errlen, "%s is not a hash", m->k_state);
-        goto done;
-    }
-
-    if (r->elements == 0) {
-        rc = MIGCTL_OK;
-        goto done;
-    }
-
-    *present = 1;
-
-    for (i = 0; i + 1 < r->elements; i += 2) {
-        f = r->element[i];
-        v = r->element[i + 1];
-
-        if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) {
-            snprintf(err, errlen, "%s holds a non-string field", m->k_state);
-            goto done;
-        }
-
-        if (mig_state_field(st, f->str, f->len, v->str, v->len, err, errlen)
-            != MIG_OK)
-        {
-            goto done;
-        }
-    }
-
-    if (mig_state_finish(st, err, errlen) != MIG_OK) {
-        goto done;
-    }
-
-    rc = MIGCTL_OK;
-
-done:
-
-    freeReplyObject(r);
-
-    return rc;
+    return migctl_state_read(m->ctx, m->c, m->k_state, st, present, err,
+                             errlen);
 }
 
 
-/* every edge in P:edges with its heartbeat age and P:edge:<node> fields */
-
 static int
-read_edges(mnt_t *m, edges_t *ed, long long now)
+read_edges(mnt_t *m, migctl_edges_t *ed, long long now)
 {
-    int            rc;
-    char           key[MIG_KEY_MAX], num[32], *end;
-    const char    *argv[5];
-    size_t         lens[5], i, j;
-    double         score;
-    uint64_t       u;
-    edge_t        *e;
-    mig_mode_e     mode;
-    redisReply    *r, *h, *f, *v;
-    migctl_ctx_t  *ctx = m->ctx;
-
-    ed->e = NULL;
-    ed->n = 0;
-    ed->skipped = 0;
-    h = NULL;
-
-    argv[0] = "ZRANGE";
-    argv[1] = m->k_edges;
-    argv[2] = "0";
-    argv[3] = "9999";                        /* EDGES_MAX - 1 */
-    argv[4] = "WITHSCORES";
-
-    for (i = 0; i < 5; i++) {
-        lens[i] = strlen(argv[i]);
-    }
-
-    r = migctl_redis_cmd(ctx, m->c, 5, argv, lens);
-    if (r == NULL) {
-        return MIGCTL_UNREACHABLE;
-    }
-
-    rc = MIGCTL_PROBLEM;
-
-    if (r->type != REDIS_REPLY_ARRAY) {
-        migctl_error(ctx, rc, "%s is not a sorted set: %s", m->k_edges,
-                     r->type == REDIS_REPLY_ERROR ? r->str : "wrong type");
-        goto done;
-    }
-
-    ed->e = calloc(r->elements / 2 + 1, sizeof(edge_t));
-    if (ed->e == NULL) {
-        migctl_error(ctx, rc, "out of memory");
-        goto done;
-    }
-
-    for (i = 0; i + 1 < r->elements && ed->n < EDGES_MAX; i += 2) {
-        f = r->element[i];
-        v = r->element[i + 1];
-
-        if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING
-            || mig_name_valid(f->str, f->len, NULL, 0) != MIG_OK
-            || v->len >= sizeof(num))
-        {
-            ed->skipped++;
-            continue;
-        }
-
-        memcpy(num, v->str, v->len);
-        num[v->len] = '\0';
-        score = strtod(num, &end);
-        if (*end != '\0') {
-            ed->skipped++;
-            continue;
-        }
-
-        e = &ed->e[ed->n++];
-
-        memcpy(e->node, f->str, f->len);
-        e->node[f->len] = '\0';
-        e->age_ms = now - (long long) score;
-        if (e->age_ms < 0) {
-            e->age_ms = 0;                   /* clocks a little apart */
-        }
-        e->live = e->age_ms <= ctx->conf.edge_live_ms;
-
-        if (mig_key_edge(key, sizeof(key), ctx->conf.prefix, e->node) < 0) {
-            continue;
-        }
-
-        argv[0] = "HGETALL";
-        argv[1] = key;
-        lens[0] = 7;
-        lens[1] = strlen(key);
-
-        h = migctl_redis_cmd(ctx, m->c, 2, argv, lens);
-        if (h == NULL) {
-            rc = MIGCTL_UNREACHABLE;
-            goto done;
-        }
-
-        if (h->type == REDIS_REPLY_ARRAY && h->elements > 0) {
-            e->has_hash = 1;
-
-            for (j = 0; j + 1 < h->elements; j += 2) {
-                f = h->element[j];
-                v = h->element[j + 1];
-
-                if (f->type != REDIS_REPLY_STRING
-                    || v->type != REDIS_REPLY_STRING)
-                {
-                    continue;
-                }
-
-                if (f->len == strlen(ctx->scope)
-                    && memcmp(f->str, ctx->scope, f->len) == 0)
-                {
-                    e->has_scope = 1;
-
-                    if (mig_edge_value_parse(v->str, v->len, &mode, &u,
-                                             NULL, 0) == MIG_OK
-                        && v->len <= MIG_EDGE_VALUE_MAX)
-                    {
-                        memcpy(e->serving, v->str, v->len);
-                        e->serving[v->len] = '\0';
-
-                    } else {
-                        strcpy(e->serving, "invalid");
-                    }
-
-                } else if (f->len == 7 && memcmp(f->str, "version", 7) == 0)
-                {
-                    snprintf(e->version, sizeof(e->version), "%.*s",
-                             (int) (v->len < 31 ? v->len : 31), v->str);
-
-                } else if (f->len == 3 && memcmp(f->str, "pid", 3) == 0) {
-                    if (mig_parse_u64(v->str, v->len, 4194304, &u)
-                        == MIG_OK)
-                    {
-                        e->pid = (long long) u;
-                    }
-                }
-            }
-        }
-
-        freeReplyObject(h);
-        h = NULL;
-    }
-
-    rc = MIGCTL_OK;
-
-done:
-
-    if (h != NULL) {
-        freeReplyObject(h);
-    }
-
-    freeReplyObject(r);
-
-    if (rc != MIGCTL_OK) {
-        free(ed->e);
-        ed->e = NULL;
-        ed->n = 0;
-    }
-
-    return rc;
+    return migctl_edges_read(m->ctx, m->c, m->ctx->scope, ed, now, 0);
 }
 
 
@@ -1366,17 +1363,6 @@ print_clean(FILE *f, const char *s)
 }
 
 
-static long long
-now_ms(void)
-{
-    struct timeval  tv;
-
-    gettimeofday(&tv, NULL);
-
-    return (long long) tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
-
-
 static void
 fmt_time(char *buf, size_t size, long long t)
 {
@@ -1401,20 +1387,78 @@ usage(FILE *f)
         "\n"
         "  on [--reason R] [--release SHA] [--retry-after N] [--wait[=SECONDS]]\n"
         "      set the flag (state, epoch + 1, publish and audit in one\n"
-        "      server-side script); --wait blocks until every live edge\n"
-        "      serves the new epoch (progress on stderr), exit 1 naming the\n"
-        "      edges behind on timeout (default: wait_timeout, 30 s)\n"
+        "      server-side script), then run hooks.on; --wait blocks until\n"
+        "      every live edge serves the new epoch (progress on stderr),\n"
+        "      exit 1 naming the edges behind on timeout (default:\n"
+        "      wait_timeout, 30 s), or at once when no live edge gates the\n"
+        "      scope (naming the scopes they gate)\n"
         "  off [--wait[=SECONDS]] [--force --reason R]\n"
-        "      run the health checks first: any failure refuses (exit 4,\n"
-        "      audited \"refused\"); --force --reason reopens anyway,\n"
-        "      audited \"forced\"\n"
+        "      run the health checks first: any failure, or no check\n"
+        "      configured, refuses (exit 4, audited \"refused\"); --force\n"
+        "      --reason reopens anyway, audited \"forced\"; then hooks.off,\n"
+        "      then the flag\n"
         "  status [--json]\n"
-        "      flag, metadata, every edge with the mode:epoch it serves and\n"
-        "      its heartbeat age, the audit tail; exit 1 when an edge is\n"
-        "      behind or stale, or Redis lost the state edges still serve\n"
-        "      (an edge whose hash expired is shown as gone, not a problem)\n"
+        "      flag, since when (from the change that set the mode),\n"
+        "      the Retry-After the edges send, every edge with the\n"
+        "      mode:epoch it serves and its heartbeat age, the audit tail;\n"
+        "      exit 1 when an edge is behind or stale, or Redis lost the\n"
+        "      state edges still serve (an edge whose hash expired is shown\n"
+        "      as gone, not a problem)\n"
         "\n"
+        "--wait 5 and --wait=5 are the same.  A failed hook (hooks.on,\n"
+        "hooks.off in the configuration) is printed, audited, exit 5.\n"
         "The actor in the audit is $MIGCTL_ACTOR, else the login user.\n"
-        "exit codes: 0 ok, 1 problem (edges behind), 2 usage, 3 Redis\n"
-        "unreachable (nothing written), 4 refused by the health gate.\n");
+        "exit codes: 0 ok, 1 problem (edges behind, no live edge gates\n"
+        "the scope), 2 usage, 3 Redis unreachable (nothing written), 4\n"
+        "refused by the health gate, 5 a hook failed.\n");
+}
+
+
+/* the flag set from another command (run --maintenance-on-failure) */
+
+int
+migctl_maintenance_set(migctl_ctx_t *ctx, int on, const char *reason,
+    const char *release, unsigned long long *epoch)
+{
+    int     rc;
+    char    id[64];
+    mnt_t   m;
+    opts_t  o;
+
+    memset(&m, 0, sizeof(mnt_t));
+    memset(&o, 0, sizeof(opts_t));
+    m.ctx = ctx;
+    o.reason = reason ? reason : "";
+    o.release = release ? release : "";
+
+    if (mig_key_state(m.k_state, sizeof(m.k_state), ctx->conf.prefix,
+                      ctx->scope) < 0
+        || mig_key_events(m.k_events, sizeof(m.k_events), ctx->conf.prefix)
+           < 0
+        || mig_key_audit(m.k_audit, sizeof(m.k_audit), ctx->conf.prefix) < 0)
+    {
+        return migctl_error(ctx, MIGCTL_USAGE, "key names too long: shorten"
+                            " prefix or --scope");
+    }
+
+    if (check_text(&m, "reason", o.reason, MIG_REASON_MAX) != MIGCTL_OK
+        || check_text(&m, "release", o.release, MIG_RELEASE_MAX)
+           != MIGCTL_OK)
+    {
+        return MIGCTL_USAGE;
+    }
+
+    rc = set_actor(&m);
+    if (rc != MIGCTL_OK) {
+        return rc;
+    }
+
+    rc = migctl_redis_open(ctx, &m.c);
+    if (rc == MIGCTL_OK) {
+        rc = run_change(&m, on, &o, "ok", epoch, id, sizeof(id));
+    }
+
+    migctl_redis_close(m.c);
+
+    return rc;
 }

@@ -3,6 +3,7 @@
  * release's and the previous release's `showmigrations --plan` output.
  */
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,10 +17,20 @@ typedef struct {
     int     seen;        /* matched in the other list */
 } mig_entry_t;
 
+/*
+ * A plan or django_migrations: entries in order, and an index built on
+ * the first find() after a change, so that comparing two 10,000-line
+ * plans is linear, not quadratic.
+ */
 typedef struct {
     mig_entry_t  *v;
     size_t        n;
     size_t        alloc;
+    size_t        indexed;   /* n when the index was built */
+    size_t       *slot;      /* open addressing: entry + 1, or 0 */
+    size_t        nslot;     /* a power of two > 2 n */
+    size_t       *squash;    /* entries named "N_squashed_M..." */
+    size_t        nsquash;
 } mig_list_t;
 
 
@@ -28,47 +39,44 @@ static int parse_plan(char *text, mig_list_t *l);
 static int add(mig_list_t *l, const char *app, size_t applen,
     const char *name, size_t namelen, char mark);
 static mig_entry_t *find(mig_list_t *l, const char *app, const char *name);
+static int build_index(mig_list_t *l);
+static size_t hash(const char *app, const char *name);
 static mig_entry_t *squashed_into(mig_list_t *l, const char *app,
     const char *name);
 static void free_list(mig_list_t *l);
 static json_t *pair(const char *app, const char *name);
 static void print_text(json_t *o);
 static void print_list(json_t *o, const char *key, const char *title);
+static const char *esc(json_t *e, const char *key, char *buf);
 static void usage(FILE *f);
 
 
 int
 cmd_migrations(int argc, char **argv, migctl_ctx_t *ctx)
 {
-    int          i, rc;
+    int          rc, n;
     json_t      *out;
     PGconn      *conn;
     const char  *plan, *prev;
 
+    const migctl_opt_t  opts[] = {
+        { "--plan", MIGCTL_OPT_STRING, &plan, "FILE", 0, 0, 0 },
+        { "--previous-plan", MIGCTL_OPT_STRING, &prev, "FILE", 0, 0, 0 },
+        MIGCTL_OPT_DB_TIMEOUTS(ctx),
+        { NULL, 0, NULL, NULL, 0, 0, 0 }
+    };
+
     plan = NULL;
     prev = NULL;
 
-    for (i = 1; i < argc; i++) {
-        int  last = (i == argc - 1);
+    rc = migctl_opt_parse(ctx, opts, argc, argv, &n, usage);
+    if (rc != MIGCTL_OK) {
+        return rc;
+    }
 
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            usage(stdout);
-            return MIGCTL_OK;
-
-        } else if (strcmp(argv[i], "--plan") == 0 && !last) {
-            plan = argv[++i];
-
-        } else if (strcmp(argv[i], "--previous-plan") == 0 && !last) {
-            prev = argv[++i];
-
-        } else if (strcmp(argv[i], "--json") == 0) {
-            ctx->json = 1;
-
-        } else {
-            return migctl_error(ctx, MIGCTL_USAGE,
-                                "unknown or incomplete option '%s': see "
-                                "migctl migrations --help", argv[i]);
-        }
+    if (n > 1) {
+        return migctl_error(ctx, MIGCTL_USAGE, "unexpected argument '%s': "
+                            "see migctl migrations --help", argv[1]);
     }
 
     if (plan && prev && strcmp(plan, "-") == 0 && strcmp(prev, "-") == 0) {
@@ -107,7 +115,6 @@ migctl_migrations_run(migctl_ctx_t *ctx, PGconn *conn, const char *plan,
     const char *prev_plan, json_t **out)
 {
     int           rc, r;
-    char          err[512];
     size_t        i;
     json_t       *o, *applied, *pending, *unk, *unkprev, *mismatch,
                  *squashed;
@@ -135,16 +142,13 @@ migctl_migrations_run(migctl_ctx_t *ctx, PGconn *conn, const char *plan,
         goto done;
     }
 
-    res = PQexec(conn, "SELECT app, name,"
-                       " to_char(applied AT TIME ZONE 'UTC',"
-                       "         'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
-                       " FROM django_migrations ORDER BY id");
+    res = migctl_db_exec(conn, "SELECT app, name,"
+                         " to_char(applied AT TIME ZONE 'UTC',"
+                         "         'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+                         " FROM django_migrations ORDER BY id");
 
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        rc = migctl_error(ctx, PQstatus(conn) == CONNECTION_OK
-                               ? MIGCTL_PROBLEM : MIGCTL_UNREACHABLE,
-                          "reading django_migrations: %s",
-                          migctl_db_error(conn, err, sizeof(err)));
+        rc = migctl_db_failed(ctx, conn, res, "django_migrations");
         goto done;
     }
 
@@ -391,21 +395,118 @@ add(mig_list_t *l, const char *app, size_t applen, const char *name,
 }
 
 
-/* linear: a project has hundreds of migrations, not millions */
 static mig_entry_t *
 find(mig_list_t *l, const char *app, const char *name)
 {
-    size_t  i;
+    size_t        i, k;
+    mig_entry_t  *e;
 
-    for (i = 0; i < l->n; i++) {
-        if (strcmp(l->v[i].name, name) == 0
-            && strcmp(l->v[i].app, app) == 0)
-        {
-            return &l->v[i];
+    if (l->indexed != l->n && build_index(l) != 0) {
+        /* out of memory for the index: still right, only slower */
+        for (i = 0; i < l->n; i++) {
+            if (strcmp(l->v[i].name, name) == 0
+                && strcmp(l->v[i].app, app) == 0)
+            {
+                return &l->v[i];
+            }
+        }
+
+        return NULL;
+    }
+
+    if (l->nslot == 0) {
+        return NULL;
+    }
+
+    for (k = hash(app, name) & (l->nslot - 1); l->slot[k] != 0;
+         k = (k + 1) & (l->nslot - 1))
+    {
+        e = &l->v[l->slot[k] - 1];
+        if (strcmp(e->name, name) == 0 && strcmp(e->app, app) == 0) {
+            return e;
         }
     }
 
     return NULL;
+}
+
+
+/* the first of equal entries wins, as a scan from the top would find */
+static int
+build_index(mig_list_t *l)
+{
+    char         *end;
+    size_t        i, k, nslot, *slot, *squash, nsquash;
+    mig_entry_t  *e;
+
+    for (nslot = 16; nslot < 2 * l->n + 1; nslot *= 2) {
+        /* void */
+    }
+
+    slot = calloc(nslot, sizeof(size_t));
+    squash = malloc((l->n ? l->n : 1) * sizeof(size_t));
+    if (slot == NULL || squash == NULL) {
+        free(slot);
+        free(squash);
+        return -1;
+    }
+
+    nsquash = 0;
+
+    for (i = 0; i < l->n; i++) {
+        e = &l->v[i];
+
+        for (k = hash(e->app, e->name) & (nslot - 1); slot[k] != 0;
+             k = (k + 1) & (nslot - 1))
+        {
+            if (strcmp(l->v[slot[k] - 1].name, e->name) == 0
+                && strcmp(l->v[slot[k] - 1].app, e->app) == 0)
+            {
+                break;
+            }
+        }
+
+        if (slot[k] == 0) {
+            slot[k] = i + 1;
+        }
+
+        (void) strtol(e->name, &end, 10);
+        if (end != e->name && strncmp(end, "_squashed_", 10) == 0) {
+            squash[nsquash++] = i;
+        }
+    }
+
+    free(l->slot);
+    free(l->squash);
+    l->slot = slot;
+    l->nslot = nslot;
+    l->squash = squash;
+    l->nsquash = nsquash;
+    l->indexed = l->n;
+
+    return 0;
+}
+
+
+/* FNV-1a over "app\0name" */
+static size_t
+hash(const char *app, const char *name)
+{
+    uint64_t  h;
+
+    h = 14695981039346656037ULL;
+
+    for ( ; *app; app++) {
+        h = (h ^ (unsigned char) *app) * 1099511628211ULL;
+    }
+
+    h = (h ^ 0) * 1099511628211ULL;
+
+    for ( ; *name; name++) {
+        h = (h ^ (unsigned char) *name) * 1099511628211ULL;
+    }
+
+    return (size_t) h;
 }
 
 
@@ -419,7 +520,7 @@ static mig_entry_t *
 squashed_into(mig_list_t *l, const char *app, const char *name)
 {
     char    *end;
-    size_t   i;
+    size_t   i, k;
     long     n, from, to;
 
     n = strtol(name, &end, 10);
@@ -427,8 +528,16 @@ squashed_into(mig_list_t *l, const char *app, const char *name)
         return NULL;
     }
 
-    for (i = 0; i < l->n; i++) {
-        const char  *s = l->v[i].name;
+    if (l->indexed != l->n && build_index(l) != 0) {
+        return NULL;
+    }
+
+    /* only the squashes: a few, not every entry of the plan */
+    for (k = 0; k < l->nsquash; k++) {
+        const char  *s;
+
+        i = l->squash[k];
+        s = l->v[i].name;
 
         if (strcmp(l->v[i].app, app) != 0) {
             continue;
@@ -465,6 +574,8 @@ free_list(mig_list_t *l)
     }
 
     free(l->v);
+    free(l->slot);
+    free(l->squash);
 }
 
 
@@ -484,6 +595,7 @@ pair(const char *app, const char *name)
 static void
 print_text(json_t *o)
 {
+    char     b[3][4 * 255 + 1];
     size_t   i;
     json_t  *a, *e, *rs;
 
@@ -492,8 +604,8 @@ print_text(json_t *o)
 
     json_array_foreach(a, i, e) {
         printf("  %-20s %-50s %s\n",
-               json_string_value(json_object_get(e, "app")),
-               json_string_value(json_object_get(e, "name")),
+               esc(e, "app", b[0]),
+               esc(e, "name", b[1]),
                json_is_string(json_object_get(e, "applied_at"))
                ? json_string_value(json_object_get(e, "applied_at")) : "");
     }
@@ -505,9 +617,9 @@ print_text(json_t *o)
 
         json_array_foreach(json_object_get(o, "replaced_by_squash"), i, e) {
             printf("replaced by a squash: %s.%s -> %s\n",
-                   json_string_value(json_object_get(e, "app")),
-                   json_string_value(json_object_get(e, "name")),
-                   json_string_value(json_object_get(e, "squashed_into")));
+                   esc(e, "app", b[0]),
+                   esc(e, "name", b[1]),
+                   esc(e, "squashed_into", b[2]));
         }
 
         if (json_array_size(json_object_get(o, "plan_mismatch"))) {
@@ -515,8 +627,8 @@ print_text(json_t *o)
                    "against another database?):\n");
             json_array_foreach(json_object_get(o, "plan_mismatch"), i, e) {
                 printf("  %s.%s: plan says %s, database says %s\n",
-                       json_string_value(json_object_get(e, "app")),
-                       json_string_value(json_object_get(e, "name")),
+                       esc(e, "app", b[0]),
+                       esc(e, "name", b[1]),
                        json_string_value(json_object_get(e, "plan_says")),
                        json_string_value(json_object_get(e,
                                                          "database_says")));
@@ -541,6 +653,7 @@ print_text(json_t *o)
 static void
 print_list(json_t *o, const char *key, const char *title)
 {
+    char     b[2][4 * 255 + 1];
     size_t   i;
     json_t  *a, *e;
 
@@ -549,9 +662,22 @@ print_list(json_t *o, const char *key, const char *title)
            json_array_size(a) ? "" : " none");
 
     json_array_foreach(a, i, e) {
-        printf("  %s.%s\n", json_string_value(json_object_get(e, "app")),
-               json_string_value(json_object_get(e, "name")));
+        printf("  %s.%s\n", esc(e, "app", b[0]),
+               esc(e, "name", b[1]));
     }
+}
+
+
+/* names come from django_migrations and files: escaped for a terminal */
+static const char *
+esc(json_t *e, const char *key, char *buf)
+{
+    const char  *v;
+
+    v = json_string_value(json_object_get(e, key));
+    migctl_escape(v ? v : "", buf, 4 * 255 + 1);
+
+    return buf;
 }
 
 
@@ -561,11 +687,16 @@ usage(FILE *f)
     fprintf(f,
         "usage: migctl [--json] migrations [--plan FILE] "
         "[--previous-plan FILE]\n"
+        "                         [--lock-timeout D] [--statement-timeout D]\n"
         "\n"
         "  --plan FILE            manage.py showmigrations --plan of this\n"
         "                         release (- for stdin; the list format of\n"
         "                         showmigrations is read too)\n"
         "  --previous-plan FILE   the same, from the previous release\n"
+        "  --lock-timeout D       give up when django_migrations is locked\n"
+        "                         for D (default 2s): exit 3, the blocker\n"
+        "                         named\n"
+        "  --statement-timeout D  give up a read after D (default 30s)\n"
         "\n"
         "Lists the migrations recorded in django_migrations; with a plan,\n"
         "the pending ones and those recorded but unknown to this release;\n"

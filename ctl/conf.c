@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <libconfig.h>
+#include <curl/curl.h>
 
 #include "migctl.h"
 
@@ -35,7 +36,22 @@ static int parse_redis(conf_parse_t *p, config_setting_t *g,
     migctl_conf_t *cf);
 static int parse_health(conf_parse_t *p, config_setting_t *g,
     migctl_conf_t *cf);
+static int parse_hooks(conf_parse_t *p, config_setting_t *g,
+    migctl_conf_t *cf);
+static int parse_checks(conf_parse_t *p, config_setting_t *list,
+    const char *what, int hooks, int timeout_ms, migctl_check_t *cks,
+    int max, int *count);
+static int check_fields(conf_parse_t *p, config_setting_t *e,
+    const char *what, int i, migctl_check_t *ck);
+static int get_ref(conf_parse_t *p, config_setting_t *g, const char *name,
+    const char **dst);
 static void set_defaults(migctl_conf_t *cf);
+static int parse_database(conf_parse_t *p, config_setting_t *g,
+    migctl_conf_t *cf);
+static int get_duration(conf_parse_t *p, config_setting_t *g,
+    const char *name, long min, long max, long *dst);
+static int parse_runs(conf_parse_t *p, config_setting_t *root,
+    migctl_conf_t *cf);
 
 
 static const char *const redis_keys[] = {
@@ -47,8 +63,64 @@ static const char *const health_keys[] = {
     "checks", "timeout_ms", NULL
 };
 
-static const char *const check_keys[] = {
-    "name", "command", "timeout_ms", NULL
+static const char *const hooks_keys[] = {
+    "on", "off", "timeout_ms", NULL
+};
+
+static const char *const command_keys[] = {
+    "name", "type", "command", "timeout_ms", NULL
+};
+
+static const char *const http_keys[] = {
+    "name", "type", "url", "expect_status", "expect_body", "expect_header",
+    "bypass_token_file", "ca_file", "resolve", "timeout_ms", NULL
+};
+
+static const char *const edges_keys[] = {
+    "name", "type", "scope", "timeout_ms", NULL
+};
+
+static const char *const migrations_keys[] = {
+    "name", "type", "plan", "command", "timeout_ms", NULL
+};
+
+static const char *const db_keys[] = {
+    "name", "type", "timeout_ms", NULL
+};
+
+static const char *const blocked_keys[] = {
+    "name", "type", "max_wait_s", "timeout_ms", NULL
+};
+
+static const char *const backup_keys[] = {
+    "name", "type", "command", "max_age_min", "timeout_ms", NULL
+};
+
+static const char *const sql_keys[] = {
+    "name", "type", "query", "expect", "timeout_ms", NULL
+};
+
+/* indexed by migctl_check_type_e */
+static const struct {
+    const char          *name;
+    int                  type;
+    const char *const   *keys;
+} check_types[] = {
+    { "command", MIGCTL_CHECK_COMMAND, command_keys },
+    { "http", MIGCTL_CHECK_HTTP, http_keys },
+    { "edges", MIGCTL_CHECK_EDGES, edges_keys },
+    { "migrations", MIGCTL_CHECK_MIGRATIONS, migrations_keys },
+    { "invalid_indexes", MIGCTL_CHECK_INVALID_INDEXES, db_keys },
+    { "blocked_sessions", MIGCTL_CHECK_BLOCKED_SESSIONS, blocked_keys },
+    { "backup", MIGCTL_CHECK_BACKUP, backup_keys },
+    { "sql", MIGCTL_CHECK_SQL, sql_keys },
+    { NULL, 0, NULL }
+};
+
+static const char *const database_keys[] = {
+    "lock_timeout", "statement_timeout", "connect_timeout",
+    "tcp_user_timeout", "keepalives_idle", "keepalives_interval",
+    "keepalives_count", NULL
 };
 
 
@@ -131,6 +203,17 @@ migctl_conf_load(migctl_ctx_t *ctx, char *err, size_t errlen)
         }
     }
 
+    s = config_setting_get_member(root, "database");
+    if (s != NULL) {
+        if (!config_setting_is_group(s)) {
+            return conf_fail(&p, s, "database must be a group { ... }");
+        }
+
+        if (parse_database(&p, s, cf) != 0) {
+            return rc;
+        }
+    }
+
     if (get_string(&p, root, "prefix", cf->prefix, sizeof(cf->prefix)) != 0)
     {
         return rc;
@@ -161,6 +244,22 @@ migctl_conf_load(migctl_ctx_t *ctx, char *err, size_t errlen)
         if (parse_health(&p, s, cf) != 0) {
             return rc;
         }
+    }
+
+    s = config_setting_get_member(root, "hooks");
+    if (s != NULL) {
+        if (!config_setting_is_group(s)) {
+            return conf_fail(&p, s, "hooks must be a group { on = (...);"
+                             " off = (...); }");
+        }
+
+        if (parse_hooks(&p, s, cf) != 0) {
+            return rc;
+        }
+    }
+
+    if (parse_runs(&p, root, cf) != 0) {
+        return rc;
     }
 
     /* other top-level settings belong to other commands' sections */
@@ -219,9 +318,8 @@ parse_redis(conf_parse_t *p, config_setting_t *g, migctl_conf_t *cf)
 static int
 parse_health(conf_parse_t *p, config_setting_t *g, migctl_conf_t *cf)
 {
-    int                i, n, timeout_ms;
-    migctl_check_t    *ck;
-    config_setting_t  *list, *e;
+    int                timeout_ms;
+    config_setting_t  *list;
 
     if (check_members(p, g, health_keys) != 0) {
         return -1;
@@ -237,49 +335,299 @@ parse_health(conf_parse_t *p, config_setting_t *g, migctl_conf_t *cf)
         return 0;
     }
 
+    return parse_checks(p, list, "health.checks", 0, timeout_ms, cf->checks,
+                        MIGCTL_CHECKS_MAX, &cf->nchecks);
+}
+
+
+static int
+parse_hooks(conf_parse_t *p, config_setting_t *g, migctl_conf_t *cf)
+{
+    int                timeout_ms;
+    config_setting_t  *list;
+
+    if (check_members(p, g, hooks_keys) != 0) {
+        return -1;
+    }
+
+    timeout_ms = 60000;
+    if (get_int(p, g, "timeout_ms", 1, 3600000, &timeout_ms) != 0) {
+        return -1;
+    }
+
+    list = config_setting_get_member(g, "on");
+    if (list != NULL
+        && parse_checks(p, list, "hooks.on", 1, timeout_ms, cf->hooks_on,
+                        MIGCTL_HOOKS_MAX, &cf->nhooks_on) != 0)
+    {
+        return -1;
+    }
+
+    list = config_setting_get_member(g, "off");
+    if (list != NULL
+        && parse_checks(p, list, "hooks.off", 1, timeout_ms, cf->hooks_off,
+                        MIGCTL_HOOKS_MAX, &cf->nhooks_off) != 0)
+    {
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/*
+ * A list of checks (health.checks) or of hooks (commands only).  Every
+ * error names the file and the line of the setting at fault.
+ */
+static int
+parse_checks(conf_parse_t *p, config_setting_t *list, const char *what,
+    int hooks, int timeout_ms, migctl_check_t *cks, int max, int *count)
+{
+    int                i, j, n;
+    char               tname[32];
+    migctl_check_t    *ck;
+    config_setting_t  *e, *s;
+
     if (!config_setting_is_list(list) && !config_setting_is_array(list)) {
-        return conf_fail(p, list, "health.checks must be a list"
-                         " ( { name = \"...\"; command = \"...\"; } )");
+        return conf_fail(p, list, "%s must be a list"
+                         " ( { name = \"...\"; command = \"...\"; } )", what);
     }
 
     n = config_setting_length(list);
-    if (n > MIGCTL_CHECKS_MAX) {
-        return conf_fail(p, list, "health.checks: more than %d checks",
-                         MIGCTL_CHECKS_MAX);
+    if (n > max) {
+        return conf_fail(p, list, "%s: more than %d entries", what, max);
     }
 
     for (i = 0; i < n; i++) {
         e = config_setting_get_elem(list, i);
-        ck = &cf->checks[i];
+        ck = &cks[i];
+        memset(ck, 0, sizeof(migctl_check_t));
 
         if (!config_setting_is_group(e)) {
-            return conf_fail(p, e, "health.checks[%d] must be a group"
-                             " { name = \"...\"; command = \"...\"; }", i);
+            return conf_fail(p, e, "%s[%d] must be a group"
+                             " { name = \"...\"; command = \"...\"; }",
+                             what, i);
         }
 
         ck->timeout_ms = timeout_ms;
         ck->line = config_setting_source_line(e);
+        ck->expect_status = 200;
+        ck->max_wait_s = 5;
 
-        if (check_members(p, e, check_keys) != 0
+        tname[0] = '\0';
+
+        if (get_string(p, e, "type", tname, sizeof(tname)) != 0) {
+            return -1;
+        }
+
+        s = config_setting_get_member(e, "type");
+
+        if (hooks) {
+            if (s != NULL) {
+                return conf_fail(p, s, "%s[%d]: a hook is a command: no"
+                                 " type", what, i);
+            }
+
+        } else if (tname[0] == '\0' && s == NULL) {
+            ck->type = MIGCTL_CHECK_COMMAND;
+
+        } else {
+            for (j = 0; check_types[j].name; j++) {
+                if (strcmp(check_types[j].name, tname) == 0) {
+                    break;
+                }
+            }
+
+            if (check_types[j].name == NULL) {
+                return conf_fail(p, s, "%s[%d]: unknown check type \"%s\":"
+                                 " use command, http, edges, migrations,"
+                                 " invalid_indexes, blocked_sessions,"
+                                 " backup or sql", what, i, tname);
+            }
+
+            ck->type = check_types[j].type;
+        }
+
+        if (check_members(p, e, check_types[ck->type].keys) != 0
             || get_string(p, e, "name", ck->name, sizeof(ck->name))
             || get_string(p, e, "command", ck->command, sizeof(ck->command))
-            || get_int(p, e, "timeout_ms", 1, 3600000, &ck->timeout_ms))
+            || get_int(p, e, "timeout_ms", 1, 3600000, &ck->timeout_ms)
+            || get_int(p, e, "expect_status", 100, 599, &ck->expect_status)
+            || get_int(p, e, "max_wait_s", 0, 86400, &ck->max_wait_s)
+            || get_int(p, e, "max_age_min", 1, 525600, &ck->max_age_min)
+            || get_ref(p, e, "url", &ck->url)
+            || get_ref(p, e, "expect_body", &ck->expect_body)
+            || get_ref(p, e, "expect_header", &ck->expect_header)
+            || get_ref(p, e, "bypass_token_file", &ck->bypass_token_file)
+            || get_ref(p, e, "ca_file", &ck->ca_file)
+            || get_ref(p, e, "resolve", &ck->resolve)
+            || get_ref(p, e, "scope", &ck->scope)
+            || get_ref(p, e, "plan", &ck->plan)
+            || get_ref(p, e, "query", &ck->query)
+            || get_ref(p, e, "expect", &ck->expect))
         {
             return -1;
         }
 
-        if (ck->name[0] == '\0' || ck->command[0] == '\0') {
-            return conf_fail(p, e, "health.checks[%d] needs a name and a"
-                             " command", i);
+        if (ck->name[0] == '\0') {
+            return conf_fail(p, e, "%s[%d] needs a name%s", what, i,
+                             ck->type == MIGCTL_CHECK_COMMAND
+                             && ck->command[0] == '\0'
+                             ? " and a command" : "");
         }
 
         if (mig_name_valid(ck->name, strlen(ck->name), NULL, 0) != MIG_OK) {
-            return conf_fail(p, e, "health check name \"%s\" must be"
-                             " [A-Za-z0-9_.-]", ck->name);
+            return conf_fail(p, e, "%s name \"%s\" must be [A-Za-z0-9_.-]",
+                             hooks ? "hook" : "health check", ck->name);
+        }
+
+        for (j = 0; j < i; j++) {
+            if (strcmp(cks[j].name, ck->name) == 0) {
+                return conf_fail(p, e, "%s: two entries named \"%s\"",
+                                 what, ck->name);
+            }
+        }
+
+        if (check_fields(p, e, what, i, ck) != 0) {
+            return -1;
         }
     }
 
-    cf->nchecks = n;
+    *count = n;
+
+    return 0;
+}
+
+
+/* what each type needs, beyond its known members */
+static int
+check_fields(conf_parse_t *p, config_setting_t *e, const char *what, int i,
+    migctl_check_t *ck)
+{
+    char       *scheme;
+    CURLU      *u;
+    CURLUcode   uc;
+
+    switch (ck->type) {
+
+    case MIGCTL_CHECK_COMMAND:
+        if (ck->command[0] == '\0') {
+            return conf_fail(p, e, "%s[%d] needs a name and a command",
+                             what, i);
+        }
+        break;
+
+    case MIGCTL_CHECK_HTTP:
+        if (ck->url == NULL) {
+            return conf_fail(p, e, "%s[%d]: an http check needs a url",
+                             what, i);
+        }
+
+        u = curl_url();
+        if (u == NULL) {
+            return conf_fail(p, e, "out of memory");
+        }
+
+        scheme = NULL;
+        uc = curl_url_set(u, CURLUPART_URL, ck->url, 0);
+        if (uc == CURLUE_OK) {
+            uc = curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
+        }
+
+        if (uc != CURLUE_OK || scheme == NULL
+            || (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0))
+        {
+            curl_free(scheme);
+            curl_url_cleanup(u);
+            return conf_fail(p, config_setting_get_member(e, "url"),
+                             "%s[%d]: bad url \"%s\": give"
+                             " http://host[:port]/path or https://...",
+                             what, i, ck->url);
+        }
+
+        curl_free(scheme);
+        curl_url_cleanup(u);
+
+        if (ck->resolve != NULL
+            && (strchr(ck->resolve, ':') == NULL
+                || strchr(strchr(ck->resolve, ':') + 1, ':') == NULL))
+        {
+            return conf_fail(p, config_setting_get_member(e, "resolve"),
+                             "%s[%d]: resolve must be \"host:port:address\""
+                             " (the edge to ask, by its address)", what, i);
+        }
+
+        if (ck->expect_header != NULL
+            && (strchr(ck->expect_header, ':') == NULL
+                || ck->expect_header[0] == ':'))
+        {
+            return conf_fail(p, config_setting_get_member(e,
+                                                          "expect_header"),
+                             "%s[%d]: expect_header must be \"Name: value\"",
+                             what, i);
+        }
+        break;
+
+    case MIGCTL_CHECK_EDGES:
+        if (ck->scope != NULL
+            && mig_scope_valid(ck->scope, strlen(ck->scope), NULL, 0)
+               != MIG_OK)
+        {
+            return conf_fail(p, config_setting_get_member(e, "scope"),
+                             "%s[%d]: scope \"%s\" is not a valid scope"
+                             " name", what, i, ck->scope);
+        }
+        break;
+
+    case MIGCTL_CHECK_MIGRATIONS:
+        if ((ck->plan == NULL) == (ck->command[0] == '\0')) {
+            return conf_fail(p, e, "%s[%d]: a migrations check needs a plan"
+                             " file or a command (migrate --check), one of"
+                             " them", what, i);
+        }
+        break;
+
+    case MIGCTL_CHECK_BACKUP:
+        if ((ck->max_age_min == 0) == (ck->command[0] == '\0')) {
+            return conf_fail(p, e, "%s[%d]: a backup check needs a command"
+                             " or max_age_min (pg_stat_archiver), one of"
+                             " them", what, i);
+        }
+        break;
+
+    case MIGCTL_CHECK_SQL:
+        if (ck->query == NULL || ck->expect == NULL) {
+            return conf_fail(p, e, "%s[%d]: a sql check needs a query and"
+                             " the value it must return (expect)", what, i);
+        }
+        break;
+    }
+
+    return 0;
+}
+
+
+static int
+get_ref(conf_parse_t *p, config_setting_t *g, const char *name,
+    const char **dst)
+{
+    config_setting_t  *s;
+
+    s = config_setting_get_member(g, name);
+    if (s == NULL) {
+        return 0;
+    }
+
+    if (config_setting_type(s) != CONFIG_TYPE_STRING) {
+        return conf_fail(p, s, "%s must be a string in double quotes",
+                         name);
+    }
+
+    *dst = config_setting_get_string(s);
+
+    if (**dst == '\0') {
+        return conf_fail(p, s, "%s is empty", name);
+    }
 
     return 0;
 }
@@ -417,4 +765,166 @@ set_defaults(migctl_conf_t *cf)
     strcpy(cf->prefix, MIG_DEFAULT_PREFIX);
     cf->edge_live_ms = 5000;
     cf->wait_default_s = 30;
+
+    cf->db_lock_timeout_ms = MIGCTL_DB_LOCK_TIMEOUT_MS;
+    cf->db_statement_timeout_ms = MIGCTL_DB_STATEMENT_TIMEOUT_MS;
+    cf->db_connect_timeout_ms = MIGCTL_DB_CONNECT_TIMEOUT_MS;
+    cf->db_tcp_user_timeout_ms = 10000;
+    cf->db_keepalives_idle_ms = 10000;
+    cf->db_keepalives_interval_ms = 5000;
+    cf->db_keepalives_count = 3;
+}
+
+
+/*
+ * database { lock_timeout = "2s"; statement_timeout = "30s"; ... }:
+ * durations as strings ("500ms", "2s", "1m"), every session migctl opens
+ */
+static int
+parse_database(conf_parse_t *p, config_setting_t *g, migctl_conf_t *cf)
+{
+    long  idle, interval;
+
+    idle = cf->db_keepalives_idle_ms;
+    interval = cf->db_keepalives_interval_ms;
+
+    if (check_members(p, g, database_keys) != 0
+        || get_duration(p, g, "lock_timeout", 1, MIGCTL_DB_TIMEOUT_MAX_MS,
+                        &cf->db_lock_timeout_ms)
+        || get_duration(p, g, "statement_timeout", 1,
+                        MIGCTL_DB_TIMEOUT_MAX_MS,
+                        &cf->db_statement_timeout_ms)
+        || get_duration(p, g, "connect_timeout", 100, 3600000,
+                        &cf->db_connect_timeout_ms)
+        || get_duration(p, g, "tcp_user_timeout", 1000, 3600000,
+                        &cf->db_tcp_user_timeout_ms)
+        || get_duration(p, g, "keepalives_idle", 1000, 3600000, &idle)
+        || get_duration(p, g, "keepalives_interval", 1000, 3600000,
+                        &interval)
+        || get_int(p, g, "keepalives_count", 1, 100,
+                   &cf->db_keepalives_count))
+    {
+        return -1;
+    }
+
+    /* libpq takes these in whole seconds */
+    cf->db_keepalives_idle_ms = idle / 1000 * 1000;
+    cf->db_keepalives_interval_ms = interval / 1000 * 1000;
+    cf->db_connect_timeout_set =
+        config_setting_get_member(g, "connect_timeout") != NULL;
+
+    return 0;
+}
+
+
+static int
+get_duration(conf_parse_t *p, config_setting_t *g, const char *name,
+    long min, long max, long *dst)
+{
+    long               ms;
+    const char        *v;
+    config_setting_t  *s;
+
+    s = config_setting_get_member(g, name);
+    if (s == NULL) {
+        return 0;
+    }
+
+    if (config_setting_type(s) != CONFIG_TYPE_STRING) {
+        return conf_fail(p, s, "%s must be a duration in double quotes"
+                         " (\"500ms\", \"2s\", \"1m\")", name);
+    }
+
+    v = config_setting_get_string(s);
+
+    if (migctl_parse_duration_ms(v, max, &ms) != 0 || ms < min) {
+        return conf_fail(p, s, "%s = \"%s\" is not a duration from %ldms"
+                         " to %lds (\"500ms\", \"2s\", \"1m\")", name, v,
+                         min, max / 1000);
+    }
+
+    *dst = ms;
+
+    return 0;
+}
+
+
+/*
+ * runs { dir = "/var/lib/migctl/runs"; plan_cmd = "..."; }
+ * evidence { secret_files = [ "/etc/nginx/bypass.token" ]; }
+ * secret_files are read when a run or a bundle is written (their values
+ * are scrubbed from every file); here only their shape is checked.
+ */
+static const char *const runs_keys[] = {
+    "dir", "plan_cmd", NULL
+};
+
+static const char *const evidence_keys[] = {
+    "secret_files", NULL
+};
+
+
+static int
+parse_runs(conf_parse_t *p, config_setting_t *root, migctl_conf_t *cf)
+{
+    int                i;
+    config_setting_t  *g, *l, *e;
+
+    g = config_setting_get_member(root, "runs");
+    if (g != NULL) {
+        if (!config_setting_is_group(g)) {
+            return conf_fail(p, g, "runs must be a group { dir = \"...\"; }");
+        }
+
+        if (check_members(p, g, runs_keys) != 0
+            || get_string(p, g, "dir", cf->runs_dir, sizeof(cf->runs_dir))
+            || get_string(p, g, "plan_cmd", cf->plan_cmd,
+                          sizeof(cf->plan_cmd)))
+        {
+            return -1;
+        }
+
+        if (config_setting_get_member(g, "dir") != NULL
+            && cf->runs_dir[0] != '/')
+        {
+            return conf_fail(p, config_setting_get_member(g, "dir"),
+                             "runs.dir must be an absolute path");
+        }
+    }
+
+    g = config_setting_get_member(root, "evidence");
+    if (g == NULL) {
+        return 0;
+    }
+
+    if (!config_setting_is_group(g)) {
+        return conf_fail(p, g, "evidence must be a group { ... }");
+    }
+
+    if (check_members(p, g, evidence_keys) != 0) {
+        return -1;
+    }
+
+    l = config_setting_get_member(g, "secret_files");
+    if (l == NULL) {
+        return 0;
+    }
+
+    if (!config_setting_is_list(l) && !config_setting_is_array(l)) {
+        return conf_fail(p, l, "evidence.secret_files must be a list of"
+                         " paths [ \"...\" ]");
+    }
+
+    for (i = 0; i < config_setting_length(l); i++) {
+        e = config_setting_get_elem(l, i);
+
+        if (config_setting_type(e) != CONFIG_TYPE_STRING
+            || config_setting_get_string(e)[0] != '/')
+        {
+            return conf_fail(p, e, "evidence.secret_files[%d] must be an"
+                             " absolute path in double quotes", i);
+        }
+    }
+
+    return 0;
 }

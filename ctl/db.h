@@ -27,14 +27,24 @@
 /* default threshold of `locks` for long-running / idle-in-transaction */
 #define MIGCTL_LOCKS_LONG_SECS      60
 
+/* bytes of a session's query `locks` shows, whitespace collapsed */
+#define MIGCTL_LOCKS_QUERY_MAX      1000
+
 
 /*
  * Connects through libpq: DATABASE_URL when set (a postgres:// URL or a
  * conninfo string), else the standard PG* variables.  application_name
- * is "migctl"; connect_timeout defaults to 5 s unless PGCONNECT_TIMEOUT or
- * the URL says otherwise.  On failure prints one line (never the
- * password) and returns MIGCTL_UNREACHABLE with *conn NULL; on success
- * MIGCTL_OK and the caller PQfinish()es *conn.
+ * is "migctl"; the connection (start-up included) must finish within
+ * connect_timeout (database.connect_timeout, else PGCONNECT_TIMEOUT, else
+ * 5 s); TCP keepalives and tcp_user_timeout are set; lock_timeout and
+ * statement_timeout (--lock-timeout, --statement-timeout, else
+ * migctl.conf's database section, else 2 s and 30 s) go in the start-up
+ * packet after PGOPTIONS (or a SET when a pooler refuses it); SIGINT and
+ * SIGTERM then cancel the query in flight.  On failure prints
+ * one line (never the password) and returns MIGCTL_USAGE for a refused
+ * login or missing database (SQLSTATE 28xxx, 3D000, no password) or a
+ * malformed DATABASE_URL, else MIGCTL_UNREACHABLE, with *conn NULL; on
+ * success MIGCTL_OK and the caller PQfinish()es *conn.
  */
 int migctl_db_connect(migctl_ctx_t *ctx, PGconn **conn);
 
@@ -43,7 +53,7 @@ int migctl_db_connect(migctl_ctx_t *ctx, PGconn **conn);
  * MIGCTL_OK, or prints "not a Django database ..." and returns
  * MIGCTL_USAGE (exit 2: DATABASE_URL / PG* point at the wrong database;
  * this is a configuration error, not a finding about a Django database),
- * or MIGCTL_UNREACHABLE when the query itself fails on a lost connection.
+ * or migctl_db_fail_code()'s code when the query itself fails.
  */
 int migctl_db_check_django(migctl_ctx_t *ctx, PGconn *conn);
 
@@ -133,6 +143,15 @@ int migctl_migrations_run(migctl_ctx_t *ctx, PGconn *conn, const char *plan,
  * MIGCTL_OK only for "applied"; MIGCTL_PROBLEM for every other verdict.
  * Garbage SQL or an empty file: MIGCTL_USAGE with libpg_query's message
  * and position.
+ *
+ * Issue 7: a statement that does not parse is an "unverified" entry
+ * ("unparsable statement", with "error"); MIGCTL_USAGE only when none
+ * parses.  Not recorded and every object in place: "present_but_unrecorded"
+ * (non-atomic with unverified operations: "partially_applied").  An atomic
+ * migration that is not recorded is never "partially_applied".  Objects
+ * carry "may_hold_before" (drop default, drop not null, IF EXISTS: no
+ * proof of progress) and, when not done, "sql" (their statement);
+ * "counts" has "progress".  No query takes a lock on a user table.
  */
 int migctl_inspect_run(migctl_ctx_t *ctx, PGconn *conn, const char *sqlfile,
     const char *app, const char *migration, json_t **out);
@@ -142,13 +161,17 @@ void migctl_inspect_print(FILE *f, json_t *result);
 
 /*
  * locks: long_secs is the threshold for long-running queries and
- * idle-in-transaction sessions (MIGCTL_LOCKS_LONG_SECS by default).
+ * idle-in-transaction sessions (MIGCTL_LOCKS_LONG_SECS by default);
+ * sessions of the current database, or of all with all_dbs.
  *
- * {"long_seconds": N,
- *  "blocked": [{"pid", "user", "application", "client", "state",
- *               "wait_event", "blocked_by": [pid...],
+ * {"long_seconds": N, "all_databases": bool,
+ *  "blocked": [{"pid", "database", "user", "application", "client",
+ *               "state", "wait_event", "blocked_by": [pid...],
  *               "seconds" (query age), "transaction_seconds",
- *               "state_seconds", "query" (200 bytes, passwords
+ *               "state_seconds" (integers, or null),
+ *               "lock": {"mode", "relation", "granted"}|null  (the lock
+ *                 it waits for, else its strongest on a table),
+ *               "query" (1000 bytes, one line, passwords
  *               redacted)}...],
  *  "blocking": [...same fields...],
  *  "long_running": [...same fields...],     active, query age >= N
@@ -162,13 +185,71 @@ void migctl_inspect_print(FILE *f, json_t *result);
  * MIGCTL_PROBLEM when a session is blocked, an INVALID index exists (not
  * one being built) or a session passed the threshold.
  */
+int migctl_locks_query(migctl_ctx_t *ctx, PGconn *conn, int long_secs,
+    int all_dbs, json_t **out);
+
+/* the same, for the current database */
 int migctl_locks_run(migctl_ctx_t *ctx, PGconn *conn, int long_secs,
     json_t **out);
 
 
+/*
+ * The query wrapper: PQexec / PQexecParams with the same signatures (a
+ * call site converts by renaming).  The query is sent asynchronously
+ * and waited for with poll() against statement_timeout + 0.5 s: a server
+ * that goes silent gets the query canceled and the connection closed
+ * (PQstatus() then says CONNECTION_BAD: exit 3).  A query that waits
+ * longer than a moment has its blockers looked up from a second
+ * session; a lock timeout (55P03) or statement timeout (57014) then has
+ * migctl_db_error() name them: "blocked by pid N (user U, application A,
+ * STATE, S s, MODE on SCHEMA.TABLE): QUERY: gave up after lock_timeout
+ * ...".  SIGINT/SIGTERM cancel the query in flight before migctl exits.
+ */
+PGresult *migctl_db_exec(PGconn *conn, const char *query);
+PGresult *migctl_db_exec_params(PGconn *conn, const char *command,
+    int nParams, const Oid *paramTypes, const char *const *paramValues,
+    const int *paramLengths, const int *paramFormats, int resultFormat);
+
+/*
+ * SET lock_timeout and statement_timeout on conn (ms; 0: none, as
+ * PostgreSQL's; -1: unchanged) and move the wrapper's client deadline
+ * with them: a command that must wait longer (`run` waiting for the
+ * runner lock) calls this rather than SET statement_timeout itself.
+ * 0, or -1 (migctl_db_error() says why).
+ */
+int migctl_db_set_timeouts(PGconn *conn, long lock_ms, long statement_ms);
+
+/*
+ * The blockers of the last wrapped query (empty when none was seen), a
+ * json array owned by db.c, valid until the next query: [{"pid", "user",
+ * "application", "state", "seconds" (transaction age), "mode", "granted"
+ * (false: itself queued), "relation" ("public.t", "transaction N"),
+ * "database", "query" (redacted, 1000 bytes), "waiting_for": [pid...]}].
+ * inspect can degrade one check to "unverified" with it instead of
+ * failing.
+ */
+json_t *migctl_db_last_blockers(void);
+
+/*
+ * The exit code of a failed query: never MIGCTL_PROBLEM (a read that did
+ * not happen found nothing).  MIGCTL_USAGE for privileges and unknown
+ * objects (28, 3D, 42: the wrong user, database or server version);
+ * MIGCTL_UNREACHABLE otherwise (lost connection, lock or statement
+ * timeout, shutdown, resources).  res NULL: the last wrapped query's.
+ */
+int migctl_db_fail_code(PGconn *conn, const PGresult *res);
+
+/* prints "reading WHAT: <migctl_db_error()>" and returns the code above */
+int migctl_db_failed(migctl_ctx_t *ctx, PGconn *conn, const PGresult *res,
+    const char *what);
+
+
 /* db.c helpers for the command files */
 
-/* a one-line copy of libpq's last error message */
+/*
+ * a one-line copy of the last error on conn: the wrapper's own (silent
+ * server, blockers named) or libpq's, redacted
+ */
 const char *migctl_db_error(PGconn *conn, char *buf, size_t len);
 
 /*
@@ -176,5 +257,41 @@ const char *migctl_db_error(PGconn *conn, char *buf, size_t len);
  * elements allowed) into a malloc'ed string; NULL when out of memory.
  */
 char *migctl_db_text_array(const char *const *v, size_t n);
+
+
+/*
+ * db.c's lower parts.  pgio.c: libpq without blocking, each call against
+ * a deadline in migctl_now_ms() milliseconds.
+ */
+
+/* 1 connected; 0 the deadline passed; -1 failed (*out says why, verbose:
+ * with the SQLSTATE); *out NULL only when out of memory */
+int migctl_pg_connect(const char *const *keys, const char *const *vals,
+    int expand, long long deadline, PGconn **out);
+
+/* 1 the socket is ready, 0 the deadline passed, -1 a socket error */
+int migctl_pg_wait(PGconn *c, int write, long long deadline);
+
+/* one query's last result, or NULL past the deadline */
+PGresult *migctl_pg_query(PGconn *c, const char *q, int n,
+    const char *const *v, long long deadline);
+
+/* PQcancel() in a child killed after bound_ms: a silent server would
+ * hang it (libpq 15 waits for the server to close, without a timeout) */
+void migctl_pg_cancel(PGcancel *cancel, long bound_ms);
+
+/* "host:port", or the socket path, of c for messages */
+const char *migctl_pg_host(PGconn *c, char *buf, size_t len);
+
+/*
+ * dblock.c: who blocks backend_pid (conn's backend on the server), asked
+ * from a second session with conn's parameters, appended to into (the
+ * objects of migctl_db_last_blockers()); and the one-line explanation of
+ * a lock or statement timeout naming them, in msg.
+ */
+void migctl_db_blockers(PGconn *conn, int backend_pid, long long deadline,
+    json_t *into);
+void migctl_db_explain(const PGresult *res, json_t *blockers, long lock_ms,
+    long statement_ms, char *msg, size_t len);
 
 #endif /* MIGCTL_DB_H */

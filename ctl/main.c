@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "migctl.h"
+#include "db.h"
 
 
 typedef struct {
@@ -22,6 +22,8 @@ static void usage(FILE *f);
 static const migctl_command_t *find_command(const char *name);
 static int has_json(int argc, char **argv);
 static void json_error(migctl_ctx_t *ctx, int rc);
+static int global_duration(migctl_ctx_t *ctx, int argc, char **argv,
+    int *i, const char *name, long *ms);
 
 
 static const migctl_command_t commands[] = {
@@ -39,6 +41,12 @@ static const migctl_command_t commands[] = {
       "blocked, blocking and idle sessions, INVALID indexes" },
     { "health", cmd_health,
       "run the configured health checks; exit 0 only if all pass" },
+    { "verify", cmd_verify,
+      "history drift: recorded migrations against the catalog" },
+    { "run", cmd_run,
+      "run a migration command once, under the runner lock, kept" },
+    { "evidence", cmd_evidence,
+      "write the incident bundle (summary, catalog, audit, runs)" },
     { NULL, NULL, NULL }
 };
 
@@ -75,8 +83,9 @@ main(int argc, char **argv)
 
         } else if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
             if (++i == argc) {
-                return migctl_error(&ctx, MIGCTL_USAGE,
-                                    "%s needs a file: see migctl --help", a);
+                rc = migctl_error(&ctx, MIGCTL_USAGE,
+                                  "%s needs a file: see migctl --help", a);
+                goto failed;
             }
             ctx.config_path = argv[i];
 
@@ -85,22 +94,36 @@ main(int argc, char **argv)
 
         } else if (strcmp(a, "--scope") == 0) {
             if (++i == argc) {
-                return migctl_error(&ctx, MIGCTL_USAGE,
-                                    "--scope needs a name: see migctl --help");
+                rc = migctl_error(&ctx, MIGCTL_USAGE,
+                                  "--scope needs a name: see migctl --help");
+                goto failed;
             }
             scope = argv[i];
 
         } else if (strncmp(a, "--scope=", 8) == 0) {
             scope = a + 8;
 
+        } else if ((rc = global_duration(&ctx, argc, argv, &i,
+                                         "--lock-timeout",
+                                         &ctx.lock_timeout_ms)) >= 0
+                   || (rc = global_duration(&ctx, argc, argv, &i,
+                                            "--statement-timeout",
+                                            &ctx.statement_timeout_ms)) >= 0)
+        {
+            if (rc != MIGCTL_OK) {
+                goto failed;
+            }
+
         } else {
-            return migctl_error(&ctx, MIGCTL_USAGE,
-                                "unknown option '%s': see migctl --help", a);
+            rc = migctl_error(&ctx, MIGCTL_USAGE,
+                              "unknown option '%s': see migctl --help", a);
+            goto failed;
         }
     }
 
     if (mig_scope_valid(scope, strlen(scope), err, sizeof(err)) != MIG_OK) {
-        return migctl_error(&ctx, MIGCTL_USAGE, "--scope: %s", err);
+        rc = migctl_error(&ctx, MIGCTL_USAGE, "--scope: %s", err);
+        goto failed;
     }
     strcpy(ctx.scope, scope);
 
@@ -111,9 +134,10 @@ main(int argc, char **argv)
 
     c = find_command(argv[i]);
     if (c == NULL) {
-        return migctl_error(&ctx, MIGCTL_USAGE,
-                            "unknown command '%s': see migctl --help",
-                            argv[i]);
+        rc = migctl_error(&ctx, MIGCTL_USAGE,
+                          "unknown command '%s': see migctl --help",
+                          argv[i]);
+        goto failed;
     }
 
     ctx.cmd = c->name;
@@ -141,6 +165,17 @@ main(int argc, char **argv)
         fflush(stdout);
         return rc;
     }
+
+    goto flush;
+
+failed:
+
+    /* --json before the error: the error object too */
+    if (ctx.json) {
+        json_error(&ctx, rc);
+    }
+
+    return rc;
 
 flush:
 
@@ -197,6 +232,12 @@ json_error(migctl_ctx_t *ctx, int rc)
     }
 
     json_object_set_new(o, "error", json_string(ctx->error));
+
+    /* a read blocked by a lock: who blocked it, for a program to act on */
+    if (json_array_size(migctl_db_last_blockers()) > 0) {
+        json_object_set(o, "blockers", migctl_db_last_blockers());
+    }
+
     ctx->json = 1;
     (void) migctl_json_result(ctx, o, rc);
 }
@@ -208,12 +249,18 @@ usage(FILE *f)
     const migctl_command_t  *c;
 
     fprintf(f,
-        "usage: migctl [-c FILE] [--json] [--scope S] COMMAND [ARGS...]\n"
+        "usage: migctl [-c FILE] [--json] [--scope S] [--lock-timeout D]\n"
+        "              [--statement-timeout D] COMMAND [ARGS...]\n"
         "\n"
         "  -c FILE       configuration (else $MIGCTL_CONFIG, else\n"
         "                /etc/migctl/migctl.conf, else built-in defaults)\n"
         "  --json        machine-readable output\n"
         "  --scope S     maintenance scope (default \"default\")\n"
+        "  --lock-timeout D       give up a database read waiting on a\n"
+        "                         lock after D (default 2s; e.g. 500ms)\n"
+        "  --statement-timeout D  give up a database read after D\n"
+        "                         (default 30s); both also in migctl.conf\n"
+        "                         database { ... } and after COMMAND\n"
         "  --version     print the version\n"
         "\n"
         "commands:\n");
@@ -228,4 +275,45 @@ usage(FILE *f)
         "exit codes: 0 ok, 1 problem found, 2 usage or configuration,\n"
         "3 Redis or PostgreSQL unreachable, 4 refused by a safety gate,\n"
         "5 the wrapped command failed.\n");
+}
+
+
+/*
+ * "--lock-timeout D" or "--lock-timeout=D" at argv[*i]: -1 when argv[*i]
+ * is another option, else MIGCTL_OK with *ms set or MIGCTL_USAGE
+ */
+static int
+global_duration(migctl_ctx_t *ctx, int argc, char **argv, int *i,
+    const char *name, long *ms)
+{
+    size_t       len;
+    const char  *a, *v;
+
+    a = argv[*i];
+    len = strlen(name);
+
+    if (strncmp(a, name, len) != 0 || (a[len] != '\0' && a[len] != '=')) {
+        return -1;
+    }
+
+    if (a[len] == '=') {
+        v = a + len + 1;
+
+    } else if (*i + 1 < argc) {
+        v = argv[++*i];
+
+    } else {
+        return migctl_error(ctx, MIGCTL_USAGE, "%s needs a duration: see "
+                            "migctl --help", name);
+    }
+
+    if (migctl_parse_duration_ms(v, MIGCTL_DB_TIMEOUT_MAX_MS, ms) != 0
+        || *ms < 1)
+    {
+        return migctl_error(ctx, MIGCTL_USAGE, "%s wants a duration from 1ms"
+                            " to %lds (e.g. 500ms, 2s, 1m), not '%s'", name,
+                            MIGCTL_DB_TIMEOUT_MAX_MS / 1000, v);
+    }
+
+    return MIGCTL_OK;
 }

@@ -24,15 +24,46 @@
 #define MIGCTL_PATH_MAX      4096
 #define MIGCTL_CHECKS_MAX    32
 #define MIGCTL_COMMAND_MAX   2048
+#define MIGCTL_HOOKS_MAX     8
 
 struct config_t;                             /* libconfig */
 
-/* a shell-command health check: passes when the command exits 0 */
+/* health check types: health.checks[].type in migctl.conf */
+typedef enum {
+    MIGCTL_CHECK_COMMAND = 0,       /* a shell command exits 0 */
+    MIGCTL_CHECK_HTTP,              /* libcurl GET, status, body, header */
+    MIGCTL_CHECK_EDGES,             /* live edges serve the current epoch */
+    MIGCTL_CHECK_MIGRATIONS,        /* nothing pending: plan or command */
+    MIGCTL_CHECK_INVALID_INDEXES,   /* no INVALID index */
+    MIGCTL_CHECK_BLOCKED_SESSIONS,  /* no lock wait longer than max_wait_s */
+    MIGCTL_CHECK_BACKUP,            /* a command, or WAL archived lately */
+    MIGCTL_CHECK_SQL                /* a query returns the expected value */
+} migctl_check_type_e;
+
+/*
+ * A health check, or a hook (hooks.on / hooks.off: commands only).  The
+ * const char * fields point into the parsed file (conf.lc), NULL when not
+ * given; they live until migctl_conf_free().
+ */
 typedef struct {
-    char        name[MIG_NAME_MAX + 1];
-    char        command[MIGCTL_COMMAND_MAX];
-    int         timeout_ms;
-    int         line;                        /* in the config file */
+    char         name[MIG_NAME_MAX + 1];
+    char         command[MIGCTL_COMMAND_MAX];
+    int          timeout_ms;
+    int          line;                       /* in the config file */
+    int          type;                       /* migctl_check_type_e */
+    const char  *url;                        /* http */
+    int          expect_status;              /* http: default 200 */
+    const char  *expect_body;                /* http: text in the body */
+    const char  *expect_header;              /* http: "Name: value" */
+    const char  *bypass_token_file;          /* http: X-Maintenance-Bypass */
+    const char  *ca_file;                    /* http: TLS trust */
+    const char  *resolve;                    /* http: "host:port:addr" */
+    const char  *scope;                      /* edges: default --scope */
+    const char  *plan;                       /* migrations: a plan file */
+    const char  *query;                      /* sql */
+    const char  *expect;                     /* sql: first value, as text */
+    int          max_wait_s;                 /* blocked_sessions */
+    int          max_age_min;                /* backup: pg_stat_archiver */
 } migctl_check_t;
 
 /* configuration, filled by migctl_conf_load() (conf.c) */
@@ -58,6 +89,25 @@ typedef struct {
      * Owned by conf.c: migctl_conf_free() releases it.
      */
     struct config_t  *lc;
+
+    /* database { ... }: every session migctl opens (db.c), in ms */
+    long        db_lock_timeout_ms;
+    long        db_statement_timeout_ms;
+    long        db_connect_timeout_ms;
+    int         db_connect_timeout_set;      /* else PGCONNECT_TIMEOUT */
+    long        db_tcp_user_timeout_ms;
+    long        db_keepalives_idle_ms;
+    long        db_keepalives_interval_ms;
+    int         db_keepalives_count;
+    /* hooks.on / hooks.off: run after the flag goes on, and after health
+     * passes on the way off (cmd_maintenance.c) */
+    int              nhooks_on;
+    int              nhooks_off;
+    migctl_check_t   hooks_on[MIGCTL_HOOKS_MAX];
+    migctl_check_t   hooks_off[MIGCTL_HOOKS_MAX];
+    /* runs { dir; plan_cmd; } (conf.c: parse_runs); "" = not set */
+    char        runs_dir[MIGCTL_PATH_MAX];
+    char        plan_cmd[MIGCTL_COMMAND_MAX];
 } migctl_conf_t;
 
 /* what every command gets from main() */
@@ -68,6 +118,8 @@ typedef struct {
     const char     *config_path;             /* -c, or NULL */
     char            error[1024];             /* the last error printed */
     migctl_conf_t   conf;
+    long            lock_timeout_ms;         /* --lock-timeout, or 0 */
+    long            statement_timeout_ms;    /* --statement-timeout, or 0 */
 } migctl_ctx_t;
 
 typedef int (*migctl_cmd_pt)(int argc, char **argv, migctl_ctx_t *ctx);
@@ -117,6 +169,21 @@ typedef struct {
 int migctl_opt_parse(migctl_ctx_t *ctx, const migctl_opt_t *opts, int argc,
     char **argv, int *nargs, void (*usage)(FILE *f));
 
+/*
+ * The database timeouts of every command, as global options and in each
+ * command's table: --lock-timeout D, --statement-timeout D (db.c).
+ */
+#define MIGCTL_DB_LOCK_TIMEOUT_MS        2000
+#define MIGCTL_DB_STATEMENT_TIMEOUT_MS   30000
+#define MIGCTL_DB_CONNECT_TIMEOUT_MS     5000
+#define MIGCTL_DB_TIMEOUT_MAX_MS         (86400L * 1000)
+
+#define MIGCTL_OPT_DB_TIMEOUTS(ctx)                                          \
+    { "--lock-timeout", MIGCTL_OPT_DURATION, &(ctx)->lock_timeout_ms, "D",   \
+      1, MIGCTL_DB_TIMEOUT_MAX_MS, 0 },                                      \
+    { "--statement-timeout", MIGCTL_OPT_DURATION,                            \
+      &(ctx)->statement_timeout_ms, "D", 1, MIGCTL_DB_TIMEOUT_MAX_MS, 0 }
+
 /* "500ms", "2s", "2" (seconds), "1.5m", "1h": 0 and *ms, or -1 */
 int migctl_parse_duration_ms(const char *s, long max_ms, long *ms);
 
@@ -129,6 +196,9 @@ int cmd_classify(int argc, char **argv, migctl_ctx_t *ctx);
 int cmd_diagnose(int argc, char **argv, migctl_ctx_t *ctx);
 int cmd_locks(int argc, char **argv, migctl_ctx_t *ctx);
 int cmd_health(int argc, char **argv, migctl_ctx_t *ctx);   /* health.c */
+int cmd_verify(int argc, char **argv, migctl_ctx_t *ctx);
+int cmd_run(int argc, char **argv, migctl_ctx_t *ctx);
+int cmd_evidence(int argc, char **argv, migctl_ctx_t *ctx);
 
 
 /* out.c */
@@ -163,6 +233,12 @@ int migctl_json_print(json_t *value);
  * file is escaped so before it reaches a terminal.  Returns the length.
  */
 size_t migctl_escape(const char *in, char *out, size_t size);
+
+/* monotonic milliseconds: the one clock for timeouts */
+long long migctl_now_ms(void);
+
+/* wall clock milliseconds (unix): times shown, stored, heartbeats */
+long long migctl_wall_ms(void);
 
 /* reads a whole file ("-" for stdin) into a malloc'ed NUL-terminated
  * buffer; 0, or -1 with a one-line reason in err */
@@ -204,9 +280,11 @@ const char *migctl_redis_addr(migctl_ctx_t *ctx);
 
 /*
  * health.c: the health runner shared by "maintenance off" and "health".
- * Runs every configured check; *out is {"ok": bool, "checks": [{"name",
- * "ok", "detail", "ms"}]} (caller json_decref()s).  Returns MIGCTL_OK when
- * all pass (also with no checks), MIGCTL_PROBLEM when any fails.
+ * Runs every configured check at once, each in a thread bounded by its
+ * timeout; *out is {"ok": bool, "checks": [{"name", "type", "ok",
+ * "detail", "time_ms"}], "total_ms"} (caller json_decref()s).  Returns
+ * MIGCTL_OK when all pass (also with no checks: "maintenance off" refuses
+ * that case itself), MIGCTL_PROBLEM when any fails.
  */
 int migctl_health_run(migctl_ctx_t *ctx, json_t **out);
 
@@ -225,5 +303,75 @@ int migctl_health_run(migctl_ctx_t *ctx, json_t **out);
  */
 int migctl_classify_text(migctl_ctx_t *ctx, const char *text, size_t len,
     json_t **out);
+
+
+/*
+ * redact.c: the one redaction routine for every query text (and URL or
+ * conninfo) migctl prints or stores.  Copies in to out (size bytes with
+ * the NUL) with secrets replaced by [redacted]: PASSWORD 'x', E'x', U&'x',
+ * $$x$$, $tag$x$tag$, "password": "x", password=x (conninfo, URL
+ * parameters, PGPASSWORD=x), scheme://user:x@host.  Control characters
+ * become "\xNN" and bytes that are not UTF-8 too, so the result is one
+ * printable line of valid UTF-8.  A text longer than size ends in "...",
+ * cut after redaction.  Returns the length.
+ */
+#define MIGCTL_REDACT_ONELINE   0x01    /* whitespace runs as one space */
+#define MIGCTL_REDACT_KEEP_NL   0x02    /* newlines and tabs kept (files) */
+
+size_t migctl_redact_query(const char *in, char *out, size_t size,
+    int flags);
+
+
+/*
+ * cmd_maintenance.c: sets the flag of ctx->scope as "maintenance on|off"
+ * does (one server-side script: state, epoch, publish, audit), without
+ * the health gate and without --wait.  MIGCTL_OK and *epoch, or a one
+ * line error printed and MIGCTL_UNREACHABLE / MIGCTL_PROBLEM / MIGCTL_USAGE.
+ */
+int migctl_maintenance_set(migctl_ctx_t *ctx, int on, const char *reason,
+    const char *release, unsigned long long *epoch);
+
+
+/*
+ * runs.c: what `run` and `evidence` share: the evidence root, the secret
+ * values to scrub from every file they write, shell quoting, time.
+ */
+#define MIGCTL_RUNS_DIR      "/var/lib/migctl/runs"
+#define MIGCTL_SECRETS_MAX   64
+
+typedef struct {
+    char        *v[MIGCTL_SECRETS_MAX];      /* malloc'ed, wiped on free */
+    int          n;
+} migctl_secrets_t;
+
+/* --runs-dir, else runs.dir of the configuration, else the default */
+const char *migctl_runs_dir(migctl_ctx_t *ctx, const char *opt);
+
+/* mkdir -p with mode for every component created; 0 or -1 and errno */
+int migctl_mkdirs(const char *path, int mode);
+
+/*
+ * Collects the secret values known to this process: the database
+ * password (DATABASE_URL, PGPASSWORD, the one libpq used: pass), the
+ * Redis password, the contents of evidence.secret_files, and values of
+ * environment variables whose names say PASSWORD, SECRET, TOKEN or KEY.
+ */
+void migctl_secrets_load(migctl_ctx_t *ctx, migctl_secrets_t *s,
+    const char *pass);
+void migctl_secrets_free(migctl_secrets_t *s);
+
+/*
+ * Replaces every known secret, and the password of any URL
+ * ("scheme://user:PASSWORD@"), by "[redacted]".  Returns a malloc'ed
+ * string (NULL when out of memory).
+ */
+char *migctl_scrub(const migctl_secrets_t *s, const char *in, size_t len);
+
+/* appends argv shell-quoted ('...' when needed) to buf; the length */
+size_t migctl_shell_quote(char *buf, size_t size, char *const *argv,
+    int argc);
+
+/* "2026-11-29T16:07:01.123Z" (ms) / "...01Z" of a migctl_wall_ms() */
+void migctl_iso_time(char *buf, size_t size, long long ms, int with_ms);
 
 #endif /* MIGCTL_H */

@@ -4,9 +4,11 @@
  */
 
 #include <errno.h>
+#include <sys/time.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "migctl.h"
 
@@ -197,4 +199,27 @@ done:
     }
 
     return rc;
+}
+
+
+long long
+migctl_now_ms(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+
+    return (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+
+/* unix ms: for times shown and stored, and the edges' heartbeat scores */
+long long
+migctl_wall_ms(void)
+{
+    struct timeval  tv;
+
+    gettimeofday(&tv, NULL);
+
+    return (long long) tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }

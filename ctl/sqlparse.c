@@ -24,6 +24,9 @@
 typedef struct {
     migctl_sql_plan_t  *plan;
     const char         *text;
+    int                 tag;
+    size_t              start;        /* the statement being read */
+    size_t              end;
     int                 stmt;
     int                 line;
     int                 op;
@@ -33,6 +36,10 @@ typedef struct {
 } sql_walk_t;
 
 
+static int one_statement(sql_walk_t *w, size_t from, size_t to, char *msg,
+    size_t msglen);
+static void error_at(sql_walk_t *w, size_t base, const char *message,
+    int pos, char *err, size_t errlen);
 static int scan_comments(sql_walk_t *w, size_t from, size_t to,
     size_t *first);
 static int line_of(sql_walk_t *w, size_t off);
@@ -61,6 +68,7 @@ static void add_unverified(sql_walk_t *w, const char *what, size_t start,
     size_t end);
 static void set_type(sql_walk_t *w, migctl_sql_check_t *c,
     PgQuery__TypeName *tn);
+static int node_key(PgQuery__Node *n, char *buf, size_t len);
 static char contype_char(PgQuery__ConstrType t);
 static void relation(sql_walk_t *w, const char *action, int kind,
     PgQuery__RangeVar *rv, size_t start, size_t end);
@@ -78,90 +86,82 @@ int
 migctl_sql_parse(const char *text, migctl_sql_plan_t *plan, char *err,
     size_t errlen)
 {
-    int                          rc;
-    size_t                       i, len, start, end, first;
-    sql_walk_t                   w;
-    PgQuery__ParseResult        *pr;
-    PgQueryProtobufParseResult   res;
-
     memset(plan, 0, sizeof(*plan));
+
+    return migctl_sql_parse_add(text, 0, plan, err, errlen);
+}
+
+
+int
+migctl_sql_parse_add(const char *text, int tag, migctl_sql_plan_t *plan,
+    char *err, size_t errlen)
+{
+    int                  rc, k, nst, nbad;
+    char                 msg[512];
+    size_t               len, start, end, prev, first, nunver;
+    sql_walk_t           w;
+    PgQuerySplitResult   sp;
+
     memset(&w, 0, sizeof(w));
     w.plan = plan;
     w.text = text;
+    w.tag = tag;
     w.op = -1;
     w.line_no = 1;
-    pr = NULL;
     rc = -1;
+    msg[0] = '\0';
+    nst = 0;
+    nbad = plan->nbad;
+    nunver = plan->nunver;
 
-    res = pg_query_parse_protobuf(text);
+    /*
+     * The scanner splits even text that does not parse: one bad statement
+     * (a RunSQL typo) is listed and the others are still checked
+     */
+    sp = pg_query_split_with_scanner(text);
 
-    if (res.error) {
-        int  pos = res.error->cursorpos;
-
-        if (pos > 0) {
-            int     chars;
-            size_t  off, k, col;
-
-            /* cursorpos counts UTF-8 characters from 1: to a byte offset */
-            chars = 0;
-            for (off = 0; text[off]; off++) {
-                if (((unsigned char) text[off] & 0xc0) != 0x80
-                    && ++chars == pos)
-                {
-                    break;
-                }
-            }
-
-            col = 1;
-            for (k = off; k > 0 && text[k - 1] != '\n'; k--) {
-                if (((unsigned char) text[k - 1] & 0xc0) != 0x80) {
-                    col++;
-                }
-            }
-            snprintf(err, errlen, "%s at line %d, column %zu (position %d)",
-                     res.error->message, line_of(&w, off), col, pos);
-
-        } else {
-            snprintf(err, errlen, "%s", res.error->message);
-        }
-
-        goto done;
-    }
-
-    pr = pg_query__parse_result__unpack(NULL, res.parse_tree.len,
-                                        (const uint8_t *)
-                                        res.parse_tree.data);
-    if (pr == NULL) {
-        snprintf(err, errlen, "cannot read libpg_query's parse tree");
+    if (sp.error) {
+        error_at(&w, 0, sp.error->message, sp.error->cursorpos, err, errlen);
         goto done;
     }
 
     len = strlen(text);
+    prev = 0;
     end = 0;
 
-    for (i = 0; i < pr->n_stmts; i++) {
-        PgQuery__RawStmt  *rs = pr->stmts[i];
-
-        start = rs->stmt_location < 0 ? 0 : (size_t) rs->stmt_location;
-        end = rs->stmt_len == 0 ? len : start + (size_t) rs->stmt_len;
-        if (start > len) {
-            start = len;
-        }
+    for (k = 0; k < sp.n_stmts; k++) {
+        start = sp.stmts[k]->stmt_location < 0
+                ? 0 : (size_t) sp.stmts[k]->stmt_location;
+        end = sp.stmts[k]->stmt_len <= 0
+              ? len : start + (size_t) sp.stmts[k]->stmt_len;
         if (end > len) {
             end = len;
         }
+        if (start < prev) {
+            start = prev;
+        }
 
         /* Django's "-- Add field x to y" comments lead the statement */
-        if (scan_comments(&w, start, end, &first) != 0) {
+        if (scan_comments(&w, prev, end, &first) != 0) {
             goto oom;
         }
 
-        w.stmt = (int) i + 1;
-        w.line = line_of(&w, first);
-        plan->nstmts++;
+        prev = end;
 
-        if (rs->stmt != NULL) {
-            statement(&w, rs->stmt, first, end);
+        if (first >= end) {
+            continue;                   /* comments and ";" only */
+        }
+
+        w.stmt = ++nst;
+        plan->nstmts++;
+        w.line = line_of(&w, first);
+        w.start = first;
+        w.end = end;
+
+        if (one_statement(&w, first, end, plan->nbad > nbad ? NULL : msg,
+                          sizeof(msg)) != 0)
+        {
+            goto oom;
         }
 
         if (w.oom) {
@@ -171,12 +171,18 @@ migctl_sql_parse(const char *text, migctl_sql_plan_t *plan, char *err,
 
     /* comments after the last statement: a non-atomic RunPython */
     w.stmt = 0;
-    if (scan_comments(&w, end, len, &first) != 0) {
+    if (scan_comments(&w, prev, len, &first) != 0) {
         goto oom;
     }
 
-    if (plan->nstmts == 0 && plan->nunver == 0) {
+    if (nst == 0 && plan->nunver == nunver) {
         snprintf(err, errlen, "no SQL statement in it");
+        goto done;
+    }
+
+    /* nothing of it is SQL: the file is not sqlmigrate output */
+    if (nst > 0 && plan->nbad - nbad == nst) {
+        snprintf(err, errlen, "%s", msg);
         goto done;
     }
 
@@ -193,10 +199,7 @@ oom:
 
 done:
 
-    if (pr) {
-        pg_query__parse_result__free_unpacked(pr, NULL);
-    }
-    pg_query_free_protobuf_parse_result(res);
+    pg_query_free_split_result(sp);
 
     return rc;
 }
@@ -212,11 +215,13 @@ migctl_sql_free(migctl_sql_plan_t *plan)
         free(plan->checks[i].table);
         free(plan->checks[i].name);
         free(plan->checks[i].type);
+        free(plan->checks[i].defkey);
     }
 
     for (i = 0; i < plan->nunver; i++) {
         free(plan->unver[i].what);
         free(plan->unver[i].sql);
+        free(plan->unver[i].error);
     }
 
     for (i = 0; i < plan->nops; i++) {
@@ -227,6 +232,190 @@ migctl_sql_free(migctl_sql_plan_t *plan)
     free(plan->unver);
     free(plan->ops);
     memset(plan, 0, sizeof(*plan));
+}
+
+
+int
+migctl_sql_expr_key(const char *expr, char *buf, size_t len)
+{
+    int                          rc;
+    char                        *sql;
+    size_t                       n;
+    PgQuery__Node               *st;
+    PgQuery__ParseResult        *pr;
+    PgQueryProtobufParseResult   res;
+
+    n = strlen(expr);
+    sql = malloc(n + 16);
+    if (sql == NULL) {
+        return -1;
+    }
+
+    /* the expression alone, as a one-column SELECT */
+    memcpy(sql, "SELECT ", 7);
+    memcpy(sql + 7, expr, n);
+    sql[n + 7] = '\0';
+
+    rc = -1;
+    pr = NULL;
+    res = pg_query_parse_protobuf(sql);
+
+    if (res.error) {
+        goto done;
+    }
+
+    pr = pg_query__parse_result__unpack(NULL, res.parse_tree.len,
+                                        (const uint8_t *)
+                                        res.parse_tree.data);
+    if (pr == NULL || pr->n_stmts != 1 || pr->stmts[0]->stmt == NULL) {
+        goto done;
+    }
+
+    st = pr->stmts[0]->stmt;
+    if (st->node_case != PG_QUERY__NODE__NODE_SELECT_STMT
+        || st->select_stmt->n_target_list != 1
+        || st->select_stmt->n_from_clause != 0
+        || st->select_stmt->target_list[0]->node_case
+           != PG_QUERY__NODE__NODE_RES_TARGET
+        || st->select_stmt->target_list[0]->res_target->val == NULL)
+    {
+        goto done;
+    }
+
+    rc = node_key(st->select_stmt->target_list[0]->res_target->val, buf,
+                  len) > 0 ? 0 : -1;
+
+done:
+
+    if (pr) {
+        pg_query__parse_result__free_unpacked(pr, NULL);
+    }
+    pg_query_free_protobuf_parse_result(res);
+    free(sql);
+
+    return rc;
+}
+
+
+/*
+ * Parses the statement in text[from, to) on its own: its checks go into
+ * the plan; when it does not parse, it is listed as unverified with
+ * libpg_query's message (the first such message, with line, column and
+ * position in the file, also goes into msg when msg is not NULL).
+ * Returns -1 only when out of memory.
+ */
+static int
+one_statement(sql_walk_t *w, size_t from, size_t to, char *msg,
+    size_t msglen)
+{
+    char                        *copy, buf[512];
+    size_t                       i, n;
+    PgQuery__ParseResult        *pr;
+    PgQueryProtobufParseResult   res;
+
+    /* with its ";": a cut statement reads "syntax error at end of input" */
+    n = to - from + (w->text[to] == ';');
+    copy = malloc(n + 1);
+    if (copy == NULL) {
+        return -1;
+    }
+    memcpy(copy, w->text + from, n);
+    copy[n] = '\0';
+
+    res = pg_query_parse_protobuf(copy);
+    pr = NULL;
+
+    if (res.error) {
+        error_at(w, from, res.error->message, res.error->cursorpos, buf,
+                 sizeof(buf));
+        if (msg) {
+            snprintf(msg, msglen, "%s", buf);
+        }
+        w->plan->nbad++;
+        add_unverified(w, "unparsable statement", from, to);
+        if (!w->oom) {
+            w->plan->unver[w->plan->nunver - 1].error = dup(w, buf);
+        }
+        goto done;
+    }
+
+    pr = pg_query__parse_result__unpack(NULL, res.parse_tree.len,
+                                        (const uint8_t *)
+                                        res.parse_tree.data);
+    if (pr == NULL) {
+        w->oom = 1;
+        goto done;
+    }
+
+    for (i = 0; i < pr->n_stmts; i++) {
+        if (pr->stmts[i]->stmt != NULL) {
+            statement(w, pr->stmts[i]->stmt, from, to);
+        }
+    }
+
+done:
+
+    if (pr) {
+        pg_query__parse_result__free_unpacked(pr, NULL);
+    }
+    pg_query_free_protobuf_parse_result(res);
+    free(copy);
+
+    return w->oom ? -1 : 0;
+}
+
+
+/*
+ * libpg_query's message with line, column and position in the file: pos
+ * counts UTF-8 characters from 1 in the text that starts at byte base.
+ */
+static void
+error_at(sql_walk_t *w, size_t base, const char *message, int pos,
+    char *err, size_t errlen)
+{
+    int          chars, at;
+    size_t       off, k, col;
+    const char  *text;
+
+    text = w->text;
+
+    if (pos <= 0) {
+        snprintf(err, errlen, "%s", message);
+        return;
+    }
+
+    chars = 0;
+    for (off = base; text[off]; off++) {
+        if (((unsigned char) text[off] & 0xc0) != 0x80 && ++chars == pos) {
+            break;
+        }
+    }
+
+    /* the position in the whole file, as a whole-file parse gives it */
+    at = pos;
+    for (k = 0; k < base; k++) {
+        if (((unsigned char) text[k] & 0xc0) != 0x80) {
+            at++;
+        }
+    }
+
+    col = 1;
+    for (k = off; k > 0 && text[k - 1] != '\n'; k--) {
+        if (((unsigned char) text[k - 1] & 0xc0) != 0x80) {
+            col++;
+        }
+    }
+
+    /* line_of() only walks forward from its cache: count from 0 here */
+    chars = 1;
+    for (k = 0; k < off && text[k]; k++) {
+        if (text[k] == '\n') {
+            chars++;
+        }
+    }
+
+    snprintf(err, errlen, "%s at line %d, column %zu (position %d)",
+             message, chars, col, at);
 }
 
 
@@ -489,6 +678,7 @@ alter_table(sql_walk_t *w, PgQuery__AlterTableStmt *as, size_t start,
     size_t end)
 {
     size_t                   i;
+    char                     key[256];
     const char              *schema, *table, *col;
     PgQuery__Node           *n;
     PgQuery__AlterTableCmd  *cmd;
@@ -535,8 +725,11 @@ alter_table(sql_walk_t *w, PgQuery__AlterTableStmt *as, size_t start,
 
         case PG_QUERY__ALTER_TABLE_TYPE__AT_DropColumn:
             forget(w, MIGCTL_SQL_COLUMN, schema, table, col);
-            add_check(w, "drop_column", MIGCTL_SQL_COLUMN,
-                      MIGCTL_SQL_PRESENCE, 0, schema, table, col);
+            c = add_check(w, "drop_column", MIGCTL_SQL_COLUMN,
+                          MIGCTL_SQL_PRESENCE, 0, schema, table, col);
+            if (c) {
+                c->weak = cmd->missing_ok;
+            }
             break;
 
         case PG_QUERY__ALTER_TABLE_TYPE__AT_AlterColumnType:
@@ -554,15 +747,32 @@ alter_table(sql_walk_t *w, PgQuery__AlterTableStmt *as, size_t start,
                       MIGCTL_SQL_NOTNULL, 1, schema, table, col);
             break;
 
+        /*
+         * "nullable" and "no default" hold as well before a migration
+         * that never ran (Django's AlterField drops a default that it
+         * set a statement earlier): weak, no proof of progress alone
+         */
         case PG_QUERY__ALTER_TABLE_TYPE__AT_DropNotNull:
-            add_check(w, "drop_not_null", MIGCTL_SQL_COLUMN,
-                      MIGCTL_SQL_NOTNULL, 0, schema, table, col);
+            c = add_check(w, "drop_not_null", MIGCTL_SQL_COLUMN,
+                          MIGCTL_SQL_NOTNULL, 0, schema, table, col);
+            if (c) {
+                c->weak = 1;
+            }
             break;
 
         case PG_QUERY__ALTER_TABLE_TYPE__AT_ColumnDefault:
-            add_check(w, cmd->def ? "set_default" : "drop_default",
-                      MIGCTL_SQL_COLUMN, MIGCTL_SQL_DEFAULT,
-                      cmd->def ? 1 : 0, schema, table, col);
+            c = add_check(w, cmd->def ? "set_default" : "drop_default",
+                          MIGCTL_SQL_COLUMN, MIGCTL_SQL_DEFAULT,
+                          cmd->def ? 1 : 0, schema, table, col);
+            if (c == NULL) {
+                break;
+            }
+            if (cmd->def == NULL) {
+                c->weak = 1;
+
+            } else if (node_key(cmd->def, key, sizeof(key)) > 0) {
+                c->defkey = dup(w, key);
+            }
             break;
 
         case PG_QUERY__ALTER_TABLE_TYPE__AT_AddConstraint:
@@ -584,8 +794,11 @@ alter_table(sql_walk_t *w, PgQuery__AlterTableStmt *as, size_t start,
 
         case PG_QUERY__ALTER_TABLE_TYPE__AT_DropConstraint:
             forget(w, MIGCTL_SQL_CONSTRAINT, schema, table, col);
-            add_check(w, "drop_constraint", MIGCTL_SQL_CONSTRAINT,
-                      MIGCTL_SQL_PRESENCE, 0, schema, table, col);
+            c = add_check(w, "drop_constraint", MIGCTL_SQL_CONSTRAINT,
+                          MIGCTL_SQL_PRESENCE, 0, schema, table, col);
+            if (c) {
+                c->weak = cmd->missing_ok;
+            }
             break;
 
         default:
@@ -673,11 +886,12 @@ create_index(sql_walk_t *w, PgQuery__IndexStmt *is)
 static void
 drop(sql_walk_t *w, PgQuery__DropStmt *ds, size_t start, size_t end)
 {
-    int             kind;
-    size_t          i;
-    const char     *schema, *name, *action;
-    PgQuery__List  *l;
-    PgQuery__Node  *o;
+    int                  kind;
+    size_t               i;
+    const char          *schema, *name, *action;
+    PgQuery__List       *l;
+    PgQuery__Node       *o;
+    migctl_sql_check_t  *c;
 
     switch (ds->remove_type) {
 
@@ -705,9 +919,12 @@ drop(sql_walk_t *w, PgQuery__DropStmt *ds, size_t start, size_t end)
         /* objects are plain names here, not lists */
         for (i = 0; i < ds->n_objects; i++) {
             if (ds->objects[i]->node_case == PG_QUERY__NODE__NODE_STRING) {
-                add_check(w, "drop_extension", MIGCTL_SQL_EXTENSION,
-                          MIGCTL_SQL_PRESENCE, 0, NULL, NULL,
-                          ds->objects[i]->string->sval);
+                c = add_check(w, "drop_extension", MIGCTL_SQL_EXTENSION,
+                              MIGCTL_SQL_PRESENCE, 0, NULL, NULL,
+                              ds->objects[i]->string->sval);
+                if (c) {
+                    c->weak = ds->missing_ok;
+                }
             }
         }
         return;
@@ -723,11 +940,14 @@ drop(sql_walk_t *w, PgQuery__DropStmt *ds, size_t start, size_t end)
                 continue;
             }
             l = o->list;
-            add_check(w, "drop_trigger", MIGCTL_SQL_TRIGGER,
-                      MIGCTL_SQL_PRESENCE, 0,
-                      l->n_items == 3 ? node_str(l->items[0]) : NULL,
-                      node_str(l->items[l->n_items - 2]),
-                      node_str(l->items[l->n_items - 1]));
+            c = add_check(w, "drop_trigger", MIGCTL_SQL_TRIGGER,
+                          MIGCTL_SQL_PRESENCE, 0,
+                          l->n_items == 3 ? node_str(l->items[0]) : NULL,
+                          node_str(l->items[l->n_items - 2]),
+                          node_str(l->items[l->n_items - 1]));
+            if (c) {
+                c->weak = ds->missing_ok;
+            }
         }
         return;
 
@@ -757,8 +977,11 @@ drop(sql_walk_t *w, PgQuery__DropStmt *ds, size_t start, size_t end)
 
         /* dropping a table drops its columns, indexes and constraints */
         forget(w, kind, schema, NULL, name);
-        add_check(w, action, kind, MIGCTL_SQL_PRESENCE, 0, schema, NULL,
-                  name);
+        c = add_check(w, action, kind, MIGCTL_SQL_PRESENCE, 0, schema,
+                      NULL, name);
+        if (c) {
+            c->weak = ds->missing_ok;
+        }
     }
 }
 
@@ -884,7 +1107,10 @@ add_check(sql_walk_t *w, const char *action, int kind, int aspect,
 
     c = &plan->checks[plan->nchecks];
     memset(c, 0, sizeof(*c));
+    c->tag = w->tag;
     c->stmt = w->stmt;
+    c->start = w->start;
+    c->end = w->end;
     c->line = w->line;
     c->op = w->op;
     c->action = action;
@@ -1008,6 +1234,7 @@ add_unverified(sql_walk_t *w, const char *what, size_t start, size_t end)
 
     u = &plan->unver[plan->nunver];
     memset(u, 0, sizeof(*u));
+    u->tag = w->tag;
     u->stmt = w->stmt;
     u->line = w->line;
     u->op = w->op;
@@ -1106,13 +1333,19 @@ set_type(sql_walk_t *w, migctl_sql_check_t *c, PgQuery__TypeName *tn)
 
     tm = -1;
 
+    /* typmods the server would refuse stay unknown (no overflow either) */
+    if (nm >= 1 && (m[0] < 0 || m[0] > 10485760)) {
+        nm = -1;
+    }
+
     if (nm == 1 && tn->n_typmods == 1
         && (strcmp(base, "varchar") == 0 || strcmp(base, "bpchar") == 0))
     {
         tm = m[0] + 4;                       /* VARHDRSZ */
 
     } else if (nm >= 1 && strcmp(base, "numeric") == 0) {
-        tm = ((m[0] << 16) | (nm == 2 ? (m[1] & 0xffff) : 0)) + 4;
+        tm = (int) (((unsigned) m[0] << 16)
+                    | (nm == 2 ? ((unsigned) m[1] & 0xffff) : 0)) + 4;
 
     } else if (nm == 1
                && (strcmp(base, "timestamp") == 0
@@ -1127,6 +1360,116 @@ set_type(sql_walk_t *w, migctl_sql_check_t *c, PgQuery__TypeName *tn)
 
     c->type = dup(w, buf);
     c->typmod = tm;
+}
+
+
+/*
+ * A default's comparable form (migctl_sql_expr_key()): the length
+ * written into buf, or -1.  Casts go: the server stores 'x' for a
+ * varchar column as 'x'::character varying, and -1 as '-1'::integer.
+ */
+static int
+node_key(PgQuery__Node *n, char *buf, size_t len)
+{
+    int           k, m;
+    size_t        i, used;
+    const char   *v;
+    char          num[32];
+    PgQuery__FuncCall  *f;
+
+    while (n && n->node_case == PG_QUERY__NODE__NODE_TYPE_CAST) {
+        n = n->type_cast->arg;
+    }
+
+    if (n == NULL || len < 2) {
+        return -1;
+    }
+
+    if (n->node_case == PG_QUERY__NODE__NODE_A_CONST) {
+        v = NULL;
+
+        if (n->a_const->isnull) {
+            v = "NULL";
+
+        } else {
+            switch (n->a_const->val_case) {
+            case PG_QUERY__A__CONST__VAL_IVAL:
+                snprintf(num, sizeof(num), "%d", n->a_const->ival->ival);
+                v = num;
+                break;
+            case PG_QUERY__A__CONST__VAL_FVAL:
+                v = n->a_const->fval->fval;
+                break;
+            case PG_QUERY__A__CONST__VAL_BOOLVAL:
+                v = n->a_const->boolval->boolval ? "true" : "false";
+                break;
+            case PG_QUERY__A__CONST__VAL_SVAL:
+                v = n->a_const->sval->sval;
+                break;
+            case PG_QUERY__A__CONST__VAL_BSVAL:
+                v = n->a_const->bsval->bsval;
+                break;
+            default:
+                break;
+            }
+        }
+
+        if (v == NULL) {
+            return -1;
+        }
+
+        /* a boolean stored as 'true'::boolean, written as TRUE */
+        if (strcmp(v, "t") == 0) {
+            v = "true";
+        } else if (strcmp(v, "f") == 0) {
+            v = "false";
+        }
+
+        k = snprintf(buf, len, "%s", v);
+        return k >= 0 && (size_t) k < len ? (k ? k : -1) : -1;
+    }
+
+    if (n->node_case != PG_QUERY__NODE__NODE_FUNC_CALL) {
+        return -1;
+    }
+
+    f = n->func_call;
+    if (f->n_funcname == 0
+        || f->funcname[f->n_funcname - 1]->node_case
+           != PG_QUERY__NODE__NODE_STRING)
+    {
+        return -1;
+    }
+
+    /* pg_catalog.now() and now() are one function */
+    k = snprintf(buf, len, "%s(",
+                 f->funcname[f->n_funcname - 1]->string->sval);
+    if (k < 0 || (size_t) k >= len) {
+        return -1;
+    }
+    used = (size_t) k;
+
+    for (i = 0; i < f->n_args; i++) {
+        if (i) {
+            if (used + 1 >= len) {
+                return -1;
+            }
+            buf[used++] = ',';
+        }
+        m = node_key(f->args[i], buf + used, len - used);
+        if (m < 0) {
+            return -1;
+        }
+        used += (size_t) m;
+    }
+
+    if (used + 2 > len) {
+        return -1;
+    }
+    buf[used++] = ')';
+    buf[used] = '\0';
+
+    return (int) used;
 }
 
 

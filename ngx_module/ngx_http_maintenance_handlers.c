@@ -11,7 +11,8 @@
     (6 * (MIG_NAME_MAX + MIG_REASON_MAX + MIG_RELEASE_MAX + MIG_ACTOR_MAX)  \
      + 512)
 #define NGX_HTTP_MAINTENANCE_SCOPE_PROM    (6 * (MIG_NAME_MAX + 96))
-#define NGX_HTTP_MAINTENANCE_FIXED         (4096 + 6 * 512)
+#define NGX_HTTP_MAINTENANCE_FIXED                                          \
+    (4096 + 6 * 512 + 6 * NGX_HTTP_MAINTENANCE_STATE_ERR_LEN)
 
 
 static ngx_int_t ngx_http_maintenance_send_buf(ngx_http_request_t *r,
@@ -20,15 +21,12 @@ static u_char *ngx_http_maintenance_json_str(u_char *p, u_char *s,
     size_t len);
 static u_char *ngx_http_maintenance_status_json(ngx_http_request_t *r,
     u_char *p, ngx_http_maintenance_main_conf_t *mmcf,
-    ngx_http_maintenance_sh_t *snap, ngx_http_maintenance_scope_sh_t *scopes);
+    ngx_http_maintenance_shctx_t *snap,
+    ngx_http_maintenance_scope_sh_t *scopes);
 static u_char *ngx_http_maintenance_status_prom(ngx_http_request_t *r,
     u_char *p, ngx_http_maintenance_main_conf_t *mmcf,
-    ngx_http_maintenance_sh_t *snap, ngx_http_maintenance_scope_sh_t *scopes);
-
-
-static const char  *ngx_http_maintenance_sources[] = {
-    "default", "redis", "override", "state_file"
-};
+    ngx_http_maintenance_shctx_t *snap,
+    ngx_http_maintenance_scope_sh_t *scopes);
 
 
 /*
@@ -126,22 +124,25 @@ ngx_http_maintenance_health_handler(ngx_http_request_t *r)
 
 
 /*
- * maintenance_status: the zone is copied under the mutex (the strings of
- * a scope are written under it by worker 0), then formatted unlocked.
+ * maintenance_status: what it prints is copied under the mutex (the
+ * strings of a scope are written under it by worker 0), then formatted
+ * unlocked: the zone's fields ahead of the slots, and of each scope of
+ * this configuration its slot up to the state (Prometheus) or up to its
+ * name (JSON, which prints the state) -- not the 64 slots (~60 KB).
  */
 
 ngx_int_t
 ngx_http_maintenance_status_handler(ngx_http_request_t *r)
 {
-    size_t                              size;
-    ngx_buf_t                          *b;
-    ngx_int_t                           rc;
-    ngx_str_t                           format;
-    ngx_uint_t                          i, prom;
-    ngx_http_maintenance_sh_t          *sh, *snap;
-    ngx_http_maintenance_shctx_t       *ctx;
-    ngx_http_maintenance_scope_sh_t    *scopes;
-    ngx_http_maintenance_main_conf_t   *mmcf;
+    size_t                            size, len;
+    ngx_buf_t                         *b;
+    ngx_int_t                         rc;
+    ngx_str_t                         format;
+    ngx_uint_t                        i, prom;
+    ngx_http_maintenance_shctx_t      *sh, *snap;
+    ngx_http_maintenance_ctx_t        *ctx;
+    ngx_http_maintenance_scope_sh_t   *scopes;
+    ngx_http_maintenance_main_conf_t  *mmcf;
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
         return NGX_HTTP_NOT_ALLOWED;
@@ -174,7 +175,9 @@ ngx_http_maintenance_status_handler(ngx_http_request_t *r)
     ctx = mmcf->shm_zone->data;
     sh = ctx->sh;
 
-    snap = ngx_palloc(r->pool, sizeof(ngx_http_maintenance_sh_t));
+    /* snap holds the fields ahead of the slots only: never its scopes[] */
+
+    snap = ngx_palloc(r->pool, offsetof(ngx_http_maintenance_shctx_t, scopes));
     if (snap == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -185,12 +188,15 @@ ngx_http_maintenance_status_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    len = prom ? offsetof(ngx_http_maintenance_scope_sh_t, state)
+               : offsetof(ngx_http_maintenance_scope_sh_t, name);
+
     ngx_shmtx_lock(&ctx->shpool->mutex);
 
-    ngx_memcpy(snap, sh, offsetof(ngx_http_maintenance_sh_t, scopes));
+    ngx_memcpy(snap, sh, offsetof(ngx_http_maintenance_shctx_t, scopes));
 
     for (i = 0; i < mmcf->scopes.nelts; i++) {
-        scopes[i] = sh->scopes[mmcf->slots[i]];
+        ngx_memcpy(&scopes[i], &sh->scopes[mmcf->slots[i]], len);
     }
 
     ngx_shmtx_unlock(&ctx->shpool->mutex);
@@ -235,7 +241,7 @@ ngx_http_maintenance_status_handler(ngx_http_request_t *r)
 
 static u_char *
 ngx_http_maintenance_status_json(ngx_http_request_t *r, u_char *p,
-    ngx_http_maintenance_main_conf_t *mmcf, ngx_http_maintenance_sh_t *snap,
+    ngx_http_maintenance_main_conf_t *mmcf, ngx_http_maintenance_shctx_t *snap,
     ngx_http_maintenance_scope_sh_t *scopes)
 {
     ngx_str_t                        *names;
@@ -270,6 +276,16 @@ ngx_http_maintenance_status_json(ngx_http_request_t *r, u_char *p,
                     : mmcf->redis_failure == NGX_HTTP_MAINTENANCE_FAIL_CLOSED
                       ? "closed" : "last");
 
+    p = ngx_sprintf(p, ",\"state_file_last_error\":");
+
+    if (snap->state_file_failing) {
+        snap->state_file_error[NGX_HTTP_MAINTENANCE_STATE_ERR_LEN - 1] = '\0';
+        p = ngx_http_maintenance_json_str(p, snap->state_file_error,
+                                       ngx_strlen(snap->state_file_error));
+    } else {
+        p = ngx_cpymem(p, "null", 4);
+    }
+
     if (snap->last_sync) {
         age = (ngx_msec_int_t) (ngx_current_msec - snap->last_sync);
         if (age < 0) {
@@ -298,8 +314,7 @@ ngx_http_maintenance_status_json(ngx_http_request_t *r, u_char *p,
                         "\"source\":\"%s\",\"seen\":%s,\"lost\":%s,"
                         "\"retry_after\":%uA",
                         s->on ? "on" : "off", s->epoch,
-                        s->source < 4 ? ngx_http_maintenance_sources[s->source]
-                                      : "default",
+                        ngx_http_maintenance_source_str(s->source),
                         s->seen ? "true" : "false",
                         s->lost ? "true" : "false",
                         s->retry_after);
@@ -331,10 +346,11 @@ ngx_http_maintenance_status_json(ngx_http_request_t *r, u_char *p,
     p = ngx_sprintf(p, "},\"counters\":{\"requests_gated\":%uA,"
                     "\"requests_bypassed\":%uA,\"requests_passed\":%uA,"
                     "\"polls\":%uA,\"events\":%uA,\"malformed\":%uA,"
-                    "\"reconnects\":%uA}}\n",
+                    "\"reconnects\":%uA,\"state_file_errors\":%uA}}\n",
                     snap->requests_gated, snap->requests_bypassed,
                     snap->requests_passed, snap->polls, snap->events,
-                    snap->malformed, snap->reconnects);
+                    snap->malformed, snap->reconnects,
+                    snap->state_file_errors);
 
     return p;
 }
@@ -342,7 +358,7 @@ ngx_http_maintenance_status_json(ngx_http_request_t *r, u_char *p,
 
 static u_char *
 ngx_http_maintenance_status_prom(ngx_http_request_t *r, u_char *p,
-    ngx_http_maintenance_main_conf_t *mmcf, ngx_http_maintenance_sh_t *snap,
+    ngx_http_maintenance_main_conf_t *mmcf, ngx_http_maintenance_shctx_t *snap,
     ngx_http_maintenance_scope_sh_t *scopes)
 {
     ngx_str_t                        *names;
@@ -379,10 +395,10 @@ ngx_http_maintenance_status_prom(ngx_http_request_t *r, u_char *p,
     for (i = 0; i < mmcf->scopes.nelts; i++) {
         s = &scopes[i];
 
-        for (j = 0; j < 4; j++) {
+        for (j = 0; j < NGX_HTTP_MAINTENANCE_NSOURCES; j++) {
             p = ngx_sprintf(p, "nginx_maintenance_source{scope=\"%V\","
                             "source=\"%s\"} %d\n", &names[i],
-                            ngx_http_maintenance_sources[j],
+                            ngx_http_maintenance_source_str(j),
                             s->source == j ? 1 : 0);
         }
     }
@@ -440,9 +456,18 @@ ngx_http_maintenance_status_prom(ngx_http_request_t *r, u_char *p,
         "nginx_maintenance_malformed_total %uA\n"
         "# HELP nginx_maintenance_reconnects_total Redis reconnects.\n"
         "# TYPE nginx_maintenance_reconnects_total counter\n"
-        "nginx_maintenance_reconnects_total %uA\n",
+        "nginx_maintenance_reconnects_total %uA\n"
+        "# HELP nginx_maintenance_state_file_errors_total Failed state "
+        "file writes.\n"
+        "# TYPE nginx_maintenance_state_file_errors_total counter\n"
+        "nginx_maintenance_state_file_errors_total %uA\n"
+        "# HELP nginx_maintenance_state_file_failing 1 while the last "
+        "state file write failed.\n"
+        "# TYPE nginx_maintenance_state_file_failing gauge\n"
+        "nginx_maintenance_state_file_failing %d\n",
         snap->requests_gated, snap->requests_bypassed, snap->requests_passed,
-        snap->polls, snap->events, snap->malformed, snap->reconnects);
+        snap->polls, snap->events, snap->malformed, snap->reconnects,
+        snap->state_file_errors, snap->state_file_failing ? 1 : 0);
 
     return p;
 }

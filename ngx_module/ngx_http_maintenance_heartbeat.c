@@ -6,7 +6,6 @@
 #include "ngx_http_maintenance_module.h"
 
 #include <hiredis/hiredis.h>
-#include <hiredis/async.h>
 
 
 #define NGX_HTTP_MAINTENANCE_EDGE_TTL_MIN    10     /* seconds */
@@ -16,8 +15,8 @@
     (2 + 2 * NGX_HTTP_MAINTENANCE_MAX_SCOPES + 6)
 
 
-static void ngx_http_maintenance_heartbeat_cb(redisAsyncContext *ac, void *r,
-    void *privdata);
+static void ngx_http_maintenance_heartbeat_cb(
+    ngx_http_maintenance_redis_t *rc, redisReply *reply, void *data);
 
 
 /*
@@ -46,7 +45,14 @@ ngx_http_maintenance_heartbeat(ngx_http_maintenance_sync_t *sync)
 
     link = &sync->cmd;
 
-    if (!link->ready) {
+    /*
+     * all six commands or none: a MULTI whose EXEC could not be queued
+     * would leave the server queueing the polls that follow
+     */
+
+    if (!link->ready
+        || link->redis.n + 6 > NGX_HTTP_MAINTENANCE_REDIS_QUEUE)
+    {
         return;
     }
 
@@ -155,41 +161,58 @@ ngx_http_maintenance_heartbeat(ngx_http_maintenance_sync_t *sync)
 }
 
 
+/*
+ * MULTI and each queued command answer a status, EXEC an array of the
+ * results (nil: the transaction was aborted).  An error is a refusal of the
+ * heartbeat (logged once, the link stays); another shape is malformed.
+ */
+
 static void
-ngx_http_maintenance_heartbeat_cb(redisAsyncContext *ac, void *r,
-    void *privdata)
+ngx_http_maintenance_heartbeat_cb(ngx_http_maintenance_redis_t *rc,
+    redisReply *reply, void *data)
 {
     char                          msg[128];
     size_t                        i;
-    redisReply                   *reply = r, *bad;
+    redisReply                   *bad;
+    const char                   *why;
     ngx_http_maintenance_link_t  *link;
     ngx_http_maintenance_sync_t  *sync;
 
-    if (reply == NULL) {
-        return;
-    }
-
-    link = ac->data;
+    link = rc->data;
     sync = link->sync;
 
-    ngx_http_maintenance_link_reply(link);
-
     bad = NULL;
+    why = NULL;
 
     if (reply->type == REDIS_REPLY_ERROR) {
         bad = reply;
 
-    } else if (privdata && reply->type == REDIS_REPLY_ARRAY) {
+    } else if (data == NULL) {
+        if (reply->type != REDIS_REPLY_STATUS) {
+            ngx_http_maintenance_link_malformed(link, "heartbeat: not a "
+                                                "status");
+            return;
+        }
+
+    } else if (reply->type == REDIS_REPLY_NIL) {
+        why = "transaction aborted";
+
+    } else if (reply->type == REDIS_REPLY_ARRAY) {
         for (i = 0; i < reply->elements; i++) {
             if (reply->element[i]->type == REDIS_REPLY_ERROR) {
                 bad = reply->element[i];
                 break;
             }
         }
+
+    } else {
+        ngx_http_maintenance_link_malformed(link, "heartbeat: EXEC is not "
+                                            "an array");
+        return;
     }
 
-    if (bad == NULL) {
-        if (privdata) {
+    if (bad == NULL && why == NULL) {
+        if (data) {
             sync->hb_err = 0;
         }
 
@@ -197,12 +220,16 @@ ngx_http_maintenance_heartbeat_cb(redisAsyncContext *ac, void *r,
     }
 
     if (!sync->hb_err) {
-        ngx_cpystrn((u_char *) msg, (u_char *) bad->str, sizeof(msg));
-        ngx_http_maintenance_printable(msg);
+        if (bad) {
+            ngx_cpystrn((u_char *) msg, (u_char *) bad->str,
+                        ngx_min(sizeof(msg), bad->len + 1));
+            ngx_http_maintenance_printable(msg);
+            why = msg;
+        }
 
         ngx_log_error(NGX_LOG_ERR, sync->log, 0,
                       "maintenance: heartbeat into %s refused: %s",
-                      sync->edge_key, msg);
+                      sync->edge_key, why);
         sync->hb_err = 1;
     }
 }

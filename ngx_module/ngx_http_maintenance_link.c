@@ -1,16 +1,18 @@
 /*
  * ngx_http_maintenance_link.c: worker 0's two Redis links (command and
- * subscriber): connect, AUTH/SELECT, SUBSCRIBE, timeouts and backoff.
+ * subscriber): connect, AUTH/SELECT, SUBSCRIBE, backoff, what is logged.
  */
 
 #include "ngx_http_maintenance_module.h"
 
 #include <hiredis/hiredis.h>
-#include <hiredis/async.h>
 
 
 #define NGX_HTTP_MAINTENANCE_BACKOFF_MIN     100
 #define NGX_HTTP_MAINTENANCE_BACKOFF_MAX     5000
+
+/* a link down this long is logged again, once: an outage, not a blip */
+#define NGX_HTTP_MAINTENANCE_DOWN_LONG       10000
 
 /* what a link last logged, so that each transition is logged once */
 #define NGX_HTTP_MAINTENANCE_LOGGED_NONE     0
@@ -18,43 +20,259 @@
 #define NGX_HTTP_MAINTENANCE_LOGGED_DOWN     2
 
 
-static void ngx_http_maintenance_keepalive(ngx_socket_t fd);
+static void ngx_http_maintenance_link_connect(
+    ngx_http_maintenance_link_t *link);
 static void ngx_http_maintenance_link_failed(
-    ngx_http_maintenance_link_t *link, const char *why);
-static void ngx_http_maintenance_link_closed(void *data,
-    const struct redisAsyncContext *ac);
-static void ngx_http_maintenance_link_ready(ngx_http_maintenance_link_t *link);
-static void ngx_http_maintenance_link_timeout(ngx_event_t *ev);
+    ngx_http_maintenance_link_t *link, const char *why,
+    ngx_uint_t established);
+static void ngx_http_maintenance_link_closed(ngx_http_maintenance_redis_t *rc,
+    const char *why);
 static void ngx_http_maintenance_link_reconnect(ngx_event_t *ev);
-static void ngx_http_maintenance_connect_cb(const redisAsyncContext *ac,
-    int status);
-static void ngx_http_maintenance_handshake_cb(redisAsyncContext *ac,
-    void *r, void *privdata);
-static void ngx_http_maintenance_subscribe(ngx_http_maintenance_link_t *link);
-static void ngx_http_maintenance_message_cb(redisAsyncContext *ac, void *r,
-    void *privdata);
+static void ngx_http_maintenance_link_wait(ngx_http_maintenance_link_t *link);
+static void ngx_http_maintenance_handshake_cb(
+    ngx_http_maintenance_redis_t *rc, redisReply *reply, void *data);
+static void ngx_http_maintenance_message_cb(ngx_http_maintenance_redis_t *rc,
+    redisReply *reply, void *data);
+static ngx_uint_t ngx_http_maintenance_is(redisReply *r, const char *s);
 
 
-void
+ngx_int_t
 ngx_http_maintenance_link_init(ngx_http_maintenance_link_t *link,
     ngx_http_maintenance_sync_t *sync, const char *name, ngx_uint_t kind)
 {
+    ngx_str_t                          host;
+    ngx_addr_t                         addr;
+    struct sockaddr_un                *saun;
+    ngx_http_maintenance_main_conf_t  *mmcf;
+
+    mmcf = sync->mmcf;
+
     link->sync = sync;
     link->name = name;
     link->kind = kind;
-    link->backoff = NGX_HTTP_MAINTENANCE_BACKOFF_MIN;
 
-    /* every timer is cancelable: a graceful shutdown does not wait */
-
-    link->timeout.handler = ngx_http_maintenance_link_timeout;
-    link->timeout.data = link;
-    link->timeout.log = sync->log;
-    link->timeout.cancelable = 1;
+    /* a respawned or reloaded worker 0 goes on where the last one was */
+    link->backoff = sync->sh->backoff[kind];
+    link->backoff = ngx_max(link->backoff, NGX_HTTP_MAINTENANCE_BACKOFF_MIN);
+    link->backoff = ngx_min(link->backoff, NGX_HTTP_MAINTENANCE_BACKOFF_MAX);
 
     link->reconnect.handler = ngx_http_maintenance_link_reconnect;
     link->reconnect.data = link;
     link->reconnect.log = sync->log;
-    link->reconnect.cancelable = 1;
+    link->reconnect.cancelable = 1;   /* graceful shutdown does not wait */
+
+    link->redis.log = sync->log;
+    link->redis.timeout = mmcf->redis_timeout;
+    link->redis.closed = ngx_http_maintenance_link_closed;
+    link->redis.data = link;
+
+    if (kind == NGX_HTTP_MAINTENANCE_LINK_SUB) {
+        link->redis.push = ngx_http_maintenance_message_cb;
+    }
+
+    if (mmcf->redis_addr.len == 0) {
+        return NGX_OK;
+    }
+
+    /* the address is numeric (resolved at configuration load): no DNS */
+
+    if (mmcf->redis_unix.len) {
+        if (mmcf->redis_unix.len >= sizeof(saun->sun_path)) {
+            ngx_log_error(NGX_LOG_EMERG, sync->log, 0,
+                          "maintenance: unix socket path \"%V\" too long",
+                          &mmcf->redis_unix);
+            return NGX_ERROR;
+        }
+
+        saun = ngx_pcalloc(ngx_cycle->pool, sizeof(struct sockaddr_un));
+        if (saun == NULL) {
+            return NGX_ERROR;
+        }
+
+        saun->sun_family = AF_UNIX;
+        ngx_memcpy(saun->sun_path, mmcf->redis_unix.data,
+                   mmcf->redis_unix.len);
+
+        link->redis.sockaddr = (struct sockaddr *) saun;
+        link->redis.socklen = sizeof(struct sockaddr_un);
+
+        return NGX_OK;
+    }
+
+    host = mmcf->redis_host;
+
+    if (ngx_parse_addr(ngx_cycle->pool, &addr, host.data, host.len)
+        != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_EMERG, sync->log, 0,
+                      "maintenance: invalid Redis address \"%V\"",
+                      &mmcf->redis_addr);
+        return NGX_ERROR;
+    }
+
+    ngx_inet_set_port(addr.sockaddr, mmcf->redis_port);
+
+    link->redis.sockaddr = addr.sockaddr;
+    link->redis.socklen = addr.socklen;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The first connect: at once, unless the worker 0 before us was backing
+ * off (a crash loop must not turn into a connect loop).
+ */
+
+void
+ngx_http_maintenance_link_start(ngx_http_maintenance_link_t *link)
+{
+    ngx_http_maintenance_sync_t  *sync;
+
+    sync = link->sync;
+
+    if (link->backoff > NGX_HTTP_MAINTENANCE_BACKOFF_MIN) {
+        ngx_log_error(NGX_LOG_ERR, sync->log, 0,
+                      "maintenance: redis %s link to %V down: it failed "
+                      "in the previous worker; retrying with backoff",
+                      link->name, &sync->mmcf->redis_addr);
+        link->logged = NGX_HTTP_MAINTENANCE_LOGGED_DOWN;
+        link->down_since = ngx_current_msec ? ngx_current_msec : 1;
+
+        if (link->kind == NGX_HTTP_MAINTENANCE_LINK_CMD) {
+            sync->cmd_down(sync);
+        }
+
+        ngx_http_maintenance_link_wait(link);
+        return;
+    }
+
+    ngx_http_maintenance_link_connect(link);
+}
+
+
+/*
+ * The first good reply on a connection (a full poll on the command link,
+ * the confirmation on the subscriber): only now is the link up, and the
+ * backoff starts over.  A server that accepts and then fails (hung,
+ * loading, refusing) keeps backing off.
+ */
+
+void
+ngx_http_maintenance_link_up(ngx_http_maintenance_link_t *link)
+{
+    ngx_uint_t                    level, again;
+    ngx_http_maintenance_sync_t  *sync;
+
+    if (link->up || link->redis.c == NULL) {
+        return;
+    }
+
+    sync = link->sync;
+
+    link->up = 1;
+    link->refused = 0;
+    link->bad = 0;
+    link->down_since = 0;
+    link->down_long = 0;
+    link->backoff = NGX_HTTP_MAINTENANCE_BACKOFF_MIN;
+    sync->sh->backoff[link->kind] = link->backoff;
+
+    /*
+     * "up again" after "down" is an error-level line: at Debian's default
+     * level an operator who saw "down" must see it end
+     */
+
+    if (link->logged != NGX_HTTP_MAINTENANCE_LOGGED_UP) {
+        again = (link->logged == NGX_HTTP_MAINTENANCE_LOGGED_DOWN);
+        level = again ? NGX_LOG_ERR : NGX_LOG_NOTICE;
+
+        ngx_log_error(level, sync->log, 0,
+                      "maintenance: redis %s link to %V up%s",
+                      link->name, &sync->mmcf->redis_addr,
+                      again ? " again" : "");
+        link->logged = NGX_HTTP_MAINTENANCE_LOGGED_UP;
+    }
+
+    link->ever_up = 1;
+}
+
+
+/* closes the connection; link_closed() follows at once */
+
+void
+ngx_http_maintenance_link_drop(ngx_http_maintenance_link_t *link,
+    const char *why)
+{
+    link->ready = 0;
+
+    ngx_http_maintenance_redis_close(&link->redis, why);
+}
+
+
+/*
+ * A reply of a shape we did not ask for: counted, logged once until the
+ * link is up again, and the connection goes (what follows on it cannot be
+ * trusted).  The served state is untouched.
+ */
+
+void
+ngx_http_maintenance_link_malformed(ngx_http_maintenance_link_t *link,
+    const char *what)
+{
+    char                          why[160];
+    ngx_http_maintenance_sync_t  *sync;
+
+    sync = link->sync;
+
+    (void) ngx_atomic_fetch_add(&sync->sh->malformed, 1);
+
+    (void) ngx_snprintf((u_char *) why, sizeof(why) - 1, "malformed reply: "
+                        "%s%Z", what);
+
+    if (!link->bad) {
+        ngx_log_error(NGX_LOG_ERR, sync->log, 0,
+                      "maintenance: redis %s link to %V: %s; the last good "
+                      "state is kept, reconnecting", link->name,
+                      &sync->mmcf->redis_addr, why);
+        link->bad = 1;
+        link->logged = NGX_HTTP_MAINTENANCE_LOGGED_DOWN;
+    }
+
+    ngx_http_maintenance_link_drop(link, why);
+}
+
+
+/*
+ * An error reply about the server (NOAUTH, LOADING, BUSY, a wrong
+ * password): logged once, the link starts over with backoff.
+ */
+
+void
+ngx_http_maintenance_link_refused(ngx_http_maintenance_link_t *link,
+    const char *cmd, redisReply *reply)
+{
+    char                          msg[128], why[160];
+    ngx_http_maintenance_sync_t  *sync;
+
+    sync = link->sync;
+
+    ngx_cpystrn((u_char *) msg, (u_char *) reply->str,
+                ngx_min(sizeof(msg), reply->len + 1));
+    ngx_http_maintenance_printable(msg);
+
+    (void) ngx_snprintf((u_char *) why, sizeof(why) - 1, "%s refused: %s%Z",
+                        cmd, msg);
+
+    if (!link->refused) {
+        ngx_log_error(NGX_LOG_ERR, sync->log, 0,
+                      "maintenance: redis %s link to %V: %s", link->name,
+                      &sync->mmcf->redis_addr, why);
+        link->refused = 1;
+        link->logged = NGX_HTTP_MAINTENANCE_LOGGED_DOWN;
+    }
+
+    ngx_http_maintenance_link_drop(link, why);
 }
 
 
@@ -67,361 +285,52 @@ ngx_http_maintenance_link_stop(ngx_http_maintenance_link_t *link)
         ngx_del_timer(&link->reconnect);
     }
 
-    ngx_http_maintenance_link_drop(link);
-
-    if (link->timeout.timer_set) {
-        ngx_del_timer(&link->timeout);
-    }
-}
-
-
-void
-ngx_http_maintenance_link_connect(ngx_http_maintenance_link_t *link)
-{
-    char                              *why;
-    redisAsyncContext                 *ac;
-    ngx_http_maintenance_main_conf_t  *mmcf;
-
-    mmcf = link->sync->mmcf;
-
-    link->timed_out = 0;
-    link->pending = 0;
     link->ready = 0;
 
-    /*
-     * Non-blocking: the address is numeric (resolved at configuration
-     * load), so hiredis does no DNS lookup and connect() returns at once.
-     */
-
-    if (mmcf->redis_unix.len) {
-        ac = redisAsyncConnectUnix((char *) mmcf->redis_unix.data);
-
-    } else {
-        ac = redisAsyncConnect((char *) mmcf->redis_host.data,
-                               (int) mmcf->redis_port);
-    }
-
-    if (ac == NULL) {
-        ngx_http_maintenance_link_failed(link, "out of memory");
-        return;
-    }
-
-    if (ac->err) {
-        why = ac->errstr;
-        ngx_http_maintenance_link_failed(link, why);
-        redisAsyncFree(ac);
-        return;
-    }
-
-    if (ngx_http_maintenance_redis_attach(ac, link->sync->log,
-                                          ngx_http_maintenance_link_closed,
-                                          link)
-        != NGX_OK)
-    {
-        redisAsyncFree(ac);
-        ngx_http_maintenance_link_failed(link, "no free nginx connection");
-        return;
-    }
-
-    ac->data = link;
-    link->ac = ac;
-
-    if (mmcf->redis_unix.len == 0) {
-        ngx_http_maintenance_keepalive(ac->c.fd);
-    }
-
-    ngx_add_timer(&link->timeout, mmcf->redis_timeout);
-
-    /* asks for the write event that tells the connect finished */
-    (void) redisAsyncSetConnectCallback(ac, ngx_http_maintenance_connect_cb);
+    ngx_http_maintenance_redis_free(&link->redis);
 }
 
-
-/*
- * The subscriber idles for hours: a NAT or firewall that forgets the
- * connection would silently end pub/sub (polls would go on).  TCP
- * keepalive finds out in about 90 s and the link starts over.  Best
- * effort: a failure changes nothing else.
- */
-
-static void
-ngx_http_maintenance_keepalive(ngx_socket_t fd)
-{
-    int  on, idle, intvl, cnt;
-
-    on = 1;
-    idle = 60;
-    intvl = 10;
-    cnt = 3;
-
-    (void) setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(int));
-
-#if (NGX_HAVE_KEEPALIVE_TUNABLE)
-    (void) setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(int));
-    (void) setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(int));
-    (void) setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(int));
-#else
-    (void) idle;
-    (void) intvl;
-    (void) cnt;
-#endif
-}
-
-
-/* a connect that never got a context: log once, try again later */
-
-static void
-ngx_http_maintenance_link_failed(ngx_http_maintenance_link_t *link,
-    const char *why)
-{
-    ngx_http_maintenance_sync_t  *sync;
-
-    sync = link->sync;
-
-    if (link->logged != NGX_HTTP_MAINTENANCE_LOGGED_DOWN) {
-        ngx_log_error(NGX_LOG_ERR, sync->log, 0,
-                      "maintenance: redis %s link to %V down: %s; "
-                      "retrying", link->name, &sync->mmcf->redis_addr, why);
-        link->logged = NGX_HTTP_MAINTENANCE_LOGGED_DOWN;
-    }
-
-    if (link->kind == NGX_HTTP_MAINTENANCE_LINK_CMD) {
-        sync->cmd_down(sync);
-    }
-
-    if (!sync->exiting && !link->reconnect.timer_set) {
-        ngx_add_timer(&link->reconnect, link->backoff);
-        link->backoff = ngx_min(link->backoff * 2,
-                                ngx_min(sync->mmcf->poll,
-                                        NGX_HTTP_MAINTENANCE_BACKOFF_MAX));
-        link->backoff = ngx_max(link->backoff,
-                                NGX_HTTP_MAINTENANCE_BACKOFF_MIN);
-    }
-}
-
-
-/*
- * Frees the context.  Inside one of this context's reply callbacks hiredis
- * defers the free until the callback returns; either way the adapter's
- * cleanup calls link_closed() exactly once.  No new command is sent on a
- * dropped link.
- */
-
-void
-ngx_http_maintenance_link_drop(ngx_http_maintenance_link_t *link)
-{
-    redisAsyncContext  *ac;
-
-    ac = link->ac;
-
-    if (ac == NULL) {
-        return;
-    }
-
-    link->ready = 0;
-
-    if (ac->c.flags & REDIS_FREEING) {
-        return;
-    }
-
-    redisAsyncFree(ac);
-}
-
-
-/* from the adapter's cleanup: the context is being freed, for any reason */
-
-static void
-ngx_http_maintenance_link_closed(void *data,
-    const struct redisAsyncContext *ac)
-{
-    ngx_http_maintenance_link_t  *link = data;
-
-    const char                   *why;
-    ngx_http_maintenance_sync_t  *sync;
-
-    sync = link->sync;
-
-    link->ac = NULL;
-    link->ready = 0;
-    link->pending = 0;
-
-    if (link->timeout.timer_set) {
-        ngx_del_timer(&link->timeout);
-    }
-
-    if (sync->exiting || ngx_exiting || ngx_terminate || ngx_quit) {
-        /* the zone is the next worker 0's now */
-        sync->exiting = 1;
-        return;
-    }
-
-    if (link->kind == NGX_HTTP_MAINTENANCE_LINK_CMD) {
-        sync->cmd_closed(sync);
-    }
-
-    if (link->timed_out) {
-        why = "timed out";
-
-    } else if (ac->err && ac->errstr && ac->errstr[0]) {
-        why = ac->errstr;
-
-    } else {
-        why = "connection closed";
-    }
-
-    ngx_http_maintenance_link_failed(link, why);
-
-}
-
-
-static void
-ngx_http_maintenance_link_ready(ngx_http_maintenance_link_t *link)
-{
-    ngx_http_maintenance_sync_t  *sync;
-
-    sync = link->sync;
-
-    link->ready = 1;
-    link->refused = 0;
-    link->backoff = NGX_HTTP_MAINTENANCE_BACKOFF_MIN;
-
-    if (link->pending == 0 && link->timeout.timer_set) {
-        ngx_del_timer(&link->timeout);
-    }
-
-    if (link->logged != NGX_HTTP_MAINTENANCE_LOGGED_UP) {
-        ngx_log_error(NGX_LOG_NOTICE, sync->log, 0,
-                      "maintenance: redis %s link to %V up%s", link->name,
-                      &sync->mmcf->redis_addr,
-                      link->ever_up ? " again" : "");
-        link->logged = NGX_HTTP_MAINTENANCE_LOGGED_UP;
-    }
-
-    if (link->ever_up) {
-        (void) ngx_atomic_fetch_add(&sync->sh->reconnects, 1);
-    }
-
-    link->ever_up = 1;
-
-    /*
-     * A new command link reads everything; so does a new subscriber: events
-     * published while it was away are lost.
-     */
-
-    sync->link_up(sync);
-}
-
-
-static void
-ngx_http_maintenance_link_timeout(ngx_event_t *ev)
-{
-    ngx_http_maintenance_link_t  *link;
-    ngx_http_maintenance_sync_t  *sync;
-
-    link = ev->data;
-    sync = link->sync;
-
-    link->timed_out = 1;
-    ngx_http_maintenance_link_drop(link);
-
-    /*
-     * A command that timed out means the server (or the path to it) is
-     * gone: the idle subscriber would not notice, so it goes too.
-     */
-
-    if (link->kind == NGX_HTTP_MAINTENANCE_LINK_CMD && sync->sub.ac) {
-        sync->sub.timed_out = 1;
-        ngx_http_maintenance_link_drop(&sync->sub);
-    }
-}
-
-
-static void
-ngx_http_maintenance_link_reconnect(ngx_event_t *ev)
-{
-    ngx_http_maintenance_link_t  *link;
-
-    link = ev->data;
-
-    if (link->sync->exiting || ngx_exiting || ngx_terminate || ngx_quit) {
-        return;
-    }
-
-    if (link->ac == NULL) {
-        ngx_http_maintenance_link_connect(link);
-    }
-}
-
-
-/* every command goes through here: counts replies due, arms the timeout */
 
 ngx_int_t
 ngx_http_maintenance_link_send(ngx_http_maintenance_link_t *link,
-    ngx_http_maintenance_reply_pt fn, void *privdata, int argc,
+    ngx_http_maintenance_redis_reply_pt handler, void *data, int argc,
     const char **argv, const size_t *argvlen)
 {
-    if (link->ac == NULL) {
+    if (link->redis.c == NULL) {
         return NGX_ERROR;
     }
 
-    if (redisAsyncCommandArgv(link->ac, fn, privdata, argc, argv, argvlen)
-        != REDIS_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    link->pending++;
-
-    if (!link->timeout.timer_set) {
-        ngx_add_timer(&link->timeout, link->sync->mmcf->redis_timeout);
-    }
-
-    return NGX_OK;
-}
-
-
-/* a reply arrived: the deadline moves on, or goes when nothing is due */
-
-void
-ngx_http_maintenance_link_reply(ngx_http_maintenance_link_t *link)
-{
-    if (link->pending) {
-        link->pending--;
-    }
-
-    if (link->pending == 0) {
-        if (link->timeout.timer_set) {
-            ngx_del_timer(&link->timeout);
-        }
-
-    } else {
-        ngx_add_timer(&link->timeout, link->sync->mmcf->redis_timeout);
-    }
+    return ngx_http_maintenance_redis_send(&link->redis, handler, data, argc,
+                                           argv, argvlen);
 }
 
 
 /*
- * hiredis 0.14 calls this outside its callback guard: freeing the context
- * here would be a use after free in the caller.  On failure hiredis frees
- * the context itself right after (link_closed follows).
+ * Connects and pipelines the handshake: AUTH, SELECT, then SUBSCRIBE (the
+ * subscriber) or the first poll (the command link, through link_ready).
+ * Everything waits in the output buffer until the connect completes.
  */
 
 static void
-ngx_http_maintenance_connect_cb(const redisAsyncContext *cac, int status)
+ngx_http_maintenance_link_connect(ngx_http_maintenance_link_t *link)
 {
     int                                n;
     size_t                             lens[3];
     const char                        *argv[3];
     u_char                             db[NGX_INT_T_LEN];
-    ngx_http_maintenance_link_t       *link;
+    ngx_http_maintenance_sync_t       *sync;
     ngx_http_maintenance_main_conf_t  *mmcf;
 
-    if (status != REDIS_OK) {
+    sync = link->sync;
+    mmcf = sync->mmcf;
+
+    link->ready = 0;
+    link->up = 0;
+
+    if (ngx_http_maintenance_redis_connect(&link->redis) != NGX_OK) {
+        ngx_http_maintenance_link_failed(link, link->redis.why, 0);
         return;
     }
-
-    link = cac->data;
-    mmcf = link->sync->mmcf;
 
     /* the password goes on the wire only: never in a log line */
 
@@ -455,127 +364,242 @@ ngx_http_maintenance_connect_cb(const redisAsyncContext *cac, int status)
                                               lens);
     }
 
-    if (link->pending) {
-        return;
-    }
-
     if (link->kind == NGX_HTTP_MAINTENANCE_LINK_SUB) {
-        ngx_http_maintenance_subscribe(link);
+        argv[0] = "SUBSCRIBE";
+        lens[0] = 9;
+        argv[1] = sync->events_key;
+        lens[1] = ngx_strlen(sync->events_key);
 
-    } else {
-        ngx_http_maintenance_link_ready(link);
+        (void) ngx_http_maintenance_link_send(link,
+                                              ngx_http_maintenance_message_cb,
+                                              link, 2, argv, lens);
+        return;
     }
+
+    link->ready = 1;
+    sync->link_ready(sync);
 }
 
 
-static void
-ngx_http_maintenance_handshake_cb(redisAsyncContext *ac, void *r,
-    void *privdata)
-{
-    char                          msg[128];
-    redisReply                   *reply = r;
-    ngx_http_maintenance_link_t  *link;
-
-    if (reply == NULL) {
-        /* the context is being freed */
-        return;
-    }
-
-    link = ac->data;
-
-    ngx_http_maintenance_link_reply(link);
-
-    if (reply->type == REDIS_REPLY_ERROR) {
-        if (!link->refused) {
-            ngx_cpystrn((u_char *) msg, (u_char *) reply->str, sizeof(msg));
-            ngx_http_maintenance_printable(msg);
-
-            ngx_log_error(NGX_LOG_ERR, link->sync->log, 0,
-                          "maintenance: redis %s link to %V: %s refused: %s",
-                          link->name, &link->sync->mmcf->redis_addr,
-                          (char *) privdata, msg);
-            link->logged = NGX_HTTP_MAINTENANCE_LOGGED_DOWN;
-            link->refused = 1;
-        }
-
-        ngx_http_maintenance_link_drop(link);
-        return;
-    }
-
-    if (link->pending) {
-        return;
-    }
-
-    if (link->kind == NGX_HTTP_MAINTENANCE_LINK_SUB) {
-        ngx_http_maintenance_subscribe(link);
-
-    } else {
-        ngx_http_maintenance_link_ready(link);
-    }
-}
-
+/*
+ * Logs the failure once, hands the command link to the failure policy and
+ * waits.  A connect that failed outright (refused: Redis is restarting)
+ * retries within a poll interval; a server that took the connection and
+ * then failed us backs off up to 5 s.
+ */
 
 static void
-ngx_http_maintenance_subscribe(ngx_http_maintenance_link_t *link)
+ngx_http_maintenance_link_failed(ngx_http_maintenance_link_t *link,
+    const char *why, ngx_uint_t established)
 {
-    size_t       lens[2];
-    const char  *argv[2];
+    ngx_msec_t                    cap;
+    ngx_http_maintenance_sync_t  *sync;
 
-    argv[0] = "SUBSCRIBE";
-    lens[0] = 9;
-    argv[1] = link->sync->events_key;
-    lens[1] = ngx_strlen(link->sync->events_key);
-
-    (void) ngx_http_maintenance_link_send(link,
-                                          ngx_http_maintenance_message_cb,
-                                          NULL, 2, argv, lens);
-}
-
-
-/* the subscription's callback: its confirmation, then every message */
-
-static void
-ngx_http_maintenance_message_cb(redisAsyncContext *ac, void *r,
-    void *privdata)
-{
-    char                               scope[MIG_NAME_MAX + 1];
-    uint64_t                           epoch;
-    redisReply                        *reply = r, *kind, *msg;
-    ngx_http_maintenance_link_t       *link;
-    ngx_http_maintenance_sync_t       *sync;
-
-    if (reply == NULL) {
-        return;
-    }
-
-    link = ac->data;
     sync = link->sync;
 
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3
-        || reply->element[0]->type != REDIS_REPLY_STRING)
+    if (link->logged != NGX_HTTP_MAINTENANCE_LOGGED_DOWN) {
+        ngx_log_error(NGX_LOG_ERR, sync->log, 0,
+                      "maintenance: redis %s link to %V down: %s; "
+                      "retrying", link->name, &sync->mmcf->redis_addr, why);
+        link->logged = NGX_HTTP_MAINTENANCE_LOGGED_DOWN;
+    }
+
+    if (link->down_since == 0) {
+        link->down_since = ngx_current_msec ? ngx_current_msec : 1;
+
+    } else if (!link->down_long
+               && ngx_current_msec - link->down_since
+                  >= NGX_HTTP_MAINTENANCE_DOWN_LONG)
     {
+        ngx_log_error(NGX_LOG_ERR, sync->log, 0,
+                      "maintenance: redis %s link to %V unreachable for "
+                      "%M s: %s", link->name, &sync->mmcf->redis_addr,
+                      (ngx_current_msec - link->down_since) / 1000, why);
+        link->down_long = 1;
+    }
+
+    if (link->kind == NGX_HTTP_MAINTENANCE_LINK_CMD) {
+        sync->cmd_down(sync);
+    }
+
+    if (sync->exiting || link->reconnect.timer_set) {
         return;
     }
 
-    kind = reply->element[0];
+    ngx_http_maintenance_link_wait(link);
 
-    if (kind->len == 9 && ngx_strncasecmp((u_char *) kind->str,
-                                          (u_char *) "subscribe", 9) == 0)
-    {
-        ngx_http_maintenance_link_reply(link);
-        ngx_http_maintenance_link_ready(link);
+    cap = established ? NGX_HTTP_MAINTENANCE_BACKOFF_MAX
+                      : ngx_min(sync->mmcf->poll,
+                                NGX_HTTP_MAINTENANCE_BACKOFF_MAX);
+    cap = ngx_max(cap, NGX_HTTP_MAINTENANCE_BACKOFF_MIN);
+
+    if (link->backoff < cap) {
+        link->backoff = ngx_min(link->backoff * 2, cap);
+    }
+
+    sync->sh->backoff[link->kind] = link->backoff;
+}
+
+
+/* the connection is gone, for whatever reason: from redis_close() */
+
+static void
+ngx_http_maintenance_link_closed(ngx_http_maintenance_redis_t *rc,
+    const char *why)
+{
+    ngx_http_maintenance_link_t  *link = rc->data;
+
+    ngx_uint_t                    established;
+    ngx_http_maintenance_sync_t  *sync;
+
+    sync = link->sync;
+
+    link->ready = 0;
+
+    if (sync->exiting || ngx_exiting || ngx_terminate || ngx_quit) {
+        /* the zone is the next worker 0's now */
+        sync->exiting = 1;
         return;
     }
 
-    if (kind->len != 7 || ngx_strncasecmp((u_char *) kind->str,
-                                          (u_char *) "message", 7) != 0)
+    if (rc->malformed) {
+        (void) ngx_atomic_fetch_add(&sync->sh->malformed, 1);
+
+        if (!link->bad) {
+            ngx_log_error(NGX_LOG_ERR, sync->log, 0,
+                          "maintenance: redis %s link to %V: %s; the last "
+                          "good state is kept, reconnecting", link->name,
+                          &sync->mmcf->redis_addr, why);
+            link->bad = 1;
+            link->logged = NGX_HTTP_MAINTENANCE_LOGGED_DOWN;
+        }
+    }
+
+    /* a link that was up starts its backoff over; one that never was not */
+    established = rc->connected && !link->up;
+
+    if (link->kind == NGX_HTTP_MAINTENANCE_LINK_CMD) {
+        sync->cmd_closed(sync);
+
+        /*
+         * A command that timed out means the server (or the path to it) is
+         * gone: the idle subscriber would not notice, so it goes too.
+         */
+
+        if (rc->timedout && sync->sub.redis.c) {
+            sync->sub.redis.timedout = 1;
+            ngx_http_maintenance_link_drop(&sync->sub, "timed out");
+        }
+    }
+
+    ngx_http_maintenance_link_failed(link, why, established);
+}
+
+
+static void
+ngx_http_maintenance_link_reconnect(ngx_event_t *ev)
+{
+    ngx_http_maintenance_link_t  *link;
+
+    link = ev->data;
+
+    if (link->sync->exiting || ngx_exiting || ngx_terminate || ngx_quit) {
+        return;
+    }
+
+    if (link->redis.c == NULL) {
+        (void) ngx_atomic_fetch_add(&link->sync->sh->reconnects, 1);
+        ngx_http_maintenance_link_connect(link);
+    }
+}
+
+
+/* the next attempt after the backoff, with jitter: [backoff/2, backoff] */
+
+static void
+ngx_http_maintenance_link_wait(ngx_http_maintenance_link_t *link)
+{
+    ngx_msec_t  wait;
+
+    wait = link->backoff / 2
+           + (ngx_msec_t) ngx_random() % (link->backoff / 2 + 1);
+
+    ngx_add_timer(&link->reconnect, ngx_max(wait, 1));
+}
+
+
+static void
+ngx_http_maintenance_handshake_cb(ngx_http_maintenance_redis_t *rc,
+    redisReply *reply, void *data)
+{
+    ngx_http_maintenance_link_t  *link = rc->data;
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+        ngx_http_maintenance_link_refused(link, data, reply);
+        return;
+    }
+
+    if (reply->type != REDIS_REPLY_STATUS) {
+        ngx_http_maintenance_link_malformed(link, data);
+    }
+}
+
+
+/*
+ * The subscription's replies: its confirmation, then every message.  Each
+ * must be ["subscribe", channel, count] or ["message", channel, payload].
+ */
+
+static void
+ngx_http_maintenance_message_cb(ngx_http_maintenance_redis_t *rc,
+    redisReply *reply, void *data)
+{
+    ngx_http_maintenance_link_t  *link = rc->data;
+
+    char                          scope[MIG_NAME_MAX + 1];
+    uint64_t                      epoch;
+    redisReply                   *msg;
+    ngx_http_maintenance_sync_t  *sync;
+
+    sync = link->sync;
+
+    if (reply->type == REDIS_REPLY_ERROR && !link->ready) {
+        ngx_http_maintenance_link_refused(link, "SUBSCRIBE", reply);
+        return;
+    }
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3
+        || reply->element[0]->type != REDIS_REPLY_STRING
+        || reply->element[1]->type != REDIS_REPLY_STRING)
     {
+        ngx_http_maintenance_link_malformed(link, "not a pub/sub message");
+        return;
+    }
+
+    if (ngx_http_maintenance_is(reply->element[0], "subscribe")) {
+        if (link->ready
+            || reply->element[2]->type != REDIS_REPLY_INTEGER)
+        {
+            ngx_http_maintenance_link_malformed(link,
+                                                "unexpected subscribe reply");
+            return;
+        }
+
+        link->ready = 1;
+        ngx_http_maintenance_link_up(link);
+
+        /* events published while the subscriber was away are lost */
+        sync->link_ready(sync);
         return;
     }
 
     msg = reply->element[2];
 
-    if (msg->type != REDIS_REPLY_STRING || !link->ready) {
+    if (!ngx_http_maintenance_is(reply->element[0], "message")
+        || msg->type != REDIS_REPLY_STRING || !link->ready)
+    {
+        ngx_http_maintenance_link_malformed(link,
+                                            "unexpected pub/sub message");
         return;
     }
 
@@ -594,15 +618,13 @@ ngx_http_maintenance_message_cb(redisAsyncContext *ac, void *r,
 }
 
 
-/* reading states */
-
-
-void
-ngx_http_maintenance_printable(char *s)
+static ngx_uint_t
+ngx_http_maintenance_is(redisReply *r, const char *s)
 {
-    for ( /* void */ ; *s; s++) {
-        if ((u_char) *s < 0x20 || (u_char) *s == 0x7f) {
-            *s = '?';
-        }
-    }
+    size_t  len;
+
+    len = ngx_strlen(s);
+
+    return r->len == len
+           && ngx_strncasecmp((u_char *) r->str, (u_char *) s, len) == 0;
 }

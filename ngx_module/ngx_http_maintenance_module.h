@@ -15,11 +15,15 @@
 
 #define NGX_HTTP_MAINTENANCE_MAX_SCOPES   64
 
+/* the last state file error kept in the zone, NUL included */
+#define NGX_HTTP_MAINTENANCE_STATE_ERR_LEN   256
+
 /* where a scope's served state came from */
 #define NGX_HTTP_MAINTENANCE_SRC_DEFAULT     0
 #define NGX_HTTP_MAINTENANCE_SRC_REDIS       1
 #define NGX_HTTP_MAINTENANCE_SRC_OVERRIDE    2
 #define NGX_HTTP_MAINTENANCE_SRC_STATE_FILE  3
+#define NGX_HTTP_MAINTENANCE_NSOURCES        4
 
 /* maintenance_redis_failure */
 #define NGX_HTTP_MAINTENANCE_FAIL_LAST       0
@@ -57,6 +61,7 @@ typedef struct ngx_http_maintenance_main_conf_s
     ngx_http_maintenance_main_conf_t;
 
 
+/* in the shared zone (as limit_req's shctx): one for every cycle */
 typedef struct {
     ngx_uint_t                   nscopes;     /* slots in use: 0..nscopes-1
                                                  (some may be free) */
@@ -67,6 +72,12 @@ typedef struct {
     time_t                       last_sync_time;
     ngx_pid_t                    owner_pid;   /* worker 0's pid */
 
+    /* state file writes (worker 0): failed writes, the last one's error */
+    ngx_atomic_t                 state_file_errors;
+    ngx_uint_t                   state_file_failing;
+    u_char                       state_file_error[
+                                     NGX_HTTP_MAINTENANCE_STATE_ERR_LEN];
+
     /* counters, ngx_atomic_fetch_add() */
     ngx_atomic_t                 requests_gated;
     ngx_atomic_t                 requests_bypassed;
@@ -74,19 +85,28 @@ typedef struct {
     ngx_atomic_t                 polls;
     ngx_atomic_t                 events;
     ngx_atomic_t                 malformed;
-    ngx_atomic_t                 reconnects;
+    ngx_atomic_t                 reconnects;  /* connects after a
+                                                 failure */
+
+    /*
+     * worker 0's reconnect backoff per link (LINK_CMD, LINK_SUB): a
+     * respawned worker 0 goes on waiting instead of starting over
+     */
+    ngx_msec_t                   backoff[2];
 
     ngx_http_maintenance_scope_sh_t  scopes[NGX_HTTP_MAINTENANCE_MAX_SCOPES];
-} ngx_http_maintenance_sh_t;
-
-
-typedef struct {
-    ngx_http_maintenance_sh_t   *sh;
-    ngx_slab_pool_t             *shpool;
-    ngx_http_maintenance_main_conf_t  *mmcf;
-    ngx_uint_t                   fresh;       /* zone created by this cycle
-                                                 (not inherited on reload) */
 } ngx_http_maintenance_shctx_t;
+
+
+/* per cycle: the zone's data pointer (as limit_req's ctx) */
+typedef struct {
+    ngx_http_maintenance_shctx_t      *sh;       /* in the zone */
+    ngx_slab_pool_t                   *shpool;
+    ngx_http_maintenance_main_conf_t  *mmcf;
+    ngx_uint_t                         fresh;    /* zone created by this
+                                                    cycle (not inherited
+                                                    on reload) */
+} ngx_http_maintenance_ctx_t;
 
 
 /*
@@ -125,6 +145,11 @@ struct ngx_http_maintenance_main_conf_s {
     ngx_uint_t                  *slots;
 
     ngx_shm_zone_t              *shm_zone;     /* data: the shctx */
+
+    ngx_uint_t                   bypass_tokens; /* a bypass token is set
+                                                   somewhere: the header
+                                                   and cookie are stripped
+                                                   from every request */
 };
 
 
@@ -152,17 +177,44 @@ typedef struct {
 extern ngx_module_t  ngx_http_maintenance_module;
 
 
+/* the name of a source, as status, Prometheus and the logs show it */
+static ngx_inline const char *
+ngx_http_maintenance_source_str(ngx_uint_t source)
+{
+    static const char  *names[NGX_HTTP_MAINTENANCE_NSOURCES] = {
+        "default", "redis", "override", "state_file"
+    };
+
+    return source < NGX_HTTP_MAINTENANCE_NSOURCES ? names[source]
+                                                  : names[0];
+}
+
+
 /* the zone slot of the scope a location is gated by */
 static ngx_inline ngx_http_maintenance_scope_sh_t *
 ngx_http_maintenance_scope_sh(ngx_http_maintenance_main_conf_t *mmcf,
     ngx_http_maintenance_loc_conf_t *mlcf)
 {
-    ngx_http_maintenance_shctx_t  *ctx;
+    ngx_http_maintenance_ctx_t  *ctx;
 
     ctx = mmcf->shm_zone->data;
 
     return &ctx->sh->scopes[mmcf->slots[mlcf->scope]];
 }
+
+
+/*
+ * ngx_http_maintenance_gate.c: the gate (rewrite phase), the CIDR bypass
+ * confirmed after realip (access phase), the variables (preconfiguration).
+ */
+ngx_int_t ngx_http_maintenance_gate_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_maintenance_confirm_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_maintenance_add_variables(ngx_conf_t *cf);
+
+
+/* ngx_http_maintenance_guard.c: the consistency guard (postconfiguration) */
+ngx_int_t ngx_http_maintenance_check_servers(ngx_conf_t *cf,
+    ngx_http_maintenance_main_conf_t *mmcf);
 
 
 /* ngx_http_maintenance_handlers.c: maintenance_health, maintenance_status */
@@ -178,32 +230,100 @@ ngx_int_t ngx_http_maintenance_add_header(ngx_http_request_t *r,
  * only through the hooks in ngx_http_maintenance_sync_t.
  */
 
+/*
+ * ngx_http_maintenance_redis.c: one Redis connection on nginx's event loop;
+ * replies parsed by hiredis's redisReader, handed to the handler queued
+ * with each command, in order ("push": replies nobody asked for, pub/sub).
+ * "closed" runs once per connect, whatever closed it; it must not connect
+ * again at once (a timer may).
+ */
+
+#define NGX_HTTP_MAINTENANCE_REDIS_QUEUE     256
+
+struct redisReply;
+
+typedef struct ngx_http_maintenance_redis_s  ngx_http_maintenance_redis_t;
+
+typedef void (*ngx_http_maintenance_redis_reply_pt)(
+    ngx_http_maintenance_redis_t *rc, struct redisReply *reply, void *data);
+typedef void (*ngx_http_maintenance_redis_closed_pt)(
+    ngx_http_maintenance_redis_t *rc, const char *why);
+
+typedef struct {
+    ngx_http_maintenance_redis_reply_pt   handler;
+    void                                 *data;
+} ngx_http_maintenance_redis_cb_t;
+
+struct ngx_http_maintenance_redis_s {
+    ngx_connection_t                     *c;        /* NULL: closed */
+    void                                 *reader;   /* redisReader */
+    ngx_log_t                            *log;
+    ngx_msec_t                            timeout;  /* connect, reply */
+    struct sockaddr                      *sockaddr;
+    socklen_t                             socklen;
+
+    u_char                               *out;      /* ngx_alloc() */
+    size_t                                out_len;
+    size_t                                out_size;
+    size_t                                out_sent;
+
+    ngx_http_maintenance_redis_cb_t       queue[
+                                          NGX_HTTP_MAINTENANCE_REDIS_QUEUE];
+    ngx_uint_t                            head;
+    ngx_uint_t                            n;        /* replies due */
+
+    ngx_http_maintenance_redis_reply_pt   push;
+    ngx_http_maintenance_redis_closed_pt  closed;
+    void                                 *data;     /* the owner's */
+
+    ngx_uint_t                            connected;
+    ngx_uint_t                            malformed; /* closed on a bad
+                                                        reply */
+    ngx_uint_t                            too_large;
+    ngx_uint_t                            timedout; /* closed on a timer */
+    ngx_uint_t                            gen;      /* +1 at each close */
+    char                                  why[128];
+};
+
+ngx_int_t ngx_http_maintenance_redis_connect(ngx_http_maintenance_redis_t *rc);
+ngx_int_t ngx_http_maintenance_redis_send(ngx_http_maintenance_redis_t *rc,
+    ngx_http_maintenance_redis_reply_pt handler, void *data, int argc,
+    const char **argv, const size_t *argvlen);
+void ngx_http_maintenance_redis_close(ngx_http_maintenance_redis_t *rc,
+    const char *why);
+void ngx_http_maintenance_redis_free(ngx_http_maintenance_redis_t *rc);
+void ngx_http_maintenance_redis_keepalive(ngx_socket_t fd);
+void ngx_http_maintenance_printable(char *s);
+
+
 #define NGX_HTTP_MAINTENANCE_LINK_CMD        0
 #define NGX_HTTP_MAINTENANCE_LINK_SUB        1
 
 
 typedef struct ngx_http_maintenance_sync_s  ngx_http_maintenance_sync_t;
 
-struct redisAsyncContext;
 
-
-/* one Redis connection of worker 0, in its sync (cycle->pool) */
+/* one Redis link of worker 0, in its sync (cycle->pool) */
 typedef struct {
-    struct redisAsyncContext          *ac;       /* NULL: not connected */
+    ngx_http_maintenance_redis_t       redis;    /* redis.c == NULL: down */
     ngx_http_maintenance_sync_t       *sync;
     const char                        *name;     /* for logs */
     ngx_uint_t                         kind;     /* LINK_CMD, LINK_SUB */
-    ngx_uint_t                         ready;    /* authenticated (cmd),
+    ngx_uint_t                         ready;    /* commands may go (cmd),
                                                     subscribed (sub) */
-    ngx_uint_t                         pending;  /* replies awaited */
+    ngx_uint_t                         up;       /* a good reply came on
+                                                    this connection */
     ngx_uint_t                         logged;   /* what was last logged */
-    ngx_uint_t                         refused;  /* AUTH/SELECT refusal
-                                                    logged (a different
-                                                    story from "down") */
+    ngx_uint_t                         refused;  /* a refusal logged (a
+                                                    different story from
+                                                    "down") */
+    ngx_uint_t                         bad;      /* malformed logged */
     ngx_uint_t                         ever_up;
-    ngx_uint_t                         timed_out;
-    ngx_msec_t                         backoff;
-    ngx_event_t                        timeout;  /* connect and command */
+    ngx_msec_t                         backoff;  /* next wait; kept in
+                                                    sh->backoff[kind] too */
+    ngx_msec_t                         down_since; /* ngx_current_msec */
+    ngx_uint_t                         down_long;  /* "unreachable for"
+                                                      logged */
     ngx_event_t                        reconnect;
 } ngx_http_maintenance_link_t;
 
@@ -244,9 +364,14 @@ typedef void (*ngx_http_maintenance_event_pt)(
     ngx_http_maintenance_sync_t *sync, const char *scope, uint64_t epoch);
 
 
+/* a state file write (ngx_http_maintenance_state_file.c) */
+typedef struct ngx_http_maintenance_state_job_s
+    ngx_http_maintenance_state_job_t;
+
+
 struct ngx_http_maintenance_sync_s {
     ngx_http_maintenance_main_conf_t  *mmcf;
-    ngx_http_maintenance_sh_t         *sh;
+    ngx_http_maintenance_shctx_t         *sh;
     ngx_slab_pool_t                   *shpool;
     ngx_log_t                         *log;
 
@@ -260,7 +385,7 @@ struct ngx_http_maintenance_sync_s {
     char                               events_key[MIG_KEY_MAX];
     char                               edges_key[MIG_KEY_MAX];
     char                               edge_key[MIG_KEY_MAX];
-    u_char                            *state_tmp; /* temp file name */
+    ngx_http_maintenance_state_job_t  *state_job; /* state file writes */
 
     ngx_uint_t                         round;    /* HGETALLs of the running
                                                     full poll still due */
@@ -275,10 +400,9 @@ struct ngx_http_maintenance_sync_s {
     ngx_uint_t                         state_dirty;
     ngx_uint_t                         state_err;
     ngx_uint_t                         hb_err;
-    ngx_uint_t                         cmd_err;
     ngx_uint_t                         exiting;
 
-    ngx_http_maintenance_sync_pt       link_up;    /* a link is ready */
+    ngx_http_maintenance_sync_pt       link_ready; /* a link is ready */
     ngx_http_maintenance_sync_pt       cmd_closed; /* the cmd link closed */
     ngx_http_maintenance_sync_pt       cmd_down;   /* and failed to come
                                                       back: policy rules */
@@ -292,44 +416,47 @@ void ngx_http_maintenance_sync_exit_worker(ngx_cycle_t *cycle);
 
 
 /* ngx_http_maintenance_link.c: the two Redis links, their backoff */
-typedef void (*ngx_http_maintenance_reply_pt)(struct redisAsyncContext *ac,
-    void *reply, void *privdata);
-
-void ngx_http_maintenance_link_init(ngx_http_maintenance_link_t *link,
+ngx_int_t ngx_http_maintenance_link_init(ngx_http_maintenance_link_t *link,
     ngx_http_maintenance_sync_t *sync, const char *name, ngx_uint_t kind);
-void ngx_http_maintenance_link_connect(ngx_http_maintenance_link_t *link);
-void ngx_http_maintenance_link_drop(ngx_http_maintenance_link_t *link);
+void ngx_http_maintenance_link_start(ngx_http_maintenance_link_t *link);
+void ngx_http_maintenance_link_up(ngx_http_maintenance_link_t *link);
+void ngx_http_maintenance_link_drop(ngx_http_maintenance_link_t *link,
+    const char *why);
+void ngx_http_maintenance_link_malformed(ngx_http_maintenance_link_t *link,
+    const char *what);
+void ngx_http_maintenance_link_refused(ngx_http_maintenance_link_t *link,
+    const char *cmd, struct redisReply *reply);
 void ngx_http_maintenance_link_stop(ngx_http_maintenance_link_t *link);
 ngx_int_t ngx_http_maintenance_link_send(ngx_http_maintenance_link_t *link,
-    ngx_http_maintenance_reply_pt fn, void *privdata, int argc,
+    ngx_http_maintenance_redis_reply_pt handler, void *data, int argc,
     const char **argv, const size_t *argvlen);
-void ngx_http_maintenance_link_reply(ngx_http_maintenance_link_t *link);
-void ngx_http_maintenance_printable(char *s);
 
 
 /* ngx_http_maintenance_heartbeat.c: P:edge:<node> and P:edges */
 void ngx_http_maintenance_heartbeat(ngx_http_maintenance_sync_t *sync);
 
 
-/* ngx_http_maintenance_state_file.c: the override and the state file */
+/*
+ * ngx_http_maintenance_state_file.c: the override and the state file.
+ * Only the zone's owner (sh->owner_pid) writes the state file: _write
+ * starts a write when the state is dirty (on a thread where nginx has
+ * them), _init compares the file a new owner inherits, _exit writes what
+ * an exiting owner still owes.
+ */
 void ngx_http_maintenance_check_override(ngx_http_maintenance_sync_t *sync);
 ngx_int_t ngx_http_maintenance_state_file_write(
     ngx_http_maintenance_sync_t *sync);
+ngx_int_t ngx_http_maintenance_state_file_init(
+    ngx_http_maintenance_sync_t *sync, ngx_cycle_t *cycle);
+void ngx_http_maintenance_state_file_exit(ngx_http_maintenance_sync_t *sync);
+
+/* at configuration load: the workers can write the file's directory */
+ngx_int_t ngx_http_maintenance_state_file_conf(ngx_conf_t *cf,
+    ngx_http_maintenance_main_conf_t *mmcf);
 
 /* reads the state file into the zone at start (before any worker) */
 ngx_int_t ngx_http_maintenance_state_file_load(ngx_cycle_t *cycle,
     ngx_http_maintenance_main_conf_t *mmcf);
 
-
-/*
- * ngx_http_maintenance_redis.c: the hiredis async adapter (worker 0).
- * "closed" runs once, from hiredis's cleanup hook, whenever the context is
- * freed (connect failure, EOF, error, redisAsyncFree()).
- */
-typedef void (*ngx_http_maintenance_redis_closed_pt)(void *data,
-    const struct redisAsyncContext *ac);
-
-ngx_int_t ngx_http_maintenance_redis_attach(struct redisAsyncContext *ac,
-    ngx_log_t *log, ngx_http_maintenance_redis_closed_pt closed, void *data);
 
 #endif /* NGX_HTTP_MAINTENANCE_MODULE_H */

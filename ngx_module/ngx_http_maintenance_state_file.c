@@ -5,13 +5,75 @@
 
 #include "ngx_http_maintenance_module.h"
 
+#include <grp.h>
+#include <pwd.h>
+#include <sys/file.h>
+#include <sys/wait.h>
+
+#if (NGX_THREADS)
+#include <ngx_thread_pool.h>
+#endif
+
 
 #define NGX_HTTP_MAINTENANCE_STATE_FILE_MAX  65536
 
 
+/*
+ * One state file write at a time, worker 0's (cycle->pool).  The event
+ * loop fills buf and starts it; while busy only the writer touches buf and
+ * the result.
+ */
+struct ngx_http_maintenance_state_job_s {
+    ngx_http_maintenance_sync_t       *sync;
+    u_char                            *buf;
+    size_t                             size;
+    size_t                             len;
+    u_char                            *tmp;       /* "<file>.tmp.<pid>" */
+    u_char                            *dir;       /* the file's directory */
+    ngx_uint_t                         busy;
+
+    /* the writer's result */
+    ngx_err_t                          err;
+    const char                        *op;
+    u_char                            *target;
+    ngx_uint_t                         not_owner;
+
+#if (NGX_THREADS)
+    ngx_thread_pool_t                 *pool;
+    ngx_thread_task_t                 *task;
+#endif
+};
+
+
+static u_char *ngx_http_maintenance_state_file_text(
+    ngx_http_maintenance_sync_t *sync, u_char *p, u_char *last);
+static void ngx_http_maintenance_state_file_run(void *data, ngx_log_t *log);
+#if (NGX_THREADS)
+static void ngx_http_maintenance_state_file_done(ngx_event_t *ev);
+#endif
+static void ngx_http_maintenance_state_file_result(
+    ngx_http_maintenance_state_job_t *job);
+static u_char *ngx_http_maintenance_state_file_dir(ngx_pool_t *pool,
+    ngx_str_t *path);
+static ngx_fd_t ngx_http_maintenance_state_file_lock(u_char *dir);
+static void ngx_http_maintenance_state_file_sweep(
+    ngx_http_maintenance_state_job_t *job, ngx_log_t *log);
+static ngx_err_t ngx_http_maintenance_state_file_access(ngx_conf_t *cf,
+    u_char *dir, const char *user, ngx_uid_t uid, ngx_gid_t gid);
 static ngx_int_t ngx_http_maintenance_state_file_line(
-    ngx_http_maintenance_main_conf_t *mmcf, ngx_http_maintenance_sh_t *sh,
+    ngx_http_maintenance_main_conf_t *mmcf, ngx_http_maintenance_shctx_t *sh,
     u_char *p, size_t len, ngx_log_t *log);
+
+
+#if (NGX_THREADS)
+
+/*
+ * The pool "aio threads" uses; added at configuration load when there is
+ * none ("thread_pool default threads=N;" sizes it).
+ */
+static ngx_str_t  ngx_http_maintenance_pool_name = ngx_string("default");
+
+#endif
 
 
 /*
@@ -55,7 +117,7 @@ ngx_http_maintenance_check_override(ngx_http_maintenance_sync_t *sync)
         return;
     }
 
-    ngx_log_error(NGX_LOG_NOTICE, sync->log, 0,
+    ngx_log_error(NGX_LOG_ERR, sync->log, 0,
                   present ? "maintenance: override file \"%V\" present: "
                             "every scope in maintenance"
                           : "maintenance: override file \"%V\" removed",
@@ -68,40 +130,244 @@ ngx_http_maintenance_check_override(ngx_http_maintenance_sync_t *sync)
 
 /*
  * The state file: one line per scope with a known state,
- * "scope mode epoch retry_after since".  Written to a temporary file,
- * synced, renamed over the old one: a crash leaves the old or the new file,
- * never half of one.
+ * "scope mode epoch retry_after since".  Only the zone's owner writes it,
+ * as soon as a state changes: to a temporary file, synced, renamed over
+ * the old one, the directory synced: a crash leaves the old or the new
+ * file, never half of one.  The write runs on a thread of nginx's default
+ * pool (fsync must not stall worker 0's requests); one at a time, a change
+ * meanwhile is written when it ends.
  */
 
 ngx_int_t
 ngx_http_maintenance_state_file_write(ngx_http_maintenance_sync_t *sync)
 {
-    u_char                             *buf, *p, *last;
-    size_t                              size;
-    ssize_t                             n;
-    ngx_fd_t                            fd;
-    ngx_err_t                           err;
-    ngx_uint_t                          i;
-    const char                         *op;
-    ngx_http_maintenance_main_conf_t   *mmcf;
-    ngx_http_maintenance_sync_scope_t  *s;
+    ngx_http_maintenance_state_job_t  *job;
 
-    mmcf = sync->mmcf;
+    job = sync->state_job;
 
-    if (mmcf->state_file.len == 0) {
+    if (job == NULL) {
         sync->state_dirty = 0;
         return NGX_OK;
     }
 
-    size = 128 + sync->nscopes * (MIG_NAME_MAX + 4 * NGX_INT64_LEN + 8);
+    if (!sync->state_dirty || job->busy) {
+        /* busy: the end of the running write starts the next one */
+        return NGX_OK;
+    }
 
-    buf = ngx_alloc(size, sync->log);
-    if (buf == NULL) {
+    sync->state_dirty = 0;
+
+    if (sync->sh->owner_pid != ngx_pid) {
+        /* an old worker 0: the file is the new owner's */
+        return NGX_OK;
+    }
+
+    job->len = ngx_http_maintenance_state_file_text(sync, job->buf,
+                                                    job->buf + job->size)
+               - job->buf;
+    job->busy = 1;
+
+#if (NGX_THREADS)
+
+    if (job->task) {
+        if (ngx_thread_task_post(job->pool, job->task) == NGX_OK) {
+            return NGX_OK;
+        }
+
+        /* the pool's queue is full: write here */
+    }
+
+#endif
+
+    ngx_http_maintenance_state_file_run(job, sync->log);
+    ngx_http_maintenance_state_file_result(job);
+
+    return job->err ? NGX_ERROR : NGX_OK;
+}
+
+
+/*
+ * A new owner (a start, a reload, a respawn): the file it inherits may be
+ * stale (a write lost to a kill, an old worker 0's): compare it with the
+ * zone and rewrite it when they differ.  A blocking read of a small file,
+ * before this worker serves anything.
+ */
+
+ngx_int_t
+ngx_http_maintenance_state_file_init(ngx_http_maintenance_sync_t *sync,
+    ngx_cycle_t *cycle)
+{
+    u_char                            *text, *last, *file;
+    size_t                             len;
+    ssize_t                            n;
+    ngx_fd_t                           fd, lock;
+    ngx_err_t                          err;
+    ngx_uint_t                         i, known;
+    ngx_http_maintenance_main_conf_t  *mmcf;
+    ngx_http_maintenance_state_job_t  *job;
+
+    mmcf = sync->mmcf;
+
+    if (mmcf->state_file.len == 0) {
+        return NGX_OK;
+    }
+
+    job = ngx_pcalloc(cycle->pool, sizeof(ngx_http_maintenance_state_job_t));
+    if (job == NULL) {
         return NGX_ERROR;
     }
 
-    p = buf;
-    last = buf + size;
+    job->sync = sync;
+    job->size = 128 + sync->nscopes * (MIG_NAME_MAX + 4 * NGX_INT64_LEN + 8);
+
+    job->buf = ngx_pnalloc(cycle->pool, job->size);
+    if (job->buf == NULL) {
+        return NGX_ERROR;
+    }
+
+    len = mmcf->state_file.len + sizeof(".tmp.") - 1 + NGX_INT64_LEN + 1;
+
+    job->tmp = ngx_pnalloc(cycle->pool, len);
+    if (job->tmp == NULL) {
+        return NGX_ERROR;
+    }
+
+    (void) ngx_snprintf(job->tmp, len, "%V.tmp.%P%Z", &mmcf->state_file,
+                        ngx_pid);
+
+    job->dir = ngx_http_maintenance_state_file_dir(cycle->pool,
+                                                   &mmcf->state_file);
+    if (job->dir == NULL) {
+        return NGX_ERROR;
+    }
+
+#if (NGX_THREADS)
+
+    job->pool = ngx_thread_pool_get(cycle, &ngx_http_maintenance_pool_name);
+
+    if (job->pool) {
+        job->task = ngx_thread_task_alloc(cycle->pool, 0);
+        if (job->task == NULL) {
+            return NGX_ERROR;
+        }
+
+        job->task->ctx = job;
+        job->task->handler = ngx_http_maintenance_state_file_run;
+        job->task->event.handler = ngx_http_maintenance_state_file_done;
+        job->task->event.data = job;
+        job->task->event.log = cycle->log;
+    }
+
+#endif
+
+    sync->state_job = job;
+
+    known = 0;
+
+    for (i = 0; i < sync->nscopes; i++) {
+        known |= sync->scopes[i].have;
+    }
+
+    text = job->buf;
+    last = ngx_http_maintenance_state_file_text(sync, text,
+                                                text + job->size);
+
+    file = ngx_alloc(job->size + 1, cycle->log);
+    if (file == NULL) {
+        return NGX_ERROR;
+    }
+
+    /* an old worker 0 renames before this, or not at all */
+
+    lock = ngx_http_maintenance_state_file_lock(job->dir);
+
+    ngx_http_maintenance_state_file_sweep(job, cycle->log);
+
+    fd = ngx_open_file(mmcf->state_file.data, NGX_FILE_RDONLY, NGX_FILE_OPEN,
+                       0);
+    if (fd == NGX_INVALID_FILE) {
+        err = ngx_errno;
+        n = -1;
+
+    } else {
+        err = 0;
+
+        /* one byte more than the zone's text: a longer file differs */
+        n = ngx_read_fd(fd, file, job->size + 1);
+
+        (void) ngx_close_file(fd);
+    }
+
+    if (lock != NGX_INVALID_FILE) {
+        (void) ngx_close_file(lock);
+    }
+
+    if (err) {
+        /* a first start writes once a state is known */
+        sync->state_dirty = (err != NGX_ENOENT || known);
+
+    } else if (n != last - text || ngx_memcmp(file, text, n) != 0) {
+        ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
+                      "maintenance: state file \"%V\" differs from the "
+                      "served state (a write lost to a crash, or scopes "
+                      "changed): rewriting it", &mmcf->state_file);
+        sync->state_dirty = 1;
+    }
+
+    ngx_free(file);
+
+    return NGX_OK;
+}
+
+
+/*
+ * An exiting owner writes what it still owes (a stop, a failed write); an
+ * exiting old worker 0 never writes: the file is the new owner's.  nginx
+ * ran the thread pools' exit before this module's (core modules come
+ * first), so a write still marked busy has run and its end is lost: write
+ * again, here, where blocking no longer matters.
+ */
+
+void
+ngx_http_maintenance_state_file_exit(ngx_http_maintenance_sync_t *sync)
+{
+    ngx_http_maintenance_state_job_t  *job;
+
+    job = sync->state_job;
+
+    if (job == NULL || sync->sh->owner_pid != ngx_pid) {
+        return;
+    }
+
+    if (job->busy) {
+        job->busy = 0;
+        sync->state_dirty = 1;
+    }
+
+    if (!sync->state_dirty) {
+        return;
+    }
+
+    sync->state_dirty = 0;
+
+    job->len = ngx_http_maintenance_state_file_text(sync, job->buf,
+                                                    job->buf + job->size)
+               - job->buf;
+    job->busy = 1;
+
+    ngx_http_maintenance_state_file_run(job, sync->log);
+    ngx_http_maintenance_state_file_result(job);
+}
+
+
+/* the file's text, from worker 0's scopes */
+
+static u_char *
+ngx_http_maintenance_state_file_text(ngx_http_maintenance_sync_t *sync,
+    u_char *p, u_char *last)
+{
+    ngx_uint_t                          i;
+    ngx_http_maintenance_sync_scope_t  *s;
 
     p = ngx_slprintf(p, last, "# migctl maintenance state (nginx worker 0):"
                               " scope mode epoch retry_after since\n");
@@ -118,78 +384,530 @@ ngx_http_maintenance_state_file_write(ngx_http_maintenance_sync_t *sync)
                          s->base.retry_after, (int64_t) s->base.since);
     }
 
-    op = ngx_open_file_n;
-    err = 0;
+    return p;
+}
 
-    fd = ngx_open_file(sync->state_tmp, NGX_FILE_WRONLY, NGX_FILE_TRUNCATE,
+
+/*
+ * The write itself, on a thread of the pool (or in worker 0 without one):
+ * touches only the job, the configuration and the zone's owner_pid.  The
+ * owner is checked and the file renamed under an flock() of the directory,
+ * which a new owner takes to compare the file: a worker 0 replaced by a
+ * reload or a respawn cannot rename after the new one compared.  A kernel
+ * lock, not the zone's mutex: a kill releases it, and no worker waits for
+ * the disk.
+ */
+
+static void
+ngx_http_maintenance_state_file_run(void *data, ngx_log_t *log)
+{
+    ngx_http_maintenance_state_job_t  *job = data;
+
+    u_char                       *p, *last, *path;
+    ssize_t                       n;
+    ngx_fd_t                      fd;
+    ngx_err_t                     err;
+    ngx_http_maintenance_sync_t  *sync;
+
+    sync = job->sync;
+    path = sync->mmcf->state_file.data;
+
+    job->err = 0;
+    job->op = NULL;
+    job->target = job->tmp;
+    job->not_owner = 0;
+
+    fd = ngx_open_file(job->tmp, NGX_FILE_WRONLY, NGX_FILE_TRUNCATE,
                        NGX_FILE_DEFAULT_ACCESS);
     if (fd == NGX_INVALID_FILE) {
-        err = ngx_errno;
-        goto failed;
+        job->err = ngx_errno;
+        job->op = ngx_open_file_n;
+        return;
     }
 
-    n = ngx_write_fd(fd, buf, p - buf);
+    p = job->buf;
+    last = job->buf + job->len;
 
-    if (n != p - buf) {
-        err = (n == -1) ? ngx_errno : NGX_ENOSPC;
-        op = ngx_write_fd_n;
-        (void) ngx_close_file(fd);
-        goto failed_unlink;
+    while (p < last) {
+        n = ngx_write_fd(fd, p, last - p);
+
+        if (n == -1) {
+            err = ngx_errno;
+
+            if (err == NGX_EINTR) {
+                continue;
+            }
+
+            job->err = err;
+            job->op = ngx_write_fd_n;
+            goto failed;
+        }
+
+        if (n == 0) {
+            job->err = NGX_ENOSPC;
+            job->op = ngx_write_fd_n;
+            goto failed;
+        }
+
+        p += n;
     }
 
     if (fsync(fd) == -1) {
-        err = ngx_errno;
-        op = "fsync()";
-        (void) ngx_close_file(fd);
-        goto failed_unlink;
+        job->err = ngx_errno;
+        job->op = "fsync()";
+        goto failed;
     }
 
     if (ngx_close_file(fd) == NGX_FILE_ERROR) {
-        err = ngx_errno;
-        op = ngx_close_file_n;
-        goto failed_unlink;
+        fd = NGX_INVALID_FILE;
+        job->err = ngx_errno;
+        job->op = ngx_close_file_n;
+        goto failed;
     }
 
-    if (ngx_rename_file(sync->state_tmp, mmcf->state_file.data)
-        == NGX_FILE_ERROR)
-    {
-        err = ngx_errno;
-        op = ngx_rename_file_n;
-        goto failed_unlink;
+    /* the owner check and the rename under the directory's lock */
+
+    job->target = job->dir;
+
+    fd = ngx_http_maintenance_state_file_lock(job->dir);
+    if (fd == NGX_INVALID_FILE) {
+        job->err = ngx_errno;
+        job->op = ngx_open_file_n;
+        goto failed;
     }
 
-    ngx_free(buf);
-
-    if (sync->state_err) {
-        ngx_log_error(NGX_LOG_NOTICE, sync->log, 0,
-                      "maintenance: state file \"%V\" written again",
-                      &mmcf->state_file);
-        sync->state_err = 0;
+    if (sync->sh->owner_pid != ngx_pid) {
+        job->not_owner = 1;
+        goto failed;
     }
 
-    sync->state_dirty = 0;
+    if (ngx_rename_file(job->tmp, path) == NGX_FILE_ERROR) {
+        job->err = ngx_errno;
+        job->op = ngx_rename_file_n;
+        job->target = job->tmp;
+        goto failed;
+    }
 
-    return NGX_OK;
+    (void) flock(fd, LOCK_UN);
 
-failed_unlink:
+    /* the rename lasts once the directory is on disk too */
 
-    (void) ngx_delete_file(sync->state_tmp);
+    if (fsync(fd) == -1 && ngx_errno != NGX_EINVAL) {
+        /* EINVAL: a file system that cannot sync a directory */
+        job->err = ngx_errno;
+        job->op = "fsync()";
+    }
+
+    (void) ngx_close_file(fd);
+
+    return;
 
 failed:
 
-    ngx_free(buf);
-
-    /* stays dirty: the next tick tries again, logged once */
-
-    if (!sync->state_err) {
-        ngx_log_error(NGX_LOG_ERR, sync->log, err,
-                      "maintenance: cannot write state file \"%V\": %s "
-                      "\"%s\" failed", &mmcf->state_file, op,
-                      sync->state_tmp);
-        sync->state_err = 1;
+    if (fd != NGX_INVALID_FILE) {
+        (void) ngx_close_file(fd);
     }
 
+    (void) ngx_delete_file(job->tmp);
+}
+
+
+#if (NGX_THREADS)
+
+/* in worker 0's event loop, when the pool's thread is done */
+
+static void
+ngx_http_maintenance_state_file_done(ngx_event_t *ev)
+{
+    ngx_http_maintenance_state_job_t  *job;
+
+    job = ev->data;
+
+    ngx_http_maintenance_state_file_result(job);
+
+    if (job->err == 0 && !job->sync->exiting) {
+        /* what changed while the file was written */
+        (void) ngx_http_maintenance_state_file_write(job->sync);
+    }
+}
+
+#endif
+
+
+/*
+ * A write's outcome: a failure is counted, kept in the zone for status,
+ * logged once, and tried again at the next tick; a success after one
+ * failures is logged once.
+ */
+
+static void
+ngx_http_maintenance_state_file_result(ngx_http_maintenance_state_job_t *job)
+{
+    u_char                            *p, *last;
+    u_char                            text[NGX_HTTP_MAINTENANCE_STATE_ERR_LEN];
+    ngx_http_maintenance_shctx_t      *sh;
+    ngx_http_maintenance_sync_t       *sync;
+    ngx_http_maintenance_main_conf_t  *mmcf;
+
+    sync = job->sync;
+    sh = sync->sh;
+    mmcf = sync->mmcf;
+
+    job->busy = 0;
+
+    if (job->not_owner || sh->owner_pid != ngx_pid) {
+        /* an old worker 0: neither the file nor its status are its own */
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, sync->log, 0,
+                       "maintenance: not the owner any more, state file "
+                       "\"%V\" left alone", &mmcf->state_file);
+        return;
+    }
+
+    if (job->err == 0) {
+        if (sync->state_err) {
+            ngx_log_error(NGX_LOG_ERR, sync->log, 0,
+                          "maintenance: state file \"%V\" written again",
+                          &mmcf->state_file);
+            sync->state_err = 0;
+
+            ngx_shmtx_lock(&sync->shpool->mutex);
+            sh->state_file_failing = 0;
+            sh->state_file_error[0] = '\0';
+            ngx_shmtx_unlock(&sync->shpool->mutex);
+        }
+
+        return;
+    }
+
+    /* stays dirty: the next tick tries again */
+
+    sync->state_dirty = 1;
+
+    last = text + sizeof(text) - 1;
+    p = ngx_slprintf(text, last, "%s \"%s\" failed (%d: ", job->op,
+                     job->target, job->err);
+    p = ngx_strerror(job->err, p, last - p);
+    p = ngx_slprintf(p, last, ")");
+    *p = '\0';
+
+    (void) ngx_atomic_fetch_add(&sh->state_file_errors, 1);
+
+    ngx_shmtx_lock(&sync->shpool->mutex);
+    sh->state_file_failing = 1;
+    ngx_memcpy(sh->state_file_error, text, p - text + 1);
+    ngx_shmtx_unlock(&sync->shpool->mutex);
+
+    if (!sync->state_err) {
+        ngx_log_error(NGX_LOG_ERR, sync->log, job->err,
+                      "maintenance: cannot write state file \"%V\": %s "
+                      "\"%s\" failed; a restart while Redis is down would "
+                      "come back from a stale file", &mmcf->state_file,
+                      job->op, job->target);
+        sync->state_err = 1;
+    }
+}
+
+
+/*
+ * At configuration load (nginx -t too): the workers must be able to write
+ * the file's directory, or a restart during an incident with Redis down
+ * comes back from a stale file.  Checked as the workers' user: as root, in
+ * a child that takes their uid, gid and groups, so that ACLs and read-only
+ * mounts count as they will for them.  Also declares nginx's default
+ * thread pool, where worker 0 writes the file.
+ */
+
+ngx_int_t
+ngx_http_maintenance_state_file_conf(ngx_conf_t *cf,
+    ngx_http_maintenance_main_conf_t *mmcf)
+{
+    u_char           *dir;
+    ngx_uid_t         uid;
+    ngx_gid_t         gid;
+    ngx_err_t         err;
+    const char       *user;
+    struct group     *grp;
+    struct passwd    *pwd;
+    ngx_file_info_t   fi;
+    ngx_core_conf_t  *ccf;
+
+    if (mmcf->state_file.len == 0) {
+        return NGX_OK;
+    }
+
+#if (NGX_THREADS)
+    if (ngx_thread_pool_add(cf, &ngx_http_maintenance_pool_name) == NULL) {
+        return NGX_ERROR;
+    }
+#endif
+
+    dir = ngx_http_maintenance_state_file_dir(cf->pool, &mmcf->state_file);
+    if (dir == NULL) {
+        return NGX_ERROR;
+    }
+
+    /*
+     * The workers' user as nginx will set it: as root, "user" or nginx's
+     * default (the core's configuration is finished after the http block:
+     * a "user" below it is not known yet, the default is checked); else,
+     * or with "master_process off", this process's.
+     */
+
+    uid = geteuid();
+    gid = getegid();
+    user = NULL;
+
+    ccf = (ngx_core_conf_t *) ngx_get_conf(cf->cycle->conf_ctx,
+                                           ngx_core_module);
+
+    if (uid == 0 && ccf->master != 0) {
+        if (ccf->user != (ngx_uid_t) NGX_CONF_UNSET_UINT) {
+            user = ccf->username;
+            uid = ccf->user;
+            gid = ccf->group;
+
+        } else {
+            pwd = getpwnam(NGX_USER);
+            grp = getgrnam(NGX_GROUP);
+
+            if (pwd == NULL || grp == NULL) {
+                /* nginx itself says so when it sets the default */
+                return NGX_OK;
+            }
+
+            user = NGX_USER;
+            uid = pwd->pw_uid;
+            gid = grp->gr_gid;
+        }
+    }
+
+    if (user == NULL) {
+        pwd = getpwuid(uid);
+        user = (pwd && pwd->pw_name) ? pwd->pw_name : "(this process's)";
+    }
+
+    if (ngx_file_info(dir, &fi) == NGX_FILE_ERROR) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, ngx_errno,
+                      "maintenance: maintenance_state_file \"%V\": "
+                      "directory \"%s\" cannot be used: create it for the "
+                      "workers' user (install -d -o %s \"%s\")",
+                      &mmcf->state_file, dir, user, dir);
+        return NGX_ERROR;
+    }
+
+    if (!ngx_is_dir(&fi)) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "maintenance: maintenance_state_file \"%V\": \"%s\" "
+                      "is not a directory", &mmcf->state_file, dir);
+        return NGX_ERROR;
+    }
+
+    if (uid == geteuid()) {
+        err = (access((char *) dir, W_OK|X_OK) == -1) ? ngx_errno : 0;
+
+    } else {
+        err = ngx_http_maintenance_state_file_access(cf, dir, user, uid, gid);
+    }
+
+    if (err == 0) {
+        return NGX_OK;
+    }
+
+    ngx_log_error(NGX_LOG_EMERG, cf->log, err,
+                  "maintenance: maintenance_state_file \"%V\": directory "
+                  "\"%s\" is not writable by user \"%s\", the workers' "
+                  "user: give the file a directory that user can write",
+                  &mmcf->state_file, dir, user);
+
     return NGX_ERROR;
+}
+
+
+/* access(W_OK|X_OK) as the workers' user, in a child; 0 or the errno */
+
+static ngx_err_t
+ngx_http_maintenance_state_file_access(ngx_conf_t *cf, u_char *dir,
+    const char *user, ngx_uid_t uid, ngx_gid_t gid)
+{
+    int        status;
+    ngx_pid_t  pid;
+    ngx_err_t  err;
+
+    pid = fork();
+
+    if (pid == -1) {
+        err = ngx_errno;
+        ngx_log_error(NGX_LOG_WARN, cf->log, err,
+                      "maintenance: fork() failed: cannot check that user "
+                      "\"%s\" can write \"%s\"", user, dir);
+        return 0;
+    }
+
+    if (pid == 0) {
+        if (setgid(gid) == -1 || initgroups(user, gid) == -1
+            || setuid(uid) == -1)
+        {
+            _exit(255);
+        }
+
+        if (access((char *) dir, W_OK|X_OK) == 0) {
+            _exit(0);
+        }
+
+        err = ngx_errno;
+        _exit((err > 0 && err < 255) ? err : 254);
+    }
+
+    while (waitpid(pid, &status, 0) == -1) {
+        err = ngx_errno;
+
+        if (err != NGX_EINTR) {
+            ngx_log_error(NGX_LOG_WARN, cf->log, err,
+                          "maintenance: waitpid() failed: cannot check "
+                          "that user \"%s\" can write \"%s\"", user, dir);
+            return 0;
+        }
+    }
+
+    if (!WIFEXITED(status) || WEXITSTATUS(status) == 255) {
+        ngx_log_error(NGX_LOG_WARN, cf->log, 0,
+                      "maintenance: cannot check as user \"%s\" that it "
+                      "can write \"%s\"", user, dir);
+        return 0;
+    }
+
+    return WEXITSTATUS(status);
+}
+
+
+/*
+ * The temporary files of writes that never ended (a worker 0 killed in
+ * the middle): "<file>.tmp.<pid>" but ours.  An old worker 0 still writing
+ * loses nothing: it is no longer the owner, its rename would be refused.
+ */
+
+static void
+ngx_http_maintenance_state_file_sweep(ngx_http_maintenance_state_job_t *job,
+    ngx_log_t *log)
+{
+    u_char     *base, *name, *p, *last, *path;
+    size_t      len, blen;
+    ngx_int_t   pid;
+    ngx_str_t   dname;
+    ngx_dir_t   dir;
+    ngx_uint_t  n;
+
+    path = job->sync->mmcf->state_file.data;
+    base = path + job->sync->mmcf->state_file.len;
+
+    while (base > path && *(base - 1) != '/') {
+        base--;
+    }
+
+    blen = ngx_strlen(base);
+
+    dname.data = job->dir;
+    dname.len = ngx_strlen(job->dir);
+
+    if (ngx_open_dir(&dname, &dir) == NGX_ERROR) {
+        return;
+    }
+
+    /* bounded: a directory shared with many files is read once, in part */
+
+    for (n = 0; n < 10000; n++) {
+        if (ngx_read_dir(&dir) == NGX_ERROR) {
+            break;
+        }
+
+        name = ngx_de_name(&dir);
+        len = ngx_de_namelen(&dir);
+
+        if (len <= blen + sizeof(".tmp.") - 1
+            || ngx_strncmp(name, base, blen) != 0
+            || ngx_strncmp(name + blen, ".tmp.", sizeof(".tmp.") - 1) != 0)
+        {
+            continue;
+        }
+
+        p = name + blen + sizeof(".tmp.") - 1;
+        last = name + len;
+
+        pid = ngx_atoi(p, last - p);
+
+        if (pid == NGX_ERROR || pid == ngx_pid) {
+            continue;
+        }
+
+        if (unlinkat(dirfd(dir.dir), (char *) name, 0) == -1) {
+            ngx_log_error(NGX_LOG_WARN, log, ngx_errno,
+                          "maintenance: unlinkat() \"%s/%s\" failed",
+                          job->dir, name);
+            continue;
+        }
+
+        ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                      "maintenance: removed \"%s/%s\", left by a state "
+                      "file write that never ended", job->dir, name);
+    }
+
+    (void) ngx_close_dir(&dir);
+}
+
+
+/*
+ * The directory, open and flock()ed (released at close, or by the kernel
+ * when the process dies).  A file system without flock() (some NFS) only
+ * loses the lock, not the write.
+ */
+
+static ngx_fd_t
+ngx_http_maintenance_state_file_lock(u_char *dir)
+{
+    ngx_fd_t  fd;
+
+    fd = ngx_open_file(dir, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    if (fd == NGX_INVALID_FILE) {
+        return NGX_INVALID_FILE;
+    }
+
+    while (flock(fd, LOCK_EX) == -1 && ngx_errno == NGX_EINTR) {
+        /* void */
+    }
+
+    return fd;
+}
+
+
+/* the directory of an absolute path, NUL-terminated */
+
+static u_char *
+ngx_http_maintenance_state_file_dir(ngx_pool_t *pool, ngx_str_t *path)
+{
+    u_char  *dir, *p;
+
+    dir = ngx_pnalloc(pool, path->len + 1);
+    if (dir == NULL) {
+        return NULL;
+    }
+
+    ngx_memcpy(dir, path->data, path->len);
+
+    for (p = dir + path->len; p > dir && *(p - 1) != '/'; p--) {
+        /* void */
+    }
+
+    if (p <= dir + 1) {
+        /* "/file" or no slash: the root, or the current directory */
+        p = dir + 1;
+        dir[0] = (path->data[0] == '/') ? '/' : '.';
+    } else {
+        p--;
+    }
+
+    *p = '\0';
+
+    return dir;
 }
 
 
@@ -205,12 +923,12 @@ ngx_int_t
 ngx_http_maintenance_state_file_load(ngx_cycle_t *cycle,
     ngx_http_maintenance_main_conf_t *mmcf)
 {
-    u_char                        *buf, *p, *eol, *last;
-    ssize_t                        n;
-    ngx_fd_t                       fd;
-    ngx_err_t                      err;
-    ngx_file_info_t                fi;
-    ngx_http_maintenance_shctx_t  *shctx;
+    u_char                      *buf, *p, *eol, *last;
+    ssize_t                     n;
+    ngx_fd_t                    fd;
+    ngx_err_t                   err;
+    ngx_file_info_t             fi;
+    ngx_http_maintenance_ctx_t  *shctx;
 
     if (mmcf->state_file.len == 0 || mmcf->shm_zone == NULL
         || mmcf->slots == NULL)
@@ -307,7 +1025,7 @@ done:
 
 static ngx_int_t
 ngx_http_maintenance_state_file_line(ngx_http_maintenance_main_conf_t *mmcf,
-    ngx_http_maintenance_sh_t *sh, u_char *p, size_t len, ngx_log_t *log)
+    ngx_http_maintenance_shctx_t *sh, u_char *p, size_t len, ngx_log_t *log)
 {
     u_char                           *f[5], *end, *q;
     size_t                            fl[5];
@@ -402,7 +1120,7 @@ ngx_http_maintenance_state_file_line(ngx_http_maintenance_main_conf_t *mmcf,
     ssh->retry_after = (ngx_atomic_uint_t) retry;
     ssh->source = NGX_HTTP_MAINTENANCE_SRC_STATE_FILE;
 
-    ngx_log_error(NGX_LOG_NOTICE, log, 0,
+    ngx_log_error(NGX_LOG_ERR, log, 0,
                   "maintenance: scope \"%V\" restored from the state file: "
                   "mode %s, epoch %uL", &name[i], mig_mode_str(mode), epoch);
 

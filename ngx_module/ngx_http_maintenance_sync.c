@@ -6,7 +6,6 @@
 #include "ngx_http_maintenance_module.h"
 
 #include <hiredis/hiredis.h>
-#include <hiredis/async.h>
 
 
 #define NGX_HTTP_MAINTENANCE_FIELDS_MAX      64     /* pairs in a state hash */
@@ -17,7 +16,8 @@
 
 static void ngx_http_maintenance_tick(ngx_event_t *ev);
 static void ngx_http_maintenance_stop(ngx_http_maintenance_sync_t *sync);
-static void ngx_http_maintenance_link_up(ngx_http_maintenance_sync_t *sync);
+static void ngx_http_maintenance_link_ready(
+    ngx_http_maintenance_sync_t *sync);
 static void ngx_http_maintenance_cmd_closed(
     ngx_http_maintenance_sync_t *sync);
 static void ngx_http_maintenance_cmd_down(ngx_http_maintenance_sync_t *sync);
@@ -27,8 +27,8 @@ static void ngx_http_maintenance_event(ngx_http_maintenance_sync_t *sync,
 static void ngx_http_maintenance_poll(ngx_http_maintenance_sync_t *sync);
 static void ngx_http_maintenance_read_scope(ngx_http_maintenance_sync_t *sync,
     ngx_uint_t i, ngx_uint_t round);
-static void ngx_http_maintenance_state_cb(redisAsyncContext *ac, void *r,
-    void *privdata);
+static void ngx_http_maintenance_state_cb(ngx_http_maintenance_redis_t *rc,
+    redisReply *reply, void *data);
 static void ngx_http_maintenance_state_reply(
     ngx_http_maintenance_sync_t *sync, ngx_http_maintenance_sync_scope_t *s,
     redisReply *reply);
@@ -44,7 +44,6 @@ static ngx_uint_t ngx_http_maintenance_apply(
     ngx_http_maintenance_sync_t *sync);
 static void ngx_http_maintenance_set_redis_up(
     ngx_http_maintenance_sync_t *sync, ngx_uint_t up, ngx_uint_t synced);
-static const char *ngx_http_maintenance_source_name(ngx_uint_t source);
 
 
 /* worker 0 only; NULL in every other process */
@@ -61,12 +60,12 @@ static ngx_http_maintenance_sync_t  *ngx_http_maintenance_sync;
 ngx_int_t
 ngx_http_maintenance_sync_init_worker(ngx_cycle_t *cycle)
 {
-    size_t                              len;
-    ngx_uint_t                          i;
+    size_t                             len;
+    ngx_uint_t                         i;
     ngx_str_t                          *name;
-    ngx_http_maintenance_sh_t          *sh;
+    ngx_http_maintenance_shctx_t       *sh;
     ngx_http_maintenance_sync_t        *sync;
-    ngx_http_maintenance_shctx_t       *shctx;
+    ngx_http_maintenance_ctx_t         *shctx;
     ngx_http_maintenance_scope_sh_t    *ssh;
     ngx_http_maintenance_main_conf_t   *mmcf;
     ngx_http_maintenance_sync_scope_t  *s;
@@ -173,27 +172,26 @@ ngx_http_maintenance_sync_init_worker(ngx_cycle_t *cycle)
 
     ngx_shmtx_unlock(&sync->shpool->mutex);
 
-    if (mmcf->state_file.len) {
-        len = mmcf->state_file.len + sizeof(".tmp.") - 1 + NGX_INT64_LEN + 1;
+    /* after owner_pid: an old worker 0's write can no longer land */
 
-        sync->state_tmp = ngx_pnalloc(cycle->pool, len);
-        if (sync->state_tmp == NULL) {
-            return NGX_ERROR;
-        }
-
-        (void) ngx_snprintf(sync->state_tmp, len, "%V.tmp.%P%Z",
-                            &mmcf->state_file, ngx_pid);
+    if (ngx_http_maintenance_state_file_init(sync, cycle) != NGX_OK) {
+        return NGX_ERROR;
     }
 
-    sync->link_up = ngx_http_maintenance_link_up;
+    sync->link_ready = ngx_http_maintenance_link_ready;
     sync->cmd_closed = ngx_http_maintenance_cmd_closed;
     sync->cmd_down = ngx_http_maintenance_cmd_down;
     sync->event = ngx_http_maintenance_event;
 
-    ngx_http_maintenance_link_init(&sync->cmd, sync, "command",
-                                   NGX_HTTP_MAINTENANCE_LINK_CMD);
-    ngx_http_maintenance_link_init(&sync->sub, sync, "subscriber",
-                                   NGX_HTTP_MAINTENANCE_LINK_SUB);
+    if (ngx_http_maintenance_link_init(&sync->cmd, sync, "command",
+                                       NGX_HTTP_MAINTENANCE_LINK_CMD)
+        != NGX_OK
+        || ngx_http_maintenance_link_init(&sync->sub, sync, "subscriber",
+                                          NGX_HTTP_MAINTENANCE_LINK_SUB)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
 
     ngx_http_maintenance_sync = sync;
 
@@ -208,8 +206,8 @@ ngx_http_maintenance_sync_init_worker(ngx_cycle_t *cycle)
     (void) ngx_http_maintenance_apply(sync);
 
     if (mmcf->redis_addr.len) {
-        ngx_http_maintenance_link_connect(&sync->cmd);
-        ngx_http_maintenance_link_connect(&sync->sub);
+        ngx_http_maintenance_link_start(&sync->cmd);
+        ngx_http_maintenance_link_start(&sync->sub);
     }
 
     ngx_add_timer(&sync->tick, mmcf->poll);
@@ -231,9 +229,7 @@ ngx_http_maintenance_sync_exit_worker(ngx_cycle_t *cycle)
 
     ngx_http_maintenance_stop(sync);
 
-    if (sync->state_dirty) {
-        (void) ngx_http_maintenance_state_file_write(sync);
-    }
+    ngx_http_maintenance_state_file_exit(sync);
 
     ngx_http_maintenance_sync = NULL;
 }
@@ -265,7 +261,9 @@ ngx_http_maintenance_tick(ngx_event_t *ev)
 
     sync = ev->data;
 
-    if (ngx_exiting || ngx_terminate || ngx_quit || sync->exiting) {
+    if (ngx_exiting || ngx_terminate || ngx_quit || sync->exiting
+        || sync->sh->owner_pid != ngx_pid)
+    {
         /* an old worker 0 after a reload: the new one owns the zone */
         ngx_http_maintenance_stop(sync);
         return;
@@ -292,7 +290,7 @@ ngx_http_maintenance_tick(ngx_event_t *ev)
 /* the hooks the links call up through */
 
 static void
-ngx_http_maintenance_link_up(ngx_http_maintenance_sync_t *sync)
+ngx_http_maintenance_link_ready(ngx_http_maintenance_sync_t *sync)
 {
     /*
      * A new command link reads everything; so does a new subscriber: events
@@ -411,27 +409,19 @@ ngx_http_maintenance_read_scope(ngx_http_maintenance_sync_t *sync,
 
 
 static void
-ngx_http_maintenance_state_cb(redisAsyncContext *ac, void *r,
-    void *privdata)
+ngx_http_maintenance_state_cb(ngx_http_maintenance_redis_t *rc,
+    redisReply *reply, void *data)
 {
-    char                          msg[128];
-    uintptr_t                     data;
+    uintptr_t                     d;
     ngx_uint_t                    i, round;
-    redisReply                   *reply = r;
     ngx_http_maintenance_link_t  *link;
     ngx_http_maintenance_sync_t  *sync;
 
-    if (reply == NULL) {
-        return;
-    }
-
-    link = ac->data;
+    link = rc->data;
     sync = link->sync;
-    data = (uintptr_t) privdata;
-    i = data >> 1;
-    round = data & NGX_HTTP_MAINTENANCE_ROUND;
-
-    ngx_http_maintenance_link_reply(link);
+    d = (uintptr_t) data;
+    i = d >> 1;
+    round = d & NGX_HTTP_MAINTENANCE_ROUND;
 
     if (!link->ready || i >= sync->nscopes) {
         return;
@@ -439,27 +429,17 @@ ngx_http_maintenance_state_cb(redisAsyncContext *ac, void *r,
 
     /*
      * WRONGTYPE is about the key (a malformed state); any other error
-     * (NOAUTH, LOADING, ...) is about the server: the link starts over.
+     * (NOAUTH, LOADING, BUSY, ...) is about the server: the link starts
+     * over, with backoff.
      */
 
     if (reply->type == REDIS_REPLY_ERROR
-        && ngx_strncmp(reply->str, "WRONGTYPE", 9) != 0)
+        && (reply->len < 9 || ngx_strncmp(reply->str, "WRONGTYPE", 9) != 0))
     {
-        if (!sync->cmd_err) {
-            ngx_cpystrn((u_char *) msg, (u_char *) reply->str, sizeof(msg));
-            ngx_http_maintenance_printable(msg);
-
-            ngx_log_error(NGX_LOG_ERR, sync->log, 0,
-                          "maintenance: redis refused HGETALL %s: %s",
-                          sync->scopes[i].key, msg);
-            sync->cmd_err = 1;
-        }
-
-        ngx_http_maintenance_link_drop(link);
+        ngx_http_maintenance_link_refused(link, "HGETALL", reply);
         return;
     }
 
-    sync->cmd_err = 0;
 
     ngx_http_maintenance_state_reply(sync, &sync->scopes[i], reply);
 
@@ -487,6 +467,7 @@ ngx_http_maintenance_state_cb(redisAsyncContext *ac, void *r,
     sync->synced = 1;
     sync->down = 0;
     ngx_http_maintenance_set_redis_up(sync, 1, 1);
+    ngx_http_maintenance_link_up(link);
     (void) ngx_atomic_fetch_add(&sync->sh->polls, 1);
 
     (void) ngx_http_maintenance_apply(sync);
@@ -571,14 +552,14 @@ ngx_http_maintenance_state_good(ngx_http_maintenance_sync_t *sync,
     ngx_http_maintenance_sync_scope_t *s, mig_state_t *st)
 {
     if (s->malformed) {
-        ngx_log_error(NGX_LOG_NOTICE, sync->log, 0,
+        ngx_log_error(NGX_LOG_ERR, sync->log, 0,
                       "maintenance: scope \"%V\": the state in %s is valid "
                       "again", &s->name, s->key);
         s->malformed = 0;
     }
 
     if (s->lost) {
-        ngx_log_error(NGX_LOG_NOTICE, sync->log, 0,
+        ngx_log_error(NGX_LOG_ERR, sync->log, 0,
                       "maintenance: scope \"%V\": %s is back (mode %s, "
                       "epoch %uL)", &s->name, s->key, mig_mode_str(st->mode),
                       st->epoch);
@@ -619,7 +600,7 @@ ngx_http_maintenance_state_missing(ngx_http_maintenance_sync_t *sync,
         return;
     }
 
-    ngx_log_error(NGX_LOG_WARN, sync->log, 0,
+    ngx_log_error(NGX_LOG_ERR, sync->log, 0,
                   "maintenance: scope \"%V\": %s is gone from redis (lost "
                   "data?); keeping mode %s, epoch %uL until a state is "
                   "written again", &s->name, s->key,
@@ -715,6 +696,12 @@ ngx_http_maintenance_apply(ngx_http_maintenance_sync_t *sync)
         if (!locked) {
             ngx_shmtx_lock(&sync->shpool->mutex);
             locked = 1;
+
+            if (sync->sh->owner_pid != ngx_pid) {
+                /* replaced by a reload: the zone is the new worker 0's */
+                ngx_shmtx_unlock(&sync->shpool->mutex);
+                return 0;
+            }
         }
 
         ssh = &sync->sh->scopes[s->slot];
@@ -745,7 +732,7 @@ ngx_http_maintenance_apply(ngx_http_maintenance_sync_t *sync)
                           "maintenance: scope \"%V\" %s (epoch %uL, source "
                           "%s)", &s->name,
                           on ? "in maintenance" : "open", epoch,
-                          ngx_http_maintenance_source_name(source));
+                          ngx_http_maintenance_source_str(source));
         }
 
         s->on = on;
@@ -757,6 +744,12 @@ ngx_http_maintenance_apply(ngx_http_maintenance_sync_t *sync)
 
     if (locked) {
         ngx_shmtx_unlock(&sync->shpool->mutex);
+    }
+
+    /* a new state is on disk as soon as it is served */
+
+    if (sync->state_dirty) {
+        (void) ngx_http_maintenance_state_file_write(sync);
     }
 
     return changed;
@@ -780,22 +773,6 @@ ngx_http_maintenance_set_redis_up(ngx_http_maintenance_sync_t *sync,
 
     if (!up) {
         sync->synced = 0;
-    }
-}
-
-
-static const char *
-ngx_http_maintenance_source_name(ngx_uint_t source)
-{
-    switch (source) {
-    case NGX_HTTP_MAINTENANCE_SRC_REDIS:
-        return "redis";
-    case NGX_HTTP_MAINTENANCE_SRC_OVERRIDE:
-        return "override";
-    case NGX_HTTP_MAINTENANCE_SRC_STATE_FILE:
-        return "state_file";
-    default:
-        return "default";
     }
 }
 

@@ -78,17 +78,17 @@ one_error(mig('frobnicate'), 2, qr/unknown command 'frobnicate'.*--help/,
 one_error(mig('--frob', 'maintenance', 'status'), 2,
           qr/unknown option '--frob'/, 'unknown global option');
 one_error(mig(qw(maintenance on --frob)), 2,
-          qr/unknown option '--frob' for on/, 'unknown option of on');
+          qr/maintenance on: unknown option '--frob'/, 'unknown option of on');
 one_error(mig(qw(maintenance flip)), 2, qr/unknown subcommand 'flip'/,
           'unknown subcommand');
 one_error(mig(qw(maintenance on --retry-after abc)), 2,
-          qr/--retry-after 'abc' is not 0\.\.86400 seconds/,
+          qr/--retry-after wants seconds from 0 to 86400, not 'abc'/,
           '--retry-after abc');
 one_error(mig(qw(maintenance on --retry-after 86401)), 2,
           qr/--retry-after/, '--retry-after out of range');
-one_error(mig(qw(maintenance on --retry-after)), 2, qr/needs a value/,
+one_error(mig(qw(maintenance on --retry-after)), 2, qr/--retry-after needs seconds/,
           '--retry-after without a value');
-one_error(mig(qw(maintenance on --wait=abc)), 2, qr/--wait=abc/,
+one_error(mig(qw(maintenance on --wait=abc)), 2, qr/--wait wants seconds .* not 'abc'/,
           '--wait=abc');
 one_error(mig('--scope', 'bad scope!', qw(maintenance on)), 2,
           qr/--scope: invalid character in name "bad scope!"/,
@@ -105,7 +105,7 @@ one_error(mig(qw(maintenance on --reason), 'r' x 513), 2,
 one_error(mig(qw(maintenance off --force)), 2,
           qr/--force needs --reason/, 'off --force without --reason');
 one_error(mig(qw(maintenance on --force)), 2,
-          qr/unknown option '--force' for on/, 'on --force');
+          qr/maintenance on: unknown option '--force'/, 'on --force');
 one_error($t->migctl({ env => { %env, MIGCTL_ACTOR => "a\tb" } },
                      qw(maintenance on)), 2,
           qr/\$MIGCTL_ACTOR: control character 0x09/, 'bad actor');
@@ -155,6 +155,45 @@ EOF
 one_error(mig('-c', $hc, qw(maintenance off)), 2,
           qr/:1: health.checks\[0\] needs a name and a command/,
           'health check without command');
+
+# the database section: durations in quotes, file and line in errors
+my $dbc = $t->write_file('db.conf', <<'EOF');
+database = {
+    lock_timeout = "2s";
+    statement_timeout = 30;
+};
+EOF
+one_error(mig('-c', $dbc, 'locks'), 2,
+          qr/\Q$dbc\E:3: statement_timeout must be a duration in double quotes/,
+          'database: a number for a duration: file and line');
+$dbc = $t->write_file('db2.conf', <<'EOF');
+database = {
+
+    lock_timeout = "soon";
+};
+EOF
+one_error(mig('-c', $dbc, 'migrations'), 2,
+          qr/\Q$dbc\E:3: lock_timeout = "soon" is not a duration from 1ms/,
+          'database: a bad duration: file and line');
+$dbc = $t->write_file('db3.conf', "database = { lock_timout = \"2s\"; };\n");
+one_error(mig('-c', $dbc, 'locks'), 2,
+          qr/:1: unknown setting "lock_timout" in database/,
+          'database: an unknown setting');
+$dbc = $t->write_file('db4.conf', "database = \"x\";\n");
+one_error(mig('-c', $dbc, 'locks'), 2,
+          qr/:1: database must be a group/, 'database: not a group');
+
+# the global timeouts: both forms, bad values refused before anything
+for my $o (['--lock-timeout', 'x'], ['--lock-timeout=x'],
+           ['--statement-timeout', '-1s'], ['--statement-timeout=0'],
+           ['--lock-timeout']) {
+    one_error(mig(@$o, 'locks'), 2,
+              qr/--(lock|statement)-timeout (wants|needs) a duration/,
+              "global @$o refused");
+}
+$r = mig('--lock-timeout', '1s', '--statement-timeout=5s', '--help');
+is($r->{rc}, 0, 'global timeouts parse (both forms)');
+like($r->{out}, qr/--lock-timeout D/, 'usage documents --lock-timeout');
 
 one_error(mig('-c', $t->dir . '/nope.conf', qw(maintenance on)), 2,
           qr/cannot read configuration .*nope\.conf/, 'missing -c file');
@@ -226,7 +265,8 @@ $r = mig('-c', $aconf, qw(maintenance on --reason auth));
 is($r->{rc}, 0, 'password_file: on works') or diag($r->{err});
 
 my $econf = $t->write_file('authenv.conf',
-    "redis = { port = $aport; password_env = \"T_REDIS_PW\"; };\n");
+    "redis = { port = $aport; password_env = \"T_REDIS_PW\"; };\n"
+    . "health = { checks = ( { name = \"ok\"; command = \"true\"; } ); };\n");
 $r = $t->migctl({ env => { %env, T_REDIS_PW => 's3cret-pw' } },
                 '-c', $econf, qw(maintenance off));
 is($r->{rc}, 0, 'password_env: off works') or diag($r->{err});

@@ -90,6 +90,100 @@ like($out, qr/listen 127\.0\.0\.1:$plain\b.*listen 127\.0\.0\.1:$tls ssl/,
      'naming both listens');
 ok(!eval { $t->start_nginx('strict'); 1 }, 'and nginx does not start');
 
+# the effective gating of each location is compared, and names match as
+# nginx matches them: exact, wildcard (*.x, .x, x.*) and regex
+sub twin {
+    my ($name, $twin, $plain_extra) = @_;
+    $plain_extra //= '';
+    $t->nginx_conf($name, <<"CONF");
+load_module %%MODULE%%;
+events { worker_connections 64; }
+http {
+    access_log off;
+    maintenance_strict on;
+    maintenance on;
+
+    server {
+        listen 127.0.0.1:%%PORT_plain%%;
+        server_name shop.example www.shop.example;
+        location / { return 200 "app\\n"; }
+        location = /healthz { maintenance_health; }
+        $plain_extra
+    }
+
+    server {
+        listen 127.0.0.1:%%PORT_tls%% ssl;
+        ssl_certificate $crt;
+        ssl_certificate_key $key;
+        $twin
+    }
+}
+CONF
+    return $t->nginx_test($name);
+}
+
+for my $case (
+    [ 'tls location / off',
+      'server_name shop.example; location / { maintenance off; }',
+      qr/server_name "shop\.example" is gated \(scope "default"\) at listen 127\.0\.0\.1:$plain .*but not gated at listen 127\.0\.0\.1:$tls ssl .*location "\/"/ ],
+    [ 'tls location /admin/ off',
+      'server_name www.shop.example; location / { } '
+      . 'location /admin/ { maintenance off; }',
+      qr/server_name "www\.shop\.example" is gated .*location "\/admin\/"/ ],
+    [ 'tls nested location off',
+      'server_name shop.example; '
+      . 'location /api/ { location /api/v2/ { maintenance off; } }',
+      qr/location "\/api\/v2\/"/ ],
+    [ 'tls location of another scope',
+      'server_name shop.example; location / { maintenance_scope api; }',
+      qr/server_name "shop\.example" is gated by scope "default" .*but by scope "api" .*location "\/"/ ],
+    [ 'wildcard *.shop.example ungated',
+      'server_name *.shop.example; maintenance off;',
+      qr/server_name "www\.shop\.example" \(as "\*\.shop\.example"\) is gated .*but not gated/ ],
+    [ 'wildcard .shop.example ungated',
+      'server_name .shop.example; maintenance off;',
+      qr/server_name "shop\.example" \(as "\.shop\.example"\) is gated/ ],
+    [ 'wildcard www.shop.* ungated',
+      'server_name www.shop.*; maintenance off;',
+      qr/server_name "www\.shop\.example" \(as "www\.shop\.\*"\) is gated/ ],
+    [ 'regex name ungated',
+      'server_name ~^(www\.)?shop\.example$; maintenance off;',
+      qr/server_name "shop\.example" \(as "\Q~^(www\.)?shop\.example\E\$"\) is gated/ ],
+    [ 'regex location of the same pattern ungated',
+      'server_name shop.example; location / { } '
+      . 'location ~ \.php$ { maintenance off; }',
+      qr/location "\Q~ \.php\E\$"/, 'location ~ \.php$ { }' ],
+)
+{
+    my ($label, $twin, $re, $extra) = @$case;
+    my ($rc, $out) = twin('twin', $twin, $extra);
+    isnt($rc, 0, "strict: $label: nginx -t fails");
+    like($out, qr/\[emerg\].*$re/, "strict: $label: the error says where")
+        or diag($out);
+}
+
+for my $case (
+    [ 'gated alike, location by location',
+      'server_name shop.example; location / { } location /admin/ { }' ],
+    [ 'a wildcard twin gated alike', 'server_name *.shop.example;' ],
+    [ 'a wildcard that matches no name of the other',
+      'server_name *.other.example; maintenance off;' ],
+    [ 'a health location only in the twin',
+      'server_name shop.example; location / { } '
+      . 'location = /lb { maintenance_health; } '
+      . 'location = /st { maintenance_status; }' ],
+    [ 'the same URI open in both (ACME over HTTP)',
+      'server_name shop.example; location / { } '
+      . 'location /.well-known/acme-challenge/ { maintenance off; }',
+      'location /.well-known/acme-challenge/ { maintenance off; }' ],
+)
+{
+    my ($label, $twin, $extra) = @$case;
+    my ($rc, $out) = twin('twin', $twin, $extra);
+    is($rc, 0, "strict: $label: nginx -t passes") or diag($out);
+    unlike($out, qr/maintenance: server_name/, "strict: $label: silent");
+}
+
 # http-level directives: parsing errors name the bad token, secrets are
 # never printed
 my $pw = $t->write_file('secret/redis.pass', "s3cret-Redis-pass\n");
@@ -109,7 +203,8 @@ for my $case (
       qr/is duplicate/ ],
     [ 'maintenance_prefix "a:b";', qr/invalid name "a:b"/ ],
     [ 'maintenance_node_id "";', qr/invalid name/ ],
-    [ 'maintenance_poll 0;', qr/must be more than 0/ ],
+    [ 'maintenance_poll 0;',
+      qr/"maintenance_poll" must be at least 50ms, not "0"/ ],
     [ 'maintenance_redis_failure sometimes;', qr/invalid value "sometimes"/ ],
     [ 'server { listen 127.0.0.1:%%PORT_x%%; maintenance_redis 127.0.0.1:1; }',
       qr/"maintenance_redis" directive is not allowed here/ ],
@@ -144,6 +239,9 @@ http {
     maintenance_override_file %%DIR%%/force;
 }
 CONF
+# the state file's directory must exist, writable by the workers (nobody)
+mkdir $t->nginx_dir('good') . '/state';
+chmod 0777, $t->nginx_dir('good') . '/state';
 ($rc, $out) = $t->nginx_test('good');
 is($rc, 0, 'every http-level directive parses') or diag($out);
 unlike($out, qr/s3cret/, 'the Redis password is not printed');

@@ -49,6 +49,9 @@ is($t->read_file($link),
    "load_module modules/ngx_http_maintenance_module.so;\n",
    '... loading the module from nginx\'s module directory');
 ok(-x '/usr/bin/migctl', '/usr/bin/migctl installed');
+my @st = stat('/var/lib/nginx/maintenance');
+is(@st ? (getpwuid($st[4]))[0] : '', 'www-data',
+   'the state directory exists, owned by www-data');
 my $man = $t->run({ env => { MANWIDTH => 80 } }, 'man', '-P', 'cat',
                   'migctl');
 like($man->{out}, qr/migctl - contain, diagnose/, 'man migctl');
@@ -100,6 +103,7 @@ is($r->{rc}, 0, 'dpkg --purge') or diag($r->{err});
 $installed = 0;
 ok(!-e $link && !-l $link, 'the modules-enabled link is gone');
 ok(!-e '/usr/bin/migctl', 'migctl is gone');
+ok(!-e '/var/lib/nginx/maintenance', 'purge removed the state directory');
 ok(!-e '/usr/lib/nginx/modules/ngx_http_maintenance_module.so',
    'the module is gone');
 

@@ -1,4 +1,5 @@
-# demo.t: make demo's script runs an incident end to end on a local stack;
+# demo.t: make demo's script runs an incident end to end on a local stack
+# (run, diagnose, health, maintenance off, evidence);
 # with KEEP=1 the stack stays up, env.sh points migctl at it and stop.sh
 # stops it; every command it prints can be pasted (quoted).
 use strict;
@@ -29,8 +30,13 @@ for my $c (grep { /'/ } @cmds) {
     my $p = $t->run({}, 'bash', '-n', '-c', $c);
     is($p->{rc}, 0, "pasteable: $c");
 }
-like($out, qr/^\$ migctl maintenance on --reason 'migrate failed on release abc123'/m,
+like($out, qr/^\$ migctl run .*--plan-cmd 'cat \S+previous\.plan' -- /m,
      'an argument with spaces is quoted');
+like($out, qr/\(exit 5: the site went into maintenance before migctl returned\)/,
+     'the migration step runs under migctl run, which sets the flag');
+like($out, qr/^FAIL +migrations /m, 'health shows the failing check');
+like($out, qr/^4 checks, 0 failed/m, 'health passes after the fix');
+like($out, qr/^# Incident evidence, /m, 'the evidence summary is shown');
 
 my ($dir) = $out =~ m{(/tmp/migctl-demo-\w+)/stop\.sh};
 ok($dir && -x "$dir/stop.sh", 'KEEP=1 leaves stop.sh') or BAIL_OUT('no stack');

@@ -13,6 +13,7 @@ use lib 't/lib';
 use MigTest;
 use Test::More;
 use JSON::PP;
+use Time::HiRes qw(time);
 
 my $t = MigTest->new;
 my $json = JSON::PP->new;
@@ -59,7 +60,7 @@ EOF
     is($r->{rc}, 2, 'no --sql: exit 2');
     $r = mc($dead, 'diagnose', '--app', 'a', '--migration', 'm', '--sql');
     is($r->{rc}, 2, '--sql without a value: exit 2');
-    like($r->{err}, qr/unknown or incomplete option '--sql'/, '... named');
+    like($r->{err}, qr/--sql needs FILE: see migctl diagnose --help/, '... named');
     $r = mc($dead, 'diagnose', '--bogus');
     is($r->{rc}, 2, 'unknown option: exit 2');
     $r = mc($dead, 'diagnose', '--app', '', '--migration', 'm', '--sql', $sql_ok);
@@ -225,6 +226,8 @@ EOF
        'no unfake advice while part of it exists');
     has_line($d->{next}, qr/^python manage\.py sqlmigrate dupes 0009_hand/,
              'repair by hand from sqlmigrate');
+    has_line($d->{next}, qr/^psql -c 'ALTER TABLE "dupes_customer" ADD COLUMN "b" integer NULL;'\s+# column b: present$/,
+             'the statement that makes what is missing');
 
     # a prefix, as Django takes it
     $d = diag_json('--app', 'dupes', '--migration', '0009', '--sql', $s);
@@ -242,6 +245,111 @@ EOF
              'a record unknown to this release');
     has_line($d->{reasons}, qr/1 more migration\(s\) of dupes are pending .*: dupes\.0002_email_unique$/,
              'the pending migration of the app');
+}
+
+# --- every object in place, no record: record exactly it ----------------
+
+{
+    $t->psql('pg', "ALTER TABLE dupes_customer ADD COLUMN p1 integer", db => 'dj');
+    my $s = $t->write_file('present.sql', <<'EOF');
+BEGIN;
+--
+-- Add field p1 to customer
+--
+ALTER TABLE "dupes_customer" ADD COLUMN "p1" integer NULL;
+COMMIT;
+EOF
+    my $d = diag_json('--app', 'dupes', '--migration', '0010_p1', '--sql', $s);
+    is($d->{state}{verdict}, 'present_but_unrecorded', 'present, no record: present_but_unrecorded');
+    is($d->{path}, 'restore_or_repair', 'present, no record: restore_or_repair');
+    has_line($d->{next}, qr/^python manage\.py migrate dupes 0010_p1 --fake\s+# records exactly dupes\.0010_p1/,
+             'present, no record: next: record exactly it');
+}
+
+# --- diagnose without SQL: Django could not load the migration graph ----
+# (real tracebacks of Django 3.2: an import in a migration, a dependency
+# on a migration not shipped, two leaves of one app)
+
+{
+    my $db = 'nosql';
+    $t->psql('pg', "CREATE DATABASE $db", db => 'postgres');
+    my $ne = { %pg, PGDATABASE => $db, PYTHONDONTWRITEBYTECODE => 1 };
+    my %first = (brokenimport => '0002_thing_slug',
+                 brokendep => '0002_thing_slug', conflict => '0002_thing_a');
+    my $r = $t->django({ env => { %$ne, MIGTEST_APPS => 'dupes' } },
+                       'django', 'migrate', 'dupes', '0001');
+    is($r->{rc}, 0, 'nosql: the previous release migrated dupes.0001');
+    my $prevp = $t->write_file('nosql.prev', "[X]  dupes.0001_initial\n");
+    for my $app (qw(brokenimport brokendep conflict)) {
+        $r = $t->django({ env => { %$ne, MIGTEST_APPS => "dupes,$app" } },
+                        'django', 'migrate', $app);
+        isnt($r->{rc}, 0, "$app: migrate fails") or next;
+        my $tb = $t->write_file("$app.tb", $r->{err});
+        is($t->psql('pg', "SELECT count(*) FROM django_migrations WHERE app = '$app'",
+                    db => $db), 0, "$app: nothing of it recorded");
+
+        my $d = diag_json({ PGDATABASE => $db }, '--app', $app,
+                          '--migration', $first{$app}, '--traceback', $tb);
+        is($d->{state}{verdict}, 'not_applied', "$app: no --sql: not_applied");
+        ok($d->{state}{database_unchanged}, "$app: nothing ran");
+        is($d->{class}{class}, 'code_fix', "$app: class from the traceback");
+        is($d->{path}, 'fix_forward', "$app: fix_forward without a previous plan");
+        has_line($d->{reasons}, qr/^nothing ran: Django could not load the migration graph/,
+                 "$app: says nothing ran");
+        $d = diag_json({ PGDATABASE => $db }, '--app', $app,
+                       '--migration', $first{$app}, '--traceback', $tb,
+                       '--previous-plan', $prevp);
+        is($d->{path}, 'rollback_code',
+           "$app: the previous release knows every recorded migration: rollback_code");
+    }
+
+    # the merge is the fix of conflicting leaves
+    my $d = diag_json({ PGDATABASE => $db }, '--app', 'conflict',
+                      '--migration', '0002_thing_a', '--traceback',
+                      $t->dir . '/conflict.tb');
+    has_line($d->{next}, qr/^python manage\.py makemigrations --merge conflict/,
+             'conflict: next: makemigrations --merge');
+
+    # a failure inside a migration is no graph failure: --sql stays required
+    $r = mc({ %$e }, 'diagnose', '--app', 'dupes', '--migration', 'x',
+            '--traceback', "$fx/django_halfway.txt");
+    is($r->{rc}, 2, 'RunPython failure without --sql: exit 2');
+    like($r->{err}, qr/--sql FILE is required: the traceback does not show a migration graph that failed to load/,
+         '... says why');
+}
+
+# --- a table held in ACCESS EXCLUSIVE: diagnose answers, bounded --------
+
+{
+    my $s = $t->write_file('setnn.sql', <<'EOF');
+BEGIN;
+ALTER TABLE "dupes_customer" ALTER COLUMN "email" SET DEFAULT 'x';
+ALTER TABLE "dupes_customer" ALTER COLUMN "email" DROP DEFAULT;
+ALTER TABLE "dupes_customer" ADD COLUMN "c9" integer NULL;
+COMMIT;
+EOF
+    my $h = $t->pg_session('pg', db => 'dj', app => 'diag-holder');
+    $h->send('BEGIN; LOCK TABLE dupes_customer IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120);');
+    ok($t->wait_for(sub {
+        $t->psql('pg', "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+                     . "WHERE a.application_name = 'diag-holder' AND l.granted "
+                     . "AND l.mode = 'AccessExclusiveLock'", db => 'dj') > 0
+    }, 15), 'a session holds dupes_customer in ACCESS EXCLUSIVE');
+    my $t0 = time;
+    my $r = $t->migctl({ env => { %$e }, timeout => 60 }, '--json', 'diagnose',
+                       '--app', 'dupes', '--migration', '0003_c9', '--sql', $s,
+                       '--traceback', "$fx/django_locky.txt");
+    my $el = time - $t0;
+    ok($el < 5, sprintf('diagnose under ACCESS EXCLUSIVE returns (%.2f s)', $el));
+    is($r->{rc}, 0, 'under ACCESS EXCLUSIVE: exit 0') or diag($r->{err});
+    my $d = js($r);
+    is($d->{state}{verdict}, 'not_applied', 'under ACCESS EXCLUSIVE: not_applied');
+    is($d->{path}, 'retry', 'under ACCESS EXCLUSIVE: retry');
+    has_line($d->{risks}, qr/^session \d+ .* still holds AccessExclusiveLock on dupes_customer/,
+             'under ACCESS EXCLUSIVE: the holder named');
+    $t->psql('pg', "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                   . "WHERE application_name = 'diag-holder'", db => 'dj');
+    $h->close;
 }
 
 done_testing;

@@ -30,7 +30,7 @@ for my $doc ('README.md', glob("$root/docs/*.md")) {
 
 sub slurp { open(my $fh, '<', $_[0]) or die "$_[0]: $!"; local $/; <$fh> }
 
-my $mod = slurp("$root/ngx_module/ngx_http_maintenance_module.c");
+my $mod = join('', map { slurp($_) } glob("$root/ngx_module/*.c"));
 my $man5 = slurp("$root/docs/ngx_http_maintenance_module.5.scd");
 my %dirs = map { $_ => 1 } $mod =~ /ngx_string\("(maintenance[a-z_]*)"\),\s*\n?\s*NGX_/g;
 ok(keys %dirs >= 10, scalar(keys %dirs) . ' directives in the module');

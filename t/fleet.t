@@ -26,6 +26,8 @@ my $live_ms = $ENV{MIGCTL_WRAP} ? 30000 : 5000;
 my $conf = $t->write_file('migctl.conf', <<"EOF");
 redis = { port = $rport; timeout_ms = 2000; };
 edge_live_ms = $live_ms;
+# off is refused without a check: every live edge serves the current state
+health = { checks = ( { name = "edges"; type = "edges"; } ); };
 EOF
 my %env = (MIGCTL_CONFIG => $conf, MIGCTL_ACTOR => 'carol');
 

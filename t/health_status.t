@@ -33,6 +33,11 @@ http {
             maintenance_health drain;
         }
         location = /status { maintenance_status; }
+        location = /status/private {
+            allow 192.0.2.1;
+            deny all;
+            maintenance_status;
+        }
     }
 }
 CONF
@@ -137,6 +142,15 @@ like($m, qr/^nginx_maintenance_requests_total\{result="gated"\} \d+$/m,
 like($m, qr/^# TYPE nginx_maintenance_requests_total counter$/m,
      'prometheus: TYPE lines');
 unlike($m, qr/[^\x{20}-\x{7e}\n]/, 'prometheus: plain ASCII');
+like($m, qr/^nginx_maintenance_state_lost\{scope="other"\} 0$/m,
+     'prometheus: each scope of the configuration, from its own slot');
+like($m, qr/^nginx_maintenance_source\{scope="other",source="default"\} 1$/m,
+     'prometheus: the other scope\'s source');
+
+# the status shows Redis, node, pid, reason: allow/deny restrict it
+$r = $t->http($p, '/status/private');
+is($r->{status}, 403, 'status behind deny: 403');
+unlike($r->{body}, qr/edge-h1|abc123/, 'and none of it is shown');
 
 # bytes from the network that are not UTF-8 make the record malformed: the
 # last good state (and its reason) is kept, and counted

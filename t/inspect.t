@@ -68,10 +68,13 @@ sub statuses {
 
 # --- errors that need no database ---------------------------------------
 
-my $r = inspect('--sql', "$fx/garbage.sql");
-is($r->{rc}, 2, 'garbage SQL: exit 2');
-like($r->{err}, qr/^migctl: inspect: \S*garbage\.sql: syntax error at or near "COMMIT" at line 7, column 1 \(position 149\): give the output of manage\.py sqlmigrate APP MIGRATION\n\z/,
-     'garbage SQL: libpg_query message with line, column and position');
+# nothing in it parses: not sqlmigrate output (one bad statement among
+# good ones is no longer a usage error: see "one statement that does not
+# parse" below)
+my $r = inspect('--sql', "$fx/not_sql.sql");
+is($r->{rc}, 2, 'no statement parses: exit 2');
+like($r->{err}, qr/^migctl: inspect: \S*not_sql\.sql: syntax error at or near "this" at line 1, column 1 \(position 1\): give the output of manage\.py sqlmigrate APP MIGRATION\n\z/,
+     'no statement parses: libpg_query message with line, column and position');
 
 my $empty = $t->write_file('empty.sql', '');
 $r = inspect('--sql', $empty);
@@ -90,7 +93,7 @@ $r = inspect('--sql', "$fx/shop_0001.sql", '--app', 'shop');
 is($r->{rc}, 2, '--app without --migration: exit 2');
 
 $r = inspect({ env => { PGPORT => $t->port('nothing') } },
-             '--sql', "$fx/garbage.sql");
+             '--sql', "$fx/not_sql.sql");
 is($r->{rc}, 2, 'garbage SQL and no server: still exit 2 (input first)');
 
 $r = inspect({ env => { PGPORT => $t->port('nothing') } },
@@ -141,28 +144,49 @@ is(obj($r, 'create_index', 'shop_customer_name_e6c6b028')->{table},
 
 # --- 0002 half run: a non-atomic run that stopped after 4 statements ----
 
+# the same statements without BEGIN/COMMIT: a non-atomic migration can
+# stop halfway; an atomic one cannot (PostgreSQL rolls it back whole)
 my @s2 = statements('shop_0002.sql');
 is(scalar @s2, 12, '0002 has 12 statements');
+my $s2na = $t->write_file('shop_0002_nonatomic.sql',
+    join '', grep { !/^(BEGIN|COMMIT);$/ }
+             split /^/, $t->read_file("$fx/shop_0002.sql"));
 $t->psql('pg', join "\n", @s2[0 .. 3]);
 
-$r = inspect(shop('0002', '0002_auto_20261125_1022'));
+$r = inspect('--sql', $s2na, '--app', 'shop', '--migration',
+             '0002_auto_20261125_1022');
 is($r->{rc}, 1, '0002 half: exit 1');
 is($r->{json}{verdict}, 'partially_applied', '0002 half: partially_applied');
 is_deeply(statuses($r), { done => 4, not_done => 11 },
           '0002 half: 4 done, 11 not');
 is(obj($r, 'drop_default', 'email')->{status}, 'done',
    'ADD COLUMN DEFAULT then DROP DEFAULT: no default, done');
+ok(obj($r, 'drop_default', 'email')->{may_hold_before},
+   '... but "no default" may hold before the migration ran');
 is(obj($r, 'alter_column_type', 'name')->{status}, 'not_done',
    'next statement not done');
+
+# the atomic file (sqlmigrate's BEGIN/COMMIT), same database: never partial
+$r = inspect(shop('0002', '0002_auto_20261125_1022'));
+is($r->{json}{verdict}, 'not_applied',
+   '0002 atomic, objects found, not recorded: not_applied, never partial');
+like($r->{json}{note}, qr/rolled it back whole; the objects found in place were there before it/,
+     '... the note says the objects predate it');
 
 # --- 0002 every statement ran, not recorded -----------------------------
 
 $t->psql('pg', join "\n", @s2[4 .. $#s2]);
 $r = inspect(shop('0002', '0002_auto_20261125_1022'));
-is($r->{json}{verdict}, 'partially_applied',
-   '0002 complete but not recorded: partially_applied');
+is($r->{json}{verdict}, 'present_but_unrecorded',
+   '0002 complete but not recorded: present_but_unrecorded (DESIGN.md)');
 like($r->{json}{note}, qr/not recorded/, '... and the note says why');
 is_deeply(statuses($r), { done => 15 }, '0002: all 15 done');
+$r = inspect('--sql', $s2na, '--app', 'shop', '--migration',
+             '0002_auto_20261125_1022');
+is($r->{json}{verdict}, 'present_but_unrecorded',
+   '0002 non-atomic complete, not recorded: present_but_unrecorded');
+like($r->{json}{note}, qr/died between its DDL and the record/,
+     '... a crash between the DDL and the record');
 
 record('shop', '0002_auto_20261125_1022');
 $r = inspect(shop('0002', '0002_auto_20261125_1022'));
@@ -365,6 +389,138 @@ is(obj($r, 'add_column', 'a')->{expected}, 'present', 'expected present');
 is(obj($r, 'add_column', 'a')->{type}, 'character varying(20)',
    'column type expected');
 is(obj($r, 'add_column', 'b')->{status}, 'done', 'same type: done');
+
+# --- one statement that does not parse: listed, the rest checked -------
+
+$r = inspect('--sql', "$fx/garbage.sql", '--app', 'shop', '--migration',
+             '0099_garbage');
+is($r->{rc}, 1, 'one bad statement: exit 1, not 2');
+is($r->{json}{verdict}, 'not_applied', 'one bad statement: the rest checked');
+is(obj($r, 'add_column', 'x')->{status}, 'not_done',
+   'one bad statement: the statement before it is checked');
+my ($bad) = grep { $_->{what} eq 'unparsable statement' }
+            @{ $r->{json}{unverified} || [] };
+is($bad->{line}, 6, 'one bad statement: its line');
+is($bad->{error}, 'syntax error at or near "COMMIT" at line 7, column 1 (position 149)',
+   'one bad statement: libpg_query message with line, column and position');
+$r = $t->migctl({ env => \%env }, 'inspect', '--sql', "$fx/garbage.sql");
+like($r->{out}, qr/^  line 6: unparsable statement: Add field x to y: syntax error at or near "COMMIT" at line 7, column 1 \(position 149\)$/m,
+     'one bad statement: text output names it');
+
+# --- Django 3.2 AlterField null -> not null with a default --------------
+# SET DEFAULT; UPDATE; SET NOT NULL; DROP DEFAULT: before it ran, the
+# column is nullable with no default, so "drop default" holds already
+
+$t->psql('pg', 'CREATE TABLE shop_stock (id serial PRIMARY KEY, qty integer NULL)');
+my $alter = $t->write_file('alterdef.sql', <<'SQL');
+BEGIN;
+--
+-- Alter field qty on stock
+--
+ALTER TABLE "shop_stock" ALTER COLUMN "qty" SET DEFAULT 0;
+UPDATE "shop_stock" SET "qty" = 0 WHERE "qty" IS NULL;
+ALTER TABLE "shop_stock" ALTER COLUMN "qty" SET NOT NULL;
+ALTER TABLE "shop_stock" ALTER COLUMN "qty" DROP DEFAULT;
+COMMIT;
+SQL
+$r = inspect('--sql', $alter, '--app', 'shop', '--migration', '0008_qty');
+is($r->{json}{verdict}, 'not_applied',
+   'AlterField with default, not run: not_applied (was partially_applied)');
+is(obj($r, 'drop_default', 'qty')->{status}, 'done', '"no default" holds');
+ok(obj($r, 'drop_default', 'qty')->{may_hold_before},
+   '... and may hold before: no proof of progress');
+is($r->{json}{counts}{progress}, 0, 'no progress counted');
+like($r->{json}{note}, qr/no proof that any of it ran/, 'note says why');
+
+# a non-atomic copy: still not partial on "no default" alone
+my $alterna = $t->write_file('alterdef_na.sql',
+    join '', grep { !/^(BEGIN|COMMIT);$/ } split /^/, $t->read_file($alter));
+$r = inspect('--sql', $alterna, '--app', 'shop', '--migration', '0008_qty');
+is($r->{json}{verdict}, 'not_applied',
+   'non-atomic: "no default" alone is not progress either');
+
+$t->psql('pg', join "\n", grep { /^(ALTER|UPDATE)/ }
+                          split /\n/, $t->read_file($alter));
+record('shop', '0008_qty');
+$r = inspect('--sql', $alter, '--app', 'shop', '--migration', '0008_qty');
+is($r->{json}{verdict}, 'applied',
+   'AlterField applied and recorded: applied (the backfill is Django\'s own)');
+is($r->{rc}, 0, 'AlterField applied: exit 0');
+
+# --- a default is compared by value, not only presence -----------------
+
+$t->psql('pg', q{CREATE TABLE shop_tag (id int, label varchar(10) DEFAULT 'old', n int DEFAULT 7)});
+my $setdef = $t->write_file('setdef.sql', <<'SQL');
+ALTER TABLE "shop_tag" ALTER COLUMN "label" SET DEFAULT 'new';
+ALTER TABLE "shop_tag" ALTER COLUMN "n" SET DEFAULT -1;
+SQL
+$r = inspect('--sql', $setdef);
+is(obj($r, 'set_default', 'label')->{status}, 'not_done',
+   'another default value: not done');
+is(obj($r, 'set_default', 'label')->{expected}, 'default new',
+   'expected: the value');
+is(obj($r, 'set_default', 'label')->{found},
+   q{default 'old'::character varying}, 'found: the value');
+is($r->{json}{verdict}, 'not_applied', 'other default values: not_applied');
+$t->psql('pg', $t->read_file($setdef));
+$r = inspect('--sql', $setdef);
+is(obj($r, 'set_default', 'label')->{status}, 'done', 'same value: done');
+is(obj($r, 'set_default', 'n')->{status}, 'done',
+   'same negative value (stored as \'-1\'::integer): done');
+
+# --- a table held in ACCESS EXCLUSIVE: inspect needs no lock on it ------
+
+my $holder = $t->pg_session('pg', app => 'inspect-holder');
+$holder->send('BEGIN; LOCK TABLE shop_tag, shop_stock, shop_customer IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120);');
+ok($t->wait_for(sub {
+    $t->psql('pg', "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+                 . "WHERE a.application_name = 'inspect-holder' AND l.granted "
+                 . "AND l.mode = 'AccessExclusiveLock' AND l.relation = 'shop_tag'::regclass") > 0
+}, 15), 'a session holds shop_tag in ACCESS EXCLUSIVE');
+my $t1 = time;
+$r = inspect({ timeout => 60 }, '--sql', $setdef);
+my $el = time - $t1;
+ok($el < 5, sprintf('inspect under ACCESS EXCLUSIVE returns (%.2f s)', $el));
+is($r->{rc}, 1, 'under ACCESS EXCLUSIVE: an answer, exit 1 (no --app)');
+is(obj($r, 'set_default', 'label')->{status}, 'done',
+   'under ACCESS EXCLUSIVE: the default value still compared');
+$t1 = time;
+$r = inspect({ timeout => 60 }, '--sql', $alter, '--app', 'shop',
+             '--migration', '0008_qty');
+$el = time - $t1;
+ok($el < 5, sprintf('inspect of a recorded migration under ACCESS EXCLUSIVE (%.2f s)', $el));
+is($r->{json}{verdict}, 'applied', 'under ACCESS EXCLUSIVE: the right verdict');
+$t->psql('pg', "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+               . "WHERE application_name = 'inspect-holder'");
+$holder->close;
+
+# --- behind a queued ALTER TABLE (a reader holds the table, the ALTER
+#     waits for it): a query that asks for a lock on the table queues
+#     behind the ALTER; inspect asks for none ---------------------------
+
+my $reader = $t->pg_session('pg', app => 'inspect-reader');
+$reader->send('BEGIN; SELECT count(*) FROM shop_tag; SELECT pg_sleep(120);');
+ok($t->wait_for(sub {
+    $t->psql('pg', "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+                 . "WHERE a.application_name = 'inspect-reader' AND l.granted "
+                 . "AND l.relation = 'shop_tag'::regclass") > 0 }, 15),
+   'a reader holds shop_tag');
+my $alterer = $t->pg_session('pg', app => 'inspect-alter');
+$alterer->send('ALTER TABLE shop_tag ADD COLUMN z int;');
+ok($t->wait_for(sub {
+    $t->psql('pg', "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+                 . "WHERE a.application_name = 'inspect-alter' AND NOT l.granted") > 0 }, 15),
+   'an ALTER TABLE waits behind it');
+$t1 = time;
+$r = inspect({ timeout => 60 }, '--sql', $setdef);
+$el = time - $t1;
+ok($el < 5, sprintf('inspect behind a queued ALTER returns (%.2f s)', $el));
+is(obj($r, 'set_default', 'label')->{status}, 'done',
+   'behind a queued ALTER: the right answer');
+$t->psql('pg', "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+               . "WHERE application_name IN ('inspect-reader', 'inspect-alter')");
+$reader->close;
+$alterer->close;
 
 # --- batched catalog queries: a big file costs the same few queries -----
 

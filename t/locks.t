@@ -218,6 +218,97 @@ $t->psql('pg', 'DROP INDEX other.t_v');
 $r = locks();
 is($r->{rc}, 0, 'repaired: exit 0') or diag($r->{out}, $r->{err});
 
+
+# --- what a session does: its lock, its whole statement, its database ----
+
+$t->psql('pg', 'CREATE TABLE shop_order (id int)');
+my $h2 = $t->pg_session('pg', app => 'holder2');
+# a long statement on several lines, with a dollar-quoted password in it
+my $long = "CREATE ROLE app2 /* start\n\t" . join(",\n", map { "column_$_" } 1 .. 40)
+         . " */ LOGIN\n\tPASSWORD \$pw\$hun'ter2\$pw\$ VALID UNTIL 'infinity'";
+$h2->send("BEGIN; LOCK TABLE shop_order IN SHARE ROW EXCLUSIVE MODE;"
+          . " $long;");
+ok($t->wait_for(sub {
+    $t->psql('pg', "SELECT state || ':' || query FROM pg_stat_activity"
+                   . " WHERE application_name = 'holder2'")
+        =~ /^idle in transaction:CREATE ROLE/;
+}, 10), 'holder2: its last query creates a role with a password');
+my $h2pid = backend('holder2');
+my $w2 = $t->pg_session('pg', app => 'waiter2');
+$w2->send("INSERT INTO shop_order VALUES (1);");
+my $w2pid = backend('waiter2');
+ok($t->wait_for(sub {
+    $t->psql('pg', "SELECT wait_event_type FROM pg_stat_activity"
+                   . " WHERE pid = $w2pid") eq 'Lock';
+}, 10), 'waiter2 waits');
+
+# an idle transaction in another database
+my $other = $t->pg_session('pg', app => 'otherdb', db => 'postgres');
+$other->send("BEGIN; SELECT 'other' FROM pg_class LIMIT 1;");
+ok($t->wait_for(sub { $other->output =~ /other/ }, 10), 'other database');
+my $opid = backend('otherdb');
+
+$r = locks('--long', '0');
+is($r->{rc}, 1, 'blocked again: exit 1');
+($b) = grep { $_->{pid} == $w2pid } @{ $r->{json}{blocked} };
+is_deeply($b && $b->{lock}, { mode => 'RowExclusiveLock',
+                               relation => 'public.shop_order',
+                               granted => JSON::PP::false },
+          'the blocked session: the lock it waits for');
+my ($hs) = grep { $_->{pid} == $h2pid } @{ $r->{json}{blocking} };
+is_deeply($hs && $hs->{lock}, { mode => 'ShareRowExclusiveLock',
+                                relation => 'public.shop_order',
+                                granted => JSON::PP::true },
+          'the blocker: its strongest table lock');
+(my $flat = $long) =~ s/\s+/ /g;
+$flat =~ s/\$pw\$.*?\$pw\$/'[redacted]'/;
+is($hs && $hs->{query}, "$flat;",
+   'the whole statement (over 60 bytes), on one line, password redacted');
+ok(length($hs->{query} // '') > 200, 'more than 200 bytes shown');
+unlike($r->{out}, qr/hun'ter2/, 'no dollar-quoted password in the output');
+ok(JSON::PP::is_bool($b->{lock}{granted}) && $b->{seconds} =~ /^\d+$/
+   && $hs->{transaction_seconds} =~ /^\d+$/,
+   'seconds are integers');
+is($b && $b->{database}, 'app', 'database named');
+ok(!grep({ $_->{pid} == $opid } @{ $r->{json}{idle_in_transaction} }),
+   'default: the session of another database is not listed');
+
+$r = locks('--long=0', '--all-databases');
+ok(grep({ $_->{pid} == $opid && $_->{database} eq 'postgres' }
+        @{ $r->{json}{idle_in_transaction} }),
+   '--all-databases: the other database session, with its database');
+ok($r->{json}{all_databases}, '--all-databases in the JSON');
+
+$r = $t->migctl({ env => \%env }, 'locks', '--long', '0', '--all-databases');
+like($r->{out}, qr/^\s+PID\s+DATABASE\s+USER/m,
+     'text --all-databases: a DATABASE column');
+like($r->{out}, qr/^\s+$w2pid\s+app\s+postgres\s+waiter2\s.*waits RowExclusiveLock on public\.shop_order\s+INSERT INTO shop_order VALUES \(1\);$/m,
+     'text: the lock waited for and the statement');
+like($r->{out}, qr/^\s+$h2pid\s.*ShareRowExclusiveLock on public\.shop_order\s+CREATE ROLE app2 \/\* start column_1, column_2, .* column_40 \*\/ LOGIN PASSWORD '\[redacted\]' VALID UNTIL 'infinity';$/m,
+     'text: the blocker, its lock and its whole statement on one line');
+$r = $t->migctl({ env => \%env }, 'locks', '--long', '0');
+unlike($r->{out}, qr/DATABASE/, 'text default: no DATABASE column');
+
+# control characters in a query reach the terminal escaped
+$other->send("SELECT 'bell\a esc\e[31m red';");
+ok($t->wait_for(sub { $other->output =~ /red/ }, 10), 'escape query ran');
+$r = $t->migctl({ env => \%env }, 'locks', '--long', '0', '--all-databases');
+unlike($r->{out}, qr/[\x00-\x08\x0b-\x1f\x7f]/, 'no control character out');
+like($r->{out}, qr/bell\\x07 esc\\x1b\[31m red/, 'escaped as \\xNN');
+
+$_->close for $h2, $w2, $other;
+
+# --- failures of the read itself: never exit 1 ---------------------------
+
+$r = $t->migctl({ env => \%env }, 'locks', '--lock-timeout', 'soon');
+is($r->{rc}, 2, 'bad --lock-timeout: exit 2');
+like($r->{err}, qr/^migctl: locks: --lock-timeout wants a duration/,
+     'bad --lock-timeout: says so');
+$r = $t->migctl({ env => \%env }, 'locks', '--statement-timeout=1s',
+                '--lock-timeout=500ms', '--long=0');
+ok($r->{rc} == 0 || $r->{rc} == 1, '--opt=value forms accepted')
+    or diag($r->{err});
+
 # errors
 
 $r = $t->migctl({ env => \%env }, 'locks', '--long', 'soon');

@@ -22,9 +22,15 @@ my $rport = $t->start_redis('r');
 my $conf = $t->write_file('migctl.conf', <<"EOF");
 redis = { host = "127.0.0.1"; port = $rport; timeout_ms = 2000; };
 prefix = "mt";
+health = { checks = ( { name = "app"; command = "true"; } ); };
+EOF
+my $nochecks = $t->write_file('nochecks.conf', <<"EOF");
+redis = { host = "127.0.0.1"; port = $rport; timeout_ms = 2000; };
+prefix = "mt";
 EOF
 
 my %env = (MIGCTL_CONFIG => $conf, MIGCTL_ACTOR => 'alice');
+my %nenv = (%env, MIGCTL_CONFIG => $nochecks);
 
 sub mig { $t->migctl({ env => \%env }, @_) }
 
@@ -95,10 +101,18 @@ is($j->{actor}, 'alice', 'json: actor');
 is($j->{since}, $s->{since}, 'json: since');
 is($j->{audit}[0]{action}, 'on', 'json: audit tail');
 
-# --- off: passes with no checks; publishes ----------------------------
+# --- off: refused with no checks; passes with one; publishes -----------
+
+$r = $t->migctl({ env => \%nenv }, qw(maintenance off));
+is($r->{rc}, 4, 'off without checks: exit 4 (nothing says the app is'
+   . ' healthy)');
+like($r->{err}, qr/off refused: no health check configured/,
+     '... and says so');
+is(state()->{mode}, 'on', '... the flag stays on');
+is($t->redis('r', 'XLEN', 'mt:audit'), 2, '... the refusal is audited');
 
 $r = mig(qw(maintenance off));
-is($r->{rc}, 0, 'off without checks: exit 0') or diag($r->{err});
+is($r->{rc}, 0, 'off with a passing check: exit 0') or diag($r->{err});
 is(state()->{mode}, 'off', 'off: mode off');
 is(state()->{epoch}, 2, 'off: epoch 2');
 ok(read_until(qr/default 2\r\n/), 'published "default 2"');
@@ -191,8 +205,9 @@ $r = $t->migctl({ env => \%genv }, qw(--json health));
 $j = eval { decode_json($r->{out}) } || {};
 is_deeply([ map { $_->{ok} ? 1 : 0 } @{ $j->{checks} || [] } ], [0, 1, 0],
           'health --json: each check');
-$r = mig(qw(health));
+$r = $t->migctl({ env => \%nenv }, qw(health));
 is($r->{rc}, 0, 'health with no checks: exit 0');
+like($r->{out}, qr/no health checks configured/, '... and says so');
 
 # --- scopes are separate ----------------------------------------------
 
@@ -258,6 +273,11 @@ like($named // '', qr/e-ok \(serving on:$fe, heartbeat [\d.]+ s ago\)/,
 like($named // '', qr/e-behind \(serving off:/, 'names e-behind');
 unlike($named // '', qr/e-stale|e-gone|e-other/,
        'names no edge that is not live or not gating the scope');
+$r = $t->migctl({ env => \%fenv }, qw(maintenance on --wait 1 --reason sp));
+is($r->{rc}, 1, 'on --wait 1 (space-separated) is --wait=1: exit 1');
+like($r->{err}, qr/after 1 s: .*e-ok/, '... the same wait, e-ok named');
+is($t->redis('r', 'HGET', 'fx:state:default', 'reason'), 'sp',
+   '... and the next option still read');
 
 $t->redis('r', 'DEL', 'fx:state:default');
 $r = $t->migctl({ env => \%fenv }, qw(--json maintenance status));

@@ -183,6 +183,46 @@ $r = mig({ env => { %env, PGPORT => $t->port('nothing'),
                                     . $t->port('pg') . '/app' } });
 is($r->{rc}, 0, 'DATABASE_URL used') or diag($r->{err});
 
+# big plans (the index behind the comparison): 10,000 lines each, the
+# same answers a scan would give; duplicates and squashes included
+{
+    my (@plan, @prev, @rows);
+    for my $a (1 .. 100) {
+        for my $m (1 .. 100) {
+            my $name = sprintf '%04d_m', $m;
+            push @plan, "[X]  big$a.$name";
+            push @prev, "[X]  big$a.$name" unless $a == 7 && $m > 98;
+            push @rows, "('big$a', '$name', now())"
+                unless $a == 3 && $m == 50;
+        }
+    }
+    push @plan, '[X]  big1.0001_m';                   # listed twice
+    push @plan, '[X]  squashy.0001_squashed_0004_s';  # replaces 0001..0004
+    push @rows, map { "('squashy', '000${_}_s', now())" } 1 .. 4;
+    push @rows, "('gone', '0001_old', now())";
+    $t->psql('pg', 'INSERT INTO django_migrations (app, name, applied)'
+                   . ' VALUES ' . join(',', @rows));
+    my $p = $t->write_file('big_plan.txt', join("\n", @plan) . "\n");
+    my $q = $t->write_file('big_prev.txt', join("\n", @prev) . "\n");
+    $r = mig('--plan', $p, '--previous-plan', $q);
+    is($r->{rc}, 1, 'big plans: pending and unknown: exit 1');
+    is_deeply(names($r->{json}{pending}),
+              ['big3.0050_m', 'squashy.0001_squashed_0004_s'],
+              'big plans: the unrecorded ones are pending');
+    ok((grep { $_ eq 'gone.0001_old' } @{ names($r->{json}{unknown_to_release}) })
+       && !grep({ /^(big|squashy)/ } @{ names($r->{json}{unknown_to_release}) }),
+       'big plans: unknown to this release: only gone.0001_old');
+    is_deeply([map { "$_->{app}.$_->{name}>$_->{squashed_into}" }
+               @{ $r->{json}{replaced_by_squash} }],
+              [map { "squashy.000${_}_s>0001_squashed_0004_s" } 1 .. 4],
+              'big plans: replaced by the squash');
+    my @up = grep { /^big/ } @{ names($r->{json}{unknown_to_previous}) };
+    is_deeply(\@up, ['big7.0099_m', 'big7.0100_m'],
+              'big plans: unknown to the previous release');
+    $t->psql('pg', "DELETE FROM django_migrations WHERE app LIKE 'big%'"
+                   . " OR app IN ('squashy', 'gone')");
+}
+
 $t->check_pg_log('pg');   # migctl's queries never failed
 
 done_testing;

@@ -3,3 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 perl -I t/lib t/bench/gate.pl
+perl -I t/lib t/bench/migrations.pl
+perl -I t/lib t/bench/verify.pl

@@ -28,6 +28,7 @@ static int load(migctl_ctx_t *ctx, const char *path, char *err,
 static void test_defaults(void);
 static void test_file(void);
 static void test_errors(void);
+static void test_types(void);
 static void test_health(void);
 
 
@@ -44,6 +45,7 @@ main(void)
     test_defaults();
     test_file();
     test_errors();
+    test_types();
     test_health();
 
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
@@ -96,7 +98,7 @@ test_file(void)
         "prefix = \"p1\";\n"
         "edge_live_ms = 900;\n"
         "wait_timeout = 7;\n"
-        "database = { anything = \"another command's section\"; };\n"
+        "django = { manage = \"another command's section\"; };\n"
         "health = { timeout_ms = 1234; checks = (\n"
         "  { name = \"a\"; command = \"true\"; },\n"
         "  { name = \"b\"; command = \"false\"; timeout_ms = 5; } ); };\n");
@@ -129,6 +131,33 @@ test_file(void)
        && ctx.conf.redis_port == 6380, "$MIGCTL_CONFIG is read");
     migctl_conf_free(&ctx);
     unsetenv("MIGCTL_CONFIG");
+
+    /* database { }: durations of every session (db.c) */
+    OK(load(&ctx, write_conf("nodb.conf", "prefix = \"p\";\n"), err,
+            sizeof(err)) == 0
+       && ctx.conf.db_lock_timeout_ms == 2000
+       && ctx.conf.db_statement_timeout_ms == 30000
+       && ctx.conf.db_connect_timeout_ms == 5000
+       && !ctx.conf.db_connect_timeout_set, "database: defaults");
+    migctl_conf_free(&ctx);
+
+    p = write_conf("db.conf",
+        "database = { lock_timeout = \"500ms\"; statement_timeout = \"1m\";\n"
+        "  connect_timeout = \"3s\"; tcp_user_timeout = \"20s\";\n"
+        "  keepalives_idle = \"30s\"; keepalives_interval = \"2s\";\n"
+        "  keepalives_count = 4; };\n");
+    if (!OK(load(&ctx, p, err, sizeof(err)) == 0, "database: load")) {
+        printf("# %s\n", err);
+    }
+    OK(ctx.conf.db_lock_timeout_ms == 500
+       && ctx.conf.db_statement_timeout_ms == 60000
+       && ctx.conf.db_connect_timeout_ms == 3000
+       && ctx.conf.db_connect_timeout_set
+       && ctx.conf.db_tcp_user_timeout_ms == 20000
+       && ctx.conf.db_keepalives_idle_ms == 30000
+       && ctx.conf.db_keepalives_interval_ms == 2000
+       && ctx.conf.db_keepalives_count == 4, "database: every setting");
+    migctl_conf_free(&ctx);
 }
 
 
@@ -163,6 +192,40 @@ test_errors(void)
           " };\n", 1, "health check name \"a b\"" },
         { "health = { checks = ( { name = \"a\"; cmd = \"x\"; } ); };\n",
           1, "unknown setting \"cmd\"" },
+        { "health = { checks = (\n { name = \"a\";\n type = \"htp\"; } ); };\n",
+          3, "unknown check type \"htp\"" },
+        { "health = { checks = (\n { name = \"a\"; type = \"http\"; } ); };\n",
+          2, "an http check needs a url" },
+        { "health = { checks = ( { name = \"a\"; type = \"http\";\n"
+          " url = \"gopher://h/\"; } ); };\n", 2, "bad url" },
+        { "health = { checks = ( { name = \"a\"; type = \"http\";\n"
+          " url = \"http://h/\";\n expect_status = 700; } ); };\n", 3,
+          "out of range 100..599" },
+        { "health = { checks = ( { name = \"a\"; type = \"http\";"
+          " url = \"http://h/\";\n expect_header = \"novalue\"; } ); };\n",
+          2, "expect_header must be \"Name: value\"" },
+        { "health = { checks = (\n { name = \"a\"; type = \"sql\";"
+          " query = \"SELECT 1\"; } ); };\n", 2, "needs a query and" },
+        { "health = { checks = (\n { name = \"a\"; type = \"migrations\";"
+          " plan = \"p\"; command = \"c\"; } ); };\n", 2,
+          "a plan file or a command" },
+        { "health = { checks = (\n { name = \"a\"; type = \"backup\"; }"
+          " ); };\n", 2, "a command or max_age_min" },
+        { "health = { checks = ( { name = \"a\"; type = \"edges\";\n"
+          " scope = \"a b\"; } ); };\n", 2, "not a valid scope" },
+        { "health = { checks = ( { name = \"a\"; type = \"edges\";\n"
+          " url = \"http://h/\"; } ); };\n", 2, "unknown setting \"url\"" },
+        { "health = { checks = ( { name = \"a\"; command = \"x\"; },\n"
+          " { name = \"a\"; command = \"y\"; } ); };\n", 2,
+          "two entries named \"a\"" },
+        { "hooks = {\n on = ( { name = \"a\"; type = \"http\"; } ); };\n",
+          2, "a hook is a command" },
+        { "hooks = { off = (\n { name = \"a\"; } ); };\n", 2,
+          "hooks.off[0] needs a name and a command" },
+        { "hooks = 3;\n", 1, "hooks must be a group" },
+        { "health = { checks = ( { name = \"a\"; type = \"http\";"
+          " url = \"http://h/\";\n resolve = \"h:80\"; } ); };\n", 2,
+          "resolve must be \"host:port:address\"" },
     };
 
     for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -186,6 +249,73 @@ test_errors(void)
     OK(load(&ctx, want, err, sizeof(err)) == -1
        && strstr(err, "cannot read configuration") != NULL,
        "missing file: cannot read");
+    migctl_conf_free(&ctx);
+}
+
+
+static void
+test_types(void)
+{
+    char                   err[512];
+    const char            *p;
+    migctl_ctx_t           ctx;
+    const migctl_check_t  *c;
+
+    p = write_conf("types.conf",
+        "health = { timeout_ms = 900; checks = (\n"
+        "  { name = \"web\"; type = \"http\"; url = \"https://a.example/h\";\n"
+        "    expect_status = 204; expect_body = \"ok\";\n"
+        "    expect_header = \"X-Release: r1\"; ca_file = \"/ca.pem\";\n"
+        "    bypass_token_file = \"/tok\"; timeout_ms = 50; },\n"
+        "  { name = \"edges\"; type = \"edges\"; scope = \"api\"; },\n"
+        "  { name = \"plan\"; type = \"migrations\"; plan = \"/p\"; },\n"
+        "  { name = \"mcheck\"; type = \"migrations\"; command = \"m\"; },\n"
+        "  { name = \"idx\"; type = \"invalid_indexes\"; },\n"
+        "  { name = \"blk\"; type = \"blocked_sessions\"; max_wait_s = 7; },\n"
+        "  { name = \"wal\"; type = \"backup\"; max_age_min = 30; },\n"
+        "  { name = \"q\"; type = \"sql\"; query = \"SELECT 1\";"
+        " expect = \"1\"; },\n"
+        "  { name = \"cmd\"; type = \"command\"; command = \"true\"; }\n"
+        "); };\n"
+        "hooks = { timeout_ms = 5000;\n"
+        "  on = ( { name = \"pause\"; command = \"p\"; } );\n"
+        "  off = ( { name = \"resume\"; command = \"r\"; timeout_ms = 9; },\n"
+        "          { name = \"thaw\"; command = \"t\"; } ); };\n");
+
+    if (!OK(load(&ctx, p, err, sizeof(err)) == 0, "types: load")) {
+        printf("# %s\n", err);
+        migctl_conf_free(&ctx);
+        return;
+    }
+
+    c = ctx.conf.checks;
+    OK(ctx.conf.nchecks == 9, "types: nine checks");
+    OK(c[0].type == MIGCTL_CHECK_HTTP && c[0].expect_status == 204
+       && strcmp(c[0].url, "https://a.example/h") == 0
+       && strcmp(c[0].expect_body, "ok") == 0
+       && strcmp(c[0].expect_header, "X-Release: r1") == 0
+       && strcmp(c[0].ca_file, "/ca.pem") == 0
+       && strcmp(c[0].bypass_token_file, "/tok") == 0
+       && c[0].timeout_ms == 50 && c[0].line == 2, "types: http");
+    OK(c[1].type == MIGCTL_CHECK_EDGES && strcmp(c[1].scope, "api") == 0
+       && c[1].timeout_ms == 900, "types: edges, the group's timeout");
+    OK(c[2].type == MIGCTL_CHECK_MIGRATIONS && strcmp(c[2].plan, "/p") == 0
+       && c[3].type == MIGCTL_CHECK_MIGRATIONS
+       && strcmp(c[3].command, "m") == 0, "types: migrations, plan or"
+       " command");
+    OK(c[4].type == MIGCTL_CHECK_INVALID_INDEXES
+       && c[5].type == MIGCTL_CHECK_BLOCKED_SESSIONS && c[5].max_wait_s == 7
+       && c[6].type == MIGCTL_CHECK_BACKUP && c[6].max_age_min == 30,
+       "types: invalid_indexes, blocked_sessions, backup");
+    OK(c[7].type == MIGCTL_CHECK_SQL && strcmp(c[7].query, "SELECT 1") == 0
+       && strcmp(c[7].expect, "1") == 0 && c[8].type == MIGCTL_CHECK_COMMAND,
+       "types: sql, command");
+    OK(ctx.conf.nhooks_on == 1 && ctx.conf.nhooks_off == 2
+       && strcmp(ctx.conf.hooks_on[0].command, "p") == 0
+       && ctx.conf.hooks_on[0].timeout_ms == 5000
+       && ctx.conf.hooks_off[0].timeout_ms == 9
+       && strcmp(ctx.conf.hooks_off[1].name, "thaw") == 0, "hooks: on, off");
+
     migctl_conf_free(&ctx);
 }
 

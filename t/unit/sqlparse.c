@@ -27,6 +27,8 @@ static void test_types(void);
 static void test_unverified(void);
 static void test_other_objects(void);
 static void test_errors(void);
+static void test_weak(void);
+static void test_history(void);
 
 
 int
@@ -38,6 +40,8 @@ main(void)
     test_unverified();
     test_other_objects();
     test_errors();
+    test_weak();
+    test_history();
 
     printf("1..%d\n", tests);
 
@@ -321,19 +325,148 @@ test_errors(void)
        == -1, "comment only: error");
     migctl_sql_free(&p);
 
-    OK(migctl_sql_parse("SELECT 1;\nALTER TABLE;\n", &p, err, sizeof(err))
+    /*
+     * one statement that does not parse: listed with its line and
+     * message, the rest still read (issue 7: no longer a whole-file error)
+     */
+    OK(migctl_sql_parse("SELECT 1;\nALTER TABLE;\n"
+                        "ALTER TABLE \"t\" ADD COLUMN \"c\" int NULL;\n",
+                        &p, err, sizeof(err)) == 0,
+       "one bad statement: parses the rest");
+    OK(p.nbad == 1 && p.nstmts == 3, "one bad statement: 1 of 3 (%d of %d)",
+       p.nbad, p.nstmts);
+    OK(live(&p, "add_column", "c") != NULL,
+       "one bad statement: the next one is checked");
+    OK(p.nunver == 2 && p.unver[1].line == 2 && p.unver[1].stmt == 2
+       && strcmp(p.unver[1].what, "unparsable statement") == 0,
+       "one bad statement: unverified, line 2");
+    OK(p.unver[1].error
+       && strcmp(p.unver[1].error, "syntax error at or near \";\" at line "
+                 "2, column 12 (position 22)") == 0,
+       "one bad statement: message with line, column, position (%s)",
+       p.unver[1].error ? p.unver[1].error : "-");
+    migctl_sql_free(&p);
+
+    /* nothing parses: the file is not SQL at all */
+    OK(migctl_sql_parse("ALTER TABLE;\nfoo bar;\n", &p, err, sizeof(err))
        == -1, "garbage: error");
-    OK(strcmp(err, "syntax error at or near \";\" at line 2, column 12 "
-                   "(position 22)") == 0, "garbage: message (%s)", err);
+    OK(strcmp(err, "syntax error at or near \";\" at line 1, column 12 "
+                   "(position 12)") == 0, "garbage: message (%s)", err);
     migctl_sql_free(&p);
 
     OK(migctl_sql_parse("SELECT 'é';\nSELECT é é é;", &p, err, sizeof(err))
-       == -1, "garbage after UTF-8: error");
-    OK(strstr(err, "line 2, column 12") != NULL,
-       "garbage after UTF-8: column in characters (%s)", err);
+       == 0 && p.nbad == 1 && p.unver[1].error,
+       "garbage after UTF-8: one bad statement");
+    OK(p.nbad == 1 && strstr(p.unver[1].error, "line 2, column 12") != NULL,
+       "garbage after UTF-8: column in characters (%s)",
+       p.nbad == 1 ? p.unver[1].error : "-");
+    migctl_sql_free(&p);
+
+    /* a quote left open: the scanner cannot split it */
+    OK(migctl_sql_parse("SELECT 1;\nSELECT 'x;\n", &p, err, sizeof(err))
+       == -1, "unterminated quote: error");
+    OK(strstr(err, "unterminated quoted string") != NULL,
+       "unterminated quote: message (%s)", err);
     migctl_sql_free(&p);
 }
 
+
+/* Django 3.2 AlterField null -> not null with a default, and IF EXISTS */
+static void
+test_weak(void)
+{
+    char                       err[512], key[64];
+    migctl_sql_plan_t          p;
+    const migctl_sql_check_t  *c;
+
+    OK(migctl_sql_parse(
+        "BEGIN;\n"
+        "ALTER TABLE \"a_t\" ALTER COLUMN \"n\" SET DEFAULT 0;\n"
+        "UPDATE \"a_t\" SET \"n\" = 0 WHERE \"n\" IS NULL;\n"
+        "ALTER TABLE \"a_t\" ALTER COLUMN \"n\" SET NOT NULL;\n"
+        "ALTER TABLE \"a_t\" ALTER COLUMN \"n\" DROP DEFAULT;\n"
+        "ALTER TABLE \"a_t\" ALTER COLUMN \"m\" DROP NOT NULL;\n"
+        "ALTER TABLE \"a_t\" ALTER COLUMN \"d\" SET DEFAULT 'x';\n"
+        "ALTER TABLE \"a_t\" DROP CONSTRAINT IF EXISTS \"k\";\n"
+        "ALTER TABLE \"a_t\" DROP CONSTRAINT \"k2\";\n"
+        "DROP INDEX IF EXISTS \"i\";\n"
+        "COMMIT;\n", &p, err, sizeof(err)) == 0, "weak: parses");
+
+    c = live(&p, "drop_default", "n");
+    OK(c && c->weak, "weak: drop default");
+    c = live(&p, "set_not_null", "n");
+    OK(c && !c->weak, "strong: set not null");
+    c = live(&p, "drop_not_null", "m");
+    OK(c && c->weak, "weak: drop not null");
+    c = live(&p, "set_default", "d");
+    OK(c && !c->weak && c->defkey && strcmp(c->defkey, "x") == 0,
+       "set default: value kept (%s)", c && c->defkey ? c->defkey : "-");
+    c = live(&p, "drop_constraint", "k");
+    OK(c && c->weak, "weak: drop constraint if exists");
+    c = live(&p, "drop_constraint", "k2");
+    OK(c && !c->weak, "strong: drop constraint");
+    c = live(&p, "drop_index", "i");
+    OK(c && c->weak, "weak: drop index if exists");
+    migctl_sql_free(&p);
+
+    OK(migctl_sql_expr_key("'x'::character varying", key, sizeof(key)) == 0
+       && strcmp(key, "x") == 0, "key: cast stripped (%s)", key);
+    OK(migctl_sql_expr_key("'-1'::integer", key, sizeof(key)) == 0
+       && strcmp(key, "-1") == 0, "key: negative number (%s)", key);
+    OK(migctl_sql_expr_key("-1", key, sizeof(key)) == 0
+       && strcmp(key, "-1") == 0, "key: negative literal (%s)", key);
+    OK(migctl_sql_expr_key("true", key, sizeof(key)) == 0
+       && strcmp(key, "true") == 0, "key: boolean (%s)", key);
+    OK(migctl_sql_expr_key("now()", key, sizeof(key)) == 0
+       && strcmp(key, "now()") == 0, "key: function (%s)", key);
+    OK(migctl_sql_expr_key("a + 1", key, sizeof(key)) == -1,
+       "key: an expression is not compared");
+    OK(migctl_sql_expr_key("1; DROP TABLE x", key, sizeof(key)) == -1,
+       "key: two statements are not an expression");
+}
+
+
+/* migctl_sql_parse_add(): a history of migrations makes one final state */
+static void
+test_history(void)
+{
+    char                       err[512];
+    migctl_sql_plan_t          p;
+    const migctl_sql_check_t  *c;
+
+    memset(&p, 0, sizeof(p));
+
+    OK(migctl_sql_parse_add("BEGIN;\nCREATE TABLE \"h_t\" (\"id\" int);\n"
+                            "COMMIT;\n", 0, &p, err, sizeof(err)) == 0,
+       "history: 0001 parses");
+    OK(migctl_sql_parse_add("ALTER TABLE \"h_t\" ADD COLUMN \"a\" int;\n"
+                            "ALTER TABLE \"h_t\" ADD COLUMN \"b\" int;\n",
+                            1, &p, err, sizeof(err)) == 0,
+       "history: 0002 parses");
+    OK(migctl_sql_parse_add("ALTER TABLE \"h_t\" DROP COLUMN \"a\";\n"
+                            "ALTER TABLE \"h_t\" RENAME TO \"h_u\";\n",
+                            2, &p, err, sizeof(err)) == 0,
+       "history: 0003 parses");
+    OK(migctl_sql_parse_add("--\n-- Change Meta options on t\n--\n", 3, &p,
+                            err, sizeof(err)) == -1
+       && strcmp(err, "no SQL statement in it") == 0,
+       "history: a migration without SQL says so");
+
+    c = live(&p, "drop_column", "a");
+    OK(c && c->tag == 2 && c->line == 1 && c->stmt == 1,
+       "history: a dropped column is 0003's (tag %d)", c ? c->tag : -1);
+    OK(live(&p, "add_column", "a") == NULL,
+       "history: 0002's column a is no longer checked");
+    c = live(&p, "add_column", "b");
+    OK(c && c->tag == 1 && c->table && strcmp(c->table, "h_u") == 0,
+       "history: 0002's column b follows 0003's rename (%s)",
+       c && c->table ? c->table : "-");
+    c = live(&p, "rename_table", "h_u");
+    OK(c && c->tag == 2 && live(&p, "create_table", "h_u") == NULL,
+       "history: the table is checked once, as 0003 leaves it");
+    OK(p.nstmts == 7, "history: 7 statements (%d)", p.nstmts);
+    migctl_sql_free(&p);
+}
 
 static const migctl_sql_check_t *
 live(const migctl_sql_plan_t *p, const char *action, const char *name)

@@ -1,6 +1,6 @@
 /*
- * ngx_http_maintenance_module.c: directives, configuration, the shared zone,
- * the gate in the rewrite phase, variables and the consistency guard.
+ * ngx_http_maintenance_conf.c: the module, its directives and configuration,
+ * the shared zone, and the hooks that wire the gate and start worker 0.
  */
 
 #include "ngx_http_maintenance_module.h"
@@ -9,33 +9,18 @@
 #define NGX_HTTP_MAINTENANCE_PAGE_MAX     (1024 * 1024)
 #define NGX_HTTP_MAINTENANCE_SECRET_MAX   4096
 #define NGX_HTTP_MAINTENANCE_TOKEN_MIN    16
-#define NGX_HTTP_MAINTENANCE_LISTEN_MAX   256
+#define NGX_HTTP_MAINTENANCE_POLL_MIN     50
 
-
-static ngx_int_t ngx_http_maintenance_handler(ngx_http_request_t *r);
-static ngx_int_t ngx_http_maintenance_send(ngx_http_request_t *r,
-    ngx_http_maintenance_loc_conf_t *mlcf,
-    ngx_http_maintenance_scope_sh_t *ssh);
-static ngx_uint_t ngx_http_maintenance_wants_json(ngx_http_request_t *r);
-static ngx_uint_t ngx_http_maintenance_token_ok(ngx_http_request_t *r,
-    ngx_http_maintenance_loc_conf_t *mlcf);
-static ngx_uint_t ngx_http_maintenance_secret_eq(ngx_str_t *secret,
-    u_char *p, size_t len);
-static ngx_table_elt_t *ngx_http_maintenance_header_in(ngx_http_request_t *r,
-    const char *name, size_t len);
-
-static ngx_int_t ngx_http_maintenance_mode_variable(ngx_http_request_t *r,
-    ngx_http_variable_value_t *v, uintptr_t data);
-static ngx_int_t ngx_http_maintenance_epoch_variable(ngx_http_request_t *r,
-    ngx_http_variable_value_t *v, uintptr_t data);
-static ngx_int_t ngx_http_maintenance_bypass_variable(ngx_http_request_t *r,
-    ngx_http_variable_value_t *v, uintptr_t data);
 
 static char *ngx_http_maintenance_redis(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_maintenance_name(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_maintenance_path(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_maintenance_poll(ngx_conf_t *cf, void *post,
+    void *data);
+static char *ngx_http_maintenance_enum(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_maintenance_scope(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
@@ -54,16 +39,11 @@ static ngx_int_t ngx_http_maintenance_read_file(ngx_conf_t *cf,
 static ngx_int_t ngx_http_maintenance_register_scope(ngx_conf_t *cf,
     ngx_http_maintenance_main_conf_t *mmcf, ngx_str_t *name);
 
-static ngx_int_t ngx_http_maintenance_check_servers(ngx_conf_t *cf,
-    ngx_http_maintenance_main_conf_t *mmcf);
-static u_char *ngx_http_maintenance_listens(ngx_conf_t *cf,
-    ngx_http_core_main_conf_t *cmcf, ngx_http_core_srv_conf_t *cscf);
 static ngx_int_t ngx_http_maintenance_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
 static ngx_int_t ngx_http_maintenance_assign_slots(
-    ngx_http_maintenance_shctx_t *ctx, ngx_log_t *log);
+    ngx_http_maintenance_ctx_t *ctx, ngx_log_t *log);
 
-static ngx_int_t ngx_http_maintenance_add_variables(ngx_conf_t *cf);
 static void *ngx_http_maintenance_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_maintenance_init_main_conf(ngx_conf_t *cf, void *conf);
 static void *ngx_http_maintenance_create_loc_conf(ngx_conf_t *cf);
@@ -80,6 +60,12 @@ static ngx_conf_enum_t  ngx_http_maintenance_failure[] = {
     { ngx_string("open"), NGX_HTTP_MAINTENANCE_FAIL_OPEN },
     { ngx_string("closed"), NGX_HTTP_MAINTENANCE_FAIL_CLOSED },
     { ngx_null_string, 0 }
+};
+
+
+/* a poll below 50ms would be a busy loop on Redis from every edge */
+static ngx_conf_post_t  ngx_http_maintenance_poll_post = {
+    ngx_http_maintenance_poll
 };
 
 
@@ -114,7 +100,7 @@ static ngx_command_t  ngx_http_maintenance_commands[] = {
       ngx_conf_set_msec_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_maintenance_main_conf_t, poll),
-      NULL },
+      &ngx_http_maintenance_poll_post },
 
     { ngx_string("maintenance_node_id"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
@@ -139,7 +125,7 @@ static ngx_command_t  ngx_http_maintenance_commands[] = {
 
     { ngx_string("maintenance_redis_failure"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_enum_slot,
+      ngx_http_maintenance_enum,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_maintenance_main_conf_t, redis_failure),
       &ngx_http_maintenance_failure },
@@ -256,28 +242,6 @@ ngx_module_t  ngx_http_maintenance_module = {
 };
 
 
-static ngx_http_variable_t  ngx_http_maintenance_vars[] = {
-
-    { ngx_string("maintenance"), NULL,
-      ngx_http_maintenance_mode_variable, 0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
-
-    { ngx_string("maintenance_epoch"), NULL,
-      ngx_http_maintenance_epoch_variable, 0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
-
-    { ngx_string("maintenance_bypass"), NULL,
-      ngx_http_maintenance_bypass_variable, 0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
-
-      ngx_http_null_variable
-};
-
-
-/*
- * $maintenance_bypass: the gate stores a pointer to one of these static
- * strings as the request's module ctx, so a bypass allocates nothing.
- */
-static ngx_str_t  ngx_http_maintenance_bypass_cidr_str = ngx_string("cidr");
-static ngx_str_t  ngx_http_maintenance_bypass_token_str = ngx_string("token");
-
 static ngx_str_t  ngx_http_maintenance_zone_name =
     ngx_string("ngx_http_maintenance");
 
@@ -302,365 +266,6 @@ static u_char  ngx_http_maintenance_default_page_json[] =
 "\"message\":\"The service is down for maintenance. "
 "Please retry later.\"}\n"
 ;
-
-
-/*
- * The gate.  It runs in the rewrite phase ahead of the rewrite module
- * (see ngx_http_maintenance_init), so "return" and "rewrite" in a gated
- * location never run while the scope is on.  The decision reads one
- * word of the zone: no lock, no syscall, no allocation.
- */
-
-static ngx_int_t
-ngx_http_maintenance_handler(ngx_http_request_t *r)
-{
-    ngx_http_maintenance_sh_t         *sh;
-    ngx_http_maintenance_shctx_t      *ctx;
-    ngx_http_maintenance_scope_sh_t   *ssh;
-    ngx_http_maintenance_loc_conf_t   *mlcf;
-    ngx_http_maintenance_main_conf_t  *mmcf;
-
-    mlcf = ngx_http_get_module_loc_conf(r, ngx_http_maintenance_module);
-
-    if (!mlcf->enable
-        || mlcf->health != NGX_HTTP_MAINTENANCE_HEALTH_NONE
-        || mlcf->status
-        || r != r->main)
-    {
-        return NGX_DECLINED;
-    }
-
-    mmcf = ngx_http_get_module_main_conf(r, ngx_http_maintenance_module);
-
-    ctx = mmcf->shm_zone->data;
-    sh = ctx->sh;
-    ssh = &sh->scopes[mmcf->slots[mlcf->scope]];
-
-    if (!ssh->on) {
-        (void) ngx_atomic_fetch_add(&sh->requests_passed, 1);
-        return NGX_DECLINED;
-    }
-
-    if (mlcf->bypass_cidr
-        && ngx_cidr_match(r->connection->sockaddr, mlcf->bypass_cidr)
-           == NGX_OK)
-    {
-        ngx_http_set_ctx(r, &ngx_http_maintenance_bypass_cidr_str,
-                         ngx_http_maintenance_module);
-        (void) ngx_atomic_fetch_add(&sh->requests_bypassed, 1);
-        return NGX_DECLINED;
-    }
-
-    if (mlcf->bypass_token.len && ngx_http_maintenance_token_ok(r, mlcf)) {
-        ngx_http_set_ctx(r, &ngx_http_maintenance_bypass_token_str,
-                         ngx_http_maintenance_module);
-        (void) ngx_atomic_fetch_add(&sh->requests_bypassed, 1);
-        return NGX_DECLINED;
-    }
-
-    (void) ngx_atomic_fetch_add(&sh->requests_gated, 1);
-
-    return ngx_http_maintenance_send(r, mlcf, ssh);
-}
-
-
-static ngx_int_t
-ngx_http_maintenance_send(ngx_http_request_t *r,
-    ngx_http_maintenance_loc_conf_t *mlcf,
-    ngx_http_maintenance_scope_sh_t *ssh)
-{
-    u_char       *p;
-    ngx_buf_t    *b;
-    ngx_int_t     rc;
-    ngx_str_t    *page, value;
-    ngx_uint_t    json, retry;
-    ngx_chain_t   out;
-
-    rc = ngx_http_discard_request_body(r);
-
-    if (rc != NGX_OK) {
-        return rc;
-    }
-
-    json = ngx_http_maintenance_wants_json(r);
-    page = json ? &mlcf->page_json : &mlcf->page;
-
-    r->headers_out.status = mlcf->status_code;
-    r->headers_out.content_length_n = page->len;
-
-    if (json) {
-        ngx_str_set(&r->headers_out.content_type, "application/json");
-
-    } else {
-        ngx_str_set(&r->headers_out.content_type, "text/html; charset=utf-8");
-    }
-
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-    r->headers_out.content_type_lowcase = NULL;
-
-    retry = ssh->retry_after;
-
-    if (retry == 0 || retry > MIG_RETRY_AFTER_MAX) {
-        value = mlcf->retry_after_text;
-
-    } else {
-        p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
-        if (p == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        value.data = p;
-        value.len = ngx_sprintf(p, "%ui", retry) - p;
-    }
-
-    if (ngx_http_maintenance_add_header(r, "Retry-After", &value) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    ngx_str_set(&value, "no-store");
-
-    if (ngx_http_maintenance_add_header(r, "Cache-Control", &value)
-        != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    b = ngx_calloc_buf(r->pool);
-    if (b == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (page->len) {
-        b->pos = page->data;
-        b->last = page->data + page->len;
-        b->memory = 1;
-    }
-
-    b->last_buf = 1;
-    b->last_in_chain = 1;
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
-}
-
-
-/* JSON when the client names application/json ahead of text/html */
-
-static ngx_uint_t
-ngx_http_maintenance_wants_json(ngx_http_request_t *r)
-{
-    u_char           *json, *html, *last;
-    ngx_table_elt_t  *h;
-
-    h = ngx_http_maintenance_header_in(r, "Accept", sizeof("Accept") - 1);
-
-    if (h == NULL || h->value.len == 0) {
-        return 0;
-    }
-
-    last = h->value.data + h->value.len;
-
-    json = ngx_strlcasestrn(h->value.data, last, (u_char *) "application/json",
-                            sizeof("application/json") - 1 - 1);
-    if (json == NULL) {
-        return 0;
-    }
-
-    html = ngx_strlcasestrn(h->value.data, last, (u_char *) "text/html",
-                            sizeof("text/html") - 1 - 1);
-
-    return html == NULL || json < html;
-}
-
-
-static ngx_uint_t
-ngx_http_maintenance_token_ok(ngx_http_request_t *r,
-    ngx_http_maintenance_loc_conf_t *mlcf)
-{
-    ngx_str_t         name, value;
-    ngx_table_elt_t  *h;
-
-    h = ngx_http_maintenance_header_in(r, "X-Maintenance-Bypass",
-                                       sizeof("X-Maintenance-Bypass") - 1);
-
-    if (h && ngx_http_maintenance_secret_eq(&mlcf->bypass_token,
-                                            h->value.data, h->value.len))
-    {
-        return 1;
-    }
-
-    ngx_str_set(&name, "maintenance_bypass");
-
-#if (nginx_version >= 1023000)
-
-    if (ngx_http_parse_multi_header_lines(r, r->headers_in.cookie, &name,
-                                          &value)
-        == NULL)
-    {
-        return 0;
-    }
-
-#else
-
-    if (ngx_http_parse_multi_header_lines(&r->headers_in.cookies, &name,
-                                          &value)
-        == NGX_DECLINED)
-    {
-        return 0;
-    }
-
-#endif
-
-    return ngx_http_maintenance_secret_eq(&mlcf->bypass_token, value.data,
-                                          value.len);
-}
-
-
-/*
- * Constant time in the secret's length: every byte of the secret is
- * compared whatever the client sent, so timing tells nothing about how
- * many leading bytes matched.
- */
-
-static ngx_uint_t
-ngx_http_maintenance_secret_eq(ngx_str_t *secret, u_char *p, size_t len)
-{
-    size_t  i;
-    u_char  diff, c;
-
-    diff = (u_char) (len != secret->len);
-
-    for (i = 0; i < secret->len; i++) {
-        c = (i < len) ? p[i] : 0;
-        diff |= (u_char) (secret->data[i] ^ c);
-    }
-
-    return diff == 0;
-}
-
-
-static ngx_table_elt_t *
-ngx_http_maintenance_header_in(ngx_http_request_t *r, const char *name,
-    size_t len)
-{
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h;
-
-    part = &r->headers_in.headers.part;
-    h = part->elts;
-
-    for (i = 0; /* void */; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                return NULL;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].key.len == len
-            && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
-        {
-            return &h[i];
-        }
-    }
-}
-
-
-static ngx_int_t
-ngx_http_maintenance_mode_variable(ngx_http_request_t *r,
-    ngx_http_variable_value_t *v, uintptr_t data)
-{
-    ngx_http_maintenance_scope_sh_t   *ssh;
-    ngx_http_maintenance_loc_conf_t   *mlcf;
-    ngx_http_maintenance_main_conf_t  *mmcf;
-
-    mmcf = ngx_http_get_module_main_conf(r, ngx_http_maintenance_module);
-    mlcf = ngx_http_get_module_loc_conf(r, ngx_http_maintenance_module);
-
-    ssh = ngx_http_maintenance_scope_sh(mmcf, mlcf);
-
-    if (ssh->on) {
-        v->len = sizeof("on") - 1;
-        v->data = (u_char *) "on";
-
-    } else {
-        v->len = sizeof("off") - 1;
-        v->data = (u_char *) "off";
-    }
-
-    v->valid = 1;
-    v->no_cacheable = 0;
-    v->not_found = 0;
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_http_maintenance_epoch_variable(ngx_http_request_t *r,
-    ngx_http_variable_value_t *v, uintptr_t data)
-{
-    u_char                            *p;
-    ngx_http_maintenance_scope_sh_t   *ssh;
-    ngx_http_maintenance_loc_conf_t   *mlcf;
-    ngx_http_maintenance_main_conf_t  *mmcf;
-
-    mmcf = ngx_http_get_module_main_conf(r, ngx_http_maintenance_module);
-    mlcf = ngx_http_get_module_loc_conf(r, ngx_http_maintenance_module);
-
-    ssh = ngx_http_maintenance_scope_sh(mmcf, mlcf);
-
-    p = ngx_pnalloc(r->pool, NGX_ATOMIC_T_LEN);
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
-
-    v->len = ngx_sprintf(p, "%uA", ssh->epoch) - p;
-    v->data = p;
-    v->valid = 1;
-    v->no_cacheable = 0;
-    v->not_found = 0;
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_http_maintenance_bypass_variable(ngx_http_request_t *r,
-    ngx_http_variable_value_t *v, uintptr_t data)
-{
-    ngx_str_t  *s;
-
-    s = ngx_http_get_module_ctx(r, ngx_http_maintenance_module);
-
-    if (s == NULL) {
-        v->len = 0;
-        v->data = (u_char *) "";
-
-    } else {
-        v->len = s->len;
-        v->data = s->data;
-    }
-
-    v->valid = 1;
-    v->no_cacheable = 0;
-    v->not_found = 0;
-
-    return NGX_OK;
-}
 
 
 /*
@@ -902,6 +507,81 @@ ngx_http_maintenance_path(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+/* maintenance_poll: checked where it is set, so the error names it */
+
+static char *
+ngx_http_maintenance_poll(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_msec_t  *ms = data;
+
+    ngx_str_t  *value;
+
+    if (*ms >= NGX_HTTP_MAINTENANCE_POLL_MIN) {
+        return NGX_CONF_OK;
+    }
+
+    value = cf->args->elts;
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "maintenance: \"%V\" must be at least %dms, not \"%V\"",
+                       &value[0], NGX_HTTP_MAINTENANCE_POLL_MIN, &value[1]);
+
+    return NGX_CONF_ERROR;
+}
+
+
+/*
+ * ngx_conf_set_enum_slot() with the message of ngx_conf_set_flag_slot():
+ * the directive and every allowed value are named.
+ */
+
+static char *
+ngx_http_maintenance_enum(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char  *p = conf;
+
+    u_char            *last, *q, buf[256];
+    ngx_str_t         *value;
+    ngx_uint_t        *np, i;
+    ngx_conf_enum_t   *e;
+
+    np = (ngx_uint_t *) (p + cmd->offset);
+
+    if (*np != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    e = cmd->post;
+
+    for (i = 0; e[i].name.len; i++) {
+        if (e[i].name.len == value[1].len
+            && ngx_strcasecmp(e[i].name.data, value[1].data) == 0)
+        {
+            *np = e[i].value;
+            return NGX_CONF_OK;
+        }
+    }
+
+    q = buf;
+    last = buf + sizeof(buf) - 1;
+
+    for (i = 0; e[i].name.len; i++) {
+        q = ngx_slprintf(q, last, "%s\"%V\"",
+                         i == 0 ? "" : e[i + 1].name.len ? ", " : " or ",
+                         &e[i].name);
+    }
+
+    *q = '\0';
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid value \"%V\" in \"%V\" directive, "
+                       "it must be %s", &value[1], &cmd->name, buf);
+
+    return NGX_CONF_ERROR;
+}
+
+
 static char *
 ngx_http_maintenance_scope(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
@@ -1057,14 +737,24 @@ ngx_http_maintenance_bypass_token(ngx_conf_t *cf, ngx_command_t *cmd,
 {
     ngx_http_maintenance_loc_conf_t *mlcf = conf;
 
-    u_char      c;
-    ngx_str_t  *value, path, *t;
+    u_char                             c;
+    ngx_str_t                         *value, path, *t;
+    ngx_http_maintenance_main_conf_t  *mmcf;
 
     if (mlcf->bypass_token.data) {
         return "is duplicate";
     }
 
     value = cf->args->elts;
+
+    /* "off": data set, len 0, so that the merge does not inherit */
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        mlcf->bypass_token.data = (u_char *) "";
+        mlcf->bypass_token.len = 0;
+        return NGX_CONF_OK;
+    }
+
     path = value[1];
 
     if (ngx_conf_full_name(cf->cycle, &path, 1) != NGX_OK) {
@@ -1097,6 +787,9 @@ ngx_http_maintenance_bypass_token(ngx_conf_t *cf, ngx_command_t *cmd,
                            NGX_HTTP_MAINTENANCE_TOKEN_MIN);
         return NGX_CONF_ERROR;
     }
+
+    mmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_maintenance_module);
+    mmcf->bypass_tokens = 1;
 
     return NGX_CONF_OK;
 }
@@ -1237,194 +930,15 @@ done:
 }
 
 
-/*
- * The consistency guard: two server blocks that answer the same name but
- * differ in gating (typically :80 gated and :443 not) would leave one
- * door open during an incident.  A warning names both listens; with
- * maintenance_strict it is an error.
- */
-
-static ngx_int_t
-ngx_http_maintenance_check_servers(ngx_conf_t *cf,
-    ngx_http_maintenance_main_conf_t *mmcf)
-{
-    u_char                           *la, *lb;
-    ngx_str_t                        *scopes, *sa, *sb;
-    ngx_uint_t                        a, b, i, j, level, found;
-    ngx_http_server_name_t           *na, *nb;
-    ngx_http_core_srv_conf_t        **cscfp;
-    ngx_http_core_main_conf_t        *cmcf;
-    ngx_http_maintenance_loc_conf_t  *ma, *mb;
-
-    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
-    cscfp = cmcf->servers.elts;
-    scopes = mmcf->scopes.elts;
-    level = mmcf->strict ? NGX_LOG_EMERG : NGX_LOG_WARN;
-    found = 0;
-
-    for (a = 0; a < cmcf->servers.nelts; a++) {
-        ma = cscfp[a]->ctx->loc_conf[ngx_http_maintenance_module.ctx_index];
-
-        for (b = a + 1; b < cmcf->servers.nelts; b++) {
-            mb = cscfp[b]->ctx->loc_conf[ngx_http_maintenance_module.ctx_index];
-
-            if (ma->enable == mb->enable
-                && (!ma->enable || ma->scope == mb->scope))
-            {
-                continue;
-            }
-
-            na = cscfp[a]->server_names.elts;
-            nb = cscfp[b]->server_names.elts;
-
-            for (i = 0; i < cscfp[a]->server_names.nelts; i++) {
-
-                if (na[i].name.len == 0
-#if (NGX_PCRE)
-                    || na[i].regex
-#endif
-                    )
-                {
-                    continue;
-                }
-
-                for (j = 0; j < cscfp[b]->server_names.nelts; j++) {
-                    if (nb[j].name.len == na[i].name.len
-                        && ngx_strncasecmp(nb[j].name.data, na[i].name.data,
-                                           na[i].name.len) == 0)
-                    {
-                        break;
-                    }
-                }
-
-                if (j == cscfp[b]->server_names.nelts) {
-                    continue;
-                }
-
-                la = ngx_http_maintenance_listens(cf, cmcf, cscfp[a]);
-                lb = ngx_http_maintenance_listens(cf, cmcf, cscfp[b]);
-
-                if (la == NULL || lb == NULL) {
-                    return NGX_ERROR;
-                }
-
-                sa = &scopes[ma->scope];
-                sb = &scopes[mb->scope];
-
-                if (ma->enable && mb->enable) {
-                    ngx_log_error(level, cf->log, 0,
-                                  "maintenance: server_name \"%V\" is gated "
-                                  "by scope \"%V\" at listen %s (%s:%ui) but "
-                                  "by scope \"%V\" at listen %s (%s:%ui)",
-                                  &na[i].name, sa, la, cscfp[a]->file_name,
-                                  cscfp[a]->line, sb, lb,
-                                  cscfp[b]->file_name, cscfp[b]->line);
-
-                } else {
-                    ngx_log_error(level, cf->log, 0,
-                                  "maintenance: server_name \"%V\" is gated "
-                                  "(scope \"%V\") at listen %s (%s:%ui) but "
-                                  "not gated at listen %s (%s:%ui)",
-                                  &na[i].name, ma->enable ? sa : sb,
-                                  ma->enable ? la : lb,
-                                  ma->enable ? cscfp[a]->file_name
-                                             : cscfp[b]->file_name,
-                                  ma->enable ? cscfp[a]->line
-                                             : cscfp[b]->line,
-                                  ma->enable ? lb : la,
-                                  ma->enable ? cscfp[b]->file_name
-                                             : cscfp[a]->file_name,
-                                  ma->enable ? cscfp[b]->line
-                                             : cscfp[a]->line);
-                }
-
-                found = 1;
-
-                /* one message per pair of servers */
-                break;
-            }
-        }
-    }
-
-    if (found && mmcf->strict) {
-        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                      "maintenance: inconsistent gating is an error with "
-                      "\"maintenance_strict on\"");
-        return NGX_ERROR;
-    }
-
-    return NGX_OK;
-}
-
-
-/* "addr, addr" of every listen of a server, NUL-terminated, bounded */
-
-static u_char *
-ngx_http_maintenance_listens(ngx_conf_t *cf, ngx_http_core_main_conf_t *cmcf,
-    ngx_http_core_srv_conf_t *cscf)
-{
-    u_char                     *buf, *p, *last;
-    ngx_uint_t                  i, j, k;
-    ngx_http_conf_port_t       *port;
-    ngx_http_conf_addr_t       *addr;
-    ngx_http_core_srv_conf_t  **server;
-
-    buf = ngx_pnalloc(cf->temp_pool, NGX_HTTP_MAINTENANCE_LISTEN_MAX + 1);
-    if (buf == NULL) {
-        return NULL;
-    }
-
-    p = buf;
-    last = buf + NGX_HTTP_MAINTENANCE_LISTEN_MAX;
-
-    if (cmcf->ports == NULL) {
-        goto done;
-    }
-
-    port = cmcf->ports->elts;
-
-    for (i = 0; i < cmcf->ports->nelts; i++) {
-        addr = port[i].addrs.elts;
-
-        for (j = 0; j < port[i].addrs.nelts; j++) {
-            server = addr[j].servers.elts;
-
-            for (k = 0; k < addr[j].servers.nelts; k++) {
-                if (server[k] != cscf) {
-                    continue;
-                }
-
-                if (p != buf) {
-                    p = ngx_slprintf(p, last, ", ");
-                }
-
-                p = ngx_slprintf(p, last, "%V%s", &addr[j].opt.addr_text,
-                                 addr[j].opt.ssl ? " ssl" : "");
-            }
-        }
-    }
-
-done:
-
-    if (p == buf) {
-        p = ngx_slprintf(p, last, "(none)");
-    }
-
-    *p = '\0';
-
-    return buf;
-}
-
-
 static ngx_int_t
 ngx_http_maintenance_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 {
-    ngx_http_maintenance_shctx_t  *octx = data;
+    ngx_http_maintenance_ctx_t  *octx = data;
 
-    size_t                          len;
-    ngx_slab_pool_t                *shpool;
-    ngx_http_maintenance_sh_t      *sh;
-    ngx_http_maintenance_shctx_t   *ctx;
+    size_t                        len;
+    ngx_slab_pool_t               *shpool;
+    ngx_http_maintenance_shctx_t  *sh;
+    ngx_http_maintenance_ctx_t    *ctx;
 
     ctx = shm_zone->data;
 
@@ -1447,12 +961,12 @@ ngx_http_maintenance_init_zone(ngx_shm_zone_t *shm_zone, void *data)
         return ngx_http_maintenance_assign_slots(ctx, shm_zone->shm.log);
     }
 
-    sh = ngx_slab_alloc(shpool, sizeof(ngx_http_maintenance_sh_t));
+    sh = ngx_slab_alloc(shpool, sizeof(ngx_http_maintenance_shctx_t));
     if (sh == NULL) {
         return NGX_ERROR;
     }
 
-    ngx_memzero(sh, sizeof(ngx_http_maintenance_sh_t));
+    ngx_memzero(sh, sizeof(ngx_http_maintenance_shctx_t));
 
     ctx->sh = sh;
     ctx->fresh = 1;
@@ -1480,13 +994,13 @@ ngx_http_maintenance_init_zone(ngx_shm_zone_t *shm_zone, void *data)
  */
 
 static ngx_int_t
-ngx_http_maintenance_assign_slots(ngx_http_maintenance_shctx_t *ctx,
+ngx_http_maintenance_assign_slots(ngx_http_maintenance_ctx_t *ctx,
     ngx_log_t *log)
 {
-    ngx_int_t                          rc;
+    ngx_int_t                         rc;
     ngx_str_t                         *name;
-    ngx_uint_t                         i, j, fr;
-    ngx_http_maintenance_sh_t         *sh;
+    ngx_uint_t                        i, j, fr;
+    ngx_http_maintenance_shctx_t      *sh;
     ngx_http_maintenance_scope_sh_t   *ssh;
     ngx_http_maintenance_main_conf_t  *mmcf;
 
@@ -1553,25 +1067,6 @@ ngx_http_maintenance_assign_slots(ngx_http_maintenance_shctx_t *ctx,
 }
 
 
-static ngx_int_t
-ngx_http_maintenance_add_variables(ngx_conf_t *cf)
-{
-    ngx_http_variable_t  *var, *v;
-
-    for (v = ngx_http_maintenance_vars; v->name.len; v++) {
-        var = ngx_http_add_variable(cf, &v->name, v->flags);
-        if (var == NULL) {
-            return NGX_ERROR;
-        }
-
-        var->get_handler = v->get_handler;
-        var->data = v->data;
-    }
-
-    return NGX_OK;
-}
-
-
 static void *
 ngx_http_maintenance_create_main_conf(ngx_conf_t *cf)
 {
@@ -1598,6 +1093,7 @@ ngx_http_maintenance_create_main_conf(ngx_conf_t *cf)
      *     mmcf->override_file = { 0, NULL };
      *     mmcf->slots = NULL;
      *     mmcf->shm_zone = NULL;
+     *     mmcf->bypass_tokens = 0;
      */
 
     mmcf->redis_db = NGX_CONF_UNSET;
@@ -1638,10 +1134,6 @@ ngx_http_maintenance_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_uint_value(mmcf->redis_failure,
                              NGX_HTTP_MAINTENANCE_FAIL_LAST);
     ngx_conf_init_value(mmcf->strict, 0);
-
-    if (mmcf->poll == 0) {
-        return "maintenance: \"maintenance_poll\" must be more than 0";
-    }
 
     if (mmcf->prefix.data == NULL) {
         ngx_str_set(&mmcf->prefix, MIG_DEFAULT_PREFIX);
@@ -1743,7 +1235,7 @@ ngx_http_maintenance_merge_loc_conf(ngx_conf_t *cf, void *parent,
         } else {
             conf->page_json.data = ngx_http_maintenance_default_page_json;
             conf->page_json.len =
-                               sizeof(ngx_http_maintenance_default_page_json) - 1;
+                        sizeof(ngx_http_maintenance_default_page_json) - 1;
         }
     }
 
@@ -1784,15 +1276,19 @@ ngx_http_maintenance_merge_loc_conf(ngx_conf_t *cf, void *parent,
 static ngx_int_t
 ngx_http_maintenance_init(ngx_conf_t *cf)
 {
-    size_t                             size;
+    size_t                            size;
     ngx_http_handler_pt               *h;
     ngx_http_core_main_conf_t         *cmcf;
-    ngx_http_maintenance_shctx_t      *ctx;
+    ngx_http_maintenance_ctx_t        *ctx;
     ngx_http_maintenance_main_conf_t  *mmcf;
 
     mmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_maintenance_module);
 
     if (ngx_http_maintenance_check_servers(cf, mmcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_maintenance_state_file_conf(cf, mmcf) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -1802,14 +1298,14 @@ ngx_http_maintenance_init(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
-    ctx = ngx_pcalloc(cf->pool, sizeof(ngx_http_maintenance_shctx_t));
+    ctx = ngx_pcalloc(cf->pool, sizeof(ngx_http_maintenance_ctx_t));
     if (ctx == NULL) {
         return NGX_ERROR;
     }
 
     ctx->mmcf = mmcf;
 
-    size = ngx_align(sizeof(ngx_http_maintenance_sh_t), ngx_pagesize)
+    size = ngx_align(sizeof(ngx_http_maintenance_shctx_t), ngx_pagesize)
            + 8 * ngx_pagesize;
 
     mmcf->shm_zone = ngx_shared_memory_add(cf,
@@ -1830,7 +1326,14 @@ ngx_http_maintenance_init(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
-    *h = ngx_http_maintenance_handler;
+    *h = ngx_http_maintenance_gate_handler;
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_maintenance_confirm_handler;
 
     return NGX_OK;
 }
@@ -1845,10 +1348,10 @@ ngx_http_maintenance_init(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_maintenance_init_module(ngx_cycle_t *cycle)
 {
-    ngx_err_t                          err;
-    ngx_uint_t                         i;
-    ngx_file_info_t                    fi;
-    ngx_http_maintenance_shctx_t      *ctx;
+    ngx_err_t                         err;
+    ngx_uint_t                        i;
+    ngx_file_info_t                   fi;
+    ngx_http_maintenance_ctx_t        *ctx;
     ngx_http_maintenance_scope_sh_t   *ssh;
     ngx_http_maintenance_main_conf_t  *mmcf;
 

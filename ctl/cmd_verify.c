@@ -1,0 +1,1193 @@
+/*
+ * cmd_verify.c: migctl verify: every recorded migration checked against
+ * the catalog, its SQL from one Django process: history drift.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#include <libconfig.h>
+
+#include "db.h"
+#include "verify.h"
+
+
+#define VERIFY_MARK        "migctl-verify-json: "
+#define VERIFY_TIMEOUT_MS  300000L         /* a Django start-up, 300 s */
+#define VERIFY_OUT_MAX     (256L << 20)    /* the document, 256 MB */
+#define VERIFY_LOCK_TIMEOUT_MS  5000       /* Django's reads, PGOPTIONS */
+
+
+/* one migration of the document, with what the database says of it */
+typedef struct {
+    json_t      *m;             /* borrowed from doc */
+    const char  *app;
+    const char  *name;
+    int          recorded;      /* its row, or every row it replaces */
+    int          row;           /* its own row's position by id, or -1 */
+    long         done;
+    long         strong;        /* done, and not true before it ran */
+    long         not_done;
+    long         unverified;
+    json_t      *missing;       /* objects not done */
+    const char  *reason;        /* why it cannot be checked, or NULL */
+} vmig_t;
+
+
+static int run_django(migctl_ctx_t *ctx, const char *manage,
+    const char **apps, int napps, long timeout_ms, char **outp,
+    char *tail, size_t taillen);
+static int parse_doc(migctl_ctx_t *ctx, const char *text, const char *what,
+    json_t **doc);
+static int read_rows(migctl_ctx_t *ctx, PGconn *conn, json_t **rows);
+static json_t *repair(vmig_t *v, vmig_t *all, size_t n);
+static void last_exception(char *text, char *out, size_t len);
+static int plain_name(const char *s);
+static long mono_ms(void);
+static void print_text(json_t *o);
+static void usage(FILE *f);
+
+
+const char  migctl_verify_script[] =
+    "# migctl verify: the SQL of every migration of the apps, from one\n"
+    "# Django process (manage.py shell reads this on standard input).\n"
+    "# Prints one line: 'migctl-verify-json: ' and a JSON object.\n"
+    "# MIGCTL_APPS: app labels, comma-separated (all apps when empty);\n"
+    "# MIGCTL_DATABASE: the database alias (default).\n"
+    "import json\n"
+    "import os\n"
+    "import sys\n"
+    "\n"
+    "import django\n"
+    "from django.db import DEFAULT_DB_ALIAS, connections\n"
+    "from django.db.migrations.loader import MigrationLoader\n"
+    "from django.db.migrations.state import ProjectState\n"
+    "\n"
+    "\n"
+    "def migctl_verify():\n"
+    "    alias = os.environ.get('MIGCTL_DATABASE') or DEFAULT_DB_ALIAS\n"
+    "    env = os.environ.get('MIGCTL_APPS', '')\n"
+    "    wanted = [a for a in env.split(',') if a]\n"
+    "    conn = connections[alias]\n"
+    "    # as migrate sees it: a squash replaces its migrations if it can\n"
+    "    loader = MigrationLoader(conn, replace_migrations=True)\n"
+    "    graph = loader.graph\n"
+    "    labels = set(k[0] for k in graph.nodes)\n"
+    "    for a in wanted:\n"
+    "        if a not in labels:\n"
+    "            print('migctl-verify: app %s has no migrations' % a,\n"
+    "                  file=sys.stderr)\n"
+    "            sys.exit(3)\n"
+    "    # every migration once, in an order migrate can apply them\n"
+    "    plan, seen = [], set()\n"
+    "    for leaf in sorted(graph.leaf_nodes()):\n"
+    "        for node in graph.forwards_plan(leaf):\n"
+    "            if node not in seen:\n"
+    "                seen.add(node)\n"
+    "                plan.append(node)\n"
+    "    # one state carried forward: no project_state() per migration\n"
+    "    state = ProjectState(real_apps=list(loader.unmigrated_apps))\n"
+    "    rollback = conn.features.can_rollback_ddl\n"
+    "    out = []\n"
+    "    for node in plan:\n"
+    "        m = graph.nodes[node]\n"
+    "        if wanted and m.app_label not in wanted:\n"
+    "            state = m.mutate_state(state, preserve=False)\n"
+    "            continue\n"
+    "        deps = [list(d) for d in m.dependencies\n"
+    "                if d[1] not in ('__first__', '__latest__')]\n"
+    "        e = {'app': m.app_label, 'name': m.name,\n"
+    "             'atomic': bool(m.atomic),\n"
+    "             'replaces': [list(r) for r in (m.replaces or [])],\n"
+    "             'dependencies': deps, 'sql': None, 'error': None}\n"
+    "        try:\n"
+    "            with conn.schema_editor(collect_sql=True,\n"
+    "                                    atomic=m.atomic) as editor:\n"
+    "                state = m.apply(state, editor, collect_sql=True)\n"
+    "            sql = list(editor.collected_sql)\n"
+    "            # as sqlmigrate prints it\n"
+    "            if m.atomic and rollback:\n"
+    "                sql = ['BEGIN;'] + sql + ['COMMIT;']\n"
+    "            e['sql'] = ''.join(x + chr(10) for x in sql)\n"
+    "        except Exception as exc:\n"
+    "            e['error'] = '%s: %s' % (type(exc).__name__, exc)\n"
+    "            state = loader.project_state(node, at_end=True)\n"
+    "        out.append(e)\n"
+    "    doc = {'format': 1, 'django': django.get_version(),\n"
+    "           'database': alias, 'apps': wanted, 'migrations': out}\n"
+    "    print('migctl-verify-json: ' + json.dumps(doc))\n"
+    "\n"
+    "\n"
+    "migctl_verify()\n";
+
+
+int
+cmd_verify(int argc, char **argv, migctl_ctx_t *ctx)
+{
+    int             rc, n, i, print_script, secs;
+    long            timeout_ms;
+    json_t         *doc, *out;
+    PGconn         *conn;
+    const char     *manage, *from, *p;
+    migctl_strv_t   apps;
+
+    const migctl_opt_t  opts[] = {
+        MIGCTL_OPT_DB_TIMEOUTS(ctx),
+        { "--app", MIGCTL_OPT_STRINGS, &apps, "A", 0, 0, 0 },
+        { "--manage", MIGCTL_OPT_STRING, &manage, "CMD", 0, 0, 0 },
+        { "--timeout", MIGCTL_OPT_DURATION, &timeout_ms, "DURATION", 1000,
+          0, 0 },
+        { "--from", MIGCTL_OPT_STRING, &from, "FILE", 0, 0, 0 },
+        { "--print-script", MIGCTL_OPT_FLAG, &print_script, NULL, 0, 0, 0 },
+        { NULL, 0, NULL, NULL, 0, 0, 0 }
+    };
+
+    memset(&apps, 0, sizeof(apps));
+    manage = NULL;
+    from = NULL;
+    print_script = 0;
+    timeout_ms = -1;
+    doc = NULL;
+    out = NULL;
+    conn = NULL;
+
+    rc = migctl_opt_parse(ctx, opts, argc, argv, &n, usage);
+    if (rc != MIGCTL_OK) {
+        return rc;
+    }
+
+    if (n > 1) {
+        return migctl_error(ctx, MIGCTL_USAGE, "unexpected argument '%s': "
+                            "see migctl verify --help", argv[1]);
+    }
+
+    if (print_script) {
+        fputs(migctl_verify_script, stdout);
+        return MIGCTL_OK;
+    }
+
+    /* app labels are identifiers: they go to Django comma-separated */
+    for (i = 0; i < apps.n; i++) {
+        if (!plain_name(apps.v[i])) {
+            return migctl_error(ctx, MIGCTL_USAGE, "--app '%s': not an app "
+                                "label (letters, digits, _)", apps.v[i]);
+        }
+    }
+
+    if (ctx->conf.lc != NULL) {
+        if (manage == NULL
+            && config_lookup_string(ctx->conf.lc, "django.manage", &p))
+        {
+            manage = p;
+        }
+        if (timeout_ms < 0
+            && config_lookup_int(ctx->conf.lc, "django.timeout", &secs))
+        {
+            if (secs < 1 || secs > 86400) {
+                return migctl_error(ctx, MIGCTL_USAGE,
+                                    "%s: django.timeout: %d is not 1 to "
+                                    "86400 seconds", ctx->conf.source, secs);
+            }
+            timeout_ms = secs * 1000L;
+        }
+    }
+
+    if (timeout_ms < 0) {
+        timeout_ms = VERIFY_TIMEOUT_MS;
+    }
+
+    if (manage == NULL && from == NULL) {
+        return migctl_error(ctx, MIGCTL_USAGE,
+                            "no Django command: give --manage "
+                            "'/usr/bin/python3 manage.py' (or django.manage "
+                            "in migctl.conf), or --from FILE");
+    }
+
+    rc = migctl_db_connect(ctx, &conn);
+    if (rc != MIGCTL_OK) {
+        return rc;
+    }
+
+    rc = migctl_db_check_django(ctx, conn);
+    if (rc != MIGCTL_OK) {
+        goto done;
+    }
+
+    rc = migctl_verify_django(ctx, manage, apps.v, apps.n, timeout_ms, from,
+                              &doc);
+    if (rc != MIGCTL_OK) {
+        goto done;
+    }
+
+    rc = migctl_verify_check(ctx, conn, doc, &out);
+    if (out == NULL) {
+        goto done;
+    }
+
+    if (ctx->json) {
+        rc = migctl_json_result(ctx, json_incref(out), rc);
+
+    } else {
+        print_text(out);
+    }
+
+done:
+
+    json_decref(out);
+    json_decref(doc);
+    PQfinish(conn);
+
+    return rc;
+}
+
+
+int
+migctl_verify_django(migctl_ctx_t *ctx, const char *manage,
+    const char **apps, int napps, long timeout_ms, const char *from,
+    json_t **doc)
+{
+    int      rc;
+    char    *text, err[1024], tail[512];
+    size_t   len;
+
+    *doc = NULL;
+    text = NULL;
+
+    if (from != NULL) {
+        if (migctl_read_file(from, &text, &len, err, sizeof(err)) != 0) {
+            return migctl_error(ctx, MIGCTL_USAGE, "--from: %s", err);
+        }
+
+        rc = parse_doc(ctx, text, from, doc);
+        free(text);
+
+        return rc == MIGCTL_OK ? rc : MIGCTL_USAGE;
+    }
+
+    rc = run_django(ctx, manage, apps, napps, timeout_ms, &text, tail,
+                    sizeof(tail));
+    if (rc != MIGCTL_OK) {
+        return rc;
+    }
+
+    rc = parse_doc(ctx, text, NULL, doc);
+    free(text);
+
+    if (rc != MIGCTL_OK) {
+        return migctl_error(ctx, MIGCTL_CMDFAIL,
+                            "'%s shell' printed no migctl-verify-json line"
+                            "%s%s: check --manage", manage,
+                            tail[0] ? ": " : "", tail);
+    }
+
+    return MIGCTL_OK;
+}
+
+
+int
+migctl_verify_check(migctl_ctx_t *ctx, PGconn *conn, json_t *doc,
+    json_t **out)
+{
+    int                 rc;
+    char                err[1024], key[600];
+    size_t              n, k, j, r, nrows, used;
+    json_t             *migs, *rows, *index, *known, *reasons, *objs, *o;
+    json_t             *drift, *unver, *unknown, *replaced, *pending, *all;
+    json_t             *e, *rp, *wanted;
+    vmig_t             *v;
+    const char        **texts, *st, *a, *b;
+    migctl_sql_plan_t   plan;
+
+    *out = NULL;
+    memset(&plan, 0, sizeof(plan));
+    v = NULL;
+    texts = NULL;
+    rows = index = known = reasons = objs = NULL;
+    drift = unver = unknown = replaced = pending = all = NULL;
+
+    migs = json_object_get(doc, "migrations");
+    wanted = json_object_get(doc, "apps");
+    n = json_array_size(migs);
+
+    rc = read_rows(ctx, conn, &rows);
+    if (rc != MIGCTL_OK) {
+        return rc;
+    }
+
+    v = calloc(n + 1, sizeof(vmig_t));
+    texts = calloc(n + 1, sizeof(char *));
+    index = json_object();
+    known = json_object();
+    reasons = json_array();
+    drift = json_array();
+    unver = json_array();
+    unknown = json_array();
+    replaced = json_array();
+    pending = json_array();
+    all = json_array();
+
+    if (v == NULL || texts == NULL || index == NULL || known == NULL
+        || reasons == NULL || drift == NULL || unver == NULL
+        || unknown == NULL || replaced == NULL || pending == NULL
+        || all == NULL)
+    {
+        rc = migctl_error(ctx, MIGCTL_PROBLEM, "out of memory");
+        goto done;
+    }
+
+    /* "app\tname" -> its position in django_migrations, by id */
+    nrows = json_array_size(rows);
+    for (r = 0; r < nrows; r++) {
+        e = json_array_get(rows, r);
+        snprintf(key, sizeof(key), "%s\t%s",
+                 json_string_value(json_array_get(e, 0)),
+                 json_string_value(json_array_get(e, 1)));
+        json_object_set_new(index, key, json_integer((json_int_t) r));
+    }
+
+    for (k = 0; k < n; k++) {
+        o = json_array_get(migs, k);
+        v[k].m = o;
+        v[k].app = json_string_value(json_object_get(o, "app"));
+        v[k].name = json_string_value(json_object_get(o, "name"));
+        v[k].row = -1;
+
+        if (v[k].app == NULL || v[k].name == NULL) {
+            rc = migctl_error(ctx, MIGCTL_CMDFAIL, "the migration document "
+                              "has an entry without app or name: was it "
+                              "made by migctl verify --print-script?");
+            goto done;
+        }
+
+        snprintf(key, sizeof(key), "%s\t%s", v[k].app, v[k].name);
+        json_object_set_new(known, key, json_true());
+        e = json_object_get(index, key);
+        if (e) {
+            v[k].row = (int) json_integer_value(e);
+            v[k].recorded = 1;
+        }
+
+        /*
+         * A squash from its real "replaces" list: applied when every
+         * migration it replaces is recorded (migrate records those)
+         */
+        rp = json_object_get(o, "replaces");
+        j = 0;
+        json_array_foreach(rp, r, e) {
+            a = json_string_value(json_array_get(e, 0));
+            b = json_string_value(json_array_get(e, 1));
+            if (a == NULL || b == NULL) {
+                continue;
+            }
+            snprintf(key, sizeof(key), "%s\t%s", a, b);
+            json_object_set_new(known, key, json_true());
+            j += json_object_get(index, key) != NULL;
+
+            if (json_object_get(index, key)) {
+                json_array_append_new(replaced,
+                    json_pack("{s:s, s:s, s:s+++}", "app", a, "name", b,
+                              "squashed_into", v[k].app, ".", v[k].name,
+                              ""));
+            }
+        }
+        if (!v[k].recorded && j > 0 && j == json_array_size(rp)) {
+            v[k].recorded = 1;
+        }
+
+        if (!v[k].recorded) {
+            json_array_append_new(pending,
+                                  json_pack("{s:s, s:s}", "app", v[k].app,
+                                            "name", v[k].name));
+            continue;
+        }
+
+        st = json_string_value(json_object_get(o, "error"));
+        if (st != NULL) {
+            v[k].reason = st;
+            continue;
+        }
+
+        texts[k] = json_string_value(json_object_get(o, "sql"));
+        if (texts[k] == NULL) {
+            v[k].reason = "no SQL from Django";
+            continue;
+        }
+
+        /* one plan for the whole history: later statements win */
+        if (migctl_sql_parse_add(texts[k], (int) k, &plan, err,
+                                 sizeof(err)) != 0)
+        {
+            if (strcmp(err, "out of memory") == 0) {
+                rc = migctl_error(ctx, MIGCTL_PROBLEM, "out of memory");
+                goto done;
+            }
+
+            /* Meta options and the like: no SQL is nothing to check */
+            if (strcmp(err, "no SQL statement in it") != 0) {
+                json_array_append_new(reasons, json_string(err));
+                v[k].reason = json_string_value(
+                                  json_array_get(reasons,
+                                                 json_array_size(reasons)
+                                                 - 1));
+            }
+        }
+    }
+
+    rc = migctl_inspect_objects(ctx, conn, &plan, texts, n, &objs);
+    if (rc != MIGCTL_OK) {
+        goto done;
+    }
+
+    json_array_foreach(objs, j, o) {
+        k = (size_t) json_integer_value(json_object_get(o, "tag"));
+        if (k >= n) {
+            continue;
+        }
+        json_object_del(o, "tag");
+
+        st = json_string_value(json_object_get(o, "status"));
+        if (strcmp(st, "done") == 0) {
+            v[k].done++;
+            v[k].strong += !json_is_true(json_object_get(o,
+                                                         "may_hold_before"));
+            continue;
+        }
+
+        if (v[k].missing == NULL) {
+            v[k].missing = json_array();
+        }
+        v[k].not_done++;
+        json_array_append(v[k].missing, o);
+    }
+
+    for (j = 0; j < plan.nunver; j++) {
+        k = (size_t) plan.unver[j].tag;
+        if (k < n) {
+            v[k].unverified++;
+        }
+    }
+
+    for (k = 0; k < n; k++) {
+        if (!v[k].recorded) {
+            st = "pending";
+
+        } else if (v[k].reason) {
+            st = "unverifiable";
+            json_array_append_new(unver,
+                                  json_pack("{s:s, s:s, s:s}",
+                                            "app", v[k].app,
+                                            "name", v[k].name,
+                                            "reason", v[k].reason));
+
+        } else if (v[k].not_done > 0) {
+            st = v[k].strong > 0 ? "incomplete" : "missing";
+            e = json_pack("{s:s, s:s, s:s, s:O, s:o}",
+                          "app", v[k].app, "name", v[k].name,
+                          "status", st, "objects", v[k].missing,
+                          "repair", repair(&v[k], v, n));
+            json_array_append_new(drift, e);
+
+        } else if (v[k].unverified > 0) {
+            /* not drift: what the catalog cannot confirm, named */
+            st = "unverified";
+            used = 0;
+            key[0] = '\0';
+            for (j = 0; j < plan.nunver && used < 200; j++) {
+                if ((size_t) plan.unver[j].tag == k
+                    && strstr(key, plan.unver[j].what) == NULL)
+                {
+                    used += snprintf(key + used, sizeof(key) - used,
+                                     "%s%s", used ? ", " : "",
+                                     plan.unver[j].what);
+                }
+            }
+            e = json_pack("{s:s, s:s, s:s+}", "app", v[k].app,
+                          "name", v[k].name, "reason",
+                          "the catalog cannot confirm: ", key);
+            json_array_append_new(unver, e);
+
+        } else {
+            st = "ok";
+        }
+
+        json_array_append_new(all,
+            json_pack("{s:s, s:s, s:b, s:s, s:i, s:i, s:i}",
+                      "app", v[k].app, "name", v[k].name,
+                      "recorded", v[k].recorded, "status", st,
+                      "done", (int) v[k].done,
+                      "not_done", (int) v[k].not_done,
+                      "unverified", (int) v[k].unverified));
+    }
+
+    /* recorded, and neither in the code nor replaced by a squash in it */
+    for (r = 0; r < nrows; r++) {
+        e = json_array_get(rows, r);
+        a = json_string_value(json_array_get(e, 0));
+        b = json_string_value(json_array_get(e, 1));
+        snprintf(key, sizeof(key), "%s\t%s", a, b);
+
+        if (json_object_get(known, key)) {
+            continue;
+        }
+
+        if (json_array_size(wanted) > 0) {
+            json_array_foreach(wanted, j, o) {
+                if (strcmp(json_string_value(o), a) == 0) {
+                    break;
+                }
+            }
+            if (j == json_array_size(wanted)) {
+                continue;
+            }
+        }
+
+        json_array_append_new(unknown,
+                              json_pack("{s:s, s:s}", "app", a, "name", b));
+    }
+
+    *out = json_pack("{s:i, s:O, s:O, s:O, s:O, s:O, s:O, s:O}",
+                     "checked", (int) (n - json_array_size(pending)),
+                     "apps", json_array_size(wanted) ? wanted : json_null(),
+                     "drift", drift, "unverifiable", unver,
+                     "unknown", unknown, "replaced", replaced,
+                     "pending", pending, "migrations", all);
+    if (*out == NULL) {
+        rc = migctl_error(ctx, MIGCTL_PROBLEM, "out of memory");
+        goto done;
+    }
+
+    rc = json_array_size(drift) ? MIGCTL_PROBLEM : MIGCTL_OK;
+
+done:
+
+    if (v) {
+        for (k = 0; k < n; k++) {
+            json_decref(v[k].missing);
+        }
+    }
+    free(v);
+    free(texts);
+    migctl_sql_free(&plan);
+    json_decref(rows);
+    json_decref(index);
+    json_decref(known);
+    json_decref(reasons);
+    json_decref(objs);
+    json_decref(drift);
+    json_decref(unver);
+    json_decref(unknown);
+    json_decref(replaced);
+    json_decref(pending);
+    json_decref(all);
+
+    return rc;
+}
+
+
+/*
+ * "MANAGE shell" through /bin/sh, the script on its standard input (a
+ * regular file: Django's shell reads stdin only when select() finds it
+ * ready), in its own process group, killed at the deadline.  *outp is
+ * everything it printed on stdout; tail its last stderr line.
+ */
+static int
+run_django(migctl_ctx_t *ctx, const char *manage, const char **apps,
+    int napps, long timeout_ms, char **outp, char *tail, size_t taillen)
+{
+    int             in, errfd, fd[2], status, timed_out, i, rc;
+    char            path[MIGCTL_PATH_MAX], *cmd, *buf, *nb;
+    char            list[MIGCTL_COMMAND_MAX], ebuf[4096], pgopt[1024];
+    long            start, left;
+    pid_t           pid;
+    size_t          n, size, used;
+    ssize_t         k;
+    const char     *tmp;
+    struct pollfd   pfd;
+
+    *outp = NULL;
+    tail[0] = '\0';
+    in = errfd = -1;
+    fd[0] = fd[1] = -1;
+    cmd = NULL;
+    buf = NULL;
+    rc = MIGCTL_CMDFAIL;
+
+    used = 0;
+    list[0] = '\0';
+    for (i = 0; i < napps; i++) {
+        used += snprintf(list + used, sizeof(list) - used, "%s%s",
+                         i ? "," : "", apps[i]);
+        if (used >= sizeof(list)) {
+            return migctl_error(ctx, MIGCTL_USAGE, "too many --app");
+        }
+    }
+
+    n = strlen(manage) + sizeof(" shell");
+    cmd = malloc(n);
+    if (cmd == NULL) {
+        return migctl_error(ctx, MIGCTL_PROBLEM, "out of memory");
+    }
+    snprintf(cmd, n, "%s shell", manage);
+
+    tmp = getenv("TMPDIR");
+    if (tmp == NULL || *tmp == '\0') {
+        tmp = "/tmp";
+    }
+
+    /* the script and Django's stderr in files unlinked at once */
+    snprintf(path, sizeof(path), "%s/migctl-verify-XXXXXX", tmp);
+    in = mkstemp(path);
+    if (in >= 0) {
+        unlink(path);
+        snprintf(path, sizeof(path), "%s/migctl-verify-XXXXXX", tmp);
+        errfd = mkstemp(path);
+        if (errfd >= 0) {
+            unlink(path);
+        }
+    }
+
+    if (in < 0 || errfd < 0) {
+        rc = migctl_error(ctx, MIGCTL_PROBLEM, "cannot create a temporary "
+                          "file in %s: %s: set TMPDIR", tmp,
+                          strerror(errno));
+        goto done;
+    }
+
+    n = strlen(migctl_verify_script);
+    if (write(in, migctl_verify_script, n) != (ssize_t) n
+        || lseek(in, 0, SEEK_SET) != 0)
+    {
+        rc = migctl_error(ctx, MIGCTL_PROBLEM, "cannot write the script to "
+                          "%s: %s: set TMPDIR", tmp, strerror(errno));
+        goto done;
+    }
+
+    if (pipe(fd) != 0) {
+        rc = migctl_error(ctx, MIGCTL_PROBLEM, "pipe: %s", strerror(errno));
+        goto done;
+    }
+
+    /*
+     * Django only reads (django_migrations): behind a lock it fails in
+     * seconds instead of waiting out the whole timeout
+     */
+    tmp = getenv("PGOPTIONS");
+    snprintf(pgopt, sizeof(pgopt), "%s%s-c lock_timeout=%d",
+             tmp ? tmp : "", tmp && *tmp ? " " : "", VERIFY_LOCK_TIMEOUT_MS);
+
+    start = mono_ms();
+    fflush(NULL);
+
+    pid = fork();
+    if (pid < 0) {
+        rc = migctl_error(ctx, MIGCTL_PROBLEM, "fork: %s", strerror(errno));
+        goto done;
+    }
+
+    if (pid == 0) {
+        setpgid(0, 0);
+        dup2(in, STDIN_FILENO);
+        dup2(fd[1], STDOUT_FILENO);
+        dup2(errfd, STDERR_FILENO);
+        close(fd[0]);
+        close(fd[1]);
+        close(in);
+        close(errfd);
+        setenv("MIGCTL_APPS", list, 1);
+        setenv("PGOPTIONS", pgopt, 1);
+        execl("/bin/sh", "sh", "-c", cmd, (char *) NULL);
+        _exit(127);
+    }
+
+    setpgid(pid, pid);
+    close(fd[1]);
+    fd[1] = -1;
+
+    size = 65536;
+    used = 0;
+    buf = malloc(size);
+    timed_out = 0;
+
+    for ( ;; ) {
+        if (buf == NULL) {
+            break;
+        }
+
+        left = timeout_ms - (mono_ms() - start);
+        if (left <= 0) {
+            timed_out = 1;
+            break;
+        }
+
+        pfd.fd = fd[0];
+        pfd.events = POLLIN;
+        pfd.revents = 0;
+
+        if (poll(&pfd, 1, left > 1000 ? 1000 : (int) left) < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            break;
+        }
+
+        if (pfd.revents == 0) {
+            continue;
+        }
+
+        if (used + 1 >= size) {
+            if (size >= (size_t) VERIFY_OUT_MAX) {
+                break;
+            }
+            nb = realloc(buf, size * 2);
+            if (nb == NULL) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+            size *= 2;
+        }
+
+        k = read(fd[0], buf + used, size - 1 - used);
+        if (k < 0 && errno == EINTR) {
+            continue;
+        }
+        if (k <= 0) {
+            break;
+        }
+        used += (size_t) k;
+    }
+
+    close(fd[0]);
+    fd[0] = -1;
+
+    /* the group: manage.py under sh, and anything it started */
+    if (timed_out || buf == NULL) {
+        kill(-pid, SIGKILL);
+    }
+
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+        /* void */
+    }
+
+    if (timed_out) {
+        kill(-pid, SIGKILL);
+    }
+
+    k = pread(errfd, ebuf, sizeof(ebuf) - 1,
+              lseek(errfd, 0, SEEK_END) > (off_t) sizeof(ebuf) - 1
+              ? lseek(errfd, 0, SEEK_END) - (off_t) sizeof(ebuf) + 1 : 0);
+    ebuf[k > 0 ? k : 0] = '\0';
+    last_exception(ebuf, tail, taillen);
+
+    if (buf == NULL) {
+        rc = migctl_error(ctx, MIGCTL_PROBLEM, "out of memory");
+        goto done;
+    }
+
+    buf[used] = '\0';
+
+    if (timed_out) {
+        rc = migctl_error(ctx, MIGCTL_CMDFAIL, "'%s' did not finish in %ld "
+                          "ms (killed): raise --timeout or django.timeout",
+                          cmd, timeout_ms);
+        goto done;
+    }
+
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        rc = migctl_error(ctx, MIGCTL_CMDFAIL, "'%s' failed (%s %d)%s%s: "
+                          "Django could not produce the SQL; its "
+                          "traceback (run it by hand) is what migctl "
+                          "diagnose --traceback reads",
+                          cmd, WIFEXITED(status) ? "exit" : "signal",
+                          WIFEXITED(status) ? WEXITSTATUS(status)
+                                            : WTERMSIG(status),
+                          tail[0] ? ": " : "", tail);
+        goto done;
+    }
+
+    *outp = buf;
+    buf = NULL;
+    rc = MIGCTL_OK;
+
+done:
+
+    free(buf);
+    free(cmd);
+    if (in >= 0) {
+        close(in);
+    }
+    if (errfd >= 0) {
+        close(errfd);
+    }
+    if (fd[0] >= 0) {
+        close(fd[0]);
+    }
+    if (fd[1] >= 0) {
+        close(fd[1]);
+    }
+
+    return rc;
+}
+
+
+/* the last "migctl-verify-json: " line; what names a --from file */
+static int
+parse_doc(migctl_ctx_t *ctx, const char *text, const char *what,
+    json_t **doc)
+{
+    size_t        ml;
+    const char   *p, *line, *end;
+    json_t       *d;
+    json_error_t  je;
+
+    *doc = NULL;
+    ml = sizeof(VERIFY_MARK) - 1;
+    line = NULL;
+
+    for (p = text; p != NULL && *p; p = strchr(p, '\n'), p = p ? p + 1 : p) {
+        if (strncmp(p, VERIFY_MARK, ml) == 0) {
+            line = p + ml;
+        }
+    }
+
+    /* a --from file may hold the bare JSON document */
+    if (line == NULL && what != NULL) {
+        line = text;
+    }
+
+    if (line == NULL) {
+        return MIGCTL_CMDFAIL;
+    }
+
+    end = strchr(line, '\n');
+    if (what != NULL && line == text) {
+        end = NULL;
+    }
+
+    d = json_loadb(line, end ? (size_t) (end - line) : strlen(line), 0, &je);
+
+    if (d == NULL || !json_is_array(json_object_get(d, "migrations"))
+        || json_integer_value(json_object_get(d, "format")) != 1)
+    {
+        json_decref(d);
+        return migctl_error(ctx, what ? MIGCTL_USAGE : MIGCTL_CMDFAIL,
+                            "%s: not a migctl verify document (%s): make "
+                            "it with migctl verify --print-script",
+                            what ? what : "the script's output",
+                            d ? "no format 1 migrations" : je.text);
+    }
+
+    *doc = d;
+
+    return MIGCTL_OK;
+}
+
+
+/* [[app, name]...] of django_migrations, by id */
+static int
+read_rows(migctl_ctx_t *ctx, PGconn *conn, json_t **rows)
+{
+    int        i, rc;
+    char       err[512];
+    json_t    *a;
+    PGresult  *pr;
+
+    *rows = NULL;
+
+    pr = migctl_db_exec(conn, "SELECT app, name FROM django_migrations ORDER BY id");
+
+    if (PQresultStatus(pr) != PGRES_TUPLES_OK) {
+        rc = migctl_error(ctx, PQstatus(conn) == CONNECTION_OK
+                               ? MIGCTL_PROBLEM : MIGCTL_UNREACHABLE,
+                          "reading django_migrations failed: %s",
+                          migctl_db_error(conn, err, sizeof(err)));
+        PQclear(pr);
+        return rc;
+    }
+
+    a = json_array();
+    for (i = 0; a != NULL && i < PQntuples(pr); i++) {
+        json_array_append_new(a, json_pack("[s,s]", PQgetvalue(pr, i, 0),
+                                           PQgetvalue(pr, i, 1)));
+    }
+
+    PQclear(pr);
+
+    if (a == NULL) {
+        return migctl_error(ctx, MIGCTL_PROBLEM, "out of memory");
+    }
+
+    *rows = a;
+
+    return MIGCTL_OK;
+}
+
+
+/*
+ * The exact repair of a drifted migration.  Unrecording it is right only
+ * when none of its objects exist and no recorded migration builds on it
+ * (a later one of its app, or one that depends on it): migrate then
+ * applies it for real.  Otherwise its missing objects are made by hand.
+ * Never "migrate A PREV --fake": that unrecords every later migration.
+ */
+static json_t *
+repair(vmig_t *v, vmig_t *all, size_t n)
+{
+    int          builds;
+    char         deps[512], line[2600];
+    size_t       k, j, used, nd;
+    json_t      *r, *o, *d;
+    const char  *a, *b, *sql;
+
+    r = json_array();
+    if (r == NULL) {
+        return json_array();
+    }
+
+    used = 0;
+    nd = 0;
+    deps[0] = '\0';
+
+    for (k = 0; k < n; k++) {
+        if (all[k].m == v->m || !all[k].recorded) {
+            continue;
+        }
+
+        builds = strcmp(all[k].app, v->app) == 0 && &all[k] > v;
+
+        json_array_foreach(json_object_get(all[k].m, "dependencies"), j, d) {
+            a = json_string_value(json_array_get(d, 0));
+            b = json_string_value(json_array_get(d, 1));
+            if (a && b && strcmp(a, v->app) == 0 && strcmp(b, v->name) == 0)
+            {
+                builds = 1;
+            }
+        }
+
+        if (!builds) {
+            continue;
+        }
+
+        nd++;
+        if (used < sizeof(deps)) {
+            used += snprintf(deps + used, sizeof(deps) - used, "%s%s.%s",
+                             nd > 1 ? ", " : "", all[k].app, all[k].name);
+        }
+    }
+
+    if (v->strong == 0 && nd == 0 && plain_name(v->app)
+        && plain_name(v->name))
+    {
+        snprintf(line, sizeof(line), "psql -c \"DELETE FROM "
+                 "django_migrations WHERE app = '%s' AND name = '%s'\"   "
+                 "# unrecord exactly %s.%s: none of its objects exist and "
+                 "no recorded migration builds on it", v->app, v->name,
+                 v->app, v->name);
+        json_array_append_new(r, json_string(line));
+        snprintf(line, sizeof(line), "migctl run -- python manage.py "
+                 "migrate %s %s --noinput   # then apply it for real",
+                 v->app, v->name);
+        json_array_append_new(r, json_string(line));
+        return r;
+    }
+
+    if (nd > 0) {
+        snprintf(line, sizeof(line), "# do not unrecord %s.%s: %zu recorded "
+                 "migration(s) build on it (%s) and migrate would refuse "
+                 "the history; create what is missing by hand instead",
+                 v->app, v->name, nd, deps);
+    } else {
+        snprintf(line, sizeof(line), "# part of %s.%s is in place: create "
+                 "what is missing by hand, in a transaction", v->app,
+                 v->name);
+    }
+    json_array_append_new(r, json_string(line));
+
+    json_array_foreach(v->missing, k, o) {
+        sql = json_string_value(json_object_get(o, "sql"));
+        if (sql == NULL) {
+            continue;
+        }
+        snprintf(line, sizeof(line), "%s;   -- %s %s: expected %s, found %s",
+                 sql, json_string_value(json_object_get(o, "kind")),
+                 json_string_value(json_object_get(o, "name")),
+                 json_string_value(json_object_get(o, "expected")),
+                 json_string_value(json_object_get(o, "found")));
+        o = json_string(line);
+        json_array_append_new(r, o ? o : json_string("(not UTF-8)"));
+    }
+
+    return r;
+}
+
+
+/*
+ * The exception of a Python traceback: the last line "dotted.Name: text"
+ * (psycopg adds "LINE 1: ..." and a caret after it); else the last line.
+ */
+static void
+last_exception(char *text, char *out, size_t len)
+{
+    char  *p, *q, *nl, *end, *line, *found;
+
+    found = NULL;
+    line = NULL;
+    p = text;
+
+    while (*p) {
+        nl = strchr(p, '\n');
+        end = nl ? nl : p + strlen(p);
+
+        if (end > p && p[0] != ' ' && p[0] != '\t' && p[0] != '^'
+            && p[0] != '\r')
+        {
+            line = p;
+        }
+
+        for (q = p; q < end && ((*q >= 'a' && *q <= 'z')
+                                || (*q >= 'A' && *q <= 'Z')
+                                || (*q >= '0' && *q <= '9')
+                                || *q == '_' || *q == '.'); q++)
+        {
+            /* void */
+        }
+        if (q > p && q + 1 < end && q[0] == ':' && q[1] == ' ') {
+            found = p;
+        }
+
+        if (nl == NULL) {
+            break;
+        }
+        p = nl + 1;
+    }
+
+    p = found ? found : line ? line : text;
+    nl = strchr(p, '\n');
+    snprintf(out, len, "%.*s", (int) (nl ? nl - p : (long) strlen(p)), p);
+
+    /* the \r of a CRLF log goes too */
+    q = out + strlen(out);
+    while (q > out && (q[-1] == '\r' || q[-1] == ' ')) {
+        *--q = '\0';
+    }
+}
+
+
+static int
+plain_name(const char *s)
+{
+    if (s == NULL || *s == '\0') {
+        return 0;
+    }
+
+    for ( /* void */ ; *s; s++) {
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z')
+              || (*s >= '0' && *s <= '9') || *s == '_'))
+        {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+static long
+mono_ms(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+
+    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+
+static void
+print_text(json_t *o)
+{
+    size_t   k, j;
+    json_t  *d, *x, *s;
+
+    printf("verify: %lld recorded migration(s) checked: %zu with drift, "
+           "%zu unverifiable, %zu unknown to the code, %zu pending\n",
+           (long long) json_integer_value(json_object_get(o, "checked")),
+           json_array_size(json_object_get(o, "drift")),
+           json_array_size(json_object_get(o, "unverifiable")),
+           json_array_size(json_object_get(o, "unknown")),
+           json_array_size(json_object_get(o, "pending")));
+
+    json_array_foreach(json_object_get(o, "drift"), k, d) {
+        printf("\nDRIFT %s.%s: %s\n",
+               json_string_value(json_object_get(d, "app")),
+               json_string_value(json_object_get(d, "name")),
+               json_string_value(json_object_get(d, "status")));
+
+        json_array_foreach(json_object_get(d, "objects"), j, x) {
+            printf("  line %-4lld %-18s %s%s%s: expected %s, found %s\n",
+                   (long long) json_integer_value(json_object_get(x,
+                                                                  "line")),
+                   json_string_value(json_object_get(x, "action")),
+                   json_is_string(json_object_get(x, "table"))
+                   ? json_string_value(json_object_get(x, "table")) : "",
+                   json_is_string(json_object_get(x, "table")) ? "." : "",
+                   json_string_value(json_object_get(x, "name")),
+                   json_string_value(json_object_get(x, "expected")),
+                   json_string_value(json_object_get(x, "found")));
+        }
+
+        printf("  repair:\n");
+        json_array_foreach(json_object_get(d, "repair"), j, s) {
+            printf("    %s\n", json_string_value(s));
+        }
+    }
+
+    json_array_foreach(json_object_get(o, "unverifiable"), k, d) {
+        printf("\nUNVERIFIABLE %s.%s: %s\n",
+               json_string_value(json_object_get(d, "app")),
+               json_string_value(json_object_get(d, "name")),
+               json_string_value(json_object_get(d, "reason")));
+    }
+
+    json_array_foreach(json_object_get(o, "unknown"), k, d) {
+        printf("\nUNKNOWN %s.%s: recorded, not in the code\n",
+               json_string_value(json_object_get(d, "app")),
+               json_string_value(json_object_get(d, "name")));
+    }
+}
+
+
+static void
+usage(FILE *f)
+{
+    fprintf(f,
+        "usage: migctl [--json] verify [--app A]... [--manage CMD]\n"
+        "           [--timeout DURATION] [--from FILE] [--print-script]\n"
+        "\n"
+        "  --app A           an app to check (repeatable; default: all)\n"
+        "  --manage CMD      how to run manage.py, e.g. '/usr/bin/python3\n"
+        "                    /srv/app/manage.py' (django.manage in\n"
+        "                    migctl.conf); CMD shell runs the script\n"
+        "  --timeout D       bound on the Django process (default 300s,\n"
+        "                    django.timeout in migctl.conf)\n"
+        "  --from FILE       the script's output saved earlier, instead of\n"
+        "                    running Django (- for stdin)\n"
+        "  --print-script    print the script migctl feeds to CMD shell\n"
+        "\n"
+        "One Django process prints the sqlmigrate SQL of every migration\n"
+        "(with its replaces list); every recorded migration is checked\n"
+        "against the catalog, later migrations overriding earlier ones.\n"
+        "Lists each migration whose objects are missing, incomplete or\n"
+        "unverifiable, with the exact repair.\n"
+        "exit: 0 no drift, 1 drift, 2 usage, 3 PostgreSQL unreachable,\n"
+        "5 Django could not produce the SQL.\n");
+}

@@ -1,0 +1,63 @@
+/*
+ * verify.h: history drift: the SQL of every migration from one Django
+ * process, checked against the catalog with inspect's engine.
+ */
+
+#ifndef MIGCTL_VERIFY_H
+#define MIGCTL_VERIFY_H
+
+#include <libpq-fe.h>
+#include <jansson.h>
+
+#include "migctl.h"
+#include "sqlparse.h"
+
+
+/*
+ * cmd_inspect.c: checks every live check of plan against the catalog
+ * (one query per kind of object) and returns them as inspect's
+ * "objects" array in *objs (the caller json_decref()s it).  texts[tag]
+ * is the text a check's statement was read from (for "sql" on what is
+ * not done; NULL entries allowed); with more than one text each object
+ * also has "tag".  MIGCTL_OK, or the error printed and its exit code.
+ */
+int migctl_inspect_objects(migctl_ctx_t *ctx, PGconn *conn,
+    migctl_sql_plan_t *plan, const char **texts, size_t ntexts,
+    json_t **objs);
+
+/*
+ * cmd_verify.c: runs the script migctl ships through "MANAGE shell"
+ * (manage: a shell command line, "/usr/bin/python3 manage.py") for the
+ * apps (all when napps is 0) and returns its document in *doc:
+ * {"format": 1, "django", "apps", "migrations": [{"app", "name",
+ * "atomic", "replaces": [[app, name]...], "sql"|null, "error"|null}...]}
+ * in the order migrate applies them.  With from set, reads a document
+ * saved earlier instead ("-" for stdin).  On failure prints one line
+ * (the last line of Django's traceback) and returns MIGCTL_CMDFAIL, or
+ * MIGCTL_USAGE for a bad --from file.
+ */
+int migctl_verify_django(migctl_ctx_t *ctx, const char *manage,
+    const char **apps, int napps, long timeout_ms, const char *from,
+    json_t **doc);
+
+/*
+ * Checks every recorded migration of doc against the catalog: the SQL
+ * of all of them in order makes one plan (a later migration's statement
+ * replaces what an earlier one said of the same object), checked with
+ * migctl_inspect_objects().  *out:
+ * {"checked": N, "drift": [{"app", "name", "status": "missing" |
+ *    "incomplete", "objects": [...not done...], "repair": [lines]}...],
+ *  "unverifiable": [{"app", "name", "reason"}...],
+ *  "unknown": [{"app", "name"}...],       recorded, not in the code
+ *  "replaced": [{"app", "name", "squashed_into"}...],
+ *  "pending": [{"app", "name"}...],
+ *  "migrations": [{"app", "name", "recorded", "status"}...]}
+ * MIGCTL_PROBLEM when drift is found, MIGCTL_OK otherwise.
+ */
+int migctl_verify_check(migctl_ctx_t *ctx, PGconn *conn, json_t *doc,
+    json_t **out);
+
+/* the Django-side script, as `migctl verify --print-script` shows it */
+extern const char migctl_verify_script[];
+
+#endif /* MIGCTL_VERIFY_H */
