@@ -197,7 +197,9 @@ usage(FILE *f)
         "usage: migctl [--json] classify [FILE|-]\n"
         "\n"
         "Reads a Django traceback or a deploy / PostgreSQL log (standard\n"
-        "input without FILE) and prints the class of the failure:\n"
+        "input without FILE, or with -) and prints the class of the\n"
+        "failure with the SQLSTATE (an explicit code, psycopg's error class\n"
+        "or the server's message), the exception and the reason:\n"
         "  transient   lock timeout, deadlock, serialization failure, lost\n"
         "              connection, too many connections, admin shutdown,\n"
         "              a run interrupted while applying a migration (if\n"
@@ -210,14 +212,14 @@ usage(FILE *f)
         "              insufficient privilege, disk full, an object that\n"
         "              already exists from an earlier partial run\n"
         "  unknown     nothing recognised: migctl does not guess\n"
-        "with the SQLSTATE (from an explicit code, psycopg's error class or\n"
-        "the server's message), the exception and the reason.\n"
-        "\n"
         "The last failure of the run decides: an interrupted run, else the\n"
         "last traceback chain, else the server log lines of the backend\n"
         "that ran the migration's DDL (by the pid in the log prefix);\n"
-        "earlier failures are shown as history (\"earlier\").\n"
-        "\n"
-        "exit: 0 classified, 1 unknown, 2 unreadable or empty input, or\n"
-        "no FILE with a terminal on standard input.\n");
+        "earlier failures are shown as history (\"earlier\").\n");
+
+    migctl_usage_footer(f, 0,
+        "0 classified;1 unknown;2 usage or configuration, unreadable or"
+        " empty input, or no FILE with a terminal on standard input",
+        "python3 manage.py migrate --noinput 2>&1 | tee migrate.log\n"
+        "migctl classify migrate.log");
 }

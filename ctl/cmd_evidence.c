@@ -1352,25 +1352,39 @@ static void
 usage(FILE *f)
 {
     fprintf(f,
-        "usage: migctl [-c FILE] [--json] [--scope S] evidence [--out DIR]\n"
-        "       [--sql FILE] [--traceback FILE] [--plan FILE]\n"
-        "       [--previous-plan FILE] [--app A --migration M]\n"
-        "       [--runs-dir DIR] [--runs N]\n"
+        "usage: migctl [--json] [--scope S] evidence [--out DIR]\n"
+        "           [--sql FILE] [--traceback FILE] [--plan FILE]\n"
+        "           [--previous-plan FILE] [--app A --migration M]\n"
+        "           [--runs-dir DIR] [--runs N]\n"
         "\n"
         "Writes a timestamped bundle a colleague can read after the\n"
         "incident: summary.md (what failed, state, class, path, timeline),\n"
         "django_migrations tail, locks and INVALID indexes, the catalog of\n"
         "the tables the SQL file names, server version and settings, the\n"
-        "maintenance state, edges and audit tail, the last N runs (default\n"
-        "5) and the inputs given.  Database and Redis passwords, the files\n"
-        "of evidence.secret_files (the bypass token) and values of\n"
-        "variables named *PASSWORD*, *SECRET*, *TOKEN*, *_KEY are redacted.\n"
+        "maintenance state, edges and audit tail, the last runs and the\n"
+        "inputs given.  Database and Redis passwords, the files of\n"
+        "evidence.secret_files (the bypass token) and values of variables\n"
+        "named *PASSWORD*, *SECRET*, *TOKEN*, *_KEY are redacted.\n"
         "\n"
-        "  --out DIR         the bundle (inside DIR when it exists);\n"
-        "                    F.tar.gz packs it with tar; default\n"
-        "                    ./migctl-evidence-<time>\n"
-        "  --app/--migration the migration (default: the newest failed run)\n"
-        "\n"
-        "exit codes: 0 complete, 1 written but a part could not be\n"
-        "collected (named in summary.md), 2 usage.\n");
+        "options:\n"
+        "  --out DIR               the bundle (inside DIR when it exists);\n"
+        "                          F.tar.gz packs it with tar; default\n"
+        "                          ./migctl-evidence-<time>\n"
+        "  --sql FILE              the migration's sqlmigrate output\n"
+        "  --traceback FILE        the traceback or log of the failure\n"
+        "  --plan FILE             this release's showmigrations --plan\n"
+        "  --previous-plan FILE    the previous release's\n"
+        "  --app A                 the migration (default: the newest\n"
+        "  --migration M           failed run's)\n"
+        "  --runs-dir DIR          the runs of migctl run (default\n"
+        "                          runs.dir, else " MIGCTL_RUNS_DIR ")\n"
+        "  --runs N                how many runs to keep in the bundle\n"
+        "                          (default 5, 0 to 100)\n");
+
+    migctl_usage_footer(f, MIGCTL_USAGE_DB | MIGCTL_USAGE_REDIS
+                           | MIGCTL_USAGE_DB_OPTS,
+        "0 complete;1 written but a part could not be collected (named"
+        " in summary.md);2",
+        "migctl evidence --out /srv/incidents/ --sql 0042.sql \\\n"
+        "    --traceback migrate.log");
 }

@@ -1244,16 +1244,23 @@ usage(FILE *f)
     fprintf(f,
         "usage: migctl [--json] inspect --sql FILE [--app A --migration M]\n"
         "\n"
-        "  --sql FILE      output of manage.py sqlmigrate A M (- for stdin)\n"
-        "  --app A         the migration's app label\n"
-        "  --migration M   the migration's name (with --app: checks\n"
-        "                  django_migrations)\n"
+        "Checks every table, column, index, constraint, extension and\n"
+        "trigger the file creates, alters or drops against the catalog.\n"
+        "Verdict: not_applied, partially_applied, applied,\n"
+        "recorded_but_incomplete, present_but_unrecorded, or\n"
+        "applied_unverified when something (RunPython, DML) cannot be\n"
+        "checked.\n"
         "\n"
-        "Checks every table, column, index and constraint the file\n"
-        "creates, alters or drops against the catalog.  Verdict:\n"
-        "not_applied, partially_applied, applied, recorded_but_incomplete,\n"
-        "or applied_unverified when something (RunPython, DML) cannot be\n"
-        "checked.  Exit 0 only for applied; 1 otherwise; 2 for unreadable\n"
-        "SQL, an empty file or a database without django_migrations; 3\n"
-        "when PostgreSQL is unreachable.\n");
+        "options:\n"
+        "  --sql FILE              output of manage.py sqlmigrate A M\n"
+        "                          (- for standard input)\n"
+        "  --app A                 the migration's app label\n"
+        "  --migration M           the migration's name (with --app:\n"
+        "                          checks django_migrations)\n");
+
+    migctl_usage_footer(f, MIGCTL_USAGE_DB | MIGCTL_USAGE_DB_OPTS,
+        "0 applied;1 any other verdict;2 usage or configuration"
+        " (unreadable or empty SQL, no django_migrations);3",
+        "python3 manage.py sqlmigrate shop 0042_x > 0042.sql\n"
+        "migctl inspect --sql 0042.sql --app shop --migration 0042_x");
 }

@@ -610,23 +610,23 @@ usage(FILE *f)
 {
     fprintf(f,
         "usage: migctl [--json] locks [--long SECONDS] [--all-databases]\n"
-        "                    [--lock-timeout D] [--statement-timeout D]\n"
-        "\n"
-        "  --long SECONDS         threshold for long-running queries and\n"
-        "                         idle transactions (default %d)\n"
-        "  --all-databases        sessions of every database (default:\n"
-        "                         this one), with a DATABASE column\n"
-        "  --lock-timeout D       give up a read waiting on a lock after D\n"
-        "                         (default 2s)\n"
-        "  --statement-timeout D  give up a read after D (default 30s)\n"
         "\n"
         "Read-only: blocked sessions and who blocks them\n"
         "(pg_blocking_pids), long-running and idle-in-transaction sessions,\n"
         "each with the lock it waits for or its strongest table lock and\n"
-        "its query (1000 bytes, passwords redacted),\n"
-        "INVALID indexes anywhere, and the holder of the runner advisory\n"
-        "lock (key %lld) that `migctl run` takes.  Exit 1 when a session is\n"
-        "blocked or past the threshold, or an INVALID index (not one being\n"
-        "built) exists.\n",
-        MIGCTL_LOCKS_LONG_SECS, (long long) MIGCTL_RUNNER_LOCK_KEY);
+        "its query (1000 bytes, passwords redacted), INVALID indexes\n"
+        "anywhere, and the holder of the runner advisory lock (key %lld)\n"
+        "that migctl run takes (never taken here).\n"
+        "\n"
+        "options:\n"
+        "  --long SECONDS          threshold for long-running queries and\n"
+        "                          idle transactions (default %d)\n"
+        "  --all-databases         sessions of every database (default:\n"
+        "                          this one), with a DATABASE column\n",
+        (long long) MIGCTL_RUNNER_LOCK_KEY, MIGCTL_LOCKS_LONG_SECS);
+
+    migctl_usage_footer(f, MIGCTL_USAGE_DB | MIGCTL_USAGE_DB_OPTS,
+        "0 ok;1 a session is blocked or past the threshold, or an INVALID"
+        " index (not one being built) exists;2;3",
+        "migctl locks --long 30");
 }

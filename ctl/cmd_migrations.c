@@ -685,23 +685,25 @@ static void
 usage(FILE *f)
 {
     fprintf(f,
-        "usage: migctl [--json] migrations [--plan FILE] "
-        "[--previous-plan FILE]\n"
-        "                         [--lock-timeout D] [--statement-timeout D]\n"
-        "\n"
-        "  --plan FILE            manage.py showmigrations --plan of this\n"
-        "                         release (- for stdin; the list format of\n"
-        "                         showmigrations is read too)\n"
-        "  --previous-plan FILE   the same, from the previous release\n"
-        "  --lock-timeout D       give up when django_migrations is locked\n"
-        "                         for D (default 2s): exit 3, the blocker\n"
-        "                         named\n"
-        "  --statement-timeout D  give up a read after D (default 30s)\n"
+        "usage: migctl [--json] migrations [--plan FILE]"
+        " [--previous-plan FILE]\n"
         "\n"
         "Lists the migrations recorded in django_migrations; with a plan,\n"
         "the pending ones and those recorded but unknown to this release;\n"
         "with a previous plan, those the previous release does not know\n"
-        "(rolling code back is then unsafe).  Exit 1 when something is\n"
-        "pending or unknown to this release; 2 on a database without\n"
-        "django_migrations.\n");
+        "(rolling code back is then unsafe).\n"
+        "\n"
+        "options:\n"
+        "  --plan FILE             manage.py showmigrations --plan of this\n"
+        "                          release (- for standard input; the list\n"
+        "                          format of showmigrations is read too)\n"
+        "  --previous-plan FILE    the same, from the previous release\n");
+
+    migctl_usage_footer(f, MIGCTL_USAGE_DB | MIGCTL_USAGE_DB_OPTS,
+        "0 ok;1 something is pending or unknown to this release;"
+        "2 usage or configuration (no django_migrations);3 PostgreSQL"
+        " unreachable, or django_migrations locked past --lock-timeout"
+        " (the blocker named)",
+        "python3 manage.py showmigrations --plan > plan.txt\n"
+        "migctl migrations --plan plan.txt --previous-plan previous-plan.txt");
 }

@@ -1171,23 +1171,33 @@ usage(FILE *f)
 {
     fprintf(f,
         "usage: migctl [--json] verify [--app A]... [--manage CMD]\n"
-        "           [--timeout DURATION] [--from FILE] [--print-script]\n"
-        "\n"
-        "  --app A           an app to check (repeatable; default: all)\n"
-        "  --manage CMD      how to run manage.py, e.g. '/usr/bin/python3\n"
-        "                    /srv/app/manage.py' (django.manage in\n"
-        "                    migctl.conf); CMD shell runs the script\n"
-        "  --timeout D       bound on the Django process (default 300s,\n"
-        "                    django.timeout in migctl.conf)\n"
-        "  --from FILE       the script's output saved earlier, instead of\n"
-        "                    running Django (- for stdin)\n"
-        "  --print-script    print the script migctl feeds to CMD shell\n"
+        "           [--timeout D] [--from FILE] [--print-script]\n"
         "\n"
         "One Django process prints the sqlmigrate SQL of every migration\n"
         "(with its replaces list); every recorded migration is checked\n"
         "against the catalog, later migrations overriding earlier ones.\n"
         "Lists each migration whose objects are missing, incomplete or\n"
         "unverifiable, with the exact repair.\n"
-        "exit: 0 no drift, 1 drift, 2 usage, 3 PostgreSQL unreachable,\n"
-        "5 Django could not produce the SQL.\n");
+        "\n"
+        "options:\n"
+        "  --app A                 an app to check (repeatable; default:\n"
+        "                          all)\n"
+        "  --manage CMD            how to run manage.py, e.g.\n"
+        "                          '/usr/bin/python3 /srv/app/manage.py'\n"
+        "                          (default django.manage of the\n"
+        "                          configuration); CMD shell runs the\n"
+        "                          script\n"
+        "  --timeout D             bound on the Django process (default\n"
+        "                          300s, django.timeout)\n"
+        "  --from FILE             the script's output saved earlier,\n"
+        "                          instead of running Django (- for\n"
+        "                          standard input)\n"
+        "  --print-script          print the script migctl feeds to CMD\n"
+        "                          shell\n");
+
+    migctl_usage_footer(f, MIGCTL_USAGE_DB | MIGCTL_USAGE_DB_OPTS,
+        "0 no drift;1 drift;2;3;5 Django could not"
+        " produce the SQL",
+        "migctl verify --app shop --manage '/usr/bin/python3"
+        " /srv/app/manage.py'");
 }

@@ -14,7 +14,8 @@ _migctl()
     cmd=
     for ((i = 1; i < cword; i++)); do
         case ${words[i]} in
-            -c|--config|--scope) ((i++)) ;;
+            -c|--config|--scope|--lock-timeout|--statement-timeout)
+                ((i++)) ;;
             -*) ;;
             *) cmd=${words[i]}; break ;;
         esac
@@ -22,35 +23,52 @@ _migctl()
 
     case $prev in
         -c|--config|--sql|--traceback|--plan|--previous-plan|--out|\
-        --runs-dir)
+        --runs-dir|--from)
             COMPREPLY=($(compgen -f -- "$cur"))
             return ;;
     esac
 
+    # every command and option of ctl/main.c and each command's
+    # migctl_opt_t table (t/help.t checks)
     case $cmd in
         '')
-            opts="-c --config --json --scope --version --help maintenance
+            opts="-c --config --json --scope --lock-timeout
+                  --statement-timeout --version --help maintenance
                   migrations inspect verify classify diagnose locks run
-                  health evidence" ;;
+                  health evidence help" ;;
+        help)
+            opts="maintenance migrations inspect verify classify diagnose
+                  locks run health evidence" ;;
         maintenance)
             opts="on off status --reason --release --retry-after --wait
                   --force --json --help" ;;
-        migrations)  opts="--plan --previous-plan --json --help" ;;
-        inspect)     opts="--sql --app --migration --json --help" ;;
-        verify)      opts="--app --json --help" ;;
+        migrations)
+            opts="--plan --previous-plan --lock-timeout --statement-timeout
+                  --json --help" ;;
+        inspect)
+            opts="--sql --app --migration --lock-timeout --statement-timeout
+                  --json --help" ;;
+        verify)
+            opts="--app --manage --timeout --from --print-script
+                  --lock-timeout --statement-timeout --json --help" ;;
         classify)    opts="--json --help"
                      COMPREPLY=($(compgen -f -- "$cur")) ;;
         diagnose)
             opts="--app --migration --sql --traceback --plan --previous-plan
+                  --manage --lock-timeout --statement-timeout --json
+                  --help" ;;
+        locks)
+            opts="--long --all-databases --lock-timeout --statement-timeout
                   --json --help" ;;
-        locks)       opts="--long --all-databases --json --help" ;;
         run)
             opts="--maintenance-on-failure --diagnose --wait-lock
                   --lock-timeout --statement-timeout --retries --plan-cmd
-                  --runs-dir --help --" ;;
+                  --runs-dir --json --help --" ;;
         health)      opts="--json --help" ;;
         evidence)
-            opts="--out --sql --traceback --plan --json --help" ;;
+            opts="--out --sql --traceback --plan --previous-plan --app
+                  --migration --runs-dir --runs --lock-timeout
+                  --statement-timeout --json --help" ;;
     esac
 
     COMPREPLY+=($(compgen -W "$opts" -- "$cur"))

@@ -659,7 +659,7 @@ static void
 usage(FILE *f)
 {
     fprintf(f,
-        "usage: migctl [-c FILE] [--json] [--scope S] health\n"
+        "usage: migctl [--json] [--scope S] health\n"
         "\n"
         "Runs every check of health.checks in the configuration at once,\n"
         "each bounded by its timeout_ms, and prints one line per check\n"
@@ -679,7 +679,10 @@ usage(FILE *f)
         "Commands run without migctl's secrets in their environment\n"
         "(PGPASSWORD, a DATABASE_URL with a password, the Redis password).\n"
         "\"maintenance off\" runs the same checks and refuses to reopen\n"
-        "unless all pass, or when none is configured.\n"
-        "exit codes: 0 all pass (or none configured), 1 a check failed,\n"
-        "2 usage or configuration error.\n");
+        "unless all pass, or when none is configured.\n");
+
+    migctl_usage_footer(f, MIGCTL_USAGE_DB | MIGCTL_USAGE_REDIS,
+        "0 all pass (or none configured);1 a check failed (an unreachable"
+        " database or Redis fails its checks);2",
+        "migctl -c /etc/migctl/migctl.conf health");
 }

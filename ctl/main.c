@@ -19,6 +19,7 @@ typedef struct {
 
 
 static void usage(FILE *f);
+static int help(migctl_ctx_t *ctx, int argc, char **argv);
 static const migctl_command_t *find_command(const char *name);
 static int has_json(int argc, char **argv);
 static void json_error(migctl_ctx_t *ctx, int rc);
@@ -132,6 +133,23 @@ main(int argc, char **argv)
         return MIGCTL_USAGE;
     }
 
+    /*
+     * "migctl help [COMMAND]" and "migctl COMMAND --help" print the same
+     * text, without reading the configuration: help works on a host
+     * whose migctl.conf is broken
+     */
+    if (strcmp(argv[i], "help") == 0
+        || (i + 1 < argc && find_command(argv[i]) != NULL
+            && (strcmp(argv[i + 1], "--help") == 0
+                || strcmp(argv[i + 1], "-h") == 0)))
+    {
+        rc = help(&ctx, argc - i, argv + i);
+        if (rc != MIGCTL_OK) {
+            goto failed;
+        }
+        goto flush;
+    }
+
     c = find_command(argv[i]);
     if (c == NULL) {
         rc = migctl_error(&ctx, MIGCTL_USAGE,
@@ -187,6 +205,47 @@ flush:
     }
 
     return MIGCTL_OK;
+}
+
+
+/* argv: "help" [COMMAND], or COMMAND "--help" */
+static int
+help(migctl_ctx_t *ctx, int argc, char **argv)
+{
+    char                    *hargv[3];
+    const char              *name;
+    const migctl_command_t  *c;
+
+    if (strcmp(argv[0], "help") != 0) {
+        name = argv[0];
+
+    } else if (argc == 1 || strcmp(argv[1], "--help") == 0
+               || strcmp(argv[1], "-h") == 0)
+    {
+        usage(stdout);
+        return MIGCTL_OK;
+
+    } else if (argc > 2) {
+        return migctl_error(ctx, MIGCTL_USAGE, "help takes one command,"
+                            " '%s' is extra: see migctl help", argv[2]);
+
+    } else {
+        name = argv[1];
+    }
+
+    c = find_command(name);
+    if (c == NULL) {
+        return migctl_error(ctx, MIGCTL_USAGE, "help: unknown command '%s':"
+                            " see migctl help", name);
+    }
+
+    /* each command prints its own usage on "--help", before any work */
+    ctx->cmd = c->name;
+    hargv[0] = (char *) c->name;
+    hargv[1] = (char *) "--help";
+    hargv[2] = NULL;
+
+    return c->fn(2, hargv, ctx) == MIGCTL_USAGE ? MIGCTL_USAGE : MIGCTL_OK;
 }
 
 
@@ -249,19 +308,14 @@ usage(FILE *f)
     const migctl_command_t  *c;
 
     fprintf(f,
-        "usage: migctl [-c FILE] [--json] [--scope S] [--lock-timeout D]\n"
-        "              [--statement-timeout D] COMMAND [ARGS...]\n"
+        "usage: migctl [GLOBAL] COMMAND [options] [ARGS...]\n"
+        "       migctl help [COMMAND]\n"
         "\n"
-        "  -c FILE       configuration (else $MIGCTL_CONFIG, else\n"
-        "                /etc/migctl/migctl.conf, else built-in defaults)\n"
-        "  --json        machine-readable output\n"
-        "  --scope S     maintenance scope (default \"default\")\n"
-        "  --lock-timeout D       give up a database read waiting on a\n"
-        "                         lock after D (default 2s; e.g. 500ms)\n"
-        "  --statement-timeout D  give up a database read after D\n"
-        "                         (default 30s); both also in migctl.conf\n"
-        "                         database { ... } and after COMMAND\n"
-        "  --version     print the version\n"
+        "Contains, diagnoses and recovers a failed Django manage.py\n"
+        "migrate: sets the maintenance flag every nginx edge serves, finds\n"
+        "the real state of the database, classifies the failure, recommends\n"
+        "a recovery path, runs migrations one runner at a time, keeps the\n"
+        "evidence, and reopens only when the health checks pass.\n"
         "\n"
         "commands:\n");
 
@@ -270,11 +324,37 @@ usage(FILE *f)
     }
 
     fprintf(f,
+        "  %-12s  %s\n"
         "\n"
-        "'migctl COMMAND --help' describes a command.\n"
-        "exit codes: 0 ok, 1 problem found, 2 usage or configuration,\n"
-        "3 Redis or PostgreSQL unreachable, 4 refused by a safety gate,\n"
-        "5 the wrapped command failed.\n");
+        "global options (GLOBAL, before COMMAND):\n"
+        "  -c, --config FILE       configuration (else $MIGCTL_CONFIG, else\n"
+        "                          /etc/migctl/migctl.conf, else built-in\n"
+        "                          defaults: Redis 127.0.0.1:6379, prefix\n"
+        "                          migctl)\n"
+        "  --json                  machine-readable output (also after\n"
+        "                          COMMAND)\n"
+        "  --scope S               maintenance scope (default \"default\",\n"
+        "                          or $MIGCTL_SCOPE)\n"
+        "  --lock-timeout D        give up a database read waiting on a\n"
+        "                          lock after D (default 2s; e.g. 500ms)\n"
+        "  --statement-timeout D   give up a database read after D\n"
+        "                          (default 30s); both also in migctl.conf\n"
+        "                          database { ... } and after COMMAND\n"
+        "  --version               print the version\n"
+        "  -h, --help              this text; COMMAND --help describes a\n"
+        "                          command, as migctl help COMMAND\n",
+        "help", "this text, or a command's: migctl help COMMAND");
+
+    migctl_usage_footer(f, MIGCTL_USAGE_MAIN | MIGCTL_USAGE_DB
+                           | MIGCTL_USAGE_REDIS,
+        "0;1 a problem was found (unhealthy, not applied, inconsistent);"
+        "2;3;4;5",
+        "migctl maintenance on --reason \"migrate failed\" --wait\n"
+        "migctl diagnose --app shop --migration 0042_x --sql 0042.sql \\\n"
+        "    --traceback migrate.log --previous-plan previous-plan.txt\n"
+        "migctl run --lock-timeout 5s -- python3 manage.py migrate"
+        " --noinput\n"
+        "migctl maintenance off --wait");
 }
 
 

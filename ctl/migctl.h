@@ -245,6 +245,21 @@ long long migctl_wall_ms(void);
 int migctl_read_file(const char *path, char **data, size_t *len,
     char *err, size_t errlen);
 
+/*
+ * The end of every usage text (help layout): with MIGCTL_USAGE_DB_OPTS the
+ * --lock-timeout/--statement-timeout lines that close "options:", then
+ * the pointer to the global options, where the database and Redis come
+ * from, "exit codes:" from codes ("0 applied;1 any other verdict;2;3": a
+ * code alone gets its usual meaning) and "example:" (lines split at \n).
+ */
+#define MIGCTL_USAGE_DB          0x01   /* uses PostgreSQL */
+#define MIGCTL_USAGE_REDIS       0x02   /* uses Redis */
+#define MIGCTL_USAGE_DB_OPTS     0x04   /* has MIGCTL_OPT_DB_TIMEOUTS */
+#define MIGCTL_USAGE_MAIN        0x08   /* migctl help itself */
+
+void migctl_usage_footer(FILE *f, unsigned what, const char *codes,
+    const char *example);
+
 
 /* conf.c: 0, or -1 with "FILE:LINE: what" in err (exit 2) */
 int migctl_conf_load(migctl_ctx_t *ctx, char *err, size_t errlen);

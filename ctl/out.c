@@ -223,3 +223,130 @@ migctl_wall_ms(void)
 
     return (long long) tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
+
+
+/*
+ * The end of every usage text, so that the shared lines exist once: the
+ * database timeouts (closing "options:"), where the database and Redis
+ * come from, the exit codes, an example.  codes: "0 applied;1 any other
+ * verdict;2;3": a code alone gets its meaning from DESIGN.md (3: of the
+ * services in what).
+ */
+void
+migctl_usage_footer(FILE *f, unsigned what, const char *codes,
+    const char *example)
+{
+    int          code;
+    char         line[1024];
+    size_t       n, len, col, w;
+    const char  *p, *end, *nl;
+
+    static const char  *meaning[] = {
+        "ok", "a problem was found", "usage or configuration",
+        "Redis or PostgreSQL unreachable", "refused by a safety gate",
+        "the wrapped command failed"
+    };
+
+    if (what & MIGCTL_USAGE_DB_OPTS) {
+        fprintf(f,
+            "  --lock-timeout D        give up a read waiting on a lock"
+            " after D\n"
+            "                          (default 2s, database { } of the"
+            " configuration)\n"
+            "  --statement-timeout D   give up a read after D (default"
+            " 30s)\n");
+    }
+
+    fprintf(f, "\n");
+
+    if (!(what & MIGCTL_USAGE_MAIN)) {
+        fprintf(f, "global options (-c FILE, --scope S, ...) go before"
+                " COMMAND: see migctl help;\n"
+                "--json and --help work after COMMAND too.\n");
+    }
+
+    if (what & MIGCTL_USAGE_DB) {
+        fprintf(f, "database: DATABASE_URL or PGHOST/PGPORT/PGUSER/"
+                "PGDATABASE (no password on\n"
+                "  the command line)\n");
+    }
+
+    if (what & MIGCTL_USAGE_REDIS) {
+        fprintf(f, "Redis: redis { ... } of the configuration (-c,"
+                " $MIGCTL_CONFIG,\n"
+                "  /etc/migctl/migctl.conf)\n");
+    }
+
+    /* "exit codes: 0 x, 1 y, ...", wrapped at 78 columns */
+    n = (size_t) snprintf(line, sizeof(line), "exit codes:");
+
+    for (p = codes; *p && n < sizeof(line) - 1; p = *end ? end + 1 : end) {
+        end = strchr(p, ';');
+        if (end == NULL) {
+            end = p + strlen(p);
+        }
+
+        code = *p - '0';
+        len = (size_t) (end - p);
+
+        if (len == 1 && code == 3
+            && (what & (MIGCTL_USAGE_DB | MIGCTL_USAGE_REDIS))
+               != (MIGCTL_USAGE_DB | MIGCTL_USAGE_REDIS))
+        {
+            /* the one of the two this command talks to */
+            n += (size_t) snprintf(line + n, sizeof(line) - n,
+                                   " 3 %s unreachable,",
+                                   (what & MIGCTL_USAGE_DB) ? "PostgreSQL"
+                                                            : "Redis");
+
+        } else if (len == 1 && code >= 0 && code <= 5) {
+            n += (size_t) snprintf(line + n, sizeof(line) - n, " %d %s,",
+                                   code, meaning[code]);
+        } else {
+            n += (size_t) snprintf(line + n, sizeof(line) - n, " %.*s,",
+                                   (int) len, p);
+        }
+    }
+
+    if (n >= sizeof(line)) {
+        n = sizeof(line) - 1;
+    }
+
+    if (n > 0 && line[n - 1] == ',') {
+        line[--n] = '\0';
+    }
+
+    for (p = line, col = 0; *p; p += w) {
+        if (*p == ' ') {
+            p++;
+        }
+
+        for (w = 0; p[w] && p[w] != ' '; w++) {
+            /* void */
+        }
+
+        if (col > 0 && col + 1 + w > 78) {
+            fprintf(f, "\n ");
+            col = 1;
+        }
+
+        fprintf(f, "%s%.*s", col > 0 ? " " : "", (int) w, p);
+        col += w + (col > 0);
+    }
+
+    fprintf(f, "\n");
+
+    if (example == NULL) {
+        return;
+    }
+
+    fprintf(f, "example:\n");
+
+    for (p = example; *p; p = *nl ? nl + 1 : nl) {
+        nl = strchr(p, '\n');
+        if (nl == NULL) {
+            nl = p + strlen(p);
+        }
+        fprintf(f, "  %.*s\n", (int) (nl - p), p);
+    }
+}
