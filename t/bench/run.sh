@@ -5,3 +5,4 @@ cd "$(dirname "$0")/../.."
 perl -I t/lib t/bench/gate.pl
 perl -I t/lib t/bench/migrations.pl
 perl -I t/lib t/bench/verify.pl
+perl -I t/lib t/bench/peers.pl
