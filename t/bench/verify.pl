@@ -123,3 +123,44 @@ my ($cause) = $r->{out} =~ /"history_drift": \{[^}]*?"name": "(\w+)"/s;
 printf "diagnose of a 42703 with the drift check (one Django process, %d "
      . "migrations, %d tables): %.2f s (exit %d, path %s, root cause %s)\n",
        $n, $ntables, time - $t0, $r->{rc}, $path // '?', $cause // 'none';
+
+# --- inspect at 1,000 and 10,000 tables, peak RSS, start-up ---------------
+
+# wall seconds and peak RSS (KB) of one command, by GNU time
+sub measure {
+    my (@cmd) = @_;
+    my $f = $t->dir . '/time.out';
+    my $r = $t->run({ env => \%e, timeout => 600 }, '/usr/bin/time', '-f',
+                    '%e %M', '-o', $f, @cmd);
+    my ($secs, $kb) = split ' ', ($t->read_file($f) // '0 0');
+    return ($secs, $kb, $r);
+}
+
+for my $k (1000, $ntables) {
+    my $body = join('', map { "ALTER TABLE \"wide_$_\" ADD COLUMN \"note\" "
+                              . "integer NULL;\n" } 1 .. $k);
+    my $f = $t->write_file("wide_$k.sql", "BEGIN;\n$body" . "COMMIT;\n");
+    my ($secs, $kb, $r) = measure($bin, 'inspect', '--sql', $f);
+    printf "inspect of %d added columns (%d tables in the database): "
+         . "%.2f s, peak RSS %.1f MB (exit %d)\n", $k, $ntables, $secs,
+           $kb / 1024, $r->{rc};
+}
+
+{
+    my ($secs, $kb) = measure($bin, 'diagnose', '--app', 'benchgen',
+                              '--migration', '9999_wide', '--sql', $sql,
+                              '--traceback', $tb);
+    printf "diagnose against %d tables: peak RSS %.1f MB\n", $ntables,
+           $kb / 1024;
+}
+
+{
+    my $runs = 50;
+    my $t0 = time;
+    for (1 .. $runs) {
+        $t->run({}, $bin, '--version');
+    }
+    my ($secs, $kb) = measure($bin, '--version');
+    printf "start-up: migctl --version %.1f ms (mean of %d), peak RSS "
+         . "%.1f MB\n", (time - $t0) * 1000 / $runs, $runs, $kb / 1024;
+}
