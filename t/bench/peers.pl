@@ -330,9 +330,10 @@ for my $i (1 .. $FLIPS) {
     my $mode = $i % 2 ? 'on' : 'off';
     my $want = $mode eq 'on' ? 503 : 200;
     my $t0 = time;
-    system($migctl, '-c', $mconf, '--scope', 'flip', 'maintenance', $mode,
-           $mode eq 'off' ? ('--force', '--reason', 'bench') : ()) == 0
-        or die "migctl $mode failed\n";
+    my $r = $t->run({}, $migctl, '-c', $mconf, '--scope', 'flip',
+                    'maintenance', $mode,
+                    $mode eq 'off' ? ('--force', '--reason', 'bench') : ());
+    $r->{rc} == 0 or die "migctl $mode failed: $r->{err}\n";
     my %done;
     while (keys %done < @edges) {
         for my $e (grep { !$done{$_} } @edges) {

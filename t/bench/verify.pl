@@ -132,7 +132,9 @@ sub measure {
     my $f = $t->dir . '/time.out';
     my $r = $t->run({ env => \%e, timeout => 600 }, '/usr/bin/time', '-f',
                     '%e %M', '-o', $f, @cmd);
-    my ($secs, $kb) = split ' ', ($t->read_file($f) // '0 0');
+    # the last line: GNU time writes "Command exited with ..." before it
+    my @l = split /\n/, ($t->read_file($f) // '0 0');
+    my ($secs, $kb) = split ' ', ($l[-1] // '0 0');
     return ($secs, $kb, $r);
 }
 
