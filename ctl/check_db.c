@@ -381,7 +381,7 @@ db_open(migctl_check_run_t *r)
         return NULL;
     }
 
-    left = r->deadline - migctl_mono_ms();
+    left = r->deadline - migctl_now_ms();
     if (left < 1) {
         left = 1;
     }
@@ -518,7 +518,7 @@ db_wait(migctl_check_run_t *r, PGconn *conn, int forwrite)
     struct pollfd  pfd;
 
     for ( ;; ) {
-        left = r->deadline - migctl_mono_ms();
+        left = r->deadline - migctl_now_ms();
         if (left <= 0) {
             return -1;
         }

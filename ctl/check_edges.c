@@ -290,7 +290,7 @@ migctl_edges_read(migctl_ctx_t *ctx, redisContext *c, const char *scope,
             continue;
         }
 
-        if (deadline && migctl_mono_ms() >= deadline) {
+        if (deadline && migctl_now_ms() >= deadline) {
             migctl_error(ctx, rc, "timed out reading the edges (%d of %zu"
                          " read)", ed->n - 1, r->elements / 2);
             goto done;

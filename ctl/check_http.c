@@ -79,7 +79,7 @@ migctl_check_http(migctl_check_run_t *r)
         goto done;
     }
 
-    left = (long) (r->deadline - migctl_mono_ms());
+    left = (long) (r->deadline - migctl_now_ms());
     if (left < 1) {
         left = 1;
     }

@@ -4,7 +4,6 @@
  */
 
 #include <errno.h>
-#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -487,19 +486,9 @@ check_text(mnt_t *m, const char *opt, const char *v, size_t max)
 static int
 set_actor(mnt_t *m)
 {
-    const char     *a;
-    struct passwd  *pw;
+    const char  *a;
 
-    a = getenv("MIGCTL_ACTOR");
-
-    if (a == NULL || *a == '\0') {
-        a = getenv("LOGNAME");
-    }
-
-    if (a == NULL || *a == '\0') {
-        pw = getpwuid(geteuid());
-        a = pw ? pw->pw_name : "unknown";
-    }
+    a = migctl_actor();
 
     if (check_text(m, "$MIGCTL_ACTOR", a, MIG_ACTOR_MAX) != MIGCTL_OK) {
         return MIGCTL_USAGE;

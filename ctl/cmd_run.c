@@ -8,7 +8,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -409,8 +408,8 @@ attempts_run(run_t *r, json_t *before, json_t *attempts, int *status,
                 " database: retry %d of %d in %.1f s\n", n, r->retries,
                 backoff / 1000.0);
 
-        deadline = migctl_run_mono_ms() + backoff;
-        while (!migctl_run_signal && migctl_run_mono_ms() < deadline) {
+        deadline = migctl_now_ms() + backoff;
+        while (!migctl_run_signal && migctl_now_ms() < deadline) {
             usleep(50000);
         }
 
@@ -586,7 +585,7 @@ take_lock(run_t *r)
                           " WHERE name = 'idle_session_timeout'");
     PQclear(res);
 
-    start = migctl_run_mono_ms();
+    start = migctl_now_ms();
     last = 0;
 
     for ( ;; ) {
@@ -609,11 +608,11 @@ take_lock(run_t *r)
         }
 
         timeup = r->wait_lock_ms == 0
-                 || migctl_run_mono_ms() - start >= r->wait_lock_ms;
+                 || migctl_now_ms() - start >= r->wait_lock_ms;
 
         /* who holds it: when we give up, and every few seconds */
         if (!timeup && last != 0
-            && migctl_run_mono_ms() - last < RUN_LOCK_PRINT_MS)
+            && migctl_now_ms() - last < RUN_LOCK_PRINT_MS)
         {
             usleep(RUN_LOCK_POLL_MS * 1000);
             continue;
@@ -645,7 +644,7 @@ take_lock(run_t *r)
         }
 
         print_holder(r, h, "waiting: held");
-        last = migctl_run_mono_ms();
+        last = migctl_now_ms();
 
         json_decref(h);
         usleep(RUN_LOCK_POLL_MS * 1000);
@@ -1483,19 +1482,9 @@ audit(run_t *r, const char *result)
 static void
 set_actor(run_t *r)
 {
-    const char     *a;
-    struct passwd  *pw;
+    const char  *a;
 
-    a = getenv("MIGCTL_ACTOR");
-
-    if (a == NULL || *a == '\0') {
-        a = getenv("LOGNAME");
-    }
-
-    if (a == NULL || *a == '\0') {
-        pw = getpwuid(geteuid());
-        a = pw ? pw->pw_name : "unknown";
-    }
+    a = migctl_actor();
 
     if (strlen(a) > MIG_ACTOR_MAX
         || mig_text_valid(a, strlen(a), NULL, 0) != MIG_OK)

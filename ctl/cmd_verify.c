@@ -51,7 +51,6 @@ static int read_rows(migctl_ctx_t *ctx, PGconn *conn, json_t **rows);
 static json_t *repair(vmig_t *v, vmig_t *all, size_t n);
 static void last_exception(char *text, char *out, size_t len);
 static int plain_name(const char *s);
-static long mono_ms(void);
 static void print_text(json_t *o);
 static void usage(FILE *f);
 
@@ -683,7 +682,7 @@ run_django(migctl_ctx_t *ctx, const char *manage, const char **apps,
     snprintf(pgopt, sizeof(pgopt), "%s%s-c lock_timeout=%d",
              tmp ? tmp : "", tmp && *tmp ? " " : "", VERIFY_LOCK_TIMEOUT_MS);
 
-    start = mono_ms();
+    start = migctl_now_ms();
     fflush(NULL);
 
     pid = fork();
@@ -721,7 +720,7 @@ run_django(migctl_ctx_t *ctx, const char *manage, const char **apps,
             break;
         }
 
-        left = timeout_ms - (mono_ms() - start);
+        left = timeout_ms - (migctl_now_ms() - start);
         if (left <= 0) {
             timed_out = 1;
             break;
@@ -1098,17 +1097,6 @@ plain_name(const char *s)
     }
 
     return 1;
-}
-
-
-static long
-mono_ms(void)
-{
-    struct timespec  ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
 }
 
 

@@ -126,7 +126,7 @@ migctl_health_run(migctl_ctx_t *ctx, json_t **out)
     checks = json_array();
     all = 1;
     curl = 0;
-    start = migctl_mono_ms();
+    start = migctl_now_ms();
 
     envp = migctl_env_scrubbed(ctx);
 
@@ -179,7 +179,7 @@ migctl_health_run(migctl_ctx_t *ctx, json_t **out)
             clock_gettime(CLOCK_REALTIME, &ts);
             end = (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000
                   + (start + ctx->conf.checks[i].timeout_ms
-                     - migctl_mono_ms()) + JOIN_GRACE_MS;
+                     - migctl_now_ms()) + JOIN_GRACE_MS;
             ts.tv_sec = end / 1000;
             ts.tv_nsec = (end % 1000) * 1000000;
 
@@ -205,7 +205,7 @@ migctl_health_run(migctl_ctx_t *ctx, json_t **out)
                          " stop)", ctx->conf.checks[i].timeout_ms);
                 json_object_set_new(c, "detail", json_string(buf));
                 json_object_set_new(c, "time_ms",
-                                    json_integer(migctl_mono_ms() - start));
+                                    json_integer(migctl_now_ms() - start));
                 json_array_append_new(checks, c);
                 continue;
             }
@@ -242,7 +242,7 @@ migctl_health_run(migctl_ctx_t *ctx, json_t **out)
 
     json_object_set_new(res, "ok", json_boolean(all));
     json_object_set_new(res, "checks", checks);
-    json_object_set_new(res, "total_ms", json_integer(migctl_mono_ms()
+    json_object_set_new(res, "total_ms", json_integer(migctl_now_ms()
                                                       - start));
 
     *out = res;
@@ -309,7 +309,7 @@ check_thread(void *arg)
     migctl_check_run_t  *r = arg;
 
     /* its own timeout from its own start (threads start unevenly) */
-    start = migctl_mono_ms();
+    start = migctl_now_ms();
     r->deadline = start + r->ck->timeout_ms;
 
     switch (r->ck->type) {
@@ -342,7 +342,7 @@ check_thread(void *arg)
         break;
     }
 
-    r->ms = migctl_mono_ms() - start;
+    r->ms = migctl_now_ms() - start;
 
     return NULL;
 }
@@ -401,7 +401,7 @@ migctl_run_command(const char *command, int timeout_ms, char *const *envp,
     struct pollfd      pfd;
     struct sigaction   dfl;
 
-    start = migctl_mono_ms();
+    start = migctl_now_ms();
     detail[0] = '\0';
     *ms = 0;
 
@@ -450,7 +450,7 @@ migctl_run_command(const char *command, int timeout_ms, char *const *envp,
 
     /* output until EOF or the deadline; the tail is kept */
     for ( ;; ) {
-        left = timeout_ms - (migctl_mono_ms() - start);
+        left = timeout_ms - (migctl_now_ms() - start);
         if (left <= 0) {
             timed_out = 1;
             break;
@@ -502,7 +502,7 @@ migctl_run_command(const char *command, int timeout_ms, char *const *envp,
         }
 
         if (k == 0) {
-            left = timeout_ms - (migctl_mono_ms() - start);
+            left = timeout_ms - (migctl_now_ms() - start);
             if (left <= 0) {
                 timed_out = 1;
                 kill(-pid, SIGKILL);
@@ -517,7 +517,7 @@ migctl_run_command(const char *command, int timeout_ms, char *const *envp,
         kill(-pid, SIGKILL);
     }
 
-    *ms = (long) (migctl_mono_ms() - start);
+    *ms = (long) (migctl_now_ms() - start);
 
     buf[n] = '\0';
     while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) {
@@ -641,17 +641,6 @@ secret_var(migctl_ctx_t *ctx, const char *var)
     PQconninfoFree(opts);
 
     return secret;
-}
-
-
-long long
-migctl_mono_ms(void)
-{
-    struct timespec  ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-
-    return (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 

@@ -56,7 +56,6 @@ int migctl_run_command(const char *command, int timeout_ms,
 char **migctl_env_scrubbed(migctl_ctx_t *ctx);
 void migctl_env_free(char **envp);
 
-long long migctl_mono_ms(void);                          /* health.c */
 
 
 /* the fleet as Redis records it: P:edges and P:edge:<node> */

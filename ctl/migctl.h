@@ -240,6 +240,9 @@ long long migctl_now_ms(void);
 /* wall clock milliseconds (unix): times shown, stored, heartbeats */
 long long migctl_wall_ms(void);
 
+/* the actor of a change: $MIGCTL_ACTOR, $LOGNAME or the user (unchecked) */
+const char *migctl_actor(void);
+
 /* reads a whole file ("-" for stdin) into a malloc'ed NUL-terminated
  * buffer; 0, or -1 with a one-line reason in err */
 int migctl_read_file(const char *path, char **data, size_t *len,

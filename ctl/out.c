@@ -4,6 +4,8 @@
  */
 
 #include <errno.h>
+#include <pwd.h>
+#include <unistd.h>
 #include <sys/time.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -210,6 +212,28 @@ migctl_now_ms(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
 
     return (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+
+/* who acts: $MIGCTL_ACTOR, else $LOGNAME, else the effective user */
+const char *
+migctl_actor(void)
+{
+    const char     *a;
+    struct passwd  *pw;
+
+    a = getenv("MIGCTL_ACTOR");
+
+    if (a == NULL || *a == '\0') {
+        a = getenv("LOGNAME");
+    }
+
+    if (a == NULL || *a == '\0') {
+        pw = getpwuid(geteuid());
+        a = pw ? pw->pw_name : "unknown";
+    }
+
+    return a;
 }
 
 

@@ -86,6 +86,5 @@ int migctl_run_capture(run_t *r, char *const *argv, char **output,
 void migctl_run_status_text(int status, char *buf, size_t size);
 json_t *migctl_run_status_json(int status, json_t *o);
 
-long long migctl_run_mono_ms(void);
 
 #endif /* MIGCTL_RUN_H */

@@ -125,7 +125,7 @@ migctl_run_attempt(run_t *r, int n, int *status)
     s[1].tag = 'e';
 
     nopen = 2;
-    checked = migctl_run_mono_ms();
+    checked = migctl_now_ms();
     exited = 0;
     exit_at = 0;
     forwarded = 0;
@@ -146,8 +146,8 @@ migctl_run_attempt(run_t *r, int n, int *status)
          * without blocking; say it once, loudly: another runner may
          * start while this command still runs.
          */
-        if (!r->lock_lost && migctl_run_mono_ms() - checked >= 1000) {
-            checked = migctl_run_mono_ms();
+        if (!r->lock_lost && migctl_now_ms() - checked >= 1000) {
+            checked = migctl_now_ms();
             if (PQconsumeInput(r->conn) == 0
                 || PQstatus(r->conn) != CONNECTION_OK)
             {
@@ -165,7 +165,7 @@ migctl_run_attempt(run_t *r, int n, int *status)
             w = waitpid(pid, status, WNOHANG);
             if (w == pid) {
                 exited = 1;
-                exit_at = migctl_run_mono_ms();
+                exit_at = migctl_now_ms();
             }
         }
 
@@ -173,7 +173,7 @@ migctl_run_attempt(run_t *r, int n, int *status)
             break;
         }
 
-        if (exited && migctl_run_mono_ms() - exit_at > RUN_DRAIN_MS) {
+        if (exited && migctl_now_ms() - exit_at > RUN_DRAIN_MS) {
             /* a grandchild keeps the pipe: its output is not ours */
             break;
         }
@@ -316,10 +316,10 @@ migctl_run_capture(run_t *r, char *const *argv, char **output,
     ne = 0;
     err[0] = '\0';
     timed_out = 0;
-    deadline = migctl_run_mono_ms() + RUN_AUX_TIMEOUT_MS;
+    deadline = migctl_now_ms() + RUN_AUX_TIMEOUT_MS;
 
     while (po[0] >= 0 || pe[0] >= 0) {
-        if (migctl_run_mono_ms() >= deadline) {
+        if (migctl_now_ms() >= deadline) {
             timed_out = 1;
             break;
         }
@@ -425,16 +425,6 @@ migctl_run_status_json(int status, json_t *o)
                         : json_null());
 
     return o;
-}
-
-long long
-migctl_run_mono_ms(void)
-{
-    struct timespec  ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-
-    return (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 void
