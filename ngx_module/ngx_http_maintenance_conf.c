@@ -14,6 +14,12 @@
 
 static char *ngx_http_maintenance_redis(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_maintenance_redis_sentinel(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static ngx_int_t ngx_http_maintenance_redis_param(ngx_conf_t *cf,
+    ngx_http_maintenance_main_conf_t *mmcf, ngx_str_t *value);
+static ngx_int_t ngx_http_maintenance_secret_file(ngx_conf_t *cf,
+    ngx_str_t *path, ngx_str_t *out);
 static char *ngx_http_maintenance_name(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_maintenance_path(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -84,6 +90,13 @@ static ngx_command_t  ngx_http_maintenance_commands[] = {
     { ngx_string("maintenance_redis"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
       ngx_http_maintenance_redis,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("maintenance_redis_sentinel"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_2MORE,
+      ngx_http_maintenance_redis_sentinel,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
@@ -283,10 +296,18 @@ ngx_http_maintenance_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     u_char      *p;
     size_t       len;
-    ngx_int_t    n;
-    ngx_str_t   *value, s, path;
+    ngx_int_t    rc;
+    ngx_str_t   *value;
     ngx_url_t    u;
     ngx_uint_t   i;
+
+    if (mmcf->sentinel_name.data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "maintenance: \"maintenance_redis\" and "
+                           "\"maintenance_redis_sentinel\" (line %ui) "
+                           "cannot both be set: keep one", mmcf->redis_line);
+        return NGX_CONF_ERROR;
+    }
 
     if (mmcf->redis_addr.data) {
         return "is duplicate";
@@ -295,6 +316,7 @@ ngx_http_maintenance_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     value = cf->args->elts;
 
     mmcf->redis_addr = value[1];
+    mmcf->redis_line = cf->conf_file->line;
 
     if (ngx_strncmp(value[1].data, "unix:", 5) == 0) {
         mmcf->redis_unix.data = value[1].data + 5;
@@ -355,82 +377,15 @@ ngx_http_maintenance_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     for (i = 2; i < cf->args->nelts; i++) {
+        rc = ngx_http_maintenance_redis_param(cf, mmcf, &value[i]);
 
-        if (ngx_strncmp(value[i].data, "db=", 3) == 0) {
-            n = ngx_atoi(value[i].data + 3, value[i].len - 3);
-            if (n == NGX_ERROR || n > 65535) {
-                goto invalid;
-            }
-
-            mmcf->redis_db = n;
-            continue;
+        if (rc == NGX_ERROR) {
+            return NGX_CONF_ERROR;
         }
 
-        if (ngx_strncmp(value[i].data, "user=", 5) == 0) {
-            mmcf->redis_user.data = value[i].data + 5;
-            mmcf->redis_user.len = value[i].len - 5;
-
-            if (mmcf->redis_user.len == 0) {
-                goto invalid;
-            }
-
-            continue;
+        if (rc == NGX_DECLINED) {
+            goto invalid;
         }
-
-        if (ngx_strncmp(value[i].data, "timeout=", 8) == 0) {
-            s.data = value[i].data + 8;
-            s.len = value[i].len - 8;
-
-            n = ngx_parse_time(&s, 0);
-            if (n == NGX_ERROR || n == 0) {
-                goto invalid;
-            }
-
-            mmcf->redis_timeout = (ngx_msec_t) n;
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "password_file=", 14) == 0) {
-            path.data = value[i].data + 14;
-            path.len = value[i].len - 14;
-
-            if (path.len == 0) {
-                goto invalid;
-            }
-
-            if (ngx_conf_full_name(cf->cycle, &path, 1) != NGX_OK) {
-                return NGX_CONF_ERROR;
-            }
-
-            if (ngx_http_maintenance_read_file(cf, &path,
-                                               NGX_HTTP_MAINTENANCE_SECRET_MAX,
-                                               &mmcf->redis_password)
-                != NGX_OK)
-            {
-                return NGX_CONF_ERROR;
-            }
-
-            while (mmcf->redis_password.len
-                   && (mmcf->redis_password.data[mmcf->redis_password.len - 1]
-                       == '\n'
-                       || mmcf->redis_password.data[mmcf->redis_password.len
-                                                    - 1] == '\r'))
-            {
-                mmcf->redis_password.len--;
-            }
-
-            if (mmcf->redis_password.len == 0) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "maintenance: password file \"%V\" "
-                                   "is empty", &path);
-                return NGX_CONF_ERROR;
-            }
-
-            mmcf->redis_password.data[mmcf->redis_password.len] = '\0';
-            continue;
-        }
-
-        goto invalid;
     }
 
     return NGX_CONF_OK;
@@ -441,6 +396,278 @@ invalid:
                        "maintenance: invalid parameter \"%V\"", &value[i]);
 
     return NGX_CONF_ERROR;
+}
+
+
+/*
+ * maintenance_redis_sentinel NAME ADDR [ADDR ...] [db=N] [user=NAME]
+ *     [password_file=PATH] [timeout=TIME] [sentinel_password_file=PATH]
+ *
+ * The sentinels' names are resolved here, at load, as maintenance_redis
+ * does; the addresses sentinels give at run time are numeric.
+ */
+
+static char *
+ngx_http_maintenance_redis_sentinel(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_maintenance_main_conf_t *mmcf = conf;
+
+    char         err[128];
+    ngx_int_t    rc;
+    ngx_str_t   *value, path;
+    ngx_url_t    u;
+    ngx_uint_t   i, j, k;
+    ngx_addr_t  *a;
+
+    if (mmcf->sentinel_name.data) {
+        return "is duplicate";
+    }
+
+    if (mmcf->redis_addr.data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "maintenance: \"maintenance_redis_sentinel\" and "
+                           "\"maintenance_redis\" (line %ui) cannot both be "
+                           "set: keep one", mmcf->redis_line);
+        return NGX_CONF_ERROR;
+    }
+
+    value = cf->args->elts;
+
+    if (mig_name_valid((char *) value[1].data, value[1].len, err, sizeof(err))
+        != MIG_OK)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "maintenance: invalid master name \"%V\": %s",
+                           &value[1], err);
+        return NGX_CONF_ERROR;
+    }
+
+    mmcf->sentinel_name = value[1];
+    mmcf->redis_addr = value[1];
+    ngx_str_set(&mmcf->redis_host, "");
+    mmcf->redis_line = cf->conf_file->line;
+
+    mmcf->sentinels = ngx_array_create(cf->pool,
+                                       NGX_HTTP_MAINTENANCE_SENTINELS_CONF,
+                                       sizeof(ngx_addr_t));
+    if (mmcf->sentinels == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strlchr(value[i].data, value[i].data + value[i].len, '=')) {
+            break;
+        }
+
+        if (ngx_strncmp(value[i].data, "unix:", 5) == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "maintenance: invalid sentinel address "
+                               "\"%V\": use host:port", &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_memzero(&u, sizeof(ngx_url_t));
+
+        u.url = value[i];
+        u.default_port = 26379;
+
+        if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "maintenance: invalid sentinel address "
+                               "\"%V\": %s", &value[i],
+                               u.err ? u.err : "cannot parse it");
+            return NGX_CONF_ERROR;
+        }
+
+        if (u.naddrs == 0 || u.uri.len) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "maintenance: invalid sentinel address "
+                               "\"%V\"", &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        /* every address of a name is a sentinel; each one once */
+
+        for (j = 0; j < u.naddrs; j++) {
+            a = mmcf->sentinels->elts;
+
+            for (k = 0; k < mmcf->sentinels->nelts; k++) {
+                if (ngx_cmp_sockaddr(a[k].sockaddr, a[k].socklen,
+                                     u.addrs[j].sockaddr,
+                                     u.addrs[j].socklen, 1)
+                    == NGX_OK)
+                {
+                    break;
+                }
+            }
+
+            if (k < mmcf->sentinels->nelts) {
+                continue;
+            }
+
+            if (mmcf->sentinels->nelts == NGX_HTTP_MAINTENANCE_SENTINELS_CONF)
+            {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "maintenance: more than %d sentinel "
+                                   "addresses (at \"%V\")",
+                                   NGX_HTTP_MAINTENANCE_SENTINELS_CONF,
+                                   &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            a = ngx_array_push(mmcf->sentinels);
+            if (a == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            *a = u.addrs[j];
+        }
+    }
+
+    if (mmcf->sentinels->nelts == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "maintenance: \"%V\" needs at least one sentinel "
+                           "address (host:port) after the master name \"%V\"",
+                           &cmd->name, &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    for ( /* void */ ; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "sentinel_password_file=", 23) == 0) {
+            path.data = value[i].data + 23;
+            path.len = value[i].len - 23;
+
+            if (path.len == 0) {
+                goto invalid;
+            }
+
+            if (ngx_http_maintenance_secret_file(cf, &path,
+                                                 &mmcf->sentinel_password)
+                != NGX_OK)
+            {
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        rc = ngx_http_maintenance_redis_param(cf, mmcf, &value[i]);
+
+        if (rc == NGX_ERROR) {
+            return NGX_CONF_ERROR;
+        }
+
+        if (rc == NGX_DECLINED) {
+            goto invalid;
+        }
+    }
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "maintenance: invalid parameter \"%V\"", &value[i]);
+
+    return NGX_CONF_ERROR;
+}
+
+
+/*
+ * A parameter of maintenance_redis and maintenance_redis_sentinel:
+ * NGX_DECLINED: unknown or invalid (the caller names it)
+ */
+
+static ngx_int_t
+ngx_http_maintenance_redis_param(ngx_conf_t *cf,
+    ngx_http_maintenance_main_conf_t *mmcf, ngx_str_t *value)
+{
+    ngx_int_t   n;
+    ngx_str_t   s, path;
+
+    if (ngx_strncmp(value->data, "db=", 3) == 0) {
+        n = ngx_atoi(value->data + 3, value->len - 3);
+        if (n == NGX_ERROR || n > 65535) {
+            return NGX_DECLINED;
+        }
+
+        mmcf->redis_db = n;
+        return NGX_OK;
+    }
+
+    if (ngx_strncmp(value->data, "user=", 5) == 0) {
+        mmcf->redis_user.data = value->data + 5;
+        mmcf->redis_user.len = value->len - 5;
+
+        return mmcf->redis_user.len ? NGX_OK : NGX_DECLINED;
+    }
+
+    if (ngx_strncmp(value->data, "timeout=", 8) == 0) {
+        s.data = value->data + 8;
+        s.len = value->len - 8;
+
+        n = ngx_parse_time(&s, 0);
+        if (n == NGX_ERROR || n == 0) {
+            return NGX_DECLINED;
+        }
+
+        mmcf->redis_timeout = (ngx_msec_t) n;
+        return NGX_OK;
+    }
+
+    if (ngx_strncmp(value->data, "password_file=", 14) == 0) {
+        path.data = value->data + 14;
+        path.len = value->len - 14;
+
+        if (path.len == 0) {
+            return NGX_DECLINED;
+        }
+
+        return ngx_http_maintenance_secret_file(cf, &path,
+                                                &mmcf->redis_password);
+    }
+
+    return NGX_DECLINED;
+}
+
+
+/* a password from a file read at load: one line, NUL-terminated */
+
+static ngx_int_t
+ngx_http_maintenance_secret_file(ngx_conf_t *cf, ngx_str_t *path,
+    ngx_str_t *out)
+{
+    if (ngx_conf_full_name(cf->cycle, path, 1) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_maintenance_read_file(cf, path,
+                                       NGX_HTTP_MAINTENANCE_SECRET_MAX, out)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    while (out->len
+           && (out->data[out->len - 1] == '\n'
+               || out->data[out->len - 1] == '\r'))
+    {
+        out->len--;
+    }
+
+    if (out->len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "maintenance: password file \"%V\" is empty",
+                           path);
+        return NGX_ERROR;
+    }
+
+    out->data[out->len] = '\0';
+
+    return NGX_OK;
 }
 
 

@@ -13,6 +13,9 @@
 #define NGX_HTTP_MAINTENANCE_SCOPE_PROM    (6 * (MIG_NAME_MAX + 96))
 #define NGX_HTTP_MAINTENANCE_FIXED                                          \
     (4096 + 6 * 512 + 6 * NGX_HTTP_MAINTENANCE_STATE_ERR_LEN)
+#define NGX_HTTP_MAINTENANCE_SENTINEL_OUT                                   \
+    (1024 + 6 * (MIG_NAME_MAX + 2 * NGX_HTTP_MAINTENANCE_ADDR_LEN           \
+                 + NGX_HTTP_MAINTENANCE_TRIED_LEN))
 
 
 static ngx_int_t ngx_http_maintenance_send_buf(ngx_http_request_t *r,
@@ -27,6 +30,12 @@ static u_char *ngx_http_maintenance_status_prom(ngx_http_request_t *r,
     u_char *p, ngx_http_maintenance_main_conf_t *mmcf,
     ngx_http_maintenance_shctx_t *snap,
     ngx_http_maintenance_scope_sh_t *scopes);
+static u_char *ngx_http_maintenance_sentinel_json(u_char *p,
+    ngx_http_maintenance_main_conf_t *mmcf,
+    ngx_http_maintenance_shctx_t *snap);
+static u_char *ngx_http_maintenance_sentinel_prom(u_char *p,
+    ngx_http_maintenance_main_conf_t *mmcf,
+    ngx_http_maintenance_shctx_t *snap);
 
 
 /*
@@ -203,6 +212,7 @@ ngx_http_maintenance_status_handler(ngx_http_request_t *r)
 
     size = NGX_HTTP_MAINTENANCE_FIXED
            + 6 * (mmcf->node_id.len + mmcf->prefix.len + mmcf->redis_addr.len)
+           + NGX_HTTP_MAINTENANCE_SENTINEL_OUT
            + mmcf->scopes.nelts * (prom ? NGX_HTTP_MAINTENANCE_SCOPE_PROM
                                         : NGX_HTTP_MAINTENANCE_SCOPE_JSON);
 
@@ -261,7 +271,18 @@ ngx_http_maintenance_status_json(ngx_http_request_t *r, u_char *p,
     p = ngx_sprintf(p, ",\"redis\":{\"configured\":%s,\"addr\":",
                     mmcf->redis_addr.len ? "true" : "false");
 
-    if (mmcf->redis_addr.len) {
+    if (mmcf->sentinel_name.len) {
+        /* through Sentinel: the master in use, if known */
+        snap->master[NGX_HTTP_MAINTENANCE_ADDR_LEN - 1] = '\0';
+
+        if (snap->master[0]) {
+            p = ngx_http_maintenance_json_str(p, snap->master,
+                                              ngx_strlen(snap->master));
+        } else {
+            p = ngx_cpymem(p, "null", 4);
+        }
+
+    } else if (mmcf->redis_addr.len) {
         p = ngx_http_maintenance_json_str(p, mmcf->redis_addr.data,
                                           mmcf->redis_addr.len);
     } else {
@@ -275,6 +296,8 @@ ngx_http_maintenance_status_json(ngx_http_request_t *r, u_char *p,
                     ? "open"
                     : mmcf->redis_failure == NGX_HTTP_MAINTENANCE_FAIL_CLOSED
                       ? "closed" : "last");
+
+    p = ngx_http_maintenance_sentinel_json(p, mmcf, snap);
 
     p = ngx_sprintf(p, ",\"state_file_last_error\":");
 
@@ -423,6 +446,8 @@ ngx_http_maintenance_status_prom(ngx_http_request_t *r, u_char *p,
         "nginx_maintenance_override %d\n",
         snap->redis_up ? 1 : 0, snap->override ? 1 : 0);
 
+    p = ngx_http_maintenance_sentinel_prom(p, mmcf, snap);
+
     if (snap->last_sync) {
         age = (ngx_msec_int_t) (ngx_current_msec - snap->last_sync);
         if (age < 0) {
@@ -470,6 +495,78 @@ ngx_http_maintenance_status_prom(ngx_http_request_t *r, u_char *p,
         snap->state_file_errors, snap->state_file_failing ? 1 : 0);
 
     return p;
+}
+
+
+/*
+ * maintenance_redis_sentinel: the master in use ("" unknown), whether a
+ * sentinel answered last time, which one, or every one tried and why; the
+ * master changes seen and the time of the last (unix ms, 0 none)
+ */
+
+static u_char *
+ngx_http_maintenance_sentinel_json(u_char *p,
+    ngx_http_maintenance_main_conf_t *mmcf, ngx_http_maintenance_shctx_t *snap)
+{
+    if (mmcf->sentinel_name.len == 0) {
+        return ngx_sprintf(p, ",\"sentinel\":{\"configured\":false}");
+    }
+
+    snap->master[NGX_HTTP_MAINTENANCE_ADDR_LEN - 1] = '\0';
+    snap->sentinel[NGX_HTTP_MAINTENANCE_ADDR_LEN - 1] = '\0';
+    snap->sentinel_tried[NGX_HTTP_MAINTENANCE_TRIED_LEN - 1] = '\0';
+
+    p = ngx_sprintf(p, ",\"sentinel\":{\"configured\":true,\"name\":");
+    p = ngx_http_maintenance_json_str(p, mmcf->sentinel_name.data,
+                                      mmcf->sentinel_name.len);
+    p = ngx_sprintf(p, ",\"master\":");
+    p = ngx_http_maintenance_json_str(p, snap->master,
+                                      ngx_strlen(snap->master));
+    p = ngx_sprintf(p, ",\"reachable\":%s,\"in_use\":",
+                    snap->sentinel_reachable ? "true" : "false");
+    p = ngx_http_maintenance_json_str(p, snap->sentinel,
+                                      ngx_strlen(snap->sentinel));
+    p = ngx_sprintf(p, ",\"tried\":");
+    p = ngx_http_maintenance_json_str(p, snap->sentinel_tried,
+                                      ngx_strlen(snap->sentinel_tried));
+
+    return ngx_sprintf(p, ",\"failovers\":%uA,\"last_switch\":%uL}",
+                       snap->failovers, snap->last_switch);
+}
+
+
+/* addresses are numeric ip:port: no label escaping needed */
+
+static u_char *
+ngx_http_maintenance_sentinel_prom(u_char *p,
+    ngx_http_maintenance_main_conf_t *mmcf, ngx_http_maintenance_shctx_t *snap)
+{
+    if (mmcf->sentinel_name.len == 0) {
+        return p;
+    }
+
+    snap->master[NGX_HTTP_MAINTENANCE_ADDR_LEN - 1] = '\0';
+
+    return ngx_sprintf(p,
+        "# HELP nginx_maintenance_redis_master The master found through "
+        "Sentinel.\n"
+        "# TYPE nginx_maintenance_redis_master gauge\n"
+        "nginx_maintenance_redis_master{name=\"%V\",addr=\"%s\"} 1\n"
+        "# HELP nginx_maintenance_sentinel_reachable 1 if a sentinel "
+        "answered last time.\n"
+        "# TYPE nginx_maintenance_sentinel_reachable gauge\n"
+        "nginx_maintenance_sentinel_reachable %d\n"
+        "# HELP nginx_maintenance_sentinel_failovers_total Master changes "
+        "seen.\n"
+        "# TYPE nginx_maintenance_sentinel_failovers_total counter\n"
+        "nginx_maintenance_sentinel_failovers_total %uA\n"
+        "# HELP nginx_maintenance_sentinel_last_switch_seconds Unix time of "
+        "the last master change, 0 if none.\n"
+        "# TYPE nginx_maintenance_sentinel_last_switch_seconds gauge\n"
+        "nginx_maintenance_sentinel_last_switch_seconds %uL.%03uL\n",
+        &mmcf->sentinel_name, snap->master,
+        snap->sentinel_reachable ? 1 : 0, snap->failovers,
+        snap->last_switch / 1000, snap->last_switch % 1000);
 }
 
 

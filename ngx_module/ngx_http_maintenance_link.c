@@ -34,6 +34,14 @@ static void ngx_http_maintenance_handshake_cb(
 static void ngx_http_maintenance_message_cb(ngx_http_maintenance_redis_t *rc,
     redisReply *reply, void *data);
 static ngx_uint_t ngx_http_maintenance_is(redisReply *r, const char *s);
+static ngx_int_t ngx_http_maintenance_link_sentinel(
+    ngx_http_maintenance_link_t *link);
+static void ngx_http_maintenance_link_resolved(
+    ngx_http_maintenance_sentinel_t *sn, ngx_int_t rc, const char *why);
+static void ngx_http_maintenance_link_reroute(
+    ngx_http_maintenance_link_t *link);
+static void ngx_http_maintenance_role_cb(ngx_http_maintenance_redis_t *rc,
+    redisReply *reply, void *data);
 
 
 ngx_int_t
@@ -68,6 +76,12 @@ ngx_http_maintenance_link_init(ngx_http_maintenance_link_t *link,
 
     if (kind == NGX_HTTP_MAINTENANCE_LINK_SUB) {
         link->redis.push = ngx_http_maintenance_message_cb;
+    }
+
+    link->addr = &mmcf->redis_addr;
+
+    if (mmcf->sentinel_name.len) {
+        return ngx_http_maintenance_link_sentinel(link);
     }
 
     if (mmcf->redis_addr.len == 0) {
@@ -135,7 +149,7 @@ ngx_http_maintenance_link_start(ngx_http_maintenance_link_t *link)
         ngx_log_error(NGX_LOG_ERR, sync->log, 0,
                       "maintenance: redis %s link to %V down: it failed "
                       "in the previous worker; retrying with backoff",
-                      link->name, &sync->mmcf->redis_addr);
+                      link->name, link->addr);
         link->logged = NGX_HTTP_MAINTENANCE_LOGGED_DOWN;
         link->down_since = ngx_current_msec ? ngx_current_msec : 1;
 
@@ -189,7 +203,7 @@ ngx_http_maintenance_link_up(ngx_http_maintenance_link_t *link)
 
         ngx_log_error(level, sync->log, 0,
                       "maintenance: redis %s link to %V up%s",
-                      link->name, &sync->mmcf->redis_addr,
+                      link->name, link->addr,
                       again ? " again" : "");
         link->logged = NGX_HTTP_MAINTENANCE_LOGGED_UP;
     }
@@ -234,7 +248,7 @@ ngx_http_maintenance_link_malformed(ngx_http_maintenance_link_t *link,
         ngx_log_error(NGX_LOG_ERR, sync->log, 0,
                       "maintenance: redis %s link to %V: %s; the last good "
                       "state is kept, reconnecting", link->name,
-                      &sync->mmcf->redis_addr, why);
+                      link->addr, why);
         link->bad = 1;
         link->logged = NGX_HTTP_MAINTENANCE_LOGGED_DOWN;
     }
@@ -267,7 +281,7 @@ ngx_http_maintenance_link_refused(ngx_http_maintenance_link_t *link,
     if (!link->refused) {
         ngx_log_error(NGX_LOG_ERR, sync->log, 0,
                       "maintenance: redis %s link to %V: %s", link->name,
-                      &sync->mmcf->redis_addr, why);
+                      link->addr, why);
         link->refused = 1;
         link->logged = NGX_HTTP_MAINTENANCE_LOGGED_DOWN;
     }
@@ -288,6 +302,10 @@ ngx_http_maintenance_link_stop(ngx_http_maintenance_link_t *link)
     link->ready = 0;
 
     ngx_http_maintenance_redis_free(&link->redis);
+
+    if (link->kind == NGX_HTTP_MAINTENANCE_LINK_CMD && link->sync->sentinel) {
+        ngx_http_maintenance_sentinel_stop(link->sync->sentinel);
+    }
 }
 
 
@@ -316,8 +334,10 @@ ngx_http_maintenance_link_connect(ngx_http_maintenance_link_t *link)
 {
     int                                n;
     size_t                             lens[3];
+    socklen_t                          socklen;
     const char                        *argv[3];
     u_char                             db[NGX_INT_T_LEN];
+    struct sockaddr                   *sockaddr;
     ngx_http_maintenance_sync_t       *sync;
     ngx_http_maintenance_main_conf_t  *mmcf;
 
@@ -326,6 +346,25 @@ ngx_http_maintenance_link_connect(ngx_http_maintenance_link_t *link)
 
     link->ready = 0;
     link->up = 0;
+
+    /* through Sentinel: the master now, or after a discovery (resolved) */
+
+    if (sync->sentinel) {
+        link->waiting = 1;
+
+        if (ngx_http_maintenance_sentinel_master(sync->sentinel,
+                                link->kind == NGX_HTTP_MAINTENANCE_LINK_SUB,
+                                &sockaddr, &socklen)
+            != NGX_OK)
+        {
+            return;
+        }
+
+        link->waiting = 0;
+
+        ngx_memcpy(link->redis.sockaddr, sockaddr, socklen);
+        link->redis.socklen = socklen;
+    }
 
     if (ngx_http_maintenance_redis_connect(&link->redis) != NGX_OK) {
         ngx_http_maintenance_link_failed(link, link->redis.why, 0);
@@ -376,6 +415,18 @@ ngx_http_maintenance_link_connect(ngx_http_maintenance_link_t *link)
         return;
     }
 
+    /* a master named by a sentinel is used once it says it is one */
+
+    if (sync->sentinel) {
+        argv[0] = "ROLE";
+        lens[0] = 4;
+
+        (void) ngx_http_maintenance_link_send(link,
+                                              ngx_http_maintenance_role_cb,
+                                              NULL, 1, argv, lens);
+        return;
+    }
+
     link->ready = 1;
     sync->link_ready(sync);
 }
@@ -397,10 +448,15 @@ ngx_http_maintenance_link_failed(ngx_http_maintenance_link_t *link,
 
     sync = link->sync;
 
+    if (sync->sentinel) {
+        /* the guidelines: ask the sentinels again after any link error */
+        ngx_http_maintenance_sentinel_stale(sync->sentinel);
+    }
+
     if (link->logged != NGX_HTTP_MAINTENANCE_LOGGED_DOWN) {
         ngx_log_error(NGX_LOG_ERR, sync->log, 0,
                       "maintenance: redis %s link to %V down: %s; "
-                      "retrying", link->name, &sync->mmcf->redis_addr, why);
+                      "retrying", link->name, link->addr, why);
         link->logged = NGX_HTTP_MAINTENANCE_LOGGED_DOWN;
     }
 
@@ -413,7 +469,7 @@ ngx_http_maintenance_link_failed(ngx_http_maintenance_link_t *link,
     {
         ngx_log_error(NGX_LOG_ERR, sync->log, 0,
                       "maintenance: redis %s link to %V unreachable for "
-                      "%M s: %s", link->name, &sync->mmcf->redis_addr,
+                      "%M s: %s", link->name, link->addr,
                       (ngx_current_msec - link->down_since) / 1000, why);
         link->down_long = 1;
     }
@@ -462,6 +518,22 @@ ngx_http_maintenance_link_closed(ngx_http_maintenance_redis_t *rc,
         return;
     }
 
+    if (link->reroute) {
+        /* a new master: not a failure, no backoff, no log */
+        link->reroute = 0;
+
+        if (link->kind == NGX_HTTP_MAINTENANCE_LINK_CMD) {
+            sync->cmd_closed(sync);
+        }
+
+        if (link->reconnect.timer_set) {
+            ngx_del_timer(&link->reconnect);
+        }
+
+        ngx_add_timer(&link->reconnect, 1);
+        return;
+    }
+
     if (rc->malformed) {
         (void) ngx_atomic_fetch_add(&sync->sh->malformed, 1);
 
@@ -469,7 +541,7 @@ ngx_http_maintenance_link_closed(ngx_http_maintenance_redis_t *rc,
             ngx_log_error(NGX_LOG_ERR, sync->log, 0,
                           "maintenance: redis %s link to %V: %s; the last "
                           "good state is kept, reconnecting", link->name,
-                          &sync->mmcf->redis_addr, why);
+                          link->addr, why);
             link->bad = 1;
             link->logged = NGX_HTTP_MAINTENANCE_LOGGED_DOWN;
         }
@@ -627,4 +699,161 @@ ngx_http_maintenance_is(redisReply *r, const char *s)
 
     return r->len == len
            && ngx_strncasecmp((u_char *) r->str, (u_char *) s, len) == 0;
+}
+
+
+/* maintenance_redis_sentinel: the sentinels are the command link's */
+
+static ngx_int_t
+ngx_http_maintenance_link_sentinel(ngx_http_maintenance_link_t *link)
+{
+    ngx_http_maintenance_sync_t  *sync;
+
+    sync = link->sync;
+
+    if (link->kind == NGX_HTTP_MAINTENANCE_LINK_CMD) {
+        sync->sentinel = ngx_http_maintenance_sentinel_create(sync,
+                                             ngx_http_maintenance_link_resolved);
+        if (sync->sentinel == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    if (sync->sentinel == NULL) {
+        return NGX_ERROR;
+    }
+
+    link->addr = ngx_http_maintenance_sentinel_addr(sync->sentinel);
+
+    /* the master's address is copied here at each connect */
+
+    link->redis.sockaddr = ngx_pcalloc(ngx_cycle->pool,
+                                       sizeof(ngx_sockaddr_t));
+    if (link->redis.sockaddr == NULL) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * From the sentinel file, on the event loop.  NGX_OK: links waiting for
+ * the master connect, links connected elsewhere move, both at once.
+ * NGX_ERROR: the links waiting have failed (the failure policy rules for
+ * the command link); links up stay up.
+ */
+
+static void
+ngx_http_maintenance_link_resolved(ngx_http_maintenance_sentinel_t *sn,
+    ngx_int_t rc, const char *why)
+{
+    socklen_t                     socklen;
+    ngx_uint_t                    i;
+    struct sockaddr              *sockaddr;
+    ngx_http_maintenance_link_t  *link, *links[2];
+    ngx_http_maintenance_sync_t  *sync;
+
+    sync = ngx_http_maintenance_sentinel_sync(sn);
+
+    if (sync->exiting) {
+        return;
+    }
+
+    links[0] = &sync->cmd;
+    links[1] = &sync->sub;
+
+    for (i = 0; i < 2; i++) {
+        link = links[i];
+
+        if (rc != NGX_OK) {
+            if (link->waiting) {
+                link->waiting = 0;
+                ngx_http_maintenance_link_failed(link, why, 0);
+            }
+
+            continue;
+        }
+
+        if (ngx_http_maintenance_sentinel_master(sn, 0, &sockaddr, &socklen)
+            != NGX_OK)
+        {
+            return;
+        }
+
+        if (link->redis.c) {
+            if (ngx_cmp_sockaddr(link->redis.sockaddr, link->redis.socklen,
+                                 sockaddr, socklen, 1)
+                != NGX_OK)
+            {
+                ngx_http_maintenance_link_reroute(link);
+            }
+
+            continue;
+        }
+
+        if (link->waiting || link->reconnect.timer_set) {
+            link->waiting = 0;
+
+            if (link->reconnect.timer_set) {
+                ngx_del_timer(&link->reconnect);
+            }
+
+            ngx_add_timer(&link->reconnect, 1);
+        }
+    }
+}
+
+
+static void
+ngx_http_maintenance_link_reroute(ngx_http_maintenance_link_t *link)
+{
+    link->reroute = 1;
+
+    ngx_http_maintenance_link_drop(link, "the master changed");
+}
+
+
+/*
+ * ROLE on the command link: "master", or the sentinel that named this
+ * address was stale: both links go, and the next sentinel is asked.
+ */
+
+static void
+ngx_http_maintenance_role_cb(ngx_http_maintenance_redis_t *rc,
+    redisReply *reply, void *data)
+{
+    ngx_http_maintenance_link_t  *link = rc->data;
+
+    char                          role[32];
+    ngx_http_maintenance_sync_t  *sync;
+
+    sync = link->sync;
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+        ngx_http_maintenance_link_refused(link, "ROLE", reply);
+        return;
+    }
+
+    if (ngx_http_maintenance_reply_role(reply, role, sizeof(role)) != 0) {
+        ngx_http_maintenance_link_malformed(link, "ROLE");
+        return;
+    }
+
+    if (ngx_strcmp(role, "master") != 0) {
+        ngx_http_maintenance_printable(role);
+        ngx_http_maintenance_sentinel_not_master(sync->sentinel, role);
+
+        if (sync->sub.redis.c) {
+            ngx_http_maintenance_link_reroute(&sync->sub);
+        }
+
+        ngx_http_maintenance_link_reroute(link);
+        return;
+    }
+
+    ngx_http_maintenance_sentinel_confirmed(sync->sentinel);
+
+    link->ready = 1;
+    sync->link_ready(sync);
 }

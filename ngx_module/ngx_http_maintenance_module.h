@@ -25,6 +25,16 @@
 #define NGX_HTTP_MAINTENANCE_SRC_STATE_FILE  3
 #define NGX_HTTP_MAINTENANCE_NSOURCES        4
 
+/* maintenance_redis_sentinel: sentinels configured, and learned */
+#define NGX_HTTP_MAINTENANCE_SENTINELS_CONF  16
+#define NGX_HTTP_MAINTENANCE_SENTINELS_MAX   32
+
+/* "ip:port" of a master or sentinel in the zone, NUL included */
+#define NGX_HTTP_MAINTENANCE_ADDR_LEN        64
+
+/* the sentinels tried by a failed discovery, and why, NUL included */
+#define NGX_HTTP_MAINTENANCE_TRIED_LEN       1024
+
 /* maintenance_redis_failure */
 #define NGX_HTTP_MAINTENANCE_FAIL_LAST       0
 #define NGX_HTTP_MAINTENANCE_FAIL_OPEN       1
@@ -94,6 +104,20 @@ typedef struct {
      */
     ngx_msec_t                   backoff[2];
 
+    /*
+     * maintenance_redis_sentinel, written by worker 0 under the mutex:
+     * the master in use ("" unknown), the sentinel that answered last (""
+     * none), whether the last contact with a sentinel succeeded, and if
+     * not, every sentinel tried and why
+     */
+    u_char                       master[NGX_HTTP_MAINTENANCE_ADDR_LEN];
+    u_char                       sentinel[NGX_HTTP_MAINTENANCE_ADDR_LEN];
+    ngx_uint_t                   sentinel_reachable;
+    u_char                       sentinel_tried[
+                                     NGX_HTTP_MAINTENANCE_TRIED_LEN];
+    ngx_atomic_t                 failovers;   /* master changes seen */
+    uint64_t                     last_switch; /* unix ms, 0 none */
+
     ngx_http_maintenance_scope_sh_t  scopes[NGX_HTTP_MAINTENANCE_MAX_SCOPES];
 } ngx_http_maintenance_shctx_t;
 
@@ -150,6 +174,17 @@ struct ngx_http_maintenance_main_conf_s {
                                                    somewhere: the header
                                                    and cookie are stripped
                                                    from every request */
+
+    /*
+     * maintenance_redis_sentinel: redis_addr holds the master's name (Redis
+     * is configured), redis_host is "": the master comes from the sentinels
+     */
+    ngx_str_t                    sentinel_name; /* NUL-terminated */
+    ngx_array_t                 *sentinels;    /* of ngx_addr_t, numeric:
+                                                  name is "ip:port" */
+    ngx_str_t                    sentinel_password;
+    ngx_uint_t                   redis_line;   /* where maintenance_redis or
+                                                  _sentinel was set */
 };
 
 
@@ -301,6 +336,8 @@ void ngx_http_maintenance_printable(char *s);
 
 
 typedef struct ngx_http_maintenance_sync_s  ngx_http_maintenance_sync_t;
+typedef struct ngx_http_maintenance_sentinel_s
+    ngx_http_maintenance_sentinel_t;
 
 
 /* one Redis link of worker 0, in its sync (cycle->pool) */
@@ -325,6 +362,12 @@ typedef struct {
     ngx_uint_t                         down_long;  /* "unreachable for"
                                                       logged */
     ngx_event_t                        reconnect;
+
+    /* for logs: mmcf->redis_addr, or the master found through Sentinel */
+    ngx_str_t                         *addr;
+    ngx_uint_t                         waiting;  /* for the sentinels */
+    ngx_uint_t                         reroute;  /* closed to reconnect at
+                                                    once: not a failure */
 } ngx_http_maintenance_link_t;
 
 
@@ -407,6 +450,8 @@ struct ngx_http_maintenance_sync_s {
     ngx_http_maintenance_sync_pt       cmd_down;   /* and failed to come
                                                       back: policy rules */
     ngx_http_maintenance_event_pt      event;      /* "scope epoch" */
+
+    ngx_http_maintenance_sentinel_t   *sentinel;   /* NULL: no Sentinel */
 };
 
 
@@ -430,6 +475,52 @@ void ngx_http_maintenance_link_stop(ngx_http_maintenance_link_t *link);
 ngx_int_t ngx_http_maintenance_link_send(ngx_http_maintenance_link_t *link,
     ngx_http_maintenance_redis_reply_pt handler, void *data, int argc,
     const char **argv, const size_t *argvlen);
+
+
+/*
+ * ngx_http_maintenance_sentinel.c: the master through Redis Sentinel
+ * (worker 0).  _master gives the master's address (NGX_OK) or starts a
+ * discovery (NGX_AGAIN); with "confirmed", only a master the command
+ * link's ROLE confirmed (the subscriber waits for it).  The "resolved" hook (set by the link file) runs
+ * from the event loop, never from inside a call: after a discovery (NGX_OK
+ * or NGX_ERROR), and after +switch-master (NGX_OK): links waiting connect,
+ * links connected elsewhere reconnect.
+ */
+
+typedef void (*ngx_http_maintenance_resolved_pt)(
+    ngx_http_maintenance_sentinel_t *sn, ngx_int_t rc, const char *why);
+
+ngx_http_maintenance_sentinel_t *ngx_http_maintenance_sentinel_create(
+    ngx_http_maintenance_sync_t *sync,
+    ngx_http_maintenance_resolved_pt resolved);
+ngx_int_t ngx_http_maintenance_sentinel_master(
+    ngx_http_maintenance_sentinel_t *sn, ngx_uint_t confirmed,
+    struct sockaddr **sockaddr, socklen_t *socklen);
+ngx_str_t *ngx_http_maintenance_sentinel_addr(
+    ngx_http_maintenance_sentinel_t *sn);
+ngx_http_maintenance_sync_t *ngx_http_maintenance_sentinel_sync(
+    ngx_http_maintenance_sentinel_t *sn);
+void ngx_http_maintenance_sentinel_stale(ngx_http_maintenance_sentinel_t *sn);
+void ngx_http_maintenance_sentinel_not_master(
+    ngx_http_maintenance_sentinel_t *sn, const char *role);
+void ngx_http_maintenance_sentinel_confirmed(
+    ngx_http_maintenance_sentinel_t *sn);
+void ngx_http_maintenance_sentinel_stop(ngx_http_maintenance_sentinel_t *sn);
+
+/*
+ * Reply shapes, plain C (hiredis's redisReply only): 0 good, 1 nil (the
+ * sentinel does not know the name), -1 malformed
+ */
+#define NGX_HTTP_MAINTENANCE_IP_LEN          46  /* INET6_ADDRSTRLEN */
+
+int ngx_http_maintenance_reply_master_addr(const struct redisReply *r,
+    char *ip, size_t iplen, int *port);
+int ngx_http_maintenance_reply_sentinel(const struct redisReply *r,
+    char *ip, size_t iplen, int *port);
+int ngx_http_maintenance_reply_role(const struct redisReply *r,
+    char *role, size_t rolelen);
+int ngx_http_maintenance_switch_master_parse(const char *msg, size_t len,
+    const char *name, char *ip, size_t iplen, int *port);
 
 
 /* ngx_http_maintenance_heartbeat.c: P:edge:<node> and P:edges */

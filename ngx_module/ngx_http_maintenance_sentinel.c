@@ -1,0 +1,1450 @@
+/*
+ * ngx_http_maintenance_sentinel.c: worker 0 finds the Redis master through
+ * Redis Sentinel and follows it (+switch-master), as Redis's client
+ * guidelines for Sentinel describe.
+ */
+
+#include "ngx_http_maintenance_module.h"
+
+#include <hiredis/hiredis.h>
+
+
+/* a sentinel is asked with a short timeout: the next one may answer */
+#define NGX_HTTP_MAINTENANCE_SENTINEL_TIMEOUT  1000
+
+/* the +switch-master subscription is pinged: a hung sentinel is noticed */
+#define NGX_HTTP_MAINTENANCE_SENTINEL_PING     1000
+
+#define NGX_HTTP_MAINTENANCE_SENTINEL_BACKOFF_MIN  100
+#define NGX_HTTP_MAINTENANCE_SENTINEL_BACKOFF_MAX  5000
+
+
+typedef struct {
+    ngx_sockaddr_t                     sockaddr;
+    socklen_t                          socklen;
+    u_char                             text[NGX_HTTP_MAINTENANCE_ADDR_LEN];
+} ngx_http_maintenance_sentinel_addr_t;
+
+
+struct ngx_http_maintenance_sentinel_s {
+    ngx_http_maintenance_sync_t       *sync;
+    ngx_log_t                         *log;
+    ngx_str_t                          name;     /* the master's */
+    ngx_str_t                          password; /* of the sentinels */
+
+    /* configured first (never dropped), then learned, bounded */
+    ngx_http_maintenance_sentinel_addr_t  addrs[
+                                          NGX_HTTP_MAINTENANCE_SENTINELS_MAX];
+    ngx_uint_t                         n;
+    ngx_uint_t                         good;     /* answered last: asked
+                                                    first */
+
+    /*
+     * A discovery: each sentinel in turn, from "good", on a short-lived
+     * connection, until one names a master.  After a ROLE check refused
+     * that master the discovery resumes at the next sentinel ("resume"),
+     * so a stale sentinel is asked once per round, not in a loop.
+     */
+    ngx_http_maintenance_redis_t       query;
+    ngx_event_t                        step;     /* posted: the next one */
+    ngx_uint_t                         querying;
+    ngx_uint_t                         cur;
+    ngx_uint_t                         tried;
+    ngx_uint_t                         found;    /* cur named a master */
+    ngx_uint_t                         noted;    /* cur's failure noted */
+    ngx_sockaddr_t                     cand;
+    socklen_t                          candlen;
+    u_char                             why[NGX_HTTP_MAINTENANCE_TRIED_LEN];
+    size_t                             whylen;
+    ngx_uint_t                         failed_logged;
+
+    /* the master: from a discovery or a +switch-master */
+    ngx_sockaddr_t                     master;
+    socklen_t                          masterlen;
+    ngx_uint_t                         known;
+    ngx_uint_t                         confirmed; /* by ROLE */
+    ngx_uint_t                         stale;    /* rediscover first */
+    ngx_uint_t                         resume;
+    ngx_uint_t                         from;     /* the sentinel it came
+                                                    from */
+    ngx_uint_t                         role_logged;
+    ngx_str_t                          text;     /* for the links' logs */
+    u_char                             text_buf[NGX_HTTP_MAINTENANCE_ADDR_LEN
+                                                + MIG_NAME_MAX + 32];
+
+    /* one +switch-master subscription, on one sentinel at a time */
+    ngx_http_maintenance_redis_t       sub;
+    ngx_uint_t                         sub_idx;
+    ngx_uint_t                         sub_ready;
+    ngx_uint_t                         sub_fails; /* in a row */
+    ngx_uint_t                         sub_down_logged;
+    ngx_uint_t                         sub_ever;
+    ngx_msec_t                         sub_backoff;
+    ngx_event_t                        sub_timer;
+    ngx_event_t                        ping;
+    u_char                             sub_why[NGX_HTTP_MAINTENANCE_TRIED_LEN];
+    size_t                             sub_whylen;
+
+    ngx_http_maintenance_resolved_pt   resolved;
+    ngx_event_t                        notify;   /* posted: "resolved" */
+    ngx_uint_t                         exiting;
+};
+
+
+static void ngx_http_maintenance_sentinel_round(
+    ngx_http_maintenance_sentinel_t *sn);
+static void ngx_http_maintenance_sentinel_ask(
+    ngx_http_maintenance_sentinel_t *sn);
+static void ngx_http_maintenance_sentinel_step(ngx_event_t *ev);
+static void ngx_http_maintenance_sentinel_notify(ngx_event_t *ev);
+static void ngx_http_maintenance_sentinel_note(
+    ngx_http_maintenance_sentinel_t *sn, const char *fmt, ...);
+static void ngx_http_maintenance_sentinel_auth_cb(
+    ngx_http_maintenance_redis_t *rc, redisReply *reply, void *data);
+static void ngx_http_maintenance_sentinel_addr_cb(
+    ngx_http_maintenance_redis_t *rc, redisReply *reply, void *data);
+static void ngx_http_maintenance_sentinel_peers_cb(
+    ngx_http_maintenance_redis_t *rc, redisReply *reply, void *data);
+static void ngx_http_maintenance_sentinel_query_closed(
+    ngx_http_maintenance_redis_t *rc, const char *why);
+static void ngx_http_maintenance_sentinel_done(
+    ngx_http_maintenance_sentinel_t *sn, ngx_int_t rc);
+static void ngx_http_maintenance_sentinel_set_master(
+    ngx_http_maintenance_sentinel_t *sn, struct sockaddr *sa,
+    socklen_t len, ngx_uint_t from, const char *how);
+static ngx_int_t ngx_http_maintenance_sentinel_add(
+    ngx_http_maintenance_sentinel_t *sn, struct sockaddr *sa,
+    socklen_t len);
+static ngx_int_t ngx_http_maintenance_sentinel_parse(ngx_pool_t *pool,
+    const char *ip, int port, ngx_addr_t *addr);
+
+static void ngx_http_maintenance_sentinel_sub_start(
+    ngx_http_maintenance_sentinel_t *sn);
+static void ngx_http_maintenance_sentinel_sub_cb(
+    ngx_http_maintenance_redis_t *rc, redisReply *reply, void *data);
+static void ngx_http_maintenance_sentinel_sub_closed(
+    ngx_http_maintenance_redis_t *rc, const char *why);
+static void ngx_http_maintenance_sentinel_sub_failed(
+    ngx_http_maintenance_sentinel_t *sn, const char *why);
+static void ngx_http_maintenance_sentinel_sub_reconnect(ngx_event_t *ev);
+static void ngx_http_maintenance_sentinel_ping(ngx_event_t *ev);
+static void ngx_http_maintenance_sentinel_switch(
+    ngx_http_maintenance_sentinel_t *sn, redisReply *msg);
+
+static void ngx_http_maintenance_sentinel_zone(
+    ngx_http_maintenance_sentinel_t *sn, ngx_uint_t reachable, u_char *text);
+static void ngx_http_maintenance_sentinel_zone_master(
+    ngx_http_maintenance_sentinel_t *sn);
+static ngx_uint_t ngx_http_maintenance_sentinel_exiting(
+    ngx_http_maintenance_sentinel_t *sn);
+static int ngx_http_maintenance_reply_is(const redisReply *r, const char *s);
+static int ngx_http_maintenance_reply_copy(const redisReply *r, char *buf,
+    size_t size);
+static int ngx_http_maintenance_port(const char *s, size_t len);
+
+
+ngx_http_maintenance_sentinel_t *
+ngx_http_maintenance_sentinel_create(ngx_http_maintenance_sync_t *sync,
+    ngx_http_maintenance_resolved_pt resolved)
+{
+    ngx_uint_t                         i;
+    ngx_addr_t                        *a;
+    ngx_msec_t                         timeout;
+    ngx_http_maintenance_sentinel_t   *sn;
+    ngx_http_maintenance_main_conf_t  *mmcf;
+
+    mmcf = sync->mmcf;
+
+    sn = ngx_pcalloc(ngx_cycle->pool, sizeof(ngx_http_maintenance_sentinel_t));
+    if (sn == NULL) {
+        return NULL;
+    }
+
+    sn->sync = sync;
+    sn->log = sync->log;
+    sn->name = mmcf->sentinel_name;
+    sn->password = mmcf->sentinel_password;
+    sn->resolved = resolved;
+
+    /* numeric, resolved at configuration load: no DNS here */
+
+    a = mmcf->sentinels->elts;
+
+    for (i = 0; i < mmcf->sentinels->nelts; i++) {
+        (void) ngx_http_maintenance_sentinel_add(sn, a[i].sockaddr,
+                                                 a[i].socklen);
+    }
+
+    timeout = ngx_min(mmcf->redis_timeout,
+                      NGX_HTTP_MAINTENANCE_SENTINEL_TIMEOUT);
+
+    sn->query.log = sync->log;
+    sn->query.timeout = timeout;
+    sn->query.closed = ngx_http_maintenance_sentinel_query_closed;
+    sn->query.data = sn;
+
+    sn->sub.log = sync->log;
+    sn->sub.timeout = timeout;
+    sn->sub.closed = ngx_http_maintenance_sentinel_sub_closed;
+    sn->sub.push = ngx_http_maintenance_sentinel_sub_cb;
+    sn->sub.data = sn;
+    sn->sub_backoff = NGX_HTTP_MAINTENANCE_SENTINEL_BACKOFF_MIN;
+
+    sn->step.handler = ngx_http_maintenance_sentinel_step;
+    sn->step.data = sn;
+    sn->step.log = sync->log;
+
+    sn->notify.handler = ngx_http_maintenance_sentinel_notify;
+    sn->notify.data = sn;
+    sn->notify.log = sync->log;
+
+    sn->sub_timer.handler = ngx_http_maintenance_sentinel_sub_reconnect;
+    sn->sub_timer.data = sn;
+    sn->sub_timer.log = sync->log;
+    sn->sub_timer.cancelable = 1;
+
+    sn->ping.handler = ngx_http_maintenance_sentinel_ping;
+    sn->ping.data = sn;
+    sn->ping.log = sync->log;
+    sn->ping.cancelable = 1;
+
+    sn->text.data = sn->text_buf;
+    sn->text.len = ngx_sprintf(sn->text_buf, "%V (no master known yet)",
+                               &sn->name)
+                   - sn->text_buf;
+
+    return sn;
+}
+
+
+/*
+ * The master to connect to (NGX_OK), or NGX_AGAIN: a discovery runs, or
+ * (confirmed) the command link has not confirmed it with ROLE yet, and the
+ * "resolved" hook follows.  A link asks before each connect.
+ */
+
+ngx_int_t
+ngx_http_maintenance_sentinel_master(ngx_http_maintenance_sentinel_t *sn,
+    ngx_uint_t confirmed, struct sockaddr **sockaddr, socklen_t *socklen)
+{
+    if (sn->known && !sn->stale) {
+        if (confirmed && !sn->confirmed) {
+            return NGX_AGAIN;
+        }
+
+        *sockaddr = &sn->master.sockaddr;
+        *socklen = sn->masterlen;
+        return NGX_OK;
+    }
+
+    if (!sn->querying) {
+        ngx_http_maintenance_sentinel_round(sn);
+    }
+
+    return NGX_AGAIN;
+}
+
+
+ngx_str_t *
+ngx_http_maintenance_sentinel_addr(ngx_http_maintenance_sentinel_t *sn)
+{
+    return &sn->text;
+}
+
+
+ngx_http_maintenance_sync_t *
+ngx_http_maintenance_sentinel_sync(ngx_http_maintenance_sentinel_t *sn)
+{
+    return sn->sync;
+}
+
+
+/* a link failed: the master is asked for again before the next connect */
+
+void
+ngx_http_maintenance_sentinel_stale(ngx_http_maintenance_sentinel_t *sn)
+{
+    sn->stale = 1;
+}
+
+
+/*
+ * The command link's ROLE says the address a sentinel gave is no master
+ * (a replica, a sentinel): that sentinel is stale or lied.  Logged once
+ * until a master is confirmed; the discovery resumes at the next sentinel.
+ */
+
+void
+ngx_http_maintenance_sentinel_not_master(ngx_http_maintenance_sentinel_t *sn,
+    const char *role)
+{
+    u_char  addr[NGX_SOCKADDR_STRLEN];
+    size_t  len;
+
+    len = ngx_sock_ntop(&sn->master.sockaddr, sn->masterlen, addr,
+                        NGX_SOCKADDR_STRLEN, 1);
+
+    if (!sn->role_logged) {
+        ngx_log_error(NGX_LOG_ERR, sn->log, 0,
+                      "maintenance: sentinel: %*s, named by sentinel %s as "
+                      "the master of \"%V\", answers ROLE \"%s\"; asking the "
+                      "next sentinel", len, addr, sn->addrs[sn->from].text,
+                      &sn->name, role);
+        sn->role_logged = 1;
+    }
+
+    sn->stale = 1;
+    sn->resume = 1;
+
+    /* the subscription does not stay on a sentinel that named a replica */
+
+    if (sn->sub.c && sn->sub_idx == sn->from) {
+        ngx_http_maintenance_redis_close(&sn->sub, "it named a replica as "
+                                                   "the master");
+    }
+}
+
+
+/* confirmed by the command link's ROLE */
+
+void
+ngx_http_maintenance_sentinel_confirmed(ngx_http_maintenance_sentinel_t *sn)
+{
+    sn->role_logged = 0;
+    sn->resume = 0;
+
+    ngx_http_maintenance_sentinel_zone_master(sn);
+
+    if (!sn->confirmed) {
+        /* the subscriber link waits for this */
+        sn->confirmed = 1;
+        ngx_post_event(&sn->notify, &ngx_posted_events);
+    }
+}
+
+
+void
+ngx_http_maintenance_sentinel_stop(ngx_http_maintenance_sentinel_t *sn)
+{
+    sn->exiting = 1;
+
+    if (sn->step.posted) {
+        ngx_delete_posted_event(&sn->step);
+    }
+
+    if (sn->notify.posted) {
+        ngx_delete_posted_event(&sn->notify);
+    }
+
+    if (sn->sub_timer.timer_set) {
+        ngx_del_timer(&sn->sub_timer);
+    }
+
+    if (sn->ping.timer_set) {
+        ngx_del_timer(&sn->ping);
+    }
+
+    ngx_http_maintenance_redis_free(&sn->query);
+    ngx_http_maintenance_redis_free(&sn->sub);
+}
+
+
+/* discovery */
+
+static void
+ngx_http_maintenance_sentinel_round(ngx_http_maintenance_sentinel_t *sn)
+{
+    sn->querying = 1;
+
+    if (sn->resume) {
+        /* every sentinel of this round asked: it fails, from the loop */
+        if (sn->tried >= sn->n) {
+            sn->found = 0;
+            sn->noted = 1;
+            ngx_post_event(&sn->step, &ngx_posted_events);
+            return;
+        }
+
+        sn->cur = (sn->from + 1) % sn->n;
+
+    } else {
+        sn->resume = 0;
+        sn->tried = 0;
+        sn->whylen = 0;
+        sn->cur = sn->good % sn->n;
+    }
+
+    ngx_http_maintenance_sentinel_ask(sn);
+}
+
+
+/*
+ * Asks sentinel "cur", pipelined: [AUTH], get-master-addr-by-name, and
+ * "sentinels" (the others it knows, added to the list).
+ */
+
+static void
+ngx_http_maintenance_sentinel_ask(ngx_http_maintenance_sentinel_t *sn)
+{
+    size_t                                 lens[3];
+    const char                            *argv[3];
+    ngx_http_maintenance_sentinel_addr_t  *a;
+
+    if (sn->tried >= sn->n) {
+        ngx_http_maintenance_sentinel_done(sn, NGX_ERROR);
+        return;
+    }
+
+    sn->tried++;
+    sn->found = 0;
+    sn->noted = 0;
+
+    a = &sn->addrs[sn->cur];
+
+    sn->query.sockaddr = &a->sockaddr.sockaddr;
+    sn->query.socklen = a->socklen;
+
+    if (ngx_http_maintenance_redis_connect(&sn->query) != NGX_OK) {
+        ngx_http_maintenance_sentinel_note(sn, "%s", sn->query.why);
+        ngx_post_event(&sn->step, &ngx_posted_events);
+        return;
+    }
+
+    /* the password goes on the wire only: never in a log line */
+
+    if (sn->password.len) {
+        argv[0] = "AUTH";
+        lens[0] = 4;
+        argv[1] = (char *) sn->password.data;
+        lens[1] = sn->password.len;
+
+        (void) ngx_http_maintenance_redis_send(&sn->query,
+                                       ngx_http_maintenance_sentinel_auth_cb,
+                                       sn, 2, argv, lens);
+    }
+
+    argv[0] = "SENTINEL";
+    lens[0] = 8;
+    argv[1] = "get-master-addr-by-name";
+    lens[1] = sizeof("get-master-addr-by-name") - 1;
+    argv[2] = (char *) sn->name.data;
+    lens[2] = sn->name.len;
+
+    (void) ngx_http_maintenance_redis_send(&sn->query,
+                                       ngx_http_maintenance_sentinel_addr_cb,
+                                       sn, 3, argv, lens);
+
+    argv[1] = "sentinels";
+    lens[1] = sizeof("sentinels") - 1;
+
+    (void) ngx_http_maintenance_redis_send(&sn->query,
+                                       ngx_http_maintenance_sentinel_peers_cb,
+                                       sn, 3, argv, lens);
+}
+
+
+/* after a sentinel's connection is gone: a master, or the next sentinel */
+
+static void
+ngx_http_maintenance_sentinel_step(ngx_event_t *ev)
+{
+    ngx_http_maintenance_sentinel_t  *sn;
+
+    sn = ev->data;
+
+    if (!sn->querying || ngx_http_maintenance_sentinel_exiting(sn)) {
+        return;
+    }
+
+    if (sn->found) {
+        ngx_http_maintenance_sentinel_done(sn, NGX_OK);
+        return;
+    }
+
+    sn->cur = (sn->cur + 1) % sn->n;
+
+    ngx_http_maintenance_sentinel_ask(sn);
+}
+
+
+static void
+ngx_http_maintenance_sentinel_notify(ngx_event_t *ev)
+{
+    ngx_http_maintenance_sentinel_t  *sn;
+
+    sn = ev->data;
+
+    if (ngx_http_maintenance_sentinel_exiting(sn)) {
+        return;
+    }
+
+    sn->resolved(sn, NGX_OK, NULL);
+}
+
+
+/* "ip:port: why" of sentinel "cur" into the list of the round */
+
+static void
+ngx_http_maintenance_sentinel_note(ngx_http_maintenance_sentinel_t *sn,
+    const char *fmt, ...)
+{
+    u_char   *p, *last;
+    va_list   args;
+
+    if (sn->noted) {
+        return;
+    }
+
+    sn->noted = 1;
+
+    p = sn->why + sn->whylen;
+    last = sn->why + sizeof(sn->why) - 1;
+
+    if (sn->whylen) {
+        p = ngx_slprintf(p, last, ", ");
+    }
+
+    p = ngx_slprintf(p, last, "%s: ", sn->addrs[sn->cur].text);
+
+    va_start(args, fmt);
+    p = ngx_vslprintf(p, last, fmt, args);
+    va_end(args);
+
+    *p = '\0';
+    sn->whylen = p - sn->why;
+
+    ngx_http_maintenance_printable((char *) sn->why);
+}
+
+
+static void
+ngx_http_maintenance_sentinel_auth_cb(ngx_http_maintenance_redis_t *rc,
+    redisReply *reply, void *data)
+{
+    ngx_http_maintenance_sentinel_t  *sn = data;
+
+    char  msg[128];
+
+    if (reply->type == REDIS_REPLY_STATUS) {
+        return;
+    }
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+        (void) ngx_http_maintenance_reply_copy(reply, msg, sizeof(msg));
+        ngx_http_maintenance_sentinel_note(sn, "AUTH refused: %s", msg);
+
+    } else {
+        ngx_http_maintenance_sentinel_note(sn, "malformed reply to AUTH");
+    }
+
+    ngx_http_maintenance_redis_close(rc, "refused");
+}
+
+
+static void
+ngx_http_maintenance_sentinel_addr_cb(ngx_http_maintenance_redis_t *rc,
+    redisReply *reply, void *data)
+{
+    ngx_http_maintenance_sentinel_t  *sn = data;
+
+    int         port;
+    char        ip[NGX_HTTP_MAINTENANCE_IP_LEN], msg[128];
+    ngx_addr_t  addr;
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+        (void) ngx_http_maintenance_reply_copy(reply, msg, sizeof(msg));
+        ngx_http_maintenance_sentinel_note(sn, "SENTINEL refused: %s", msg);
+        ngx_http_maintenance_redis_close(rc, "refused");
+        return;
+    }
+
+    switch (ngx_http_maintenance_reply_master_addr(reply, ip, sizeof(ip),
+                                                   &port))
+    {
+    case 0:
+        break;
+
+    case 1:
+        ngx_http_maintenance_sentinel_note(sn, "does not know \"%V\"",
+                                           &sn->name);
+        ngx_http_maintenance_redis_close(rc, "unknown master");
+        return;
+
+    default:
+        ngx_http_maintenance_sentinel_note(sn, "malformed reply to "
+                                           "get-master-addr-by-name");
+        ngx_http_maintenance_redis_close(rc, "malformed");
+        return;
+    }
+
+    /* a host name (resolve-hostnames yes) is not resolved in worker 0 */
+
+    if (ngx_http_maintenance_sentinel_parse(ngx_cycle->pool, ip, port, &addr)
+        != NGX_OK)
+    {
+        ngx_http_maintenance_sentinel_note(sn, "master \"%s\" is not a "
+                                           "numeric address", ip);
+        ngx_http_maintenance_redis_close(rc, "not numeric");
+        return;
+    }
+
+    ngx_memcpy(&sn->cand, addr.sockaddr, addr.socklen);
+    sn->candlen = addr.socklen;
+    sn->found = 1;
+}
+
+
+/* the other sentinels of this master: added, never needed */
+
+static void
+ngx_http_maintenance_sentinel_peers_cb(ngx_http_maintenance_redis_t *rc,
+    redisReply *reply, void *data)
+{
+    ngx_http_maintenance_sentinel_t  *sn = data;
+
+    int         port;
+    char        ip[NGX_HTTP_MAINTENANCE_IP_LEN];
+    size_t      i;
+    ngx_addr_t  addr;
+
+    if (reply->type == REDIS_REPLY_ARRAY) {
+        for (i = 0; i < reply->elements; i++) {
+            if (ngx_http_maintenance_reply_sentinel(reply->element[i], ip,
+                                                    sizeof(ip), &port)
+                != 0)
+            {
+                continue;
+            }
+
+            if (ngx_http_maintenance_sentinel_parse(ngx_cycle->pool, ip, port,
+                                                    &addr)
+                != NGX_OK)
+            {
+                continue;
+            }
+
+            (void) ngx_http_maintenance_sentinel_add(sn, addr.sockaddr,
+                                                     addr.socklen);
+        }
+    }
+
+    ngx_http_maintenance_redis_close(rc, "done");
+}
+
+
+static void
+ngx_http_maintenance_sentinel_query_closed(ngx_http_maintenance_redis_t *rc,
+    const char *why)
+{
+    ngx_http_maintenance_sentinel_t  *sn = rc->data;
+
+    if (!sn->querying || ngx_http_maintenance_sentinel_exiting(sn)) {
+        return;
+    }
+
+    if (!sn->found) {
+        ngx_http_maintenance_sentinel_note(sn, "%s", why);
+    }
+
+    /* from the event loop: this may run inside the query's read handler */
+    ngx_post_event(&sn->step, &ngx_posted_events);
+}
+
+
+/* the end of a discovery: the master, or every sentinel failed */
+
+static void
+ngx_http_maintenance_sentinel_done(ngx_http_maintenance_sentinel_t *sn,
+    ngx_int_t rc)
+{
+    sn->querying = 0;
+
+    if (rc == NGX_OK) {
+        sn->good = sn->cur;
+
+        if (sn->failed_logged) {
+            ngx_log_error(NGX_LOG_ERR, sn->log, 0,
+                          "maintenance: sentinel %s answers again",
+                          sn->addrs[sn->cur].text);
+            sn->failed_logged = 0;
+        }
+
+        ngx_http_maintenance_sentinel_set_master(sn, &sn->cand.sockaddr,
+                                                 sn->candlen, sn->cur,
+                                                 "named by sentinel");
+
+        if (sn->sub.c == NULL && !sn->sub_timer.timer_set) {
+            sn->sub_idx = sn->cur;
+            ngx_http_maintenance_sentinel_sub_start(sn);
+        }
+
+        sn->resolved(sn, NGX_OK, NULL);
+        return;
+    }
+
+    sn->resume = 0;
+    sn->stale = 1;
+
+    if (!sn->failed_logged) {
+        ngx_log_error(NGX_LOG_ERR, sn->log, 0,
+                      "maintenance: sentinel: no sentinel names the master "
+                      "of \"%V\" (%s); retrying", &sn->name, sn->why);
+        sn->failed_logged = 1;
+    }
+
+    ngx_http_maintenance_sentinel_zone(sn, 0, sn->why);
+
+    sn->resolved(sn, NGX_ERROR, "no sentinel names the master");
+}
+
+
+/*
+ * A master from a discovery or a +switch-master: a change (not the first
+ * master this worker sees, unless the zone knew another) is a failover.
+ */
+
+static void
+ngx_http_maintenance_sentinel_set_master(ngx_http_maintenance_sentinel_t *sn,
+    struct sockaddr *sa, socklen_t len, ngx_uint_t from, const char *how)
+{
+    u_char      addr[NGX_SOCKADDR_STRLEN];
+    size_t      n;
+    ngx_uint_t  changed;
+
+    changed = !sn->known
+              || ngx_cmp_sockaddr(sa, len, &sn->master.sockaddr,
+                                  sn->masterlen, 1)
+                 != NGX_OK;
+
+    if (changed) {
+        sn->confirmed = 0;
+    }
+
+    ngx_memcpy(&sn->master, sa, len);
+    sn->masterlen = len;
+    sn->known = 1;
+    sn->stale = 0;
+    sn->from = from;
+
+    n = ngx_sock_ntop(sa, len, addr, NGX_SOCKADDR_STRLEN, 1);
+
+    if (changed) {
+        sn->text.len = ngx_snprintf(sn->text_buf, sizeof(sn->text_buf),
+                                    "%*s (%V)", n, addr, &sn->name)
+                       - sn->text_buf;
+
+        ngx_log_error(NGX_LOG_NOTICE, sn->log, 0,
+                      "maintenance: sentinel: master of \"%V\" is %*s, %s "
+                      "%s", &sn->name, n, addr, how, sn->addrs[from].text);
+    }
+
+    ngx_http_maintenance_sentinel_zone(sn, 1, sn->addrs[from].text);
+}
+
+
+/* a new address: a sentinel learned from another, bounded */
+
+static ngx_int_t
+ngx_http_maintenance_sentinel_add(ngx_http_maintenance_sentinel_t *sn,
+    struct sockaddr *sa, socklen_t len)
+{
+    ngx_uint_t                             i;
+    ngx_http_maintenance_sentinel_addr_t  *a;
+
+    for (i = 0; i < sn->n; i++) {
+        if (ngx_cmp_sockaddr(sa, len, &sn->addrs[i].sockaddr.sockaddr,
+                             sn->addrs[i].socklen, 1)
+            == NGX_OK)
+        {
+            return NGX_DECLINED;
+        }
+    }
+
+    if (sn->n == NGX_HTTP_MAINTENANCE_SENTINELS_MAX
+        || len > sizeof(ngx_sockaddr_t))
+    {
+        return NGX_DECLINED;
+    }
+
+    a = &sn->addrs[sn->n++];
+
+    ngx_memcpy(&a->sockaddr, sa, len);
+    a->socklen = len;
+
+    len = ngx_sock_ntop(sa, len, a->text, NGX_HTTP_MAINTENANCE_ADDR_LEN - 1,
+                        1);
+    a->text[len] = '\0';
+
+    return NGX_OK;
+}
+
+
+/* "ip" and port from a sentinel: numeric only (ngx_parse_addr) */
+
+static ngx_int_t
+ngx_http_maintenance_sentinel_parse(ngx_pool_t *pool, const char *ip,
+    int port, ngx_addr_t *addr)
+{
+    ngx_addr_t  a;
+
+    if (ngx_parse_addr(pool, &a, (u_char *) ip, ngx_strlen(ip)) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_inet_set_port(a.sockaddr, (in_port_t) port);
+
+    *addr = a;
+
+    return NGX_OK;
+}
+
+
+/* the +switch-master subscription */
+
+static void
+ngx_http_maintenance_sentinel_sub_start(ngx_http_maintenance_sentinel_t *sn)
+{
+    size_t                                 lens[2];
+    const char                            *argv[2];
+    ngx_http_maintenance_sentinel_addr_t  *a;
+
+    sn->sub_idx %= sn->n;
+    a = &sn->addrs[sn->sub_idx];
+
+    sn->sub.sockaddr = &a->sockaddr.sockaddr;
+    sn->sub.socklen = a->socklen;
+    sn->sub_ready = 0;
+
+    if (ngx_http_maintenance_redis_connect(&sn->sub) != NGX_OK) {
+        ngx_http_maintenance_sentinel_sub_failed(sn, sn->sub.why);
+        return;
+    }
+
+    if (sn->password.len) {
+        argv[0] = "AUTH";
+        lens[0] = 4;
+        argv[1] = (char *) sn->password.data;
+        lens[1] = sn->password.len;
+
+        (void) ngx_http_maintenance_redis_send(&sn->sub,
+                                        ngx_http_maintenance_sentinel_sub_cb,
+                                        sn, 2, argv, lens);
+    }
+
+    argv[0] = "SUBSCRIBE";
+    lens[0] = 9;
+    argv[1] = "+switch-master";
+    lens[1] = sizeof("+switch-master") - 1;
+
+    (void) ngx_http_maintenance_redis_send(&sn->sub,
+                                        ngx_http_maintenance_sentinel_sub_cb,
+                                        sn, 2, argv, lens);
+}
+
+
+/*
+ * Everything the subscription receives, queued or pushed alike (a message
+ * may come where the reply to a PING is due): +OK of AUTH, the
+ * confirmation, messages, pongs.  Anything else closes the connection.
+ */
+
+static void
+ngx_http_maintenance_sentinel_sub_cb(ngx_http_maintenance_redis_t *rc,
+    redisReply *reply, void *data)
+{
+    ngx_http_maintenance_sentinel_t  *sn = rc->data;
+
+    char  msg[128], why[160];
+
+    if (reply->type == REDIS_REPLY_STATUS && !sn->sub_ready) {
+        return;
+    }
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+        (void) ngx_http_maintenance_reply_copy(reply, msg, sizeof(msg));
+        (void) ngx_snprintf((u_char *) why, sizeof(why) - 1, "refused: %s%Z",
+                            msg);
+        ngx_http_maintenance_redis_close(rc, why);
+        return;
+    }
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2
+        || reply->element[0]->type != REDIS_REPLY_STRING)
+    {
+        ngx_http_maintenance_redis_close(rc, "malformed reply: not a pub/sub "
+                                             "message");
+        return;
+    }
+
+    if (ngx_http_maintenance_reply_is(reply->element[0], "pong")) {
+        return;
+    }
+
+    if (reply->elements != 3
+        || reply->element[1]->type != REDIS_REPLY_STRING)
+    {
+        ngx_http_maintenance_redis_close(rc, "malformed reply: not a pub/sub "
+                                             "message");
+        return;
+    }
+
+    if (ngx_http_maintenance_reply_is(reply->element[0], "subscribe")) {
+        if (sn->sub_ready
+            || reply->element[2]->type != REDIS_REPLY_INTEGER)
+        {
+            ngx_http_maintenance_redis_close(rc, "malformed reply: "
+                                             "unexpected subscribe reply");
+            return;
+        }
+
+        sn->sub_ready = 1;
+        sn->sub_fails = 0;
+        sn->sub_whylen = 0;
+        sn->sub_backoff = NGX_HTTP_MAINTENANCE_SENTINEL_BACKOFF_MIN;
+
+        if (sn->sub_down_logged) {
+            ngx_log_error(NGX_LOG_ERR, sn->log, 0,
+                          "maintenance: sentinel subscriber to %s up again",
+                          sn->addrs[sn->sub_idx].text);
+            sn->sub_down_logged = 0;
+
+        } else if (!sn->sub_ever) {
+            ngx_log_error(NGX_LOG_NOTICE, sn->log, 0,
+                          "maintenance: sentinel subscriber to %s up",
+                          sn->addrs[sn->sub_idx].text);
+        }
+
+        ngx_http_maintenance_sentinel_zone(sn, 1,
+                                           sn->addrs[sn->sub_idx].text);
+
+        ngx_add_timer(&sn->ping, NGX_HTTP_MAINTENANCE_SENTINEL_PING);
+
+        /*
+         * A +switch-master sent while we were away is lost: ask again; the
+         * links move only if the master changed.
+         */
+
+        if (sn->sub_ever && !sn->querying) {
+            sn->resume = 0;
+            ngx_http_maintenance_sentinel_round(sn);
+        }
+
+        sn->sub_ever = 1;
+        return;
+    }
+
+    if (!ngx_http_maintenance_reply_is(reply->element[0], "message")
+        || reply->element[2]->type != REDIS_REPLY_STRING || !sn->sub_ready)
+    {
+        ngx_http_maintenance_redis_close(rc, "malformed reply: unexpected "
+                                             "pub/sub message");
+        return;
+    }
+
+    ngx_http_maintenance_sentinel_switch(sn, reply->element[2]);
+}
+
+
+/* "+switch-master": "name oldip oldport newip newport" */
+
+static void
+ngx_http_maintenance_sentinel_switch(ngx_http_maintenance_sentinel_t *sn,
+    redisReply *msg)
+{
+    int         rc, port;
+    char        ip[NGX_HTTP_MAINTENANCE_IP_LEN];
+    ngx_addr_t  addr;
+
+    rc = ngx_http_maintenance_switch_master_parse(msg->str, msg->len,
+                                                  (char *) sn->name.data,
+                                                  ip, sizeof(ip), &port);
+    if (rc == 0) {
+        return;   /* another master's */
+    }
+
+    if (rc < 0
+        || ngx_http_maintenance_sentinel_parse(ngx_cycle->pool, ip, port,
+                                               &addr)
+           != NGX_OK)
+    {
+        /* the links find the master by discovery at their next error */
+        ngx_log_error(NGX_LOG_ERR, sn->log, 0,
+                      "maintenance: sentinel %s: malformed +switch-master "
+                      "message ignored", sn->addrs[sn->sub_idx].text);
+        sn->stale = 1;
+        return;
+    }
+
+    if (sn->known
+        && ngx_cmp_sockaddr(addr.sockaddr, addr.socklen,
+                            &sn->master.sockaddr, sn->masterlen, 1)
+           == NGX_OK)
+    {
+        return;
+    }
+
+    /* a discovery running now could name the old master: it is dropped */
+
+    if (sn->querying) {
+        sn->querying = 0;
+
+        if (sn->step.posted) {
+            ngx_delete_posted_event(&sn->step);
+        }
+
+        ngx_http_maintenance_redis_close(&sn->query, "cancelled");
+    }
+
+    sn->resume = 0;
+    sn->role_logged = 0;
+
+    ngx_http_maintenance_sentinel_set_master(sn, addr.sockaddr, addr.socklen,
+                                             sn->sub_idx,
+                                             "+switch-master from sentinel");
+
+    sn->resolved(sn, NGX_OK, NULL);
+}
+
+
+static void
+ngx_http_maintenance_sentinel_sub_closed(ngx_http_maintenance_redis_t *rc,
+    const char *why)
+{
+    ngx_http_maintenance_sentinel_t  *sn = rc->data;
+
+    sn->sub_ready = 0;
+
+    if (sn->ping.timer_set) {
+        ngx_del_timer(&sn->ping);
+    }
+
+    if (ngx_http_maintenance_sentinel_exiting(sn)) {
+        return;
+    }
+
+    ngx_http_maintenance_sentinel_sub_failed(sn, why);
+}
+
+
+/*
+ * Logged once until subscribed again; the next sentinel is tried after a
+ * backoff.  When every sentinel failed in a row, none is reachable.
+ */
+
+static void
+ngx_http_maintenance_sentinel_sub_failed(ngx_http_maintenance_sentinel_t *sn,
+    const char *why)
+{
+    u_char      *p, *last;
+    ngx_msec_t   wait;
+
+    if (!sn->sub_down_logged) {
+        ngx_log_error(NGX_LOG_ERR, sn->log, 0,
+                      "maintenance: sentinel subscriber to %s down: %s; "
+                      "trying the next sentinel", sn->addrs[sn->sub_idx].text,
+                      why);
+        sn->sub_down_logged = 1;
+    }
+
+    if (sn->sub_fails < sn->n) {
+        p = sn->sub_why + sn->sub_whylen;
+        last = sn->sub_why + sizeof(sn->sub_why) - 1;
+
+        p = ngx_slprintf(p, last, "%s%s: %s", sn->sub_whylen ? ", " : "",
+                         sn->addrs[sn->sub_idx].text, why);
+        *p = '\0';
+        sn->sub_whylen = p - sn->sub_why;
+        ngx_http_maintenance_printable((char *) sn->sub_why);
+    }
+
+    if (++sn->sub_fails == sn->n && !sn->querying) {
+        ngx_http_maintenance_sentinel_zone(sn, 0, sn->sub_why);
+    }
+
+    sn->sub_idx = (sn->sub_idx + 1) % sn->n;
+
+    wait = sn->sub_backoff / 2
+           + (ngx_msec_t) ngx_random() % (sn->sub_backoff / 2 + 1);
+
+    ngx_add_timer(&sn->sub_timer, ngx_max(wait, 1));
+
+    sn->sub_backoff = ngx_min(sn->sub_backoff * 2,
+                              NGX_HTTP_MAINTENANCE_SENTINEL_BACKOFF_MAX);
+}
+
+
+static void
+ngx_http_maintenance_sentinel_sub_reconnect(ngx_event_t *ev)
+{
+    ngx_http_maintenance_sentinel_t  *sn;
+
+    sn = ev->data;
+
+    if (ngx_http_maintenance_sentinel_exiting(sn) || sn->sub.c) {
+        return;
+    }
+
+    ngx_http_maintenance_sentinel_sub_start(sn);
+}
+
+
+/* an idle subscription to a hung sentinel would never fail on its own */
+
+static void
+ngx_http_maintenance_sentinel_ping(ngx_event_t *ev)
+{
+    size_t                            lens[1];
+    const char                       *argv[1];
+    ngx_http_maintenance_sentinel_t  *sn;
+
+    sn = ev->data;
+
+    if (ngx_http_maintenance_sentinel_exiting(sn) || !sn->sub_ready) {
+        return;
+    }
+
+    if (sn->sub.n == 0) {
+        argv[0] = "PING";
+        lens[0] = 4;
+
+        (void) ngx_http_maintenance_redis_send(&sn->sub,
+                                        ngx_http_maintenance_sentinel_sub_cb,
+                                        sn, 1, argv, lens);
+    }
+
+    ngx_add_timer(&sn->ping, NGX_HTTP_MAINTENANCE_SENTINEL_PING);
+}
+
+
+/*
+ * Status in the zone: whether the last contact with a sentinel worked,
+ * the sentinel in use, or every one tried and why
+ */
+
+static void
+ngx_http_maintenance_sentinel_zone(ngx_http_maintenance_sentinel_t *sn,
+    ngx_uint_t reachable, u_char *text)
+{
+    ngx_http_maintenance_sync_t   *sync;
+    ngx_http_maintenance_shctx_t  *sh;
+
+    sync = sn->sync;
+    sh = sync->sh;
+
+    ngx_shmtx_lock(&sync->shpool->mutex);
+
+    if (sh->owner_pid == ngx_pid) {
+        sh->sentinel_reachable = reachable;
+
+        if (reachable) {
+            sh->sentinel_tried[0] = '\0';
+            (void) ngx_cpystrn(sh->sentinel, text,
+                               NGX_HTTP_MAINTENANCE_ADDR_LEN);
+
+        } else {
+            sh->sentinel[0] = '\0';
+            (void) ngx_cpystrn(sh->sentinel_tried, text,
+                               NGX_HTTP_MAINTENANCE_TRIED_LEN);
+        }
+    }
+
+    /* else replaced by a reload: the zone is the new worker 0's */
+
+    ngx_shmtx_unlock(&sync->shpool->mutex);
+}
+
+
+/*
+ * The master as confirmed by ROLE, into the zone.  Another master than
+ * the zone's (this worker's or the one before it) is a failover; the
+ * first master ever known is not one.
+ */
+
+static void
+ngx_http_maintenance_sentinel_zone_master(ngx_http_maintenance_sentinel_t *sn)
+{
+    u_char                         addr[NGX_HTTP_MAINTENANCE_ADDR_LEN];
+    size_t                         len;
+    ngx_time_t                    *tp;
+    ngx_http_maintenance_sync_t   *sync;
+    ngx_http_maintenance_shctx_t  *sh;
+
+    sync = sn->sync;
+    sh = sync->sh;
+
+    len = ngx_sock_ntop(&sn->master.sockaddr, sn->masterlen, addr,
+                        NGX_HTTP_MAINTENANCE_ADDR_LEN - 1, 1);
+    addr[len] = '\0';
+
+    ngx_shmtx_lock(&sync->shpool->mutex);
+
+    if (sh->owner_pid == ngx_pid && ngx_strcmp(addr, sh->master) != 0) {
+
+        if (sh->master[0]) {
+            (void) ngx_atomic_fetch_add(&sh->failovers, 1);
+
+            tp = ngx_timeofday();
+            sh->last_switch = (uint64_t) tp->sec * 1000 + tp->msec;
+        }
+
+        ngx_memcpy(sh->master, addr, len + 1);
+    }
+
+    ngx_shmtx_unlock(&sync->shpool->mutex);
+}
+
+
+static ngx_uint_t
+ngx_http_maintenance_sentinel_exiting(ngx_http_maintenance_sentinel_t *sn)
+{
+    if (sn->exiting || sn->sync->exiting || ngx_exiting || ngx_terminate
+        || ngx_quit)
+    {
+        sn->exiting = 1;
+        return 1;
+    }
+
+    return 0;
+}
+
+
+/*
+ * Reply shapes.  Plain C on hiredis's redisReply, no nginx type: they may
+ * move beside the other reply checks and be fuzzed.
+ */
+
+/* get-master-addr-by-name: [ip, port], or nil: the name is unknown */
+
+int
+ngx_http_maintenance_reply_master_addr(const redisReply *r, char *ip,
+    size_t iplen, int *port)
+{
+    if (r->type == REDIS_REPLY_NIL) {
+        return 1;
+    }
+
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2
+        || r->element[0]->type != REDIS_REPLY_STRING
+        || r->element[1]->type != REDIS_REPLY_STRING)
+    {
+        return -1;
+    }
+
+    if (ngx_http_maintenance_reply_copy(r->element[0], ip, iplen) != 0) {
+        return -1;
+    }
+
+    *port = ngx_http_maintenance_port(r->element[1]->str,
+                                      r->element[1]->len);
+
+    return *port > 0 ? 0 : -1;
+}
+
+
+/* one entry of "SENTINEL sentinels": flat field, value pairs */
+
+int
+ngx_http_maintenance_reply_sentinel(const redisReply *r, char *ip,
+    size_t iplen, int *port)
+{
+    int      have_ip;
+    size_t   i;
+
+    have_ip = 0;
+    *port = 0;
+
+    if (r->type != REDIS_REPLY_ARRAY || r->elements % 2) {
+        return -1;
+    }
+
+    for (i = 0; i < r->elements; i += 2) {
+        if (r->element[i]->type != REDIS_REPLY_STRING
+            || r->element[i + 1]->type != REDIS_REPLY_STRING)
+        {
+            return -1;
+        }
+
+        if (ngx_http_maintenance_reply_is(r->element[i], "ip")) {
+            if (ngx_http_maintenance_reply_copy(r->element[i + 1], ip, iplen)
+                != 0)
+            {
+                return -1;
+            }
+
+            have_ip = 1;
+
+        } else if (ngx_http_maintenance_reply_is(r->element[i], "port")) {
+            *port = ngx_http_maintenance_port(r->element[i + 1]->str,
+                                              r->element[i + 1]->len);
+        }
+    }
+
+    return have_ip && *port > 0 ? 0 : -1;
+}
+
+
+/* ROLE: an array whose first element names the role */
+
+int
+ngx_http_maintenance_reply_role(const redisReply *r, char *role,
+    size_t rolelen)
+{
+    if (r->type != REDIS_REPLY_ARRAY || r->elements == 0
+        || r->element[0]->type != REDIS_REPLY_STRING)
+    {
+        return -1;
+    }
+
+    return ngx_http_maintenance_reply_copy(r->element[0], role, rolelen);
+}
+
+
+/*
+ * "name oldip oldport newip newport": 1 and the new address if the name
+ * is ours, 0 if it is another master's, -1 malformed
+ */
+
+int
+ngx_http_maintenance_switch_master_parse(const char *msg, size_t len,
+    const char *name, char *ip, size_t iplen, int *port)
+{
+    size_t       f[5], l[5], i, n, start;
+    const char  *end;
+
+    n = 0;
+    i = 0;
+
+    while (i < len && n < 5) {
+        while (i < len && msg[i] == ' ') {
+            i++;
+        }
+
+        if (i == len) {
+            break;
+        }
+
+        start = i;
+
+        while (i < len && msg[i] != ' ') {
+            i++;
+        }
+
+        f[n] = start;
+        l[n] = i - start;
+        n++;
+    }
+
+    while (i < len && msg[i] == ' ') {
+        i++;
+    }
+
+    if (n != 5 || i != len) {
+        return -1;
+    }
+
+    if (strlen(name) != l[0] || memcmp(msg + f[0], name, l[0]) != 0) {
+        return 0;
+    }
+
+    if (l[3] == 0 || l[3] >= iplen) {
+        return -1;
+    }
+
+    end = msg + f[3] + l[3];
+
+    for (i = f[3]; msg + i < end; i++) {
+        if (!((msg[i] >= '0' && msg[i] <= '9')
+              || (msg[i] >= 'a' && msg[i] <= 'f')
+              || (msg[i] >= 'A' && msg[i] <= 'F')
+              || msg[i] == '.' || msg[i] == ':'))
+        {
+            return -1;
+        }
+    }
+
+    memcpy(ip, msg + f[3], l[3]);
+    ip[l[3]] = '\0';
+
+    *port = ngx_http_maintenance_port(msg + f[4], l[4]);
+
+    return *port > 0 ? 1 : -1;
+}
+
+
+static int
+ngx_http_maintenance_reply_is(const redisReply *r, const char *s)
+{
+    size_t  i, len;
+
+    len = strlen(s);
+
+    if (r->type != REDIS_REPLY_STRING || r->len != len)
+    {
+        return 0;
+    }
+
+    for (i = 0; i < len; i++) {
+        if ((r->str[i] | 0x20) != (s[i] | 0x20)) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+/* a string reply as a C string: 0, or -1 if empty, too long or with NUL */
+
+static int
+ngx_http_maintenance_reply_copy(const redisReply *r, char *buf, size_t size)
+{
+    size_t  len;
+
+    if ((r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_STATUS
+         && r->type != REDIS_REPLY_ERROR)
+        || r->len == 0)
+    {
+        buf[0] = '\0';
+        return -1;
+    }
+
+    len = r->len;
+
+    if (len >= size || memchr(r->str, '\0', len) != NULL) {
+        len = len < size - 1 ? len : size - 1;
+        memcpy(buf, r->str, len);
+        buf[len] = '\0';
+        return -1;
+    }
+
+    memcpy(buf, r->str, len);
+    buf[len] = '\0';
+
+    return 0;
+}
+
+
+/* a decimal port, 1..65535, or 0 */
+
+static int
+ngx_http_maintenance_port(const char *s, size_t len)
+{
+    int     port;
+    size_t  i;
+
+    if (len == 0 || len > 5) {
+        return 0;
+    }
+
+    port = 0;
+
+    for (i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return 0;
+        }
+
+        port = port * 10 + (s[i] - '0');
+    }
+
+    return port <= 65535 ? port : 0;
+}
