@@ -31,6 +31,7 @@ struct ngx_http_maintenance_sentinel_s {
     ngx_log_t                         *log;
     ngx_str_t                          name;     /* the master's */
     ngx_str_t                          password; /* of the sentinels */
+    ngx_pool_t                        *pool;     /* for ngx_parse_addr() */
 
     /* configured first (never dropped), then learned, bounded */
     ngx_http_maintenance_sentinel_addr_t  addrs[
@@ -115,8 +116,9 @@ static void ngx_http_maintenance_sentinel_set_master(
 static ngx_int_t ngx_http_maintenance_sentinel_add(
     ngx_http_maintenance_sentinel_t *sn, struct sockaddr *sa,
     socklen_t len);
-static ngx_int_t ngx_http_maintenance_sentinel_parse(ngx_pool_t *pool,
-    const char *ip, int port, ngx_addr_t *addr);
+static ngx_int_t ngx_http_maintenance_sentinel_parse(
+    ngx_http_maintenance_sentinel_t *sn, const char *ip, int port,
+    ngx_sockaddr_t *sa, socklen_t *socklen);
 
 static void ngx_http_maintenance_sentinel_sub_start(
     ngx_http_maintenance_sentinel_t *sn);
@@ -165,6 +167,11 @@ ngx_http_maintenance_sentinel_create(ngx_http_maintenance_sync_t *sync,
     sn->name = mmcf->sentinel_name;
     sn->password = mmcf->sentinel_password;
     sn->resolved = resolved;
+
+    sn->pool = ngx_create_pool(NGX_DEFAULT_POOL_SIZE, sync->log);
+    if (sn->pool == NULL) {
+        return NULL;
+    }
 
     /* numeric, resolved at configuration load: no DNS here */
 
@@ -346,6 +353,11 @@ ngx_http_maintenance_sentinel_stop(ngx_http_maintenance_sentinel_t *sn)
 
     ngx_http_maintenance_redis_free(&sn->query);
     ngx_http_maintenance_redis_free(&sn->sub);
+
+    if (sn->pool) {
+        ngx_destroy_pool(sn->pool);
+        sn->pool = NULL;
+    }
 }
 
 
@@ -547,9 +559,8 @@ ngx_http_maintenance_sentinel_addr_cb(ngx_http_maintenance_redis_t *rc,
 {
     ngx_http_maintenance_sentinel_t  *sn = data;
 
-    int         port;
-    char        ip[NGX_HTTP_MAINTENANCE_IP_LEN], msg[128];
-    ngx_addr_t  addr;
+    int    port;
+    char   ip[NGX_HTTP_MAINTENANCE_IP_LEN], msg[128];
 
     if (reply->type == REDIS_REPLY_ERROR) {
         (void) ngx_http_maintenance_reply_copy(reply, msg, sizeof(msg));
@@ -579,7 +590,8 @@ ngx_http_maintenance_sentinel_addr_cb(ngx_http_maintenance_redis_t *rc,
 
     /* a host name (resolve-hostnames yes) is not resolved in worker 0 */
 
-    if (ngx_http_maintenance_sentinel_parse(ngx_cycle->pool, ip, port, &addr)
+    if (ngx_http_maintenance_sentinel_parse(sn, ip, port, &sn->cand,
+                                            &sn->candlen)
         != NGX_OK)
     {
         ngx_http_maintenance_sentinel_note(sn, "master \"%s\" is not a "
@@ -588,8 +600,6 @@ ngx_http_maintenance_sentinel_addr_cb(ngx_http_maintenance_redis_t *rc,
         return;
     }
 
-    ngx_memcpy(&sn->cand, addr.sockaddr, addr.socklen);
-    sn->candlen = addr.socklen;
     sn->found = 1;
 }
 
@@ -602,10 +612,11 @@ ngx_http_maintenance_sentinel_peers_cb(ngx_http_maintenance_redis_t *rc,
 {
     ngx_http_maintenance_sentinel_t  *sn = data;
 
-    int         port;
-    char        ip[NGX_HTTP_MAINTENANCE_IP_LEN];
-    size_t      i;
-    ngx_addr_t  addr;
+    int             port;
+    char            ip[NGX_HTTP_MAINTENANCE_IP_LEN];
+    size_t          i;
+    socklen_t       len;
+    ngx_sockaddr_t  sa;
 
     if (reply->type == REDIS_REPLY_ARRAY) {
         for (i = 0; i < reply->elements; i++) {
@@ -616,15 +627,13 @@ ngx_http_maintenance_sentinel_peers_cb(ngx_http_maintenance_redis_t *rc,
                 continue;
             }
 
-            if (ngx_http_maintenance_sentinel_parse(ngx_cycle->pool, ip, port,
-                                                    &addr)
+            if (ngx_http_maintenance_sentinel_parse(sn, ip, port, &sa, &len)
                 != NGX_OK)
             {
                 continue;
             }
 
-            (void) ngx_http_maintenance_sentinel_add(sn, addr.sockaddr,
-                                                     addr.socklen);
+            (void) ngx_http_maintenance_sentinel_add(sn, &sa.sockaddr, len);
         }
     }
 
@@ -779,23 +788,32 @@ ngx_http_maintenance_sentinel_add(ngx_http_maintenance_sentinel_t *sn,
 }
 
 
-/* "ip" and port from a sentinel: numeric only (ngx_parse_addr) */
+/*
+ * "ip" and port from a sentinel: numeric only (ngx_parse_addr), into the
+ * caller's storage; the pool is reset, nothing stays allocated per reply
+ */
 
 static ngx_int_t
-ngx_http_maintenance_sentinel_parse(ngx_pool_t *pool, const char *ip,
-    int port, ngx_addr_t *addr)
+ngx_http_maintenance_sentinel_parse(ngx_http_maintenance_sentinel_t *sn,
+    const char *ip, int port, ngx_sockaddr_t *sa, socklen_t *socklen)
 {
+    ngx_int_t   rc;
     ngx_addr_t  a;
 
-    if (ngx_parse_addr(pool, &a, (u_char *) ip, ngx_strlen(ip)) != NGX_OK) {
-        return NGX_ERROR;
+    rc = ngx_parse_addr(sn->pool, &a, (u_char *) ip, ngx_strlen(ip));
+
+    if (rc == NGX_OK && a.socklen <= (socklen_t) sizeof(ngx_sockaddr_t)) {
+        ngx_memcpy(sa, a.sockaddr, a.socklen);
+        *socklen = a.socklen;
+        ngx_inet_set_port(&sa->sockaddr, (in_port_t) port);
+
+    } else {
+        rc = NGX_ERROR;
     }
 
-    ngx_inet_set_port(a.sockaddr, (in_port_t) port);
+    ngx_reset_pool(sn->pool);
 
-    *addr = a;
-
-    return NGX_OK;
+    return rc;
 }
 
 
@@ -951,9 +969,10 @@ static void
 ngx_http_maintenance_sentinel_switch(ngx_http_maintenance_sentinel_t *sn,
     redisReply *msg)
 {
-    int         rc, port;
-    char        ip[NGX_HTTP_MAINTENANCE_IP_LEN];
-    ngx_addr_t  addr;
+    int             rc, port;
+    char            ip[NGX_HTTP_MAINTENANCE_IP_LEN];
+    socklen_t       len;
+    ngx_sockaddr_t  sa;
 
     rc = ngx_http_maintenance_switch_master_parse(msg->str, msg->len,
                                                   (char *) sn->name.data,
@@ -963,8 +982,7 @@ ngx_http_maintenance_sentinel_switch(ngx_http_maintenance_sentinel_t *sn,
     }
 
     if (rc < 0
-        || ngx_http_maintenance_sentinel_parse(ngx_cycle->pool, ip, port,
-                                               &addr)
+        || ngx_http_maintenance_sentinel_parse(sn, ip, port, &sa, &len)
            != NGX_OK)
     {
         /* the links find the master by discovery at their next error */
@@ -976,8 +994,8 @@ ngx_http_maintenance_sentinel_switch(ngx_http_maintenance_sentinel_t *sn,
     }
 
     if (sn->known
-        && ngx_cmp_sockaddr(addr.sockaddr, addr.socklen,
-                            &sn->master.sockaddr, sn->masterlen, 1)
+        && ngx_cmp_sockaddr(&sa.sockaddr, len, &sn->master.sockaddr,
+                            sn->masterlen, 1)
            == NGX_OK)
     {
         return;
@@ -998,7 +1016,7 @@ ngx_http_maintenance_sentinel_switch(ngx_http_maintenance_sentinel_t *sn,
     sn->resume = 0;
     sn->role_logged = 0;
 
-    ngx_http_maintenance_sentinel_set_master(sn, addr.sockaddr, addr.socklen,
+    ngx_http_maintenance_sentinel_set_master(sn, &sa.sockaddr, len,
                                              sn->sub_idx,
                                              "+switch-master from sentinel");
 
