@@ -289,7 +289,7 @@ struct ngx_http_maintenance_redis_s {
     ngx_uint_t                            connected;
     ngx_uint_t                            malformed; /* closed on a bad
                                                         reply */
-    ngx_uint_t                            too_large;
+    int                                   too_large; /* reply.c sets it */
     ngx_uint_t                            timedout; /* closed on a timer */
     ngx_uint_t                            gen;      /* +1 at each close */
     char                                  why[128];
