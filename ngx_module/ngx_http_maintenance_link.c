@@ -4,8 +4,7 @@
  */
 
 #include "ngx_http_maintenance_module.h"
-
-#include <hiredis/hiredis.h>
+#include "ngx_http_maintenance_reply.h"
 
 
 #define NGX_HTTP_MAINTENANCE_BACKOFF_MIN     100
@@ -33,7 +32,6 @@ static void ngx_http_maintenance_handshake_cb(
     ngx_http_maintenance_redis_t *rc, redisReply *reply, void *data);
 static void ngx_http_maintenance_message_cb(ngx_http_maintenance_redis_t *rc,
     redisReply *reply, void *data);
-static ngx_uint_t ngx_http_maintenance_is(redisReply *r, const char *s);
 static ngx_int_t ngx_http_maintenance_link_sentinel(
     ngx_http_maintenance_link_t *link);
 static void ngx_http_maintenance_link_resolved(
@@ -606,13 +604,15 @@ ngx_http_maintenance_handshake_cb(ngx_http_maintenance_redis_t *rc,
 {
     ngx_http_maintenance_link_t  *link = rc->data;
 
-    if (reply->type == REDIS_REPLY_ERROR) {
+    switch (ngx_http_maintenance_reply_handshake(reply)) {
+
+    case NGX_HTTP_MAINTENANCE_REPLY_REFUSED:
         ngx_http_maintenance_link_refused(link, data, reply);
         return;
-    }
 
-    if (reply->type != REDIS_REPLY_STATUS) {
+    case NGX_HTTP_MAINTENANCE_REPLY_MALFORMED:
         ngx_http_maintenance_link_malformed(link, data);
+        return;
     }
 }
 
@@ -630,75 +630,40 @@ ngx_http_maintenance_message_cb(ngx_http_maintenance_redis_t *rc,
 
     char                          scope[MIG_NAME_MAX + 1];
     uint64_t                      epoch;
-    redisReply                   *msg;
+    const char                   *why;
     ngx_http_maintenance_sync_t  *sync;
 
     sync = link->sync;
 
-    if (reply->type == REDIS_REPLY_ERROR && !link->ready) {
+    switch (ngx_http_maintenance_reply_pubsub(reply, link->ready, scope,
+                                              sizeof(scope), &epoch, &why))
+    {
+    case NGX_HTTP_MAINTENANCE_REPLY_REFUSED:
         ngx_http_maintenance_link_refused(link, "SUBSCRIBE", reply);
         return;
-    }
 
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3
-        || reply->element[0]->type != REDIS_REPLY_STRING
-        || reply->element[1]->type != REDIS_REPLY_STRING)
-    {
-        ngx_http_maintenance_link_malformed(link, "not a pub/sub message");
-        return;
-    }
-
-    if (ngx_http_maintenance_is(reply->element[0], "subscribe")) {
-        if (link->ready
-            || reply->element[2]->type != REDIS_REPLY_INTEGER)
-        {
-            ngx_http_maintenance_link_malformed(link,
-                                                "unexpected subscribe reply");
-            return;
-        }
-
+    case NGX_HTTP_MAINTENANCE_REPLY_SUBSCRIBED:
         link->ready = 1;
         ngx_http_maintenance_link_up(link);
 
         /* events published while the subscriber was away are lost */
         sync->link_ready(sync);
         return;
-    }
 
-    msg = reply->element[2];
+    case NGX_HTTP_MAINTENANCE_REPLY_EVENT:
+        (void) ngx_atomic_fetch_add(&sync->sh->events, 1);
+        sync->event(sync, scope, epoch);
+        return;
 
-    if (!ngx_http_maintenance_is(reply->element[0], "message")
-        || msg->type != REDIS_REPLY_STRING || !link->ready)
-    {
-        ngx_http_maintenance_link_malformed(link,
-                                            "unexpected pub/sub message");
+    case NGX_HTTP_MAINTENANCE_REPLY_NOEVENT:
+        /* a bad event is only a hint lost: the next poll reads the state */
+        (void) ngx_atomic_fetch_add(&sync->sh->events, 1);
+        return;
+
+    default: /* NGX_HTTP_MAINTENANCE_REPLY_MALFORMED */
+        ngx_http_maintenance_link_malformed(link, why);
         return;
     }
-
-    (void) ngx_atomic_fetch_add(&sync->sh->events, 1);
-
-    /* a bad event is only a hint lost: the next poll reads the state */
-
-    if (mig_event_parse(msg->str, msg->len, scope, sizeof(scope), &epoch,
-                        NULL, 0)
-        != MIG_OK)
-    {
-        return;
-    }
-
-    sync->event(sync, scope, epoch);
-}
-
-
-static ngx_uint_t
-ngx_http_maintenance_is(redisReply *r, const char *s)
-{
-    size_t  len;
-
-    len = ngx_strlen(s);
-
-    return r->len == len
-           && ngx_strncasecmp((u_char *) r->str, (u_char *) s, len) == 0;
 }
 
 

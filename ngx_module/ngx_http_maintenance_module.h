@@ -176,6 +176,14 @@ struct ngx_http_maintenance_main_conf_s {
                                                    from every request */
 
     /*
+     * the indexes of $maintenance and $maintenance_epoch when the
+     * configuration uses them (NGX_ERROR if not): the gate stores what it
+     * decided there, so that a log line written later says the same
+     */
+    ngx_int_t                    var_mode;
+    ngx_int_t                    var_epoch;
+
+    /*
      * maintenance_redis_sentinel: redis_addr holds the master's name (Redis
      * is configured), redis_host is "": the master comes from the sentinels
      */
@@ -245,6 +253,8 @@ ngx_http_maintenance_scope_sh(ngx_http_maintenance_main_conf_t *mmcf,
 ngx_int_t ngx_http_maintenance_gate_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_maintenance_confirm_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_maintenance_add_variables(ngx_conf_t *cf);
+void ngx_http_maintenance_variables_used(ngx_conf_t *cf,
+    ngx_http_maintenance_main_conf_t *mmcf);
 
 
 /* ngx_http_maintenance_guard.c: the consistency guard (postconfiguration) */
@@ -314,7 +324,7 @@ struct ngx_http_maintenance_redis_s {
     ngx_uint_t                            connected;
     ngx_uint_t                            malformed; /* closed on a bad
                                                         reply */
-    ngx_uint_t                            too_large;
+    int                                   too_large; /* reply.c sets it */
     ngx_uint_t                            timedout; /* closed on a timer */
     ngx_uint_t                            gen;      /* +1 at each close */
     char                                  why[128];

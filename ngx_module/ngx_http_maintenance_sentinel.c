@@ -139,8 +139,8 @@ static void ngx_http_maintenance_sentinel_zone_master(
     ngx_http_maintenance_sentinel_t *sn);
 static ngx_uint_t ngx_http_maintenance_sentinel_exiting(
     ngx_http_maintenance_sentinel_t *sn);
-static int ngx_http_maintenance_reply_is(const redisReply *r, const char *s);
-static int ngx_http_maintenance_reply_copy(const redisReply *r, char *buf,
+static int ngx_http_maintenance_reply_str_is(const redisReply *r, const char *s);
+static int ngx_http_maintenance_reply_cstr(const redisReply *r, char *buf,
     size_t size);
 static int ngx_http_maintenance_port(const char *s, size_t len);
 
@@ -542,7 +542,7 @@ ngx_http_maintenance_sentinel_auth_cb(ngx_http_maintenance_redis_t *rc,
     }
 
     if (reply->type == REDIS_REPLY_ERROR) {
-        (void) ngx_http_maintenance_reply_copy(reply, msg, sizeof(msg));
+        (void) ngx_http_maintenance_reply_cstr(reply, msg, sizeof(msg));
         ngx_http_maintenance_sentinel_note(sn, "AUTH refused: %s", msg);
 
     } else {
@@ -563,7 +563,7 @@ ngx_http_maintenance_sentinel_addr_cb(ngx_http_maintenance_redis_t *rc,
     char   ip[NGX_HTTP_MAINTENANCE_IP_LEN], msg[128];
 
     if (reply->type == REDIS_REPLY_ERROR) {
-        (void) ngx_http_maintenance_reply_copy(reply, msg, sizeof(msg));
+        (void) ngx_http_maintenance_reply_cstr(reply, msg, sizeof(msg));
         ngx_http_maintenance_sentinel_note(sn, "SENTINEL refused: %s", msg);
         ngx_http_maintenance_redis_close(rc, "refused");
         return;
@@ -879,7 +879,7 @@ ngx_http_maintenance_sentinel_sub_cb(ngx_http_maintenance_redis_t *rc,
     }
 
     if (reply->type == REDIS_REPLY_ERROR) {
-        (void) ngx_http_maintenance_reply_copy(reply, msg, sizeof(msg));
+        (void) ngx_http_maintenance_reply_cstr(reply, msg, sizeof(msg));
         (void) ngx_snprintf((u_char *) why, sizeof(why) - 1, "refused: %s%Z",
                             msg);
         ngx_http_maintenance_redis_close(rc, why);
@@ -894,7 +894,7 @@ ngx_http_maintenance_sentinel_sub_cb(ngx_http_maintenance_redis_t *rc,
         return;
     }
 
-    if (ngx_http_maintenance_reply_is(reply->element[0], "pong")) {
+    if (ngx_http_maintenance_reply_str_is(reply->element[0], "pong")) {
         return;
     }
 
@@ -906,7 +906,7 @@ ngx_http_maintenance_sentinel_sub_cb(ngx_http_maintenance_redis_t *rc,
         return;
     }
 
-    if (ngx_http_maintenance_reply_is(reply->element[0], "subscribe")) {
+    if (ngx_http_maintenance_reply_str_is(reply->element[0], "subscribe")) {
         if (sn->sub_ready
             || reply->element[2]->type != REDIS_REPLY_INTEGER)
         {
@@ -951,7 +951,7 @@ ngx_http_maintenance_sentinel_sub_cb(ngx_http_maintenance_redis_t *rc,
         return;
     }
 
-    if (!ngx_http_maintenance_reply_is(reply->element[0], "message")
+    if (!ngx_http_maintenance_reply_str_is(reply->element[0], "message")
         || reply->element[2]->type != REDIS_REPLY_STRING || !sn->sub_ready)
     {
         ngx_http_maintenance_redis_close(rc, "malformed reply: unexpected "
@@ -1248,7 +1248,7 @@ ngx_http_maintenance_reply_master_addr(const redisReply *r, char *ip,
         return -1;
     }
 
-    if (ngx_http_maintenance_reply_copy(r->element[0], ip, iplen) != 0) {
+    if (ngx_http_maintenance_reply_cstr(r->element[0], ip, iplen) != 0) {
         return -1;
     }
 
@@ -1282,8 +1282,8 @@ ngx_http_maintenance_reply_sentinel(const redisReply *r, char *ip,
             return -1;
         }
 
-        if (ngx_http_maintenance_reply_is(r->element[i], "ip")) {
-            if (ngx_http_maintenance_reply_copy(r->element[i + 1], ip, iplen)
+        if (ngx_http_maintenance_reply_str_is(r->element[i], "ip")) {
+            if (ngx_http_maintenance_reply_cstr(r->element[i + 1], ip, iplen)
                 != 0)
             {
                 return -1;
@@ -1291,7 +1291,7 @@ ngx_http_maintenance_reply_sentinel(const redisReply *r, char *ip,
 
             have_ip = 1;
 
-        } else if (ngx_http_maintenance_reply_is(r->element[i], "port")) {
+        } else if (ngx_http_maintenance_reply_str_is(r->element[i], "port")) {
             *port = ngx_http_maintenance_port(r->element[i + 1]->str,
                                               r->element[i + 1]->len);
         }
@@ -1313,7 +1313,7 @@ ngx_http_maintenance_reply_role(const redisReply *r, char *role,
         return -1;
     }
 
-    return ngx_http_maintenance_reply_copy(r->element[0], role, rolelen);
+    return ngx_http_maintenance_reply_cstr(r->element[0], role, rolelen);
 }
 
 
@@ -1390,7 +1390,7 @@ ngx_http_maintenance_switch_master_parse(const char *msg, size_t len,
 
 
 static int
-ngx_http_maintenance_reply_is(const redisReply *r, const char *s)
+ngx_http_maintenance_reply_str_is(const redisReply *r, const char *s)
 {
     size_t  i, len;
 
@@ -1414,7 +1414,7 @@ ngx_http_maintenance_reply_is(const redisReply *r, const char *s)
 /* a string reply as a C string: 0, or -1 if empty, too long or with NUL */
 
 static int
-ngx_http_maintenance_reply_copy(const redisReply *r, char *buf, size_t size)
+ngx_http_maintenance_reply_cstr(const redisReply *r, char *buf, size_t size)
 {
     size_t  len;
 
