@@ -8,7 +8,8 @@
 #  2. SENTINEL FAILOVER (graceful): the same; the old master, now a
 #     replica, is not read or written by the edges;
 #  3. one sentinel down, the fake one (first) names the replica: the ROLE
-#     check sends the edges on to the real master;
+#     check sends the edges on to the real master; a third edge configured
+#     with the dead sentinel only finds the others it learned from it;
 #  4. every sentinel down: the edges keep their state under the failure
 #     policy, status says so with the sentinels tried; back: reconnected;
 #  5. configuration errors.
@@ -43,7 +44,8 @@ my $sentinels = join ' ', $fake, @node{qw(g-s2 g-s1 g-s3)};
 
 # e1: HTTP, failure policy last; e2: TLS, failure policy closed
 sub edge_conf {
-    my ($n, $policy, $tls) = @_;
+    my ($n, $policy, $tls, $list) = @_;
+    $list //= $sentinels;
     my $listen = $tls ? "listen 127.0.0.1:%%PORT_$n%% ssl;\n"
                         . "        ssl_certificate $crt;\n"
                         . "        ssl_certificate_key $key;"
@@ -54,7 +56,7 @@ worker_processes 2;
 events { worker_connections 128; }
 http {
     access_log off;
-    maintenance_redis_sentinel $NAME $sentinels timeout=500ms;
+    maintenance_redis_sentinel $NAME $list timeout=500ms;
     maintenance_poll 200ms;
     maintenance_node_id $n;
     maintenance_redis_failure $policy;
@@ -77,9 +79,11 @@ EOF
 
 $t->nginx_conf('e1', edge_conf('e1', 'last', 0));
 $t->nginx_conf('e2', edge_conf('e2', 'closed', 1));
-$t->start_nginx($_) for qw(e1 e2);
+# e3: only g-s2, which dies in 3: the other sentinels are learned from it
+$t->nginx_conf('e3', edge_conf('e3', 'last', 0, $node{'g-s2'}));
+$t->start_nginx($_) for qw(e1 e2 e3);
 
-my %tls = (e1 => 0, e2 => 1);
+my %tls = (e1 => 0, e2 => 1, e3 => 0);
 
 sub code {
     my ($n) = @_;
@@ -104,12 +108,13 @@ sub addr { '127.0.0.1:' . $t->port($_[0]) }
 sub both { my ($c) = @_; code('e1') == $c && code('e2') == $c }
 
 sub on_master {
-    my ($who) = @_;
+    my ($who, @edges) = @_;
     my $want = addr($who);
+    @edges = qw(e1 e2) unless @edges;
     return !grep {
         my $s = status($_);
         ($s->{sentinel}{master} // '') ne $want || !$s->{redis}{up}
-    } qw(e1 e2);
+    } @edges;
 }
 
 # A child samples both edges until told to stop (bounded in time and
@@ -144,8 +149,8 @@ sub sampler_stop {
              $t->read_file($s->{out}) // '' ];
 }
 
-ok($t->wait_for(sub { on_master('g-m') }, 10),
-   'both edges on g-m through the sentinels (the fake one skipped)')
+ok($t->wait_for(sub { on_master('g-m', qw(e1 e2 e3)) }, 10),
+   'the edges on g-m through the sentinels (the fake one skipped)')
     or diag(explain(status('e1')));
 like($t->error_log('e1'),
      qr/sentinel: \Q127.0.0.1:${\ $t->port('g-r')}\E, named by sentinel \Q$fake\E as the master of "$NAME", answers ROLE "slave"/,
@@ -274,6 +279,21 @@ is(status('e1')->{sentinel}{failovers}, 2, '2: e1: two failovers counted');
 $t->kill_redis('g-s2');
 $t->redis('fs', 'FAKE', 'SENTINEL', $NAME, '127.0.0.1', $t->port($old));
 
+# e3's command link dropped: its one configured sentinel is dead
+ok($t->wait_for(sub { on_master($new, 'e3') }, 5), '3: e3 on the master');
+my $drops = () = $t->error_log('e3') =~ /redis command link .* down/g;
+$t->redis($new, 'CLIENT', 'KILL', 'TYPE', 'normal');
+ok($t->wait_for(sub {
+    my $n = () = $t->error_log('e3') =~ /redis command link .* down/g;
+    $n > $drops || $t->error_log('e3') =~ /\Q$node{'g-s2'}\E: connect\(\) failed/;
+}, 5), '3: e3: the command link dropped (CLIENT KILL), the sentinels asked');
+ok($t->wait_for(sub { on_master($new, 'e3') }, 10),
+   '3: e3 back on the master through the sentinels it learned');
+ok($t->wait_for(sub { status('e3')->{sentinel}{reachable} }, 10),
+   '3: e3: its +switch-master subscription moved to a learned sentinel');
+like($t->error_log('e3'), qr/\Q$node{'g-s2'}\E: connect\(\) failed|sentinel subscriber to \Q$node{'g-s2'}\E down/,
+     '3: e3 tried its configured sentinel first');
+
 # a reload: the new worker 0 asks the sentinels in the configured order
 $t->reload_nginx($_) for qw(e1 e2);
 ok($t->wait_for(sub { on_master($new) }, 10),
@@ -288,7 +308,10 @@ for my $n (qw(e1 e2)) {
 }
 $epoch++;
 $t->set_state($new, 'default', 'on', $epoch);
-ok($t->wait_for(sub { both(503) }, 2), '3: a change reaches both edges');
+ok($t->wait_for(sub { both(503) && code('e3') == 503 }, 2),
+   '3: a change reaches every edge');
+$t->stop_nginx('e3');
+$t->check_logs('e3');
 
 # --- 4. every sentinel down -------------------------------------------
 
