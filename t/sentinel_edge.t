@@ -12,7 +12,10 @@
 #     with the dead sentinel only finds the others it learned from it;
 #  4. every sentinel down: the edges keep their state under the failure
 #     policy, status says so with the sentinels tried; back: reconnected;
-#  5. configuration errors.
+#  5. configuration errors;
+#  6. under valgrind (nginx single process): the stale sentinel, a graceful
+#     failover, every sentinel hung and back, a graceful exit: no error,
+#     no socket left open.
 use strict;
 use warnings;
 use Test::More;
@@ -211,21 +214,25 @@ for my $n (qw(e1 e2)) {
 
 # --- 2. graceful failover -----------------------------------------------
 
-# the old master back, as a replica of the new one
-$t->start_redis('g-m', args => ['--replicaof', '127.0.0.1',
-                                 $t->port($new)]);
-ok($t->wait_for(sub {
+# $who is a replica in sync, as every live sentinel sees it
+sub healthy_replica {
+    my ($who) = @_;
     my $ok = 1;
-    for my $sn (@{ $g->{sentinels} }) {
+    for my $sn (grep { $t->redis_pid($_) } @{ $g->{sentinels} }) {
         my $r = $t->redis($sn, 'SENTINEL', 'replicas', $NAME);
-        my %f = map { @$_ } @$r;
-        my ($e) = grep { { @$_ }->{port} == $t->port('g-m') } @$r;
+        my ($e) = grep { { @$_ }->{port} == $t->port($who) } @$r;
         my %h = $e ? @$e : ();
         $ok &&= ($h{flags} // '') eq 'slave'
                 && ($h{'master-link-status'} // '') eq 'ok';
     }
-    $ok;
-}, 30), '2: g-m is back as a healthy replica, as every sentinel sees it');
+    return $ok;
+}
+
+# the old master back, as a replica of the new one
+$t->start_redis('g-m', args => ['--replicaof', '127.0.0.1',
+                                 $t->port($new)]);
+ok($t->wait_for(sub { healthy_replica('g-m') }, 30),
+   '2: g-m is back as a healthy replica, as every sentinel sees it');
 
 $epoch++;
 $t->set_state($new, 'default', 'on', $epoch);
@@ -406,5 +413,89 @@ refuse('many', "    maintenance_redis_sentinel m "
                . join(' ', map { "127.0.0.1:" . (30000 + $_) } 1 .. 17)
                . ";\n",
        qr/more than 16 sentinel addresses/, '17 sentinels');
+
+# --- 6. under valgrind ------------------------------------------------
+
+SKIP: {
+skip 'valgrind not installed', 10
+    unless grep { -x "$_/valgrind" } split /:/, $ENV{PATH};
+
+$m = $t->sentinel_master($g);
+my $r = $m eq 'g-m' ? 'g-r' : 'g-m';
+$t->redis('fs', 'FAKE', 'SENTINEL', $NAME, '127.0.0.1', $t->port($r));
+my $dir = $t->nginx_dir('v');
+$t->nginx_conf('v', <<"CONF");
+load_module %%MODULE%%;
+master_process off;
+daemon off;
+pid %%DIR%%/nginx.pid;
+events { worker_connections 64; }
+http {
+    access_log off;
+    maintenance_redis_sentinel $NAME $sentinels timeout=1s;
+    maintenance_poll 200ms;
+    maintenance on;
+
+    server {
+        listen 127.0.0.1:%%PORT_v%%;
+        location / { return 200 "app\n"; }
+    }
+
+    server {
+        listen 127.0.0.1:%%PORT_v_st%%;
+        maintenance off;
+        location /status { maintenance_status; }
+    }
+}
+CONF
+my $vglog = "$dir/valgrind.log";
+my $vpid = fork // die "fork: $!";
+if ($vpid == 0) {
+    open STDIN, '<', '/dev/null';
+    open STDOUT, '>', "$dir/stdout";
+    open STDERR, '>&', \*STDOUT;
+    exec 'valgrind', '-q', "--log-file=$vglog", '--track-fds=no',
+         '--leak-check=no', 'nginx', '-p', "$dir/", '-c', "$dir/nginx.conf",
+         '-e', "$dir/error.log", '-g', "error_log $dir/error.log info;"
+        or POSIX::_exit(127);
+}
+ok($t->wait_port($t->port('v_st'), 60), '6: nginx under valgrind listens');
+my $vst = sub {
+    my $b = $t->http($t->port('v_st'), '/status', timeout => 10)->{body};
+    return eval { decode_json($b) } // {};
+};
+ok($t->wait_for(sub { ($vst->()->{sentinel}{master} // '') eq addr($m) },
+                30), '6: on the master (the stale sentinel refused)');
+
+ok($t->wait_for(sub { healthy_replica($r) }, 30), "6: $r a healthy "
+   . 'replica');
+$t->redis('g-s1', 'SENTINEL', 'FAILOVER', $NAME);
+my $m2 = $t->wait_failover($g, $m, 30);
+ok($m2 && $t->wait_for(sub {
+    ($vst->()->{sentinel}{master} // '') eq addr($m2) }, 10),
+   '6: graceful failover followed');
+
+$t->kill_redis($_, 'STOP') for qw(fs g-s1 g-s3);
+$t->redis($m2, 'CLIENT', 'KILL', 'TYPE', 'normal');
+ok($t->wait_for(sub { $t->error_log('v') =~ /no sentinel names the master/ },
+                30), '6: every sentinel hung: the discovery fails');
+$t->kill_redis($_, 'CONT') for qw(fs g-s1 g-s3);
+ok($t->wait_for(sub { $vst->()->{redis}{up} }, 30), '6: back');
+
+kill 'QUIT', $vpid;
+my $end = time + 30;
+my $w = 0;
+while (time < $end) {
+    $w = waitpid($vpid, POSIX::WNOHANG());
+    last if $w == $vpid;
+    sleep 0.05;
+}
+is($w, $vpid, '6: graceful exit');
+$vpid = 0 if $w;
+is($t->read_file($vglog) // '', '', '6: valgrind reports nothing');
+unlike($t->error_log('v'), qr/open socket .* left/, '6: no socket left open');
+$t->check_logs('v');
+END { if ($vpid) { kill 'KILL', $vpid; waitpid($vpid, 0) } }
+}
 
 done_testing;
