@@ -773,6 +773,10 @@ ngx_http_maintenance_link_resolved(ngx_http_maintenance_sentinel_t *sn,
 static void
 ngx_http_maintenance_link_reroute(ngx_http_maintenance_link_t *link)
 {
+    if (link->redis.c == NULL) {
+        return;
+    }
+
     link->reroute = 1;
 
     ngx_http_maintenance_link_drop(link, "the master changed");

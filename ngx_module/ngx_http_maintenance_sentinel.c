@@ -952,6 +952,8 @@ ngx_http_maintenance_sentinel_sub_cb(ngx_http_maintenance_redis_t *rc,
     }
 
     if (!ngx_http_maintenance_reply_str_is(reply->element[0], "message")
+        || !ngx_http_maintenance_reply_str_is(reply->element[1],
+                                              "+switch-master")
         || reply->element[2]->type != REDIS_REPLY_STRING || !sn->sub_ready)
     {
         ngx_http_maintenance_redis_close(rc, "malformed reply: unexpected "
