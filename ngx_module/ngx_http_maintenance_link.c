@@ -678,7 +678,7 @@ ngx_http_maintenance_link_sentinel(ngx_http_maintenance_link_t *link)
 
     if (link->kind == NGX_HTTP_MAINTENANCE_LINK_CMD) {
         sync->sentinel = ngx_http_maintenance_sentinel_create(sync,
-                                             ngx_http_maintenance_link_resolved);
+                                            ngx_http_maintenance_link_resolved);
         if (sync->sentinel == NULL) {
             return NGX_ERROR;
         }

@@ -491,10 +491,11 @@ ngx_int_t ngx_http_maintenance_link_send(ngx_http_maintenance_link_t *link,
  * ngx_http_maintenance_sentinel.c: the master through Redis Sentinel
  * (worker 0).  _master gives the master's address (NGX_OK) or starts a
  * discovery (NGX_AGAIN); with "confirmed", only a master the command
- * link's ROLE confirmed (the subscriber waits for it).  The "resolved" hook (set by the link file) runs
- * from the event loop, never from inside a call: after a discovery (NGX_OK
- * or NGX_ERROR), and after +switch-master (NGX_OK): links waiting connect,
- * links connected elsewhere reconnect.
+ * link's ROLE confirmed (the subscriber waits for it).  The "resolved"
+ * hook (set by the link file) runs from the event loop, never from inside
+ * a call: after a discovery (NGX_OK or NGX_ERROR), after +switch-master
+ * and after a confirmation (NGX_OK): links waiting connect, links
+ * connected elsewhere reconnect.
  */
 
 typedef void (*ngx_http_maintenance_resolved_pt)(

@@ -139,7 +139,8 @@ static void ngx_http_maintenance_sentinel_zone_master(
     ngx_http_maintenance_sentinel_t *sn);
 static ngx_uint_t ngx_http_maintenance_sentinel_exiting(
     ngx_http_maintenance_sentinel_t *sn);
-static int ngx_http_maintenance_reply_str_is(const redisReply *r, const char *s);
+static int ngx_http_maintenance_reply_str_is(const redisReply *r,
+    const char *s);
 static int ngx_http_maintenance_reply_cstr(const redisReply *r, char *buf,
     size_t size);
 static int ngx_http_maintenance_port(const char *s, size_t len);
