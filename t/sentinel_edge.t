@@ -15,7 +15,9 @@
 #  5. configuration errors;
 #  6. under valgrind (nginx single process): the stale sentinel, a graceful
 #     failover, every sentinel hung and back, a graceful exit: no error,
-#     no socket left open.
+#     no socket left open;
+#  7. a sentinel with a password: sentinel_password_file; a wrong one is
+#     refused, said in status and the log, the password never logged.
 use strict;
 use warnings;
 use Test::More;
@@ -501,6 +503,68 @@ is($t->read_file($vglog) // '', '', '6: valgrind reports nothing');
 unlike($t->error_log('v'), qr/open socket .* left/, '6: no socket left open');
 $t->check_logs('v');
 END { if ($vpid) { kill 'KILL', $vpid; waitpid($vpid, 0) } }
+}
+
+# --- 7. a sentinel with a password --------------------------------------
+
+$m = $t->sentinel_master($g);
+my $s4 = 'g-s4';
+my $s4dir = $t->dir . "/$s4";
+$t->write_file("$s4dir/sentinel.conf", join('',
+    "port ", $t->port($s4), "\nbind 127.0.0.1\nprotected-mode no\n",
+    "daemonize no\ndir $s4dir\nlogfile $s4dir/redis.log\n",
+    "sentinel monitor $NAME 127.0.0.1 ", $t->port($m), " 2\n"));
+$t->start_redis($s4, sentinel => "$s4dir/sentinel.conf");
+my $spw = 'Sentinel-pw-' . join('', map { ('a'..'z')[rand 26] } 1 .. 16);
+$t->write_file('spw', "$spw\n");
+$t->write_file('spw.bad', "not-$spw\n");
+$t->redis($s4, 'ACL', 'SETUSER', 'default', 'on', ">$spw");
+
+for my $n (qw(pw pwbad)) {
+    my $f = $t->dir . ($n eq 'pw' ? '/spw' : '/spw.bad');
+    my $s4port = $t->port($s4);
+    $t->nginx_conf($n, <<"EOF");
+load_module %%MODULE%%;
+worker_processes 1;
+events { worker_connections 64; }
+http {
+    access_log off;
+    maintenance_redis_sentinel $NAME 127.0.0.1:$s4port
+                               sentinel_password_file=$f;
+    maintenance_poll 200ms;
+    maintenance_node_id $n;
+    maintenance on;
+
+    server {
+        listen 127.0.0.1:%%PORT_$n%%;
+        location / { return 200 "app\\n"; }
+    }
+
+    server {
+        listen 127.0.0.1:%%PORT_${n}_st%%;
+        maintenance off;
+        location /status { maintenance_status; }
+    }
+}
+EOF
+    $t->start_nginx($n);
+    $tls{$n} = 0;
+}
+
+ok($t->wait_for(sub { on_master($m, 'pw') }, 10),
+   '7: sentinel_password_file: AUTH accepted, on the master');
+ok($t->wait_for(sub { status('pw')->{sentinel}{in_use} eq addr($s4) }, 10),
+   '7: the +switch-master subscription authenticated too');
+ok($t->wait_for(sub {
+    (status('pwbad')->{sentinel}{tried} // '') =~ /AUTH refused/ }, 10),
+   '7: a wrong sentinel password: status says AUTH refused');
+like($t->error_log('pwbad'), qr/no sentinel names the master .*AUTH refused/,
+     '7: and the log');
+ok(!status('pwbad')->{redis}{up}, '7: no master without a sentinel');
+for my $n (qw(pw pwbad)) {
+    $t->stop_nginx($n);
+    unlike($t->error_log($n), qr/\Q$spw\E/, "7: $n: no password in the log");
+    $t->check_logs($n);
 }
 
 done_testing;
