@@ -303,6 +303,22 @@ start_dns();
 ok($t->wait_for(sub { code('dns') == 200 }, 5 + $POLL + 2),
    'the DNS server is back: the edge reconnects and follows the change');
 
+# a reload while worker 0 waits on the silent resolver: the old worker 0
+# lets go of its resolution (cancelled, no callback after) and exits
+kill 'STOP', $dns_pid;
+sleep($VALID + 1.2);
+my $b0 = dns_backlog();
+kick('127.0.0.3');
+ok($t->wait_for(sub { dns_backlog() > $b0 }, 5), 'a resolution in flight');
+my %old = map { $_ => 1 } $t->worker_pids('dns');
+$t->reload_nginx('dns');
+ok(!grep({ $old{$_} } $t->worker_pids('dns')),
+   'reload: the old workers exited while their resolution was pending');
+kill 'CONT', $dns_pid;
+ok($t->wait_for(sub { redis_up('dns') && code('dns') == 200 },
+                $TIMEOUT + $POLL + 3),
+   'reload: the new worker 0 resolves the name and syncs');
+
 $t->stop_nginx('dns');
 $t->check_logs('dns');
 
