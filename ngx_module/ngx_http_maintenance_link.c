@@ -360,7 +360,7 @@ ngx_http_maintenance_link_resolved(ngx_http_maintenance_resolve_t *rs)
 {
     ngx_http_maintenance_link_t  *link = rs->data;
 
-    u_char                        text[NGX_SOCKADDR_STRLEN];
+    u_char                        text[NGX_SOCKADDR_STRLEN], more[64];
     size_t                        len;
     ngx_http_maintenance_sync_t  *sync;
 
@@ -398,16 +398,24 @@ ngx_http_maintenance_link_resolved(ngx_http_maintenance_resolve_t *rs)
     if (len != sync->resolved_len
         || ngx_memcmp(text, sync->resolved, len) != 0)
     {
+        more[0] = '\0';
+
+        if (rs->naddrs > 1) {
+            (void) ngx_snprintf(more, sizeof(more) - 1,
+                                " (one of %ui addresses, tried in turn)%Z",
+                                rs->naddrs);
+        }
+
         if (sync->resolved_len == 0) {
             ngx_log_error(NGX_LOG_NOTICE, sync->log, 0,
-                          "maintenance: redis name %V resolves to %*s",
-                          &sync->mmcf->redis_name, len, text);
+                          "maintenance: redis name %V resolves to %*s%s",
+                          &sync->mmcf->redis_name, len, text, more);
 
         } else {
             ngx_log_error(NGX_LOG_NOTICE, sync->log, 0,
                           "maintenance: redis name %V now resolves to %*s, "
-                          "was %*s", &sync->mmcf->redis_name, len, text,
-                          sync->resolved_len, sync->resolved);
+                          "was %*s%s", &sync->mmcf->redis_name, len, text,
+                          sync->resolved_len, sync->resolved, more);
         }
 
         ngx_memcpy(sync->resolved, text, len);

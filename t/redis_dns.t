@@ -303,6 +303,24 @@ start_dns();
 ok($t->wait_for(sub { code('dns') == 200 }, 5 + $POLL + 2),
    'the DNS server is back: the edge reconnects and follows the change');
 
+# two A records, the first one dead: the links try the addresses in turn
+$t->write_file($DNS_A, "127.0.0.2\n127.0.0.3\n");
+sleep($VALID + 1.2);
+$off = length($t->error_log('dns'));
+kick('127.0.0.3');
+ok($t->wait_for(sub {
+    log_since('dns', $off, qr/now resolves to 127\.0\.0\.2:$RPORT/) }, 5),
+   'two addresses: the links try 127.0.0.2 (dead)');
+ok($t->wait_for(sub {
+    redis_up('dns')
+    && rcmd('127.0.0.3', 'CLIENT', 'LIST') =~ tr/\n// >= 3 },
+                $VALID + 2 * $POLL + 3),
+   'and then 127.0.0.3: both links up there');
+like(substr($t->error_log('dns'), $off),
+     qr/now resolves to 127\.0\.0\.2:$RPORT.*\n(?:.*\n)*.*now resolves to 127\.0\.0\.3:$RPORT, was 127\.0\.0\.2:$RPORT \(one of 2 addresses, tried in turn\)/,
+     'each move is logged at notice');
+$t->write_file($DNS_A, "127.0.0.3\n");
+
 # a reload while worker 0 waits on the silent resolver: the old worker 0
 # lets go of its resolution (cancelled, no callback after) and exits
 kill 'STOP', $dns_pid;
