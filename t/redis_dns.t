@@ -5,8 +5,9 @@
 # on 127.0.0.2 and 127.0.0.3, same port.  The edge follows the name from
 # one to the other without a reload; a silent or dead resolver is a link
 # failure (logged once, the failure policy rules) while requests are still
-# answered at once.  Without "resolver" the name is resolved at load, with
-# a notice.
+# answered at once.  Two A records, the first dead: tried in turn.  A
+# reload and a graceful exit (valgrind) while a resolution is in flight.
+# Without "resolver" the name is resolved at load, with a notice.
 use strict;
 use warnings;
 use Test::More;
