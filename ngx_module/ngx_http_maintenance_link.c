@@ -21,6 +21,10 @@
 
 static void ngx_http_maintenance_link_connect(
     ngx_http_maintenance_link_t *link);
+static void ngx_http_maintenance_link_resolved(
+    ngx_http_maintenance_resolve_t *rs);
+static void ngx_http_maintenance_link_open(
+    ngx_http_maintenance_link_t *link);
 static void ngx_http_maintenance_link_failed(
     ngx_http_maintenance_link_t *link, const char *why,
     ngx_uint_t established);
@@ -34,7 +38,7 @@ static void ngx_http_maintenance_message_cb(ngx_http_maintenance_redis_t *rc,
     redisReply *reply, void *data);
 static ngx_int_t ngx_http_maintenance_link_sentinel(
     ngx_http_maintenance_link_t *link);
-static void ngx_http_maintenance_link_resolved(
+static void ngx_http_maintenance_link_sentinel_resolved(
     ngx_http_maintenance_sentinel_t *sn, ngx_int_t rc, const char *why);
 static void ngx_http_maintenance_link_reroute(
     ngx_http_maintenance_link_t *link);
@@ -83,6 +87,11 @@ ngx_http_maintenance_link_init(ngx_http_maintenance_link_t *link,
     }
 
     if (mmcf->redis_addr.len == 0) {
+        return NGX_OK;
+    }
+
+    if (mmcf->redis_name.len) {
+        /* a name and a resolver: the address comes on each connect */
         return NGX_OK;
     }
 
@@ -185,6 +194,7 @@ ngx_http_maintenance_link_up(ngx_http_maintenance_link_t *link)
     link->up = 1;
     link->refused = 0;
     link->bad = 0;
+    link->unresolved = 0;
     link->down_since = 0;
     link->down_long = 0;
     link->backoff = NGX_HTTP_MAINTENANCE_BACKOFF_MIN;
@@ -297,6 +307,8 @@ ngx_http_maintenance_link_stop(ngx_http_maintenance_link_t *link)
         ngx_del_timer(&link->reconnect);
     }
 
+    ngx_http_maintenance_resolve_cancel(&link->resolve);
+
     link->ready = 0;
 
     ngx_http_maintenance_redis_free(&link->redis);
@@ -322,13 +334,122 @@ ngx_http_maintenance_link_send(ngx_http_maintenance_link_t *link,
 
 
 /*
+ * A Redis name (with a resolver) is resolved again on each connect, on the
+ * event loop: a DNS-based failover needs no reload.  A resolver error or
+ * timeout is a failed connect: logged once, backoff, the failure policy.
+ */
+
+static void
+ngx_http_maintenance_link_connect(ngx_http_maintenance_link_t *link)
+{
+    ngx_http_maintenance_sync_t       *sync;
+    ngx_http_maintenance_main_conf_t  *mmcf;
+
+    sync = link->sync;
+    mmcf = sync->mmcf;
+
+    if (mmcf->redis_name.len == 0) {
+        ngx_http_maintenance_link_open(link);
+        return;
+    }
+
+    if (link->resolve.ctx) {
+        return;
+    }
+
+    link->ready = 0;
+    link->up = 0;
+
+    if (ngx_http_maintenance_resolve(&link->resolve, sync, &mmcf->redis_name,
+                                     mmcf->redis_port,
+                                     ngx_http_maintenance_link_resolved,
+                                     link)
+        != NGX_OK)
+    {
+        ngx_http_maintenance_link_failed(link, link->resolve.err, 0);
+    }
+}
+
+
+static void
+ngx_http_maintenance_link_resolved(ngx_http_maintenance_resolve_t *rs)
+{
+    ngx_http_maintenance_link_t  *link = rs->data;
+
+    u_char                        text[NGX_SOCKADDR_STRLEN], more[64];
+    size_t                        len;
+    ngx_http_maintenance_sync_t  *sync;
+
+    sync = link->sync;
+
+    if (sync->exiting || ngx_exiting || ngx_terminate || ngx_quit) {
+        return;
+    }
+
+    if (rs->state != NGX_OK) {
+        /* "down" names the first failure; a resolver failure, once more */
+
+        if (link->logged == NGX_HTTP_MAINTENANCE_LOGGED_DOWN
+            && !link->unresolved)
+        {
+            ngx_log_error(NGX_LOG_ERR, sync->log, 0,
+                          "maintenance: redis %s link to %V: %s; retrying",
+                          link->name, &sync->mmcf->redis_addr, rs->err);
+        }
+
+        link->unresolved = 1;
+
+        ngx_http_maintenance_link_failed(link, rs->err, 0);
+        return;
+    }
+
+    link->redis.sockaddr = ngx_http_maintenance_resolve_next(rs,
+                                                      &link->redis.socklen);
+
+    len = ngx_sock_ntop(link->redis.sockaddr, link->redis.socklen, text,
+                        NGX_SOCKADDR_STRLEN, 1);
+
+    /* both links resolve the name: the change is logged once */
+
+    if (len != sync->resolved_len
+        || ngx_memcmp(text, sync->resolved, len) != 0)
+    {
+        more[0] = '\0';
+
+        if (rs->naddrs > 1) {
+            (void) ngx_snprintf(more, sizeof(more) - 1,
+                                " (one of %ui addresses, tried in turn)%Z",
+                                rs->naddrs);
+        }
+
+        if (sync->resolved_len == 0) {
+            ngx_log_error(NGX_LOG_NOTICE, sync->log, 0,
+                          "maintenance: redis name %V resolves to %*s%s",
+                          &sync->mmcf->redis_name, len, text, more);
+
+        } else {
+            ngx_log_error(NGX_LOG_NOTICE, sync->log, 0,
+                          "maintenance: redis name %V now resolves to %*s, "
+                          "was %*s%s", &sync->mmcf->redis_name, len, text,
+                          sync->resolved_len, sync->resolved, more);
+        }
+
+        ngx_memcpy(sync->resolved, text, len);
+        sync->resolved_len = len;
+    }
+
+    ngx_http_maintenance_link_open(link);
+}
+
+
+/*
  * Connects and pipelines the handshake: AUTH, SELECT, then SUBSCRIBE (the
  * subscriber) or the first poll (the command link, through link_ready).
  * Everything waits in the output buffer until the connect completes.
  */
 
 static void
-ngx_http_maintenance_link_connect(ngx_http_maintenance_link_t *link)
+ngx_http_maintenance_link_open(ngx_http_maintenance_link_t *link)
 {
     int                                n;
     size_t                             lens[3];
@@ -678,7 +799,7 @@ ngx_http_maintenance_link_sentinel(ngx_http_maintenance_link_t *link)
 
     if (link->kind == NGX_HTTP_MAINTENANCE_LINK_CMD) {
         sync->sentinel = ngx_http_maintenance_sentinel_create(sync,
-                                            ngx_http_maintenance_link_resolved);
+                                   ngx_http_maintenance_link_sentinel_resolved);
         if (sync->sentinel == NULL) {
             return NGX_ERROR;
         }
@@ -710,8 +831,8 @@ ngx_http_maintenance_link_sentinel(ngx_http_maintenance_link_t *link)
  */
 
 static void
-ngx_http_maintenance_link_resolved(ngx_http_maintenance_sentinel_t *sn,
-    ngx_int_t rc, const char *why)
+ngx_http_maintenance_link_sentinel_resolved(
+    ngx_http_maintenance_sentinel_t *sn, ngx_int_t rc, const char *why)
 {
     socklen_t                     socklen;
     ngx_uint_t                    i;
