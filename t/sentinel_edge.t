@@ -253,6 +253,7 @@ ok($t->wait_for(sub { on_master($new) }, 2),
    '2: both edges on the new master within 2 s');
 diag(sprintf('2: edges on the new master %.0f ms after the failover',
              1000 * (time - $t_fo)));
+ok($t->wait_for(sub { on_master($new, 'e3') }, 2), '2: e3 too');
 # (the sentinels turn it into a replica after their next INFO, <= 10 s)
 ok($t->wait_for(sub { $t->redis($old, 'ROLE')->[0] eq 'slave' }, 15),
    "2: $old is a replica now");
