@@ -540,9 +540,14 @@ ngx_http_maintenance_link_open(ngx_http_maintenance_link_t *link)
         argv[0] = "ROLE";
         lens[0] = 4;
 
-        (void) ngx_http_maintenance_link_send(link,
-                                              ngx_http_maintenance_role_cb,
-                                              NULL, 1, argv, lens);
+        if (ngx_http_maintenance_link_send(link, ngx_http_maintenance_role_cb,
+                                           NULL, 1, argv, lens)
+            != NGX_OK)
+        {
+            /* never ready otherwise */
+            ngx_http_maintenance_link_drop(link, "out of memory");
+        }
+
         return;
     }
 

@@ -431,9 +431,13 @@ ngx_http_maintenance_sentinel_ask(ngx_http_maintenance_sentinel_t *sn)
         argv[1] = (char *) sn->password.data;
         lens[1] = sn->password.len;
 
-        (void) ngx_http_maintenance_redis_send(&sn->query,
+        if (ngx_http_maintenance_redis_send(&sn->query,
                                        ngx_http_maintenance_sentinel_auth_cb,
-                                       sn, 2, argv, lens);
+                                       sn, 2, argv, lens)
+            != NGX_OK)
+        {
+            goto failed;
+        }
     }
 
     argv[0] = "SENTINEL";
@@ -443,16 +447,29 @@ ngx_http_maintenance_sentinel_ask(ngx_http_maintenance_sentinel_t *sn)
     argv[2] = (char *) sn->name.data;
     lens[2] = sn->name.len;
 
-    (void) ngx_http_maintenance_redis_send(&sn->query,
+    if (ngx_http_maintenance_redis_send(&sn->query,
                                        ngx_http_maintenance_sentinel_addr_cb,
-                                       sn, 3, argv, lens);
+                                       sn, 3, argv, lens)
+        != NGX_OK)
+    {
+        goto failed;
+    }
 
     argv[1] = "sentinels";
     lens[1] = sizeof("sentinels") - 1;
 
-    (void) ngx_http_maintenance_redis_send(&sn->query,
+    if (ngx_http_maintenance_redis_send(&sn->query,
                                        ngx_http_maintenance_sentinel_peers_cb,
-                                       sn, 3, argv, lens);
+                                       sn, 3, argv, lens)
+        == NGX_OK)
+    {
+        return;
+    }
+
+failed:
+
+    /* nothing would be due on the connection: it would never end */
+    ngx_http_maintenance_redis_close(&sn->query, "out of memory");
 }
 
 
@@ -845,9 +862,13 @@ ngx_http_maintenance_sentinel_sub_start(ngx_http_maintenance_sentinel_t *sn)
         argv[1] = (char *) sn->password.data;
         lens[1] = sn->password.len;
 
-        (void) ngx_http_maintenance_redis_send(&sn->sub,
+        if (ngx_http_maintenance_redis_send(&sn->sub,
                                         ngx_http_maintenance_sentinel_sub_cb,
-                                        sn, 2, argv, lens);
+                                        sn, 2, argv, lens)
+            != NGX_OK)
+        {
+            goto failed;
+        }
     }
 
     argv[0] = "SUBSCRIBE";
@@ -855,9 +876,17 @@ ngx_http_maintenance_sentinel_sub_start(ngx_http_maintenance_sentinel_t *sn)
     argv[1] = "+switch-master";
     lens[1] = sizeof("+switch-master") - 1;
 
-    (void) ngx_http_maintenance_redis_send(&sn->sub,
+    if (ngx_http_maintenance_redis_send(&sn->sub,
                                         ngx_http_maintenance_sentinel_sub_cb,
-                                        sn, 2, argv, lens);
+                                        sn, 2, argv, lens)
+        == NGX_OK)
+    {
+        return;
+    }
+
+failed:
+
+    ngx_http_maintenance_redis_close(&sn->sub, "out of memory");
 }
 
 
