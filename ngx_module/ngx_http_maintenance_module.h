@@ -118,6 +118,16 @@ typedef struct {
     ngx_atomic_t                 failovers;   /* master changes seen */
     uint64_t                     last_switch; /* unix ms, 0 none */
 
+    /*
+     * the sentinels worker 0 learned (SENTINEL sentinels) for the master
+     * "learned_for": a respawned or reloaded worker 0 asks them too
+     */
+    u_char                       learned_for[MIG_NAME_MAX + 1];
+    ngx_uint_t                   nlearned;
+    ngx_sockaddr_t               learned[NGX_HTTP_MAINTENANCE_SENTINELS_CONF];
+    socklen_t                    learned_len[
+                                     NGX_HTTP_MAINTENANCE_SENTINELS_CONF];
+
     ngx_http_maintenance_scope_sh_t  scopes[NGX_HTTP_MAINTENANCE_MAX_SCOPES];
 } ngx_http_maintenance_shctx_t;
 

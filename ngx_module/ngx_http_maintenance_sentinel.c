@@ -37,6 +37,7 @@ struct ngx_http_maintenance_sentinel_s {
     ngx_http_maintenance_sentinel_addr_t  addrs[
                                           NGX_HTTP_MAINTENANCE_SENTINELS_MAX];
     ngx_uint_t                         n;
+    ngx_uint_t                         nconf;    /* configured */
     ngx_uint_t                         good;     /* answered last: asked
                                                     first */
 
@@ -116,6 +117,8 @@ static void ngx_http_maintenance_sentinel_set_master(
 static ngx_int_t ngx_http_maintenance_sentinel_add(
     ngx_http_maintenance_sentinel_t *sn, struct sockaddr *sa,
     socklen_t len);
+static void ngx_http_maintenance_sentinel_learned(
+    ngx_http_maintenance_sentinel_t *sn, ngx_uint_t save);
 static ngx_int_t ngx_http_maintenance_sentinel_parse(
     ngx_http_maintenance_sentinel_t *sn, const char *ip, int port,
     ngx_sockaddr_t *sa, socklen_t *socklen);
@@ -182,6 +185,10 @@ ngx_http_maintenance_sentinel_create(ngx_http_maintenance_sync_t *sync,
         (void) ngx_http_maintenance_sentinel_add(sn, a[i].sockaddr,
                                                  a[i].socklen);
     }
+
+    sn->nconf = sn->n;
+
+    ngx_http_maintenance_sentinel_learned(sn, 0);
 
     timeout = ngx_min(mmcf->redis_timeout,
                       NGX_HTTP_MAINTENANCE_SENTINEL_TIMEOUT);
@@ -634,7 +641,10 @@ ngx_http_maintenance_sentinel_peers_cb(ngx_http_maintenance_redis_t *rc,
     char            ip[NGX_HTTP_MAINTENANCE_IP_LEN];
     size_t          i;
     socklen_t       len;
+    ngx_uint_t      added;
     ngx_sockaddr_t  sa;
+
+    added = 0;
 
     if (reply->type == REDIS_REPLY_ARRAY) {
         for (i = 0; i < reply->elements; i++) {
@@ -651,8 +661,16 @@ ngx_http_maintenance_sentinel_peers_cb(ngx_http_maintenance_redis_t *rc,
                 continue;
             }
 
-            (void) ngx_http_maintenance_sentinel_add(sn, &sa.sockaddr, len);
+            if (ngx_http_maintenance_sentinel_add(sn, &sa.sockaddr, len)
+                == NGX_OK)
+            {
+                added = 1;
+            }
         }
+    }
+
+    if (added) {
+        ngx_http_maintenance_sentinel_learned(sn, 1);
     }
 
     ngx_http_maintenance_redis_close(rc, "done");
@@ -803,6 +821,54 @@ ngx_http_maintenance_sentinel_add(ngx_http_maintenance_sentinel_t *sn,
     a->text[len] = '\0';
 
     return NGX_OK;
+}
+
+
+/*
+ * The sentinels learned, kept in the zone for the next worker 0 of this
+ * master (save), or taken from it at start; never the configured ones.
+ */
+
+static void
+ngx_http_maintenance_sentinel_learned(ngx_http_maintenance_sentinel_t *sn,
+    ngx_uint_t save)
+{
+    ngx_uint_t                     i, n;
+    ngx_http_maintenance_sync_t   *sync;
+    ngx_http_maintenance_shctx_t  *sh;
+
+    sync = sn->sync;
+    sh = sync->sh;
+
+    ngx_shmtx_lock(&sync->shpool->mutex);
+
+    if (save) {
+        if (sh->owner_pid == ngx_pid) {
+            n = ngx_min(sn->n - sn->nconf,
+                        NGX_HTTP_MAINTENANCE_SENTINELS_CONF);
+
+            for (i = 0; i < n; i++) {
+                ngx_memcpy(&sh->learned[i], &sn->addrs[sn->nconf + i].sockaddr,
+                           sizeof(ngx_sockaddr_t));
+                sh->learned_len[i] = sn->addrs[sn->nconf + i].socklen;
+            }
+
+            sh->nlearned = n;
+            (void) ngx_cpystrn(sh->learned_for, sn->name.data,
+                               MIG_NAME_MAX + 1);
+        }
+
+    } else if (ngx_strcmp(sh->learned_for, sn->name.data) == 0) {
+        n = ngx_min(sh->nlearned, NGX_HTTP_MAINTENANCE_SENTINELS_CONF);
+
+        for (i = 0; i < n; i++) {
+            (void) ngx_http_maintenance_sentinel_add(sn,
+                                                   &sh->learned[i].sockaddr,
+                                                   sh->learned_len[i]);
+        }
+    }
+
+    ngx_shmtx_unlock(&sync->shpool->mutex);
 }
 
 

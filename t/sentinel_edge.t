@@ -9,7 +9,8 @@
 #     replica, is not read or written by the edges;
 #  3. one sentinel down, the fake one (first) names the replica: the ROLE
 #     check sends the edges on to the real master; a third edge configured
-#     with the dead sentinel only finds the others it learned from it;
+#     with the dead sentinel only finds the others it learned from it, also
+#     after its worker 0 was killed;
 #  4. every sentinel down: the edges keep their state under the failure
 #     policy, status says so with the sentinels tried; back: reconnected;
 #  5. configuration errors;
@@ -304,6 +305,23 @@ ok($t->wait_for(sub { status('e3')->{sentinel}{reachable} }, 10),
 like($t->error_log('e3'), qr/\Q$node{'g-s2'}\E: connect\(\) failed|sentinel subscriber to \Q$node{'g-s2'}\E down/,
      '3: e3 tried its configured sentinel first');
 
+# e3's worker 0 killed: the one nginx starts in its place knows the
+# learned sentinels from the zone (its one configured sentinel is dead)
+my $fo3 = status('e3')->{sentinel}{failovers};
+my ($w3) = $t->worker_pids('e3');
+kill 'KILL', $w3;
+my $w3new;
+ok($t->wait_for(sub {
+    ($w3new) = $t->worker_pids('e3');
+    $w3new && $w3new != $w3;
+}, 10), '3: e3: worker 0 respawned');
+ok($t->wait_for(sub {
+    $t->error_log('e3') =~ /#$w3new: .*maintenance: redis command link to \Q${\ addr($new)}\E \S+ up/
+}, 10), '3: e3: the new worker 0 is on the master through the sentinels '
+   . 'learned');
+is(status('e3')->{sentinel}{failovers}, $fo3,
+   '3: e3: the respawn is no failover (' . ($fo3 // 'undef') . ')');
+
 # a reload: the new worker 0 asks the sentinels in the configured order
 $t->reload_nginx($_) for qw(e1 e2);
 ok($t->wait_for(sub { on_master($new) }, 10),
@@ -321,7 +339,7 @@ $t->set_state($new, 'default', 'on', $epoch);
 ok($t->wait_for(sub { both(503) && code('e3') == 503 }, 2),
    '3: a change reaches every edge');
 $t->stop_nginx('e3');
-$t->check_logs('e3');
+$t->check_logs('e3', qr/worker process $w3 exited on signal 9/);
 
 # --- 4. every sentinel down -------------------------------------------
 
