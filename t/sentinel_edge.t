@@ -308,12 +308,13 @@ like($t->error_log('e3'), qr/\Q$node{'g-s2'}\E: connect\(\) failed|sentinel subs
 # e3's worker 0 killed: the one nginx starts in its place knows the
 # learned sentinels from the zone (its one configured sentinel is dead)
 my $fo3 = status('e3')->{sentinel}{failovers};
-my ($w3) = $t->worker_pids('e3');
+my %old3 = map { $_ => 1 } $t->worker_pids('e3');
+my ($w3) = $t->error_log('e3') =~ /.*\b(\d+)#\d+: maintenance: /s;
+ok($w3 && $old3{$w3}, "3: e3: worker 0 is $w3");
 kill 'KILL', $w3;
 my $w3new;
 ok($t->wait_for(sub {
-    ($w3new) = $t->worker_pids('e3');
-    $w3new && $w3new != $w3;
+    ($w3new) = grep { !$old3{$_} } $t->worker_pids('e3');
 }, 10), '3: e3: worker 0 respawned');
 ok($t->wait_for(sub {
     $t->error_log('e3') =~ /#$w3new: .*maintenance: redis command link to \Q${\ addr($new)}\E \S+ up/
