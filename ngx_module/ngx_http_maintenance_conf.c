@@ -1292,6 +1292,8 @@ ngx_http_maintenance_init(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
+    ngx_http_maintenance_variables_used(cf, mmcf);
+
     mmcf->slots = ngx_pcalloc(cf->pool,
                               mmcf->scopes.nelts * sizeof(ngx_uint_t));
     if (mmcf->slots == NULL) {

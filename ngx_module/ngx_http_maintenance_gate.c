@@ -47,6 +47,9 @@ static ngx_int_t ngx_http_maintenance_epoch_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_maintenance_bypass_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_maintenance_decided(ngx_http_request_t *r,
+    ngx_http_maintenance_main_conf_t *mmcf,
+    ngx_http_maintenance_scope_sh_t *ssh, ngx_uint_t on);
 
 
 static ngx_http_variable_t  ngx_http_maintenance_vars[] = {
@@ -84,6 +87,7 @@ static ngx_str_t  ngx_http_maintenance_bypass_token_str = ngx_string("token");
 ngx_int_t
 ngx_http_maintenance_gate_handler(ngx_http_request_t *r)
 {
+    ngx_uint_t                         on;
     ngx_str_t                         *bypass;
     ngx_http_maintenance_shctx_t      *sh;
     ngx_http_maintenance_ctx_t        *ctx;
@@ -116,7 +120,13 @@ ngx_http_maintenance_gate_handler(ngx_http_request_t *r)
         sh = ctx->sh;
         ssh = &sh->scopes[mmcf->slots[mlcf->scope]];
 
-        if (!ssh->on) {
+        on = ssh->on;
+
+        if (ngx_http_maintenance_decided(r, mmcf, ssh, on) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (!on) {
             (void) ngx_atomic_fetch_add(&sh->requests_passed, 1);
 
         } else if (mlcf->bypass_cidr
@@ -864,6 +874,100 @@ ngx_http_maintenance_bypass_variable(ngx_http_request_t *r,
     v->not_found = 0;
 
     return NGX_OK;
+}
+
+
+/*
+ * What the gate decided goes into the request's own copy of $maintenance
+ * and $maintenance_epoch, when the configuration uses them: an access log
+ * line written after the scope changed still says what this request got.
+ * Nothing is allocated unless $maintenance_epoch is used.  The epoch is
+ * read just after "on": a change landing between the two reads shows the
+ * new epoch with the old mode, never a mode that was not decided.
+ */
+
+static ngx_int_t
+ngx_http_maintenance_decided(ngx_http_request_t *r,
+    ngx_http_maintenance_main_conf_t *mmcf,
+    ngx_http_maintenance_scope_sh_t *ssh, ngx_uint_t on)
+{
+    u_char                     *p;
+    ngx_http_variable_value_t  *v;
+
+    if (mmcf->var_mode != NGX_ERROR) {
+        v = &r->variables[mmcf->var_mode];
+
+        if (on) {
+            v->len = sizeof("on") - 1;
+            v->data = (u_char *) "on";
+
+        } else {
+            v->len = sizeof("off") - 1;
+            v->data = (u_char *) "off";
+        }
+
+        v->valid = 1;
+        v->no_cacheable = 0;
+        v->not_found = 0;
+    }
+
+    if (mmcf->var_epoch != NGX_ERROR) {
+        p = ngx_pnalloc(r->pool, NGX_ATOMIC_T_LEN);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        v = &r->variables[mmcf->var_epoch];
+
+        v->len = ngx_sprintf(p, "%uA", ssh->epoch) - p;
+        v->data = p;
+        v->valid = 1;
+        v->no_cacheable = 0;
+        v->not_found = 0;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * Postconfiguration: whether the configuration uses $maintenance and
+ * $maintenance_epoch.  Every directive that refers to a variable (log
+ * formats, add_header, set, map) has indexed it by now.
+ */
+
+void
+ngx_http_maintenance_variables_used(ngx_conf_t *cf,
+    ngx_http_maintenance_main_conf_t *mmcf)
+{
+    ngx_str_t                  *name;
+    ngx_uint_t                  i;
+    ngx_http_variable_t        *v;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    mmcf->var_mode = NGX_ERROR;
+    mmcf->var_epoch = NGX_ERROR;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    v = cmcf->variables.elts;
+
+    for (i = 0; i < cmcf->variables.nelts; i++) {
+        name = &v[i].name;
+
+        if (name->len == sizeof("maintenance") - 1
+            && ngx_strncmp(name->data, "maintenance", name->len) == 0)
+        {
+            mmcf->var_mode = i;
+
+        } else if (name->len == sizeof("maintenance_epoch") - 1
+                   && ngx_strncmp(name->data, "maintenance_epoch",
+                                  name->len)
+                      == 0)
+        {
+            mmcf->var_epoch = i;
+        }
+    }
 }
 
 

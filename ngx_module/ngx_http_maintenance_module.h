@@ -150,6 +150,14 @@ struct ngx_http_maintenance_main_conf_s {
                                                    somewhere: the header
                                                    and cookie are stripped
                                                    from every request */
+
+    /*
+     * the indexes of $maintenance and $maintenance_epoch when the
+     * configuration uses them (NGX_ERROR if not): the gate stores what it
+     * decided there, so that a log line written later says the same
+     */
+    ngx_int_t                    var_mode;
+    ngx_int_t                    var_epoch;
 };
 
 
@@ -210,6 +218,8 @@ ngx_http_maintenance_scope_sh(ngx_http_maintenance_main_conf_t *mmcf,
 ngx_int_t ngx_http_maintenance_gate_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_maintenance_confirm_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_maintenance_add_variables(ngx_conf_t *cf);
+void ngx_http_maintenance_variables_used(ngx_conf_t *cf,
+    ngx_http_maintenance_main_conf_t *mmcf);
 
 
 /* ngx_http_maintenance_guard.c: the consistency guard (postconfiguration) */

@@ -13,6 +13,10 @@
 #                              (accepts: connections of clients, whose
 #                              first command is not FAKE)
 #   FAKE STATE MODE EPOCH      what HGETALL answers
+#   FAKE SENTINEL NAME IP PORT answer as a sentinel (a stale one, say):
+#                              SENTINEL get-master-addr-by-name NAME gives
+#                              IP PORT, SENTINEL sentinels NAME an empty list,
+#                              ROLE "sentinel"
 use strict;
 use warnings;
 use IO::Socket::INET;
@@ -27,6 +31,7 @@ $SIG{PIPE} = 'IGNORE';
 my $sel = IO::Select->new($l);
 my (%buf, %frame, %stats, %fresh);
 my ($mode, $epoch) = ('on', 1);
+my %master;                         # FAKE SENTINEL: name -> [ip, port]
 $stats{accepts} = 0;
 
 sub bulk { '$' . length($_[0]) . "\r\n$_[0]\r\n" }
@@ -40,8 +45,25 @@ sub normal {
     return "*3\r\n" . bulk('subscribe') . bulk($a[0] // '') . ":1\r\n"
         if $cmd eq 'SUBSCRIBE';
     return "*4\r\n:1\r\n:3\r\n:1\r\n:1\r\n" if $cmd eq 'EXEC';
+    return sentinel(@a) if $cmd eq 'SENTINEL';
+    if ($cmd eq 'ROLE') {
+        return "*2\r\n" . bulk('sentinel') . '*' . keys(%master) . "\r\n"
+            . join('', map { bulk($_) } sort keys %master) if %master;
+        return "*3\r\n" . bulk('master') . ":0\r\n*0\r\n";
+    }
     return "+QUEUED\r\n" if grep { $cmd eq $_ } qw(DEL HSET EXPIRE ZADD);
     return "+OK\r\n";
+}
+
+sub sentinel {
+    my ($sub, $name) = (lc($_[0] // ''), $_[1] // '');
+    if ($sub eq 'get-master-addr-by-name') {
+        my $m = $master{$name} or return "*-1\r\n";
+        return "*2\r\n" . bulk($m->[0]) . bulk($m->[1]);
+    }
+    return "*0\r\n" if $sub eq 'sentinels' || $sub eq 'replicas'
+                       || $sub eq 'slaves';
+    return "-ERR unknown sentinel subcommand\r\n";
 }
 
 sub close_client {
@@ -82,6 +104,8 @@ sub control {
         %frame = ();
     } elsif ($what eq 'STATE') {
         ($mode, $epoch) = @a[1, 2];
+    } elsif ($what eq 'SENTINEL') {
+        $master{ $a[1] } = [ @a[2, 3] ];
     } elsif ($what eq 'KICK') {
         for my $o ($sel->handles) {
             close_client($o) unless $o == $l || $o == $c;

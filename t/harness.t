@@ -40,4 +40,21 @@ my $pgpid = $t->pg_pid('pg');
 $t->stop_pg('pg');
 ok(!MigTest::pid_alive($pgpid), 'postgres stopped by pid');
 
+# Sentinel: a master, a replica, three sentinels; a failover; a fake
+my $g = $t->start_sentinels('g', down_after => 1000, failover_timeout => 3000);
+is($t->sentinel_master($g), 'g-m', 'the sentinels name the master');
+is($t->redis('g-r', 'ROLE')->[0], 'slave', 'the replica is a replica');
+$t->start_fake_sentinel('fs', 'mymaster', '127.0.0.1', $t->port('g-r'));
+is_deeply($t->redis('fs', 'SENTINEL', 'get-master-addr-by-name', 'mymaster'),
+          ['127.0.0.1', $t->port('g-r')], 'the fake sentinel names the replica');
+is($t->redis('fs', 'SENTINEL', 'get-master-addr-by-name', 'other'), undef,
+   'and no master for another name');
+is($t->redis('fs', 'ROLE')->[0], 'sentinel', 'it says it is a sentinel');
+$t->redis($g->{sentinels}[0], 'SENTINEL', 'FAILOVER', 'mymaster');
+is($t->wait_failover($g, 'g-m', 30), 'g-r', 'a failover promotes the replica');
+$t->kill_redis('g-r');
+is($t->wait_failover($g, 'g-r', 30), 'g-m',
+   'killing the new master fails over back to the old one');
+$t->stop_redis($_) for 'fs', @{ $g->{sentinels} };
+
 done_testing;

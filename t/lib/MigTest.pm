@@ -227,6 +227,8 @@ sub start_redis {
     push @args, $opt{persist} ? ('--save', '3600 1', '--dbfilename', 'dump.rdb')
                               : ('--save', '');
     push @args, @{ $opt{args} || [] };
+    # a sentinel: Debian's redis-sentinel with a config file it may rewrite
+    @args = ('redis-sentinel', $opt{sentinel}) if $opt{sentinel};
     my $pid = fork // die "fork: $!";
     if ($pid == 0) {
         open STDIN, '<', '/dev/null';
@@ -264,6 +266,102 @@ sub kill_redis {
         waitpid($r->{pid}, 0);
         delete $self->{redis}{$name};
     }
+}
+
+# --- Redis Sentinel -----------------------------------------------------
+
+# A master, one replica and three sentinels (quorum 2) on loopback, ready:
+# every sentinel sees the master, the replica and the two others, and the
+# replica is in sync (so that a failover can pick it).
+sub start_sentinels {
+    my ($self, $g, %opt) = @_;
+    my $name = $opt{master} // 'mymaster';
+    my $m = $self->start_redis("$g-m");
+    $self->start_redis("$g-r", args => ['--replicaof', '127.0.0.1', $m]);
+    my @s = map { "$g-s$_" } 1 .. 3;
+    for my $s (@s) {
+        my $dir = "$self->{dir}/$s";
+        make_path($dir);
+        $self->write_file("$dir/sentinel.conf", join('',
+            "port ", $self->port($s), "\nbind 127.0.0.1\n",
+            "protected-mode no\ndaemonize no\n",
+            "dir $dir\nlogfile $dir/redis.log\n",
+            "sentinel monitor $name 127.0.0.1 $m 2\n",
+            "sentinel down-after-milliseconds $name ",
+            $opt{down_after} // 1000, "\n",
+            "sentinel failover-timeout $name ",
+            $opt{failover_timeout} // 3000, "\n",
+            "sentinel parallel-syncs $name 1\n"));
+        $self->start_redis($s, sentinel => "$dir/sentinel.conf");
+    }
+    my $group = { name => $name, master => "$g-m", replica => "$g-r",
+                  sentinels => \@s,
+                  nodes => [ map { '127.0.0.1:' . $self->port($_) } @s ] };
+    my $ok = $self->wait_for(sub {
+        my $info = eval { $self->redis("$g-r", 'INFO', 'replication') } // '';
+        return 0 unless $info =~ /master_link_status:up/;
+        for my $s (@s) {
+            my $r = eval { $self->redis($s, 'SENTINEL', 'master', $name) };
+            return 0 unless ref $r eq 'ARRAY';
+            my %h = @$r;
+            return 0 unless ($h{'num-slaves'} // 0) >= 1
+                && ($h{'num-other-sentinels'} // 0) >= 2;
+        }
+        1;
+    }, 30);
+    die "sentinels for $name not ready in 30 s\n" unless $ok;
+    return $group;
+}
+
+# the instance the live sentinels report as master (the majority answer)
+sub sentinel_master {
+    my ($self, $g) = @_;
+    my %by_port = map { $self->port($_) => $_ }
+                  grep { defined $self->{ports}{$_} } $g->{master},
+                  $g->{replica};
+    my %votes;
+    for my $s (@{ $g->{sentinels} }) {
+        next unless $self->{redis}{$s};
+        my $r = eval { $self->redis($s, 'SENTINEL',
+                                    'get-master-addr-by-name', $g->{name}) };
+        next unless ref $r eq 'ARRAY' && defined $r->[1];
+        my $who = $by_port{ $r->[1] } // "127.0.0.1:$r->[1]";
+        $votes{$who}++;
+    }
+    my ($best) = sort { $votes{$b} <=> $votes{$a} } keys %votes;
+    return $best;
+}
+
+# until the sentinels name a master other than $old that says so itself
+sub wait_failover {
+    my ($self, $g, $old, $seconds) = @_;
+    my $new;
+    $self->wait_for(sub {
+        my $m = $self->sentinel_master($g) // return 0;
+        return 0 if $m eq $old || !$self->{redis}{$m};
+        my $role = eval { $self->redis($m, 'ROLE') };
+        return 0 unless ref $role eq 'ARRAY' && $role->[0] eq 'master';
+        $new = $m;
+    }, $seconds // 30);
+    return $new;
+}
+
+# t/fake_redis.pl as a sentinel that names IP:PORT as master of NAME
+sub start_fake_sentinel {
+    my ($self, $fake, $name, $ip, $port) = @_;
+    my $p = $self->port($fake);
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>>', "$self->{dir}/$fake.out";
+        open STDERR, '>&', \*STDOUT;
+        exec $^X, "$ROOT/t/fake_redis.pl", $p or POSIX::_exit(127);
+    }
+    $self->{redis}{$fake} = { pid => $pid, port => $p,
+                              dir => $self->{dir} };
+    $self->wait_port($p, 10) or die "fake sentinel did not start\n";
+    $self->redis($fake, 'FAKE', 'SENTINEL', $name, $ip, $port);
+    return $p;
 }
 
 sub redis_pid { $_[0]{redis}{$_[1]} && $_[0]{redis}{$_[1]}{pid} }

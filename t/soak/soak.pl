@@ -735,8 +735,8 @@ push @r, "# make soak: results", '',
             . ' %d; in a window: %d; before the first change: %d',
             $n{judged}, $n{window}, $n{early}),
     sprintf('- access log lines whose $maintenance differs from the'
-            . ' answer served: %d (the variable reads the zone when the'
-            . ' log is written, not the gate\'s decision)', $n{logvar}),
+            . ' answer served: %d (the variables keep the gate\'s'
+            . ' decision)', $n{logvar}),
     '- judged per server: ' . join(', ', map { "$_ $judged{$_}" }
                                    sort keys %judged),
     sprintf('- of the judged, answered in the next change\'s mode and'
@@ -825,6 +825,7 @@ is($n{maint_off}, 0, 'no maintenance answer while off, after the window');
 is($alerts, 0, 'no [alert], [crit] or [emerg] but the killed workers\'');
 is($audit_total, scalar @commits, 'audit entries = changes committed');
 is($epoch_gaps, 0, 'every change took the next epoch');
+is($n{logvar}, 0, 'every log line\'s $maintenance is the answer served');
 is(scalar @san, 0, 'migctl: no sanitizer report');
 is(scalar @anomalies, 0, 'no anomaly') or diag(join "\n", @anomalies);
 cmp_ok($n{judged}, '>', 0, 'responses were judged');
