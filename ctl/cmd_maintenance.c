@@ -53,6 +53,10 @@ static int set_actor(mnt_t *m);
 static int run_change(mnt_t *m, int on, const opts_t *o,
     const char *result, unsigned long long *epoch, char *id,
     size_t idsize);
+static int send_script(mnt_t *m, int argc, const char **argv,
+    const size_t *lens, redisReply **out, int *sent, int *have_prev,
+    uint64_t *prev);
+static int refind_master(mnt_t *m);
 static int reopen(mnt_t *m, const char *before, const char *why);
 static int confirm(mnt_t *m, int on, const opts_t *o, const char *since,
     int have_prev, uint64_t prev, unsigned long long *epoch, char *id,
@@ -223,6 +227,11 @@ do_change(mnt_t *m, int argc, char **argv, int on)
          */
         hc = migctl_health_run(ctx, &health);
         json_object_set(res, "health", health);
+
+        rc = refind_master(m);
+        if (rc != MIGCTL_OK) {
+            goto done;
+        }
 
         if (ctx->conf.nchecks == 0) {
             hc = MIGCTL_PROBLEM;
@@ -525,22 +534,118 @@ set_actor(mnt_t *m)
 
 
 /*
- * The change script, sent once; sent again only when it certainly did
- * not run: the connection was found lost before it was sent (the probe,
- * HGET epoch, got no answer) or the server refused it as a replica
- * (-READONLY: a demoted master; the script's first write fails before
- * anything is written).  Then the master is found again (Sentinel, or the
- * host resolved again) and the script sent there, once.  A connection
- * lost after it was sent leaves the outcome unknown: the state is read
- * again and the change reported done only if it is there (confirm()).
+ * A write script, sent once; sent again only when it certainly did not
+ * run: the connection was found lost before it was sent (the probe, HGET
+ * epoch, got no answer) or the server refused it as a replica (-READONLY:
+ * a demoted master; the script's first write fails before anything is
+ * written).  Then the master is found again (Sentinel, or the host
+ * resolved again) and the script sent there, once.  MIGCTL_OK and *out
+ * (any other reply); MIGCTL_UNREACHABLE with *out NULL, printed, or, when
+ * the connection was lost after the script was sent (*sent: the outcome
+ * is unknown), not printed; *prev: the epoch before (have_prev).
+ */
+static int
+send_script(mnt_t *m, int argc, const char **argv, const size_t *lens,
+    redisReply **out, int *sent, int *have_prev, uint64_t *prev)
+{
+    int            rc, i, retried;
+    char           before[MIGCTL_PATH_MAX + 800];
+    const char    *pargv[3], *why;
+    size_t         plens[3];
+    redisReply    *r;
+    migctl_ctx_t  *ctx = m->ctx;
+
+    *out = NULL;
+    *sent = 0;
+    retried = 0;
+
+    pargv[0] = "HGET";
+    pargv[1] = m->k_state;
+    pargv[2] = "epoch";
+
+    for (i = 0; i < 3; i++) {
+        plens[i] = strlen(pargv[i]);
+    }
+
+again:
+
+    /* the probe: the connection answers, and the epoch before ours */
+    why = NULL;
+    *have_prev = 0;
+    *prev = 0;
+
+    if (m->c == NULL || m->c->err) {
+        why = "the connection was lost before the change was sent";
+
+    } else {
+        r = redisCommandArgv(m->c, 3, pargv, plens);
+        if (r == NULL) {
+            why = "the connection was lost before the change was sent";
+
+        } else {
+            if (r->type == REDIS_REPLY_NIL) {
+                *have_prev = 1;
+
+            } else if (r->type == REDIS_REPLY_STRING
+                       && mig_parse_u64(r->str, r->len, UINT64_MAX, prev)
+                          == MIG_OK)
+            {
+                *have_prev = 1;
+            }
+
+            freeReplyObject(r);
+        }
+    }
+
+    if (why == NULL) {
+        r = redisCommandArgv(m->c, argc, argv, lens);
+        if (r == NULL) {
+            /* the script may have run: the server did not answer in time */
+            *sent = 1;
+            return MIGCTL_UNREACHABLE;
+        }
+
+        if (!migctl_redis_readonly(r)) {
+            *out = r;
+            return MIGCTL_OK;
+        }
+
+        freeReplyObject(r);
+        why = "refused the write as a replica (READONLY), nothing was"
+              " written";
+    }
+
+    snprintf(before, sizeof(before), "%s", migctl_redis_addr(ctx));
+
+    if (retried) {
+        return migctl_error(ctx, MIGCTL_UNREACHABLE, "Redis %s %s, again"
+                            " after finding the master again: nothing was"
+                            " written: wait for the failover to settle and"
+                            " retry", before, why);
+    }
+
+    rc = reopen(m, before, why);
+    if (rc != MIGCTL_OK) {
+        return rc;
+    }
+
+    retried = 1;
+    goto again;
+}
+
+
+/*
+ * The change script through send_script().  A connection lost after it
+ * was sent leaves the outcome unknown: the state is read again and the
+ * change reported done only if it is there (confirm()).
  */
 static int
 run_change(mnt_t *m, int on, const opts_t *o, const char *result,
     unsigned long long *epoch, char *id, size_t idsize)
 {
-    int            rc, i, retried, have_prev;
-    char           since[32], retry[16], before[MIGCTL_PATH_MAX + 800];
-    const char    *argv[16], *why;
+    int            rc, i, sent, have_prev;
+    char           since[32], retry[16];
+    const char    *argv[16];
     size_t         lens[16];
     uint64_t       e, prev;
     redisReply    *r;
@@ -548,67 +653,6 @@ run_change(mnt_t *m, int on, const opts_t *o, const char *result,
 
     snprintf(since, sizeof(since), "%lld", migctl_wall_ms() / 1000);
     snprintf(retry, sizeof(retry), "%ld", o->retry_after);
-
-    retried = 0;
-    r = NULL;
-
-again:
-
-    /* the probe: the connection answers, and the epoch before ours */
-    why = NULL;
-    have_prev = 0;
-    prev = 0;
-
-    if (m->c == NULL || m->c->err) {
-        why = "the connection was lost";
-
-    } else {
-        argv[0] = "HGET";
-        argv[1] = m->k_state;
-        argv[2] = "epoch";
-
-        for (i = 0; i < 3; i++) {
-            lens[i] = strlen(argv[i]);
-        }
-
-        r = redisCommandArgv(m->c, 3, argv, lens);
-        if (r == NULL) {
-            why = "the connection was lost before the change was sent";
-
-        } else {
-            if (r->type == REDIS_REPLY_NIL) {
-                have_prev = 1;
-
-            } else if (r->type == REDIS_REPLY_STRING
-                       && mig_parse_u64(r->str, r->len, UINT64_MAX, &prev)
-                          == MIG_OK)
-            {
-                have_prev = 1;
-            }
-
-            freeReplyObject(r);
-            r = NULL;
-        }
-    }
-
-    if (why != NULL) {
-        snprintf(before, sizeof(before), "%s", migctl_redis_addr(ctx));
-
-        if (retried) {
-            return migctl_error(ctx, MIGCTL_UNREACHABLE, "Redis %s: %s"
-                                " again, nothing was written: check Redis"
-                                " (a failover in progress?) and retry",
-                                before, why);
-        }
-
-        rc = reopen(m, before, why);
-        if (rc != MIGCTL_OK) {
-            return rc;
-        }
-
-        retried = 1;
-        goto again;
-    }
 
     argv[0] = "EVAL";
     argv[1] = change_lua;
@@ -631,35 +675,14 @@ again:
         lens[i] = strlen(argv[i]);
     }
 
-    r = redisCommandArgv(m->c, 16, argv, lens);
-    if (r == NULL) {
-        /* the script may have run: the server did not answer in time */
-        return confirm(m, on, o, since, have_prev, prev, epoch, id,
-                       idsize);
-    }
-
-    if (migctl_redis_readonly(r)) {
-        freeReplyObject(r);
-        r = NULL;
-
-        snprintf(before, sizeof(before), "%s", migctl_redis_addr(ctx));
-
-        if (retried) {
-            return migctl_error(ctx, MIGCTL_UNREACHABLE, "Redis %s is a"
-                                " replica (READONLY) though just found as"
-                                " the master, nothing was written: wait for"
-                                " the failover to settle and retry",
-                                before);
+    rc = send_script(m, 16, argv, lens, &r, &sent, &have_prev, &prev);
+    if (rc != MIGCTL_OK) {
+        if (sent) {
+            return confirm(m, on, o, since, have_prev, prev, epoch, id,
+                           idsize);
         }
 
-        rc = reopen(m, before, "refused the change as a replica"
-                    " (READONLY), nothing was written");
-        if (rc != MIGCTL_OK) {
-            return rc;
-        }
-
-        retried = 1;
-        goto again;
+        return rc;
     }
 
     rc = MIGCTL_PROBLEM;
@@ -692,6 +715,53 @@ done:
     freeReplyObject(r);
 
     return rc;
+}
+
+
+/*
+ * With Sentinel, the master is asked for again after the health checks
+ * (seconds, up to their timeouts): a failover in the meantime has moved
+ * it, and a gracefully demoted master accepts writes until the sentinels
+ * reconfigure it.  Nothing has been written yet.
+ */
+static int
+refind_master(mnt_t *m)
+{
+    int            rc;
+    char           before[300];
+    json_t        *j;
+    const char    *a;
+    migctl_ctx_t  *ctx = m->ctx;
+
+    if (ctx->conf.nsentinels == 0) {
+        return MIGCTL_OK;
+    }
+
+    j = migctl_redis_json(ctx);
+    a = json_string_value(json_object_get(j, "addr"));
+    snprintf(before, sizeof(before), "%s", a ? a : "");
+    json_decref(j);
+
+    migctl_redis_close(m->c);
+    m->c = NULL;
+
+    rc = migctl_redis_open(ctx, &m->c);
+    if (rc != MIGCTL_OK) {
+        return rc;
+    }
+
+    j = migctl_redis_json(ctx);
+    a = json_string_value(json_object_get(j, "addr"));
+
+    if (a != NULL && strcmp(a, before) != 0) {
+        fprintf(stderr, "migctl: maintenance: the master moved during the"
+                " health checks: %s, now %s\n", before,
+                migctl_redis_addr(ctx));
+    }
+
+    json_decref(j);
+
+    return MIGCTL_OK;
 }
 
 
@@ -911,9 +981,10 @@ static int
 run_audit(mnt_t *m, const char *action, const char *reason,
     const char *result, const opts_t *o, char *id, size_t idsize)
 {
-    int            rc, i;
+    int            rc, i, sent, have_prev;
     const char    *argv[12];
     size_t         lens[12];
+    uint64_t       prev;
     redisReply    *r;
     migctl_ctx_t  *ctx = m->ctx;
 
@@ -934,9 +1005,16 @@ run_audit(mnt_t *m, const char *action, const char *reason,
         lens[i] = strlen(argv[i]);
     }
 
-    r = migctl_redis_cmd(ctx, m->c, 12, argv, lens);
-    if (r == NULL) {
-        return MIGCTL_UNREACHABLE;
+    rc = send_script(m, 12, argv, lens, &r, &sent, &have_prev, &prev);
+    if (rc != MIGCTL_OK) {
+        if (sent) {
+            migctl_error(ctx, rc, "Redis %s: the connection was lost after"
+                         " the audit entry (%s %s) was sent: it may or may"
+                         " not be in %s", migctl_redis_addr(ctx), action,
+                         result, m->k_audit);
+        }
+
+        return rc;
     }
 
     rc = MIGCTL_PROBLEM;
