@@ -216,7 +216,8 @@ clean($r, 'evidence');
 $r = mig(qw(maintenance on --reason), 'before the failover');
 is($r->{rc}, 0, 'on before the failover') or diag($r->{err});
 my $eon = state('g-m')->{epoch};
-is($t->redis('g-m', 'WAIT', 1, 5000), 1, '... replicated');
+ok($t->wait_for(sub { (state('g-r')->{epoch} // 0) == $eon }, 10),
+   '... replicated');
 
 $t->kill_redis('g-m');
 my $tk = time;
@@ -273,7 +274,11 @@ my $fconf = conf('failover', "sentinel = { master = \"mymaster\";"
 $t->write_file($fconf, $t->read_file($fconf) =~ s/command = "true"/command = "$fo"; timeout_ms = 40000/r);
 mig(qw(maintenance on --reason), 'before the graceful failover');
 my $eg = state('g-r')->{epoch};
-is($t->redis('g-r', 'WAIT', 1, 5000), 1, 'on: the replica has it');
+# the replica holds it: read there (a WAIT on the harness's own fresh
+# connection proves nothing); a failover right after the replica's full
+# sync otherwise loses it, as asynchronous replication may
+ok($t->wait_for(sub { (state('g-m')->{epoch} // 0) == $eg }, 10),
+   'on: the replica holds it');
 $t->redis('g-r', 'CONFIG', 'RESETSTAT');
 $r = mig({ env => { MIGCTL_CONFIG => $fconf } }, qw(--json maintenance off));
 is($r->{rc}, 0, 'graceful failover during the health checks: exit 0')
@@ -284,7 +289,7 @@ $j = eval { $JSON->decode($r->{out}) } // {};
 is($j->{redis}{addr}, $M, '... the change went to the new master');
 is(state('g-m')->{mode}, 'off', '... which holds it');
 is(state('g-m')->{epoch}, $eg + 1, '... once (epoch + 1)')
-    or diag(explain($t->redis('g-m', 'XRANGE', 'sc:audit', '-', '+')), $r->{out}, $r->{err});
+    or diag($r->{err});
 unlike($t->redis('g-r', 'INFO', 'commandstats'), qr/cmdstat_eval:/,
        '... the demoted master was never sent it');
 clean($r, 'graceful failover');
