@@ -375,6 +375,21 @@ $r = mig({ env => { MIGCTL_CONFIG => $aconf } }, @argv);
 is($r->{rc}, 3, 'a wrong sentinel password: exit 3');
 like($r->{err}, qr/\Q$g->{nodes}[2]\E refused AUTH: WRONGPASS/,
      '... the sentinel named, and why');
+# from the environment: used, and kept from the commands migctl runs
+$t->write_file($pwf, "$SPW\n");
+my $econf = conf('authenv', "sentinel = { master = \"mymaster\";"
+                            . " nodes = ( \"$g->{nodes}[2]\" );"
+                            . " password_env = \"MIGCTL_SPW\"; };");
+$t->write_file($econf, $t->read_file($econf) =~ s/command = "true"/command = "test -z \\"\$MIGCTL_SPW\\""/r);
+$r = mig({ env => { MIGCTL_CONFIG => $econf, MIGCTL_SPW => $SPW } },
+         qw(--json maintenance off));
+is($r->{rc}, 0, 'sentinel password from the environment: off through it')
+    or diag($r->{err});
+$j = eval { $JSON->decode($r->{out}) } // {};
+ok($j->{health}{ok}, '... the health command did not get $MIGCTL_SPW');
+unlike($r->{out} . $r->{err}, qr/\Q$SPW\E/, '... nor printed it');
+$t->write_file($pwf, "not-the-password\n");
+
 my $logs = join('', map { $t->read_file("$_/redis.log") // '' }
                     map { $t->{redis}{$_}{dir} } grep { $t->{redis}{$_} }
                     @{ $g->{sentinels} });
