@@ -40,6 +40,11 @@ static struct {
 } found = { PTHREAD_MUTEX_INITIALIZER, 0, "", "" };
 
 
+static const char  advice_timeout[] =
+    "check that Redis runs and answers within redis.timeout_ms";
+
+
+static const char *timeout_ms(migctl_ctx_t *ctx);
 static int server_open(server_t *sv, redisContext **out, char *why,
     size_t whylen, const char **advice);
 static int sentinel_open(migctl_ctx_t *ctx, const char *password,
@@ -90,8 +95,13 @@ migctl_redis_open(migctl_ctx_t *ctx, redisContext **out)
 
     rc = server_open(&sv, out, why, sizeof(why), &advice);
     if (rc != MIGCTL_OK) {
-        migctl_error(ctx, rc, "Redis %s %s: %s", migctl_redis_addr(ctx),
-                     why, advice);
+        /* "Redis H:P unreachable: ...", "Redis H:P: PING timed out: ..." */
+        migctl_error(ctx, rc, "Redis %s%s %s: %s%s",
+                     migctl_redis_addr(ctx),
+                     strncmp(why, "unreachable", 11) == 0
+                     || strncmp(why, "refused", 7) == 0 ? "" : ":",
+                     why, advice,
+                     advice == advice_timeout ? timeout_ms(ctx) : "");
     }
 
 done:
@@ -370,6 +380,9 @@ sentinel_ask(migctl_ctx_t *ctx, int i, const char *spass, char *host,
 
         r = cmd_quiet(c, n, argv, lens, why, whylen);
         if (r == NULL) {
+            if (strstr(why, "timed out") != NULL) {
+                snprintf(why, whylen, "timed out");
+            }
             goto done;
         }
 
@@ -391,6 +404,9 @@ sentinel_ask(migctl_ctx_t *ctx, int i, const char *spass, char *host,
 
     r = cmd_quiet(c, 3, argv, lens, why, whylen);
     if (r == NULL) {
+        if (strstr(why, "timed out") != NULL) {
+            snprintf(why, whylen, "timed out");
+        }
         goto done;
     }
 
@@ -464,7 +480,7 @@ server_open(server_t *sv, redisContext **out, char *why, size_t whylen,
     *out = NULL;
     why[0] = '\0';
     rc = MIGCTL_UNREACHABLE;
-    *advice = "check that Redis runs and answers within redis.timeout_ms";
+    *advice = advice_timeout;
 
     tv.tv_sec = sv->timeout_ms / 1000;
     tv.tv_usec = (sv->timeout_ms % 1000) * 1000;
@@ -606,7 +622,7 @@ cmd_quiet(redisContext *c, int argc, const char **argv, const size_t *lens,
     r = redisCommandArgv(c, argc, argv, lens);
     if (r == NULL) {
         if (c->err == REDIS_ERR_IO && errno == EAGAIN) {
-            snprintf(why, whylen, "timed out");
+            snprintf(why, whylen, "%s timed out", argv[0]);
 
         } else {
             snprintf(why, whylen, "%s: %s", argv[0], c->errstr);
@@ -633,6 +649,18 @@ conn_why(redisContext *c, char *why, size_t whylen)
     } else {
         snprintf(why, whylen, "unreachable: %s", c->errstr);
     }
+}
+
+
+/* " (2000 ms)": the timeout, for the advice on a timeout */
+static const char *
+timeout_ms(migctl_ctx_t *ctx)
+{
+    static __thread char  buf[32];
+
+    snprintf(buf, sizeof(buf), " (%d ms)", ctx->conf.redis_timeout_ms);
+
+    return buf;
 }
 
 
