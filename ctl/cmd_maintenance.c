@@ -619,9 +619,8 @@ again:
 
     if (retried) {
         return migctl_error(ctx, MIGCTL_UNREACHABLE, "Redis %s %s, again"
-                            " after finding the master again: nothing was"
-                            " written: wait for the failover to settle and"
-                            " retry", before, why);
+                            " after finding the master again: wait for the"
+                            " failover to settle and retry", before, why);
     }
 
     rc = reopen(m, before, why);

@@ -357,6 +357,25 @@ is(scalar(grep { $_->{action} eq 'hook_off' } @ro), 1,
    '... the hook audited once');
 clean($r, 'READONLY');
 
+# a configured host that is a replica (a, demoted above): the change is
+# refused, sent once more after connecting again, refused again: exit 3
+$t->redis('a', 'CONFIG', 'RESETSTAT');
+my $eb = state('b')->{epoch};
+my $plain = conf('plain', "host = \"127.0.0.1\"; port = $ap;");
+$r = mig({ env => { MIGCTL_CONFIG => $plain } }, qw(maintenance on));
+is($r->{rc}, 3, 'READONLY twice: exit 3');
+like($r->{err}, qr/^migctl: maintenance: Redis 127\.0\.0\.1:$ap refused the write as a replica \(READONLY\), nothing was written, again after finding the master again: wait for the failover to settle and retry$/m,
+     '... says so; the second refusal ends it');
+is(scalar(() = $r->{err} =~ /READONLY/g), 2, '... sent twice, never a third time');
+like($t->redis('a', 'INFO', 'commandstats'),
+     qr/cmdstat_eval:calls=\d+,[^\r\n]*rejected_calls=\d+,failed_calls=\d+/,
+     '... (commandstats)');
+my ($ec, $er, $ef) = $t->redis('a', 'INFO', 'commandstats')
+    =~ /cmdstat_eval:calls=(\d+),.*rejected_calls=(\d+),failed_calls=(\d+)/;
+is(($ec // 0) + ($er // 0), 2, '... the replica saw the script twice');
+is(state('b')->{epoch}, $eb, '... nothing written');
+clean($r, 'READONLY twice');
+
 # --- the sentinel password: AUTH, never shown ------------------------
 
 my $SPW = 'sentinel-secret-7f3a';
