@@ -13,6 +13,9 @@ use lib 't/lib';
 use MigTest;
 use Test::More;
 use JSON::PP;
+use IO::Select;
+use POSIX ();
+use IO::Socket::INET;
 use Time::HiRes qw(time sleep);
 
 my $t = MigTest->new;
@@ -190,6 +193,65 @@ ok($t->wait_for(sub { ($t->redis('g-m', 'ROLE') // [])->[0] eq 'master'
 cmp_ok(state('g-m')->{epoch}, '<=', $e0 + 1,
        '... the change was sent once, never twice');
 clean($r, 'lost after sending');
+
+# a proxy in front of the master that relays everything, except that the
+# first change script's reply is swallowed and the client's link closed:
+# the change ran, migctl cannot know; it reads the state back
+my $pp = $t->port('proxy');
+my $proxy = fork // die "fork: $!";
+if ($proxy == 0) {
+    my $l = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $pp,
+                                  Listen => 16, ReuseAddr => 1)
+        or POSIX::_exit(1);
+    my $sel = IO::Select->new($l);
+    my (%peer, $done);
+    my $end = time + 60;
+    while (time < $end) {
+        for my $s ($sel->can_read(0.2)) {
+            if ($s == $l) {
+                my $c = $l->accept or next;
+                my $u = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                              PeerPort => $t->port('g-m'))
+                    or do { close $c; next };
+                $peer{$c} = $u; $peer{$u} = $c;
+                $sel->add($c, $u);
+                next;
+            }
+            my $o = $peer{$s} or next;
+            my $n = sysread($s, my $buf, 65536);
+            if (!$n) {
+                $sel->remove($s, $o); delete @peer{$s, $o};
+                close $s; close $o;
+                next;
+            }
+            syswrite($o, $buf);
+            next if $done || $buf !~ /HINCRBY/;
+            $done = 1;
+            sysread($o, my $reply, 65536);          # the script ran
+            $sel->remove($s, $o); delete @peer{$s, $o};
+            close $s; close $o;
+        }
+    }
+    POSIX::_exit(0);                # not exit: no END (the harness's) here
+}
+END { kill 'KILL', $proxy if $proxy; }
+ok($t->wait_port($pp, 10), 'proxy up');
+my $pxconf = conf('proxy', "host = \"127.0.0.1\"; port = $pp;");
+$e0 = state('g-m')->{epoch};
+$r = mig({ env => { MIGCTL_CONFIG => $pxconf } }, qw(maintenance on --reason),
+         'reply lost');
+is($r->{rc}, 0, 'reply lost after the change ran: exit 0') or diag($r->{err});
+like($r->{err}, qr/the connection was lost after the change was sent \(.*\): reading the state again to confirm it/,
+     '... the outcome was unknown');
+like($r->{err}, qr/the change is confirmed on Redis 127\.0\.0\.1:$pp \(epoch ${\ ($e0 + 1)}\)/,
+     '... then confirmed from the state');
+like($r->{out}, qr/maintenance on for scope default \(epoch ${\ ($e0 + 1)}\)/,
+     '... and reported done');
+is(state('g-m')->{epoch}, $e0 + 1, '... made once');
+is(state('g-m')->{reason}, 'reply lost', '... ours');
+kill 'KILL', $proxy;
+waitpid($proxy, 0);
+clean($r, 'reply lost');
 
 # --- evidence and health through the sentinels ---------------------
 
