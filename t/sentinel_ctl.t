@@ -251,6 +251,7 @@ is(state('g-m')->{epoch}, $e0 + 1, '... made once');
 is(state('g-m')->{reason}, 'reply lost', '... ours');
 kill 'KILL', $proxy;
 waitpid($proxy, 0);
+$proxy = 0;
 clean($r, 'reply lost');
 
 # --- evidence and health through the sentinels ---------------------
