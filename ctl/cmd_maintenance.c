@@ -1806,8 +1806,10 @@ usage(FILE *f)
     migctl_usage_footer(f, MIGCTL_USAGE_REDIS,
         "0 ok;1 a problem (edges behind or stale, no live edge gates the"
         " scope, Redis lost the state edges still serve);2;3 Redis"
-        " unreachable (nothing written);4 refused by the health gate;"
-        "5 a hook failed",
+        " unreachable or no master found through the sentinels (nothing"
+        " written); also a change not confirmed after a lost link, or"
+        " acknowledged by fewer replicas than redis.wait;4 refused by the"
+        " health gate;5 a hook failed",
         "migctl maintenance on --reason \"migrate failed\" --release abc123"
         " --wait\n"
         "migctl maintenance status\n"
