@@ -42,6 +42,8 @@ static struct {
 
 static const char  advice_timeout[] =
     "check that Redis runs and answers within redis.timeout_ms";
+static const char  advice_connect[] =
+    "check that Redis runs and redis { } in ";
 
 
 static const char *timeout_ms(migctl_ctx_t *ctx);
@@ -96,12 +98,14 @@ migctl_redis_open(migctl_ctx_t *ctx, redisContext **out)
     rc = server_open(&sv, out, why, sizeof(why), &advice);
     if (rc != MIGCTL_OK) {
         /* "Redis H:P unreachable: ...", "Redis H:P: PING timed out: ..." */
-        migctl_error(ctx, rc, "Redis %s%s %s: %s%s",
+        migctl_error(ctx, rc, "Redis %s%s %s: %s%s%s",
                      migctl_redis_addr(ctx),
                      strncmp(why, "unreachable", 11) == 0
                      || strncmp(why, "refused", 7) == 0 ? "" : ":",
                      why, advice,
-                     advice == advice_timeout ? timeout_ms(ctx) : "");
+                     advice == advice_timeout ? timeout_ms(ctx) : "",
+                     advice != advice_connect ? ""
+                     : cf->source[0] ? cf->source : "the configuration");
     }
 
 done:
@@ -495,8 +499,7 @@ server_open(server_t *sv, redisContext **out, char *why, size_t whylen,
     if (c == NULL || c->err) {
         snprintf(why, whylen, "unreachable: %s",
                  c ? c->errstr : "out of memory");
-        *advice = "check that Redis runs and redis { } in the"
-                  " configuration";
+        *advice = advice_connect;
         goto done;
     }
 
