@@ -366,6 +366,9 @@ int migctl_classify_text(migctl_ctx_t *ctx, const char *text, size_t len,
 size_t migctl_redact_query(const char *in, char *out, size_t size,
     int flags);
 
+/* the password of "scheme://user:PASSWORD@host" in s, which follows "://" */
+size_t migctl_url_password(const char *s, size_t len, size_t *pwlen);
+
 
 /*
  * cmd_maintenance.c: sets the flag of ctx->scope as "maintenance on|off"

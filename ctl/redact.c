@@ -27,7 +27,6 @@ static size_t secret(const char *s, const char *start, size_t *skip,
 static size_t value(const char *v, int assigned, int *quoted);
 static size_t sql_literal(const char *v, int backslash);
 static size_t dollar_quoted(const char *v);
-static size_t url_password(const char *s, size_t *pwlen);
 static void put(redact_out_t *o, const char *s, size_t len);
 static void put_unit(redact_out_t *o, const char *s, size_t len);
 static size_t utf8_len(const char *s, size_t avail);
@@ -39,7 +38,7 @@ size_t
 migctl_redact_query(const char *in, char *out, size_t size, int flags)
 {
     int            quoted;
-    size_t         n, skip, len;
+    size_t         n, skip, len, inlen;
     const char    *p, *from;
     redact_out_t   o;
 
@@ -60,12 +59,14 @@ migctl_redact_query(const char *in, char *out, size_t size, int flags)
     }
 
     from = in;
+    inlen = strlen(in);
 
     for (p = in; *p != '\0' && !o.full; p++) {
 
         /* "user:secret@" inside a URL's authority */
         if (p[0] == ':' && p[1] == '/' && p[2] == '/') {
-            n = url_password(p + 3, &len);
+            n = migctl_url_password(p + 3, inlen - (size_t) (p + 3 - in),
+                                    &len);
             if (len > 0) {
                 put(&o, from, (size_t) (p + 3 + n - from));
                 put(&o, REDACTED, sizeof(REDACTED) - 1);
@@ -282,12 +283,12 @@ dollar_quoted(const char *v)
 
 
 /*
- * s follows "://".  When the authority has "user:secret@", returns the
- * offset of the secret and sets *pwlen, else *pwlen is 0.  The last '@'
- * of the authority ends it (an unencoded '@' in a password).
+ * s (len bytes) follows "://".  When the authority has "user:secret@",
+ * returns the offset of the secret and sets *pwlen, else *pwlen is 0.  The
+ * last '@' of the authority ends it (an unencoded '@' in a password).
  */
-static size_t
-url_password(const char *s, size_t *pwlen)
+size_t
+migctl_url_password(const char *s, size_t len, size_t *pwlen)
 {
     size_t  n, colon, at;
 
@@ -295,8 +296,9 @@ url_password(const char *s, size_t *pwlen)
     colon = 0;
     at = 0;
 
-    for (n = 0; s[n] != '\0' && s[n] != '/' && s[n] != '?' && s[n] != '#'
-                && s[n] != '\'' && s[n] != '"' && !blank((unsigned char) s[n]);
+    for (n = 0; n < len && s[n] != '\0' && s[n] != '/' && s[n] != '?'
+                && s[n] != '#' && s[n] != '\'' && s[n] != '"'
+                && !blank((unsigned char) s[n]);
          n++)
     {
         if (s[n] == ':' && colon == 0 && at == 0) {

@@ -174,10 +174,9 @@ migctl_secrets_free(migctl_secrets_t *s)
 char *
 migctl_scrub(const migctl_secrets_t *s, const char *in, size_t len)
 {
-    int          i, hit;
-    char        *out, *p;
-    size_t       cap, n, k, sl;
-    const char  *q, *at, *colon, *end;
+    int      i, hit;
+    char    *out, *p;
+    size_t   cap, n, k, sl, off, pw;
 
     cap = len * 2 + 64;
     out = malloc(cap);
@@ -201,28 +200,10 @@ migctl_scrub(const migctl_secrets_t *s, const char *in, size_t len)
 
         /* "scheme://user:password@host": the password, whatever it is */
         if (!hit && k + 3 <= len && memcmp(in + k, "://", 3) == 0) {
-            q = in + k + 3;
-            end = in + len;
-            colon = NULL;
-            at = NULL;
+            off = migctl_url_password(in + k + 3, len - k - 3, &pw);
 
-            for (p = (char *) q; p < end; p++) {
-                if (*p == '@') {
-                    at = p;
-                    break;
-                }
-                if (*p == '/' || isspace((unsigned char) *p) || *p == '\''
-                    || *p == '"')
-                {
-                    break;
-                }
-                if (*p == ':' && colon == NULL) {
-                    colon = p;
-                }
-            }
-
-            if (at != NULL && colon != NULL && colon + 1 < at) {
-                sl = (size_t) (colon + 1 - (in + k));
+            if (pw > 0) {
+                sl = 3 + off;
                 if (n + sl + sizeof(REDACTED) + 1 >= cap) {
                     goto grow;
                 }
@@ -230,7 +211,7 @@ migctl_scrub(const migctl_secrets_t *s, const char *in, size_t len)
                 n += sl;
                 memcpy(out + n, REDACTED, sizeof(REDACTED) - 1);
                 n += sizeof(REDACTED) - 1;
-                k = (size_t) (at - in);
+                k += sl + pw;
                 continue;
             }
         }

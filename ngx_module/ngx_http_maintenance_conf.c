@@ -272,8 +272,10 @@ static u_char  ngx_http_maintenance_default_page_json[] =
  * maintenance_redis ADDR [db=N] [user=NAME] [password_file=PATH]
  *     [timeout=TIME]
  *
- * A host name is resolved here, at load, so that worker 0 never does a
- * blocking DNS lookup: redis_host holds the address as text.
+ * A numeric address goes into redis_host as text.  A host name is kept in
+ * redis_name for ngx_http_maintenance_resolve_conf() (postconfiguration,
+ * once "resolver" is known): resolved by worker 0 on each connect with
+ * it, at load without it; worker 0 never does a blocking DNS lookup.
  */
 
 static char *
@@ -281,8 +283,6 @@ ngx_http_maintenance_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_maintenance_main_conf_t *mmcf = conf;
 
-    u_char      *p;
-    size_t       len;
     ngx_int_t    n;
     ngx_str_t   *value, s, path;
     ngx_url_t    u;
@@ -314,6 +314,7 @@ ngx_http_maintenance_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
         u.url = value[1];
         u.default_port = 6379;
+        u.no_resolve = 1;
 
         if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
             if (u.err) {
@@ -325,33 +326,28 @@ ngx_http_maintenance_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             return NGX_CONF_ERROR;
         }
 
-        if (u.naddrs == 0 || u.uri.len) {
+        if (u.host.len == 0 || u.uri.len) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "maintenance: invalid Redis address \"%V\"",
                                &value[1]);
             return NGX_CONF_ERROR;
         }
 
-        p = ngx_pnalloc(cf->pool, NGX_SOCKADDR_STRLEN + 1);
-        if (p == NULL) {
+        mmcf->redis_port = u.port;
+
+        if (u.naddrs == 0) {
+            mmcf->redis_name = u.host;
+            mmcf->redis_file = cf->conf_file->file.name;
+            mmcf->redis_line = cf->conf_file->line;
+
+        } else if (ngx_http_maintenance_resolve_text(cf->pool,
+                                                     u.addrs[0].sockaddr,
+                                                     u.addrs[0].socklen,
+                                                     &mmcf->redis_host)
+                   != NGX_OK)
+        {
             return NGX_CONF_ERROR;
         }
-
-        len = ngx_sock_ntop(u.addrs[0].sockaddr, u.addrs[0].socklen, p,
-                            NGX_SOCKADDR_STRLEN, 0);
-
-        /* hiredis wants "::1", not "[::1]" */
-
-        if (len > 2 && p[0] == '[' && p[len - 1] == ']') {
-            p++;
-            len -= 2;
-        }
-
-        p[len] = '\0';
-
-        mmcf->redis_host.data = p;
-        mmcf->redis_host.len = len;
-        mmcf->redis_port = u.port;
     }
 
     for (i = 2; i < cf->args->nelts; i++) {
@@ -1085,6 +1081,10 @@ ngx_http_maintenance_create_main_conf(ngx_conf_t *cf)
      *     mmcf->redis_host = { 0, NULL };
      *     mmcf->redis_port = 0;
      *     mmcf->redis_unix = { 0, NULL };
+     *     mmcf->redis_name = { 0, NULL };
+     *     mmcf->redis_file = { 0, NULL };
+     *     mmcf->redis_line = 0;
+     *     mmcf->resolver = NULL;
      *     mmcf->redis_user = { 0, NULL };
      *     mmcf->redis_password = { 0, NULL };
      *     mmcf->prefix = { 0, NULL };
@@ -1293,6 +1293,10 @@ ngx_http_maintenance_init(ngx_conf_t *cf)
     }
 
     ngx_http_maintenance_variables_used(cf, mmcf);
+
+    if (ngx_http_maintenance_resolve_conf(cf, mmcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     mmcf->slots = ngx_pcalloc(cf->pool,
                               mmcf->scopes.nelts * sizeof(ngx_uint_t));

@@ -50,6 +50,10 @@ static ngx_int_t ngx_http_maintenance_bypass_variable(ngx_http_request_t *r,
 static ngx_int_t ngx_http_maintenance_decided(ngx_http_request_t *r,
     ngx_http_maintenance_main_conf_t *mmcf,
     ngx_http_maintenance_scope_sh_t *ssh, ngx_uint_t on);
+static void ngx_http_maintenance_mode_value(ngx_http_variable_value_t *v,
+    ngx_uint_t on);
+static ngx_int_t ngx_http_maintenance_epoch_value(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, ngx_atomic_uint_t epoch);
 
 
 static ngx_http_variable_t  ngx_http_maintenance_vars[] = {
@@ -804,18 +808,7 @@ ngx_http_maintenance_mode_variable(ngx_http_request_t *r,
 
     ssh = ngx_http_maintenance_scope_sh(mmcf, mlcf);
 
-    if (ssh->on) {
-        v->len = sizeof("on") - 1;
-        v->data = (u_char *) "on";
-
-    } else {
-        v->len = sizeof("off") - 1;
-        v->data = (u_char *) "off";
-    }
-
-    v->valid = 1;
-    v->no_cacheable = 0;
-    v->not_found = 0;
+    ngx_http_maintenance_mode_value(v, ssh->on);
 
     return NGX_OK;
 }
@@ -825,7 +818,6 @@ static ngx_int_t
 ngx_http_maintenance_epoch_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data)
 {
-    u_char                            *p;
     ngx_http_maintenance_scope_sh_t   *ssh;
     ngx_http_maintenance_loc_conf_t   *mlcf;
     ngx_http_maintenance_main_conf_t  *mmcf;
@@ -835,18 +827,7 @@ ngx_http_maintenance_epoch_variable(ngx_http_request_t *r,
 
     ssh = ngx_http_maintenance_scope_sh(mmcf, mlcf);
 
-    p = ngx_pnalloc(r->pool, NGX_ATOMIC_T_LEN);
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
-
-    v->len = ngx_sprintf(p, "%uA", ssh->epoch) - p;
-    v->data = p;
-    v->valid = 1;
-    v->no_cacheable = 0;
-    v->not_found = 0;
-
-    return NGX_OK;
+    return ngx_http_maintenance_epoch_value(r, v, ssh->epoch);
 }
 
 
@@ -891,40 +872,54 @@ ngx_http_maintenance_decided(ngx_http_request_t *r,
     ngx_http_maintenance_main_conf_t *mmcf,
     ngx_http_maintenance_scope_sh_t *ssh, ngx_uint_t on)
 {
-    u_char                     *p;
-    ngx_http_variable_value_t  *v;
-
     if (mmcf->var_mode != NGX_ERROR) {
-        v = &r->variables[mmcf->var_mode];
-
-        if (on) {
-            v->len = sizeof("on") - 1;
-            v->data = (u_char *) "on";
-
-        } else {
-            v->len = sizeof("off") - 1;
-            v->data = (u_char *) "off";
-        }
-
-        v->valid = 1;
-        v->no_cacheable = 0;
-        v->not_found = 0;
+        ngx_http_maintenance_mode_value(&r->variables[mmcf->var_mode], on);
     }
 
-    if (mmcf->var_epoch != NGX_ERROR) {
-        p = ngx_pnalloc(r->pool, NGX_ATOMIC_T_LEN);
-        if (p == NULL) {
-            return NGX_ERROR;
-        }
-
-        v = &r->variables[mmcf->var_epoch];
-
-        v->len = ngx_sprintf(p, "%uA", ssh->epoch) - p;
-        v->data = p;
-        v->valid = 1;
-        v->no_cacheable = 0;
-        v->not_found = 0;
+    if (mmcf->var_epoch == NGX_ERROR) {
+        return NGX_OK;
     }
+
+    return ngx_http_maintenance_epoch_value(r,
+                                            &r->variables[mmcf->var_epoch],
+                                            ssh->epoch);
+}
+
+
+static void
+ngx_http_maintenance_mode_value(ngx_http_variable_value_t *v, ngx_uint_t on)
+{
+    if (on) {
+        v->len = sizeof("on") - 1;
+        v->data = (u_char *) "on";
+
+    } else {
+        v->len = sizeof("off") - 1;
+        v->data = (u_char *) "off";
+    }
+
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+}
+
+
+static ngx_int_t
+ngx_http_maintenance_epoch_value(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, ngx_atomic_uint_t epoch)
+{
+    u_char  *p;
+
+    p = ngx_pnalloc(r->pool, NGX_ATOMIC_T_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    v->len = ngx_sprintf(p, "%uA", epoch) - p;
+    v->data = p;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
 
     return NGX_OK;
 }

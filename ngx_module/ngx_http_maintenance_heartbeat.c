@@ -4,8 +4,7 @@
  */
 
 #include "ngx_http_maintenance_module.h"
-
-#include <hiredis/hiredis.h>
+#include "ngx_http_maintenance_reply.h"
 
 
 #define NGX_HTTP_MAINTENANCE_EDGE_TTL_MIN    10     /* seconds */
@@ -172,46 +171,22 @@ ngx_http_maintenance_heartbeat_cb(ngx_http_maintenance_redis_t *rc,
     redisReply *reply, void *data)
 {
     char                          msg[128];
-    size_t                        i;
-    redisReply                   *bad;
     const char                   *why;
+    const redisReply             *bad;
     ngx_http_maintenance_link_t  *link;
     ngx_http_maintenance_sync_t  *sync;
 
     link = rc->data;
     sync = link->sync;
 
-    bad = NULL;
-    why = NULL;
-
-    if (reply->type == REDIS_REPLY_ERROR) {
-        bad = reply;
-
-    } else if (data == NULL) {
-        if (reply->type != REDIS_REPLY_STATUS) {
-            ngx_http_maintenance_link_malformed(link, "heartbeat: not a "
-                                                "status");
-            return;
-        }
-
-    } else if (reply->type == REDIS_REPLY_NIL) {
-        why = "transaction aborted";
-
-    } else if (reply->type == REDIS_REPLY_ARRAY) {
-        for (i = 0; i < reply->elements; i++) {
-            if (reply->element[i]->type == REDIS_REPLY_ERROR) {
-                bad = reply->element[i];
-                break;
-            }
-        }
-
-    } else {
-        ngx_http_maintenance_link_malformed(link, "heartbeat: EXEC is not "
-                                            "an array");
+    switch (ngx_http_maintenance_reply_heartbeat(reply, data != NULL, &bad,
+                                                 &why))
+    {
+    case NGX_HTTP_MAINTENANCE_REPLY_MALFORMED:
+        ngx_http_maintenance_link_malformed(link, why);
         return;
-    }
 
-    if (bad == NULL && why == NULL) {
+    case NGX_HTTP_MAINTENANCE_REPLY_OK:
         if (data) {
             sync->hb_err = 0;
         }

@@ -4,8 +4,7 @@
  */
 
 #include "ngx_http_maintenance_module.h"
-
-#include <hiredis/hiredis.h>
+#include "ngx_http_maintenance_reply.h"
 
 
 #define NGX_HTTP_MAINTENANCE_BACKOFF_MIN     100
@@ -22,6 +21,10 @@
 
 static void ngx_http_maintenance_link_connect(
     ngx_http_maintenance_link_t *link);
+static void ngx_http_maintenance_link_resolved(
+    ngx_http_maintenance_resolve_t *rs);
+static void ngx_http_maintenance_link_open(
+    ngx_http_maintenance_link_t *link);
 static void ngx_http_maintenance_link_failed(
     ngx_http_maintenance_link_t *link, const char *why,
     ngx_uint_t established);
@@ -33,7 +36,6 @@ static void ngx_http_maintenance_handshake_cb(
     ngx_http_maintenance_redis_t *rc, redisReply *reply, void *data);
 static void ngx_http_maintenance_message_cb(ngx_http_maintenance_redis_t *rc,
     redisReply *reply, void *data);
-static ngx_uint_t ngx_http_maintenance_is(redisReply *r, const char *s);
 
 
 ngx_int_t
@@ -71,6 +73,11 @@ ngx_http_maintenance_link_init(ngx_http_maintenance_link_t *link,
     }
 
     if (mmcf->redis_addr.len == 0) {
+        return NGX_OK;
+    }
+
+    if (mmcf->redis_name.len) {
+        /* a name and a resolver: the address comes on each connect */
         return NGX_OK;
     }
 
@@ -173,6 +180,7 @@ ngx_http_maintenance_link_up(ngx_http_maintenance_link_t *link)
     link->up = 1;
     link->refused = 0;
     link->bad = 0;
+    link->unresolved = 0;
     link->down_since = 0;
     link->down_long = 0;
     link->backoff = NGX_HTTP_MAINTENANCE_BACKOFF_MIN;
@@ -285,6 +293,8 @@ ngx_http_maintenance_link_stop(ngx_http_maintenance_link_t *link)
         ngx_del_timer(&link->reconnect);
     }
 
+    ngx_http_maintenance_resolve_cancel(&link->resolve);
+
     link->ready = 0;
 
     ngx_http_maintenance_redis_free(&link->redis);
@@ -306,13 +316,122 @@ ngx_http_maintenance_link_send(ngx_http_maintenance_link_t *link,
 
 
 /*
+ * A Redis name (with a resolver) is resolved again on each connect, on the
+ * event loop: a DNS-based failover needs no reload.  A resolver error or
+ * timeout is a failed connect: logged once, backoff, the failure policy.
+ */
+
+static void
+ngx_http_maintenance_link_connect(ngx_http_maintenance_link_t *link)
+{
+    ngx_http_maintenance_sync_t       *sync;
+    ngx_http_maintenance_main_conf_t  *mmcf;
+
+    sync = link->sync;
+    mmcf = sync->mmcf;
+
+    if (mmcf->redis_name.len == 0) {
+        ngx_http_maintenance_link_open(link);
+        return;
+    }
+
+    if (link->resolve.ctx) {
+        return;
+    }
+
+    link->ready = 0;
+    link->up = 0;
+
+    if (ngx_http_maintenance_resolve(&link->resolve, sync, &mmcf->redis_name,
+                                     mmcf->redis_port,
+                                     ngx_http_maintenance_link_resolved,
+                                     link)
+        != NGX_OK)
+    {
+        ngx_http_maintenance_link_failed(link, link->resolve.err, 0);
+    }
+}
+
+
+static void
+ngx_http_maintenance_link_resolved(ngx_http_maintenance_resolve_t *rs)
+{
+    ngx_http_maintenance_link_t  *link = rs->data;
+
+    u_char                        text[NGX_SOCKADDR_STRLEN], more[64];
+    size_t                        len;
+    ngx_http_maintenance_sync_t  *sync;
+
+    sync = link->sync;
+
+    if (sync->exiting || ngx_exiting || ngx_terminate || ngx_quit) {
+        return;
+    }
+
+    if (rs->state != NGX_OK) {
+        /* "down" names the first failure; a resolver failure, once more */
+
+        if (link->logged == NGX_HTTP_MAINTENANCE_LOGGED_DOWN
+            && !link->unresolved)
+        {
+            ngx_log_error(NGX_LOG_ERR, sync->log, 0,
+                          "maintenance: redis %s link to %V: %s; retrying",
+                          link->name, &sync->mmcf->redis_addr, rs->err);
+        }
+
+        link->unresolved = 1;
+
+        ngx_http_maintenance_link_failed(link, rs->err, 0);
+        return;
+    }
+
+    link->redis.sockaddr = ngx_http_maintenance_resolve_next(rs,
+                                                      &link->redis.socklen);
+
+    len = ngx_sock_ntop(link->redis.sockaddr, link->redis.socklen, text,
+                        NGX_SOCKADDR_STRLEN, 1);
+
+    /* both links resolve the name: the change is logged once */
+
+    if (len != sync->resolved_len
+        || ngx_memcmp(text, sync->resolved, len) != 0)
+    {
+        more[0] = '\0';
+
+        if (rs->naddrs > 1) {
+            (void) ngx_snprintf(more, sizeof(more) - 1,
+                                " (one of %ui addresses, tried in turn)%Z",
+                                rs->naddrs);
+        }
+
+        if (sync->resolved_len == 0) {
+            ngx_log_error(NGX_LOG_NOTICE, sync->log, 0,
+                          "maintenance: redis name %V resolves to %*s%s",
+                          &sync->mmcf->redis_name, len, text, more);
+
+        } else {
+            ngx_log_error(NGX_LOG_NOTICE, sync->log, 0,
+                          "maintenance: redis name %V now resolves to %*s, "
+                          "was %*s%s", &sync->mmcf->redis_name, len, text,
+                          sync->resolved_len, sync->resolved, more);
+        }
+
+        ngx_memcpy(sync->resolved, text, len);
+        sync->resolved_len = len;
+    }
+
+    ngx_http_maintenance_link_open(link);
+}
+
+
+/*
  * Connects and pipelines the handshake: AUTH, SELECT, then SUBSCRIBE (the
  * subscriber) or the first poll (the command link, through link_ready).
  * Everything waits in the output buffer until the connect completes.
  */
 
 static void
-ngx_http_maintenance_link_connect(ngx_http_maintenance_link_t *link)
+ngx_http_maintenance_link_open(ngx_http_maintenance_link_t *link)
 {
     int                                n;
     size_t                             lens[3];
@@ -534,13 +653,15 @@ ngx_http_maintenance_handshake_cb(ngx_http_maintenance_redis_t *rc,
 {
     ngx_http_maintenance_link_t  *link = rc->data;
 
-    if (reply->type == REDIS_REPLY_ERROR) {
+    switch (ngx_http_maintenance_reply_handshake(reply)) {
+
+    case NGX_HTTP_MAINTENANCE_REPLY_REFUSED:
         ngx_http_maintenance_link_refused(link, data, reply);
         return;
-    }
 
-    if (reply->type != REDIS_REPLY_STATUS) {
+    case NGX_HTTP_MAINTENANCE_REPLY_MALFORMED:
         ngx_http_maintenance_link_malformed(link, data);
+        return;
     }
 }
 
@@ -558,73 +679,38 @@ ngx_http_maintenance_message_cb(ngx_http_maintenance_redis_t *rc,
 
     char                          scope[MIG_NAME_MAX + 1];
     uint64_t                      epoch;
-    redisReply                   *msg;
+    const char                   *why;
     ngx_http_maintenance_sync_t  *sync;
 
     sync = link->sync;
 
-    if (reply->type == REDIS_REPLY_ERROR && !link->ready) {
+    switch (ngx_http_maintenance_reply_pubsub(reply, link->ready, scope,
+                                              sizeof(scope), &epoch, &why))
+    {
+    case NGX_HTTP_MAINTENANCE_REPLY_REFUSED:
         ngx_http_maintenance_link_refused(link, "SUBSCRIBE", reply);
         return;
-    }
 
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3
-        || reply->element[0]->type != REDIS_REPLY_STRING
-        || reply->element[1]->type != REDIS_REPLY_STRING)
-    {
-        ngx_http_maintenance_link_malformed(link, "not a pub/sub message");
-        return;
-    }
-
-    if (ngx_http_maintenance_is(reply->element[0], "subscribe")) {
-        if (link->ready
-            || reply->element[2]->type != REDIS_REPLY_INTEGER)
-        {
-            ngx_http_maintenance_link_malformed(link,
-                                                "unexpected subscribe reply");
-            return;
-        }
-
+    case NGX_HTTP_MAINTENANCE_REPLY_SUBSCRIBED:
         link->ready = 1;
         ngx_http_maintenance_link_up(link);
 
         /* events published while the subscriber was away are lost */
         sync->link_ready(sync);
         return;
-    }
 
-    msg = reply->element[2];
+    case NGX_HTTP_MAINTENANCE_REPLY_EVENT:
+        (void) ngx_atomic_fetch_add(&sync->sh->events, 1);
+        sync->event(sync, scope, epoch);
+        return;
 
-    if (!ngx_http_maintenance_is(reply->element[0], "message")
-        || msg->type != REDIS_REPLY_STRING || !link->ready)
-    {
-        ngx_http_maintenance_link_malformed(link,
-                                            "unexpected pub/sub message");
+    case NGX_HTTP_MAINTENANCE_REPLY_NOEVENT:
+        /* a bad event is only a hint lost: the next poll reads the state */
+        (void) ngx_atomic_fetch_add(&sync->sh->events, 1);
+        return;
+
+    default: /* NGX_HTTP_MAINTENANCE_REPLY_MALFORMED */
+        ngx_http_maintenance_link_malformed(link, why);
         return;
     }
-
-    (void) ngx_atomic_fetch_add(&sync->sh->events, 1);
-
-    /* a bad event is only a hint lost: the next poll reads the state */
-
-    if (mig_event_parse(msg->str, msg->len, scope, sizeof(scope), &epoch,
-                        NULL, 0)
-        != MIG_OK)
-    {
-        return;
-    }
-
-    sync->event(sync, scope, epoch);
-}
-
-
-static ngx_uint_t
-ngx_http_maintenance_is(redisReply *r, const char *s)
-{
-    size_t  len;
-
-    len = ngx_strlen(s);
-
-    return r->len == len
-           && ngx_strncasecmp((u_char *) r->str, (u_char *) s, len) == 0;
 }

@@ -158,6 +158,17 @@ struct ngx_http_maintenance_main_conf_s {
      */
     ngx_int_t                    var_mode;
     ngx_int_t                    var_epoch;
+
+    /*
+     * maintenance_redis NAME:PORT with "resolver" at http level: the name
+     * worker 0 resolves again on each connect (len 0: a numeric address,
+     * a unix socket, or a name resolved once at load, without resolver)
+     */
+    ngx_str_t                    redis_name;
+    ngx_str_t                    redis_file;   /* where the directive is, */
+    ngx_uint_t                   redis_line;   /* for errors after it */
+    ngx_resolver_t              *resolver;     /* http level, or NULL */
+    ngx_msec_t                   resolver_timeout;
 };
 
 
@@ -289,7 +300,7 @@ struct ngx_http_maintenance_redis_s {
     ngx_uint_t                            connected;
     ngx_uint_t                            malformed; /* closed on a bad
                                                         reply */
-    ngx_uint_t                            too_large;
+    int                                   too_large; /* reply.c sets it */
     ngx_uint_t                            timedout; /* closed on a timer */
     ngx_uint_t                            gen;      /* +1 at each close */
     char                                  why[128];
@@ -311,6 +322,64 @@ void ngx_http_maintenance_printable(char *s);
 
 
 typedef struct ngx_http_maintenance_sync_s  ngx_http_maintenance_sync_t;
+
+
+/*
+ * ngx_http_maintenance_resolve.c: host names.  _resolve() answers through
+ * the handler: at once (before it returns) for a numeric address or an
+ * answer nginx's resolver has cached, else from the event loop; never
+ * after _cancel().  A resolution is bounded by the shorter of
+ * resolver_timeout and maintenance_redis timeout=.  _next() picks the
+ * answer's addresses in turn, starting after the one it picked last.
+ */
+
+#define NGX_HTTP_MAINTENANCE_RESOLVE_ADDRS   16     /* kept of an answer */
+#define NGX_HTTP_MAINTENANCE_RESOLVE_NAME    255    /* a DNS name, at most */
+
+typedef struct ngx_http_maintenance_resolve_s
+    ngx_http_maintenance_resolve_t;
+
+typedef void (*ngx_http_maintenance_resolve_pt)(
+    ngx_http_maintenance_resolve_t *rs);
+
+struct ngx_http_maintenance_resolve_s {
+    ngx_resolver_ctx_t                *ctx;      /* in flight, or NULL */
+    ngx_http_maintenance_resolve_pt    handler;
+    void                              *data;     /* the caller's */
+
+    u_char                             name[
+                                       NGX_HTTP_MAINTENANCE_RESOLVE_NAME + 1];
+    size_t                             name_len;
+    in_port_t                          port;
+
+    /* the answer: NGX_OK and addresses (ports set), or NGX_ERROR and err */
+    ngx_int_t                          state;
+    ngx_uint_t                         naddrs;
+    ngx_sockaddr_t                     addrs[
+                                       NGX_HTTP_MAINTENANCE_RESOLVE_ADDRS];
+    socklen_t                          socklens[
+                                       NGX_HTTP_MAINTENANCE_RESOLVE_ADDRS];
+
+    ngx_sockaddr_t                     cur;      /* picked by _next() */
+    socklen_t                          cur_len;  /* 0: none yet */
+
+    char                               err[160];
+};
+
+ngx_int_t ngx_http_maintenance_resolve(ngx_http_maintenance_resolve_t *rs,
+    ngx_http_maintenance_sync_t *sync, ngx_str_t *host, in_port_t port,
+    ngx_http_maintenance_resolve_pt handler, void *data);
+void ngx_http_maintenance_resolve_cancel(ngx_http_maintenance_resolve_t *rs);
+struct sockaddr *ngx_http_maintenance_resolve_next(
+    ngx_http_maintenance_resolve_t *rs, socklen_t *socklen);
+
+/* postconfiguration: the http-level resolver; a name without it, at load */
+ngx_int_t ngx_http_maintenance_resolve_conf(ngx_conf_t *cf,
+    ngx_http_maintenance_main_conf_t *mmcf);
+
+/* an address as text without the port ("::1", not "[::1]"), NUL-ended */
+ngx_int_t ngx_http_maintenance_resolve_text(ngx_pool_t *pool,
+    struct sockaddr *sa, socklen_t socklen, ngx_str_t *text);
 
 
 /* one Redis link of worker 0, in its sync (cycle->pool) */
@@ -335,6 +404,9 @@ typedef struct {
     ngx_uint_t                         down_long;  /* "unreachable for"
                                                       logged */
     ngx_event_t                        reconnect;
+    ngx_http_maintenance_resolve_t     resolve;  /* mmcf->redis_name */
+    ngx_uint_t                         unresolved; /* a resolver failure
+                                                      logged */
 } ngx_http_maintenance_link_t;
 
 
@@ -417,6 +489,10 @@ struct ngx_http_maintenance_sync_s {
     ngx_http_maintenance_sync_pt       cmd_down;   /* and failed to come
                                                       back: policy rules */
     ngx_http_maintenance_event_pt      event;      /* "scope epoch" */
+
+    /* what the Redis name last resolved to, for "now resolves to" */
+    u_char                             resolved[NGX_SOCKADDR_STRLEN];
+    size_t                             resolved_len;
 };
 
 

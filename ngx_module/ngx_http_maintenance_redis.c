@@ -4,15 +4,7 @@
  */
 
 #include "ngx_http_maintenance_module.h"
-
-#include <hiredis/hiredis.h>
-
-
-/* what one connection may buffer of replies not yet complete */
-#define NGX_HTTP_MAINTENANCE_REDIS_IN_MAX     (4 * 1024 * 1024)
-
-/* elements of one array (a state hash has at most 128) */
-#define NGX_HTTP_MAINTENANCE_REDIS_ELTS_MAX   4096
+#include "ngx_http_maintenance_reply.h"
 
 
 static void ngx_http_maintenance_redis_read_handler(ngx_event_t *rev);
@@ -21,18 +13,6 @@ static ngx_int_t ngx_http_maintenance_redis_flush(
     ngx_http_maintenance_redis_t *rc);
 static void ngx_http_maintenance_redis_fail(ngx_http_maintenance_redis_t *rc,
     ngx_err_t err, const char *why, ngx_uint_t malformed);
-static void *ngx_http_maintenance_redis_create_array(
-    const redisReadTask *task, int elements);
-
-
-/*
- * The reader's functions: hiredis's own, except that an array longer than
- * any reply we ask for is refused before it is allocated.  Filled from the
- * first reader created (hiredis keeps its defaults static).
- */
-static redisReplyObjectFunctions   ngx_http_maintenance_redis_fns;
-static void *(*ngx_http_maintenance_redis_array)(const redisReadTask *task,
-    int elements);
 
 
 /*
@@ -65,22 +45,12 @@ ngx_http_maintenance_redis_connect(ngx_http_maintenance_redis_t *rc)
     rc->timedout = 0;
     rc->why[0] = '\0';
 
-    reader = redisReaderCreate();
+    reader = ngx_http_maintenance_reply_reader(&rc->too_large);
     if (reader == NULL) {
         ngx_cpystrn((u_char *) rc->why, (u_char *) "out of memory",
                     sizeof(rc->why));
         return NGX_ERROR;
     }
-
-    if (ngx_http_maintenance_redis_array == NULL) {
-        ngx_http_maintenance_redis_fns = *reader->fn;
-        ngx_http_maintenance_redis_array = reader->fn->createArray;
-        ngx_http_maintenance_redis_fns.createArray =
-                                    ngx_http_maintenance_redis_create_array;
-    }
-
-    reader->fn = &ngx_http_maintenance_redis_fns;
-    reader->privdata = rc;
 
     s = ngx_socket(rc->sockaddr->sa_family, SOCK_STREAM, 0);
     if (s == (ngx_socket_t) -1) {
@@ -350,9 +320,11 @@ ngx_http_maintenance_redis_free(ngx_http_maintenance_redis_t *rc)
 static void
 ngx_http_maintenance_redis_read_handler(ngx_event_t *rev)
 {
-    u_char                            buf[16384];
-    void                             *r;
+    int                               rv;
+    u_char                            buf[NGX_HTTP_MAINTENANCE_REPLY_CHUNK];
     ssize_t                           n;
+    redisReply                       *r;
+    const char                       *err;
     ngx_uint_t                        gen;
     redisReader                      *reader;
     ngx_connection_t                 *c;
@@ -405,16 +377,14 @@ ngx_http_maintenance_redis_read_handler(ngx_event_t *rev)
         for ( ;; ) {
             r = NULL;
 
-            if (redisReaderGetReply(reader, &r) != REDIS_OK) {
-                ngx_http_maintenance_redis_fail(rc, 0,
-                                                rc->too_large
-                                                ? "an array of more than "
-                                                  "4096 elements"
-                                                : reader->errstr, 1);
+            rv = ngx_http_maintenance_reply_next(reader, &rc->too_large, &r,
+                                                 &err);
+            if (rv == -1) {
+                ngx_http_maintenance_redis_fail(rc, 0, err, 1);
                 return;
             }
 
-            if (r == NULL) {
+            if (rv == 0) {
                 break;
             }
 
@@ -454,7 +424,7 @@ ngx_http_maintenance_redis_read_handler(ngx_event_t *rev)
             }
         }
 
-        if (reader->len - reader->pos > NGX_HTTP_MAINTENANCE_REDIS_IN_MAX) {
+        if (ngx_http_maintenance_reply_over(reader)) {
             ngx_http_maintenance_redis_fail(rc, 0, "a reply larger than "
                                             "4 MB", 1);
             return;
@@ -577,23 +547,6 @@ ngx_http_maintenance_redis_fail(ngx_http_maintenance_redis_t *rc,
     rc->malformed = malformed;
 
     ngx_http_maintenance_redis_close(rc, rc->why);
-}
-
-
-static void *
-ngx_http_maintenance_redis_create_array(const redisReadTask *task,
-    int elements)
-{
-    ngx_http_maintenance_redis_t  *rc;
-
-    if (elements > NGX_HTTP_MAINTENANCE_REDIS_ELTS_MAX) {
-        /* the reader reports NULL as out of memory: say what it was */
-        rc = task->privdata;
-        rc->too_large = 1;
-        return NULL;
-    }
-
-    return ngx_http_maintenance_redis_array(task, elements);
 }
 
 

@@ -4,11 +4,8 @@
  */
 
 #include "ngx_http_maintenance_module.h"
+#include "ngx_http_maintenance_reply.h"
 
-#include <hiredis/hiredis.h>
-
-
-#define NGX_HTTP_MAINTENANCE_FIELDS_MAX      64     /* pairs in a state hash */
 
 /* privdata of an HGETALL: scope index << 1 | part of a full poll round */
 #define NGX_HTTP_MAINTENANCE_ROUND           1
@@ -31,7 +28,7 @@ static void ngx_http_maintenance_state_cb(ngx_http_maintenance_redis_t *rc,
     redisReply *reply, void *data);
 static void ngx_http_maintenance_state_reply(
     ngx_http_maintenance_sync_t *sync, ngx_http_maintenance_sync_scope_t *s,
-    redisReply *reply);
+    ngx_int_t rc, mig_state_t *st, const char *err);
 static void ngx_http_maintenance_state_good(
     ngx_http_maintenance_sync_t *sync, ngx_http_maintenance_sync_scope_t *s,
     mig_state_t *st);
@@ -412,8 +409,11 @@ static void
 ngx_http_maintenance_state_cb(ngx_http_maintenance_redis_t *rc,
     redisReply *reply, void *data)
 {
+    char                          err[160];
     uintptr_t                     d;
+    ngx_int_t                     rv;
     ngx_uint_t                    i, round;
+    mig_state_t                   st;
     ngx_http_maintenance_link_t  *link;
     ngx_http_maintenance_sync_t  *sync;
 
@@ -427,21 +427,16 @@ ngx_http_maintenance_state_cb(ngx_http_maintenance_redis_t *rc,
         return;
     }
 
-    /*
-     * WRONGTYPE is about the key (a malformed state); any other error
-     * (NOAUTH, LOADING, BUSY, ...) is about the server: the link starts
-     * over, with backoff.
-     */
+    /* an error about the server: the link starts over, with backoff */
 
-    if (reply->type == REDIS_REPLY_ERROR
-        && (reply->len < 9 || ngx_strncmp(reply->str, "WRONGTYPE", 9) != 0))
-    {
+    rv = ngx_http_maintenance_reply_state(reply, &st, err, sizeof(err));
+
+    if (rv == NGX_HTTP_MAINTENANCE_REPLY_REFUSED) {
         ngx_http_maintenance_link_refused(link, "HGETALL", reply);
         return;
     }
 
-
-    ngx_http_maintenance_state_reply(sync, &sync->scopes[i], reply);
+    ngx_http_maintenance_state_reply(sync, &sync->scopes[i], rv, &st, err);
 
     if (!round) {
         /* an event: serve the change at once, tell the fleet at once */
@@ -480,70 +475,29 @@ ngx_http_maintenance_state_cb(ngx_http_maintenance_redis_t *rc,
 
 
 /*
- * Decodes HGETALL's reply with the shared codec.  Values are data from the
- * network: the whole record is accepted or the last good state is kept.
+ * HGETALL's reply, decoded by ngx_http_maintenance_reply_state(): the whole
+ * record is accepted or the last good state is kept.
  */
 
 static void
 ngx_http_maintenance_state_reply(ngx_http_maintenance_sync_t *sync,
-    ngx_http_maintenance_sync_scope_t *s, redisReply *reply)
+    ngx_http_maintenance_sync_scope_t *s, ngx_int_t rc, mig_state_t *st,
+    const char *err)
 {
-    char          err[160];
-    size_t        i;
-    redisReply   *f, *v;
-    mig_state_t   st;
+    switch (rc) {
 
-    if (reply->type == REDIS_REPLY_ERROR) {
-        ngx_cpystrn((u_char *) err, (u_char *) reply->str, sizeof(err));
-        ngx_http_maintenance_state_malformed(sync, s, err);
+    case NGX_HTTP_MAINTENANCE_REPLY_OK:
+        ngx_http_maintenance_state_good(sync, s, st);
         return;
-    }
 
-    if (reply->type != REDIS_REPLY_ARRAY) {
-        ngx_http_maintenance_state_malformed(sync, s, "not a hash");
-        return;
-    }
-
-    if (reply->elements == 0) {
+    case NGX_HTTP_MAINTENANCE_REPLY_MISSING:
         ngx_http_maintenance_state_missing(sync, s);
         return;
-    }
 
-    if (reply->elements % 2
-        || reply->elements > 2 * NGX_HTTP_MAINTENANCE_FIELDS_MAX)
-    {
-        ngx_http_maintenance_state_malformed(sync, s,
-                                             "too many fields in the hash");
-        return;
-    }
-
-    mig_state_init(&st);
-
-    for (i = 0; i < reply->elements; i += 2) {
-        f = reply->element[i];
-        v = reply->element[i + 1];
-
-        if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) {
-            ngx_http_maintenance_state_malformed(sync, s,
-                                                 "a field is not a string");
-            return;
-        }
-
-        if (mig_state_field(&st, f->str, f->len, v->str, v->len, err,
-                            sizeof(err))
-            != MIG_OK)
-        {
-            ngx_http_maintenance_state_malformed(sync, s, err);
-            return;
-        }
-    }
-
-    if (mig_state_finish(&st, err, sizeof(err)) != MIG_OK) {
+    default: /* NGX_HTTP_MAINTENANCE_REPLY_BAD_STATE */
         ngx_http_maintenance_state_malformed(sync, s, err);
         return;
     }
-
-    ngx_http_maintenance_state_good(sync, s, &st);
 }
 
 

@@ -35,6 +35,8 @@ like($out, qr/^\$ migctl run .*--plan-cmd 'cat \S+previous\.plan' -- /m,
 like($out, qr/\(exit 5: the site went into maintenance before migctl returned\)/,
      'the migration step runs under migctl run, which sets the flag');
 like($out, qr/^FAIL +migrations /m, 'health shows the failing check');
+like($out, qr/^FAIL +migrations +\d+ ms +1 pending migration: dupes\.0002_email_unique$/m,
+     'and names the migration still pending');
 like($out, qr/^4 checks, 0 failed/m, 'health passes after the fix');
 like($out, qr/^# Incident evidence, /m, 'the evidence summary is shown');
 

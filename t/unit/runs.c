@@ -72,6 +72,9 @@ test_secrets(void)
              "redis://:[redacted]@host:6379/0 and https://u:[redacted]@x");
     scrubbed(&s, "no colon://host/path and a@b: mail, ://:@",
              "no colon://host/path and a@b: mail, ://:@");
+    /* an unencoded '@' in the password: the last '@' ends it */
+    scrubbed(&s, "postgres://app:p@ss@db/x?u=a@b",
+             "postgres://app:[redacted]@db/x?u=a@b");
     scrubbed(&s, "", "");
 
     out = migctl_scrub(&s, "a\0db pw-1", 9);
