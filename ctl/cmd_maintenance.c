@@ -37,6 +37,9 @@ typedef struct {
     char           k_edges[MIG_KEY_MAX];
     char           k_audit[MIG_KEY_MAX];
     char           actor[MIG_ACTOR_MAX + 1];
+    int            wanted;                   /* redis.wait.replicas */
+    int            acked;                    /* WAIT's answer, -1: none */
+    int            short_ack;                /* acked < wanted */
 } mnt_t;
 
 
@@ -50,6 +53,16 @@ static int set_actor(mnt_t *m);
 static int run_change(mnt_t *m, int on, const opts_t *o,
     const char *result, unsigned long long *epoch, char *id,
     size_t idsize);
+static int send_script(mnt_t *m, int argc, const char **argv,
+    const size_t *lens, redisReply **out, int *sent, int *have_prev,
+    uint64_t *prev);
+static int refind_master(mnt_t *m);
+static int reopen(mnt_t *m, const char *before, const char *why);
+static int confirm(mnt_t *m, int on, const opts_t *o, const char *since,
+    int have_prev, uint64_t prev, unsigned long long *epoch, char *id,
+    size_t idsize);
+static int wait_replicas(mnt_t *m, const opts_t *o);
+static int short_ack_error(mnt_t *m);
 static int run_refused(mnt_t *m, const opts_t *o, char *id, size_t idsize);
 static int run_audit(mnt_t *m, const char *action, const char *reason,
     const char *result, const opts_t *o, char *id, size_t idsize);
@@ -215,6 +228,11 @@ do_change(mnt_t *m, int argc, char **argv, int on)
         hc = migctl_health_run(ctx, &health);
         json_object_set(res, "health", health);
 
+        rc = refind_master(m);
+        if (rc != MIGCTL_OK) {
+            goto done;
+        }
+
         if (ctx->conf.nchecks == 0) {
             hc = MIGCTL_PROBLEM;
             fprintf(stderr, "migctl: maintenance: no health check is"
@@ -288,6 +306,17 @@ do_change(mnt_t *m, int argc, char **argv, int on)
     json_object_set_new(res, "result", json_string(result));
     json_object_set_new(res, "audit_id", json_string(id));
     json_object_set_new(res, "actor", json_string(m->actor));
+    json_object_set_new(res, "redis", migctl_redis_json(ctx));
+
+    if (m->wanted > 0) {
+        json_object_set_new(res, "replication",
+                            json_pack("{s:i, s:i, s:I, s:b}",
+                                      "wanted", m->wanted,
+                                      "acknowledged", m->acked,
+                                      "timeout_ms", (json_int_t)
+                                      ctx->conf.redis_wait_timeout_ms,
+                                      "ok", !m->short_ack));
+    }
 
     if (!ctx->json) {
         printf("maintenance %s for scope %s (epoch %llu)%s\n",
@@ -307,7 +336,11 @@ do_change(mnt_t *m, int argc, char **argv, int on)
         rc = wait_edges(m, want, o.wait, res);
     }
 
-    if (rc == MIGCTL_OK && hooks_rc != MIGCTL_OK) {
+    if (m->short_ack) {
+        /* the last word: the change may not survive a failover */
+        rc = short_ack_error(m);
+
+    } else if (rc == MIGCTL_OK && hooks_rc != MIGCTL_OK) {
         rc = migctl_error(ctx, hooks_rc, "the flag is %s, but a hook"
                           " failed (above): finish its work by hand",
                           on ? "on" : "off");
@@ -500,15 +533,120 @@ set_actor(mnt_t *m)
 }
 
 
+/*
+ * A write script, sent once; sent again only when it certainly did not
+ * run: the connection was found lost before it was sent (the probe, HGET
+ * epoch, got no answer) or the server refused it as a replica (-READONLY:
+ * a demoted master; the script's first write fails before anything is
+ * written).  Then the master is found again (Sentinel, or the host
+ * resolved again) and the script sent there, once.  MIGCTL_OK and *out
+ * (any other reply); MIGCTL_UNREACHABLE with *out NULL, printed, or, when
+ * the connection was lost after the script was sent (*sent: the outcome
+ * is unknown), not printed; *prev: the epoch before (have_prev).
+ */
+static int
+send_script(mnt_t *m, int argc, const char **argv, const size_t *lens,
+    redisReply **out, int *sent, int *have_prev, uint64_t *prev)
+{
+    int            rc, i, retried;
+    char           before[MIGCTL_PATH_MAX + 800];
+    const char    *pargv[3], *why;
+    size_t         plens[3];
+    redisReply    *r;
+    migctl_ctx_t  *ctx = m->ctx;
+
+    *out = NULL;
+    *sent = 0;
+    retried = 0;
+
+    pargv[0] = "HGET";
+    pargv[1] = m->k_state;
+    pargv[2] = "epoch";
+
+    for (i = 0; i < 3; i++) {
+        plens[i] = strlen(pargv[i]);
+    }
+
+again:
+
+    /* the probe: the connection answers, and the epoch before ours */
+    why = NULL;
+    *have_prev = 0;
+    *prev = 0;
+
+    if (m->c == NULL || m->c->err) {
+        why = "the connection was lost before the change was sent";
+
+    } else {
+        r = redisCommandArgv(m->c, 3, pargv, plens);
+        if (r == NULL) {
+            why = "the connection was lost before the change was sent";
+
+        } else {
+            if (r->type == REDIS_REPLY_NIL) {
+                *have_prev = 1;
+
+            } else if (r->type == REDIS_REPLY_STRING
+                       && mig_parse_u64(r->str, r->len, UINT64_MAX, prev)
+                          == MIG_OK)
+            {
+                *have_prev = 1;
+            }
+
+            freeReplyObject(r);
+        }
+    }
+
+    if (why == NULL) {
+        r = redisCommandArgv(m->c, argc, argv, lens);
+        if (r == NULL) {
+            /* the script may have run: the server did not answer in time */
+            *sent = 1;
+            return MIGCTL_UNREACHABLE;
+        }
+
+        if (!migctl_redis_readonly(r)) {
+            *out = r;
+            return MIGCTL_OK;
+        }
+
+        freeReplyObject(r);
+        why = "refused the write as a replica (READONLY), nothing was"
+              " written";
+    }
+
+    snprintf(before, sizeof(before), "%s", migctl_redis_addr(ctx));
+
+    if (retried) {
+        return migctl_error(ctx, MIGCTL_UNREACHABLE, "Redis %s %s, again"
+                            " after finding the master again: wait for the"
+                            " failover to settle and retry", before, why);
+    }
+
+    rc = reopen(m, before, why);
+    if (rc != MIGCTL_OK) {
+        return rc;
+    }
+
+    retried = 1;
+    goto again;
+}
+
+
+/*
+ * The change script through send_script().  A connection lost after it
+ * was sent leaves the outcome unknown: the state is read again and the
+ * change reported done only if it is there (confirm()).
+ */
 static int
 run_change(mnt_t *m, int on, const opts_t *o, const char *result,
     unsigned long long *epoch, char *id, size_t idsize)
 {
-    int            rc, i;
+    int            rc, i, sent, have_prev;
     char           since[32], retry[16];
     const char    *argv[16];
     size_t         lens[16];
-    uint64_t       e;
+    uint64_t       e, prev;
     redisReply    *r;
     migctl_ctx_t  *ctx = m->ctx;
 
@@ -536,12 +674,14 @@ run_change(mnt_t *m, int on, const opts_t *o, const char *result,
         lens[i] = strlen(argv[i]);
     }
 
-    r = migctl_redis_cmd(ctx, m->c, 16, argv, lens);
-    if (r == NULL) {
-        /* the script may have run: the server did not answer in time */
-        fprintf(stderr, "migctl: maintenance: the change may or may not"
-                " have been applied: check migctl maintenance status\n");
-        return MIGCTL_UNREACHABLE;
+    rc = send_script(m, 16, argv, lens, &r, &sent, &have_prev, &prev);
+    if (rc != MIGCTL_OK) {
+        if (sent) {
+            return confirm(m, on, o, since, have_prev, prev, epoch, id,
+                           idsize);
+        }
+
+        return rc;
     }
 
     rc = MIGCTL_PROBLEM;
@@ -566,13 +706,265 @@ run_change(mnt_t *m, int on, const opts_t *o, const char *result,
     *epoch = e;
     snprintf(id, idsize, "%.*s", (int) r->element[1]->len,
              r->element[1]->str);
-    rc = MIGCTL_OK;
+
+    rc = wait_replicas(m, o);
 
 done:
 
     freeReplyObject(r);
 
     return rc;
+}
+
+
+/*
+ * With Sentinel, the master is asked for again after the health checks
+ * (seconds, up to their timeouts): a failover in the meantime has moved
+ * it, and a gracefully demoted master accepts writes until the sentinels
+ * reconfigure it.  Nothing has been written yet.
+ */
+static int
+refind_master(mnt_t *m)
+{
+    int            rc;
+    char           before[300];
+    json_t        *j;
+    const char    *a;
+    migctl_ctx_t  *ctx = m->ctx;
+
+    if (ctx->conf.nsentinels == 0) {
+        return MIGCTL_OK;
+    }
+
+    j = migctl_redis_json(ctx);
+    a = json_string_value(json_object_get(j, "addr"));
+    snprintf(before, sizeof(before), "%s", a ? a : "");
+    json_decref(j);
+
+    migctl_redis_close(m->c);
+    m->c = NULL;
+
+    rc = migctl_redis_open(ctx, &m->c);
+    if (rc != MIGCTL_OK) {
+        return rc;
+    }
+
+    j = migctl_redis_json(ctx);
+    a = json_string_value(json_object_get(j, "addr"));
+
+    if (a != NULL && strcmp(a, before) != 0) {
+        fprintf(stderr, "migctl: maintenance: the master moved during the"
+                " health checks: %s, now %s\n", before,
+                migctl_redis_addr(ctx));
+    }
+
+    json_decref(j);
+
+    return MIGCTL_OK;
+}
+
+
+/* the master found again after a lost connection or a READONLY reply */
+static int
+reopen(mnt_t *m, const char *before, const char *why)
+{
+    int  rc;
+
+    migctl_redis_close(m->c);
+    m->c = NULL;
+
+    fprintf(stderr, "migctl: maintenance: Redis %s %s: finding the master"
+            " again\n", before, why);
+
+    rc = migctl_redis_open(m->ctx, &m->c);
+    if (rc != MIGCTL_OK) {
+        return rc;
+    }
+
+    fprintf(stderr, "migctl: maintenance: sending the change to Redis %s\n",
+            migctl_redis_addr(m->ctx));
+
+    return MIGCTL_OK;
+}
+
+
+/*
+ * The connection was lost after the change was sent: it may have run.
+ * The state is read from the master found again: ours (same mode, epoch
+ * the one after the probe's, since, actor, reason, release) is done;
+ * anything else is not confirmed (exit 3): never sent a second time.
+ */
+static int
+confirm(mnt_t *m, int on, const opts_t *o, const char *since,
+    int have_prev, uint64_t prev, unsigned long long *epoch, char *id,
+    size_t idsize)
+{
+    int            rc, present, ours;
+    char           err[256], before[MIGCTL_PATH_MAX + 800];
+    size_t         i;
+    json_t        *audit, *ae;
+    mig_state_t    st;
+    migctl_ctx_t  *ctx = m->ctx;
+
+    snprintf(before, sizeof(before), "%s", migctl_redis_addr(ctx));
+
+    fprintf(stderr, "migctl: maintenance: Redis %s: the connection was lost"
+            " after the change was sent (%s): reading the state again to"
+            " confirm it\n", before,
+            m->c->err == REDIS_ERR_IO && errno == EAGAIN ? "timed out"
+                                                          : m->c->errstr);
+
+    migctl_redis_close(m->c);
+    m->c = NULL;
+
+    rc = migctl_redis_open(ctx, &m->c);
+    if (rc != MIGCTL_OK) {
+        return migctl_error(ctx, MIGCTL_UNREACHABLE, "the change was sent"
+                            " to Redis %s but is not confirmed (no Redis to"
+                            " read it back from): run migctl maintenance"
+                            " status, and repeat the change if it is not"
+                            " there", before);
+    }
+
+    rc = migctl_state_read(ctx, m->c, m->k_state, &st, &present, err,
+                           sizeof(err));
+    if (rc == MIGCTL_UNREACHABLE) {
+        return rc;
+    }
+
+    ours = rc == MIGCTL_OK && present && st.have_epoch
+           && st.mode == (on ? MIG_MODE_ON : MIG_MODE_OFF)
+           && (!have_prev || st.epoch == prev + 1)
+           && st.since == strtoll(since, NULL, 10)
+           && strcmp(st.actor, m->actor) == 0
+           && strcmp(st.reason, o->reason) == 0
+           && strcmp(st.release, o->release) == 0;
+
+    if (!ours) {
+        return migctl_error(ctx, MIGCTL_UNREACHABLE, "the change was sent"
+                            " to Redis %s but is not confirmed: Redis %s"
+                            " holds %s epoch %llu, not it (lost in a"
+                            " failover, or not run yet): run migctl"
+                            " maintenance status, and repeat the change if"
+                            " needed", before, migctl_redis_addr(ctx),
+                            present ? mig_mode_str(st.mode) : "no state,",
+                            (unsigned long long) st.epoch);
+    }
+
+    *epoch = st.epoch;
+    id[0] = '\0';
+
+    /* the audit entry came with the state, from the same script */
+    if (read_audit(m, AUDIT_TAIL, &audit) == MIGCTL_OK) {
+        json_array_foreach(audit, i, ae) {
+            if (strtoull(afield(ae, "epoch"), NULL, 10) == st.epoch
+                && strcmp(afield(ae, "actor"), m->actor) == 0
+                && strcmp(afield(ae, "action"), on ? "on" : "off") == 0)
+            {
+                snprintf(id, idsize, "%s", afield(ae, "id"));
+                break;
+            }
+        }
+
+        json_decref(audit);
+    }
+
+    fprintf(stderr, "migctl: maintenance: the change is confirmed on Redis"
+            " %s (epoch %llu)\n", migctl_redis_addr(ctx),
+            (unsigned long long) st.epoch);
+
+    return wait_replicas(m, o);
+}
+
+
+/*
+ * redis.wait: WAIT replicas timeout_ms after a change.  Fewer
+ * acknowledgements: the change is on the master only and a failover now
+ * would lose it; said at the end of the command (m->short_ack), exit 3.
+ */
+static int
+wait_replicas(mnt_t *m, const opts_t *o)
+{
+    int              i, n;
+    char             num[16], ms[32], what[128], id[64];
+    const char      *argv[3];
+    size_t           lens[3];
+    redisReply      *r;
+    struct timeval   tv;
+    migctl_conf_t   *cf = &m->ctx->conf;
+
+    m->wanted = cf->redis_wait_replicas;
+    m->acked = -1;
+
+    if (m->wanted == 0) {
+        return MIGCTL_OK;
+    }
+
+    snprintf(num, sizeof(num), "%d", m->wanted);
+    snprintf(ms, sizeof(ms), "%ld", cf->redis_wait_timeout_ms);
+
+    argv[0] = "WAIT";
+    argv[1] = num;
+    argv[2] = ms;
+
+    for (i = 0; i < 3; i++) {
+        lens[i] = strlen(argv[i]);
+    }
+
+    /* WAIT blocks up to its timeout: the read may take that much longer */
+    n = (int) cf->redis_wait_timeout_ms + cf->redis_timeout_ms;
+    tv.tv_sec = n / 1000;
+    tv.tv_usec = (n % 1000) * 1000;
+    (void) redisSetTimeout(m->c, tv);
+
+    r = redisCommandArgv(m->c, 3, argv, lens);
+
+    if (r == NULL) {
+        /* no answer: nothing says a replica has it */
+        m->acked = 0;
+        m->short_ack = 1;
+        return MIGCTL_OK;
+    }
+
+    tv.tv_sec = cf->redis_timeout_ms / 1000;
+    tv.tv_usec = (cf->redis_timeout_ms % 1000) * 1000;
+    (void) redisSetTimeout(m->c, tv);
+
+    if (r->type == REDIS_REPLY_INTEGER && r->integer >= 0) {
+        m->acked = r->integer > 1000 ? 1000 : (int) r->integer;
+
+    } else {
+        m->acked = 0;
+        fprintf(stderr, "migctl: maintenance: WAIT: %s\n",
+                r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+    }
+
+    freeReplyObject(r);
+
+    m->short_ack = m->acked < m->wanted;
+
+    /* the audit says how far the change went (the JSON result too) */
+    snprintf(what, sizeof(what), "%d of %d replicas acknowledged within"
+             " %ld ms", m->acked, m->wanted, cf->redis_wait_timeout_ms);
+
+    (void) run_audit(m, "replication", what, m->short_ack ? "short" : "ok",
+                     o, id, sizeof(id));
+
+    return MIGCTL_OK;
+}
+
+
+/* the line (and exit 3) for a change fewer replicas acknowledged */
+static int
+short_ack_error(mnt_t *m)
+{
+    return migctl_error(m->ctx, MIGCTL_UNREACHABLE, "written on the master"
+                        " (Redis %s) but only %d of %d replicas acknowledged"
+                        " within %ld ms: the change may be lost in a"
+                        " failover; run migctl maintenance status and"
+                        " repeat if needed", migctl_redis_addr(m->ctx),
+                        m->acked, m->wanted,
+                        m->ctx->conf.redis_wait_timeout_ms);
 }
 
 
@@ -588,9 +980,10 @@ static int
 run_audit(mnt_t *m, const char *action, const char *reason,
     const char *result, const opts_t *o, char *id, size_t idsize)
 {
-    int            rc, i;
+    int            rc, i, sent, have_prev;
     const char    *argv[12];
     size_t         lens[12];
+    uint64_t       prev;
     redisReply    *r;
     migctl_ctx_t  *ctx = m->ctx;
 
@@ -611,9 +1004,16 @@ run_audit(mnt_t *m, const char *action, const char *reason,
         lens[i] = strlen(argv[i]);
     }
 
-    r = migctl_redis_cmd(ctx, m->c, 12, argv, lens);
-    if (r == NULL) {
-        return MIGCTL_UNREACHABLE;
+    rc = send_script(m, 12, argv, lens, &r, &sent, &have_prev, &prev);
+    if (rc != MIGCTL_OK) {
+        if (sent) {
+            migctl_error(ctx, rc, "Redis %s: the connection was lost after"
+                         " the audit entry (%s %s) was sent: it may or may"
+                         " not be in %s", migctl_redis_addr(ctx), action,
+                         result, m->k_audit);
+        }
+
+        return rc;
     }
 
     rc = MIGCTL_PROBLEM;
@@ -864,6 +1264,7 @@ do_status(mnt_t *m, int argc, char **argv)
     }
 
     json_object_set_new(res, "scope", json_string(ctx->scope));
+    json_object_set_new(res, "redis", migctl_redis_json(ctx));
 
     if (rc != MIGCTL_OK) {
         state = "malformed";
@@ -1058,6 +1459,8 @@ do_status(mnt_t *m, int argc, char **argv)
         print_clean(stdout, err);
         printf("\n");
     }
+
+    printf("redis: %s\n", migctl_redis_addr(ctx));
 
     printf("edges: %d (%d ok, %d behind, %d stale, %d lost",
            ed.n, nok, nbehind, nstale, nlost);
@@ -1403,8 +1806,10 @@ usage(FILE *f)
     migctl_usage_footer(f, MIGCTL_USAGE_REDIS,
         "0 ok;1 a problem (edges behind or stale, no live edge gates the"
         " scope, Redis lost the state edges still serve);2;3 Redis"
-        " unreachable (nothing written);4 refused by the health gate;"
-        "5 a hook failed",
+        " unreachable or no master found through the sentinels (nothing"
+        " written); also a change not confirmed after a lost link, or"
+        " acknowledged by fewer replicas than redis.wait;4 refused by the"
+        " health gate;5 a hook failed",
         "migctl maintenance on --reason \"migrate failed\" --release abc123"
         " --wait\n"
         "migctl maintenance status\n"
@@ -1454,6 +1859,10 @@ migctl_maintenance_set(migctl_ctx_t *ctx, int on, const char *reason,
     rc = migctl_redis_open(ctx, &m.c);
     if (rc == MIGCTL_OK) {
         rc = run_change(&m, on, &o, "ok", epoch, id, sizeof(id));
+    }
+
+    if (rc == MIGCTL_OK && m.short_ack) {
+        rc = short_ack_error(&m);
     }
 
     migctl_redis_close(m.c);

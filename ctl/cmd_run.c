@@ -957,7 +957,7 @@ build_env(run_t *r)
     int           n, i, k;
     char          opt[256], *names, *p;
     const char   *old;
-    size_t        len, pwenv;
+    size_t        len, pwenv, spwenv;
     extern char **environ;
 
     for (n = 0; environ[n] != NULL; n++) {
@@ -985,6 +985,7 @@ build_env(run_t *r)
 
     old = getenv("PGOPTIONS");
     pwenv = strlen(r->ctx->conf.redis_password_env);
+    spwenv = strlen(r->ctx->conf.sentinel_password_env);
 
     for (i = 0; i < n; i++) {
         if (strncmp(environ[i], "PGOPTIONS=", 10) == 0 && opt[0]) {
@@ -997,6 +998,13 @@ build_env(run_t *r)
         if (pwenv > 0 && strncmp(environ[i], r->ctx->conf.redis_password_env,
                                  pwenv) == 0
             && environ[i][pwenv] == '=')
+        {
+            continue;
+        }
+        if (spwenv > 0
+            && strncmp(environ[i], r->ctx->conf.sentinel_password_env,
+                       spwenv) == 0
+            && environ[i][spwenv] == '=')
         {
             continue;
         }

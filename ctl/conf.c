@@ -3,6 +3,7 @@
  * /etc/migctl/migctl.conf, else built-in defaults; libconfig syntax.
  */
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -34,6 +35,11 @@ static int check_members(conf_parse_t *p, config_setting_t *g,
     const char *const *known);
 static int parse_redis(conf_parse_t *p, config_setting_t *g,
     migctl_conf_t *cf);
+static int parse_sentinel(conf_parse_t *p, config_setting_t *g,
+    migctl_conf_t *cf);
+static int parse_node(const char *s, char *host, size_t size, int *port);
+static int parse_wait(conf_parse_t *p, config_setting_t *g,
+    migctl_conf_t *cf);
 static int parse_health(conf_parse_t *p, config_setting_t *g,
     migctl_conf_t *cf);
 static int parse_hooks(conf_parse_t *p, config_setting_t *g,
@@ -56,7 +62,15 @@ static int parse_runs(conf_parse_t *p, config_setting_t *root,
 
 static const char *const redis_keys[] = {
     "host", "port", "unix", "db", "user", "password_file", "password_env",
-    "timeout_ms", NULL
+    "timeout_ms", "sentinel", "wait", NULL
+};
+
+static const char *const sentinel_keys[] = {
+    "master", "nodes", "user", "password_file", "password_env", NULL
+};
+
+static const char *const wait_keys[] = {
+    "replicas", "timeout", NULL
 };
 
 static const char *const health_keys[] = {
@@ -285,6 +299,8 @@ migctl_conf_free(migctl_ctx_t *ctx)
 static int
 parse_redis(conf_parse_t *p, config_setting_t *g, migctl_conf_t *cf)
 {
+    config_setting_t  *s;
+
     if (check_members(p, g, redis_keys) != 0
         || get_string(p, g, "host", cf->redis_host, sizeof(cf->redis_host))
         || get_int(p, g, "port", 1, 65535, &cf->redis_port)
@@ -309,6 +325,217 @@ parse_redis(conf_parse_t *p, config_setting_t *g, migctl_conf_t *cf)
     if (cf->redis_unix[0] && config_setting_get_member(g, "host") != NULL) {
         return conf_fail(p, config_setting_get_member(g, "unix"),
                          "redis: give host/port or unix, not both");
+    }
+
+    s = config_setting_get_member(g, "sentinel");
+    if (s != NULL) {
+        if (config_setting_get_member(g, "host") != NULL
+            || config_setting_get_member(g, "port") != NULL
+            || config_setting_get_member(g, "unix") != NULL)
+        {
+            return conf_fail(p, s, "redis: give sentinel or host/port/unix,"
+                             " not both (with sentinel the master is found"
+                             " through the sentinels)");
+        }
+
+        if (parse_sentinel(p, s, cf) != 0) {
+            return -1;
+        }
+    }
+
+    s = config_setting_get_member(g, "wait");
+    if (s != NULL && parse_wait(p, s, cf) != 0) {
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/*
+ * redis.sentinel = { master = "NAME"; nodes = ( "host:port", ... ); }:
+ * host names are kept as given and resolved on each connection.
+ */
+static int
+parse_sentinel(conf_parse_t *p, config_setting_t *g, migctl_conf_t *cf)
+{
+    int                i, n;
+    const char        *v, *c;
+    config_setting_t  *s, *e;
+
+    if (!config_setting_is_group(g)) {
+        return conf_fail(p, g, "redis.sentinel must be a group { master ="
+                         " \"NAME\"; nodes = ( \"host:port\", ... ); }");
+    }
+
+    if (check_members(p, g, sentinel_keys) != 0
+        || get_string(p, g, "master", cf->sentinel_master,
+                      sizeof(cf->sentinel_master))
+        || get_string(p, g, "user", cf->sentinel_user,
+                      sizeof(cf->sentinel_user))
+        || get_string(p, g, "password_file", cf->sentinel_password_file,
+                      sizeof(cf->sentinel_password_file))
+        || get_string(p, g, "password_env", cf->sentinel_password_env,
+                      sizeof(cf->sentinel_password_env)))
+    {
+        return -1;
+    }
+
+    if (cf->sentinel_password_file[0] && cf->sentinel_password_env[0]) {
+        return conf_fail(p, config_setting_get_member(g, "password_env"),
+                         "redis.sentinel: give password_file or"
+                         " password_env, not both");
+    }
+
+    if (cf->sentinel_master[0] == '\0') {
+        return conf_fail(p, config_setting_get_member(g, "master")
+                            ? config_setting_get_member(g, "master") : g,
+                         "redis.sentinel needs master = \"NAME\" (the"
+                         " name the sentinels monitor)");
+    }
+
+    for (c = cf->sentinel_master; *c; c++) {
+        if ((unsigned char) *c <= 0x20 || (unsigned char) *c >= 0x7f) {
+            return conf_fail(p, config_setting_get_member(g, "master"),
+                             "redis.sentinel.master must be printable"
+                             " ASCII without spaces");
+        }
+    }
+
+    s = config_setting_get_member(g, "nodes");
+    if (s == NULL) {
+        return conf_fail(p, g, "redis.sentinel needs nodes = ("
+                         " \"host:port\", ... )");
+    }
+
+    if (!config_setting_is_list(s) && !config_setting_is_array(s)) {
+        return conf_fail(p, s, "redis.sentinel.nodes must be a list ("
+                         " \"host:port\", ... )");
+    }
+
+    n = config_setting_length(s);
+    if (n < 1 || n > MIGCTL_SENTINELS_MAX) {
+        return conf_fail(p, s, "redis.sentinel.nodes must list 1..%d"
+                         " sentinels (\"host:port\"), not %d",
+                         MIGCTL_SENTINELS_MAX, n);
+    }
+
+    for (i = 0; i < n; i++) {
+        e = config_setting_get_elem(s, i);
+
+        if (config_setting_type(e) != CONFIG_TYPE_STRING) {
+            return conf_fail(p, e, "redis.sentinel.nodes[%d] must be"
+                             " \"host:port\" in double quotes", i);
+        }
+
+        v = config_setting_get_string(e);
+
+        if (parse_node(v, cf->sentinel_host[i], sizeof(cf->sentinel_host[i]),
+                       &cf->sentinel_port[i])
+            != 0)
+        {
+            return conf_fail(p, e, "redis.sentinel.nodes[%d] \"%.300s\" is"
+                             " not \"host:port\" (a name, an IPv4 address"
+                             " or [IPv6], port 1..65535)", i, v);
+        }
+    }
+
+    cf->nsentinels = n;
+
+    return 0;
+}
+
+
+/* "host:port", "1.2.3.4:port", "[::1]:port": 0, or -1 */
+static int
+parse_node(const char *s, char *host, size_t size, int *port)
+{
+    long         v;
+    size_t       len;
+    const char  *h, *colon, *c;
+
+    if (s[0] == '[') {
+        h = s + 1;
+        c = strchr(h, ']');
+        if (c == NULL || c[1] != ':') {
+            return -1;
+        }
+
+        len = c - h;
+        colon = c + 1;
+
+        for (c = h; c < h + len; c++) {
+            if (!isxdigit((unsigned char) *c) && *c != ':' && *c != '.') {
+                return -1;
+            }
+        }
+
+    } else {
+        h = s;
+        colon = strchr(s, ':');
+        if (colon == NULL || strchr(colon + 1, ':') != NULL) {
+            return -1;
+        }
+
+        len = colon - h;
+
+        for (c = h; c < colon; c++) {
+            if (!isalnum((unsigned char) *c) && *c != '.' && *c != '-'
+                && *c != '_')
+            {
+                return -1;
+            }
+        }
+    }
+
+    if (len == 0 || len >= size) {
+        return -1;
+    }
+
+    v = 0;
+
+    for (c = colon + 1; *c; c++) {
+        if (!isdigit((unsigned char) *c) || v > 65535) {
+            return -1;
+        }
+
+        v = v * 10 + (*c - '0');
+    }
+
+    if (c == colon + 1 || v < 1 || v > 65535) {
+        return -1;
+    }
+
+    memcpy(host, h, len);
+    host[len] = '\0';
+    *port = (int) v;
+
+    return 0;
+}
+
+
+/* redis.wait = { replicas = 1; timeout = "1s"; }: WAIT after a change */
+static int
+parse_wait(conf_parse_t *p, config_setting_t *g, migctl_conf_t *cf)
+{
+    if (!config_setting_is_group(g)) {
+        return conf_fail(p, g, "redis.wait must be a group { replicas = 1;"
+                         " timeout = \"1s\"; }");
+    }
+
+    cf->redis_wait_timeout_ms = 1000;
+
+    if (check_members(p, g, wait_keys) != 0
+        || get_int(p, g, "replicas", 1, 1000, &cf->redis_wait_replicas)
+        || get_duration(p, g, "timeout", 1, 3600000,
+                        &cf->redis_wait_timeout_ms))
+    {
+        return -1;
+    }
+
+    if (config_setting_get_member(g, "replicas") == NULL) {
+        return conf_fail(p, g, "redis.wait needs replicas = N (how many"
+                         " replicas must acknowledge a change)");
     }
 
     return 0;

@@ -618,6 +618,11 @@ secret_var(migctl_ctx_t *ctx, const char *var)
         return 1;
     }
 
+    pw = ctx->conf.sentinel_password_env;
+    if (pw[0] && len == strlen(pw) && memcmp(var, pw, len) == 0) {
+        return 1;
+    }
+
     if (!IS("DATABASE_URL")) {
         return 0;
     }

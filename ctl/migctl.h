@@ -25,6 +25,8 @@
 #define MIGCTL_CHECKS_MAX    32
 #define MIGCTL_COMMAND_MAX   2048
 #define MIGCTL_HOOKS_MAX     8
+#define MIGCTL_SENTINELS_MAX 16
+#define MIGCTL_SENTINEL_NAME_MAX  128
 
 struct config_t;                             /* libconfig */
 
@@ -108,6 +110,18 @@ typedef struct {
     /* runs { dir; plan_cmd; } (conf.c: parse_runs); "" = not set */
     char        runs_dir[MIGCTL_PATH_MAX];
     char        plan_cmd[MIGCTL_COMMAND_MAX];
+    /* redis.sentinel { master; nodes; user; password_file; password_env }:
+     * the master is found through these (redis.c); nsentinels 0: not used */
+    char        sentinel_master[MIGCTL_SENTINEL_NAME_MAX + 1];
+    int         nsentinels;
+    char        sentinel_host[MIGCTL_SENTINELS_MAX][256];
+    int         sentinel_port[MIGCTL_SENTINELS_MAX];
+    char        sentinel_user[128];
+    char        sentinel_password_file[MIGCTL_PATH_MAX];
+    char        sentinel_password_env[128];
+    /* redis.wait { replicas; timeout; }: WAIT after a change; 0: none */
+    int         redis_wait_replicas;
+    long        redis_wait_timeout_ms;
 } migctl_conf_t;
 
 /* what every command gets from main() */
@@ -292,8 +306,21 @@ struct redisReply *migctl_redis_cmd(migctl_ctx_t *ctx,
     struct redisContext *c, int argc, const char **argv,
     const size_t *lens);
 
-/* "host:port" or "unix:/path" of the configured server, for messages */
+/*
+ * "host:port" or "unix:/path" of the configured server, for messages;
+ * with Sentinel, the master found and how: "127.0.0.1:6380 (master of
+ * mymaster via sentinel 127.0.0.1:26379)".
+ */
 const char *migctl_redis_addr(migctl_ctx_t *ctx);
+
+/*
+ * The server the last migctl_redis_open() reached, for --json: {"addr"},
+ * with Sentinel also "master_name" and "sentinel" (the one that named it).
+ */
+json_t *migctl_redis_json(migctl_ctx_t *ctx);
+
+/* the reply is Redis's -READONLY (a replica, e.g. a demoted master) */
+int migctl_redis_readonly(const struct redisReply *r);
 
 
 /*

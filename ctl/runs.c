@@ -119,6 +119,18 @@ migctl_secrets_load(migctl_ctx_t *ctx, migctl_secrets_t *s,
         add_file(s, ctx->conf.redis_password_file);
     }
 
+    /* the sentinels' password (redis.sentinel), as the master's */
+    if (ctx->conf.sentinel_password_env[0]) {
+        v = getenv(ctx->conf.sentinel_password_env);
+        if (v != NULL) {
+            add(s, v, strlen(v));
+        }
+    }
+
+    if (ctx->conf.sentinel_password_file[0]) {
+        add_file(s, ctx->conf.sentinel_password_file);
+    }
+
     lc = (config_t *) ctx->conf.lc;
     l = lc ? config_lookup(lc, "evidence.secret_files") : NULL;
 

@@ -27,6 +27,7 @@ static int load(migctl_ctx_t *ctx, const char *path, char *err,
     size_t errlen);
 static void test_defaults(void);
 static void test_file(void);
+static void test_sentinel(void);
 static void test_errors(void);
 static void test_types(void);
 static void test_health(void);
@@ -44,6 +45,7 @@ main(void)
 
     test_defaults();
     test_file();
+    test_sentinel();
     test_errors();
     test_types();
     test_health();
@@ -149,6 +151,8 @@ test_file(void)
     if (!OK(load(&ctx, p, err, sizeof(err)) == 0, "database: load")) {
         printf("# %s\n", err);
     }
+    OK(ctx.conf.nsentinels == 0 && ctx.conf.redis_wait_replicas == 0,
+       "no sentinel, no wait: the defaults");
     OK(ctx.conf.db_lock_timeout_ms == 500
        && ctx.conf.db_statement_timeout_ms == 60000
        && ctx.conf.db_connect_timeout_ms == 3000
@@ -157,6 +161,52 @@ test_file(void)
        && ctx.conf.db_keepalives_idle_ms == 30000
        && ctx.conf.db_keepalives_interval_ms == 2000
        && ctx.conf.db_keepalives_count == 4, "database: every setting");
+    migctl_conf_free(&ctx);
+}
+
+
+static void
+test_sentinel(void)
+{
+    char          err[512];
+    const char   *p;
+    migctl_ctx_t  ctx;
+
+    p = write_conf("sentinel.conf",
+        "redis = { sentinel = { master = \"mymaster\";\n"
+        "  nodes = ( \"10.0.0.1:26379\", \"sentinel-b.example:26380\",\n"
+        "            \"[::1]:26381\" );\n"
+        "  user = \"sen\"; password_env = \"SPW\"; };\n"
+        "  db = 3; user = \"ops\"; password_file = \"/run/pw\";\n"
+        "  wait = { replicas = 2; timeout = \"250ms\"; }; };\n");
+
+    if (!OK(load(&ctx, p, err, sizeof(err)) == 0, "sentinel: load")) {
+        printf("# %s\n", err);
+    }
+    OK(ctx.conf.nsentinels == 3
+       && strcmp(ctx.conf.sentinel_master, "mymaster") == 0
+       && strcmp(ctx.conf.sentinel_host[0], "10.0.0.1") == 0
+       && ctx.conf.sentinel_port[0] == 26379
+       && strcmp(ctx.conf.sentinel_host[1], "sentinel-b.example") == 0
+       && ctx.conf.sentinel_port[1] == 26380
+       && strcmp(ctx.conf.sentinel_host[2], "::1") == 0
+       && ctx.conf.sentinel_port[2] == 26381, "sentinel: nodes, names kept"
+       " to be resolved on each run, [IPv6]");
+    OK(strcmp(ctx.conf.sentinel_user, "sen") == 0
+       && strcmp(ctx.conf.sentinel_password_env, "SPW") == 0
+       && ctx.conf.sentinel_password_file[0] == '\0'
+       && ctx.conf.redis_db == 3
+       && strcmp(ctx.conf.redis_password_file, "/run/pw") == 0,
+       "sentinel: its own auth, the master's auth and db beside it");
+    OK(ctx.conf.redis_wait_replicas == 2
+       && ctx.conf.redis_wait_timeout_ms == 250, "wait: replicas, timeout");
+    migctl_conf_free(&ctx);
+
+    p = write_conf("wait1.conf", "redis = { wait = { replicas = 1; }; };\n");
+    OK(load(&ctx, p, err, sizeof(err)) == 0
+       && ctx.conf.redis_wait_replicas == 1
+       && ctx.conf.redis_wait_timeout_ms == 1000 && ctx.conf.nsentinels == 0,
+       "wait: without sentinel, timeout 1 s by default");
     migctl_conf_free(&ctx);
 }
 
@@ -226,6 +276,51 @@ test_errors(void)
         { "health = { checks = ( { name = \"a\"; type = \"http\";"
           " url = \"http://h/\";\n resolve = \"h:80\"; } ); };\n", 2,
           "resolve must be \"host:port:address\"" },
+        /* redis.sentinel, redis.wait */
+        { "redis = { host = \"r\";\n sentinel = { master = \"m\";"
+          " nodes = ( \"s:26379\" ); }; };\n", 2,
+          "give sentinel or host/port/unix, not both" },
+        { "redis = { port = 6380;\n sentinel = { master = \"m\";"
+          " nodes = ( \"s:26379\" ); }; };\n", 2, "not both" },
+        { "redis = { unix = \"/r.sock\";\n sentinel = { master = \"m\";"
+          " nodes = ( \"s:26379\" ); }; };\n", 2, "not both" },
+        { "redis = { sentinel = { master = \"m\";\n nodes = ( ); }; };\n",
+          2, "must list 1..16 sentinels" },
+        { "redis = { sentinel = {\n nodes = ( \"s:1\" ); }; };\n", 1,
+          "needs master = \"NAME\"" },
+        { "redis = { sentinel = { master = \"m\"; }; };\n", 1,
+          "needs nodes" },
+        { "redis = { sentinel = { master = \"a b\";\n"
+          " nodes = ( \"s:1\" ); }; };\n", 1, "without spaces" },
+        { "redis = { sentinel = { master = \"m\"; nodes = (\n"
+          " \"s1:26379\",\n \"s2\" ); }; };\n", 3,
+          "nodes[1] \"s2\" is not \"host:port\"" },
+        { "redis = { sentinel = { master = \"m\"; nodes = (\n"
+          " \"s1:0\" ); }; };\n", 2, "nodes[0] \"s1:0\"" },
+        { "redis = { sentinel = { master = \"m\"; nodes = (\n"
+          " \"s1:65536\" ); }; };\n", 2, "port 1..65535" },
+        { "redis = { sentinel = { master = \"m\"; nodes = (\n"
+          " \"s 1:26379\" ); }; };\n", 2, "is not \"host:port\"" },
+        { "redis = { sentinel = { master = \"m\"; nodes = (\n"
+          " \":26379\" ); }; };\n", 2, "is not \"host:port\"" },
+        { "redis = { sentinel = { master = \"m\"; nodes = (\n"
+          " \"::1:26379\" ); }; };\n", 2, "[IPv6]" },
+        { "redis = { sentinel = { master = \"m\"; nodes = (\n"
+          " 26379 ); }; };\n", 2, "in double quotes" },
+        { "redis = { sentinel = { master = \"m\"; nodes = ( \"s:1\" );\n"
+          " pasword_file = \"/x\"; }; };\n", 2,
+          "unknown setting \"pasword_file\"" },
+        { "redis = { sentinel = { master = \"m\"; nodes = ( \"s:1\" );\n"
+          " password_file = \"/x\";\n password_env = \"X\"; }; };\n", 3,
+          "password_file or password_env, not both" },
+        { "redis = { sentinel = ( \"s:1\" ); };\n", 1,
+          "redis.sentinel must be a group" },
+        { "redis = { wait = { timeout = \"1s\"; }; };\n", 1,
+          "needs replicas" },
+        { "redis = { wait = {\n replicas = 0; }; };\n", 2,
+          "out of range 1..1000" },
+        { "redis = { wait = { replicas = 1;\n timeout = \"forever\"; };"
+          " };\n", 2, "is not a duration" },
     };
 
     for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
