@@ -1034,12 +1034,14 @@ ngx_http_maintenance_sentinel_sub_cb(ngx_http_maintenance_redis_t *rc,
         ngx_add_timer(&sn->ping, NGX_HTTP_MAINTENANCE_SENTINEL_PING);
 
         /*
-         * A +switch-master sent while we were away is lost: ask again; the
-         * links move only if the master changed.
+         * A +switch-master sent while we were away is lost: ask again,
+         * this sentinel first (it answers, and the one asked first before
+         * may be the stale one); the links move only if the master changed.
          */
 
         if (sn->sub_ever && !sn->querying) {
             sn->resume = 0;
+            sn->good = sn->sub_idx;
             ngx_http_maintenance_sentinel_round(sn);
         }
 

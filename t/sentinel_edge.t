@@ -11,14 +11,19 @@
 #     check sends the edges on to the real master; a third edge configured
 #     with the dead sentinel only finds the others it learned from it, also
 #     after its worker 0 was killed;
-#  4. every sentinel down: the edges keep their state under the failure
+#  4. with migctl through the same sentinels: on --wait, a graceful
+#     failover, status from the new master, off --wait reaches both edges;
+#  5. every sentinel down: the edges keep their state under the failure
 #     policy, status says so with the sentinels tried; back: reconnected;
-#  5. configuration errors;
-#  6. under valgrind (nginx single process): the stale sentinel, a graceful
+#  6. configuration errors;
+#  7. under valgrind (nginx single process): the stale sentinel, a graceful
 #     failover, every sentinel hung and back, a graceful exit: no error,
 #     no socket left open;
-#  7. a sentinel with a password: sentinel_password_file; a wrong one is
+#  8. a sentinel with a password: sentinel_password_file; a wrong one is
 #     refused, said in status and the log, the password never logged.
+# A sentinel SIGSTOPped and continued enters TILT mode for 30 s and starts
+# no failover meanwhile: the failovers come before the stops (1-4), and 7
+# waits for the TILT to end.
 use strict;
 use warnings;
 use Test::More;
@@ -126,7 +131,8 @@ sub on_master {
 # A child samples both edges until told to stop (bounded in time and
 # count): "time status edge" per answer, time taken when the answer came.
 sub sampler {
-    my ($tag) = @_;
+    my ($tag, @edges) = @_;
+    @edges = qw(e1 e2) unless @edges;
     my $out = $t->dir . "/samples.$tag";
     unlink "$out.stop";
     my $pid = fork // die "fork: $!";
@@ -136,7 +142,7 @@ sub sampler {
         my $end = time + 40;
         for (1 .. 100000) {
             last if time > $end || -e "$out.stop";
-            for my $n (qw(e1 e2)) {
+            for my $n (@edges) {
                 my $c = code($n);
                 printf $fh "%.6f %d %s\n", time, $c, $n;
             }
@@ -342,58 +348,131 @@ ok($t->wait_for(sub { both(503) && code('e3') == 503 }, 2),
 $t->stop_nginx('e3');
 $t->check_logs('e3', qr/worker process $w3 exited on signal 9/);
 
-# --- 4. every sentinel down -------------------------------------------
+# --- 4. migctl and the edges through the sentinels ---------------------
+
+my $nodes = join(', ', map { "\"$_\"" } @{ $g->{nodes} });
+my $mconf = $t->write_file('migctl.conf', <<"EOF");
+redis = { sentinel = { master = "$NAME"; nodes = ( $nodes ); };
+          timeout_ms = 1000; };
+edge_live_ms = 1000;
+health = { checks = ( { name = "app"; command = "true"; } ); };
+EOF
+my %menv = (MIGCTL_CONFIG => $mconf, MIGCTL_ACTOR => 'edgar');
+sub mig { $t->migctl({ env => \%menv, timeout => 60 }, @_) }
+
+my $live = join(' ', @node{qw(g-s1 g-s3)});
+$t->nginx_conf('m1', edge_conf('m1', 'last', 0, $live));
+$t->nginx_conf('m2', edge_conf('m2', 'last', 1, $live));
+%tls = (%tls, m1 => 0, m2 => 1);
+$t->start_nginx($_) for qw(m1 m2);
+my $m4 = $t->sentinel_master($g);
+ok($t->wait_for(sub { on_master($m4, qw(m1 m2)) }, 10),
+   '4: both edges on the master');
+
+# e3, stopped in 3, is no live edge any more
+ok($t->wait_for(sub {
+    my $hb = $t->redis($m4, 'ZSCORE', 'migctl:edges', 'e3') // 0;
+    1000 * time - $hb > 1500;
+}, 10), '4: e3 (stopped) is no live edge');
+my $res = mig('maintenance', 'on', '--wait=10', '--reason', 'sentinel');
+is($res->{rc}, 0, '4: migctl maintenance on --wait: done')
+    or diag($res->{err});
+ok(code('m1') == 503 && code('m2') == 503, '4: both edges 503');
+
+my $r8 = $m4 eq 'g-m' ? 'g-r' : 'g-m';
+ok($t->wait_for(sub { healthy_replica($r8) }, 30),
+   "4: $r8 a healthy replica");
+$s = sampler('migctl', qw(m1 m2));
+my $fo8;
+$t->wait_for(sub {
+    $fo8 = eval { $t->redis('g-s1', 'SENTINEL', 'FAILOVER', $NAME) };
+    $fo8 || (sleep(0.2), 0);
+}, 15);
+my $m3 = $t->wait_failover($g, $m4, 30);
+$t_fo = time;
+is($m3, $r8, "4: graceful failover to $r8");
+$res = mig('--json', 'maintenance', 'status');
+# (1: a problem found: the edges stopped in 3 are stale; 3 would be Redis)
+ok($res->{rc} == 0 || $res->{rc} == 1, '4: migctl maintenance status read '
+   . "the master (exit $res->{rc})") or diag($res->{err});
+my $js = eval { decode_json($res->{out}) } // {};
+is($js->{mode}, 'on', '4: status reads the flag (on)');
+is($js->{redis}{addr}, addr($m3), '4: ... from the new master');
+$t_off = time;
+$res = mig('maintenance', 'off', '--wait=10');
+is($res->{rc}, 0, '4: migctl maintenance off --wait: done')
+    or diag($res->{err});
+ok(code('m1') == 200 && code('m2') == 200, '4: both edges 200');
+diag(sprintf('4: off --wait returned %.2f s after the failover',
+             time - $t_fo));
+cmp_ok(time - $t_fo, '<=', 2, '4: within 2 s of the failover');
+$samples = sampler_stop($s);
+@early = grep { $_->[0] < $t_off && $_->[1] == 200 } @$samples;
+is(scalar @early, 0, '4: no request got the app while the flag was on');
+is($t->redis($m3, 'HGET', 'migctl:state:default', 'mode'), 'off',
+   '4: the new master holds "off"');
+# before 5 stops the sentinels: the old master must be told it is none
+ok($t->wait_for(sub { $t->redis($m4, 'ROLE')->[0] eq 'slave' }, 15),
+   "4: $m4 is a replica now");
+$t->stop_nginx($_) for qw(m1 m2);
+$t->check_logs($_) for qw(m1 m2);
+
+# what 5 writes goes to the master of now, after the epoch migctl wrote
+$new = $m3;
+$epoch = $t->redis($new, 'HGET', 'migctl:state:default', 'epoch');
+
+# --- 5. every sentinel down -------------------------------------------
 
 $epoch++;
 $t->set_state($new, 'default', 'off', $epoch);
-ok($t->wait_for(sub { both(200) }, 2), '4: flag off: both edges 200');
+ok($t->wait_for(sub { both(200) }, 2), '5: flag off: both edges 200');
 
 $t->kill_redis('fs', 'STOP');
 $t->kill_redis($_, 'STOP') for qw(g-s1 g-s3);
 
 ok($t->wait_for(sub {
     !grep { status($_)->{sentinel}{reachable} } qw(e1 e2)
-}, 15), '4: status: no sentinel reachable');
-ok(both(200), '4: links to the master stay up: both edges still 200');
+}, 15), '5: status: no sentinel reachable');
+ok(both(200), '5: links to the master stay up: both edges still 200');
 
 # drop the edges' command links: the discovery fails, the policy rules
 $t->redis($new, 'CLIENT', 'KILL', 'TYPE', 'normal');
 ok($t->wait_for(sub { !status('e1')->{redis}{up}
                       && !status('e2')->{redis}{up} }, 5),
-   '4: command links down: no sentinel names the master');
+   '5: command links down: no sentinel names the master');
 ok($t->wait_for(sub { code('e2') == 503 }, 3),
-   '4: e2 (failure policy closed) serves maintenance');
-is(code('e1'), 200, '4: e1 (failure policy last) keeps its state (off)');
+   '5: e2 (failure policy closed) serves maintenance');
+is(code('e1'), 200, '5: e1 (failure policy last) keeps its state (off)');
 my $st = status('e1');
-is($st->{sentinel}{in_use}, '', '4: status: no sentinel in use');
+is($st->{sentinel}{in_use}, '', '5: status: no sentinel in use');
 for my $sn ($fake, @node{qw(g-s1 g-s2 g-s3)}) {
     like($st->{sentinel}{tried}, qr/\Q$sn\E: /,
-         "4: status: the sentinels tried: $sn and why");
+         "5: status: the sentinels tried: $sn and why");
 }
 my $re = qr/no sentinel names the master of "$NAME" \(.*\Q$node{'g-s2'}\E: connect\(\) failed/;
 ok($t->wait_for(sub { $t->error_log('e1') =~ $re }, 10),
-   '4: logged, naming every sentinel and why');
+   '5: logged, naming every sentinel and why');
 
 $t->kill_redis($_, 'CONT') for qw(fs g-s1 g-s3);
 my $t_back = time;
 ok($t->wait_for(sub {
     my $m = $t->sentinel_master($g) // return 0;
     on_master($m) && both(200);
-}, 20), '4: sentinels back: both edges reconnect, open');
-diag(sprintf('4: reconnected %.2f s after the sentinels came back',
+}, 20), '5: sentinels back: both edges reconnect, open');
+diag(sprintf('5: reconnected %.2f s after the sentinels came back',
              time - $t_back));
 my $m = $t->sentinel_master($g);
 $epoch++;
 $t->set_state($m, 'default', 'on', $epoch);
-ok($t->wait_for(sub { both(503) }, 2), '4: a change reaches both edges');
+ok($t->wait_for(sub { both(503) }, 2), '5: a change reaches both edges');
 ok($t->wait_for(sub {
     !grep { !status($_)->{sentinel}{reachable} } qw(e1 e2)
-}, 10), '4: status: sentinels reachable again');
+}, 10), '5: status: sentinels reachable again');
 
 $t->stop_nginx($_) for qw(e1 e2);
 $t->check_logs($_) for qw(e1 e2);
 
-# --- 5. configuration errors ------------------------------------------
+# --- 6. configuration errors ------------------------------------------
 
 sub refuse {
     my ($name, $body, $re, $label) = @_;
@@ -403,8 +482,8 @@ sub refuse {
                         . "    server { listen 127.0.0.1:%%PORT_x%%; }\n"
                         . "}\n");
     my ($rc, $out) = $t->nginx_test($name);
-    isnt($rc, 0, "5: $label: nginx -t fails");
-    like($out, $re, "5: $label: one clear line") or diag($out);
+    isnt($rc, 0, "6: $label: nginx -t fails");
+    like($out, $re, "6: $label: one clear line") or diag($out);
 }
 
 refuse('both', "    maintenance_redis 127.0.0.1:6379;\n"
@@ -436,14 +515,16 @@ refuse('many', "    maintenance_redis_sentinel m "
                . ";\n",
        qr/more than 16 sentinel addresses/, '17 sentinels');
 
-# --- 6. under valgrind ------------------------------------------------
+# --- 7. under valgrind ------------------------------------------------
 
 SKIP: {
-skip 'valgrind not installed', 10
+skip 'valgrind not installed', 12
     unless grep { -x "$_/valgrind" } split /:/, $ENV{PATH};
 
 $m = $t->sentinel_master($g);
 my $r = $m eq 'g-m' ? 'g-r' : 'g-m';
+ok($t->wait_for(sub { $t->redis($r, 'ROLE')->[0] eq 'slave' }, 15),
+   "7: $r is a replica");
 $t->redis('fs', 'FAKE', 'SENTINEL', $NAME, '127.0.0.1', $t->port($r));
 my $dir = $t->nginx_dir('v');
 $t->nginx_conf('v', <<"CONF");
@@ -481,17 +562,22 @@ if ($vpid == 0) {
          '-e', "$dir/error.log", '-g', "error_log $dir/error.log info;"
         or POSIX::_exit(127);
 }
-ok($t->wait_port($t->port('v_st'), 60), '6: nginx under valgrind listens');
+ok($t->wait_port($t->port('v_st'), 60), '7: nginx under valgrind listens');
 my $vst = sub {
     my $b = $t->http($t->port('v_st'), '/status', timeout => 10)->{body};
     return eval { decode_json($b) } // {};
 };
 ok($t->wait_for(sub { ($vst->()->{sentinel}{master} // '') eq addr($m) },
-                30), '6: on the master (the stale sentinel refused)');
+                30), '7: on the master (the stale sentinel refused)');
 
-ok($t->wait_for(sub { healthy_replica($r) }, 30), "6: $r a healthy "
+ok($t->wait_for(sub { healthy_replica($r) }, 30), "7: $r a healthy "
    . 'replica');
-# (a failover the sentinels still run after 4 refuses a new one: retried)
+# after the stops of 5 the sentinels are in TILT mode (30 s): no failover
+ok($t->wait_for(sub {
+    !grep { $t->redis($_, 'INFO', 'sentinel') !~ /sentinel_tilt:0/ }
+    grep { $t->redis_pid($_) } @{ $g->{sentinels} };
+}, 40), '7: the sentinels are out of TILT mode');
+# (a failover the sentinels still run refuses a new one: retried)
 my $fo;
 $t->wait_for(sub {
     $fo = eval { $t->redis('g-s1', 'SENTINEL', 'FAILOVER', $NAME) };
@@ -500,7 +586,7 @@ $t->wait_for(sub {
 my $m2 = $t->wait_failover($g, $m, 30);
 ok($m2 && $t->wait_for(sub {
     ($vst->()->{sentinel}{master} // '') eq addr($m2) }, 20),
-   '6: graceful failover followed')
+   '7: graceful failover followed')
     or diag('FAILOVER: ' . ($fo // $@) . '; sentinels: '
             . ($t->sentinel_master($g) // 'none') . '; edge: '
             . explain($vst->()->{sentinel}));
@@ -512,10 +598,10 @@ $t->kill_redis($_, 'STOP') for qw(g-s1 g-s3);
 $t->redis($m2, 'CLIENT', 'KILL', 'TYPE', 'normal');
 ok($t->wait_for(sub {
     $t->error_log('v') =~ /no sentinel names the master .*\Q$fake\E: malformed reply to get-master-addr-by-name/
-}, 30), '6: sentinels hung or malformed: the discovery fails, says why');
+}, 30), '7: sentinels hung or malformed: the discovery fails, says why');
 $t->kill_redis($_, 'CONT') for qw(g-s1 g-s3);
 $t->redis('fs', 'FAKE', 'CLEAR');
-ok($t->wait_for(sub { $vst->()->{redis}{up} }, 30), '6: back');
+ok($t->wait_for(sub { $vst->()->{redis}{up} }, 30), '7: back');
 
 kill 'QUIT', $vpid;
 my $end = time + 30;
@@ -525,15 +611,15 @@ while (time < $end) {
     last if $w == $vpid;
     sleep 0.05;
 }
-is($w, $vpid, '6: graceful exit');
+is($w, $vpid, '7: graceful exit');
 $vpid = 0 if $w;
-is($t->read_file($vglog) // '', '', '6: valgrind reports nothing');
-unlike($t->error_log('v'), qr/open socket .* left/, '6: no socket left open');
+is($t->read_file($vglog) // '', '', '7: valgrind reports nothing');
+unlike($t->error_log('v'), qr/open socket .* left/, '7: no socket left open');
 $t->check_logs('v');
 END { if ($vpid) { kill 'KILL', $vpid; waitpid($vpid, 0) } }
 }
 
-# --- 7. a sentinel with a password --------------------------------------
+# --- 8. a sentinel with a password --------------------------------------
 
 $m = $t->sentinel_master($g);
 my $s4 = 'g-s4';
@@ -580,18 +666,18 @@ EOF
 }
 
 ok($t->wait_for(sub { on_master($m, 'pw') }, 10),
-   '7: sentinel_password_file: AUTH accepted, on the master');
+   '8: sentinel_password_file: AUTH accepted, on the master');
 ok($t->wait_for(sub { status('pw')->{sentinel}{in_use} eq addr($s4) }, 10),
-   '7: the +switch-master subscription authenticated too');
+   '8: the +switch-master subscription authenticated too');
 ok($t->wait_for(sub {
     (status('pwbad')->{sentinel}{tried} // '') =~ /AUTH refused/ }, 10),
-   '7: a wrong sentinel password: status says AUTH refused');
+   '8: a wrong sentinel password: status says AUTH refused');
 like($t->error_log('pwbad'), qr/no sentinel names the master .*AUTH refused/,
-     '7: and the log');
-ok(!status('pwbad')->{redis}{up}, '7: no master without a sentinel');
+     '8: and the log');
+ok(!status('pwbad')->{redis}{up}, '8: no master without a sentinel');
 for my $n (qw(pw pwbad)) {
     $t->stop_nginx($n);
-    unlike($t->error_log($n), qr/\Q$spw\E/, "7: $n: no password in the log");
+    unlike($t->error_log($n), qr/\Q$spw\E/, "8: $n: no password in the log");
     $t->check_logs($n);
 }
 
