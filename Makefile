@@ -132,6 +132,23 @@ $(B)/fuzz/%: $(B)/fuzz/obj/t/fuzz/%.o \
           $(patsubst %.c,$(B)/fuzz/obj/%.o,$(SHARED_SRC) $(CTL_LIB))
 	$(FUZZ_CC) $(CFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
 
+# reply: the module's reply checks without nginx, linked with the static
+# libhiredis the module bundles (config), else the shared one
+FUZZ_HIREDIS := $(firstword $(wildcard \
+                  $(shell pkg-config --variable=libdir hiredis)/libhiredis.a \
+                  /usr/lib/$(shell $(CC) -print-multiarch 2>/dev/null)/libhiredis.a \
+                  /usr/local/lib/libhiredis.a) -lhiredis)
+FUZZ_REPLY   := ngx_module/ngx_http_maintenance_reply
+
+$(B)/fuzz/obj/t/fuzz/reply.o $(B)/fuzz/obj/$(FUZZ_REPLY).o: \
+    CFLAGS += -Ingx_module
+$(B)/fuzz/obj/t/fuzz/reply.o $(B)/fuzz/obj/$(FUZZ_REPLY).o: $(FUZZ_REPLY).h
+
+$(B)/fuzz/reply: $(B)/fuzz/obj/t/fuzz/reply.o $(B)/fuzz/obj/$(FUZZ_REPLY).o \
+          $(patsubst %.c,$(B)/fuzz/obj/%.o,$(SHARED_SRC))
+	$(FUZZ_CC) $(CFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $^ \
+	    $(FUZZ_HIREDIS)
+
 fuzzers: $(FUZZERS)
 
 fuzz: deps $(FUZZERS)
