@@ -134,9 +134,10 @@ $(B)/fuzz/%: $(B)/fuzz/obj/t/fuzz/%.o \
 
 # reply: the module's reply checks without nginx, linked with the static
 # libhiredis the module bundles (config), else the shared one
+FUZZ_MULTI   := $(shell $(CC) -print-multiarch 2>/dev/null)
 FUZZ_HIREDIS := $(firstword $(wildcard \
                   $(shell pkg-config --variable=libdir hiredis)/libhiredis.a \
-                  /usr/lib/$(shell $(CC) -print-multiarch 2>/dev/null)/libhiredis.a \
+                  /usr/lib/$(FUZZ_MULTI)/libhiredis.a \
                   /usr/local/lib/libhiredis.a) -lhiredis)
 FUZZ_REPLY   := ngx_module/ngx_http_maintenance_reply
 

@@ -44,8 +44,10 @@ static size_t chunk_split(size_t *seed);
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    /* the command link (AUTH, SELECT, polls and heartbeats), read as recv()
-     * hands it over, 16 KB at most */
+    /*
+     * the command link (AUTH, SELECT, polls and heartbeats), read as
+     * recv() hands it over, 16 KB at most
+     */
     link_run(data, size, 0, chunk_recv);
 
     /* the subscriber (AUTH, SUBSCRIBE, messages), TCP splitting anywhere */
