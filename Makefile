@@ -141,14 +141,29 @@ FUZZ_HIREDIS := $(firstword $(wildcard \
                   /usr/local/lib/libhiredis.a) -lhiredis)
 FUZZ_REPLY   := ngx_module/ngx_http_maintenance_reply
 
+# FUZZ_HIREDIS_SRC=DIR: hiredis's sources of the installed version (apt-get
+# source hiredis) built into the reply target with the sanitizers and
+# coverage, so that the fuzzer explores the reader itself too
+ifneq ($(FUZZ_HIREDIS_SRC),)
+FUZZ_HIREDIS := $(patsubst $(FUZZ_HIREDIS_SRC)/%.c,$(B)/fuzz/hiredis/%.o, \
+                  $(wildcard $(addprefix $(FUZZ_HIREDIS_SRC)/, \
+                    alloc.c hiredis.c net.c read.c sds.c)))
+
+$(B)/fuzz/hiredis/%.o: $(FUZZ_HIREDIS_SRC)/%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -O2 -g -std=c99 -D_GNU_SOURCE $(FUZZ_FLAGS) \
+	    -fsanitize=fuzzer-no-link -c -o $@ $<
+endif
+
 $(B)/fuzz/obj/t/fuzz/reply.o $(B)/fuzz/obj/$(FUZZ_REPLY).o: \
     CFLAGS += -Ingx_module
 $(B)/fuzz/obj/t/fuzz/reply.o $(B)/fuzz/obj/$(FUZZ_REPLY).o: $(FUZZ_REPLY).h
 
 $(B)/fuzz/reply: $(B)/fuzz/obj/t/fuzz/reply.o $(B)/fuzz/obj/$(FUZZ_REPLY).o \
-          $(patsubst %.c,$(B)/fuzz/obj/%.o,$(SHARED_SRC))
-	$(FUZZ_CC) $(CFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $^ \
-	    $(FUZZ_HIREDIS)
+          $(patsubst %.c,$(B)/fuzz/obj/%.o,$(SHARED_SRC)) \
+          $(filter %.o,$(FUZZ_HIREDIS))
+	$(FUZZ_CC) $(CFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ \
+	    $(filter %.o,$^) $(filter-out %.o,$(FUZZ_HIREDIS))
 
 fuzzers: $(FUZZERS)
 
