@@ -132,6 +132,39 @@ $(B)/fuzz/%: $(B)/fuzz/obj/t/fuzz/%.o \
           $(patsubst %.c,$(B)/fuzz/obj/%.o,$(SHARED_SRC) $(CTL_LIB))
 	$(FUZZ_CC) $(CFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
 
+# reply: the module's reply checks without nginx, linked with the static
+# libhiredis the module bundles (config), else the shared one
+FUZZ_MULTI   := $(shell $(CC) -print-multiarch 2>/dev/null)
+FUZZ_HIREDIS := $(firstword $(wildcard \
+                  $(shell pkg-config --variable=libdir hiredis)/libhiredis.a \
+                  /usr/lib/$(FUZZ_MULTI)/libhiredis.a \
+                  /usr/local/lib/libhiredis.a) -lhiredis)
+FUZZ_REPLY   := ngx_module/ngx_http_maintenance_reply
+
+# FUZZ_HIREDIS_SRC=DIR: hiredis's sources of the installed version (apt-get
+# source hiredis) built into the reply target with the sanitizers and
+# coverage, so that the fuzzer explores the reader itself too
+ifneq ($(FUZZ_HIREDIS_SRC),)
+FUZZ_HIREDIS := $(patsubst $(FUZZ_HIREDIS_SRC)/%.c,$(B)/fuzz/hiredis/%.o, \
+                  $(wildcard $(addprefix $(FUZZ_HIREDIS_SRC)/, \
+                    alloc.c hiredis.c net.c read.c sds.c)))
+
+$(B)/fuzz/hiredis/%.o: $(FUZZ_HIREDIS_SRC)/%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -O2 -g -std=c99 -D_GNU_SOURCE $(FUZZ_FLAGS) \
+	    -fsanitize=fuzzer-no-link -c -o $@ $<
+endif
+
+$(B)/fuzz/obj/t/fuzz/reply.o $(B)/fuzz/obj/$(FUZZ_REPLY).o: \
+    CFLAGS += -Ingx_module
+$(B)/fuzz/obj/t/fuzz/reply.o $(B)/fuzz/obj/$(FUZZ_REPLY).o: $(FUZZ_REPLY).h
+
+$(B)/fuzz/reply: $(B)/fuzz/obj/t/fuzz/reply.o $(B)/fuzz/obj/$(FUZZ_REPLY).o \
+          $(patsubst %.c,$(B)/fuzz/obj/%.o,$(SHARED_SRC)) \
+          $(filter %.o,$(FUZZ_HIREDIS))
+	$(FUZZ_CC) $(CFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ \
+	    $(filter %.o,$^) $(filter-out %.o,$(FUZZ_HIREDIS))
+
 fuzzers: $(FUZZERS)
 
 fuzz: deps $(FUZZERS)

@@ -12,7 +12,7 @@ my $t = MigTest->new;
 my $root = $t->root;
 my $s = $ENV{FUZZ_TEST_S} // 30;
 my @targets = map { m{t/fuzz/(\w+)\.c$} ? $1 : () } glob("$root/t/fuzz/*.c");
-ok(@targets >= 4, scalar(@targets) . ' fuzz targets');
+ok(@targets >= 5, scalar(@targets) . ' fuzz targets');
 
 for my $name (@targets) {
     my $bin = "$root/build/fuzz/$name";

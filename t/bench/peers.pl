@@ -132,7 +132,7 @@ for my $c (@cases) {
     die "$c does not answer $want{$c}\n" unless $s;
 }
 
-sub wrk {            # (req/s, p99 ms, non-2xx)
+sub wrk {            # (req/s, p99 ms, non-2xx, requests)
     my ($url, $secs) = @_;
     my $o = `taskset -c 1 wrk -t 1 -c 32 -d ${secs}s --latency $url 2>&1`;
     my ($rps) = $o =~ /Requests\/sec:\s+([\d.]+)/;
@@ -141,35 +141,107 @@ sub wrk {            # (req/s, p99 ms, non-2xx)
     my $p99 = !defined $v ? 0 : $u eq 'us' ? $v / 1000 : $u eq 's' ? $v * 1000
             : $v;
     my ($bad) = $o =~ /Non-2xx or 3xx responses:\s+(\d+)/;
-    return ($rps, $p99, $bad // 0);
+    my ($n) = $o =~ /^\s*(\d+) requests in/m;
+    return ($rps, $p99, $bad // 0, $n // 0);
 }
+
+# CPU time (utime + stime, clock ticks) the processes have used so far
+sub cpu_ticks {
+    my $sum = 0;
+    for my $pid (@_) {
+        open my $fh, '<', "/proc/$pid/stat" or next;
+        my $l = <$fh> // '';
+        close $fh;
+        $l =~ s/^.*\) //s;                   # fields from the 3rd (state)
+        my @f = split ' ', $l;
+        $sum += $f[11] + $f[12];
+    }
+    return $sum;
+}
+my $HZ = POSIX::sysconf(POSIX::_SC_CLK_TCK()) || 100;
 sub median { my @s = sort { $a <=> $b } @_; return $s[$#s / 2] if @s % 2;
              return ($s[@s / 2 - 1] + $s[@s / 2]) / 2; }
+
+# Two figures per case and round.  req/s is what wrk saw; on a shared
+# machine it follows the CPU share nginx happened to get in those seconds
+# (adjacent 2 s runs of one config differ by up to 2x when other work
+# runs).  The CPU time the serving nginx worker spent per request
+# (/proc utime + stime over the run) does not: it is the cost the gate
+# adds, and 1 / that cost is the req/s of one dedicated core.  The Lua
+# peer's Redis works for it too: its CPU per request is shown apart, not
+# added (in production Redis runs on another host).  Ratios are taken
+# per round against the vanilla run of the same round (the order of the
+# cases alternates between rounds, against drift), then the median; the
+# range shows the noise.
+my %nginx_of = (vanilla => 'vanilla', errpage => 'vanilla',
+                gate_off => 'ours', gate_on => 'ours',
+                lua_off => 'lua', lua_on => 'lua');
+my %workers = map { $_ => [ $t->worker_pids($_) ] }
+              grep { $have_lua || $_ ne 'lua' } values %nginx_of;
+
+sub wrk_cpu {        # wrk(), then the nginx worker's CPU us per request
+    my ($c, $p, $secs) = @_;
+    my @w = @{ $workers{ $nginx_of{$c} } };
+    my $c0 = cpu_ticks(@w);
+    my ($rps, $p99, $bad, $n) = wrk(url($c, $p), $secs);
+    return ($rps, $p99, (cpu_ticks(@w) - $c0) / $HZ * 1e6 / ($n || 1));
+}
 
 if ($ONLY{throughput}) {
 out("## Throughput: $ROUNDS interleaved rounds of ${SECS}s, wrk 1 thread 32"
     . " connections on CPU 1, nginx 1 worker on CPU 0\n\n");
+out("CPU us/req: CPU time of the nginx worker per request (/proc utime +"
+    . " stime), and of Redis for the Lua peer; ratios: per round against"
+    . " vanilla, median (min-max)\n\n");
 my %res;
 for my $round (1 .. $ROUNDS) {
     for my $p ('http', 'tls') {
-        for my $c (@cases) {
-            my ($rps, $p99) = wrk(url($c, $p), $SECS);
+        my @order = $round % 2 ? @cases : reverse @cases;
+        for my $c (@order) {
+            my @w = @{ $workers{ $nginx_of{$c} } };
+            my ($c0, $r0) = (cpu_ticks(@w), cpu_ticks($t->redis_pid('r')));
+            my ($rps, $p99, $bad, $n) = wrk(url($c, $p), $SECS);
+            my ($c1, $r1) = (cpu_ticks(@w), cpu_ticks($t->redis_pid('r')));
+            $n ||= 1;
             push @{ $res{$p}{$c}{rps} }, $rps;
             push @{ $res{$p}{$c}{p99} }, $p99;
+            push @{ $res{$p}{$c}{cpu} }, ($c1 - $c0) / $HZ * 1e6 / $n;
+            push @{ $res{$p}{$c}{redis} }, ($r1 - $r0) / $HZ * 1e6 / $n;
         }
     }
 }
-out("| case | HTTP req/s | ratio | p99 ms | TLS req/s | ratio | p99 ms |\n");
-out("|---|---|---|---|---|---|---|\n");
-for my $c (@cases) {
-    my @cols;
-    for my $p ('http', 'tls') {
-        my $m = median(@{ $res{$p}{$c}{rps} });
-        my $base = median(@{ $res{$p}{vanilla}{rps} });
-        push @cols, sprintf('%.0f', $m), sprintf('%.2f', $m / $base),
-                    sprintf('%.2f', median(@{ $res{$p}{$c}{p99} }));
+sub ratios {         # per round case / vanilla: "median (min-max)", median
+    my ($x, $y, $inv) = @_;
+    my @r = map { $inv ? $y->[$_] / $x->[$_] : $x->[$_] / $y->[$_] }
+            0 .. $#$x;
+    my @s = sort { $a <=> $b } @r;
+    return (sprintf('%.2f (%.2f-%.2f)', median(@r), $s[0], $s[-1]),
+            median(@r));
+}
+for my $p ('http', 'tls') {
+    out("\n" . uc($p) . "\n\n| case | req/s | ratio | p99 ms | nginx CPU"
+        . " us/req | req/s per core ratio | Redis CPU us/req |\n");
+    out("|---|---|---|---|---|---|---|\n");
+    my $v = $res{$p}{vanilla};
+    for my $c (@cases) {
+        my $r = $res{$p}{$c};
+        my ($rr) = ratios($r->{rps}, $v->{rps}, 0);
+        my ($cr) = ratios($r->{cpu}, $v->{cpu}, 1);
+        out(sprintf("| %s | %.0f | %s | %.2f | %.2f | %s | %.2f |\n", $c,
+                    median(@{ $r->{rps} }), $rr, median(@{ $r->{p99} }),
+                    median(@{ $r->{cpu} }), $cr, median(@{ $r->{redis} })));
     }
-    out("| $c | " . join(' | ', @cols) . " |\n");
+    if ($have_lua) {
+        my $g = $res{$p}{gate_on};
+        my $e = $res{$p}{errpage};
+        my $l = $res{$p}{lua_on};
+        my ($lr) = ratios($g->{rps}, $l->{rps}, 0);
+        my ($lc) = ratios($g->{cpu}, $l->{cpu}, 1);
+        my ($er) = ratios($g->{rps}, $e->{rps}, 0);
+        my ($ec) = ratios($g->{cpu}, $e->{cpu}, 1);
+        out("\ngate_on vs lua_on: req/s $lr, per core $lc; gate_on vs"
+            . " errpage: req/s $er, per core $ec\n");
+    }
 }
 
 }
@@ -177,10 +249,11 @@ for my $c (@cases) {
 # --- Redis stopped and frozen under load ---------------------------------
 if ($ONLY{faults}) {
 out("\n## Redis stopped / frozen for 3 s in the middle of 9 s of load (HTTP)\n\n");
-out("| case | fault | req/s | p99 ms | baseline req/s | baseline p99 ms |\n");
-out("|---|---|---|---|---|---|\n");
+out("| case | fault | req/s | p99 ms | nginx CPU us/req | baseline req/s |"
+    . " baseline p99 ms | baseline CPU us/req |\n");
+out("|---|---|---|---|---|---|---|---|\n");
 for my $c ('gate_off', $have_lua ? 'lua_off' : ()) {
-    my ($brps, $bp99) = wrk(url($c, 'http'), 9);
+    my ($brps, $bp99, $bcpu) = wrk_cpu($c, 'http', 9);
     for my $fault ('SIGSTOP', 'stopped') {
         my $pid = fork // die;
         if ($pid == 0) {
@@ -191,7 +264,7 @@ for my $c ('gate_off', $have_lua ? 'lua_off' : ()) {
             kill 'CONT', $t->redis_pid('r') if $fault eq 'SIGSTOP';
             POSIX::_exit(0);
         }
-        my ($rps, $p99) = wrk(url($c, 'http'), 9);
+        my ($rps, $p99, $cpu) = wrk_cpu($c, 'http', 9);
         waitpid($pid, 0);
         if ($fault eq 'stopped') {
             $t->wait_gone($t->redis_pid('r'), 10);
@@ -204,8 +277,8 @@ for my $c ('gate_off', $have_lua ? 'lua_off' : ()) {
             $t->redis('r', 'SET', 'maint:off', 'off');
             $t->redis('r', 'SET', 'maint:on', 'on');
         }
-        out(sprintf("| %s | %s | %.0f | %.2f | %.0f | %.2f |\n", $c, $fault,
-                    $rps, $p99, $brps, $bp99));
+        out(sprintf("| %s | %s | %.0f | %.2f | %.2f | %.0f | %.2f | %.2f |\n",
+                    $c, $fault, $rps, $p99, $cpu, $brps, $bp99, $bcpu));
     }
 }
 
@@ -297,8 +370,8 @@ for my $c ('vanilla', 'gate_off', 'gate_on', 'errpage') {
 # --- flip latency over 3 edges -------------------------------------------
 if ($ONLY{flips}) {
 out("\n## Flip latency: migctl maintenance on/off -> every edge of 3 (2"
-    . " workers each) answers the new mode; $FLIPS flips, includes migctl's"
-    . " own run\n\n");
+    . " workers each) answers the new mode; $FLIPS flips, migctl's own run"
+    . " included; then its parts\n\n");
 my @edges = map { "e$_" } 1 .. 3;
 for my $e (@edges) {
     $t->nginx_conf($e, <<"CONF");
@@ -323,32 +396,88 @@ CONF
 my $mconf = "$dir/migctl.conf";
 $t->write_file($mconf, "redis = { host = \"127.0.0.1\"; port = $rp; };\n");
 my $migctl = "$root/build/migctl";
-my %lat = (on => [], off => []);
-my $deadline = time + 120;
+
+# migctl is waited for by a blocking waitpid (MigTest::run polls every
+# 5 ms: up to 5 ms of its own in each figure); an edge is asked with one
+# HTTP/1.0 request on a new connection (any worker may take it: they read
+# one zone)
+sub spawn_ms {       # runs a command to its end: elapsed ms
+    my @cmd = @_;
+    my $t0 = time;
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        open STDOUT, '>', '/dev/null';
+        open STDERR, '>', "$dir/flip.err";
+        exec @cmd or POSIX::_exit(127);
+    }
+    waitpid($pid, 0);
+    die "@cmd: exit " . ($? >> 8) . ": " . ($t->read_file("$dir/flip.err")
+        // '') if $?;
+    return (time - $t0) * 1000;
+}
+sub edge_status {
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                  PeerPort => $_[0], Proto => 'tcp',
+                                  Timeout => 2) or return 0;
+    print $s "GET / HTTP/1.0\r\nHost: x\r\n\r\n";
+    my $l = <$s> // '';
+    close $s;
+    return $l =~ m{^HTTP/1\.\d (\d+)} ? $1 : 0;
+}
+sub converge {       # until every edge answers $want; ms since $t0
+    my ($t0, $want, $i) = @_;
+    my %done;
+    while (keys %done < @edges) {
+        for my $e (grep { !$done{$_} } @edges) {
+            $done{$e} = 1 if edge_status($t->port($e)) == $want;
+        }
+        die "flip $i did not converge\n" if time - $t0 > 10;
+    }
+    return (time - $t0) * 1000;
+}
+my %lat = map { $_ => [] } qw(on off run prop direct startup);
+my $deadline = time + 180;
 for my $i (1 .. $FLIPS) {
     last if time > $deadline;
     my $mode = $i % 2 ? 'on' : 'off';
     my $want = $mode eq 'on' ? 503 : 200;
     my $t0 = time;
-    my $r = $t->run({}, $migctl, '-c', $mconf, '--scope', 'flip',
-                    'maintenance', $mode,
-                    $mode eq 'off' ? ('--force', '--reason', 'bench') : ());
-    $r->{rc} == 0 or die "migctl $mode failed: $r->{err}\n";
-    my %done;
-    while (keys %done < @edges) {
-        for my $e (grep { !$done{$_} } @edges) {
-            $done{$e} = 1 if $t->http($t->port($e), '/')->{status} == $want;
-        }
-        die "flip $i did not converge\n" if time - $t0 > 10;
-    }
-    push @{ $lat{$mode} }, (time - $t0) * 1000;
+    my $run = spawn_ms($migctl, '-c', $mconf, '--scope', 'flip',
+                       'maintenance', $mode,
+                       $mode eq 'off' ? ('--force', '--reason', 'bench') : ());
+    my $all = converge($t0, $want, $i);
+    push @{ $lat{$mode} }, $all;
+    push @{ $lat{run} }, $run;
+    push @{ $lat{prop} }, $all - $run;
+}
+# the edges' part alone: the change written and published by a script
+# from here, no process started
+for my $i (1 .. $FLIPS) {
+    last if time > $deadline;
+    my $mode = $i % 2 ? 'on' : 'off';
+    my $t0 = time;
+    $t->redis('r', 'EVAL', "redis.call('HSET', KEYS[1], 'mode', ARGV[1]);"
+              . " local e = redis.call('HINCRBY', KEYS[1], 'epoch', 1);"
+              . " redis.call('PUBLISH', ARGV[2], 'flip ' .. e); return e",
+              1, 'migctl:state:flip', $mode, 'migctl:events');
+    push @{ $lat{direct} }, converge($t0, $mode eq 'on' ? 503 : 200, $i);
+}
+for (1 .. 50) {
+    push @{ $lat{startup} }, spawn_ms($migctl, '--version');
 }
 sub pct { my ($p, @v) = @_; my @s = sort { $a <=> $b } @v;
           return $s[floor($p / 100 * $#s + 0.5)]; }
 out("| flip | n | p50 ms | p99 ms | max ms |\n|---|---|---|---|---|\n");
-for my $m ('on', 'off') {
+my %what = (on => 'maintenance on -> every edge 503',
+            off => 'maintenance off -> every edge 200',
+            run => 'of which migctl\'s run (start to exit)',
+            prop => 'of which exit -> every edge',
+            direct => 'Redis EVAL (HSET + PUBLISH) -> every edge, no migctl',
+            startup => 'migctl --version (process start-up alone)');
+for my $m (qw(on off run prop direct startup)) {
     my @v = @{ $lat{$m} };
-    out(sprintf("| %s | %d | %.1f | %.1f | %.1f |\n", $m, scalar @v,
+    next unless @v;
+    out(sprintf("| %s | %d | %.1f | %.1f | %.1f |\n", $what{$m}, scalar @v,
                 pct(50, @v), pct(99, @v), pct(100, @v)));
 }
 
