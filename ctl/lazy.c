@@ -163,7 +163,7 @@ typedef struct {
     const char      *name;
 } lazy_symbol_t;
 
-/* a function pointer as va_arg() takes one: any such type, cast back */
+/* va_arg() wants a named type; any function pointer type carries any */
 typedef void (*lazy_callback_pt)(void);
 
 
