@@ -16,7 +16,9 @@ WARN      := -Wall -Wextra -Werror
 PKGS      := hiredis libpq libconfig jansson libcurl libprotobuf-c
 CFLAGS    += $(OPT) $(WARN) -std=gnu11 -Ishared -Ictl \
              $(shell pkg-config --cflags $(PKGS))
-LDLIBS    += $(shell pkg-config --libs $(PKGS)) -lpg_query
+# libpq and libcurl: headers only, dlopen()ed when first called (ctl/lazy.c)
+LDLIBS    += $(shell pkg-config --libs $(filter-out libpq libcurl,$(PKGS))) \
+             -lpg_query -ldl
 # health checks run in threads
 LDLIBS    += -pthread
 SANFLAGS  := -fsanitize=address,undefined -fno-omit-frame-pointer \

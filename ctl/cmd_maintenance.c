@@ -210,6 +210,14 @@ do_change(mnt_t *m, int argc, char **argv, int on)
         return rc;
     }
 
+    /* off runs the checks: a bad url is a configuration error first */
+    if (!on) {
+        rc = migctl_conf_check_urls(ctx);
+        if (rc != MIGCTL_OK) {
+            return rc;
+        }
+    }
+
     rc = migctl_redis_open(ctx, &m->c);
     if (rc != MIGCTL_OK) {
         return rc;

@@ -731,10 +731,6 @@ static int
 check_fields(conf_parse_t *p, config_setting_t *e, const char *what, int i,
     migctl_check_t *ck)
 {
-    char       *scheme;
-    CURLU      *u;
-    CURLUcode   uc;
-
     switch (ck->type) {
 
     case MIGCTL_CHECK_COMMAND:
@@ -750,30 +746,9 @@ check_fields(conf_parse_t *p, config_setting_t *e, const char *what, int i,
                              what, i);
         }
 
-        u = curl_url();
-        if (u == NULL) {
-            return conf_fail(p, e, "out of memory");
-        }
-
-        scheme = NULL;
-        uc = curl_url_set(u, CURLUPART_URL, ck->url, 0);
-        if (uc == CURLUE_OK) {
-            uc = curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
-        }
-
-        if (uc != CURLUE_OK || scheme == NULL
-            || (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0))
-        {
-            curl_free(scheme);
-            curl_url_cleanup(u);
-            return conf_fail(p, config_setting_get_member(e, "url"),
-                             "%s[%d]: bad url \"%s\": give"
-                             " http://host[:port]/path or https://...",
-                             what, i, ck->url);
-        }
-
-        curl_free(scheme);
-        curl_url_cleanup(u);
+        /* the url is parsed (libcurl) when the checks run: see below */
+        ck->url_line = config_setting_source_line(
+                           config_setting_get_member(e, "url"));
 
         if (ck->resolve != NULL
             && (strchr(ck->resolve, ':') == NULL
@@ -952,6 +927,58 @@ get_int(conf_parse_t *p, config_setting_t *g, const char *name, int min,
     *dst = (int) v;
 
     return 0;
+}
+
+
+/*
+ * The urls of the http checks, parsed by libcurl: called by the commands
+ * that run the checks (health, maintenance off) before they do anything,
+ * not when the file is read, so that the others never load libcurl.
+ */
+
+int
+migctl_conf_check_urls(migctl_ctx_t *ctx)
+{
+    int              i, bad;
+    char            *scheme;
+    CURLU           *u;
+    migctl_conf_t   *cf;
+    migctl_check_t  *ck;
+
+    cf = &ctx->conf;
+
+    for (i = 0; i < cf->nchecks; i++) {
+        ck = &cf->checks[i];
+
+        if (ck->type != MIGCTL_CHECK_HTTP) {
+            continue;
+        }
+
+        u = curl_url();
+        if (u == NULL) {
+            return migctl_error(ctx, MIGCTL_UNREACHABLE, "out of memory");
+        }
+
+        scheme = NULL;
+
+        bad = curl_url_set(u, CURLUPART_URL, ck->url, 0) != CURLUE_OK
+              || curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK
+              || scheme == NULL
+              || (strcmp(scheme, "http") != 0
+                  && strcmp(scheme, "https") != 0);
+
+        curl_free(scheme);
+        curl_url_cleanup(u);
+
+        if (bad) {
+            return migctl_error(ctx, MIGCTL_USAGE, "%s:%d: health.checks[%d]:"
+                                " bad url \"%s\": give http://host[:port]/path"
+                                " or https://...: fix the configuration",
+                                cf->source, ck->url_line, i, ck->url);
+        }
+    }
+
+    return MIGCTL_OK;
 }
 
 

@@ -68,6 +68,11 @@ cmd_health(int argc, char **argv, migctl_ctx_t *ctx)
                             " see migctl health --help", argv[1]);
     }
 
+    rc = migctl_conf_check_urls(ctx);
+    if (rc != MIGCTL_OK) {
+        return rc;
+    }
+
     rc = migctl_health_run(ctx, &res);
 
     if (ctx->json) {

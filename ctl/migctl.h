@@ -54,6 +54,7 @@ typedef struct {
     int          line;                       /* in the config file */
     int          type;                       /* migctl_check_type_e */
     const char  *url;                        /* http */
+    int          url_line;                   /* http: the url's line */
     int          expect_status;              /* http: default 200 */
     const char  *expect_body;                /* http: text in the body */
     const char  *expect_header;              /* http: "Name: value" */
@@ -280,6 +281,7 @@ void migctl_usage_footer(FILE *f, unsigned what, const char *codes,
 
 /* conf.c: 0, or -1 with "FILE:LINE: what" in err (exit 2) */
 int migctl_conf_load(migctl_ctx_t *ctx, char *err, size_t errlen);
+int migctl_conf_check_urls(migctl_ctx_t *ctx);
 void migctl_conf_free(migctl_ctx_t *ctx);
 
 

@@ -36,6 +36,10 @@ is(scalar @debs, 2, 'both packages built');
 my $dep = $t->run({}, 'dpkg-deb', '-f', $debs[0], 'Depends');
 like($dep->{out}, qr/\bnginx-abi-[\d.]+-\d+\b/,
      'the module depends on the exact nginx ABI (dh_nginx)');
+# dlopen()ed, not linked: dpkg-shlibdeps cannot see them (ctl/lazy.c)
+$dep = $t->run({}, 'dpkg-deb', '-f', $debs[1], 'Depends');
+like($dep->{out}, qr/\blibpq5\b.*\blibcurl4\b|\blibcurl4\b.*\blibpq5\b/,
+     'migctl depends on libpq5 and libcurl4, which it loads at run time');
 
 $installed = 1;
 $r = $t->run({ timeout => 300, env => { DEBIAN_FRONTEND => 'noninteractive' } },

@@ -163,6 +163,18 @@ $t->redis('r', 'DEL', 'migctl:state:default');
 $r = mig(conf('on.conf', ''), qw(maintenance on --reason checks --wait=10));
 is($r->{rc}, 0, 'maintenance on --wait: the edge acknowledges')
     or diag($r->{err});
+
+# a bad url stops "off" before anything is read or written
+{
+    my $c = conf('badurl.conf', "health = { checks = (\n$bad[2][0] ); };");
+    my $before = $t->redis('r', 'HGET', 'migctl:state:default', 'epoch');
+    $r = mig($c, qw(maintenance off --reason x));
+    is($r->{rc}, 2, 'off with a bad url: exit 2');
+    like($r->{err}, qr/^migctl: maintenance: \Q$c\E$bad[2][1].*fix the configuration$/m,
+         'off with a bad url: names file and line');
+    is($t->redis('r', 'HGET', 'migctl:state:default', 'epoch'), $before,
+       'off with a bad url: the flag is unchanged');
+}
 is($t->http($p1, '/healthz')->{status}, 503, 'public: 503');
 is($t->http($p1, '/healthz', headers => { 'X-Maintenance-Bypass' => $token })
    ->{status}, 200, 'bypass: the app');

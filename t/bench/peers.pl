@@ -395,7 +395,12 @@ CONF
 }
 my $mconf = "$dir/migctl.conf";
 $t->write_file($mconf, "redis = { host = \"127.0.0.1\"; port = $rp; };\n");
-my $migctl = "$root/build/migctl";
+# BENCH_MIGCTL: the binary (default build/migctl); BENCH_MIGCTL_BASE: a
+# second one (an older build) flipped in turn with it, two flips each
+my $migctl = $ENV{BENCH_MIGCTL} || "$root/build/migctl";
+my @bins = ([ '' => $migctl ]);
+push @bins, [ ' (base)' => $ENV{BENCH_MIGCTL_BASE} ]
+    if $ENV{BENCH_MIGCTL_BASE};
 
 # migctl is waited for by a blocking waitpid (MigTest::run polls every
 # 5 ms: up to 5 ms of its own in each figure); an edge is asked with one
@@ -435,20 +440,23 @@ sub converge {       # until every edge answers $want; ms since $t0
     }
     return (time - $t0) * 1000;
 }
-my %lat = map { $_ => [] } qw(on off run prop direct startup);
-my $deadline = time + 180;
-for my $i (1 .. $FLIPS) {
+my %lat = map { my $b = $_->[0];
+                map { ("$_$b" => []) } qw(on off run prop startup) } @bins;
+$lat{direct} = [];
+my $deadline = time + 180 * @bins;
+for my $i (1 .. $FLIPS * @bins) {
     last if time > $deadline;
+    my ($b, $bin) = @{ $bins[int(($i - 1) / 2) % @bins] };
     my $mode = $i % 2 ? 'on' : 'off';
     my $want = $mode eq 'on' ? 503 : 200;
     my $t0 = time;
-    my $run = spawn_ms($migctl, '-c', $mconf, '--scope', 'flip',
+    my $run = spawn_ms($bin, '-c', $mconf, '--scope', 'flip',
                        'maintenance', $mode,
                        $mode eq 'off' ? ('--force', '--reason', 'bench') : ());
     my $all = converge($t0, $want, $i);
-    push @{ $lat{$mode} }, $all;
-    push @{ $lat{run} }, $run;
-    push @{ $lat{prop} }, $all - $run;
+    push @{ $lat{"$mode$b"} }, $all;
+    push @{ $lat{"run$b"} }, $run;
+    push @{ $lat{"prop$b"} }, $all - $run;
 }
 # the edges' part alone: the change written and published by a script
 # from here, no process started
@@ -463,7 +471,9 @@ for my $i (1 .. $FLIPS) {
     push @{ $lat{direct} }, converge($t0, $mode eq 'on' ? 503 : 200, $i);
 }
 for (1 .. 50) {
-    push @{ $lat{startup} }, spawn_ms($migctl, '--version');
+    for (@bins) {
+        push @{ $lat{"startup$_->[0]"} }, spawn_ms($_->[1], '--version');
+    }
 }
 sub pct { my ($p, @v) = @_; my @s = sort { $a <=> $b } @v;
           return $s[floor($p / 100 * $#s + 0.5)]; }
@@ -475,11 +485,14 @@ my %what = (on => 'maintenance on -> every edge 503',
             direct => 'Redis EVAL (HSET + PUBLISH) -> every edge, no migctl',
             startup => 'migctl --version (process start-up alone)');
 for my $m (qw(on off run prop direct startup)) {
-    my @v = @{ $lat{$m} };
-    next unless @v;
-    out(sprintf("| %s | %d | %.1f | %.1f | %.1f |\n", $what{$m}, scalar @v,
-                pct(50, @v), pct(99, @v), pct(100, @v)));
+    for my $b ($m eq 'direct' ? '' : map { $_->[0] } @bins) {
+        my @v = @{ $lat{"$m$b"} };
+        next unless @v;
+        out(sprintf("| %s%s | %d | %.1f | %.1f | %.1f |\n", $what{$m}, $b,
+                    scalar @v, pct(50, @v), pct(99, @v), pct(100, @v)));
+    }
 }
+out("\nbase: $ENV{BENCH_MIGCTL_BASE}\n") if $ENV{BENCH_MIGCTL_BASE};
 
 }
 
