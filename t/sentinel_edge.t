@@ -2,9 +2,10 @@
 # Redis Sentinel (maintenance_redis_sentinel), with Debian's redis-server
 # and redis-sentinel: a master, a replica, three sentinels and a stale fake
 # sentinel listed first.
-#  1. the master SIGKILLed: the edges follow the failover, no request gets
-#     the app while the flag is on, "off" on the new master reaches both
-#     within 2 s of the failover;
+#  1. migctl maintenance on --wait, then the master SIGKILLed: the edges
+#     follow the failover, no request gets the app while the flag is on,
+#     migctl status reads the new master and off --wait reaches both
+#     edges within 2 s of the failover;
 #  2. SENTINEL FAILOVER (graceful): the same; the old master, now a
 #     replica, is not read or written by the edges;
 #  3. one sentinel down, the fake one (first) names the replica: the ROLE
@@ -168,11 +169,29 @@ like($t->error_log('e1'),
      qr/sentinel: \Q127.0.0.1:${\ $t->port('g-r')}\E, named by sentinel \Q$fake\E as the master of "$NAME", answers ROLE "slave"/,
      'the stale sentinel is logged: the address and who named it');
 
+# migctl, through the same sentinels (the real ones)
+my $nodes = join(', ', map { "\"$_\"" } @{ $g->{nodes} });
+my $mconf = $t->write_file('migctl.conf', <<"EOF");
+redis = { sentinel = { master = "$NAME"; nodes = ( $nodes ); };
+          timeout_ms = 1000; };
+edge_live_ms = 3000;
+health = { checks = ( { name = "app"; command = "true"; } ); };
+EOF
+my %menv = (MIGCTL_CONFIG => $mconf, MIGCTL_ACTOR => 'edgar');
+sub mig { $t->migctl({ env => \%menv, timeout => 60 }, @_) }
+
+sub mig_status {
+    my $r = mig('--json', 'maintenance', 'status');
+    return eval { decode_json($r->{out}) } // {};
+}
+
 # --- 1. the master SIGKILLed --------------------------------------------
 
 my $epoch = 1;
-$t->set_state('g-m', 'default', 'on', $epoch);
-ok($t->wait_for(sub { both(503) }, 3), '1: flag on: both edges 503');
+my $res = mig('maintenance', 'on', '--wait=10', '--reason', 'sigkill drill');
+is($res->{rc}, 0, '1: migctl maintenance on --wait: done')
+    or diag($res->{err});
+ok(both(503), '1: flag on: both edges 503');
 
 my $s = sampler('kill');
 my $t_kill = time;
@@ -183,6 +202,16 @@ is($new, 'g-r', '1: the sentinels promoted g-r');
 diag(sprintf('1: failover done %.2f s after the SIGKILL (down-after 1 s)',
              $t_fo - $t_kill));
 
+my $js1;
+ok($t->wait_for(sub {
+    $js1 = mig_status();
+    ($js1->{redis}{addr} // '') eq addr($new);
+}, 2), '1: migctl maintenance status reads from the new master within 2 s'
+   . ' of the failover');
+is($js1->{mode}, 'on', '1: ... and finds the flag on there');
+diag(sprintf('1: migctl status on the new master %.0f ms after the failover',
+             1000 * (time - $t_fo)));
+
 ok($t->wait_for(sub { on_master($new) }, 2),
    '1: both edges on the new master within 2 s of the failover');
 diag(sprintf('1: edges on the new master %.0f ms after the failover',
@@ -190,12 +219,17 @@ diag(sprintf('1: edges on the new master %.0f ms after the failover',
 
 $epoch++;
 my $t_off = time;
-$t->set_state($new, 'default', 'off', $epoch);
-ok($t->wait_for(sub { both(200) }, 2 - (time - $t_fo) > 0.5
-                                   ? 2 - (time - $t_fo) : 0.5),
-   '1: off on the new master: both edges 200 within 2 s of the failover');
-diag(sprintf('1: both edges 200 %.0f ms after the failover, %.0f ms after '
-             . 'the write', 1000 * (time - $t_fo), 1000 * (time - $t_off)));
+$res = mig('maintenance', 'off', '--wait=10');
+is($res->{rc}, 0, '1: migctl maintenance off --wait: done')
+    or diag($res->{err});
+ok(both(200), '1: both edges 200');
+cmp_ok(time - $t_fo, '<=', 2, '1: off --wait reached both edges within 2 s'
+       . ' of the failover');
+diag(sprintf('1: off --wait returned %.0f ms after the failover, %.0f ms'
+             . ' after it began', 1000 * (time - $t_fo),
+             1000 * (time - $t_off)));
+is($t->redis($new, 'HGET', 'migctl:state:default', 'epoch'), $epoch,
+   '1: migctl wrote epoch 1 (on) and 2 (off)');
 
 my $samples = sampler_stop($s);
 my @early = grep { $_->[0] < $t_off && $_->[1] == 200 } @$samples;
@@ -350,16 +384,6 @@ $t->check_logs('e3', qr/worker process $w3 exited on signal 9/);
 
 # --- 4. migctl and the edges through the sentinels ---------------------
 
-my $nodes = join(', ', map { "\"$_\"" } @{ $g->{nodes} });
-my $mconf = $t->write_file('migctl.conf', <<"EOF");
-redis = { sentinel = { master = "$NAME"; nodes = ( $nodes ); };
-          timeout_ms = 1000; };
-edge_live_ms = 3000;
-health = { checks = ( { name = "app"; command = "true"; } ); };
-EOF
-my %menv = (MIGCTL_CONFIG => $mconf, MIGCTL_ACTOR => 'edgar');
-sub mig { $t->migctl({ env => \%menv, timeout => 60 }, @_) }
-
 my $live = join(' ', @node{qw(g-s1 g-s3)});
 $t->nginx_conf('m1', edge_conf('m1', 'last', 0, $live));
 $t->nginx_conf('m2', edge_conf('m2', 'last', 1, $live));
@@ -374,7 +398,7 @@ ok($t->wait_for(sub {
     my $hb = $t->redis($m4, 'ZSCORE', 'migctl:edges', 'e3') // 0;
     1000 * time - $hb > 3500;
 }, 10), '4: e3 (stopped) is no live edge');
-my $res = mig('maintenance', 'on', '--wait=10', '--reason', 'sentinel');
+$res = mig('maintenance', 'on', '--wait=10', '--reason', 'sentinel');
 is($res->{rc}, 0, '4: migctl maintenance on --wait: done')
     or diag($res->{err});
 ok(code('m1') == 503 && code('m2') == 503, '4: both edges 503');
