@@ -557,25 +557,13 @@ ngx_http_maintenance_reply_copy(char *dst, size_t size, const char *src)
 }
 
 
+/* a string reply equal to s, ASCII letters in either case, nothing else */
+
 static int
 ngx_http_maintenance_reply_str_is(const redisReply *r, const char *s)
 {
-    size_t  i, len;
-
-    len = strlen(s);
-
-    if (r->type != REDIS_REPLY_STRING || r->len != len)
-    {
-        return 0;
-    }
-
-    for (i = 0; i < len; i++) {
-        if ((r->str[i] | 0x20) != (s[i] | 0x20)) {
-            return 0;
-        }
-    }
-
-    return 1;
+    return r->type == REDIS_REPLY_STRING
+           && ngx_http_maintenance_reply_is(r, s);
 }
 
 
