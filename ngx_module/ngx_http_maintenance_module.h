@@ -602,21 +602,6 @@ void ngx_http_maintenance_sentinel_confirmed(
     ngx_http_maintenance_sentinel_t *sn);
 void ngx_http_maintenance_sentinel_stop(ngx_http_maintenance_sentinel_t *sn);
 
-/*
- * Reply shapes, plain C (hiredis's redisReply only): 0 good, 1 nil (the
- * sentinel does not know the name), -1 malformed
- */
-#define NGX_HTTP_MAINTENANCE_IP_LEN          46  /* INET6_ADDRSTRLEN */
-
-int ngx_http_maintenance_reply_master_addr(const struct redisReply *r,
-    char *ip, size_t iplen, int *port);
-int ngx_http_maintenance_reply_sentinel(const struct redisReply *r,
-    char *ip, size_t iplen, int *port);
-int ngx_http_maintenance_reply_role(const struct redisReply *r,
-    char *role, size_t rolelen);
-int ngx_http_maintenance_switch_master_parse(const char *msg, size_t len,
-    const char *name, char *ip, size_t iplen, int *port);
-
 
 /* ngx_http_maintenance_heartbeat.c: P:edge:<node> and P:edges */
 void ngx_http_maintenance_heartbeat(ngx_http_maintenance_sync_t *sync);

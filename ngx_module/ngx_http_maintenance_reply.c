@@ -14,6 +14,9 @@ static void *ngx_http_maintenance_reply_create_array(
 static int ngx_http_maintenance_reply_is(const redisReply *r, const char *s);
 static void ngx_http_maintenance_reply_copy(char *dst, size_t size,
     const char *src);
+static int ngx_http_maintenance_reply_str_is(const redisReply *r,
+    const char *s);
+static int ngx_http_maintenance_port(const char *s, size_t len);
 
 
 /*
@@ -262,6 +265,251 @@ ngx_http_maintenance_reply_heartbeat(const redisReply *r, int exec,
 }
 
 
+/* get-master-addr-by-name: [ip, port], or nil: the name is unknown */
+
+int
+ngx_http_maintenance_reply_master_addr(const redisReply *r, char *ip,
+    size_t iplen, int *port)
+{
+    if (r->type == REDIS_REPLY_NIL) {
+        return 1;
+    }
+
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2
+        || r->element[0]->type != REDIS_REPLY_STRING
+        || r->element[1]->type != REDIS_REPLY_STRING)
+    {
+        return -1;
+    }
+
+    if (ngx_http_maintenance_reply_cstr(r->element[0], ip, iplen) != 0) {
+        return -1;
+    }
+
+    *port = ngx_http_maintenance_port(r->element[1]->str,
+                                      r->element[1]->len);
+
+    return *port > 0 ? 0 : -1;
+}
+
+
+/* one entry of "SENTINEL sentinels": flat field, value pairs */
+
+int
+ngx_http_maintenance_reply_sentinel(const redisReply *r, char *ip,
+    size_t iplen, int *port)
+{
+    int      have_ip;
+    size_t   i;
+
+    have_ip = 0;
+    *port = 0;
+
+    if (r->type != REDIS_REPLY_ARRAY || r->elements % 2) {
+        return -1;
+    }
+
+    for (i = 0; i < r->elements; i += 2) {
+        if (r->element[i]->type != REDIS_REPLY_STRING
+            || r->element[i + 1]->type != REDIS_REPLY_STRING)
+        {
+            return -1;
+        }
+
+        if (ngx_http_maintenance_reply_str_is(r->element[i], "ip")) {
+            if (ngx_http_maintenance_reply_cstr(r->element[i + 1], ip, iplen)
+                != 0)
+            {
+                return -1;
+            }
+
+            have_ip = 1;
+
+        } else if (ngx_http_maintenance_reply_str_is(r->element[i], "port")) {
+            *port = ngx_http_maintenance_port(r->element[i + 1]->str,
+                                              r->element[i + 1]->len);
+        }
+    }
+
+    return have_ip && *port > 0 ? 0 : -1;
+}
+
+
+/* ROLE: an array whose first element names the role */
+
+int
+ngx_http_maintenance_reply_role(const redisReply *r, char *role,
+    size_t rolelen)
+{
+    if (r->type != REDIS_REPLY_ARRAY || r->elements == 0
+        || r->element[0]->type != REDIS_REPLY_STRING)
+    {
+        return -1;
+    }
+
+    return ngx_http_maintenance_reply_cstr(r->element[0], role, rolelen);
+}
+
+
+/*
+ * The subscription to +switch-master: AUTH's +OK (before the
+ * confirmation), the confirmation, messages, and pongs (["pong", ""] on a
+ * subscribed connection); anything else closes the connection.
+ */
+
+int
+ngx_http_maintenance_reply_switch_sub(const redisReply *r, int subscribed,
+    const char **why)
+{
+    if (r->type == REDIS_REPLY_STATUS && !subscribed) {
+        return NGX_HTTP_MAINTENANCE_REPLY_OK;
+    }
+
+    if (r->type == REDIS_REPLY_ERROR) {
+        return NGX_HTTP_MAINTENANCE_REPLY_REFUSED;
+    }
+
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 2
+        || r->element[0]->type != REDIS_REPLY_STRING)
+    {
+        *why = "malformed reply: not a pub/sub message";
+        return NGX_HTTP_MAINTENANCE_REPLY_MALFORMED;
+    }
+
+    if (ngx_http_maintenance_reply_str_is(r->element[0], "pong")) {
+        return NGX_HTTP_MAINTENANCE_REPLY_OK;
+    }
+
+    if (r->elements != 3 || r->element[1]->type != REDIS_REPLY_STRING) {
+        *why = "malformed reply: not a pub/sub message";
+        return NGX_HTTP_MAINTENANCE_REPLY_MALFORMED;
+    }
+
+    if (ngx_http_maintenance_reply_str_is(r->element[0], "subscribe")) {
+        if (subscribed || r->element[2]->type != REDIS_REPLY_INTEGER) {
+            *why = "malformed reply: unexpected subscribe reply";
+            return NGX_HTTP_MAINTENANCE_REPLY_MALFORMED;
+        }
+
+        return NGX_HTTP_MAINTENANCE_REPLY_SUBSCRIBED;
+    }
+
+    if (!ngx_http_maintenance_reply_str_is(r->element[0], "message")
+        || !ngx_http_maintenance_reply_str_is(r->element[1],
+                                              "+switch-master")
+        || r->element[2]->type != REDIS_REPLY_STRING || !subscribed)
+    {
+        *why = "malformed reply: unexpected pub/sub message";
+        return NGX_HTTP_MAINTENANCE_REPLY_MALFORMED;
+    }
+
+    return NGX_HTTP_MAINTENANCE_REPLY_EVENT;
+}
+
+
+/*
+ * "name oldip oldport newip newport": 1 and the new address if the name
+ * is ours, 0 if it is another master's, -1 malformed
+ */
+
+int
+ngx_http_maintenance_switch_master_parse(const char *msg, size_t len,
+    const char *name, char *ip, size_t iplen, int *port)
+{
+    size_t       f[5], l[5], i, n, start;
+    const char  *end;
+
+    n = 0;
+    i = 0;
+
+    while (i < len && n < 5) {
+        while (i < len && msg[i] == ' ') {
+            i++;
+        }
+
+        if (i == len) {
+            break;
+        }
+
+        start = i;
+
+        while (i < len && msg[i] != ' ') {
+            i++;
+        }
+
+        f[n] = start;
+        l[n] = i - start;
+        n++;
+    }
+
+    while (i < len && msg[i] == ' ') {
+        i++;
+    }
+
+    if (n != 5 || i != len) {
+        return -1;
+    }
+
+    if (strlen(name) != l[0] || memcmp(msg + f[0], name, l[0]) != 0) {
+        return 0;
+    }
+
+    if (l[3] == 0 || l[3] >= iplen) {
+        return -1;
+    }
+
+    end = msg + f[3] + l[3];
+
+    for (i = f[3]; msg + i < end; i++) {
+        if (!((msg[i] >= '0' && msg[i] <= '9')
+              || (msg[i] >= 'a' && msg[i] <= 'f')
+              || (msg[i] >= 'A' && msg[i] <= 'F')
+              || msg[i] == '.' || msg[i] == ':'))
+        {
+            return -1;
+        }
+    }
+
+    memcpy(ip, msg + f[3], l[3]);
+    ip[l[3]] = '\0';
+
+    *port = ngx_http_maintenance_port(msg + f[4], l[4]);
+
+    return *port > 0 ? 1 : -1;
+}
+
+
+/* a string reply as a C string: 0, or -1 if empty, too long or with NUL */
+
+int
+ngx_http_maintenance_reply_cstr(const redisReply *r, char *buf, size_t size)
+{
+    size_t  len;
+
+    if ((r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_STATUS
+         && r->type != REDIS_REPLY_ERROR)
+        || r->len == 0)
+    {
+        buf[0] = '\0';
+        return -1;
+    }
+
+    len = r->len;
+
+    if (len >= size || memchr(r->str, '\0', len) != NULL) {
+        len = len < size - 1 ? len : size - 1;
+        memcpy(buf, r->str, len);
+        buf[len] = '\0';
+        return -1;
+    }
+
+    memcpy(buf, r->str, len);
+    buf[len] = '\0';
+
+    return 0;
+}
+
+
 static void *
 ngx_http_maintenance_reply_create_array(const redisReadTask *task,
     int elements)
@@ -306,4 +554,40 @@ ngx_http_maintenance_reply_copy(char *dst, size_t size, const char *src)
     }
 
     dst[n] = '\0';
+}
+
+
+/* a string reply equal to s, ASCII letters in either case, nothing else */
+
+static int
+ngx_http_maintenance_reply_str_is(const redisReply *r, const char *s)
+{
+    return r->type == REDIS_REPLY_STRING
+           && ngx_http_maintenance_reply_is(r, s);
+}
+
+
+/* a decimal port, 1..65535, or 0 */
+
+static int
+ngx_http_maintenance_port(const char *s, size_t len)
+{
+    int     port;
+    size_t  i;
+
+    if (len == 0 || len > 5) {
+        return 0;
+    }
+
+    port = 0;
+
+    for (i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return 0;
+        }
+
+        port = port * 10 + (s[i] - '0');
+    }
+
+    return port <= 65535 ? port : 0;
 }

@@ -43,6 +43,10 @@
 #define NGX_HTTP_MAINTENANCE_REPLY_FAILED      8  /* a heartbeat refused */
 
 
+/* an address from a sentinel as text, NUL included (INET6_ADDRSTRLEN) */
+#define NGX_HTTP_MAINTENANCE_IP_LEN            46
+
+
 /*
  * A reader with the limits above.  *too_large (the caller's, alive as long
  * as the reader) is set when an array longer than ELTS_MAX was refused
@@ -88,6 +92,49 @@ int ngx_http_maintenance_reply_state(const redisReply *r, mig_state_t *st,
  */
 int ngx_http_maintenance_reply_heartbeat(const redisReply *r, int exec,
     const redisReply **bad, const char **why);
+
+/*
+ * Redis Sentinel (ngx_http_maintenance_sentinel.c, and ROLE on the command
+ * link).  SENTINEL get-master-addr-by-name: [ip, port]: 0, nil (the
+ * sentinel does not know the name): 1, else -1.  The address is what the
+ * sentinel sent (numeric or not: ngx_parse_addr() decides), non-empty,
+ * without NUL, terminated within iplen; the port 1..65535.
+ */
+int ngx_http_maintenance_reply_master_addr(const redisReply *r, char *ip,
+    size_t iplen, int *port);
+
+/* one entry of SENTINEL sentinels (field, value pairs): its ip and port */
+int ngx_http_maintenance_reply_sentinel(const redisReply *r, char *ip,
+    size_t iplen, int *port);
+
+/* ROLE: the first element, the role ("master", "slave", "sentinel") */
+int ngx_http_maintenance_reply_role(const redisReply *r, char *role,
+    size_t rolelen);
+
+/*
+ * The +switch-master subscription's replies, queued or pushed alike:
+ * OK (AUTH's status before the confirmation, a pong: nothing to do),
+ * SUBSCRIBED, EVENT (a +switch-master message: its payload is
+ * r->element[2], a string), REFUSED (an error), MALFORMED (*why: what the
+ * connection is closed with).
+ */
+int ngx_http_maintenance_reply_switch_sub(const redisReply *r,
+    int subscribed, const char **why);
+
+/*
+ * +switch-master's payload "name oldip oldport newip newport": 1 and the
+ * new address if the name is exactly ours, 0 if another master's, -1
+ * malformed.  The address is hex digits, '.' and ':' only.
+ */
+int ngx_http_maintenance_switch_master_parse(const char *msg, size_t len,
+    const char *name, char *ip, size_t iplen, int *port);
+
+/*
+ * A string, status or error reply as a C string into buf (size > 0,
+ * always terminated): 0, or -1 if empty, too long (cut) or with a NUL
+ */
+int ngx_http_maintenance_reply_cstr(const redisReply *r, char *buf,
+    size_t size);
 
 
 #endif /* NGX_HTTP_MAINTENANCE_REPLY_H */

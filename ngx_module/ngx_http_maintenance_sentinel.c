@@ -5,6 +5,7 @@
  */
 
 #include "ngx_http_maintenance_module.h"
+#include "ngx_http_maintenance_reply.h"
 
 #include <hiredis/hiredis.h>
 
@@ -142,11 +143,6 @@ static void ngx_http_maintenance_sentinel_zone_master(
     ngx_http_maintenance_sentinel_t *sn);
 static ngx_uint_t ngx_http_maintenance_sentinel_exiting(
     ngx_http_maintenance_sentinel_t *sn);
-static int ngx_http_maintenance_reply_str_is(const redisReply *r,
-    const char *s);
-static int ngx_http_maintenance_reply_cstr(const redisReply *r, char *buf,
-    size_t size);
-static int ngx_http_maintenance_port(const char *s, size_t len);
 
 
 ngx_http_maintenance_sentinel_t *
@@ -562,16 +558,19 @@ ngx_http_maintenance_sentinel_auth_cb(ngx_http_maintenance_redis_t *rc,
 
     char  msg[128];
 
-    if (reply->type == REDIS_REPLY_STATUS) {
-        return;
-    }
+    switch (ngx_http_maintenance_reply_handshake(reply)) {
 
-    if (reply->type == REDIS_REPLY_ERROR) {
+    case NGX_HTTP_MAINTENANCE_REPLY_OK:
+        return;
+
+    case NGX_HTTP_MAINTENANCE_REPLY_REFUSED:
         (void) ngx_http_maintenance_reply_cstr(reply, msg, sizeof(msg));
         ngx_http_maintenance_sentinel_note(sn, "AUTH refused: %s", msg);
+        break;
 
-    } else {
+    default:
         ngx_http_maintenance_sentinel_note(sn, "malformed reply to AUTH");
+        break;
     }
 
     ngx_http_maintenance_redis_close(rc, "refused");
@@ -968,13 +967,18 @@ ngx_http_maintenance_sentinel_sub_cb(ngx_http_maintenance_redis_t *rc,
 {
     ngx_http_maintenance_sentinel_t  *sn = rc->data;
 
-    char  msg[128], why[160];
+    int          rv;
+    char         msg[128], why[160];
+    const char  *malformed;
 
-    if (reply->type == REDIS_REPLY_STATUS && !sn->sub_ready) {
+    rv = ngx_http_maintenance_reply_switch_sub(reply, sn->sub_ready,
+                                               &malformed);
+
+    if (rv == NGX_HTTP_MAINTENANCE_REPLY_OK) {
         return;
     }
 
-    if (reply->type == REDIS_REPLY_ERROR) {
+    if (rv == NGX_HTTP_MAINTENANCE_REPLY_REFUSED) {
         (void) ngx_http_maintenance_reply_cstr(reply, msg, sizeof(msg));
         (void) ngx_snprintf((u_char *) why, sizeof(why) - 1, "refused: %s%Z",
                             msg);
@@ -982,35 +986,12 @@ ngx_http_maintenance_sentinel_sub_cb(ngx_http_maintenance_redis_t *rc,
         return;
     }
 
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2
-        || reply->element[0]->type != REDIS_REPLY_STRING)
-    {
-        ngx_http_maintenance_redis_close(rc, "malformed reply: not a pub/sub "
-                                             "message");
+    if (rv == NGX_HTTP_MAINTENANCE_REPLY_MALFORMED) {
+        ngx_http_maintenance_redis_close(rc, malformed);
         return;
     }
 
-    if (ngx_http_maintenance_reply_str_is(reply->element[0], "pong")) {
-        return;
-    }
-
-    if (reply->elements != 3
-        || reply->element[1]->type != REDIS_REPLY_STRING)
-    {
-        ngx_http_maintenance_redis_close(rc, "malformed reply: not a pub/sub "
-                                             "message");
-        return;
-    }
-
-    if (ngx_http_maintenance_reply_str_is(reply->element[0], "subscribe")) {
-        if (sn->sub_ready
-            || reply->element[2]->type != REDIS_REPLY_INTEGER)
-        {
-            ngx_http_maintenance_redis_close(rc, "malformed reply: "
-                                             "unexpected subscribe reply");
-            return;
-        }
-
+    if (rv == NGX_HTTP_MAINTENANCE_REPLY_SUBSCRIBED) {
         sn->sub_ready = 1;
         sn->sub_fails = 0;
         sn->sub_whylen = 0;
@@ -1049,15 +1030,7 @@ ngx_http_maintenance_sentinel_sub_cb(ngx_http_maintenance_redis_t *rc,
         return;
     }
 
-    if (!ngx_http_maintenance_reply_str_is(reply->element[0], "message")
-        || !ngx_http_maintenance_reply_str_is(reply->element[1],
-                                              "+switch-master")
-        || reply->element[2]->type != REDIS_REPLY_STRING || !sn->sub_ready)
-    {
-        ngx_http_maintenance_redis_close(rc, "malformed reply: unexpected "
-                                             "pub/sub message");
-        return;
-    }
+    /* EVENT: a +switch-master message */
 
     ngx_http_maintenance_sentinel_switch(sn, reply->element[2]);
 }
@@ -1323,246 +1296,4 @@ ngx_http_maintenance_sentinel_exiting(ngx_http_maintenance_sentinel_t *sn)
     }
 
     return 0;
-}
-
-
-/*
- * Reply shapes.  Plain C on hiredis's redisReply, no nginx type: they may
- * move beside the other reply checks and be fuzzed.
- */
-
-/* get-master-addr-by-name: [ip, port], or nil: the name is unknown */
-
-int
-ngx_http_maintenance_reply_master_addr(const redisReply *r, char *ip,
-    size_t iplen, int *port)
-{
-    if (r->type == REDIS_REPLY_NIL) {
-        return 1;
-    }
-
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2
-        || r->element[0]->type != REDIS_REPLY_STRING
-        || r->element[1]->type != REDIS_REPLY_STRING)
-    {
-        return -1;
-    }
-
-    if (ngx_http_maintenance_reply_cstr(r->element[0], ip, iplen) != 0) {
-        return -1;
-    }
-
-    *port = ngx_http_maintenance_port(r->element[1]->str,
-                                      r->element[1]->len);
-
-    return *port > 0 ? 0 : -1;
-}
-
-
-/* one entry of "SENTINEL sentinels": flat field, value pairs */
-
-int
-ngx_http_maintenance_reply_sentinel(const redisReply *r, char *ip,
-    size_t iplen, int *port)
-{
-    int      have_ip;
-    size_t   i;
-
-    have_ip = 0;
-    *port = 0;
-
-    if (r->type != REDIS_REPLY_ARRAY || r->elements % 2) {
-        return -1;
-    }
-
-    for (i = 0; i < r->elements; i += 2) {
-        if (r->element[i]->type != REDIS_REPLY_STRING
-            || r->element[i + 1]->type != REDIS_REPLY_STRING)
-        {
-            return -1;
-        }
-
-        if (ngx_http_maintenance_reply_str_is(r->element[i], "ip")) {
-            if (ngx_http_maintenance_reply_cstr(r->element[i + 1], ip, iplen)
-                != 0)
-            {
-                return -1;
-            }
-
-            have_ip = 1;
-
-        } else if (ngx_http_maintenance_reply_str_is(r->element[i], "port")) {
-            *port = ngx_http_maintenance_port(r->element[i + 1]->str,
-                                              r->element[i + 1]->len);
-        }
-    }
-
-    return have_ip && *port > 0 ? 0 : -1;
-}
-
-
-/* ROLE: an array whose first element names the role */
-
-int
-ngx_http_maintenance_reply_role(const redisReply *r, char *role,
-    size_t rolelen)
-{
-    if (r->type != REDIS_REPLY_ARRAY || r->elements == 0
-        || r->element[0]->type != REDIS_REPLY_STRING)
-    {
-        return -1;
-    }
-
-    return ngx_http_maintenance_reply_cstr(r->element[0], role, rolelen);
-}
-
-
-/*
- * "name oldip oldport newip newport": 1 and the new address if the name
- * is ours, 0 if it is another master's, -1 malformed
- */
-
-int
-ngx_http_maintenance_switch_master_parse(const char *msg, size_t len,
-    const char *name, char *ip, size_t iplen, int *port)
-{
-    size_t       f[5], l[5], i, n, start;
-    const char  *end;
-
-    n = 0;
-    i = 0;
-
-    while (i < len && n < 5) {
-        while (i < len && msg[i] == ' ') {
-            i++;
-        }
-
-        if (i == len) {
-            break;
-        }
-
-        start = i;
-
-        while (i < len && msg[i] != ' ') {
-            i++;
-        }
-
-        f[n] = start;
-        l[n] = i - start;
-        n++;
-    }
-
-    while (i < len && msg[i] == ' ') {
-        i++;
-    }
-
-    if (n != 5 || i != len) {
-        return -1;
-    }
-
-    if (strlen(name) != l[0] || memcmp(msg + f[0], name, l[0]) != 0) {
-        return 0;
-    }
-
-    if (l[3] == 0 || l[3] >= iplen) {
-        return -1;
-    }
-
-    end = msg + f[3] + l[3];
-
-    for (i = f[3]; msg + i < end; i++) {
-        if (!((msg[i] >= '0' && msg[i] <= '9')
-              || (msg[i] >= 'a' && msg[i] <= 'f')
-              || (msg[i] >= 'A' && msg[i] <= 'F')
-              || msg[i] == '.' || msg[i] == ':'))
-        {
-            return -1;
-        }
-    }
-
-    memcpy(ip, msg + f[3], l[3]);
-    ip[l[3]] = '\0';
-
-    *port = ngx_http_maintenance_port(msg + f[4], l[4]);
-
-    return *port > 0 ? 1 : -1;
-}
-
-
-static int
-ngx_http_maintenance_reply_str_is(const redisReply *r, const char *s)
-{
-    size_t  i, len;
-
-    len = strlen(s);
-
-    if (r->type != REDIS_REPLY_STRING || r->len != len)
-    {
-        return 0;
-    }
-
-    for (i = 0; i < len; i++) {
-        if ((r->str[i] | 0x20) != (s[i] | 0x20)) {
-            return 0;
-        }
-    }
-
-    return 1;
-}
-
-
-/* a string reply as a C string: 0, or -1 if empty, too long or with NUL */
-
-static int
-ngx_http_maintenance_reply_cstr(const redisReply *r, char *buf, size_t size)
-{
-    size_t  len;
-
-    if ((r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_STATUS
-         && r->type != REDIS_REPLY_ERROR)
-        || r->len == 0)
-    {
-        buf[0] = '\0';
-        return -1;
-    }
-
-    len = r->len;
-
-    if (len >= size || memchr(r->str, '\0', len) != NULL) {
-        len = len < size - 1 ? len : size - 1;
-        memcpy(buf, r->str, len);
-        buf[len] = '\0';
-        return -1;
-    }
-
-    memcpy(buf, r->str, len);
-    buf[len] = '\0';
-
-    return 0;
-}
-
-
-/* a decimal port, 1..65535, or 0 */
-
-static int
-ngx_http_maintenance_port(const char *s, size_t len)
-{
-    int     port;
-    size_t  i;
-
-    if (len == 0 || len > 5) {
-        return 0;
-    }
-
-    port = 0;
-
-    for (i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9') {
-            return 0;
-        }
-
-        port = port * 10 + (s[i] - '0');
-    }
-
-    return port <= 65535 ? port : 0;
 }
