@@ -57,6 +57,7 @@ sub stop_all {
     for my $n (keys %{ $self->{pg} }) {
         eval { $self->stop_pg($n) };
     }
+    eval { $self->stop_dns };
 }
 
 # --- ports and files ----------------------------------------------------
@@ -777,6 +778,107 @@ sub set_state {
     $self->redis($r, 'HSET', "$p:state:$scope", mode => $mode,
                  epoch => $epoch, %f);
     $self->redis($r, 'PUBLISH', "$p:events", "$scope $epoch");
+}
+
+# --- a DNS server -------------------------------------------------------
+
+# Net::DNS::Nameserver (libnet-dns-perl) on 127.0.0.1, port "dns": A
+# records of the names dns_set() gave (TTL 1), NODATA for another type of
+# such a name, NXDOMAIN for any other name; every query is logged ("A
+# name" a line) for dns_queries().  Stopped by PID (SIGCONT first: a test
+# may have stopped it to make it silent).
+sub start_dns {
+    my ($self) = @_;
+    require Net::DNS::Nameserver;
+    require Net::DNS::Resolver;
+    my $port = $self->port('dns');
+    my $zone = "$self->{dir}/dns.zone";
+    my $log = "$self->{dir}/dns.log";
+    $self->write_file($zone, '') unless -e $zone;
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>>', "$self->{dir}/dns.out";
+        open STDERR, '>&', \*STDOUT;
+        my $ns = Net::DNS::Nameserver->new(
+            LocalAddr => '127.0.0.1', LocalPort => $port, Verbose => 0,
+            ReplyHandler => sub {
+                my ($qname, $qclass, $qtype) = @_;
+                if (open my $l, '>>', $log) { print $l "$qtype $qname\n" }
+                my %z;
+                for (split /\n/, ($self->read_file($zone) // '')) {
+                    my ($n, @ip) = split ' ';
+                    $z{ lc $n } = \@ip if defined $n;
+                }
+                my $ips = $z{ lc $qname }
+                    or return ('NXDOMAIN', [], [], [], { aa => 1 });
+                return ('NOERROR', [], [], [], { aa => 1 })
+                    unless $qtype eq 'A';
+                my @rr = map { Net::DNS::RR->new("$qname. 1 IN A $_") }
+                         @$ips;
+                return ('NOERROR', \@rr, [], [], { aa => 1 });
+            }) or POSIX::_exit(1);
+        $ns->main_loop;
+        POSIX::_exit(0);
+    }
+    $self->{dns} = $pid;
+    my $res = Net::DNS::Resolver->new(nameservers => ['127.0.0.1'],
+                                      port => $port, udp_timeout => 1,
+                                      retry => 1, recurse => 0);
+    $self->wait_for(sub {
+        die "the DNS server exited\n" unless pid_alive($pid);
+        my $p = $res->send('ready.test', 'A');
+        $p && $p->header->rcode eq 'NXDOMAIN';
+    }, 10) or die "the DNS server did not start on $port\n";
+    return $port;
+}
+
+sub dns_pid { $_[0]{dns} }
+
+sub stop_dns {
+    my ($self) = @_;
+    my $pid = delete $self->{dns} or return;
+    kill 'CONT', $pid;
+    kill 'KILL', $pid;
+    waitpid($pid, 0);
+}
+
+# NAME answers A records IP ...; none: NXDOMAIN.  The zone file is replaced
+# whole (rename), so the server never reads a half-written one.
+sub dns_set {
+    my ($self, $name, @ip) = @_;
+    my $zone = "$self->{dir}/dns.zone";
+    my %z;
+    for (split /\n/, ($self->read_file($zone) // '')) {
+        my ($n, @a) = split ' ';
+        $z{$n} = \@a if defined $n;
+    }
+    if (@ip) { $z{ lc $name } = \@ip } else { delete $z{ lc $name } }
+    $self->write_file("$zone.new",
+                      join('', map { "$_ @{ $z{$_} }\n" } sort keys %z));
+    rename "$zone.new", $zone or die "rename $zone: $!";
+}
+
+# A queries received for NAME
+sub dns_queries {
+    my ($self, $name) = @_;
+    return scalar(grep { /^A \Q$name\E$/i }
+                  split /\n/, ($self->read_file("$self->{dir}/dns.log")
+                               // ''));
+}
+
+# bytes of queries waiting unread on the DNS server's UDP socket (it is
+# stopped: silent)
+sub dns_backlog {
+    my ($self) = @_;
+    my $hex = sprintf('0100007F:%04X', $self->port('dns'));
+    for (split /\n/, ($self->read_file('/proc/net/udp') // '')) {
+        my @f = split ' ';
+        next unless @f > 4 && $f[1] eq $hex;
+        my (undef, $rx) = split /:/, $f[4];
+        return hex $rx;
+    }
+    return 0;
 }
 
 1;
