@@ -959,9 +959,14 @@ ngx_http_maintenance_sentinel_add(ngx_http_maintenance_sentinel_t *sn,
     ngx_uint_t                             i;
     ngx_http_maintenance_sentinel_addr_t  *a;
 
+    /*
+     * a name's address that answered last is that sentinel: asked by name,
+     * not twice a round (once the name moves, it may be learned)
+     */
+
     for (i = 0; i < sn->n; i++) {
-        if (sn->addrs[i].host.len) {
-            continue;             /* a name: its address may change */
+        if (sn->addrs[i].socklen == 0) {
+            continue;
         }
 
         if (ngx_cmp_sockaddr(sa, len, &sn->addrs[i].sockaddr.sockaddr,
