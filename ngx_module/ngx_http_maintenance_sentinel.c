@@ -1087,7 +1087,7 @@ ngx_http_maintenance_sentinel_pick(ngx_http_maintenance_sentinel_t *sn,
     u_char           text[NGX_SOCKADDR_STRLEN], more[64];
     size_t           len;
     ngx_uint_t       i;
-    struct sockaddr  *sa;
+    struct sockaddr *sa;
 
     sa = NULL;
 
