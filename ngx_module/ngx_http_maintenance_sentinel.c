@@ -33,6 +33,8 @@ typedef struct {
     ngx_uint_t                         unresolved; /* a failure logged */
     u_char                             resolved[NGX_SOCKADDR_STRLEN];
     size_t                             resolved_len; /* last logged */
+    uint32_t                           answer;   /* its addresses, in any
+                                                    order, last logged */
 } ngx_http_maintenance_sentinel_addr_t;
 
 
@@ -1076,7 +1078,7 @@ ngx_http_maintenance_sentinel_parse(ngx_http_maintenance_sentinel_t *sn,
 /*
  * The address of a name to connect to: the one that answered last if the
  * name still has it, else the next of the answer (the resolver rotates
- * them).  A change is logged at notice, once.
+ * them).  A change of the answer is logged at notice, once.
  */
 
 static struct sockaddr *
@@ -1086,15 +1088,21 @@ ngx_http_maintenance_sentinel_pick(ngx_http_maintenance_sentinel_t *sn,
 {
     u_char           text[NGX_SOCKADDR_STRLEN], more[64];
     size_t           len;
+    uint32_t         answer;
     ngx_uint_t       i;
     struct sockaddr *sa;
 
     sa = NULL;
+    answer = rs->naddrs;
 
-    for (i = 0; a->socklen && i < rs->naddrs; i++) {
-        if (ngx_cmp_sockaddr(&rs->addrs[i].sockaddr, rs->socklens[i],
-                             &a->sockaddr.sockaddr, a->socklen, 1)
-            == NGX_OK)
+    for (i = 0; i < rs->naddrs; i++) {
+        /* a sum: the same addresses in another order are no change */
+        answer += ngx_crc32_short((u_char *) &rs->addrs[i], rs->socklens[i]);
+
+        if (sa == NULL && a->socklen
+            && ngx_cmp_sockaddr(&rs->addrs[i].sockaddr, rs->socklens[i],
+                                &a->sockaddr.sockaddr, a->socklen, 1)
+               == NGX_OK)
         {
             /* _next() goes on after this one (rs->cur is its state) */
             ngx_memcpy(&rs->cur, &rs->addrs[i], rs->socklens[i]);
@@ -1102,7 +1110,6 @@ ngx_http_maintenance_sentinel_pick(ngx_http_maintenance_sentinel_t *sn,
 
             sa = &rs->cur.sockaddr;
             *socklen = rs->cur_len;
-            break;
         }
     }
 
@@ -1111,32 +1118,36 @@ ngx_http_maintenance_sentinel_pick(ngx_http_maintenance_sentinel_t *sn,
         sa = ngx_http_maintenance_resolve_next(rs, socklen);
     }
 
+    if (a->resolved_len && answer == a->answer) {
+        return sa;
+    }
+
+    a->answer = answer;
+
     len = ngx_sock_ntop(sa, *socklen, text, NGX_SOCKADDR_STRLEN, 1);
 
-    if (len != a->resolved_len || ngx_memcmp(text, a->resolved, len) != 0) {
-        more[0] = '\0';
+    more[0] = '\0';
 
-        if (rs->naddrs > 1) {
-            (void) ngx_snprintf(more, sizeof(more) - 1,
-                                " (one of %ui addresses, each asked)%Z",
-                                rs->naddrs);
-        }
-
-        if (a->resolved_len == 0) {
-            ngx_log_error(NGX_LOG_NOTICE, sn->log, 0,
-                          "maintenance: sentinel name %V resolves to %*s%s",
-                          &a->host, len, text, more);
-
-        } else {
-            ngx_log_error(NGX_LOG_NOTICE, sn->log, 0,
-                          "maintenance: sentinel name %V now resolves to "
-                          "%*s, was %*s%s", &a->host, len, text,
-                          a->resolved_len, a->resolved, more);
-        }
-
-        ngx_memcpy(a->resolved, text, len);
-        a->resolved_len = len;
+    if (rs->naddrs > 1) {
+        (void) ngx_snprintf(more, sizeof(more) - 1,
+                            " (one of %ui addresses, each asked)%Z",
+                            rs->naddrs);
     }
+
+    if (a->resolved_len == 0) {
+        ngx_log_error(NGX_LOG_NOTICE, sn->log, 0,
+                      "maintenance: sentinel name %V resolves to %*s%s",
+                      &a->host, len, text, more);
+
+    } else {
+        ngx_log_error(NGX_LOG_NOTICE, sn->log, 0,
+                      "maintenance: sentinel name %V now resolves to %*s, "
+                      "was %*s%s", &a->host, len, text, a->resolved_len,
+                      a->resolved, more);
+    }
+
+    ngx_memcpy(a->resolved, text, len);
+    a->resolved_len = len;
 
     return sa;
 }

@@ -4,8 +4,9 @@
 # +switch-master subscription), on the event loop.  The harness's DNS
 # server answers s1.test; the sentinels are the harness's group on
 # 127.0.0.1, s1.test names the first one's address (same port).
-#  1. s1.test -> 127.0.0.5 (nothing listens there): no master, status
-#     lists s1.test as tried and why; the A record moves to 127.0.0.1:
+#  1. s1.test -> 127.0.0.5 and .6 (nothing listens there): no master,
+#     status lists s1.test at both addresses (each asked in a round) and
+#     why; the A record moves to 127.0.0.1:
 #     the edge finds the master, subscribes there, no reload;
 #  2. the DNS server silent: requests answered at once, the resolver
 #     timeout counts as s1.test failing (logged once), the next sentinel
@@ -38,7 +39,7 @@ my $g = $t->start_sentinels('g', master => $NAME);
 my $SPORT = $t->port('g-s1');
 my $S1 = "s1.test:$SPORT";
 
-$t->dns_set('s1.test', '127.0.0.5');
+$t->dns_set('s1.test', '127.0.0.5', '127.0.0.6');
 $t->start_dns;
 
 sub conf {
@@ -96,16 +97,22 @@ $t->start_nginx('e');
 my @w0 = $t->worker_pids('e');
 
 ok($t->wait_for(sub {
-    (status('e')->{sentinel}{tried} // '')
-        =~ /\Q$S1\E \(127\.0\.0\.5:$SPORT\): /
-}, 5), 'status: s1.test tried at the address it resolves to, and why')
+    my $tried = status('e')->{sentinel}{tried} // '';
+    $tried =~ /\Q$S1\E \(127\.0\.0\.5:$SPORT\): connect\(\) failed/
+        && $tried =~ /\Q$S1\E \(127\.0\.0\.6:$SPORT\): connect\(\) failed/
+}, 5), 'status: s1.test tried at both addresses it resolves to, and why')
     or diag(explain(status('e')->{sentinel}));
 is(status('e')->{sentinel}{reachable}, JSON::PP::false,
    'status: no sentinel reachable');
 like($t->error_log('e'),
-     qr/\[notice\].*maintenance: sentinel name s1\.test resolves to 127\.0\.0\.5:$SPORT/,
+     qr/\[notice\].*maintenance: sentinel name s1\.test resolves to 127\.0\.0\.[56]:$SPORT \(one of 2 addresses, each asked\)/,
      'notice: what the sentinel name resolves to');
 is(code('e'), 200, 'the default (open) while no master was ever known');
+# rounds go on (the answer cached, then asked again): no notice per round
+ok($t->wait_for(sub { $t->dns_queries('s1.test') >= 3 }, 3 * $VALID + 6),
+   'the name is resolved again for the next rounds');
+is(scalar(() = $t->error_log('e') =~ /sentinel name s1\.test (?:now )?resolves/g),
+   1, 'the same answer (in any order) is logged once');
 
 my $q0 = $t->dns_queries('s1.test');
 $t->dns_set('s1.test', '127.0.0.1');
@@ -121,7 +128,7 @@ is(status('e')->{sentinel}{master}, '127.0.0.1:' . $t->port('g-m'),
    'status: the master named through s1.test');
 is(status('e')->{sentinel}{in_use}, $S1, 'status: the sentinel in use');
 like($t->error_log('e'),
-     qr/\[notice\].*sentinel name s1\.test now resolves to 127\.0\.0\.1:$SPORT, was 127\.0\.0\.5:$SPORT/,
+     qr/\[notice\].*sentinel name s1\.test now resolves to 127\.0\.0\.1:$SPORT, was 127\.0\.0\.[56]:$SPORT\n/,
      'notice: the address changed');
 ok($t->wait_for(sub {
     $t->error_log('e') =~ /sentinel subscriber to \Q$S1\E up/ }, 5),
