@@ -14,7 +14,10 @@
 #  3. a reload, then (valgrind) a graceful exit while a resolution is in
 #     flight: cancelled, no callback after;
 #  4. without "resolver": resolved once at load, with a notice; an unknown
-#     name is refused at its line.
+#     name is refused at its line;
+#  5. a DNS-based move of the whole sentinel set: groups a (sentinels on
+#     127.0.0.2) and b (127.0.0.3, same ports), s.test names a's; a is
+#     killed, s.test moves to b: the edge follows, no reload.
 use strict;
 use warnings;
 use Test::More;
@@ -326,5 +329,53 @@ isnt($rc, 0, 'nginx -t: an unknown sentinel name without resolver fails');
 like($out, qr{\[emerg\].*maintenance: host not found in "nothere\.invalid:26379" in \S+/bad/nginx\.conf:7\b},
      'the message names the address and the directive\'s line')
     or diag($out);
+
+# --- 5. the sentinel set moves by DNS -------------------------------------
+
+my $ga = $t->start_sentinels('a', master => $NAME, ip => '127.0.0.2');
+my $gb = $t->start_sentinels('b', master => $NAME, ip => '127.0.0.3',
+                             ports => [ map { $t->port("a-s$_") } 1 .. 3 ]);
+my $PA = $t->port('a-s1');
+$t->dns_set('s.test', '127.0.0.2');
+$t->set_state('a-m', 'default', 'on', 1);
+$t->set_state('b-m', 'default', 'on', 5);
+conf('f', "s.test:$PA", $RES);
+$t->start_nginx('f');
+my @wf = $t->worker_pids('f');
+ok($t->wait_for(sub {
+    my $st = status('f');
+    ($st->{sentinel}{master} // '') eq '127.0.0.1:' . $t->port('a-m')
+        && ($st->{scopes}{default}{epoch} // 0) == 1
+        && code('f') == 503
+}, 5), '5: s.test names group a: the edge is on a\'s master')
+    or diag(explain(status('f')));
+
+$t->dns_set('s.test', '127.0.0.3');
+$t->kill_redis($_, 'KILL') for qw(a-s1 a-s2 a-s3 a-m a-r);
+$t0 = time;
+ok($t->wait_for(sub {
+    my $st = status('f');
+    ($st->{sentinel}{master} // '') eq '127.0.0.1:' . $t->port('b-m')
+        && $st->{redis}{up}
+        && ($st->{scopes}{default}{epoch} // 0) == 5
+}, $VALID + 12), '5: group a gone, s.test moved to group b: the edge '
+   . 'follows to b\'s master and reads its state')
+    or diag(explain(status('f')));
+diag(sprintf('5: sentinel set moved by DNS: %.2f s from the kill to synced '
+             . 'on the new master', time - $t0));
+is(code('f'), 503, '5: served from b\'s master');
+like($t->error_log('f'),
+     qr/\[notice\].*sentinel name s\.test now resolves to 127\.0\.0\.3:$PA, was 127\.0\.0\.2:$PA/,
+     '5: notice: the name moved');
+ok($t->wait_for(sub {
+    $t->error_log('f')
+        =~ /sentinel subscriber to (?:s\.test:$PA|127\.0\.0\.3:\d+) up again/
+}, 12), '5: the subscription is on group b again (by name, or a sentinel '
+   . 'learned from it)');
+$t->set_state('b-m', 'default', 'off', 6);
+ok($t->wait_for(sub { code('f') == 200 }, 2), '5: a change on b reaches the edge');
+is_deeply([$t->worker_pids('f')], \@wf, '5: no reload, no respawn');
+$t->stop_nginx('f');
+$t->check_logs('f');
 
 done_testing;

@@ -237,7 +237,9 @@ sub start_redis {
         open STDERR, '>&', \*STDOUT;
         exec @args or POSIX::_exit(127);
     }
-    $self->{redis}{$name} = { pid => $pid, port => $port, dir => $dir };
+    # ip: where a sentinel binds (its config file says), for redis()
+    $self->{redis}{$name} = { pid => $pid, port => $port, dir => $dir,
+                              ip => $opt{ip} // '127.0.0.1' };
     my $ok = $self->wait_for(sub {
         die "redis-server exited\n" unless pid_alive($pid);
         ($self->redis($name, 'PING') // '') eq 'PONG';
@@ -273,10 +275,16 @@ sub kill_redis {
 
 # A master, one replica and three sentinels (quorum 2) on loopback, ready:
 # every sentinel sees the master, the replica and the two others, and the
-# replica is in sync (so that a failover can pick it).
+# replica is in sync (so that a failover can pick it).  ip => IP: the
+# sentinels bind there (the master and the replica stay on 127.0.0.1);
+# ports => [P1, P2, P3]: their ports (another group's, on another ip).
 sub start_sentinels {
     my ($self, $g, %opt) = @_;
     my $name = $opt{master} // 'mymaster';
+    my $ip = $opt{ip} // '127.0.0.1';
+    if ($opt{ports}) {
+        $self->{ports}{"$g-s$_"} = $opt{ports}[$_ - 1] for 1 .. 3;
+    }
     my $m = $self->start_redis("$g-m");
     $self->start_redis("$g-r", args => ['--replicaof', '127.0.0.1', $m]);
     my @s = map { "$g-s$_" } 1 .. 3;
@@ -284,7 +292,9 @@ sub start_sentinels {
         my $dir = "$self->{dir}/$s";
         make_path($dir);
         $self->write_file("$dir/sentinel.conf", join('',
-            "port ", $self->port($s), "\nbind 127.0.0.1\n",
+            "port ", $self->port($s), "\nbind $ip\n",
+            # announced as the others see it, not the source address
+            $opt{ip} ? "sentinel announce-ip $ip\n" : '',
             "protected-mode no\ndaemonize no\n",
             "dir $dir\nlogfile $dir/redis.log\n",
             "sentinel monitor $name 127.0.0.1 $m 2\n",
@@ -293,11 +303,11 @@ sub start_sentinels {
             "sentinel failover-timeout $name ",
             $opt{failover_timeout} // 3000, "\n",
             "sentinel parallel-syncs $name 1\n"));
-        $self->start_redis($s, sentinel => "$dir/sentinel.conf");
+        $self->start_redis($s, sentinel => "$dir/sentinel.conf", ip => $ip);
     }
     my $group = { name => $name, master => "$g-m", replica => "$g-r",
                   sentinels => \@s,
-                  nodes => [ map { '127.0.0.1:' . $self->port($_) } @s ] };
+                  nodes => [ map { "$ip:" . $self->port($_) } @s ] };
     my $ok = $self->wait_for(sub {
         my $info = eval { $self->redis("$g-r", 'INFO', 'replication') } // '';
         return 0 unless $info =~ /master_link_status:up/;
@@ -370,7 +380,9 @@ sub redis_pid { $_[0]{redis}{$_[1]} && $_[0]{redis}{$_[1]}{pid} }
 sub redis {
     my ($self, $name, @cmd) = @_;
     my $port = $self->{ports}{$name} // die "no port for redis $name";
-    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
+    my $ip = ($self->{redis}{$name} && $self->{redis}{$name}{ip})
+             // '127.0.0.1';
+    my $s = IO::Socket::INET->new(PeerAddr => $ip, PeerPort => $port,
                                   Proto => 'tcp', Timeout => 5)
         or die "redis $name: connect: $!\n";
     _io_timeout($s, 5);
