@@ -1,8 +1,8 @@
 # redis_dns.t: "maintenance_redis NAME:PORT" with nginx's "resolver": the
 # name is resolved again on each reconnect of worker 0's links, without
-# blocking the event loop.  A DNS server on loopback (Net::DNS::Nameserver)
-# answers A records from a file the test rewrites; two redis-servers listen
-# on 127.0.0.2 and 127.0.0.3, same port.  The edge follows the name from
+# blocking the event loop.  The harness's DNS server on loopback
+# (Net::DNS::Nameserver) answers the A records the test sets; two
+# redis-servers listen on 127.0.0.2 and 127.0.0.3, same port.  The edge follows the name from
 # one to the other without a reload; a silent or dead resolver is a link
 # failure (logged once, the failure policy rules) while requests are still
 # answered at once.  Two A records, the first dead: tried in turn.  A
