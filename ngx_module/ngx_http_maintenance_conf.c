@@ -399,8 +399,9 @@ invalid:
  * maintenance_redis_sentinel NAME ADDR [ADDR ...] [db=N] [user=NAME]
  *     [password_file=PATH] [timeout=TIME] [sentinel_password_file=PATH]
  *
- * The sentinels' names are resolved here, at load, as maintenance_redis
- * does; the addresses sentinels give at run time are numeric.
+ * A sentinel's name is kept as maintenance_redis keeps one: worker 0
+ * resolves it on each connect with "resolver", it is resolved at load
+ * without; the addresses sentinels give at run time are numeric.
  */
 
 static char *
@@ -409,12 +410,12 @@ ngx_http_maintenance_redis_sentinel(ngx_conf_t *cf, ngx_command_t *cmd,
 {
     ngx_http_maintenance_main_conf_t *mmcf = conf;
 
-    char         err[128];
-    ngx_int_t    rc;
-    ngx_str_t   *value, path;
-    ngx_url_t    u;
-    ngx_uint_t   i, j, k;
-    ngx_addr_t  *a;
+    char                                   err[128];
+    ngx_int_t                              rc;
+    ngx_str_t                             *value, path;
+    ngx_url_t                              u;
+    ngx_uint_t                             i, k;
+    ngx_http_maintenance_sentinel_conf_t  *sc;
 
     if (mmcf->sentinel_name.data) {
         return "is duplicate";
@@ -442,11 +443,12 @@ ngx_http_maintenance_redis_sentinel(ngx_conf_t *cf, ngx_command_t *cmd,
     mmcf->sentinel_name = value[1];
     mmcf->redis_addr = value[1];
     ngx_str_set(&mmcf->redis_host, "");
+    mmcf->redis_file = cf->conf_file->file.name;
     mmcf->redis_line = cf->conf_file->line;
 
     mmcf->sentinels = ngx_array_create(cf->pool,
-                                       NGX_HTTP_MAINTENANCE_SENTINELS_CONF,
-                                       sizeof(ngx_addr_t));
+                                NGX_HTTP_MAINTENANCE_SENTINELS_CONF,
+                                sizeof(ngx_http_maintenance_sentinel_conf_t));
     if (mmcf->sentinels == NULL) {
         return NGX_CONF_ERROR;
     }
@@ -468,6 +470,7 @@ ngx_http_maintenance_redis_sentinel(ngx_conf_t *cf, ngx_command_t *cmd,
 
         u.url = value[i];
         u.default_port = 26379;
+        u.no_resolve = 1;
 
         if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -477,49 +480,70 @@ ngx_http_maintenance_redis_sentinel(ngx_conf_t *cf, ngx_command_t *cmd,
             return NGX_CONF_ERROR;
         }
 
-        if (u.naddrs == 0 || u.uri.len) {
+        if (u.host.len == 0 || u.uri.len
+            || u.host.len > NGX_HTTP_MAINTENANCE_RESOLVE_NAME)
+        {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "maintenance: invalid sentinel address "
                                "\"%V\"", &value[i]);
             return NGX_CONF_ERROR;
         }
 
-        /* every address of a name is a sentinel; each one once */
-
-        for (j = 0; j < u.naddrs; j++) {
-            a = mmcf->sentinels->elts;
-
-            for (k = 0; k < mmcf->sentinels->nelts; k++) {
-                if (ngx_cmp_sockaddr(a[k].sockaddr, a[k].socklen,
-                                     u.addrs[j].sockaddr,
-                                     u.addrs[j].socklen, 1)
-                    == NGX_OK)
-                {
-                    break;
-                }
-            }
-
-            if (k < mmcf->sentinels->nelts) {
-                continue;
-            }
-
-            if (mmcf->sentinels->nelts == NGX_HTTP_MAINTENANCE_SENTINELS_CONF)
-            {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "maintenance: more than %d sentinel "
-                                   "addresses (at \"%V\")",
-                                   NGX_HTTP_MAINTENANCE_SENTINELS_CONF,
-                                   &value[i]);
-                return NGX_CONF_ERROR;
-            }
-
-            a = ngx_array_push(mmcf->sentinels);
-            if (a == NULL) {
-                return NGX_CONF_ERROR;
-            }
-
-            *a = u.addrs[j];
+        if (mmcf->sentinels->nelts == NGX_HTTP_MAINTENANCE_SENTINELS_CONF) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "maintenance: more than %d sentinel "
+                               "addresses (at \"%V\")",
+                               NGX_HTTP_MAINTENANCE_SENTINELS_CONF,
+                               &value[i]);
+            return NGX_CONF_ERROR;
         }
+
+        /*
+         * a name is kept for postconfiguration, once "resolver" is known:
+         * resolved by worker 0 on each connect with it, at load without it
+         */
+
+        if (u.naddrs == 0) {
+            sc = ngx_array_push(mmcf->sentinels);
+            if (sc == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            ngx_memzero(sc, sizeof(ngx_http_maintenance_sentinel_conf_t));
+            sc->host = u.host;
+            sc->port = u.port;
+            sc->text = value[i];
+            continue;
+        }
+
+        /* a numeric address, once */
+
+        sc = mmcf->sentinels->elts;
+
+        for (k = 0; k < mmcf->sentinels->nelts; k++) {
+            if (sc[k].host.len == 0
+                && ngx_cmp_sockaddr(sc[k].addr.sockaddr, sc[k].addr.socklen,
+                                    u.addrs[0].sockaddr,
+                                    u.addrs[0].socklen, 1)
+                   == NGX_OK)
+            {
+                break;
+            }
+        }
+
+        if (k < mmcf->sentinels->nelts) {
+            continue;
+        }
+
+        sc = ngx_array_push(mmcf->sentinels);
+        if (sc == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_memzero(sc, sizeof(ngx_http_maintenance_sentinel_conf_t));
+        sc->addr = u.addrs[0];
+        sc->port = u.port;
+        sc->text = value[i];
     }
 
     if (mmcf->sentinels->nelts == 0) {

@@ -209,10 +209,23 @@ struct ngx_http_maintenance_main_conf_s {
      * is configured), redis_host is "": the master comes from the sentinels
      */
     ngx_str_t                    sentinel_name; /* NUL-terminated */
-    ngx_array_t                 *sentinels;    /* of ngx_addr_t, numeric:
-                                                  name is "ip:port" */
+    ngx_array_t                 *sentinels;    /* of ngx_http_maintenance_
+                                                  sentinel_conf_t */
     ngx_str_t                    sentinel_password;
 };
+
+
+/*
+ * a configured sentinel: numeric (addr), or a name that worker 0 resolves
+ * on each connect with "resolver" (host set, addr.sockaddr NULL); without
+ * "resolver" a name is resolved at load into numeric ones
+ */
+typedef struct {
+    ngx_addr_t                   addr;         /* name: "ip:port" */
+    ngx_str_t                    host;         /* len 0: numeric */
+    in_port_t                    port;
+    ngx_str_t                    text;         /* "host:port" as written */
+} ngx_http_maintenance_sentinel_conf_t;
 
 
 /* maintenance_health */
@@ -409,6 +422,9 @@ struct ngx_http_maintenance_resolve_s {
     socklen_t                          cur_len;  /* 0: none yet */
 
     char                               err[160];
+
+    ngx_msec_t                         timeout;  /* the caller's bound
+                                                    too, 0: none */
 };
 
 ngx_int_t ngx_http_maintenance_resolve(ngx_http_maintenance_resolve_t *rs,
@@ -420,6 +436,10 @@ struct sockaddr *ngx_http_maintenance_resolve_next(
 
 /* postconfiguration: the http-level resolver; a name without it, at load */
 ngx_int_t ngx_http_maintenance_resolve_conf(ngx_conf_t *cf,
+    ngx_http_maintenance_main_conf_t *mmcf);
+
+/* postconfiguration: sentinel names without "resolver", at load */
+ngx_int_t ngx_http_maintenance_resolve_sentinels(ngx_conf_t *cf,
     ngx_http_maintenance_main_conf_t *mmcf);
 
 /* an address as text without the port ("::1", not "[::1]"), NUL-ended */

@@ -77,6 +77,11 @@ ngx_http_maintenance_resolve(ngx_http_maintenance_resolve_t *rs,
     ctx->handler = ngx_http_maintenance_resolve_handler;
     ctx->data = rs;
     ctx->timeout = ngx_min(mmcf->resolver_timeout, mmcf->redis_timeout);
+
+    if (rs->timeout) {
+        ctx->timeout = ngx_min(ctx->timeout, rs->timeout);
+    }
+
     ctx->cancelable = 1;              /* graceful shutdown does not wait */
 
     /* before: a cached answer calls the handler from ngx_resolve_name() */
@@ -176,6 +181,10 @@ ngx_http_maintenance_resolve_conf(ngx_conf_t *cf,
     mmcf->resolver_timeout = (clcf->resolver_timeout == NGX_CONF_UNSET_MSEC)
                              ? 30000 : clcf->resolver_timeout;
 
+    if (ngx_http_maintenance_resolve_sentinels(cf, mmcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     if (mmcf->redis_name.len == 0 || mmcf->resolver) {
         return NGX_OK;
     }
@@ -208,6 +217,117 @@ ngx_http_maintenance_resolve_conf(ngx_conf_t *cf,
                   &mmcf->redis_host);
 
     ngx_str_null(&mmcf->redis_name);
+
+    return NGX_OK;
+}
+
+
+/*
+ * maintenance_redis_sentinel without a resolver: every name is resolved
+ * here, once, each of its addresses a sentinel (each address once), and
+ * the operator is told.  With one, worker 0 resolves the names.
+ */
+
+ngx_int_t
+ngx_http_maintenance_resolve_sentinels(ngx_conf_t *cf,
+    ngx_http_maintenance_main_conf_t *mmcf)
+{
+    ngx_url_t                              u;
+    ngx_uint_t                             i, j, k, names;
+    ngx_array_t                           *all;
+    ngx_http_maintenance_sentinel_conf_t  *sc, *a;
+
+    if (mmcf->sentinels == NULL || mmcf->resolver) {
+        return NGX_OK;
+    }
+
+    sc = mmcf->sentinels->elts;
+    names = 0;
+
+    for (i = 0; i < mmcf->sentinels->nelts; i++) {
+        names += sc[i].host.len ? 1 : 0;
+    }
+
+    if (names == 0) {
+        return NGX_OK;
+    }
+
+    all = ngx_array_create(cf->pool, NGX_HTTP_MAINTENANCE_SENTINELS_CONF,
+                           sizeof(ngx_http_maintenance_sentinel_conf_t));
+    if (all == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < mmcf->sentinels->nelts; i++) {
+
+        ngx_memzero(&u, sizeof(ngx_url_t));
+
+        if (sc[i].host.len) {
+            u.host = sc[i].host;
+            u.port = sc[i].port;
+
+            if (ngx_inet_resolve_host(cf->pool, &u) != NGX_OK
+                || u.naddrs == 0)
+            {
+                ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                              "maintenance: %s in \"%V\" in %V:%ui",
+                              u.err ? u.err : "host not found", &sc[i].text,
+                              &mmcf->redis_file, mmcf->redis_line);
+                return NGX_ERROR;
+            }
+
+            ngx_log_error(NGX_LOG_NOTICE, cf->log, 0,
+                          "maintenance: sentinel \"%V\" is resolved once, "
+                          "at load, to %V%s: the sentinel connections will "
+                          "not follow DNS changes without \"resolver\" at "
+                          "http level", &sc[i].host, &u.addrs[0].name,
+                          u.naddrs > 1 ? " and more" : "");
+
+        } else {
+            u.addrs = &sc[i].addr;
+            u.naddrs = 1;
+        }
+
+        for (j = 0; j < u.naddrs; j++) {
+            a = all->elts;
+
+            for (k = 0; k < all->nelts; k++) {
+                if (ngx_cmp_sockaddr(a[k].addr.sockaddr, a[k].addr.socklen,
+                                     u.addrs[j].sockaddr,
+                                     u.addrs[j].socklen, 1)
+                    == NGX_OK)
+                {
+                    break;
+                }
+            }
+
+            if (k < all->nelts) {
+                continue;
+            }
+
+            if (all->nelts == NGX_HTTP_MAINTENANCE_SENTINELS_CONF) {
+                ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                              "maintenance: more than %d sentinel addresses "
+                              "(at \"%V\") in %V:%ui",
+                              NGX_HTTP_MAINTENANCE_SENTINELS_CONF,
+                              &sc[i].text, &mmcf->redis_file,
+                              mmcf->redis_line);
+                return NGX_ERROR;
+            }
+
+            a = ngx_array_push(all);
+            if (a == NULL) {
+                return NGX_ERROR;
+            }
+
+            ngx_memzero(a, sizeof(ngx_http_maintenance_sentinel_conf_t));
+            a->addr = u.addrs[j];
+            a->port = sc[i].port;
+            a->text = sc[i].text;
+        }
+    }
+
+    mmcf->sentinels = all;
 
     return NGX_OK;
 }

@@ -20,10 +20,22 @@
 #define NGX_HTTP_MAINTENANCE_SENTINEL_BACKOFF_MAX  5000
 
 
+/*
+ * A sentinel: numeric, or a configured name resolved on each connect
+ * (with "resolver"); then sockaddr is the address of it that answered
+ * last (socklen 0: none yet), tried first while the name still has it.
+ */
 typedef struct {
     ngx_sockaddr_t                     sockaddr;
     socklen_t                          socklen;
     u_char                             text[NGX_HTTP_MAINTENANCE_ADDR_LEN];
+    ngx_str_t                          host;     /* len 0: numeric */
+    in_port_t                          port;
+    ngx_uint_t                         unresolved; /* a failure logged */
+    u_char                             resolved[NGX_SOCKADDR_STRLEN];
+    size_t                             resolved_len; /* last logged */
+    uint32_t                           answer;   /* its addresses, in any
+                                                    order, last logged */
 } ngx_http_maintenance_sentinel_addr_t;
 
 
@@ -55,6 +67,13 @@ struct ngx_http_maintenance_sentinel_s {
     ngx_uint_t                         tried;
     ngx_uint_t                         found;    /* cur named a master */
     ngx_uint_t                         noted;    /* cur's failure noted */
+    ngx_http_maintenance_resolve_t     query_rs; /* cur, a name */
+    ngx_uint_t                         qleft;    /* its addresses not
+                                                    asked yet this round */
+    ngx_sockaddr_t                     qaddr;    /* the one asked */
+    socklen_t                          qaddrlen;
+    u_char                             qtext[NGX_HTTP_MAINTENANCE_ADDR_LEN
+                                             + NGX_SOCKADDR_STRLEN + 4];
     ngx_sockaddr_t                     cand;
     socklen_t                          candlen;
     u_char                             why[NGX_HTTP_MAINTENANCE_TRIED_LEN];
@@ -78,6 +97,8 @@ struct ngx_http_maintenance_sentinel_s {
     /* one +switch-master subscription, on one sentinel at a time */
     ngx_http_maintenance_redis_t       sub;
     ngx_uint_t                         sub_idx;
+    ngx_http_maintenance_resolve_t     sub_rs;   /* sub_idx, a name */
+    ngx_sockaddr_t                     sub_addr;
     ngx_uint_t                         sub_ready;
     ngx_uint_t                         sub_fails; /* in a row */
     ngx_uint_t                         sub_down_logged;
@@ -98,6 +119,10 @@ static void ngx_http_maintenance_sentinel_round(
     ngx_http_maintenance_sentinel_t *sn);
 static void ngx_http_maintenance_sentinel_ask(
     ngx_http_maintenance_sentinel_t *sn);
+static void ngx_http_maintenance_sentinel_query_resolved(
+    ngx_http_maintenance_resolve_t *rs);
+static void ngx_http_maintenance_sentinel_ask_at(
+    ngx_http_maintenance_sentinel_t *sn, struct sockaddr *sa, socklen_t len);
 static void ngx_http_maintenance_sentinel_step(ngx_event_t *ev);
 static void ngx_http_maintenance_sentinel_notify(ngx_event_t *ev);
 static void ngx_http_maintenance_sentinel_note(
@@ -126,6 +151,18 @@ static ngx_int_t ngx_http_maintenance_sentinel_parse(
 
 static void ngx_http_maintenance_sentinel_sub_start(
     ngx_http_maintenance_sentinel_t *sn);
+static void ngx_http_maintenance_sentinel_sub_resolved(
+    ngx_http_maintenance_resolve_t *rs);
+static void ngx_http_maintenance_sentinel_sub_open(
+    ngx_http_maintenance_sentinel_t *sn, struct sockaddr *sa, socklen_t len);
+static struct sockaddr *ngx_http_maintenance_sentinel_pick(
+    ngx_http_maintenance_sentinel_t *sn,
+    ngx_http_maintenance_sentinel_addr_t *a,
+    ngx_http_maintenance_resolve_t *rs, socklen_t *socklen);
+static ngx_int_t ngx_http_maintenance_sentinel_unresolved(
+    ngx_http_maintenance_sentinel_t *sn,
+    ngx_http_maintenance_sentinel_addr_t *a,
+    ngx_http_maintenance_resolve_t *rs);
 static void ngx_http_maintenance_sentinel_sub_cb(
     ngx_http_maintenance_redis_t *rc, redisReply *reply, void *data);
 static void ngx_http_maintenance_sentinel_sub_closed(
@@ -149,11 +186,12 @@ ngx_http_maintenance_sentinel_t *
 ngx_http_maintenance_sentinel_create(ngx_http_maintenance_sync_t *sync,
     ngx_http_maintenance_resolved_pt resolved)
 {
-    ngx_uint_t                         i;
-    ngx_addr_t                        *a;
-    ngx_msec_t                         timeout;
-    ngx_http_maintenance_sentinel_t   *sn;
-    ngx_http_maintenance_main_conf_t  *mmcf;
+    ngx_uint_t                             i;
+    ngx_msec_t                             timeout;
+    ngx_http_maintenance_sentinel_t       *sn;
+    ngx_http_maintenance_main_conf_t      *mmcf;
+    ngx_http_maintenance_sentinel_conf_t  *sc;
+    ngx_http_maintenance_sentinel_addr_t  *a;
 
     mmcf = sync->mmcf;
 
@@ -173,13 +211,30 @@ ngx_http_maintenance_sentinel_create(ngx_http_maintenance_sync_t *sync,
         return NULL;
     }
 
-    /* numeric, resolved at configuration load: no DNS here */
+    /*
+     * numeric (a name without resolver was resolved at load), or a name
+     * the resolver answers for on each connect: no blocking DNS here
+     */
 
-    a = mmcf->sentinels->elts;
+    sc = mmcf->sentinels->elts;
 
     for (i = 0; i < mmcf->sentinels->nelts; i++) {
-        (void) ngx_http_maintenance_sentinel_add(sn, a[i].sockaddr,
-                                                 a[i].socklen);
+        if (sc[i].host.len == 0) {
+            (void) ngx_http_maintenance_sentinel_add(sn, sc[i].addr.sockaddr,
+                                                     sc[i].addr.socklen);
+            continue;
+        }
+
+        if (sn->n == NGX_HTTP_MAINTENANCE_SENTINELS_MAX) {
+            break;
+        }
+
+        a = &sn->addrs[sn->n++];
+
+        a->host = sc[i].host;
+        a->port = sc[i].port;
+        (void) ngx_snprintf(a->text, NGX_HTTP_MAINTENANCE_ADDR_LEN - 1,
+                            "%V:%d%Z", &sc[i].host, (int) sc[i].port);
     }
 
     sn->nconf = sn->n;
@@ -193,6 +248,10 @@ ngx_http_maintenance_sentinel_create(ngx_http_maintenance_sync_t *sync,
     sn->query.timeout = timeout;
     sn->query.closed = ngx_http_maintenance_sentinel_query_closed;
     sn->query.data = sn;
+
+    /* a name's resolution is bounded as a sentinel's answer is */
+    sn->query_rs.timeout = timeout;
+    sn->sub_rs.timeout = timeout;
 
     sn->sub.log = sync->log;
     sn->sub.timeout = timeout;
@@ -355,6 +414,10 @@ ngx_http_maintenance_sentinel_stop(ngx_http_maintenance_sentinel_t *sn)
         ngx_del_timer(&sn->ping);
     }
 
+    /* no resolver callback after this */
+    ngx_http_maintenance_resolve_cancel(&sn->query_rs);
+    ngx_http_maintenance_resolve_cancel(&sn->sub_rs);
+
     ngx_http_maintenance_redis_free(&sn->query);
     ngx_http_maintenance_redis_free(&sn->sub);
 
@@ -395,15 +458,14 @@ ngx_http_maintenance_sentinel_round(ngx_http_maintenance_sentinel_t *sn)
 
 
 /*
- * Asks sentinel "cur", pipelined: [AUTH], get-master-addr-by-name, and
- * "sentinels" (the others it knows, added to the list).
+ * Asks sentinel "cur"; a name is resolved first, and each of its
+ * addresses is a sentinel of this round (ask_at from the step).  A
+ * resolver error or timeout is that sentinel failing.
  */
 
 static void
 ngx_http_maintenance_sentinel_ask(ngx_http_maintenance_sentinel_t *sn)
 {
-    size_t                                 lens[3];
-    const char                            *argv[3];
     ngx_http_maintenance_sentinel_addr_t  *a;
 
     if (sn->tried >= sn->n) {
@@ -414,11 +476,93 @@ ngx_http_maintenance_sentinel_ask(ngx_http_maintenance_sentinel_t *sn)
     sn->tried++;
     sn->found = 0;
     sn->noted = 0;
+    sn->qleft = 0;
 
     a = &sn->addrs[sn->cur];
 
-    sn->query.sockaddr = &a->sockaddr.sockaddr;
-    sn->query.socklen = a->socklen;
+    (void) ngx_cpystrn(sn->qtext, a->text, sizeof(sn->qtext));
+
+    if (a->host.len == 0) {
+        ngx_http_maintenance_sentinel_ask_at(sn, &a->sockaddr.sockaddr,
+                                             a->socklen);
+        return;
+    }
+
+    /* the handler may run before this returns (a cached answer) */
+
+    if (ngx_http_maintenance_resolve(&sn->query_rs, sn->sync, &a->host,
+                               a->port,
+                               ngx_http_maintenance_sentinel_query_resolved,
+                               sn)
+        != NGX_OK)
+    {
+        (void) ngx_http_maintenance_sentinel_unresolved(sn, a,
+                                                        &sn->query_rs);
+        ngx_http_maintenance_sentinel_note(sn, "%s", sn->query_rs.err);
+        ngx_post_event(&sn->step, &ngx_posted_events);
+    }
+}
+
+
+static void
+ngx_http_maintenance_sentinel_query_resolved(
+    ngx_http_maintenance_resolve_t *rs)
+{
+    ngx_http_maintenance_sentinel_t  *sn = rs->data;
+
+    socklen_t                              len;
+    struct sockaddr                       *sa;
+    ngx_http_maintenance_sentinel_addr_t  *a;
+
+    if (!sn->querying || ngx_http_maintenance_sentinel_exiting(sn)) {
+        return;
+    }
+
+    a = &sn->addrs[sn->cur];
+
+    if (ngx_http_maintenance_sentinel_unresolved(sn, a, rs) != NGX_OK) {
+        ngx_http_maintenance_sentinel_note(sn, "%s", rs->err);
+        ngx_post_event(&sn->step, &ngx_posted_events);
+        return;
+    }
+
+    sa = ngx_http_maintenance_sentinel_pick(sn, a, rs, &len);
+    sn->qleft = rs->naddrs - 1;
+
+    ngx_http_maintenance_sentinel_ask_at(sn, sa, len);
+}
+
+
+/*
+ * Asks one address, pipelined: [AUTH], get-master-addr-by-name, and
+ * "sentinels" (the others it knows, added to the list).
+ */
+
+static void
+ngx_http_maintenance_sentinel_ask_at(ngx_http_maintenance_sentinel_t *sn,
+    struct sockaddr *sa, socklen_t len)
+{
+    u_char                                *p;
+    size_t                                 lens[3];
+    const char                            *argv[3];
+    ngx_http_maintenance_sentinel_addr_t  *a;
+
+    a = &sn->addrs[sn->cur];
+
+    ngx_memcpy(&sn->qaddr, sa, len);
+    sn->qaddrlen = len;
+    sn->noted = 0;
+
+    if (a->host.len) {
+        /* "name:port (ip:port)" in the list of the round */
+        p = ngx_snprintf(sn->qtext, sizeof(sn->qtext) - 1, "%s (", a->text);
+        p += ngx_sock_ntop(sa, len, p, NGX_SOCKADDR_STRLEN, 1);
+        *p++ = ')';
+        *p = '\0';
+    }
+
+    sn->query.sockaddr = &sn->qaddr.sockaddr;
+    sn->query.socklen = sn->qaddrlen;
 
     if (ngx_http_maintenance_redis_connect(&sn->query) != NGX_OK) {
         ngx_http_maintenance_sentinel_note(sn, "%s", sn->query.why);
@@ -481,6 +625,8 @@ failed:
 static void
 ngx_http_maintenance_sentinel_step(ngx_event_t *ev)
 {
+    socklen_t                         len;
+    struct sockaddr                  *sa;
     ngx_http_maintenance_sentinel_t  *sn;
 
     sn = ev->data;
@@ -491,6 +637,17 @@ ngx_http_maintenance_sentinel_step(ngx_event_t *ev)
 
     if (sn->found) {
         ngx_http_maintenance_sentinel_done(sn, NGX_OK);
+        return;
+    }
+
+    /* the next address of a name, in this round (the answer is kept) */
+
+    if (sn->qleft && sn->addrs[sn->cur].host.len
+        && sn->query_rs.ctx == NULL && sn->query_rs.naddrs)
+    {
+        sn->qleft--;
+        sa = ngx_http_maintenance_resolve_next(&sn->query_rs, &len);
+        ngx_http_maintenance_sentinel_ask_at(sn, sa, len);
         return;
     }
 
@@ -537,7 +694,7 @@ ngx_http_maintenance_sentinel_note(ngx_http_maintenance_sentinel_t *sn,
         p = ngx_slprintf(p, last, ", ");
     }
 
-    p = ngx_slprintf(p, last, "%s: ", sn->addrs[sn->cur].text);
+    p = ngx_slprintf(p, last, "%s: ", sn->qtext);
 
     va_start(args, fmt);
     p = ngx_vslprintf(p, last, fmt, args);
@@ -706,6 +863,12 @@ ngx_http_maintenance_sentinel_done(ngx_http_maintenance_sentinel_t *sn,
     if (rc == NGX_OK) {
         sn->good = sn->cur;
 
+        if (sn->addrs[sn->cur].host.len) {
+            ngx_memcpy(&sn->addrs[sn->cur].sockaddr, &sn->qaddr,
+                       sn->qaddrlen);
+            sn->addrs[sn->cur].socklen = sn->qaddrlen;
+        }
+
         if (sn->failed_logged) {
             ngx_log_error(NGX_LOG_ERR, sn->log, 0,
                           "maintenance: sentinel %s answers again",
@@ -717,7 +880,9 @@ ngx_http_maintenance_sentinel_done(ngx_http_maintenance_sentinel_t *sn,
                                                  sn->candlen, sn->cur,
                                                  "named by sentinel");
 
-        if (sn->sub.c == NULL && !sn->sub_timer.timer_set) {
+        if (sn->sub.c == NULL && !sn->sub_timer.timer_set
+            && sn->sub_rs.ctx == NULL)
+        {
             sn->sub_idx = sn->cur;
             ngx_http_maintenance_sentinel_sub_start(sn);
         }
@@ -795,7 +960,16 @@ ngx_http_maintenance_sentinel_add(ngx_http_maintenance_sentinel_t *sn,
     ngx_uint_t                             i;
     ngx_http_maintenance_sentinel_addr_t  *a;
 
+    /*
+     * a name's address that answered last is that sentinel: asked by name,
+     * not twice a round (once the name moves, it may be learned)
+     */
+
     for (i = 0; i < sn->n; i++) {
+        if (sn->addrs[i].socklen == 0) {
+            continue;
+        }
+
         if (ngx_cmp_sockaddr(sa, len, &sn->addrs[i].sockaddr.sockaddr,
                              sn->addrs[i].socklen, 1)
             == NGX_OK)
@@ -900,21 +1074,176 @@ ngx_http_maintenance_sentinel_parse(ngx_http_maintenance_sentinel_t *sn,
 }
 
 
+/*
+ * The address of a name to connect to: the one that answered last if the
+ * name still has it, else the next of the answer (the resolver rotates
+ * them).  A change of the answer is logged at notice, once.
+ */
+
+static struct sockaddr *
+ngx_http_maintenance_sentinel_pick(ngx_http_maintenance_sentinel_t *sn,
+    ngx_http_maintenance_sentinel_addr_t *a,
+    ngx_http_maintenance_resolve_t *rs, socklen_t *socklen)
+{
+    u_char           text[NGX_SOCKADDR_STRLEN], more[64];
+    size_t           len;
+    uint32_t         answer;
+    ngx_uint_t       i;
+    struct sockaddr *sa;
+
+    sa = NULL;
+    answer = rs->naddrs;
+
+    for (i = 0; i < rs->naddrs; i++) {
+        /* a sum: the same addresses in another order are no change */
+        answer += ngx_crc32_short((u_char *) &rs->addrs[i], rs->socklens[i]);
+
+        if (sa == NULL && a->socklen
+            && ngx_cmp_sockaddr(&rs->addrs[i].sockaddr, rs->socklens[i],
+                                &a->sockaddr.sockaddr, a->socklen, 1)
+               == NGX_OK)
+        {
+            /* _next() goes on after this one (rs->cur is its state) */
+            ngx_memcpy(&rs->cur, &rs->addrs[i], rs->socklens[i]);
+            rs->cur_len = rs->socklens[i];
+
+            sa = &rs->cur.sockaddr;
+            *socklen = rs->cur_len;
+        }
+    }
+
+    if (sa == NULL) {
+        rs->cur_len = 0;
+        sa = ngx_http_maintenance_resolve_next(rs, socklen);
+    }
+
+    if (a->resolved_len && answer == a->answer) {
+        return sa;
+    }
+
+    a->answer = answer;
+
+    len = ngx_sock_ntop(sa, *socklen, text, NGX_SOCKADDR_STRLEN, 1);
+
+    more[0] = '\0';
+
+    if (rs->naddrs > 1) {
+        (void) ngx_snprintf(more, sizeof(more) - 1,
+                            " (one of %ui addresses, each asked)%Z",
+                            rs->naddrs);
+    }
+
+    if (a->resolved_len == 0) {
+        ngx_log_error(NGX_LOG_NOTICE, sn->log, 0,
+                      "maintenance: sentinel name %V resolves to %*s%s",
+                      &a->host, len, text, more);
+
+    } else {
+        ngx_log_error(NGX_LOG_NOTICE, sn->log, 0,
+                      "maintenance: sentinel name %V now resolves to %*s, "
+                      "was %*s%s", &a->host, len, text, a->resolved_len,
+                      a->resolved, more);
+    }
+
+    ngx_memcpy(a->resolved, text, len);
+    a->resolved_len = len;
+
+    return sa;
+}
+
+
+/*
+ * NGX_OK: the name resolved.  Else its failure is logged once until it
+ * resolves again (the query and the subscription share the entry).
+ */
+
+static ngx_int_t
+ngx_http_maintenance_sentinel_unresolved(ngx_http_maintenance_sentinel_t *sn,
+    ngx_http_maintenance_sentinel_addr_t *a,
+    ngx_http_maintenance_resolve_t *rs)
+{
+    if (rs->state == NGX_OK && rs->naddrs) {
+        a->unresolved = 0;
+        return NGX_OK;
+    }
+
+    if (!a->unresolved) {
+        ngx_log_error(NGX_LOG_ERR, sn->log, 0,
+                      "maintenance: sentinel %s: %s; asking the next "
+                      "sentinel", a->text, rs->err);
+        a->unresolved = 1;
+        a->resolved_len = 0;      /* "resolves to" when it is back */
+    }
+
+    return NGX_ERROR;
+}
+
+
 /* the +switch-master subscription */
 
 static void
 ngx_http_maintenance_sentinel_sub_start(ngx_http_maintenance_sentinel_t *sn)
 {
-    size_t                                 lens[2];
-    const char                            *argv[2];
     ngx_http_maintenance_sentinel_addr_t  *a;
 
     sn->sub_idx %= sn->n;
     a = &sn->addrs[sn->sub_idx];
 
-    sn->sub.sockaddr = &a->sockaddr.sockaddr;
-    sn->sub.socklen = a->socklen;
     sn->sub_ready = 0;
+
+    if (a->host.len == 0) {
+        ngx_http_maintenance_sentinel_sub_open(sn, &a->sockaddr.sockaddr,
+                                               a->socklen);
+        return;
+    }
+
+    if (ngx_http_maintenance_resolve(&sn->sub_rs, sn->sync, &a->host, a->port,
+                                     ngx_http_maintenance_sentinel_sub_resolved,
+                                     sn)
+        != NGX_OK)
+    {
+        (void) ngx_http_maintenance_sentinel_unresolved(sn, a, &sn->sub_rs);
+        ngx_http_maintenance_sentinel_sub_failed(sn, sn->sub_rs.err);
+    }
+}
+
+
+static void
+ngx_http_maintenance_sentinel_sub_resolved(ngx_http_maintenance_resolve_t *rs)
+{
+    ngx_http_maintenance_sentinel_t  *sn = rs->data;
+
+    socklen_t                              len;
+    struct sockaddr                       *sa;
+    ngx_http_maintenance_sentinel_addr_t  *a;
+
+    if (ngx_http_maintenance_sentinel_exiting(sn) || sn->sub.c) {
+        return;
+    }
+
+    a = &sn->addrs[sn->sub_idx];
+
+    if (ngx_http_maintenance_sentinel_unresolved(sn, a, rs) != NGX_OK) {
+        ngx_http_maintenance_sentinel_sub_failed(sn, rs->err);
+        return;
+    }
+
+    sa = ngx_http_maintenance_sentinel_pick(sn, a, rs, &len);
+
+    ngx_http_maintenance_sentinel_sub_open(sn, sa, len);
+}
+
+
+static void
+ngx_http_maintenance_sentinel_sub_open(ngx_http_maintenance_sentinel_t *sn,
+    struct sockaddr *sa, socklen_t len)
+{
+    size_t       lens[2];
+    const char  *argv[2];
+
+    ngx_memcpy(&sn->sub_addr, sa, len);
+    sn->sub.sockaddr = &sn->sub_addr.sockaddr;
+    sn->sub.socklen = len;
 
     if (ngx_http_maintenance_redis_connect(&sn->sub) != NGX_OK) {
         ngx_http_maintenance_sentinel_sub_failed(sn, sn->sub.why);
@@ -1083,6 +1412,7 @@ ngx_http_maintenance_sentinel_switch(ngx_http_maintenance_sentinel_t *sn,
             ngx_delete_posted_event(&sn->step);
         }
 
+        ngx_http_maintenance_resolve_cancel(&sn->query_rs);
         ngx_http_maintenance_redis_close(&sn->query, "cancelled");
     }
 
@@ -1171,7 +1501,9 @@ ngx_http_maintenance_sentinel_sub_reconnect(ngx_event_t *ev)
 
     sn = ev->data;
 
-    if (ngx_http_maintenance_sentinel_exiting(sn) || sn->sub.c) {
+    if (ngx_http_maintenance_sentinel_exiting(sn) || sn->sub.c
+        || sn->sub_rs.ctx)
+    {
         return;
     }
 

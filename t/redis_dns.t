@@ -1,8 +1,8 @@
 # redis_dns.t: "maintenance_redis NAME:PORT" with nginx's "resolver": the
 # name is resolved again on each reconnect of worker 0's links, without
-# blocking the event loop.  A DNS server on loopback (Net::DNS::Nameserver)
-# answers A records from a file the test rewrites; two redis-servers listen
-# on 127.0.0.2 and 127.0.0.3, same port.  The edge follows the name from
+# blocking the event loop.  The harness's DNS server on loopback
+# (Net::DNS::Nameserver) answers the A records the test sets; two
+# redis-servers listen on 127.0.0.2 and 127.0.0.3, same port.  The edge follows the name from
 # one to the other without a reload; a silent or dead resolver is a link
 # failure (logged once, the failure policy rules) while requests are still
 # answered at once.  Two A records, the first dead: tried in turn.  A
@@ -25,8 +25,6 @@ my $POLL = 0.5;           # maintenance_poll
 my $VALID = 1;            # resolver valid=
 my $TIMEOUT = 2;          # maintenance_redis timeout= (bounds a resolution)
 my $RPORT = $t->port('redis_dns');     # both redis-servers listen on it
-my $DNS_A = $t->dir . '/dns.a';        # the A records the server answers
-my $DNS_LOG = $t->dir . '/dns.log';    # one line per query received
 
 # --- two redis-servers on one port, 127.0.0.2 and 127.0.0.3 --------------
 
@@ -82,72 +80,10 @@ sub kick {
     rcmd($ip, 'CLIENT', 'KILL', 'TYPE', $_) for qw(normal pubsub);
 }
 
-# --- the DNS server -------------------------------------------------------
+# --- the DNS server (the harness's): redis.test ---------------------------
 
-my $dns_pid;
-
-sub start_dns {
-    my $port = $t->port('dns');
-    my $pid = fork // die "fork: $!";
-    if ($pid == 0) {
-        open STDIN, '<', '/dev/null';
-        open STDOUT, '>>', $t->dir . '/dns.out';
-        open STDERR, '>&', \*STDOUT;
-        my $ns = Net::DNS::Nameserver->new(
-            LocalAddr => '127.0.0.1', LocalPort => $port, Verbose => 0,
-            ReplyHandler => sub {
-                my ($qname, $qclass, $qtype) = @_;
-                if (open my $l, '>>', $DNS_LOG) { print $l "$qtype $qname\n" }
-                return ('NXDOMAIN', [], [], [], { aa => 1 })
-                    unless lc($qname) eq 'redis.test';
-                # AAAA: the name exists, no IPv6 address (NODATA)
-                return ('NOERROR', [], [], [], { aa => 1 })
-                    unless $qtype eq 'A';
-                my @ip = split ' ', ($t->read_file($DNS_A) // '');
-                my @rr = map { Net::DNS::RR->new("redis.test. 1 IN A $_") }
-                         @ip;
-                return ('NOERROR', \@rr, [], [], { aa => 1 });
-            }) or POSIX::_exit(1);
-        $ns->main_loop;
-        POSIX::_exit(0);
-    }
-    $dns_pid = $pid;
-    my $res = Net::DNS::Resolver->new(nameservers => ['127.0.0.1'],
-                                      port => $port, udp_timeout => 1,
-                                      retry => 1, recurse => 0);
-    $t->wait_for(sub {
-        die "the DNS server exited\n" unless MigTest::pid_alive($pid);
-        my $p = $res->send('ready.test', 'A');
-        $p && $p->header->rcode eq 'NXDOMAIN';
-    }, 10) or die "the DNS server did not start on $port";
-}
-
-sub stop_dns {
-    return unless $dns_pid;
-    kill 'CONT', $dns_pid;
-    kill 'KILL', $dns_pid;
-    waitpid($dns_pid, 0);
-    $dns_pid = undef;
-}
-
-END { local $?; stop_dns(); }
-
-sub dns_queries {
-    return scalar(grep { /^A redis\.test$/i }
-                  split /\n/, ($t->read_file($DNS_LOG) // ''));
-}
-
-# bytes of queries waiting unread on the DNS server's UDP socket
-sub dns_backlog {
-    my $hex = sprintf('0100007F:%04X', $t->port('dns'));
-    for (split /\n/, ($t->read_file('/proc/net/udp') // '')) {
-        my @f = split ' ';
-        next unless @f > 4 && $f[1] eq $hex;
-        my (undef, $rx) = split /:/, $f[4];
-        return hex $rx;
-    }
-    return 0;
-}
+sub dns_queries { $t->dns_queries('redis.test') }
+sub dns_backlog { $t->dns_backlog }
 
 # --- the edge -------------------------------------------------------------
 
@@ -189,8 +125,8 @@ sub log_since {
     return scalar(grep { /$re/ } split /\n/, $log);
 }
 
-$t->write_file($DNS_A, "127.0.0.2\n");
-start_dns();
+$t->dns_set('redis.test', '127.0.0.2');
+$t->start_dns;
 start_redis_at('a', '127.0.0.2');
 start_redis_at('b', '127.0.0.3');
 
@@ -220,7 +156,7 @@ unlike($t->error_log('dns'), qr/will not follow DNS changes/,
 # --- the name moves: DNS-based failover, no reload -------------------------
 
 set_state('127.0.0.3', 'on', 5);
-$t->write_file($DNS_A, "127.0.0.3\n");
+$t->dns_set('redis.test', '127.0.0.3');
 my $q0 = dns_queries();
 $t->kill_redis('a', 'KILL');
 my $t0 = time;
@@ -249,7 +185,7 @@ ok($t->wait_for(sub { rcmd('127.0.0.3', 'CLIENT', 'LIST') =~ tr/\n// >= 3 },
 
 set_state('127.0.0.3', 'on', 7);
 ok($t->wait_for(sub { code('dns') == 503 }, $POLL + 1), 'in maintenance');
-kill 'STOP', $dns_pid;
+kill 'STOP', $t->dns_pid;
 sleep($VALID + 1.2);                  # the cached answer expires (the
                                       # resolver counts whole seconds)
 my $off = length($t->error_log('dns'));
@@ -277,13 +213,13 @@ like(substr($t->error_log('dns'), $off),
      'the log names the name and the resolver error');
 is(redis_up('dns'), 0, 'status: Redis down while the name does not resolve');
 is(code('dns'), 503, 'the failure policy (last) keeps the state');
-kill 'CONT', $dns_pid;
+kill 'CONT', $t->dns_pid;
 ok($t->wait_for(sub { redis_up('dns') }, $TIMEOUT + $POLL + 3),
    'the resolver answers again: the links come back');
 
 # --- the DNS server down: logged once per link, the policy rules ----------
 
-stop_dns();
+$t->stop_dns;
 sleep($VALID + 1.2);
 $off = length($t->error_log('dns'));
 my $r0 = counter('dns', 'reconnects');
@@ -300,12 +236,12 @@ is(code('dns'), 503, 'the state is kept under the failure policy');
 set_state('127.0.0.3', 'off', 8);
 is(code('dns'), 503, 'a change the edge cannot reach is not served');
 
-start_dns();
+$t->start_dns;
 ok($t->wait_for(sub { code('dns') == 200 }, 5 + $POLL + 2),
    'the DNS server is back: the edge reconnects and follows the change');
 
 # two A records, the first one dead: the links try the addresses in turn
-$t->write_file($DNS_A, "127.0.0.2\n127.0.0.3\n");
+$t->dns_set('redis.test', '127.0.0.2', '127.0.0.3');
 sleep($VALID + 1.2);
 $off = length($t->error_log('dns'));
 kick('127.0.0.3');
@@ -320,11 +256,11 @@ ok($t->wait_for(sub {
 like(substr($t->error_log('dns'), $off),
      qr/now resolves to 127\.0\.0\.2:$RPORT.*\n(?:.*\n)*.*now resolves to 127\.0\.0\.3:$RPORT, was 127\.0\.0\.2:$RPORT \(one of 2 addresses, tried in turn\)/,
      'each move is logged at notice');
-$t->write_file($DNS_A, "127.0.0.3\n");
+$t->dns_set('redis.test', '127.0.0.3');
 
 # a reload while worker 0 waits on the silent resolver: the old worker 0
 # lets go of its resolution (cancelled, no callback after) and exits
-kill 'STOP', $dns_pid;
+kill 'STOP', $t->dns_pid;
 sleep($VALID + 1.2);
 my $b0 = dns_backlog();
 kick('127.0.0.3');
@@ -333,7 +269,7 @@ my %old = map { $_ => 1 } $t->worker_pids('dns');
 $t->reload_nginx('dns');
 ok(!grep({ $old{$_} } $t->worker_pids('dns')),
    'reload: the old workers exited while their resolution was pending');
-kill 'CONT', $dns_pid;
+kill 'CONT', $t->dns_pid;
 ok($t->wait_for(sub { redis_up('dns') && code('dns') == 200 },
                 $TIMEOUT + $POLL + 3),
    'reload: the new worker 0 resolves the name and syncs');
@@ -393,17 +329,17 @@ CONF
     ok($t->wait_port($t->port('vg_st'), 60), 'valgrind: nginx listens');
     ok($t->wait_for($vg_up, 20), 'valgrind: resolved and synced');
 
-    kill 'STOP', $dns_pid;
+    kill 'STOP', $t->dns_pid;
     sleep($VALID + 1.2);
     kick('127.0.0.3');
     ok($t->wait_for(sub {
         $t->error_log('vg') =~ /could not be resolved/ }, $TIMEOUT + 10),
        'valgrind: a resolver timeout');
-    kill 'CONT', $dns_pid;
+    kill 'CONT', $t->dns_pid;
     ok($t->wait_for($vg_up, 20), 'valgrind: the answer comes, synced again');
 
     # exit with a resolution in flight: cancelled, no callback after free
-    kill 'STOP', $dns_pid;
+    kill 'STOP', $t->dns_pid;
     sleep($VALID + 1.2);
     my $b0 = dns_backlog();
     kick('127.0.0.3');
@@ -412,7 +348,7 @@ CONF
     my $w = 0;
     $t->wait_for(sub { $w = waitpid($pid, POSIX::WNOHANG()); $w == $pid },
                  30);
-    kill 'CONT', $dns_pid;
+    kill 'CONT', $t->dns_pid;
     is($w, $pid, 'valgrind: graceful exit with a resolution in flight');
     is($? >> 8, 0, 'valgrind: exit code 0');
     if ($w != $pid) { kill 'KILL', $pid; waitpid($pid, 0); }

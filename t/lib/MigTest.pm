@@ -57,6 +57,7 @@ sub stop_all {
     for my $n (keys %{ $self->{pg} }) {
         eval { $self->stop_pg($n) };
     }
+    eval { $self->stop_dns };
 }
 
 # --- ports and files ----------------------------------------------------
@@ -236,7 +237,9 @@ sub start_redis {
         open STDERR, '>&', \*STDOUT;
         exec @args or POSIX::_exit(127);
     }
-    $self->{redis}{$name} = { pid => $pid, port => $port, dir => $dir };
+    # ip: where a sentinel binds (its config file says), for redis()
+    $self->{redis}{$name} = { pid => $pid, port => $port, dir => $dir,
+                              ip => $opt{ip} // '127.0.0.1' };
     my $ok = $self->wait_for(sub {
         die "redis-server exited\n" unless pid_alive($pid);
         ($self->redis($name, 'PING') // '') eq 'PONG';
@@ -272,10 +275,16 @@ sub kill_redis {
 
 # A master, one replica and three sentinels (quorum 2) on loopback, ready:
 # every sentinel sees the master, the replica and the two others, and the
-# replica is in sync (so that a failover can pick it).
+# replica is in sync (so that a failover can pick it).  ip => IP: the
+# sentinels bind there (the master and the replica stay on 127.0.0.1);
+# ports => [P1, P2, P3]: their ports (another group's, on another ip).
 sub start_sentinels {
     my ($self, $g, %opt) = @_;
     my $name = $opt{master} // 'mymaster';
+    my $ip = $opt{ip} // '127.0.0.1';
+    if ($opt{ports}) {
+        $self->{ports}{"$g-s$_"} = $opt{ports}[$_ - 1] for 1 .. 3;
+    }
     my $m = $self->start_redis("$g-m");
     $self->start_redis("$g-r", args => ['--replicaof', '127.0.0.1', $m]);
     my @s = map { "$g-s$_" } 1 .. 3;
@@ -283,7 +292,9 @@ sub start_sentinels {
         my $dir = "$self->{dir}/$s";
         make_path($dir);
         $self->write_file("$dir/sentinel.conf", join('',
-            "port ", $self->port($s), "\nbind 127.0.0.1\n",
+            "port ", $self->port($s), "\nbind $ip\n",
+            # announced as the others see it, not the source address
+            $opt{ip} ? "sentinel announce-ip $ip\n" : '',
             "protected-mode no\ndaemonize no\n",
             "dir $dir\nlogfile $dir/redis.log\n",
             "sentinel monitor $name 127.0.0.1 $m 2\n",
@@ -292,11 +303,11 @@ sub start_sentinels {
             "sentinel failover-timeout $name ",
             $opt{failover_timeout} // 3000, "\n",
             "sentinel parallel-syncs $name 1\n"));
-        $self->start_redis($s, sentinel => "$dir/sentinel.conf");
+        $self->start_redis($s, sentinel => "$dir/sentinel.conf", ip => $ip);
     }
     my $group = { name => $name, master => "$g-m", replica => "$g-r",
                   sentinels => \@s,
-                  nodes => [ map { '127.0.0.1:' . $self->port($_) } @s ] };
+                  nodes => [ map { "$ip:" . $self->port($_) } @s ] };
     my $ok = $self->wait_for(sub {
         my $info = eval { $self->redis("$g-r", 'INFO', 'replication') } // '';
         return 0 unless $info =~ /master_link_status:up/;
@@ -369,7 +380,9 @@ sub redis_pid { $_[0]{redis}{$_[1]} && $_[0]{redis}{$_[1]}{pid} }
 sub redis {
     my ($self, $name, @cmd) = @_;
     my $port = $self->{ports}{$name} // die "no port for redis $name";
-    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
+    my $ip = ($self->{redis}{$name} && $self->{redis}{$name}{ip})
+             // '127.0.0.1';
+    my $s = IO::Socket::INET->new(PeerAddr => $ip, PeerPort => $port,
                                   Proto => 'tcp', Timeout => 5)
         or die "redis $name: connect: $!\n";
     _io_timeout($s, 5);
@@ -777,6 +790,107 @@ sub set_state {
     $self->redis($r, 'HSET', "$p:state:$scope", mode => $mode,
                  epoch => $epoch, %f);
     $self->redis($r, 'PUBLISH', "$p:events", "$scope $epoch");
+}
+
+# --- a DNS server -------------------------------------------------------
+
+# Net::DNS::Nameserver (libnet-dns-perl) on 127.0.0.1, port "dns": A
+# records of the names dns_set() gave (TTL 1), NODATA for another type of
+# such a name, NXDOMAIN for any other name; every query is logged ("A
+# name" a line) for dns_queries().  Stopped by PID (SIGCONT first: a test
+# may have stopped it to make it silent).
+sub start_dns {
+    my ($self) = @_;
+    require Net::DNS::Nameserver;
+    require Net::DNS::Resolver;
+    my $port = $self->port('dns');
+    my $zone = "$self->{dir}/dns.zone";
+    my $log = "$self->{dir}/dns.log";
+    $self->write_file($zone, '') unless -e $zone;
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>>', "$self->{dir}/dns.out";
+        open STDERR, '>&', \*STDOUT;
+        my $ns = Net::DNS::Nameserver->new(
+            LocalAddr => '127.0.0.1', LocalPort => $port, Verbose => 0,
+            ReplyHandler => sub {
+                my ($qname, $qclass, $qtype) = @_;
+                if (open my $l, '>>', $log) { print $l "$qtype $qname\n" }
+                my %z;
+                for (split /\n/, ($self->read_file($zone) // '')) {
+                    my ($n, @ip) = split ' ';
+                    $z{ lc $n } = \@ip if defined $n;
+                }
+                my $ips = $z{ lc $qname }
+                    or return ('NXDOMAIN', [], [], [], { aa => 1 });
+                return ('NOERROR', [], [], [], { aa => 1 })
+                    unless $qtype eq 'A';
+                my @rr = map { Net::DNS::RR->new("$qname. 1 IN A $_") }
+                         @$ips;
+                return ('NOERROR', \@rr, [], [], { aa => 1 });
+            }) or POSIX::_exit(1);
+        $ns->main_loop;
+        POSIX::_exit(0);
+    }
+    $self->{dns} = $pid;
+    my $res = Net::DNS::Resolver->new(nameservers => ['127.0.0.1'],
+                                      port => $port, udp_timeout => 1,
+                                      retry => 1, recurse => 0);
+    $self->wait_for(sub {
+        die "the DNS server exited\n" unless pid_alive($pid);
+        my $p = $res->send('ready.test', 'A');
+        $p && $p->header->rcode eq 'NXDOMAIN';
+    }, 10) or die "the DNS server did not start on $port\n";
+    return $port;
+}
+
+sub dns_pid { $_[0]{dns} }
+
+sub stop_dns {
+    my ($self) = @_;
+    my $pid = delete $self->{dns} or return;
+    kill 'CONT', $pid;
+    kill 'KILL', $pid;
+    waitpid($pid, 0);
+}
+
+# NAME answers A records IP ...; none: NXDOMAIN.  The zone file is replaced
+# whole (rename), so the server never reads a half-written one.
+sub dns_set {
+    my ($self, $name, @ip) = @_;
+    my $zone = "$self->{dir}/dns.zone";
+    my %z;
+    for (split /\n/, ($self->read_file($zone) // '')) {
+        my ($n, @a) = split ' ';
+        $z{$n} = \@a if defined $n;
+    }
+    if (@ip) { $z{ lc $name } = \@ip } else { delete $z{ lc $name } }
+    $self->write_file("$zone.new",
+                      join('', map { "$_ @{ $z{$_} }\n" } sort keys %z));
+    rename "$zone.new", $zone or die "rename $zone: $!";
+}
+
+# A queries received for NAME
+sub dns_queries {
+    my ($self, $name) = @_;
+    return scalar(grep { /^A \Q$name\E$/i }
+                  split /\n/, ($self->read_file("$self->{dir}/dns.log")
+                               // ''));
+}
+
+# bytes of queries waiting unread on the DNS server's UDP socket (it is
+# stopped: silent)
+sub dns_backlog {
+    my ($self) = @_;
+    my $hex = sprintf('0100007F:%04X', $self->port('dns'));
+    for (split /\n/, ($self->read_file('/proc/net/udp') // '')) {
+        my @f = split ' ';
+        next unless @f > 4 && $f[1] eq $hex;
+        my (undef, $rx) = split /:/, $f[4];
+        return hex $rx;
+    }
+    return 0;
 }
 
 1;
