@@ -1,49 +1,11 @@
 /*
- * ngx_http_maintenance_conf.c: the module, its directives and configuration,
- * the shared zone, and the hooks that wire the gate and start worker 0.
+ * ngx_http_maintenance_conf.c: the module, its directive table (the handlers
+ * are in ngx_http_maintenance_set*.c) and configuration, the shared zone,
+ * and the hooks that wire the gate and start worker 0.
  */
 
 #include "ngx_http_maintenance_module.h"
 
-
-#define NGX_HTTP_MAINTENANCE_PAGE_MAX     (1024 * 1024)
-#define NGX_HTTP_MAINTENANCE_SECRET_MAX   4096
-#define NGX_HTTP_MAINTENANCE_TOKEN_MIN    16
-#define NGX_HTTP_MAINTENANCE_POLL_MIN     50
-
-
-static char *ngx_http_maintenance_redis(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-static char *ngx_http_maintenance_redis_sentinel(ngx_conf_t *cf,
-    ngx_command_t *cmd, void *conf);
-static ngx_int_t ngx_http_maintenance_redis_param(ngx_conf_t *cf,
-    ngx_http_maintenance_main_conf_t *mmcf, ngx_str_t *value);
-static ngx_int_t ngx_http_maintenance_secret_file(ngx_conf_t *cf,
-    ngx_str_t *path, ngx_str_t *out);
-static char *ngx_http_maintenance_name(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-static char *ngx_http_maintenance_path(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-static char *ngx_http_maintenance_poll(ngx_conf_t *cf, void *post,
-    void *data);
-static char *ngx_http_maintenance_enum(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-static char *ngx_http_maintenance_scope(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-static char *ngx_http_maintenance_page(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-static char *ngx_http_maintenance_bypass_cidr(ngx_conf_t *cf,
-    ngx_command_t *cmd, void *conf);
-static char *ngx_http_maintenance_bypass_token(ngx_conf_t *cf,
-    ngx_command_t *cmd, void *conf);
-static char *ngx_http_maintenance_health(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-static char *ngx_http_maintenance_status(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-static ngx_int_t ngx_http_maintenance_read_file(ngx_conf_t *cf,
-    ngx_str_t *path, size_t max, ngx_str_t *out);
-static ngx_int_t ngx_http_maintenance_register_scope(ngx_conf_t *cf,
-    ngx_http_maintenance_main_conf_t *mmcf, ngx_str_t *name);
 
 static ngx_int_t ngx_http_maintenance_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
@@ -71,7 +33,7 @@ static ngx_conf_enum_t  ngx_http_maintenance_failure[] = {
 
 /* a poll below 50ms would be a busy loop on Redis from every edge */
 static ngx_conf_post_t  ngx_http_maintenance_poll_post = {
-    ngx_http_maintenance_poll
+    ngx_http_maintenance_set_poll
 };
 
 
@@ -89,21 +51,21 @@ static ngx_command_t  ngx_http_maintenance_commands[] = {
 
     { ngx_string("maintenance_redis"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
-      ngx_http_maintenance_redis,
+      ngx_http_maintenance_set_redis,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
 
     { ngx_string("maintenance_redis_sentinel"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_2MORE,
-      ngx_http_maintenance_redis_sentinel,
+      ngx_http_maintenance_set_redis_sentinel,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
 
     { ngx_string("maintenance_prefix"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
-      ngx_http_maintenance_name,
+      ngx_http_maintenance_set_name,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_maintenance_main_conf_t, prefix),
       NULL },
@@ -117,28 +79,28 @@ static ngx_command_t  ngx_http_maintenance_commands[] = {
 
     { ngx_string("maintenance_node_id"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
-      ngx_http_maintenance_name,
+      ngx_http_maintenance_set_name,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_maintenance_main_conf_t, node_id),
       NULL },
 
     { ngx_string("maintenance_state_file"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
-      ngx_http_maintenance_path,
+      ngx_http_maintenance_set_path,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_maintenance_main_conf_t, state_file),
       NULL },
 
     { ngx_string("maintenance_override_file"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
-      ngx_http_maintenance_path,
+      ngx_http_maintenance_set_path,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_maintenance_main_conf_t, override_file),
       NULL },
 
     { ngx_string("maintenance_redis_failure"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
-      ngx_http_maintenance_enum,
+      ngx_http_maintenance_set_enum,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_maintenance_main_conf_t, redis_failure),
       &ngx_http_maintenance_failure },
@@ -159,21 +121,21 @@ static ngx_command_t  ngx_http_maintenance_commands[] = {
 
     { ngx_string("maintenance_scope"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_http_maintenance_scope,
+      ngx_http_maintenance_set_scope,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
 
     { ngx_string("maintenance_page"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_http_maintenance_page,
+      ngx_http_maintenance_set_page,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_maintenance_loc_conf_t, page),
       NULL },
 
     { ngx_string("maintenance_page_json"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_http_maintenance_page,
+      ngx_http_maintenance_set_page,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_maintenance_loc_conf_t, page_json),
       NULL },
@@ -194,28 +156,28 @@ static ngx_command_t  ngx_http_maintenance_commands[] = {
 
     { ngx_string("maintenance_bypass_cidr"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_http_maintenance_bypass_cidr,
+      ngx_http_maintenance_set_bypass_cidr,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
 
     { ngx_string("maintenance_bypass_token"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_http_maintenance_bypass_token,
+      ngx_http_maintenance_set_bypass_token,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
 
     { ngx_string("maintenance_health"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE1,
-      ngx_http_maintenance_health,
+      ngx_http_maintenance_set_health,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
 
     { ngx_string("maintenance_status"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
-      ngx_http_maintenance_status,
+      ngx_http_maintenance_set_status,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
@@ -279,902 +241,6 @@ static u_char  ngx_http_maintenance_default_page_json[] =
 "\"message\":\"The service is down for maintenance. "
 "Please retry later.\"}\n"
 ;
-
-
-/*
- * maintenance_redis ADDR [db=N] [user=NAME] [password_file=PATH]
- *     [timeout=TIME]
- *
- * A numeric address goes into redis_host as text.  A host name is kept in
- * redis_name for ngx_http_maintenance_resolve_conf() (postconfiguration,
- * once "resolver" is known): resolved by worker 0 on each connect with
- * it, at load without it; worker 0 never does a blocking DNS lookup.
- */
-
-static char *
-ngx_http_maintenance_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_maintenance_main_conf_t *mmcf = conf;
-
-    ngx_int_t    rc;
-    ngx_str_t   *value;
-    ngx_url_t    u;
-    ngx_uint_t   i;
-
-    if (mmcf->sentinel_name.data) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "maintenance: \"maintenance_redis\" and "
-                           "\"maintenance_redis_sentinel\" (line %ui) "
-                           "cannot both be set: keep one", mmcf->redis_line);
-        return NGX_CONF_ERROR;
-    }
-
-    if (mmcf->redis_addr.data) {
-        return "is duplicate";
-    }
-
-    value = cf->args->elts;
-
-    mmcf->redis_addr = value[1];
-    mmcf->redis_line = cf->conf_file->line;
-
-    if (ngx_strncmp(value[1].data, "unix:", 5) == 0) {
-        mmcf->redis_unix.data = value[1].data + 5;
-        mmcf->redis_unix.len = value[1].len - 5;
-
-        if (mmcf->redis_unix.len == 0 || mmcf->redis_unix.data[0] != '/') {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "maintenance: \"%V\" needs an absolute path "
-                               "after \"unix:\"", &value[1]);
-            return NGX_CONF_ERROR;
-        }
-
-        ngx_str_set(&mmcf->redis_host, "");
-
-    } else {
-        ngx_memzero(&u, sizeof(ngx_url_t));
-
-        u.url = value[1];
-        u.default_port = 6379;
-        u.no_resolve = 1;
-
-        if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
-            if (u.err) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "maintenance: %s in \"%V\"",
-                                   u.err, &value[1]);
-            }
-
-            return NGX_CONF_ERROR;
-        }
-
-        if (u.host.len == 0 || u.uri.len) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "maintenance: invalid Redis address \"%V\"",
-                               &value[1]);
-            return NGX_CONF_ERROR;
-        }
-
-        mmcf->redis_port = u.port;
-
-        if (u.naddrs == 0) {
-            mmcf->redis_name = u.host;
-            mmcf->redis_file = cf->conf_file->file.name;
-            mmcf->redis_line = cf->conf_file->line;
-
-        } else if (ngx_http_maintenance_resolve_text(cf->pool,
-                                                     u.addrs[0].sockaddr,
-                                                     u.addrs[0].socklen,
-                                                     &mmcf->redis_host)
-                   != NGX_OK)
-        {
-            return NGX_CONF_ERROR;
-        }
-    }
-
-    for (i = 2; i < cf->args->nelts; i++) {
-        rc = ngx_http_maintenance_redis_param(cf, mmcf, &value[i]);
-
-        if (rc == NGX_ERROR) {
-            return NGX_CONF_ERROR;
-        }
-
-        if (rc == NGX_DECLINED) {
-            goto invalid;
-        }
-    }
-
-    return NGX_CONF_OK;
-
-invalid:
-
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "maintenance: invalid parameter \"%V\"", &value[i]);
-
-    return NGX_CONF_ERROR;
-}
-
-
-/*
- * maintenance_redis_sentinel NAME ADDR [ADDR ...] [db=N] [user=NAME]
- *     [password_file=PATH] [timeout=TIME] [sentinel_password_file=PATH]
- *
- * A sentinel's name is kept as maintenance_redis keeps one: worker 0
- * resolves it on each connect with "resolver", it is resolved at load
- * without; the addresses sentinels give at run time are numeric.
- */
-
-static char *
-ngx_http_maintenance_redis_sentinel(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf)
-{
-    ngx_http_maintenance_main_conf_t *mmcf = conf;
-
-    char                                   err[128];
-    ngx_int_t                              rc;
-    ngx_str_t                             *value, path;
-    ngx_url_t                              u;
-    ngx_uint_t                             i, k;
-    ngx_http_maintenance_sentinel_conf_t  *sc;
-
-    if (mmcf->sentinel_name.data) {
-        return "is duplicate";
-    }
-
-    if (mmcf->redis_addr.data) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "maintenance: \"maintenance_redis_sentinel\" and "
-                           "\"maintenance_redis\" (line %ui) cannot both be "
-                           "set: keep one", mmcf->redis_line);
-        return NGX_CONF_ERROR;
-    }
-
-    value = cf->args->elts;
-
-    if (mig_name_valid((char *) value[1].data, value[1].len, err, sizeof(err))
-        != MIG_OK)
-    {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "maintenance: invalid master name \"%V\": %s",
-                           &value[1], err);
-        return NGX_CONF_ERROR;
-    }
-
-    mmcf->sentinel_name = value[1];
-    mmcf->redis_addr = value[1];
-    ngx_str_set(&mmcf->redis_host, "");
-    mmcf->redis_file = cf->conf_file->file.name;
-    mmcf->redis_line = cf->conf_file->line;
-
-    mmcf->sentinels = ngx_array_create(cf->pool,
-                                NGX_HTTP_MAINTENANCE_SENTINELS_CONF,
-                                sizeof(ngx_http_maintenance_sentinel_conf_t));
-    if (mmcf->sentinels == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    for (i = 2; i < cf->args->nelts; i++) {
-
-        if (ngx_strlchr(value[i].data, value[i].data + value[i].len, '=')) {
-            break;
-        }
-
-        if (ngx_strncmp(value[i].data, "unix:", 5) == 0) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "maintenance: invalid sentinel address "
-                               "\"%V\": use host:port", &value[i]);
-            return NGX_CONF_ERROR;
-        }
-
-        ngx_memzero(&u, sizeof(ngx_url_t));
-
-        u.url = value[i];
-        u.default_port = 26379;
-        u.no_resolve = 1;
-
-        if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "maintenance: invalid sentinel address "
-                               "\"%V\": %s", &value[i],
-                               u.err ? u.err : "cannot parse it");
-            return NGX_CONF_ERROR;
-        }
-
-        if (u.host.len == 0 || u.uri.len
-            || u.host.len > NGX_HTTP_MAINTENANCE_RESOLVE_NAME)
-        {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "maintenance: invalid sentinel address "
-                               "\"%V\"", &value[i]);
-            return NGX_CONF_ERROR;
-        }
-
-        if (mmcf->sentinels->nelts == NGX_HTTP_MAINTENANCE_SENTINELS_CONF) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "maintenance: more than %d sentinel "
-                               "addresses (at \"%V\")",
-                               NGX_HTTP_MAINTENANCE_SENTINELS_CONF,
-                               &value[i]);
-            return NGX_CONF_ERROR;
-        }
-
-        /*
-         * a name is kept for postconfiguration, once "resolver" is known:
-         * resolved by worker 0 on each connect with it, at load without it
-         */
-
-        if (u.naddrs == 0) {
-            sc = ngx_array_push(mmcf->sentinels);
-            if (sc == NULL) {
-                return NGX_CONF_ERROR;
-            }
-
-            ngx_memzero(sc, sizeof(ngx_http_maintenance_sentinel_conf_t));
-            sc->host = u.host;
-            sc->port = u.port;
-            sc->text = value[i];
-            continue;
-        }
-
-        /* a numeric address, once */
-
-        sc = mmcf->sentinels->elts;
-
-        for (k = 0; k < mmcf->sentinels->nelts; k++) {
-            if (sc[k].host.len == 0
-                && ngx_cmp_sockaddr(sc[k].addr.sockaddr, sc[k].addr.socklen,
-                                    u.addrs[0].sockaddr,
-                                    u.addrs[0].socklen, 1)
-                   == NGX_OK)
-            {
-                break;
-            }
-        }
-
-        if (k < mmcf->sentinels->nelts) {
-            continue;
-        }
-
-        sc = ngx_array_push(mmcf->sentinels);
-        if (sc == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        ngx_memzero(sc, sizeof(ngx_http_maintenance_sentinel_conf_t));
-        sc->addr = u.addrs[0];
-        sc->port = u.port;
-        sc->text = value[i];
-    }
-
-    if (mmcf->sentinels->nelts == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "maintenance: \"%V\" needs at least one sentinel "
-                           "address (host:port) after the master name \"%V\"",
-                           &cmd->name, &value[1]);
-        return NGX_CONF_ERROR;
-    }
-
-    for ( /* void */ ; i < cf->args->nelts; i++) {
-
-        if (ngx_strncmp(value[i].data, "sentinel_password_file=", 23) == 0) {
-            path.data = value[i].data + 23;
-            path.len = value[i].len - 23;
-
-            if (path.len == 0) {
-                goto invalid;
-            }
-
-            if (ngx_http_maintenance_secret_file(cf, &path,
-                                                 &mmcf->sentinel_password)
-                != NGX_OK)
-            {
-                return NGX_CONF_ERROR;
-            }
-
-            continue;
-        }
-
-        rc = ngx_http_maintenance_redis_param(cf, mmcf, &value[i]);
-
-        if (rc == NGX_ERROR) {
-            return NGX_CONF_ERROR;
-        }
-
-        if (rc == NGX_DECLINED) {
-            goto invalid;
-        }
-    }
-
-    return NGX_CONF_OK;
-
-invalid:
-
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "maintenance: invalid parameter \"%V\"", &value[i]);
-
-    return NGX_CONF_ERROR;
-}
-
-
-/*
- * A parameter of maintenance_redis and maintenance_redis_sentinel:
- * NGX_DECLINED: unknown or invalid (the caller names it)
- */
-
-static ngx_int_t
-ngx_http_maintenance_redis_param(ngx_conf_t *cf,
-    ngx_http_maintenance_main_conf_t *mmcf, ngx_str_t *value)
-{
-    ngx_int_t   n;
-    ngx_str_t   s, path;
-
-    if (ngx_strncmp(value->data, "db=", 3) == 0) {
-        n = ngx_atoi(value->data + 3, value->len - 3);
-        if (n == NGX_ERROR || n > 65535) {
-            return NGX_DECLINED;
-        }
-
-        mmcf->redis_db = n;
-        return NGX_OK;
-    }
-
-    if (ngx_strncmp(value->data, "user=", 5) == 0) {
-        mmcf->redis_user.data = value->data + 5;
-        mmcf->redis_user.len = value->len - 5;
-
-        return mmcf->redis_user.len ? NGX_OK : NGX_DECLINED;
-    }
-
-    if (ngx_strncmp(value->data, "timeout=", 8) == 0) {
-        s.data = value->data + 8;
-        s.len = value->len - 8;
-
-        n = ngx_parse_time(&s, 0);
-        if (n == NGX_ERROR || n == 0) {
-            return NGX_DECLINED;
-        }
-
-        mmcf->redis_timeout = (ngx_msec_t) n;
-        return NGX_OK;
-    }
-
-    if (ngx_strncmp(value->data, "password_file=", 14) == 0) {
-        path.data = value->data + 14;
-        path.len = value->len - 14;
-
-        if (path.len == 0) {
-            return NGX_DECLINED;
-        }
-
-        return ngx_http_maintenance_secret_file(cf, &path,
-                                                &mmcf->redis_password);
-    }
-
-    return NGX_DECLINED;
-}
-
-
-/* a password from a file read at load: one line, NUL-terminated */
-
-static ngx_int_t
-ngx_http_maintenance_secret_file(ngx_conf_t *cf, ngx_str_t *path,
-    ngx_str_t *out)
-{
-    if (ngx_conf_full_name(cf->cycle, path, 1) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    if (ngx_http_maintenance_read_file(cf, path,
-                                       NGX_HTTP_MAINTENANCE_SECRET_MAX, out)
-        != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    while (out->len
-           && (out->data[out->len - 1] == '\n'
-               || out->data[out->len - 1] == '\r'))
-    {
-        out->len--;
-    }
-
-    if (out->len == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "maintenance: password file \"%V\" is empty",
-                           path);
-        return NGX_ERROR;
-    }
-
-    out->data[out->len] = '\0';
-
-    return NGX_OK;
-}
-
-
-/* maintenance_prefix, maintenance_node_id: a name of mig_name_valid() */
-
-static char *
-ngx_http_maintenance_name(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    char  *p = conf;
-
-    char        err[128];
-    ngx_str_t  *field, *value;
-
-    field = (ngx_str_t *) (p + cmd->offset);
-
-    if (field->data) {
-        return "is duplicate";
-    }
-
-    value = cf->args->elts;
-
-    if (mig_name_valid((char *) value[1].data, value[1].len, err, sizeof(err))
-        != MIG_OK)
-    {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "maintenance: invalid name \"%V\": %s",
-                           &value[1], err);
-        return NGX_CONF_ERROR;
-    }
-
-    *field = value[1];
-
-    return NGX_CONF_OK;
-}
-
-
-/* a path resolved against the prefix, as nginx does for pid and logs */
-
-static char *
-ngx_http_maintenance_path(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    char  *p = conf;
-
-    ngx_str_t  *field, *value;
-
-    field = (ngx_str_t *) (p + cmd->offset);
-
-    if (field->data) {
-        return "is duplicate";
-    }
-
-    value = cf->args->elts;
-    *field = value[1];
-
-    if (field->len == 0) {
-        return "needs a path";
-    }
-
-    if (ngx_conf_full_name(cf->cycle, field, 0) != NGX_OK) {
-        return NGX_CONF_ERROR;
-    }
-
-    return NGX_CONF_OK;
-}
-
-
-/* maintenance_poll: checked where it is set, so the error names it */
-
-static char *
-ngx_http_maintenance_poll(ngx_conf_t *cf, void *post, void *data)
-{
-    ngx_msec_t  *ms = data;
-
-    ngx_str_t  *value;
-
-    if (*ms >= NGX_HTTP_MAINTENANCE_POLL_MIN) {
-        return NGX_CONF_OK;
-    }
-
-    value = cf->args->elts;
-
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "maintenance: \"%V\" must be at least %dms, not \"%V\"",
-                       &value[0], NGX_HTTP_MAINTENANCE_POLL_MIN, &value[1]);
-
-    return NGX_CONF_ERROR;
-}
-
-
-/*
- * ngx_conf_set_enum_slot() with the message of ngx_conf_set_flag_slot():
- * the directive and every allowed value are named.
- */
-
-static char *
-ngx_http_maintenance_enum(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    char  *p = conf;
-
-    u_char            *last, *q, buf[256];
-    ngx_str_t         *value;
-    ngx_uint_t        *np, i;
-    ngx_conf_enum_t   *e;
-
-    np = (ngx_uint_t *) (p + cmd->offset);
-
-    if (*np != NGX_CONF_UNSET_UINT) {
-        return "is duplicate";
-    }
-
-    value = cf->args->elts;
-    e = cmd->post;
-
-    for (i = 0; e[i].name.len; i++) {
-        if (e[i].name.len == value[1].len
-            && ngx_strcasecmp(e[i].name.data, value[1].data) == 0)
-        {
-            *np = e[i].value;
-            return NGX_CONF_OK;
-        }
-    }
-
-    q = buf;
-    last = buf + sizeof(buf) - 1;
-
-    for (i = 0; e[i].name.len; i++) {
-        q = ngx_slprintf(q, last, "%s\"%V\"",
-                         i == 0 ? "" : e[i + 1].name.len ? ", " : " or ",
-                         &e[i].name);
-    }
-
-    *q = '\0';
-
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "invalid value \"%V\" in \"%V\" directive, "
-                       "it must be %s", &value[1], &cmd->name, buf);
-
-    return NGX_CONF_ERROR;
-}
-
-
-static char *
-ngx_http_maintenance_scope(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_maintenance_loc_conf_t *mlcf = conf;
-
-    char                               err[128];
-    ngx_int_t                          n;
-    ngx_str_t                         *value;
-    ngx_http_maintenance_main_conf_t  *mmcf;
-
-    if (mlcf->scope != NGX_CONF_UNSET_UINT) {
-        return "is duplicate";
-    }
-
-    value = cf->args->elts;
-
-    if (mig_scope_valid((char *) value[1].data, value[1].len, err,
-                        sizeof(err))
-        != MIG_OK)
-    {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "maintenance: invalid scope \"%V\": %s",
-                           &value[1], err);
-        return NGX_CONF_ERROR;
-    }
-
-    mmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_maintenance_module);
-
-    n = ngx_http_maintenance_register_scope(cf, mmcf, &value[1]);
-    if (n == NGX_ERROR) {
-        return NGX_CONF_ERROR;
-    }
-
-    mlcf->scope = n;
-
-    return NGX_CONF_OK;
-}
-
-
-static ngx_int_t
-ngx_http_maintenance_register_scope(ngx_conf_t *cf,
-    ngx_http_maintenance_main_conf_t *mmcf, ngx_str_t *name)
-{
-    ngx_str_t   *s;
-    ngx_uint_t   i;
-
-    s = mmcf->scopes.elts;
-
-    for (i = 0; i < mmcf->scopes.nelts; i++) {
-        if (s[i].len == name->len
-            && ngx_strncmp(s[i].data, name->data, name->len) == 0)
-        {
-            return i;
-        }
-    }
-
-    if (mmcf->scopes.nelts >= NGX_HTTP_MAINTENANCE_MAX_SCOPES) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "maintenance: too many scopes, at most %d",
-                           NGX_HTTP_MAINTENANCE_MAX_SCOPES);
-        return NGX_ERROR;
-    }
-
-    s = ngx_array_push(&mmcf->scopes);
-    if (s == NULL) {
-        return NGX_ERROR;
-    }
-
-    *s = *name;
-
-    return mmcf->scopes.nelts - 1;
-}
-
-
-static char *
-ngx_http_maintenance_page(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    char  *p = conf;
-
-    ngx_str_t  *field, *value, path;
-
-    field = (ngx_str_t *) (p + cmd->offset);
-
-    if (field->data) {
-        return "is duplicate";
-    }
-
-    value = cf->args->elts;
-    path = value[1];
-
-    if (ngx_conf_full_name(cf->cycle, &path, 1) != NGX_OK) {
-        return NGX_CONF_ERROR;
-    }
-
-    if (ngx_http_maintenance_read_file(cf, &path,
-                                       NGX_HTTP_MAINTENANCE_PAGE_MAX, field)
-        != NGX_OK)
-    {
-        return NGX_CONF_ERROR;
-    }
-
-    return NGX_CONF_OK;
-}
-
-
-static char *
-ngx_http_maintenance_bypass_cidr(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf)
-{
-    ngx_http_maintenance_loc_conf_t *mlcf = conf;
-
-    ngx_int_t    rc;
-    ngx_str_t   *value;
-    ngx_cidr_t  *cidr;
-
-    value = cf->args->elts;
-
-    if (mlcf->bypass_cidr == NGX_CONF_UNSET_PTR) {
-        mlcf->bypass_cidr = ngx_array_create(cf->pool, 2, sizeof(ngx_cidr_t));
-        if (mlcf->bypass_cidr == NULL) {
-            return NGX_CONF_ERROR;
-        }
-    }
-
-    cidr = ngx_array_push(mlcf->bypass_cidr);
-    if (cidr == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    rc = ngx_ptocidr(&value[1], cidr);
-
-    if (rc == NGX_ERROR) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "maintenance: invalid CIDR \"%V\"", &value[1]);
-        return NGX_CONF_ERROR;
-    }
-
-    if (rc == NGX_DONE) {
-        ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
-                           "low address bits of %V are meaningless",
-                           &value[1]);
-    }
-
-    return NGX_CONF_OK;
-}
-
-
-/* the secret is read here, once; it is never logged */
-
-static char *
-ngx_http_maintenance_bypass_token(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf)
-{
-    ngx_http_maintenance_loc_conf_t *mlcf = conf;
-
-    u_char                             c;
-    ngx_str_t                         *value, path, *t;
-    ngx_http_maintenance_main_conf_t  *mmcf;
-
-    if (mlcf->bypass_token.data) {
-        return "is duplicate";
-    }
-
-    value = cf->args->elts;
-
-    /* "off": data set, len 0, so that the merge does not inherit */
-
-    if (ngx_strcmp(value[1].data, "off") == 0) {
-        mlcf->bypass_token.data = (u_char *) "";
-        mlcf->bypass_token.len = 0;
-        return NGX_CONF_OK;
-    }
-
-    path = value[1];
-
-    if (ngx_conf_full_name(cf->cycle, &path, 1) != NGX_OK) {
-        return NGX_CONF_ERROR;
-    }
-
-    t = &mlcf->bypass_token;
-
-    if (ngx_http_maintenance_read_file(cf, &path,
-                                       NGX_HTTP_MAINTENANCE_SECRET_MAX, t)
-        != NGX_OK)
-    {
-        return NGX_CONF_ERROR;
-    }
-
-    while (t->len) {
-        c = t->data[t->len - 1];
-
-        if (c != '\n' && c != '\r' && c != ' ' && c != '\t') {
-            break;
-        }
-
-        t->len--;
-    }
-
-    if (t->len < NGX_HTTP_MAINTENANCE_TOKEN_MIN) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "maintenance: the bypass token in \"%V\" is "
-                           "shorter than %d bytes", &path,
-                           NGX_HTTP_MAINTENANCE_TOKEN_MIN);
-        return NGX_CONF_ERROR;
-    }
-
-    mmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_maintenance_module);
-    mmcf->bypass_tokens = 1;
-
-    return NGX_CONF_OK;
-}
-
-
-static char *
-ngx_http_maintenance_health(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_maintenance_loc_conf_t *mlcf = conf;
-
-    ngx_str_t                 *value;
-    ngx_http_core_loc_conf_t  *clcf;
-
-    if (mlcf->health != NGX_HTTP_MAINTENANCE_HEALTH_NONE || mlcf->status) {
-        return "is duplicate";
-    }
-
-    value = cf->args->elts;
-
-    if (cf->args->nelts == 1) {
-        mlcf->health = NGX_HTTP_MAINTENANCE_HEALTH;
-
-    } else if (ngx_strcmp(value[1].data, "drain") == 0) {
-        mlcf->health = NGX_HTTP_MAINTENANCE_HEALTH_DRAIN;
-
-    } else {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "maintenance: invalid parameter \"%V\", "
-                           "expected \"drain\"", &value[1]);
-        return NGX_CONF_ERROR;
-    }
-
-    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
-    clcf->handler = ngx_http_maintenance_health_handler;
-
-    return NGX_CONF_OK;
-}
-
-
-static char *
-ngx_http_maintenance_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_maintenance_loc_conf_t *mlcf = conf;
-
-    ngx_http_core_loc_conf_t  *clcf;
-
-    if (mlcf->health != NGX_HTTP_MAINTENANCE_HEALTH_NONE || mlcf->status) {
-        return "is duplicate";
-    }
-
-    mlcf->status = 1;
-
-    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
-    clcf->handler = ngx_http_maintenance_status_handler;
-
-    return NGX_CONF_OK;
-}
-
-
-/* reads a whole file into cf->pool, NUL-terminated; errors name the file */
-
-static ngx_int_t
-ngx_http_maintenance_read_file(ngx_conf_t *cf, ngx_str_t *path, size_t max,
-    ngx_str_t *out)
-{
-    u_char           *buf;
-    off_t             size;
-    ssize_t           n;
-    ngx_fd_t          fd;
-    ngx_int_t         rc;
-    ngx_file_t        file;
-    ngx_file_info_t   fi;
-
-    rc = NGX_ERROR;
-
-    fd = ngx_open_file(path->data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
-
-    if (fd == NGX_INVALID_FILE) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           ngx_open_file_n " \"%V\" failed", path);
-        return NGX_ERROR;
-    }
-
-    ngx_memzero(&file, sizeof(ngx_file_t));
-
-    file.fd = fd;
-    file.name = *path;
-    file.log = cf->log;
-
-    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           ngx_fd_info_n " \"%V\" failed", path);
-        goto done;
-    }
-
-    size = ngx_file_size(&fi);
-
-    if (!ngx_is_file(&fi) || size < 0 || (size_t) size > max) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "maintenance: \"%V\" is not a regular file of "
-                           "at most %uz bytes", path, max);
-        goto done;
-    }
-
-    buf = ngx_pnalloc(cf->pool, (size_t) size + 1);
-    if (buf == NULL) {
-        goto done;
-    }
-
-    n = ngx_read_file(&file, buf, (size_t) size, 0);
-
-    if (n == NGX_ERROR) {
-        goto done;
-    }
-
-    if (n != (ssize_t) size) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           ngx_read_file_n " \"%V\" returned only "
-                           "%z bytes instead of %O", path, n, size);
-        goto done;
-    }
-
-    buf[n] = '\0';
-
-    out->data = buf;
-    out->len = n;
-
-    rc = NGX_OK;
-
-done:
-
-    if (ngx_close_file(fd) == NGX_FILE_ERROR) {
-        ngx_conf_log_error(NGX_LOG_ALERT, cf, ngx_errno,
-                           ngx_close_file_n " \"%V\" failed", path);
-    }
-
-    return rc;
-}
 
 
 static ngx_int_t

@@ -650,4 +650,35 @@ ngx_int_t ngx_http_maintenance_state_file_load(ngx_cycle_t *cycle,
     ngx_http_maintenance_main_conf_t *mmcf);
 
 
+/*
+ * ngx_http_maintenance_set.c, ngx_http_maintenance_set_redis.c: the
+ * handlers of the directives in ngx_http_maintenance_conf.c's table
+ */
+char *ngx_http_maintenance_set_name(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_maintenance_set_path(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_maintenance_set_poll(ngx_conf_t *cf, void *post, void *data);
+char *ngx_http_maintenance_set_enum(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_maintenance_set_scope(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_maintenance_set_page(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_maintenance_set_bypass_cidr(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+char *ngx_http_maintenance_set_bypass_token(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+char *ngx_http_maintenance_set_health(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_maintenance_set_status(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_maintenance_set_secret_file(ngx_conf_t *cf,
+    ngx_str_t *path, ngx_str_t *out);
+char *ngx_http_maintenance_set_redis(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_maintenance_set_redis_sentinel(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+
+
 #endif /* NGX_HTTP_MAINTENANCE_MODULE_H */
