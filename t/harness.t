@@ -41,7 +41,7 @@ $t->stop_pg('pg');
 ok(!MigTest::pid_alive($pgpid), 'postgres stopped by pid');
 
 # Sentinel: a master, a replica, three sentinels; a failover; a fake
-my $g = $t->start_sentinels('g', down_after => 1000, failover_timeout => 3000);
+my $g = $t->start_sentinels('g', down_after => 3000, failover_timeout => 3000);
 is($t->sentinel_master($g), 'g-m', 'the sentinels name the master');
 is($t->redis('g-r', 'ROLE')->[0], 'slave', 'the replica is a replica');
 $t->start_fake_sentinel('fs', 'mymaster', '127.0.0.1', $t->port('g-r'));

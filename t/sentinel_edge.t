@@ -41,7 +41,7 @@ my $t = MigTest->new;
 my ($crt, $key) = $t->self_signed_cert('edge');
 my $NAME = 'mymaster';
 
-my $g = $t->start_sentinels('g', master => $NAME, down_after => 1000,
+my $g = $t->start_sentinels('g', master => $NAME, down_after => 3000,
                             failover_timeout => 3000);
 ok($g && @{ $g->{nodes} } == 3, 'master, replica and three sentinels up');
 is($t->sentinel_master($g), 'g-m', 'the sentinels name g-m the master');
@@ -199,7 +199,7 @@ $t->kill_redis('g-m');
 my $new = $t->wait_failover($g, 'g-m', 30);
 my $t_fo = time;
 is($new, 'g-r', '1: the sentinels promoted g-r');
-diag(sprintf('1: failover done %.2f s after the SIGKILL (down-after 1 s)',
+diag(sprintf('1: failover done %.2f s after the SIGKILL (down-after 3 s)',
              $t_fo - $t_kill));
 
 my $js1;

@@ -299,7 +299,7 @@ sub start_sentinels {
             "dir $dir\nlogfile $dir/redis.log\n",
             "sentinel monitor $name 127.0.0.1 $m 2\n",
             "sentinel down-after-milliseconds $name ",
-            $opt{down_after} // 1000, "\n",
+            $opt{down_after} // 3000, "\n",
             "sentinel failover-timeout $name ",
             $opt{failover_timeout} // 3000, "\n",
             "sentinel parallel-syncs $name 1\n"));
