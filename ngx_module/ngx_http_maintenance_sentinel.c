@@ -422,21 +422,11 @@ ngx_http_maintenance_sentinel_ask_at(ngx_http_maintenance_sentinel_t *sn,
         return;
     }
 
-    /* the password goes on the wire only: never in a log line */
-
-    if (sn->password.len) {
-        argv[0] = "AUTH";
-        lens[0] = 4;
-        argv[1] = (char *) sn->password.data;
-        lens[1] = sn->password.len;
-
-        if (ngx_http_maintenance_redis_send(&sn->query,
-                                       ngx_http_maintenance_sentinel_auth_cb,
-                                       sn, 2, argv, lens)
-            != NGX_OK)
-        {
-            goto failed;
-        }
+    if (ngx_http_maintenance_sentinel_auth(sn, &sn->query,
+                                       ngx_http_maintenance_sentinel_auth_cb)
+        != NGX_OK)
+    {
+        goto failed;
     }
 
     argv[0] = "SENTINEL";

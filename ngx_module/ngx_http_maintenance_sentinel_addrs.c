@@ -368,3 +368,30 @@ ngx_http_maintenance_sentinel_exiting(ngx_http_maintenance_sentinel_t *sn)
 
     return 0;
 }
+
+
+/*
+ * AUTH queued first on a new connection to a sentinel, when the sentinels
+ * have a password (the query and the subscription alike); the password
+ * goes on the wire only, never in a log line
+ */
+
+ngx_int_t
+ngx_http_maintenance_sentinel_auth(ngx_http_maintenance_sentinel_t *sn,
+    ngx_http_maintenance_redis_t *rc,
+    ngx_http_maintenance_redis_reply_pt handler)
+{
+    size_t       lens[2];
+    const char  *argv[2];
+
+    if (sn->password.len == 0) {
+        return NGX_OK;
+    }
+
+    argv[0] = "AUTH";
+    lens[0] = 4;
+    argv[1] = (char *) sn->password.data;
+    lens[1] = sn->password.len;
+
+    return ngx_http_maintenance_redis_send(rc, handler, sn, 2, argv, lens);
+}

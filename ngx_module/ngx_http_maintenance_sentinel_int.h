@@ -147,6 +147,9 @@ void ngx_http_maintenance_sentinel_zone_master(
     ngx_http_maintenance_sentinel_t *sn);
 ngx_uint_t ngx_http_maintenance_sentinel_exiting(
     ngx_http_maintenance_sentinel_t *sn);
+ngx_int_t ngx_http_maintenance_sentinel_auth(
+    ngx_http_maintenance_sentinel_t *sn, ngx_http_maintenance_redis_t *rc,
+    ngx_http_maintenance_redis_reply_pt handler);
 
 
 /* ngx_http_maintenance_sentinel_sub.c */

@@ -86,19 +86,11 @@ ngx_http_maintenance_sentinel_sub_open(ngx_http_maintenance_sentinel_t *sn,
         return;
     }
 
-    if (sn->password.len) {
-        argv[0] = "AUTH";
-        lens[0] = 4;
-        argv[1] = (char *) sn->password.data;
-        lens[1] = sn->password.len;
-
-        if (ngx_http_maintenance_redis_send(&sn->sub,
-                                        ngx_http_maintenance_sentinel_sub_cb,
-                                        sn, 2, argv, lens)
-            != NGX_OK)
-        {
-            goto failed;
-        }
+    if (ngx_http_maintenance_sentinel_auth(sn, &sn->sub,
+                                        ngx_http_maintenance_sentinel_sub_cb)
+        != NGX_OK)
+    {
+        goto failed;
     }
 
     argv[0] = "SUBSCRIBE";

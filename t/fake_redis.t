@@ -203,17 +203,7 @@ http {
 }
 CONF
     my $vglog = "$dir/valgrind.log";
-    my $pid = fork // die "fork: $!";
-    if ($pid == 0) {
-        open STDIN, '<', '/dev/null';
-        open STDOUT, '>', "$dir/stdout";
-        open STDERR, '>&', \*STDOUT;
-        exec 'valgrind', '-q', "--log-file=$vglog", '--track-fds=no',
-             '--leak-check=no', 'nginx', '-p', "$dir/", '-c',
-             "$dir/nginx.conf", '-e', "$dir/error.log", '-g',
-             "error_log $dir/error.log info;"
-            or POSIX::_exit(127);
-    }
+    my $pid = $t->start_nginx_valgrind($dir);
     $vg = $pid;
     ok($t->wait_port($t->port('v_st'), 60), 'valgrind: nginx listens');
     ok($t->wait_for(sub { redis_up('v') }, 20), 'valgrind: synced');

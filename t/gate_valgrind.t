@@ -90,16 +90,7 @@ is($r->{rc}, 0, 'nginx -t under valgrind: clean, the guard passes')
     or diag($r->{err});
 
 my $vglog = "$dir/valgrind.log";
-my $pid = fork // die "fork: $!";
-if ($pid == 0) {
-    open STDIN, '<', '/dev/null';
-    open STDOUT, '>', "$dir/stdout";
-    open STDERR, '>&', \*STDOUT;
-    exec 'valgrind', '-q', "--log-file=$vglog", '--track-fds=no',
-         '--leak-check=no', 'nginx', '-p', "$dir/", '-c', "$dir/nginx.conf",
-         '-e', "$dir/error.log", '-g', "error_log $dir/error.log info;"
-        or POSIX::_exit(127);
-}
+my $pid = $t->start_nginx_valgrind($dir);
 END { if ($pid) { kill 'KILL', $pid; waitpid($pid, 0) } }
 
 my $p = $t->port('http');

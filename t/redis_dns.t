@@ -310,17 +310,7 @@ http {
 }
 CONF
     my $vglog = "$dir/valgrind.log";
-    my $pid = fork // die "fork: $!";
-    if ($pid == 0) {
-        open STDIN, '<', '/dev/null';
-        open STDOUT, '>', "$dir/stdout";
-        open STDERR, '>&', \*STDOUT;
-        exec 'valgrind', '-q', "--log-file=$vglog", '--track-fds=no',
-             '--leak-check=no', 'nginx', '-p', "$dir/", '-c',
-             "$dir/nginx.conf", '-e', "$dir/error.log", '-g',
-             "error_log $dir/error.log info;"
-            or POSIX::_exit(127);
-    }
+    my $pid = $t->start_nginx_valgrind($dir);
     my $vg_up = sub {
         ($t->http($t->port('vg_st'), '/status', timeout => 10)->{body} // '')
             =~ /"redis":\{[^}]*"up":true/ ? 1 : 0;

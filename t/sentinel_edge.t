@@ -580,16 +580,7 @@ http {
 }
 CONF
 my $vglog = "$dir/valgrind.log";
-my $vpid = fork // die "fork: $!";
-if ($vpid == 0) {
-    open STDIN, '<', '/dev/null';
-    open STDOUT, '>', "$dir/stdout";
-    open STDERR, '>&', \*STDOUT;
-    exec 'valgrind', '-q', "--log-file=$vglog", '--track-fds=no',
-         '--leak-check=no', 'nginx', '-p', "$dir/", '-c', "$dir/nginx.conf",
-         '-e', "$dir/error.log", '-g', "error_log $dir/error.log info;"
-        or POSIX::_exit(127);
-}
+my $vpid = $t->start_nginx_valgrind($dir);
 ok($t->wait_port($t->port('v_st'), 60), '7: nginx under valgrind listens');
 my $vst = sub {
     my $b = $t->http($t->port('v_st'), '/status', timeout => 10)->{body};

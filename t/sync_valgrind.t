@@ -59,16 +59,7 @@ http {
 CONF
 
 my $vglog = "$dir/valgrind.log";
-my $pid = fork // die "fork: $!";
-if ($pid == 0) {
-    open STDIN, '<', '/dev/null';
-    open STDOUT, '>', "$dir/stdout";
-    open STDERR, '>&', \*STDOUT;
-    exec 'valgrind', '-q', "--log-file=$vglog", '--track-fds=no',
-         '--leak-check=no', 'nginx', '-p', "$dir/", '-c', "$dir/nginx.conf",
-         '-e', "$dir/error.log", '-g', "error_log $dir/error.log info;"
-        or POSIX::_exit(127);
-}
+my $pid = $t->start_nginx_valgrind($dir);
 END { if ($pid) { kill 'KILL', $pid; waitpid($pid, 0) } }
 
 ok($t->wait_port($t->port('st'), 60), 'nginx under valgrind listens');

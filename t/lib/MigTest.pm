@@ -48,6 +48,11 @@ $SIG{INT} = $SIG{TERM} = sub { die "interrupted\n" };
 
 sub stop_all {
     my ($self) = @_;
+    for my $pid (@{ $self->{valgrind} || [] }) {
+        next unless waitpid($pid, WNOHANG) == 0;    # ours, still running
+        kill 'KILL', $pid;
+        waitpid($pid, 0);
+    }
     for my $n (keys %{ $self->{nginx} }) {
         eval { $self->stop_nginx($n) };
     }
@@ -526,6 +531,27 @@ sub process_title {
     $t =~ s/\0/ /g;
     $t =~ s/\s+$//;
     return $t;
+}
+
+# nginx as one process under valgrind (the config in DIR says
+# "daemon off; master_process off;"): its report goes to DIR/valgrind.log.
+# Returns the pid; the test stops it (QUIT to see a clean exit), and what
+# it leaves running is killed at the end.
+sub start_nginx_valgrind {
+    my ($self, $dir) = @_;
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>', "$dir/stdout";
+        open STDERR, '>&', \*STDOUT;
+        exec 'valgrind', '-q', "--log-file=$dir/valgrind.log",
+             '--track-fds=no', '--leak-check=no', 'nginx', '-p', "$dir/",
+             '-c', "$dir/nginx.conf", '-e', "$dir/error.log", '-g',
+             "error_log $dir/error.log info;"
+            or POSIX::_exit(127);
+    }
+    push @{ $self->{valgrind} }, $pid;
+    return $pid;
 }
 
 sub reload_nginx {
