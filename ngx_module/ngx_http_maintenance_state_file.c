@@ -16,18 +16,49 @@
 
 
 #define NGX_HTTP_MAINTENANCE_STATE_FILE_MAX  65536
+#define NGX_HTTP_MAINTENANCE_STATE_FILE_HEAD                                 \
+    "# migctl maintenance state (nginx worker 0): "                          \
+    "scope mode epoch retry_after since\n"
+
+
+/* a line of the file: "scope mode epoch retry_after since" */
+typedef struct {
+    u_char                            *name;
+    size_t                             len;
+    mig_mode_e                         mode;
+    uint64_t                           epoch;
+    uint64_t                           retry_after;
+    int64_t                            since;
+} ngx_http_maintenance_state_line_t;
+
+
+/* a configured scope, as the writer knows it */
+typedef struct {
+    ngx_http_maintenance_state_line_t  ours;      /* when have */
+    ngx_http_maintenance_state_line_t  file;      /* merge: the file's */
+    uint64_t                           last;      /* ours, last written */
+    unsigned                           have:1;
+    unsigned                           have_last:1;
+    unsigned                           seen:1;    /* merge: in the file */
+    unsigned                           keep:1;    /* merge: file's wins */
+} ngx_http_maintenance_state_scope_t;
 
 
 /*
  * One state file write at a time, worker 0's (cycle->pool).  The event
- * loop fills buf and starts it; while busy only the writer touches buf and
- * the result.
+ * loop fills scopes and buf and starts it; while busy only the writer
+ * touches the job.
  */
 struct ngx_http_maintenance_state_job_s {
     ngx_http_maintenance_sync_t       *sync;
-    u_char                            *buf;
+    ngx_http_maintenance_state_scope_t  *scopes;  /* sync->nscopes */
+    u_char                            *buf;       /* our text */
     size_t                             size;
     size_t                             len;
+    u_char                            *file;      /* the file, as read */
+    u_char                            *out;       /* the merged text */
+    size_t                             out_size;
+    size_t                             out_len;
     u_char                            *tmp;       /* "<file>.tmp.<pid>" */
     u_char                            *dir;       /* the file's directory */
     ngx_uint_t                         busy;
@@ -37,6 +68,7 @@ struct ngx_http_maintenance_state_job_s {
     const char                        *op;
     u_char                            *target;
     ngx_uint_t                         not_owner;
+    ngx_uint_t                         damaged;   /* replaced, unparsable */
 
 #if (NGX_THREADS)
     ngx_thread_pool_t                 *pool;
@@ -45,9 +77,15 @@ struct ngx_http_maintenance_state_job_s {
 };
 
 
-static u_char *ngx_http_maintenance_state_file_text(
-    ngx_http_maintenance_sync_t *sync, u_char *p, u_char *last);
+static void ngx_http_maintenance_state_file_fill(
+    ngx_http_maintenance_state_job_t *job);
+static u_char *ngx_http_maintenance_state_file_print(u_char *p, u_char *last,
+    ngx_http_maintenance_state_line_t *l);
+static ngx_uint_t ngx_http_maintenance_state_file_merge(
+    ngx_http_maintenance_state_job_t *job, u_char *file, size_t n);
 static void ngx_http_maintenance_state_file_run(void *data, ngx_log_t *log);
+static ngx_int_t ngx_http_maintenance_state_file_put(
+    ngx_http_maintenance_state_job_t *job, u_char *text, size_t len);
 #if (NGX_THREADS)
 static void ngx_http_maintenance_state_file_done(ngx_event_t *ev);
 #endif
@@ -60,6 +98,8 @@ static void ngx_http_maintenance_state_file_sweep(
     ngx_http_maintenance_state_job_t *job, ngx_log_t *log);
 static ngx_err_t ngx_http_maintenance_state_file_access(ngx_conf_t *cf,
     u_char *dir, const char *user, ngx_uid_t uid, ngx_gid_t gid);
+static ngx_int_t ngx_http_maintenance_state_file_parse(u_char *p,
+    size_t len, ngx_http_maintenance_state_line_t *l);
 static ngx_int_t ngx_http_maintenance_state_file_line(
     ngx_http_maintenance_main_conf_t *mmcf, ngx_http_maintenance_shctx_t *sh,
     u_char *p, size_t len, ngx_log_t *log);
@@ -162,9 +202,7 @@ ngx_http_maintenance_state_file_write(ngx_http_maintenance_sync_t *sync)
         return NGX_OK;
     }
 
-    job->len = ngx_http_maintenance_state_file_text(sync, job->buf,
-                                                    job->buf + job->size)
-               - job->buf;
+    ngx_http_maintenance_state_file_fill(job);
     job->busy = 1;
 
 #if (NGX_THREADS)
@@ -188,8 +226,8 @@ ngx_http_maintenance_state_file_write(ngx_http_maintenance_sync_t *sync)
 
 /*
  * A new owner (a start, a reload, a respawn): the file it inherits may be
- * stale (a write lost to a kill, an old worker 0's): compare it with the
- * zone and rewrite it when they differ.  A blocking read of a small file,
+ * stale (a write lost to a kill, an old worker 0's): merge it with the zone
+ * and rewrite it when that changes it.  A blocking read of a small file,
  * before this worker serves anything.
  */
 
@@ -197,14 +235,14 @@ ngx_int_t
 ngx_http_maintenance_state_file_init(ngx_http_maintenance_sync_t *sync,
     ngx_cycle_t *cycle)
 {
-    u_char                            *text, *last, *file;
-    size_t                             len;
-    ssize_t                            n;
-    ngx_fd_t                           fd, lock;
-    ngx_err_t                          err;
-    ngx_uint_t                         i, known;
-    ngx_http_maintenance_main_conf_t  *mmcf;
-    ngx_http_maintenance_state_job_t  *job;
+    size_t                               len;
+    ssize_t                              n;
+    ngx_fd_t                             fd, lock;
+    ngx_err_t                            err;
+    ngx_uint_t                           i, known, damaged;
+    ngx_http_maintenance_main_conf_t    *mmcf;
+    ngx_http_maintenance_state_job_t    *job;
+    ngx_http_maintenance_state_scope_t  *js;
 
     mmcf = sync->mmcf;
 
@@ -222,6 +260,29 @@ ngx_http_maintenance_state_file_init(ngx_http_maintenance_sync_t *sync,
 
     job->buf = ngx_pnalloc(cycle->pool, job->size);
     if (job->buf == NULL) {
+        return NGX_ERROR;
+    }
+
+    job->scopes = ngx_pcalloc(cycle->pool, sync->nscopes
+                              * sizeof(ngx_http_maintenance_state_scope_t));
+    if (job->scopes == NULL && sync->nscopes) {
+        return NGX_ERROR;
+    }
+
+    /* one byte more than the largest file read: a larger one is damaged */
+
+    job->file = ngx_pnalloc(cycle->pool, NGX_HTTP_MAINTENANCE_STATE_FILE_MAX
+                                         + 1);
+    if (job->file == NULL) {
+        return NGX_ERROR;
+    }
+
+    /* ours, and the file's lines kept, a newline added to its last one */
+
+    job->out_size = job->size + NGX_HTTP_MAINTENANCE_STATE_FILE_MAX + 2;
+
+    job->out = ngx_pnalloc(cycle->pool, job->out_size);
+    if (job->out == NULL) {
         return NGX_ERROR;
     }
 
@@ -262,19 +323,17 @@ ngx_http_maintenance_state_file_init(ngx_http_maintenance_sync_t *sync,
 
     sync->state_job = job;
 
+    ngx_http_maintenance_state_file_fill(job);
+
+    /* the zone's epochs: the order this writer knows them in */
+
     known = 0;
 
     for (i = 0; i < sync->nscopes; i++) {
-        known |= sync->scopes[i].have;
-    }
-
-    text = job->buf;
-    last = ngx_http_maintenance_state_file_text(sync, text,
-                                                text + job->size);
-
-    file = ngx_alloc(job->size + 1, cycle->log);
-    if (file == NULL) {
-        return NGX_ERROR;
+        js = &job->scopes[i];
+        js->last = js->ours.epoch;
+        js->have_last = js->have;
+        known |= js->have;
     }
 
     /* an old worker 0 renames before this, or not at all */
@@ -290,10 +349,9 @@ ngx_http_maintenance_state_file_init(ngx_http_maintenance_sync_t *sync,
         n = -1;
 
     } else {
-        err = 0;
-
-        /* one byte more than the zone's text: a longer file differs */
-        n = ngx_read_fd(fd, file, job->size + 1);
+        n = ngx_read_fd(fd, job->file, NGX_HTTP_MAINTENANCE_STATE_FILE_MAX
+                                       + 1);
+        err = (n == -1) ? ngx_errno : 0;
 
         (void) ngx_close_file(fd);
     }
@@ -305,16 +363,21 @@ ngx_http_maintenance_state_file_init(ngx_http_maintenance_sync_t *sync,
     if (err) {
         /* a first start writes once a state is known */
         sync->state_dirty = (err != NGX_ENOENT || known);
-
-    } else if (n != last - text || ngx_memcmp(file, text, n) != 0) {
-        ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
-                      "maintenance: state file \"%V\" differs from the "
-                      "served state (a write lost to a crash, or scopes "
-                      "changed): rewriting it", &mmcf->state_file);
-        sync->state_dirty = 1;
+        return NGX_OK;
     }
 
-    ngx_free(file);
+    damaged = ngx_http_maintenance_state_file_merge(job, job->file, n);
+
+    if (damaged
+        || job->out_len != (size_t) n
+        || ngx_memcmp(job->out, job->file, n) != 0)
+    {
+        ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
+                      "maintenance: state file \"%V\" differs from the "
+                      "served state (a write lost to a crash, an older "
+                      "writer's): rewriting it", &mmcf->state_file);
+        sync->state_dirty = 1;
+    }
 
     return NGX_OK;
 }
@@ -350,9 +413,7 @@ ngx_http_maintenance_state_file_exit(ngx_http_maintenance_sync_t *sync)
 
     sync->state_dirty = 0;
 
-    job->len = ngx_http_maintenance_state_file_text(sync, job->buf,
-                                                    job->buf + job->size)
-               - job->buf;
+    ngx_http_maintenance_state_file_fill(job);
     job->busy = 1;
 
     ngx_http_maintenance_state_file_run(job, sync->log);
@@ -360,42 +421,192 @@ ngx_http_maintenance_state_file_exit(ngx_http_maintenance_sync_t *sync)
 }
 
 
-/* the file's text, from worker 0's scopes */
+/* our lines and text, from worker 0's scopes (in its event loop) */
 
-static u_char *
-ngx_http_maintenance_state_file_text(ngx_http_maintenance_sync_t *sync,
-    u_char *p, u_char *last)
+static void
+ngx_http_maintenance_state_file_fill(ngx_http_maintenance_state_job_t *job)
 {
-    ngx_uint_t                          i;
-    ngx_http_maintenance_sync_scope_t  *s;
+    u_char                              *p, *last;
+    ngx_uint_t                           i;
+    ngx_http_maintenance_sync_t         *sync;
+    ngx_http_maintenance_sync_scope_t   *s;
+    ngx_http_maintenance_state_scope_t  *js;
 
-    p = ngx_slprintf(p, last, "# migctl maintenance state (nginx worker 0):"
-                              " scope mode epoch retry_after since\n");
+    sync = job->sync;
+
+    p = job->buf;
+    last = job->buf + job->size;
+
+    p = ngx_slprintf(p, last, NGX_HTTP_MAINTENANCE_STATE_FILE_HEAD);
 
     for (i = 0; i < sync->nscopes; i++) {
         s = &sync->scopes[i];
+        js = &job->scopes[i];
+
+        js->have = s->have;
 
         if (!s->have) {
             continue;
         }
 
-        p = ngx_slprintf(p, last, "%V %s %uL %uD %L\n", &s->name,
-                         mig_mode_str(s->base.mode), s->base.epoch,
-                         s->base.retry_after, (int64_t) s->base.since);
+        js->ours.name = s->name.data;
+        js->ours.len = s->name.len;
+        js->ours.mode = s->base.mode;
+        js->ours.epoch = s->base.epoch;
+        js->ours.retry_after = s->base.retry_after;
+        js->ours.since = s->base.since;
+
+        p = ngx_http_maintenance_state_file_print(p, last, &js->ours);
     }
 
-    return p;
+    job->len = p - job->buf;
+}
+
+
+static u_char *
+ngx_http_maintenance_state_file_print(u_char *p, u_char *last,
+    ngx_http_maintenance_state_line_t *l)
+{
+    return ngx_slprintf(p, last, "%*s %s %uL %uL %L\n", l->len, l->name,
+                        mig_mode_str(l->mode), l->epoch, l->retry_after,
+                        l->since);
+}
+
+
+/*
+ * Our text merged with the file's n bytes into job->out, under the
+ * directory's lock: two writers may run at once (a binary upgrade runs two
+ * generations, each with its own zone and worker 0), and a lagging one
+ * must not move a scope back.  Per scope the higher epoch wins (epochs
+ * only grow), ours on a tie; a scope we have no state for is kept as the
+ * file has it.  But an epoch lower than the one we wrote last means Redis
+ * started again (a rebuilt Redis, a failover that lost writes): ours wins.
+ * A file that does not parse is replaced by our text: returns 1.  Runs on
+ * the pool's thread: touches only the job.
+ */
+
+static ngx_uint_t
+ngx_http_maintenance_state_file_merge(ngx_http_maintenance_state_job_t *job,
+    u_char *file, size_t n)
+{
+    u_char                              *p, *eol, *last, *o, *olast;
+    ngx_uint_t                           i, k, pass, damaged;
+    ngx_http_maintenance_sync_t         *sync;
+    ngx_http_maintenance_state_line_t    l;
+    ngx_http_maintenance_state_scope_t  *js;
+
+    sync = job->sync;
+
+    for (i = 0; i < sync->nscopes; i++) {
+        job->scopes[i].seen = 0;
+        job->scopes[i].keep = 0;
+    }
+
+    damaged = (n > NGX_HTTP_MAINTENANCE_STATE_FILE_MAX);
+    last = file + (damaged ? 0 : n);
+
+    o = job->out;
+    olast = job->out + job->out_size;
+
+    /* pass 0: which lines win; pass 1: the file's other scopes, kept */
+
+    for (pass = 0; pass < 2 && !damaged; pass++) {
+
+        if (pass == 1) {
+            o = ngx_slprintf(o, olast, NGX_HTTP_MAINTENANCE_STATE_FILE_HEAD);
+
+            for (i = 0; i < sync->nscopes; i++) {
+                js = &job->scopes[i];
+
+                if (js->have) {
+                    o = ngx_http_maintenance_state_file_print(o, olast,
+                                           js->keep ? &js->file : &js->ours);
+                }
+            }
+        }
+
+        for (p = file; p < last; p = eol + 1) {
+            eol = ngx_strlchr(p, last, '\n');
+            if (eol == NULL) {
+                eol = last;
+            }
+
+            if (eol == p || *p == '#') {
+                continue;
+            }
+
+            if (ngx_http_maintenance_state_file_parse(p, eol - p, &l)
+                != NGX_OK)
+            {
+                damaged = 1;
+                break;
+            }
+
+            for (k = 0; k < sync->nscopes; k++) {
+                js = &job->scopes[k];
+
+                if (js->have && js->ours.len == l.len
+                    && ngx_strncmp(js->ours.name, l.name, l.len) == 0)
+                {
+                    break;
+                }
+            }
+
+            if (k == sync->nscopes) {
+                if (pass == 1) {
+                    o = ngx_http_maintenance_state_file_print(o, olast, &l);
+                }
+
+                continue;
+            }
+
+            if (pass == 1) {
+                continue;
+            }
+
+            if (js->seen) {
+                /* a scope twice: not a file we wrote */
+                damaged = 1;
+                break;
+            }
+
+            js->seen = 1;
+
+            if (js->have_last && js->ours.epoch < js->last) {
+                /* Redis started again: its epochs did too */
+                continue;
+            }
+
+            if (l.epoch > js->ours.epoch) {
+                js->file = l;
+                js->keep = 1;
+            }
+        }
+    }
+
+    if (damaged || o == olast) {
+        ngx_memcpy(job->out, job->buf, job->len);
+        job->out_len = job->len;
+        return 1;
+    }
+
+    job->out_len = o - job->out;
+
+    return 0;
 }
 
 
 /*
  * The write itself, on a thread of the pool (or in worker 0 without one):
  * touches only the job, the configuration and the zone's owner_pid.  The
- * owner is checked and the file renamed under an flock() of the directory,
- * which a new owner takes to compare the file: a worker 0 replaced by a
- * reload or a respawn cannot rename after the new one compared.  A kernel
- * lock, not the zone's mutex: a kill releases it, and no worker waits for
- * the disk.
+ * owner is checked, the file read and merged with ours and renamed under
+ * an flock() of the directory, which a new owner takes to compare the
+ * file and the other generation's writer takes too: a worker 0 replaced by
+ * a reload or a respawn cannot rename after the new one compared, and of
+ * two generations' writers neither renames over a line it has not read.
+ * Our text goes to the temporary file before the lock; only a merge that
+ * changes it writes it again under the lock.  A kernel lock, not the
+ * zone's mutex: a kill releases it, and no worker waits for the disk.
  */
 
 static void
@@ -403,10 +614,11 @@ ngx_http_maintenance_state_file_run(void *data, ngx_log_t *log)
 {
     ngx_http_maintenance_state_job_t  *job = data;
 
-    u_char                       *p, *last, *path;
+    u_char                       *path;
     ssize_t                       n;
-    ngx_fd_t                      fd;
+    ngx_fd_t                      fd, file;
     ngx_err_t                     err;
+    ngx_uint_t                    i;
     ngx_http_maintenance_sync_t  *sync;
 
     sync = job->sync;
@@ -416,17 +628,132 @@ ngx_http_maintenance_state_file_run(void *data, ngx_log_t *log)
     job->op = NULL;
     job->target = job->tmp;
     job->not_owner = 0;
+    job->damaged = 0;
+
+    fd = NGX_INVALID_FILE;
+
+    if (ngx_http_maintenance_state_file_put(job, job->buf, job->len)
+        != NGX_OK)
+    {
+        goto failed;
+    }
+
+    /* the owner check, the merge and the rename under the directory's lock */
+
+    job->target = job->dir;
+
+    fd = ngx_http_maintenance_state_file_lock(job->dir);
+    if (fd == NGX_INVALID_FILE) {
+        job->err = ngx_errno;
+        job->op = ngx_open_file_n;
+        goto failed;
+    }
+
+    if (sync->sh->owner_pid != ngx_pid) {
+        job->not_owner = 1;
+        goto failed;
+    }
+
+    file = ngx_open_file(path, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+
+    if (file == NGX_INVALID_FILE) {
+        err = ngx_errno;
+        n = 0;
+
+        /* another error: a file we cannot read, replaced as unparsable */
+        job->damaged = (err != NGX_ENOENT);
+
+    } else {
+        n = ngx_read_fd(file, job->file, NGX_HTTP_MAINTENANCE_STATE_FILE_MAX
+                                         + 1);
+        (void) ngx_close_file(file);
+
+        if (n == -1) {
+            n = 0;
+            job->damaged = 1;
+        }
+    }
+
+    if (!job->damaged) {
+        job->damaged = ngx_http_maintenance_state_file_merge(job, job->file,
+                                                             n);
+
+        if (!job->damaged
+            && (job->out_len != job->len
+                || ngx_memcmp(job->out, job->buf, job->len) != 0))
+        {
+            /* a newer line from another writer, or a scope we lack */
+
+            job->target = job->tmp;
+
+            if (ngx_http_maintenance_state_file_put(job, job->out,
+                                                    job->out_len)
+                != NGX_OK)
+            {
+                goto failed;
+            }
+        }
+    }
+
+    job->target = job->dir;
+
+    if (ngx_rename_file(job->tmp, path) == NGX_FILE_ERROR) {
+        job->err = ngx_errno;
+        job->op = ngx_rename_file_n;
+        job->target = job->tmp;
+        goto failed;
+    }
+
+    (void) flock(fd, LOCK_UN);
+
+    for (i = 0; i < sync->nscopes; i++) {
+        job->scopes[i].last = job->scopes[i].ours.epoch;
+        job->scopes[i].have_last |= job->scopes[i].have;
+    }
+
+    /* the rename lasts once the directory is on disk too */
+
+    if (fsync(fd) == -1 && ngx_errno != NGX_EINVAL) {
+        /* EINVAL: a file system that cannot sync a directory */
+        job->err = ngx_errno;
+        job->op = "fsync()";
+    }
+
+    (void) ngx_close_file(fd);
+
+    return;
+
+failed:
+
+    if (fd != NGX_INVALID_FILE) {
+        (void) ngx_close_file(fd);
+    }
+
+    (void) ngx_delete_file(job->tmp);
+}
+
+
+/* text into the temporary file, synced and closed; job->err on failure */
+
+static ngx_int_t
+ngx_http_maintenance_state_file_put(ngx_http_maintenance_state_job_t *job,
+    u_char *text, size_t len)
+{
+    u_char     *p, *last;
+    ssize_t     n;
+    ngx_fd_t    fd;
+    ngx_err_t   err;
 
     fd = ngx_open_file(job->tmp, NGX_FILE_WRONLY, NGX_FILE_TRUNCATE,
                        NGX_FILE_DEFAULT_ACCESS);
     if (fd == NGX_INVALID_FILE) {
         job->err = ngx_errno;
         job->op = ngx_open_file_n;
-        return;
+        return NGX_ERROR;
     }
 
-    p = job->buf;
-    last = job->buf + job->len;
+    p = text;
+    last = text + len;
 
     while (p < last) {
         n = ngx_write_fd(fd, p, last - p);
@@ -459,56 +786,18 @@ ngx_http_maintenance_state_file_run(void *data, ngx_log_t *log)
     }
 
     if (ngx_close_file(fd) == NGX_FILE_ERROR) {
-        fd = NGX_INVALID_FILE;
         job->err = ngx_errno;
         job->op = ngx_close_file_n;
-        goto failed;
+        return NGX_ERROR;
     }
 
-    /* the owner check and the rename under the directory's lock */
-
-    job->target = job->dir;
-
-    fd = ngx_http_maintenance_state_file_lock(job->dir);
-    if (fd == NGX_INVALID_FILE) {
-        job->err = ngx_errno;
-        job->op = ngx_open_file_n;
-        goto failed;
-    }
-
-    if (sync->sh->owner_pid != ngx_pid) {
-        job->not_owner = 1;
-        goto failed;
-    }
-
-    if (ngx_rename_file(job->tmp, path) == NGX_FILE_ERROR) {
-        job->err = ngx_errno;
-        job->op = ngx_rename_file_n;
-        job->target = job->tmp;
-        goto failed;
-    }
-
-    (void) flock(fd, LOCK_UN);
-
-    /* the rename lasts once the directory is on disk too */
-
-    if (fsync(fd) == -1 && ngx_errno != NGX_EINVAL) {
-        /* EINVAL: a file system that cannot sync a directory */
-        job->err = ngx_errno;
-        job->op = "fsync()";
-    }
-
-    (void) ngx_close_file(fd);
-
-    return;
+    return NGX_OK;
 
 failed:
 
-    if (fd != NGX_INVALID_FILE) {
-        (void) ngx_close_file(fd);
-    }
+    (void) ngx_close_file(fd);
 
-    (void) ngx_delete_file(job->tmp);
+    return NGX_ERROR;
 }
 
 
@@ -564,6 +853,13 @@ ngx_http_maintenance_state_file_result(ngx_http_maintenance_state_job_t *job)
     }
 
     if (job->err == 0) {
+        if (job->damaged) {
+            ngx_log_error(NGX_LOG_WARN, sync->log, 0,
+                          "maintenance: state file \"%V\" could not be read "
+                          "or did not parse: replaced with the served state",
+                          &mmcf->state_file);
+        }
+
         if (sync->state_err) {
             ngx_log_error(NGX_LOG_ERR, sync->log, 0,
                           "maintenance: state file \"%V\" written again",
@@ -1027,14 +1323,72 @@ static ngx_int_t
 ngx_http_maintenance_state_file_line(ngx_http_maintenance_main_conf_t *mmcf,
     ngx_http_maintenance_shctx_t *sh, u_char *p, size_t len, ngx_log_t *log)
 {
-    u_char                           *f[5], *end, *q;
-    size_t                            fl[5];
-    int64_t                           since;
-    uint64_t                          epoch, retry;
-    ngx_str_t                        *name;
-    ngx_uint_t                        i, k;
-    mig_mode_e                        mode;
-    ngx_http_maintenance_scope_sh_t  *ssh;
+    ngx_str_t                          *name;
+    ngx_uint_t                          i;
+    ngx_http_maintenance_state_line_t   l;
+    ngx_http_maintenance_scope_sh_t    *ssh;
+
+    if (ngx_http_maintenance_state_file_parse(p, len, &l) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    name = mmcf->scopes.elts;
+
+    for (i = 0; i < mmcf->scopes.nelts; i++) {
+        if (name[i].len == l.len
+            && ngx_strncmp(name[i].data, l.name, l.len) == 0)
+        {
+            break;
+        }
+    }
+
+    if (i == mmcf->scopes.nelts) {
+        /* a scope no longer configured */
+        return NGX_OK;
+    }
+
+    ssh = &sh->scopes[mmcf->slots[i]];
+
+    if (ssh->seen) {
+        return NGX_OK;
+    }
+
+    mig_state_init(&ssh->state);
+    ssh->state.mode = l.mode;
+    ssh->state.epoch = l.epoch;
+    ssh->state.have_epoch = 1;
+    ssh->state.retry_after = (uint32_t) l.retry_after;
+    ssh->state.since = l.since;
+    ssh->seen = 1;
+    ssh->lost = 0;
+
+    ssh->on = (l.mode == MIG_MODE_ON);
+    ssh->epoch = (ngx_atomic_uint_t) l.epoch;
+    ssh->retry_after = (ngx_atomic_uint_t) l.retry_after;
+    ssh->source = NGX_HTTP_MAINTENANCE_SRC_STATE_FILE;
+
+    ngx_log_error(NGX_LOG_ERR, log, 0,
+                  "maintenance: scope \"%V\" restored from the state file: "
+                  "mode %s, epoch %uL", &name[i], mig_mode_str(l.mode),
+                  l.epoch);
+
+    return NGX_OK;
+}
+
+
+/*
+ * One line of the file, "scope mode epoch retry_after since", into l (its
+ * name points into the line).  The one parser: the load at start, and the
+ * merge before a write (on the pool's thread: touches nothing else).
+ */
+
+static ngx_int_t
+ngx_http_maintenance_state_file_parse(u_char *p, size_t len,
+    ngx_http_maintenance_state_line_t *l)
+{
+    u_char      *f[5], *end, *q;
+    size_t       fl[5];
+    ngx_uint_t   k;
 
     end = p + len;
     q = p;
@@ -1067,62 +1421,27 @@ ngx_http_maintenance_state_file_line(ngx_http_maintenance_main_conf_t *mmcf,
         return NGX_ERROR;
     }
 
+    l->name = f[0];
+    l->len = fl[0];
+
     if (fl[1] == 2 && ngx_strncmp(f[1], "on", 2) == 0) {
-        mode = MIG_MODE_ON;
+        l->mode = MIG_MODE_ON;
 
     } else if (fl[1] == 3 && ngx_strncmp(f[1], "off", 3) == 0) {
-        mode = MIG_MODE_OFF;
+        l->mode = MIG_MODE_OFF;
 
     } else {
         return NGX_ERROR;
     }
 
-    if (mig_parse_u64((char *) f[2], fl[2], UINT64_MAX, &epoch) != MIG_OK
-        || mig_parse_u64((char *) f[3], fl[3], MIG_RETRY_AFTER_MAX, &retry)
+    if (mig_parse_u64((char *) f[2], fl[2], UINT64_MAX, &l->epoch) != MIG_OK
+        || mig_parse_u64((char *) f[3], fl[3], MIG_RETRY_AFTER_MAX,
+                         &l->retry_after)
            != MIG_OK
-        || mig_parse_i64((char *) f[4], fl[4], &since) != MIG_OK)
+        || mig_parse_i64((char *) f[4], fl[4], &l->since) != MIG_OK)
     {
         return NGX_ERROR;
     }
-
-    name = mmcf->scopes.elts;
-
-    for (i = 0; i < mmcf->scopes.nelts; i++) {
-        if (name[i].len == fl[0]
-            && ngx_strncmp(name[i].data, f[0], fl[0]) == 0)
-        {
-            break;
-        }
-    }
-
-    if (i == mmcf->scopes.nelts) {
-        /* a scope no longer configured */
-        return NGX_OK;
-    }
-
-    ssh = &sh->scopes[mmcf->slots[i]];
-
-    if (ssh->seen) {
-        return NGX_OK;
-    }
-
-    mig_state_init(&ssh->state);
-    ssh->state.mode = mode;
-    ssh->state.epoch = epoch;
-    ssh->state.have_epoch = 1;
-    ssh->state.retry_after = (uint32_t) retry;
-    ssh->state.since = since;
-    ssh->seen = 1;
-    ssh->lost = 0;
-
-    ssh->on = (mode == MIG_MODE_ON);
-    ssh->epoch = (ngx_atomic_uint_t) epoch;
-    ssh->retry_after = (ngx_atomic_uint_t) retry;
-    ssh->source = NGX_HTTP_MAINTENANCE_SRC_STATE_FILE;
-
-    ngx_log_error(NGX_LOG_ERR, log, 0,
-                  "maintenance: scope \"%V\" restored from the state file: "
-                  "mode %s, epoch %uL", &name[i], mig_mode_str(mode), epoch);
 
     return NGX_OK;
 }
