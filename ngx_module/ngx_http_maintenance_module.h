@@ -631,7 +631,7 @@ void ngx_http_maintenance_heartbeat(ngx_http_maintenance_sync_t *sync);
  * ngx_http_maintenance_state_file.c: the override and the state file.
  * Only the zone's owner (sh->owner_pid) writes the state file: _write
  * starts a write when the state is dirty (on a thread where nginx has
- * them), _init compares the file a new owner inherits, _exit writes what
+ * them), _init merges the file a new owner inherits, _exit writes what
  * an exiting owner still owes.
  */
 void ngx_http_maintenance_check_override(ngx_http_maintenance_sync_t *sync);
@@ -648,6 +648,31 @@ ngx_int_t ngx_http_maintenance_state_file_conf(ngx_conf_t *cf,
 /* reads the state file into the zone at start (before any worker) */
 ngx_int_t ngx_http_maintenance_state_file_load(ngx_cycle_t *cycle,
     ngx_http_maintenance_main_conf_t *mmcf);
+
+/*
+ * ngx_http_maintenance_state_load.c: the state file at configuration load
+ * and start (_conf, _load above), the one parser of its lines and the
+ * names both files use.
+ */
+#define NGX_HTTP_MAINTENANCE_STATE_FILE_MAX  65536
+
+/* a line of the file: "scope mode epoch retry_after since" */
+typedef struct {
+    u_char                            *name;   /* into the line */
+    size_t                             len;
+    mig_mode_e                         mode;
+    uint64_t                           epoch;
+    uint64_t                           retry_after;
+    int64_t                            since;
+} ngx_http_maintenance_state_line_t;
+
+ngx_int_t ngx_http_maintenance_state_file_parse(u_char *p, size_t len,
+    ngx_http_maintenance_state_line_t *l);
+u_char *ngx_http_maintenance_state_file_dir(ngx_pool_t *pool,
+    ngx_str_t *path);
+#if (NGX_THREADS)
+extern ngx_str_t  ngx_http_maintenance_pool_name;   /* nginx's "default" */
+#endif
 
 
 /*
