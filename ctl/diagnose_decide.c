@@ -19,9 +19,6 @@ static void decide_present(dg_t *d);
 static void risk_conflicts(dg_t *d);
 static void next_statements(dg_t *d);
 static int plain(const char *s);
-static void note_plan(dg_t *d);
-static size_t list_of(json_t *a, const char *app, const char *skip,
-    char *buf, size_t len);
 static void decide_recorded(dg_t *d);
 static void decide_partial(dg_t *d);
 static void decide_applied(dg_t *d);
@@ -30,6 +27,9 @@ static void risk_objects(dg_t *d, const char *status, const char *prefix);
 static void risk_invalid(dg_t *d);
 static void risk_rollback(dg_t *d);
 static void risk_class(dg_t *d);
+static void note_plan(dg_t *d);
+static size_t list_of(json_t *a, const char *app, const char *skip,
+    char *buf, size_t len);
 static void next_duplicates(dg_t *d);
 static void next_end(dg_t *d);
 static const char *previous_of(dg_t *d, int *later);
