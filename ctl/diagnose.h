@@ -57,9 +57,10 @@ typedef struct {
 
 
 /*
- * diagnose_decide.c: derive() reads the verdict, counts, class and
- * rollback_safe of the evidence into d; decide() sets d->path and fills
- * d->reasons, d->risks and d->next (arrays the caller made).
+ * diagnose_decide.c: migctl_diagnose_derive() reads the verdict, counts,
+ * class and rollback_safe of the evidence into d; migctl_diagnose_decide()
+ * sets d->path and fills d->reasons, d->risks and d->next (arrays the
+ * caller made); quote_ident: "schema"."name" for SQL in a shell word.
  */
 void migctl_diagnose_derive(dg_t *d);
 void migctl_diagnose_decide(dg_t *d);
