@@ -242,6 +242,8 @@ ngx_http_maintenance_sentinel_confirmed(ngx_http_maintenance_sentinel_t *sn)
         sn->confirmed = 1;
         ngx_post_event(&sn->notify, &ngx_posted_events);
     }
+
+    ngx_http_maintenance_sentinel_follow(sn);
 }
 
 
@@ -404,6 +406,7 @@ ngx_http_maintenance_sentinel_ask_at(ngx_http_maintenance_sentinel_t *sn,
     ngx_memcpy(&sn->qaddr, sa, len);
     sn->qaddrlen = len;
     sn->noted = 0;
+    sn->peers_valid = 0;
 
     if (a->host.len) {
         /* "name:port (ip:port)" in the list of the round */
@@ -627,7 +630,10 @@ ngx_http_maintenance_sentinel_addr_cb(ngx_http_maintenance_redis_t *rc,
 }
 
 
-/* the other sentinels of this master: added, never needed */
+/*
+ * The other sentinels of this master: learned now, and kept to drop the
+ * learned ones it does not list once its master is confirmed
+ */
 
 static void
 ngx_http_maintenance_sentinel_peers_cb(ngx_http_maintenance_redis_t *rc,
@@ -635,41 +641,45 @@ ngx_http_maintenance_sentinel_peers_cb(ngx_http_maintenance_redis_t *rc,
 {
     ngx_http_maintenance_sentinel_t  *sn = data;
 
-    int             port;
-    char            ip[NGX_HTTP_MAINTENANCE_IP_LEN];
-    size_t          i;
-    socklen_t       len;
-    ngx_uint_t      added;
-    ngx_sockaddr_t  sa;
+    int         port;
+    char        ip[NGX_HTTP_MAINTENANCE_IP_LEN];
+    size_t      i;
+    ngx_uint_t  n;
 
-    added = 0;
+    if (reply->type != REDIS_REPLY_ARRAY) {
+        ngx_http_maintenance_redis_close(rc, "done");
+        return;
+    }
 
-    if (reply->type == REDIS_REPLY_ARRAY) {
-        for (i = 0; i < reply->elements; i++) {
-            if (ngx_http_maintenance_reply_sentinel(reply->element[i], ip,
-                                                    sizeof(ip), &port)
-                != 0)
-            {
-                continue;
-            }
+    n = 0;
+    sn->peers_overflow = 0;
 
-            if (ngx_http_maintenance_sentinel_parse(sn, ip, port, &sa, &len)
-                != NGX_OK)
-            {
-                continue;
-            }
+    for (i = 0; i < reply->elements; i++) {
+        if (ngx_http_maintenance_reply_sentinel(reply->element[i], ip,
+                                                sizeof(ip), &port)
+            != 0)
+        {
+            continue;
+        }
 
-            if (ngx_http_maintenance_sentinel_add(sn, &sa.sockaddr, len)
-                == NGX_OK)
-            {
-                added = 1;
-            }
+        if (n == NGX_HTTP_MAINTENANCE_SENTINELS_MAX) {
+            sn->peers_overflow = 1;
+            break;
+        }
+
+        if (ngx_http_maintenance_sentinel_parse(sn, ip, port, &sn->peers[n],
+                                                &sn->peerlens[n])
+            == NGX_OK)
+        {
+            n++;
         }
     }
 
-    if (added) {
-        ngx_http_maintenance_sentinel_learned(sn, 1);
-    }
+    sn->npeers = n;
+    sn->peers_from = sn->cur;
+    sn->peers_valid = 1;
+
+    ngx_http_maintenance_sentinel_learn(sn);
 
     ngx_http_maintenance_redis_close(rc, "done");
 }
@@ -721,6 +731,9 @@ ngx_http_maintenance_sentinel_done(ngx_http_maintenance_sentinel_t *sn,
         ngx_http_maintenance_sentinel_set_master(sn, &sn->cand.sockaddr,
                                                  sn->candlen, sn->cur,
                                                  "named by sentinel");
+
+        /* the master unchanged, confirmed before: its list is followed */
+        ngx_http_maintenance_sentinel_follow(sn);
 
         if (sn->sub.c == NULL && !sn->sub_timer.timer_set
             && sn->sub_rs.ctx == NULL)

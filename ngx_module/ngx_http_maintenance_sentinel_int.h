@@ -56,6 +56,20 @@ struct ngx_http_maintenance_sentinel_s {
                                                     first */
 
     /*
+     * The "sentinels" answer of sentinel peers_from (valid), kept until
+     * the master it names is confirmed: then a learned sentinel it does
+     * not list is dropped.  "overflow": it listed more than fit here.
+     */
+    ngx_sockaddr_t                     peers[
+                                          NGX_HTTP_MAINTENANCE_SENTINELS_MAX];
+    socklen_t                          peerlens[
+                                          NGX_HTTP_MAINTENANCE_SENTINELS_MAX];
+    ngx_uint_t                         npeers;
+    ngx_uint_t                         peers_from;
+    ngx_uint_t                         peers_valid;
+    ngx_uint_t                         peers_overflow;
+
+    /*
      * A discovery: each sentinel in turn, from "good", on a short-lived
      * connection, until one names a master.  After a ROLE check refused
      * that master the discovery resumes at the next sentinel ("resume"),
@@ -130,6 +144,10 @@ ngx_int_t ngx_http_maintenance_sentinel_add(
     socklen_t len);
 void ngx_http_maintenance_sentinel_learned(
     ngx_http_maintenance_sentinel_t *sn, ngx_uint_t save);
+void ngx_http_maintenance_sentinel_learn(
+    ngx_http_maintenance_sentinel_t *sn);
+void ngx_http_maintenance_sentinel_follow(
+    ngx_http_maintenance_sentinel_t *sn);
 ngx_int_t ngx_http_maintenance_sentinel_parse(
     ngx_http_maintenance_sentinel_t *sn, const char *ip, int port,
     ngx_sockaddr_t *sa, socklen_t *socklen);
