@@ -378,6 +378,29 @@ ngx_http_maintenance_sentinel_parse(ngx_http_maintenance_sentinel_t *sn,
 }
 
 
+/* a DNS host name (letters, digits, "-", "_", "."), not an address */
+
+ngx_uint_t
+ngx_http_maintenance_sentinel_host_name(const char *s)
+{
+    u_char  c;
+    size_t  i;
+
+    for (i = 0; s[i]; i++) {
+        c = (u_char) (s[i] | 0x20);
+
+        if (i == NGX_HTTP_MAINTENANCE_RESOLVE_NAME
+            || !((c >= 'a' && c <= 'z') || (s[i] >= '0' && s[i] <= '9')
+                 || s[i] == '-' || s[i] == '_' || s[i] == '.'))
+        {
+            return 0;
+        }
+    }
+
+    return i > 0;
+}
+
+
 /*
  * The address of a name to connect to: the one that answered last if the
  * name still has it, else the next of the answer (the resolver rotates
