@@ -9,11 +9,14 @@
 #     does not try it (status "tried", the error log);
 #  2. a fake sentinel reporting 40 peers: the list is full (1 configured,
 #     31 learned); it then reports a new one and not the oldest: the new
-#     one is learned, the oldest dropped.
+#     one is learned, the oldest dropped;
+#  3. nginx under valgrind (one process): the full list, then three listed
+#     (28 dropped, one new): nothing reported, a graceful exit.
 use strict;
 use warnings;
 use Test::More;
 use JSON::PP;
+use POSIX ();
 use lib 't/lib';
 use MigTest;
 
@@ -52,7 +55,7 @@ EOF
 
 sub status {
     my ($n) = @_;
-    my $r = $t->http($t->port("${n}_st"), '/status');
+    my $r = $t->http($t->port("${n}_st"), '/status', timeout => 10);
     return eval { decode_json($r->{body}) } // {};
 }
 
@@ -189,5 +192,58 @@ ok($t->wait_for(sub { learned('e2') eq $second }, 10),
     or diag(learned('e2'));
 
 $t->check_logs('e2');
+$t->stop_nginx('e2');
+
+# --- 3. under valgrind (nginx single process) -----------------------------
+
+SKIP: {
+skip 'valgrind not installed', 5
+    unless grep { -x "$_/valgrind" } split /:/, $ENV{PATH};
+
+my $dir = $t->nginx_dir('v');
+my $fs = addr('fs');
+$t->nginx_conf('v', <<"CONF");
+load_module %%MODULE%%;
+master_process off;
+daemon off;
+pid %%DIR%%/nginx.pid;
+events { worker_connections 64; }
+http {
+    access_log off;
+    maintenance_redis_sentinel $NAME $fs timeout=1s;
+    maintenance_poll 200ms;
+    maintenance on;
+
+    server {
+        listen 127.0.0.1:%%PORT_v_st%%;
+        maintenance off;
+        location /status { maintenance_status; }
+    }
+}
+CONF
+my $vpid = $t->start_nginx_valgrind($dir);
+END { if ($vpid) { kill 'KILL', $vpid; waitpid($vpid, 0) } }
+
+# a full list (the zone keeps the learned ones: the edge before it learned
+# them); then three listed, one of them new: 28 dropped, the new learned
+$t->redis('fs', 'FAKE', 'PEERS', $NAME, @peers[0 .. 39]);
+ok($t->wait_for(sub { learned('v') eq $first }, 60),
+   '3: under valgrind: the list full')
+    or diag(learned('v'));
+$t->redis('fs', 'FAKE', 'PEERS', $NAME, @peers[1, 2], $new);
+$t->redis('r', 'CLIENT', 'KILL', 'TYPE', 'normal');
+ok($t->wait_for(sub {
+       learned('v') eq join(' ', sort @peers[1, 2], $new)
+   }, 30), '3: ... the unlisted ones dropped, the new one learned')
+    or diag(learned('v'));
+
+kill 'QUIT', $vpid;
+my $w = 0;
+$t->wait_for(sub { ($w = waitpid($vpid, POSIX::WNOHANG())) == $vpid }, 30);
+is($w, $vpid, '3: graceful exit');
+$vpid = 0 if $w == $vpid;
+is($t->read_file("$dir/valgrind.log") // '', '', '3: valgrind reports nothing');
+$t->check_logs('v');
+}
 
 done_testing();
