@@ -11,11 +11,14 @@
 #     the master moves to another name: the edge follows;
 #  4. a real redis-sentinel with resolve-hostnames and announce-hostnames
 #     yes: the edge and migctl find the master by name, and follow a
-#     failover (+switch-master naming a host).
+#     failover (+switch-master naming a host);
+#  5. nginx under valgrind: a master found by name, a graceful exit while
+#     the next name is being resolved.
 use strict;
 use warnings;
 use Test::More;
 use JSON::PP;
+use POSIX ();
 use lib 't/lib';
 use MigTest;
 
@@ -231,6 +234,66 @@ like($hr->{out}, qr/localhost:$rp/, '4: ... reads the new master by name')
     or diag($hr->{out});
 
 $t->check_logs('e3');
+}
+
+# --- 5. under valgrind: a name resolved, then a graceful exit while one is
+#     in flight (the DNS server stopped) ----------------------------------
+
+SKIP: {
+skip 'valgrind not installed', 5
+    unless grep { -x "$_/valgrind" } split /:/, $ENV{PATH};
+
+$t->redis('fs', 'FAKE', 'SENTINEL', $NAME, 'm2.test', $r2port);
+my $vdir = $t->nginx_dir('v');
+$t->nginx_conf('v', <<"CONF");
+load_module %%MODULE%%;
+master_process off;
+daemon off;
+pid %%DIR%%/nginx.pid;
+events { worker_connections 64; }
+http {
+    access_log off;
+    resolver 127.0.0.1:$dns valid=1s ipv6=off;
+    resolver_timeout 5s;
+    maintenance_redis_sentinel $NAME $via timeout=10s;
+    maintenance_poll 200ms;
+    maintenance on;
+
+    server {
+        listen 127.0.0.1:%%PORT_v%%;
+        location /status { maintenance off; maintenance_status; }
+    }
+}
+CONF
+my $vpid = $t->start_nginx_valgrind($vdir);
+END { if ($vpid) { kill 'KILL', $vpid; waitpid($vpid, 0) } }
+
+sub vstatus {
+    my $b = $t->http($t->port('v'), '/status', timeout => 10)->{body};
+    return eval { decode_json($b) } // {};
+}
+
+ok($t->wait_for(sub {
+       (vstatus()->{sentinel}{master} // '') eq "127.0.0.1:$r2port"
+   }, 60), '5: under valgrind: the master found by name');
+
+# the next name cannot be answered: the discovery waits on the resolver
+$t->dns_set('m5.test', '127.0.0.1');
+$t->redis('fs', 'FAKE', 'SENTINEL', $NAME, 'm5.test', $r2port);
+kill 'STOP', $t->dns_pid;
+$t->redis('r2', 'CLIENT', 'KILL', 'TYPE', 'normal');
+ok($t->wait_for(sub { $t->dns_backlog > 0 }, 20),
+   '5: ... a resolution of the master\'s name in flight');
+
+kill 'QUIT', $vpid;
+my $w = 0;
+$t->wait_for(sub { ($w = waitpid($vpid, POSIX::WNOHANG())) == $vpid }, 30);
+is($w, $vpid, '5: graceful exit meanwhile');
+$vpid = 0 if $w == $vpid;
+kill 'CONT', $t->dns_pid;
+is($t->read_file("$vdir/valgrind.log") // '', '',
+   '5: valgrind reports nothing');
+$t->check_logs('v');
 }
 
 done_testing();
