@@ -157,7 +157,8 @@ ngx_http_maintenance_sentinel_learn(ngx_http_maintenance_sentinel_t *sn)
  * The learned sentinels follow the answer of the sentinel whose master is
  * confirmed (by ROLE, now or before): a learned one it does not list is
  * dropped (removed, moved, SENTINEL RESET), unless in use.  The
- * configured ones are always kept.
+ * configured ones are always kept.  An empty answer drops nothing: a
+ * sentinel just reset lists no other until their hello messages (2 s).
  */
 
 void
@@ -171,7 +172,7 @@ ngx_http_maintenance_sentinel_follow(ngx_http_maintenance_sentinel_t *sn)
 
     sn->peers_valid = 0;
 
-    if (sn->peers_overflow) {
+    if (sn->peers_overflow || sn->npeers == 0) {
         return;
     }
 

@@ -9,7 +9,7 @@
 #     does not try it (status "tried", the error log);
 #  2. a fake sentinel reporting 40 peers: the list is full (1 configured,
 #     31 learned); it then reports a new one and not the oldest: the new
-#     one is learned, the oldest dropped;
+#     one is learned, the oldest dropped; an empty list drops nothing;
 #  3. nginx under valgrind (one process): the full list, then three listed
 #     (28 dropped, one new): nothing reported, a graceful exit.
 use strict;
@@ -190,6 +190,20 @@ my $second = join ' ', sort @peers[1 .. 30], $new;
 ok($t->wait_for(sub { learned('e2') eq $second }, 10),
    '2: the new one learned, the oldest (unreported) dropped')
     or diag(learned('e2'));
+
+# an empty answer (a sentinel just reset) drops nothing
+sub fake_count {
+    my ($cmd) = @_;
+    my %st = split ' ', $t->redis('fs', 'FAKE', 'STATS');
+    return $st{$cmd} // 0;
+}
+my $asked = fake_count('SENTINEL');
+$t->redis('fs', 'FAKE', 'PEERS', $NAME);
+$t->redis('r', 'CLIENT', 'KILL', 'TYPE', 'normal');
+ok($t->wait_for(sub {
+       fake_count('SENTINEL') >= $asked + 2 && status('e2')->{redis}{up}
+   }, 10), '2: asked again, an empty list of sentinels');
+is(learned('e2'), $second, '2: ... nothing dropped');
 
 $t->check_logs('e2');
 $t->stop_nginx('e2');
