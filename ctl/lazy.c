@@ -6,8 +6,6 @@
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdarg.h>
-#include <stdio.h>
-#include <unistd.h>
 #include <libpq-fe.h>
 #include <curl/curl.h>
 
@@ -171,7 +169,8 @@ static void *lazy_fn(int lib, int i);
 static void load_pq(void);
 static void load_curl(void);
 static void load(int lib);
-static void fail(int lib, const char *why, const char *todo);
+static void fail(int lib, const char *why, const char *todo)
+    __attribute__((noreturn));
 
 
 static lazy_lib_t  libs[] = {
@@ -300,16 +299,13 @@ load(int lib)
 
 /*
  * No caller can go on without the library (PQclear() returns nothing), so
- * this ends the process: an installation problem, exit 2.  _exit(), not
- * exit(): another thread may be inside the other library, whose
- * destructors exit() would run under it.
+ * this ends the process, through the error path of every failure (the
+ * JSON error object under --json): an installation problem, exit 2.
  */
 static void
 fail(int lib, const char *why, const char *todo)
 {
-    (void) fflush(stdout);
-    fprintf(stderr, "migctl: cannot load %s: %s: %s the %s package\n",
-            libs[lib].soname, why ? why : "not found", todo,
-            libs[lib].package);
-    _exit(MIGCTL_USAGE);
+    migctl_fatal(MIGCTL_USAGE, "cannot load %s: %s: %s the %s package",
+                 libs[lib].soname, why ? why : "not found", todo,
+                 libs[lib].package);
 }

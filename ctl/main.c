@@ -22,7 +22,6 @@ static void usage(FILE *f);
 static int help(migctl_ctx_t *ctx, int argc, char **argv);
 static const migctl_command_t *find_command(const char *name);
 static int has_json(int argc, char **argv);
-static void json_error(migctl_ctx_t *ctx, int rc);
 static int global_duration(migctl_ctx_t *ctx, int argc, char **argv,
     int *i, const char *name, long *ms);
 
@@ -63,6 +62,7 @@ main(int argc, char **argv)
 
     memset(&ctx, 0, sizeof(ctx));
     ctx.cmd = "migctl";
+    migctl_fatal_ctx(&ctx);
     scope = getenv("MIGCTL_SCOPE");
     if (scope == NULL || *scope == '\0') {
         scope = MIG_DEFAULT_SCOPE;
@@ -164,7 +164,7 @@ main(int argc, char **argv)
         migctl_conf_free(&ctx);
         rc = migctl_error(&ctx, MIGCTL_USAGE, "%s", err);
         if (ctx.json || has_json(argc - i, argv + i)) {
-            json_error(&ctx, rc);
+            migctl_json_error(&ctx, rc);
         }
         return rc;
     }
@@ -178,7 +178,7 @@ main(int argc, char **argv)
 
     if (rc != MIGCTL_OK) {
         if (ctx.json && !migctl_json_printed()) {
-            json_error(&ctx, rc);
+            migctl_json_error(&ctx, rc);
         }
         fflush(stdout);
         return rc;
@@ -190,7 +190,7 @@ failed:
 
     /* --json before the error: the error object too */
     if (ctx.json) {
-        json_error(&ctx, rc);
+        migctl_json_error(&ctx, rc);
     }
 
     return rc;
@@ -276,29 +276,6 @@ has_json(int argc, char **argv)
     }
 
     return 0;
-}
-
-
-/* --json: a failed command still answers in JSON, on stdout */
-static void
-json_error(migctl_ctx_t *ctx, int rc)
-{
-    json_t  *o;
-
-    o = json_object();
-    if (o == NULL) {
-        return;
-    }
-
-    json_object_set_new(o, "error", json_string(ctx->error));
-
-    /* a read blocked by a lock: who blocked it, for a program to act on */
-    if (json_array_size(migctl_db_last_blockers()) > 0) {
-        json_object_set(o, "blockers", migctl_db_last_blockers());
-    }
-
-    ctx->json = 1;
-    (void) migctl_json_result(ctx, o, rc);
 }
 
 

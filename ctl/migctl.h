@@ -243,6 +243,22 @@ int migctl_json_printed(void);
 int migctl_json_print(json_t *value);
 
 /*
+ * The JSON error object of a failed command: {"command", "version", "ok":
+ * false, "exit": rc, "error": ctx->error, "blockers" if a lock blocked a
+ * read}, on stdout.
+ */
+void migctl_json_error(migctl_ctx_t *ctx, int rc);
+
+/*
+ * A failure no caller can return from: migctl_error()'s line without the
+ * command, migctl_json_error() under --json, _exit(code).  main() hands
+ * its ctx over first (migctl_fatal_ctx).
+ */
+void migctl_fatal_ctx(migctl_ctx_t *ctx);
+void migctl_fatal(int code, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3), noreturn));
+
+/*
  * Copies in to out (size bytes with the NUL) with control characters
  * (below 0x20, and 0x7f) as "\xNN": text from the database, Redis or a
  * file is escaped so before it reaches a terminal.  Returns the length.

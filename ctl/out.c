@@ -4,6 +4,7 @@
  */
 
 #include <errno.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <unistd.h>
 #include <sys/time.h>
@@ -12,10 +13,13 @@
 #include <string.h>
 #include <time.h>
 
-#include "migctl.h"
+#include "db.h"
 
 
-static int  json_printed;
+static int            json_printed;
+
+/* main()'s, for a failure no caller returns from (migctl_fatal) */
+static migctl_ctx_t  *fatal_ctx;
 
 
 int
@@ -39,6 +43,79 @@ migctl_error(migctl_ctx_t *ctx, int code, const char *fmt, ...)
     }
 
     return code;
+}
+
+
+/* --json: a failed command still answers in JSON, on stdout */
+void
+migctl_json_error(migctl_ctx_t *ctx, int rc)
+{
+    json_t  *o;
+
+    o = json_object();
+    if (o == NULL) {
+        return;
+    }
+
+    json_object_set_new(o, "error", json_string(ctx->error));
+
+    /* a read blocked by a lock: who blocked it, for a program to act on */
+    if (json_array_size(migctl_db_last_blockers()) > 0) {
+        json_object_set(o, "blockers", migctl_db_last_blockers());
+    }
+
+    ctx->json = 1;
+    (void) migctl_json_result(ctx, o, rc);
+}
+
+
+void
+migctl_fatal_ctx(migctl_ctx_t *ctx)
+{
+    fatal_ctx = ctx;
+}
+
+
+/*
+ * The error path of every failure, for one no caller can return from (a
+ * library that cannot be loaded, in any thread): the one line without the
+ * command's name (it is no fault of the command), the JSON error object
+ * under --json, then _exit(): another thread may be inside a library
+ * whose destructors exit() would run under it.  The first caller speaks.
+ */
+void
+migctl_fatal(int code, const char *fmt, ...)
+{
+    char        msg[sizeof(fatal_ctx->error)];
+    va_list     ap;
+    const char *cmd;
+
+    static pthread_mutex_t  lock = PTHREAD_MUTEX_INITIALIZER;
+
+    /* never unlocked: a second caller waits here for the _exit() */
+    (void) pthread_mutex_lock(&lock);
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+
+    if (fatal_ctx == NULL) {
+        (void) fflush(stdout);
+        fprintf(stderr, "migctl: %s\n", msg);
+        _exit(code);
+    }
+
+    cmd = fatal_ctx->cmd;
+    fatal_ctx->cmd = NULL;
+    (void) migctl_error(fatal_ctx, code, "%s", msg);
+    fatal_ctx->cmd = cmd;
+
+    if (fatal_ctx->json && !json_printed) {
+        migctl_json_error(fatal_ctx, code);
+    }
+
+    (void) fflush(stdout);
+    _exit(code);
 }
 
 

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
@@ -51,6 +52,7 @@ static int server_open(server_t *sv, redisContext **out, char *why,
     size_t whylen, const char **advice);
 static int sentinel_open(migctl_ctx_t *ctx, const char *password,
     redisContext **out);
+static int is_name(const char *host);
 static int sentinel_ask(migctl_ctx_t *ctx, int i, const char *spass,
     char *host, size_t hsize, int *port, char *why, size_t whylen);
 static redisReply *cmd_quiet(redisContext *c, int argc, const char **argv,
@@ -302,7 +304,10 @@ sentinel_open(migctl_ctx_t *ctx, const char *password, redisContext **out)
             len += strlen(all + len);
 
             if (strcmp(why, "a replica") != 0 && len < sizeof(all)) {
-                snprintf(all + len, sizeof(all) - len, " (%s)", why);
+                snprintf(all + len, sizeof(all) - len, " (%s%s)", why,
+                         is_name(host) ? "; a host name, as sentinels with"
+                         " resolve-hostnames yes give: it must resolve on"
+                         " this host" : "");
                 len += strlen(all + len);
             }
 
@@ -327,6 +332,17 @@ done:
     wipe(spass, sizeof(spass));
 
     return rc;
+}
+
+
+/* not a numeric IPv4 or IPv6 address: resolved by hiredis (getaddrinfo) */
+static int
+is_name(const char *host)
+{
+    unsigned char  buf[sizeof(struct in6_addr)];
+
+    return inet_pton(AF_INET, host, buf) != 1
+           && inet_pton(AF_INET6, host, buf) != 1;
 }
 
 

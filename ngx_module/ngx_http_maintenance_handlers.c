@@ -15,7 +15,9 @@
     (4096 + 6 * 512 + 6 * NGX_HTTP_MAINTENANCE_STATE_ERR_LEN)
 #define NGX_HTTP_MAINTENANCE_SENTINEL_OUT                                   \
     (1024 + 6 * (MIG_NAME_MAX + 2 * NGX_HTTP_MAINTENANCE_ADDR_LEN           \
-                 + NGX_HTTP_MAINTENANCE_TRIED_LEN))
+                 + NGX_HTTP_MAINTENANCE_TRIED_LEN)                          \
+     + NGX_HTTP_MAINTENANCE_SENTINELS_MAX                                   \
+       * (MIG_NAME_MAX + NGX_SOCKADDR_STRLEN + 96))
 
 
 static ngx_int_t ngx_http_maintenance_send_buf(ngx_http_request_t *r,
@@ -34,6 +36,9 @@ static u_char *ngx_http_maintenance_sentinel_json(u_char *p,
     ngx_http_maintenance_main_conf_t *mmcf,
     ngx_http_maintenance_shctx_t *snap);
 static u_char *ngx_http_maintenance_sentinel_prom(u_char *p,
+    ngx_http_maintenance_main_conf_t *mmcf,
+    ngx_http_maintenance_shctx_t *snap);
+static ngx_uint_t ngx_http_maintenance_sentinel_nlearned(
     ngx_http_maintenance_main_conf_t *mmcf,
     ngx_http_maintenance_shctx_t *snap);
 
@@ -508,6 +513,10 @@ static u_char *
 ngx_http_maintenance_sentinel_json(u_char *p,
     ngx_http_maintenance_main_conf_t *mmcf, ngx_http_maintenance_shctx_t *snap)
 {
+    u_char      addr[NGX_SOCKADDR_STRLEN];
+    size_t      len;
+    ngx_uint_t  i, n;
+
     if (mmcf->sentinel_name.len == 0) {
         return ngx_sprintf(p, ",\"sentinel\":{\"configured\":false}");
     }
@@ -530,7 +539,17 @@ ngx_http_maintenance_sentinel_json(u_char *p,
     p = ngx_http_maintenance_json_str(p, snap->sentinel_tried,
                                       ngx_strlen(snap->sentinel_tried));
 
-    return ngx_sprintf(p, ",\"failovers\":%uA,\"last_switch\":%uL}",
+    p = ngx_sprintf(p, ",\"learned\":[");
+
+    n = ngx_http_maintenance_sentinel_nlearned(mmcf, snap);
+
+    for (i = 0; i < n; i++) {
+        len = ngx_sock_ntop(&snap->learned[i].sockaddr, snap->learned_len[i],
+                            addr, NGX_SOCKADDR_STRLEN, 1);
+        p = ngx_sprintf(p, "%s\"%*s\"", i ? "," : "", len, addr);
+    }
+
+    return ngx_sprintf(p, "],\"failovers\":%uA,\"last_switch\":%uL}",
                        snap->failovers, snap->last_switch);
 }
 
@@ -541,11 +560,33 @@ static u_char *
 ngx_http_maintenance_sentinel_prom(u_char *p,
     ngx_http_maintenance_main_conf_t *mmcf, ngx_http_maintenance_shctx_t *snap)
 {
+    u_char      addr[NGX_SOCKADDR_STRLEN];
+    size_t      len;
+    ngx_uint_t  i, n;
+
     if (mmcf->sentinel_name.len == 0) {
         return p;
     }
 
     snap->master[NGX_HTTP_MAINTENANCE_ADDR_LEN - 1] = '\0';
+
+    n = ngx_http_maintenance_sentinel_nlearned(mmcf, snap);
+
+    p = ngx_sprintf(p,
+        "# HELP nginx_maintenance_sentinels_learned Sentinels learned from "
+        "the sentinels' answers, asked too.\n"
+        "# TYPE nginx_maintenance_sentinels_learned gauge\n"
+        "nginx_maintenance_sentinels_learned{name=\"%V\"} %ui\n"
+        "# HELP nginx_maintenance_sentinel_learned A sentinel learned.\n"
+        "# TYPE nginx_maintenance_sentinel_learned gauge\n",
+        &mmcf->sentinel_name, n);
+
+    for (i = 0; i < n; i++) {
+        len = ngx_sock_ntop(&snap->learned[i].sockaddr, snap->learned_len[i],
+                            addr, NGX_SOCKADDR_STRLEN, 1);
+        p = ngx_sprintf(p, "nginx_maintenance_sentinel_learned{name=\"%V\","
+                        "addr=\"%*s\"} 1\n", &mmcf->sentinel_name, len, addr);
+    }
 
     return ngx_sprintf(p,
         "# HELP nginx_maintenance_redis_master The master found through "
@@ -567,6 +608,32 @@ ngx_http_maintenance_sentinel_prom(u_char *p,
         &mmcf->sentinel_name, snap->master,
         snap->sentinel_reachable ? 1 : 0, snap->failovers,
         snap->last_switch / 1000, snap->last_switch % 1000);
+}
+
+
+/* the sentinels worker 0 learned for this master, in the zone */
+
+static ngx_uint_t
+ngx_http_maintenance_sentinel_nlearned(ngx_http_maintenance_main_conf_t *mmcf,
+    ngx_http_maintenance_shctx_t *snap)
+{
+    ngx_uint_t  i, n;
+
+    snap->learned_for[MIG_NAME_MAX] = '\0';
+
+    if (ngx_strcmp(snap->learned_for, mmcf->sentinel_name.data) != 0) {
+        return 0;
+    }
+
+    n = ngx_min(snap->nlearned, NGX_HTTP_MAINTENANCE_SENTINELS_MAX);
+
+    for (i = 0; i < n; i++) {
+        if (snap->learned_len[i] > (socklen_t) sizeof(ngx_sockaddr_t)) {
+            return i;
+        }
+    }
+
+    return n;
 }
 
 

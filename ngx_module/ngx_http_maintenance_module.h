@@ -124,9 +124,9 @@ typedef struct {
      */
     u_char                       learned_for[MIG_NAME_MAX + 1];
     ngx_uint_t                   nlearned;
-    ngx_sockaddr_t               learned[NGX_HTTP_MAINTENANCE_SENTINELS_CONF];
+    ngx_sockaddr_t               learned[NGX_HTTP_MAINTENANCE_SENTINELS_MAX];
     socklen_t                    learned_len[
-                                     NGX_HTTP_MAINTENANCE_SENTINELS_CONF];
+                                     NGX_HTTP_MAINTENANCE_SENTINELS_MAX];
 
     ngx_http_maintenance_scope_sh_t  scopes[NGX_HTTP_MAINTENANCE_MAX_SCOPES];
 } ngx_http_maintenance_shctx_t;

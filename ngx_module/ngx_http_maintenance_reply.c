@@ -461,10 +461,12 @@ ngx_http_maintenance_switch_master_parse(const char *msg, size_t len,
     end = msg + f[3] + l[3];
 
     for (i = f[3]; msg + i < end; i++) {
+        /* an IPv4 or IPv6 address, or a host name (resolve-hostnames) */
         if (!((msg[i] >= '0' && msg[i] <= '9')
-              || (msg[i] >= 'a' && msg[i] <= 'f')
-              || (msg[i] >= 'A' && msg[i] <= 'F')
-              || msg[i] == '.' || msg[i] == ':'))
+              || (msg[i] >= 'a' && msg[i] <= 'z')
+              || (msg[i] >= 'A' && msg[i] <= 'Z')
+              || msg[i] == '.' || msg[i] == ':' || msg[i] == '-'
+              || msg[i] == '_'))
         {
             return -1;
         }

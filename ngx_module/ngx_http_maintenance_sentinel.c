@@ -18,6 +18,10 @@ static void ngx_http_maintenance_sentinel_query_resolved(
 static void ngx_http_maintenance_sentinel_ask_at(
     ngx_http_maintenance_sentinel_t *sn, struct sockaddr *sa, socklen_t len);
 static void ngx_http_maintenance_sentinel_step(ngx_event_t *ev);
+static void ngx_http_maintenance_sentinel_cand_resolve(
+    ngx_http_maintenance_sentinel_t *sn);
+static void ngx_http_maintenance_sentinel_cand_resolved(
+    ngx_http_maintenance_resolve_t *rs);
 static void ngx_http_maintenance_sentinel_notify(ngx_event_t *ev);
 static void ngx_http_maintenance_sentinel_note(
     ngx_http_maintenance_sentinel_t *sn, const char *fmt, ...);
@@ -104,6 +108,7 @@ ngx_http_maintenance_sentinel_create(ngx_http_maintenance_sync_t *sync,
     /* a name's resolution is bounded as a sentinel's answer is */
     sn->query_rs.timeout = timeout;
     sn->sub_rs.timeout = timeout;
+    sn->cand_rs.timeout = timeout;
 
     sn->sub.log = sync->log;
     sn->sub.timeout = timeout;
@@ -242,6 +247,8 @@ ngx_http_maintenance_sentinel_confirmed(ngx_http_maintenance_sentinel_t *sn)
         sn->confirmed = 1;
         ngx_post_event(&sn->notify, &ngx_posted_events);
     }
+
+    ngx_http_maintenance_sentinel_follow(sn);
 }
 
 
@@ -269,6 +276,7 @@ ngx_http_maintenance_sentinel_stop(ngx_http_maintenance_sentinel_t *sn)
     /* no resolver callback after this */
     ngx_http_maintenance_resolve_cancel(&sn->query_rs);
     ngx_http_maintenance_resolve_cancel(&sn->sub_rs);
+    ngx_http_maintenance_resolve_cancel(&sn->cand_rs);
 
     ngx_http_maintenance_redis_free(&sn->query);
     ngx_http_maintenance_redis_free(&sn->sub);
@@ -404,6 +412,8 @@ ngx_http_maintenance_sentinel_ask_at(ngx_http_maintenance_sentinel_t *sn,
     ngx_memcpy(&sn->qaddr, sa, len);
     sn->qaddrlen = len;
     sn->noted = 0;
+    sn->peers_valid = 0;
+    sn->cand_named = 0;
 
     if (a->host.len) {
         /* "name:port (ip:port)" in the list of the round */
@@ -478,6 +488,11 @@ ngx_http_maintenance_sentinel_step(ngx_event_t *ev)
     }
 
     if (sn->found) {
+        if (sn->cand_named) {
+            ngx_http_maintenance_sentinel_cand_resolve(sn);
+            return;
+        }
+
         ngx_http_maintenance_sentinel_done(sn, NGX_OK);
         return;
     }
@@ -496,6 +511,104 @@ ngx_http_maintenance_sentinel_step(ngx_event_t *ev)
     sn->cur = (sn->cur + 1) % sn->n;
 
     ngx_http_maintenance_sentinel_ask(sn);
+}
+
+
+/*
+ * The master named by host name: resolved on the event loop with
+ * "resolver" (never a blocking lookup in worker 0).  Without it, or when
+ * the name does not resolve, this sentinel fails and the next is asked.
+ */
+
+static void
+ngx_http_maintenance_sentinel_cand_resolve(ngx_http_maintenance_sentinel_t *sn)
+{
+    ngx_str_t  host;
+
+    host.data = sn->cand_host;
+    host.len = ngx_strlen(sn->cand_host);
+
+    if (sn->sync->mmcf->resolver == NULL) {
+        ngx_http_maintenance_sentinel_note(sn, "master \"%V\" is a host "
+                                "name: set \"resolver\" in http{} to "
+                                "resolve it (or announce IP addresses: "
+                                "resolve-hostnames no on the sentinels)",
+                                &host);
+        goto failed;
+    }
+
+    /* the handler may run before this returns (a cached answer) */
+
+    if (ngx_http_maintenance_resolve(&sn->cand_rs, sn->sync, &host,
+                                sn->cand_port,
+                                ngx_http_maintenance_sentinel_cand_resolved,
+                                sn)
+        == NGX_OK)
+    {
+        return;
+    }
+
+    ngx_http_maintenance_sentinel_note(sn, "master \"%V\" (a host name, "
+                                       "resolve-hostnames): %s", &host,
+                                       sn->cand_rs.err);
+
+failed:
+
+    sn->found = 0;
+    sn->cand_named = 0;
+    ngx_post_event(&sn->step, &ngx_posted_events);
+}
+
+
+static void
+ngx_http_maintenance_sentinel_cand_resolved(ngx_http_maintenance_resolve_t *rs)
+{
+    ngx_http_maintenance_sentinel_t  *sn = rs->data;
+
+    u_char            text[NGX_SOCKADDR_STRLEN],
+                      now[sizeof(sn->cand_logged)];
+    size_t            len;
+    socklen_t         socklen;
+    struct sockaddr  *sa;
+
+    if (!sn->querying || !sn->cand_named
+        || ngx_http_maintenance_sentinel_exiting(sn))
+    {
+        return;
+    }
+
+    sn->cand_named = 0;
+
+    if (rs->state != NGX_OK || rs->naddrs == 0) {
+        ngx_http_maintenance_sentinel_note(sn, "master \"%s\" (a host name, "
+                                           "resolve-hostnames): %s",
+                                           sn->cand_host, rs->err);
+        sn->found = 0;
+        ngx_post_event(&sn->step, &ngx_posted_events);
+        return;
+    }
+
+    /* the first address: a master is one server */
+    rs->cur_len = 0;
+    sa = ngx_http_maintenance_resolve_next(rs, &socklen);
+
+    ngx_memcpy(&sn->cand, sa, socklen);
+    sn->candlen = socklen;
+
+    len = ngx_sock_ntop(sa, socklen, text, NGX_SOCKADDR_STRLEN, 1);
+
+    /* once per name and address: discoveries repeat during an outage */
+    (void) ngx_snprintf(now, sizeof(now) - 1, "%s %*s%Z", sn->cand_host, len,
+                        text);
+
+    if (ngx_strcmp(now, sn->cand_logged) != 0) {
+        ngx_log_error(NGX_LOG_NOTICE, sn->log, 0,
+                      "maintenance: sentinel: master \"%s\" resolves to "
+                      "%*s", sn->cand_host, len, text);
+        ngx_memcpy(sn->cand_logged, now, sizeof(now));
+    }
+
+    ngx_http_maintenance_sentinel_done(sn, NGX_OK);
 }
 
 
@@ -583,7 +696,7 @@ ngx_http_maintenance_sentinel_addr_cb(ngx_http_maintenance_redis_t *rc,
     ngx_http_maintenance_sentinel_t  *sn = data;
 
     int    port;
-    char   ip[NGX_HTTP_MAINTENANCE_IP_LEN], msg[128];
+    char   ip[NGX_HTTP_MAINTENANCE_RESOLVE_NAME + 1], msg[128];
 
     if (reply->type == REDIS_REPLY_ERROR) {
         (void) ngx_http_maintenance_reply_cstr(reply, msg, sizeof(msg));
@@ -611,23 +724,33 @@ ngx_http_maintenance_sentinel_addr_cb(ngx_http_maintenance_redis_t *rc,
         return;
     }
 
-    /* a host name (resolve-hostnames yes) is not resolved in worker 0 */
+    /* a host name (resolve-hostnames yes): resolved after this reply */
 
     if (ngx_http_maintenance_sentinel_parse(sn, ip, port, &sn->cand,
                                             &sn->candlen)
         != NGX_OK)
     {
-        ngx_http_maintenance_sentinel_note(sn, "master \"%s\" is not a "
-                                           "numeric address", ip);
-        ngx_http_maintenance_redis_close(rc, "not numeric");
-        return;
+        if (!ngx_http_maintenance_sentinel_host_name(ip)) {
+            ngx_http_maintenance_sentinel_note(sn, "master \"%s\" is not "
+                                               "an address", ip);
+            ngx_http_maintenance_redis_close(rc, "not an address");
+            return;
+        }
+
+        (void) ngx_cpystrn(sn->cand_host, (u_char *) ip,
+                           sizeof(sn->cand_host));
+        sn->cand_port = (in_port_t) port;
+        sn->cand_named = 1;
     }
 
     sn->found = 1;
 }
 
 
-/* the other sentinels of this master: added, never needed */
+/*
+ * The other sentinels of this master: learned now, and kept to drop the
+ * learned ones it does not list once its master is confirmed
+ */
 
 static void
 ngx_http_maintenance_sentinel_peers_cb(ngx_http_maintenance_redis_t *rc,
@@ -635,41 +758,45 @@ ngx_http_maintenance_sentinel_peers_cb(ngx_http_maintenance_redis_t *rc,
 {
     ngx_http_maintenance_sentinel_t  *sn = data;
 
-    int             port;
-    char            ip[NGX_HTTP_MAINTENANCE_IP_LEN];
-    size_t          i;
-    socklen_t       len;
-    ngx_uint_t      added;
-    ngx_sockaddr_t  sa;
+    int         port;
+    char        ip[NGX_HTTP_MAINTENANCE_IP_LEN];
+    size_t      i;
+    ngx_uint_t  n;
 
-    added = 0;
+    if (reply->type != REDIS_REPLY_ARRAY) {
+        ngx_http_maintenance_redis_close(rc, "done");
+        return;
+    }
 
-    if (reply->type == REDIS_REPLY_ARRAY) {
-        for (i = 0; i < reply->elements; i++) {
-            if (ngx_http_maintenance_reply_sentinel(reply->element[i], ip,
-                                                    sizeof(ip), &port)
-                != 0)
-            {
-                continue;
-            }
+    n = 0;
+    sn->peers_overflow = 0;
 
-            if (ngx_http_maintenance_sentinel_parse(sn, ip, port, &sa, &len)
-                != NGX_OK)
-            {
-                continue;
-            }
+    for (i = 0; i < reply->elements; i++) {
+        if (ngx_http_maintenance_reply_sentinel(reply->element[i], ip,
+                                                sizeof(ip), &port)
+            != 0)
+        {
+            continue;
+        }
 
-            if (ngx_http_maintenance_sentinel_add(sn, &sa.sockaddr, len)
-                == NGX_OK)
-            {
-                added = 1;
-            }
+        if (n == NGX_HTTP_MAINTENANCE_SENTINELS_MAX) {
+            sn->peers_overflow = 1;
+            break;
+        }
+
+        if (ngx_http_maintenance_sentinel_parse(sn, ip, port, &sn->peers[n],
+                                                &sn->peerlens[n])
+            == NGX_OK)
+        {
+            n++;
         }
     }
 
-    if (added) {
-        ngx_http_maintenance_sentinel_learned(sn, 1);
-    }
+    sn->npeers = n;
+    sn->peers_from = sn->cur;
+    sn->peers_valid = 1;
+
+    ngx_http_maintenance_sentinel_learn(sn);
 
     ngx_http_maintenance_redis_close(rc, "done");
 }
@@ -721,6 +848,9 @@ ngx_http_maintenance_sentinel_done(ngx_http_maintenance_sentinel_t *sn,
         ngx_http_maintenance_sentinel_set_master(sn, &sn->cand.sockaddr,
                                                  sn->candlen, sn->cur,
                                                  "named by sentinel");
+
+        /* the master unchanged, confirmed before: its list is followed */
+        ngx_http_maintenance_sentinel_follow(sn);
 
         if (sn->sub.c == NULL && !sn->sub_timer.timer_set
             && sn->sub_rs.ctx == NULL)

@@ -6,6 +6,18 @@
 #include "ngx_http_maintenance_sentinel_int.h"
 
 
+static ngx_uint_t ngx_http_maintenance_sentinel_known(
+    ngx_http_maintenance_sentinel_t *sn, struct sockaddr *sa, socklen_t len);
+static ngx_uint_t ngx_http_maintenance_sentinel_reported(
+    ngx_http_maintenance_sentinel_t *sn, ngx_uint_t i);
+static ngx_uint_t ngx_http_maintenance_sentinel_in_use(
+    ngx_http_maintenance_sentinel_t *sn, ngx_uint_t i);
+static void ngx_http_maintenance_sentinel_drop(
+    ngx_http_maintenance_sentinel_t *sn, ngx_uint_t i, const char *why);
+static void ngx_http_maintenance_sentinel_shift(
+    ngx_http_maintenance_sentinel_t *sn, ngx_uint_t *idx, ngx_uint_t i);
+
+
 /*
  * A master from a discovery or a +switch-master: a change (not the first
  * master this worker sees, unless the zone knew another) is a failover.
@@ -56,28 +68,10 @@ ngx_int_t
 ngx_http_maintenance_sentinel_add(ngx_http_maintenance_sentinel_t *sn,
     struct sockaddr *sa, socklen_t len)
 {
-    ngx_uint_t                             i;
     ngx_http_maintenance_sentinel_addr_t  *a;
 
-    /*
-     * a name's address that answered last is that sentinel: asked by name,
-     * not twice a round (once the name moves, it may be learned)
-     */
-
-    for (i = 0; i < sn->n; i++) {
-        if (sn->addrs[i].socklen == 0) {
-            continue;
-        }
-
-        if (ngx_cmp_sockaddr(sa, len, &sn->addrs[i].sockaddr.sockaddr,
-                             sn->addrs[i].socklen, 1)
-            == NGX_OK)
-        {
-            return NGX_DECLINED;
-        }
-    }
-
-    if (sn->n == NGX_HTTP_MAINTENANCE_SENTINELS_MAX
+    if (ngx_http_maintenance_sentinel_known(sn, sa, len)
+        || sn->n == NGX_HTTP_MAINTENANCE_SENTINELS_MAX
         || len > sizeof(ngx_sockaddr_t))
     {
         return NGX_DECLINED;
@@ -85,6 +79,7 @@ ngx_http_maintenance_sentinel_add(ngx_http_maintenance_sentinel_t *sn,
 
     a = &sn->addrs[sn->n++];
 
+    ngx_memzero(a, sizeof(ngx_http_maintenance_sentinel_addr_t));
     ngx_memcpy(&a->sockaddr, sa, len);
     a->socklen = len;
 
@@ -93,6 +88,217 @@ ngx_http_maintenance_sentinel_add(ngx_http_maintenance_sentinel_t *sn,
     a->text[len] = '\0';
 
     return NGX_OK;
+}
+
+
+/*
+ * The "sentinels" answer (sn->peers) of the sentinel asked now: a
+ * sentinel not known yet is learned.  A full list makes room for it: the
+ * oldest learned one the answer does not list goes (not when the answer
+ * itself did not fit: it may list them all).
+ */
+
+void
+ngx_http_maintenance_sentinel_learn(ngx_http_maintenance_sentinel_t *sn)
+{
+    ngx_uint_t  i, j, changed;
+
+    changed = 0;
+
+    for (j = 0; j < sn->npeers; j++) {
+
+        if (ngx_http_maintenance_sentinel_known(sn, &sn->peers[j].sockaddr,
+                                                sn->peerlens[j]))
+        {
+            continue;
+        }
+
+        if (sn->n == NGX_HTTP_MAINTENANCE_SENTINELS_MAX) {
+            if (sn->peers_overflow) {
+                break;
+            }
+
+            for (i = sn->nconf; i < sn->n; i++) {
+                if (!ngx_http_maintenance_sentinel_reported(sn, i)
+                    && !ngx_http_maintenance_sentinel_in_use(sn, i))
+                {
+                    break;
+                }
+            }
+
+            if (i == sn->n) {
+                break;
+            }
+
+            ngx_http_maintenance_sentinel_drop(sn, i, "to make room, not "
+                                               "listed");
+            changed = 1;
+        }
+
+        if (ngx_http_maintenance_sentinel_add(sn, &sn->peers[j].sockaddr,
+                                              sn->peerlens[j])
+            == NGX_OK)
+        {
+            ngx_log_error(NGX_LOG_NOTICE, sn->log, 0,
+                          "maintenance: sentinel %s learned, listed by "
+                          "sentinel %s", sn->addrs[sn->n - 1].text,
+                          sn->addrs[sn->peers_from].text);
+            changed = 1;
+        }
+    }
+
+    if (changed) {
+        ngx_http_maintenance_sentinel_learned(sn, 1);
+    }
+}
+
+
+/*
+ * The learned sentinels follow the answer of the sentinel whose master is
+ * confirmed (by ROLE, now or before): a learned one it does not list is
+ * dropped (removed, moved, SENTINEL RESET), unless in use.  The
+ * configured ones are always kept.  An empty answer drops nothing: a
+ * sentinel just reset lists no other until their hello messages (2 s).
+ */
+
+void
+ngx_http_maintenance_sentinel_follow(ngx_http_maintenance_sentinel_t *sn)
+{
+    ngx_uint_t  i, changed;
+
+    if (!sn->peers_valid || !sn->confirmed || sn->peers_from != sn->from) {
+        return;
+    }
+
+    sn->peers_valid = 0;
+
+    if (sn->peers_overflow || sn->npeers == 0) {
+        return;
+    }
+
+    changed = 0;
+
+    for (i = sn->nconf; i < sn->n; /* void */) {
+
+        if (ngx_http_maintenance_sentinel_reported(sn, i)
+            || ngx_http_maintenance_sentinel_in_use(sn, i))
+        {
+            i++;
+            continue;
+        }
+
+        ngx_http_maintenance_sentinel_drop(sn, i, "not listed");
+        changed = 1;
+    }
+
+    if (changed) {
+        ngx_http_maintenance_sentinel_learned(sn, 1);
+    }
+}
+
+
+/*
+ * Known: the address of a sentinel in the list, numeric or a name's that
+ * answered last (that sentinel, asked by name, not twice a round; once
+ * the name moves, the old address may be learned)
+ */
+
+static ngx_uint_t
+ngx_http_maintenance_sentinel_known(ngx_http_maintenance_sentinel_t *sn,
+    struct sockaddr *sa, socklen_t len)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < sn->n; i++) {
+        if (sn->addrs[i].socklen
+            && ngx_cmp_sockaddr(sa, len, &sn->addrs[i].sockaddr.sockaddr,
+                                sn->addrs[i].socklen, 1)
+               == NGX_OK)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/* in the answer kept, or the sentinel that gave it */
+
+static ngx_uint_t
+ngx_http_maintenance_sentinel_reported(ngx_http_maintenance_sentinel_t *sn,
+    ngx_uint_t i)
+{
+    ngx_uint_t                             j;
+    ngx_http_maintenance_sentinel_addr_t  *a;
+
+    if (i == sn->peers_from) {
+        return 1;
+    }
+
+    a = &sn->addrs[i];
+
+    for (j = 0; j < sn->npeers; j++) {
+        if (ngx_cmp_sockaddr(&sn->peers[j].sockaddr, sn->peerlens[j],
+                             &a->sockaddr.sockaddr, a->socklen, 1)
+            == NGX_OK)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/* the master's sentinel, the one asked now, the subscription's */
+
+static ngx_uint_t
+ngx_http_maintenance_sentinel_in_use(ngx_http_maintenance_sentinel_t *sn,
+    ngx_uint_t i)
+{
+    return (sn->known && i == sn->from)
+           || (sn->querying && i == sn->cur)
+           || ((sn->sub.c || sn->sub_rs.ctx) && i == sn->sub_idx);
+}
+
+
+/*
+ * A learned sentinel out of the list (logged: a change of the set); the
+ * indexes into the list move with it, one on a dropped entry goes to the
+ * next
+ */
+
+static void
+ngx_http_maintenance_sentinel_drop(ngx_http_maintenance_sentinel_t *sn,
+    ngx_uint_t i, const char *why)
+{
+    ngx_log_error(NGX_LOG_NOTICE, sn->log, 0,
+                  "maintenance: sentinel %s dropped: %s by sentinel %s",
+                  sn->addrs[i].text, why, sn->addrs[sn->peers_from].text);
+
+    ngx_memmove(&sn->addrs[i], &sn->addrs[i + 1],
+                (sn->n - i - 1) * sizeof(ngx_http_maintenance_sentinel_addr_t));
+    sn->n--;
+
+    ngx_http_maintenance_sentinel_shift(sn, &sn->good, i);
+    ngx_http_maintenance_sentinel_shift(sn, &sn->from, i);
+    ngx_http_maintenance_sentinel_shift(sn, &sn->cur, i);
+    ngx_http_maintenance_sentinel_shift(sn, &sn->sub_idx, i);
+    ngx_http_maintenance_sentinel_shift(sn, &sn->peers_from, i);
+}
+
+
+static void
+ngx_http_maintenance_sentinel_shift(ngx_http_maintenance_sentinel_t *sn,
+    ngx_uint_t *idx, ngx_uint_t i)
+{
+    if (*idx > i) {
+        (*idx)--;
+
+    } else if (*idx == i && *idx >= sn->n) {
+        *idx = 0;
+    }
 }
 
 
@@ -117,7 +323,7 @@ ngx_http_maintenance_sentinel_learned(ngx_http_maintenance_sentinel_t *sn,
     if (save) {
         if (sh->owner_pid == ngx_pid) {
             n = ngx_min(sn->n - sn->nconf,
-                        NGX_HTTP_MAINTENANCE_SENTINELS_CONF);
+                        NGX_HTTP_MAINTENANCE_SENTINELS_MAX);
 
             for (i = 0; i < n; i++) {
                 ngx_memcpy(&sh->learned[i], &sn->addrs[sn->nconf + i].sockaddr,
@@ -131,7 +337,7 @@ ngx_http_maintenance_sentinel_learned(ngx_http_maintenance_sentinel_t *sn,
         }
 
     } else if (ngx_strcmp(sh->learned_for, sn->name.data) == 0) {
-        n = ngx_min(sh->nlearned, NGX_HTTP_MAINTENANCE_SENTINELS_CONF);
+        n = ngx_min(sh->nlearned, NGX_HTTP_MAINTENANCE_SENTINELS_MAX);
 
         for (i = 0; i < n; i++) {
             (void) ngx_http_maintenance_sentinel_add(sn,
@@ -170,6 +376,29 @@ ngx_http_maintenance_sentinel_parse(ngx_http_maintenance_sentinel_t *sn,
     ngx_reset_pool(sn->pool);
 
     return rc;
+}
+
+
+/* a DNS host name (letters, digits, "-", "_", "."), not an address */
+
+ngx_uint_t
+ngx_http_maintenance_sentinel_host_name(const char *s)
+{
+    u_char  c;
+    size_t  i;
+
+    for (i = 0; s[i]; i++) {
+        c = (u_char) (s[i] | 0x20);
+
+        if (i == NGX_HTTP_MAINTENANCE_RESOLVE_NAME
+            || !((c >= 'a' && c <= 'z') || (s[i] >= '0' && s[i] <= '9')
+                 || s[i] == '-' || s[i] == '_' || s[i] == '.'))
+        {
+            return 0;
+        }
+    }
+
+    return i > 0;
 }
 
 

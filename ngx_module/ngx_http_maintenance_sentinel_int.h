@@ -56,6 +56,20 @@ struct ngx_http_maintenance_sentinel_s {
                                                     first */
 
     /*
+     * The "sentinels" answer of sentinel peers_from (valid), kept until
+     * the master it names is confirmed: then a learned sentinel it does
+     * not list is dropped.  "overflow": it listed more than fit here.
+     */
+    ngx_sockaddr_t                     peers[
+                                          NGX_HTTP_MAINTENANCE_SENTINELS_MAX];
+    socklen_t                          peerlens[
+                                          NGX_HTTP_MAINTENANCE_SENTINELS_MAX];
+    ngx_uint_t                         npeers;
+    ngx_uint_t                         peers_from;
+    ngx_uint_t                         peers_valid;
+    ngx_uint_t                         peers_overflow;
+
+    /*
      * A discovery: each sentinel in turn, from "good", on a short-lived
      * connection, until one names a master.  After a ROLE check refused
      * that master the discovery resumes at the next sentinel ("resume"),
@@ -77,6 +91,19 @@ struct ngx_http_maintenance_sentinel_s {
                                              + NGX_SOCKADDR_STRLEN + 4];
     ngx_sockaddr_t                     cand;
     socklen_t                          candlen;
+
+    /*
+     * cur named the master by host name (the sentinels' resolve-hostnames
+     * yes): resolved with "resolver" before the discovery ends
+     */
+    ngx_uint_t                         cand_named;
+    u_char                             cand_host[
+                                       NGX_HTTP_MAINTENANCE_RESOLVE_NAME + 1];
+    in_port_t                          cand_port;
+    ngx_http_maintenance_resolve_t     cand_rs;
+    u_char                             cand_logged[
+                                       NGX_HTTP_MAINTENANCE_RESOLVE_NAME
+                                       + NGX_SOCKADDR_STRLEN + 2];
     u_char                             why[NGX_HTTP_MAINTENANCE_TRIED_LEN];
     size_t                             whylen;
     ngx_uint_t                         failed_logged;
@@ -130,9 +157,14 @@ ngx_int_t ngx_http_maintenance_sentinel_add(
     socklen_t len);
 void ngx_http_maintenance_sentinel_learned(
     ngx_http_maintenance_sentinel_t *sn, ngx_uint_t save);
+void ngx_http_maintenance_sentinel_learn(
+    ngx_http_maintenance_sentinel_t *sn);
+void ngx_http_maintenance_sentinel_follow(
+    ngx_http_maintenance_sentinel_t *sn);
 ngx_int_t ngx_http_maintenance_sentinel_parse(
     ngx_http_maintenance_sentinel_t *sn, const char *ip, int port,
     ngx_sockaddr_t *sa, socklen_t *socklen);
+ngx_uint_t ngx_http_maintenance_sentinel_host_name(const char *s);
 struct sockaddr *ngx_http_maintenance_sentinel_pick(
     ngx_http_maintenance_sentinel_t *sn,
     ngx_http_maintenance_sentinel_addr_t *a,

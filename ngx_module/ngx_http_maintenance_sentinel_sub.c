@@ -15,6 +15,8 @@ static void ngx_http_maintenance_sentinel_sub_failed(
     ngx_http_maintenance_sentinel_t *sn, const char *why);
 static void ngx_http_maintenance_sentinel_switch(
     ngx_http_maintenance_sentinel_t *sn, redisReply *msg);
+static void ngx_http_maintenance_sentinel_cancel(
+    ngx_http_maintenance_sentinel_t *sn);
 
 
 void
@@ -200,7 +202,7 @@ ngx_http_maintenance_sentinel_switch(ngx_http_maintenance_sentinel_t *sn,
     redisReply *msg)
 {
     int             rc, port;
-    char            ip[NGX_HTTP_MAINTENANCE_IP_LEN];
+    char            ip[NGX_HTTP_MAINTENANCE_RESOLVE_NAME + 1];
     socklen_t       len;
     ngx_sockaddr_t  sa;
 
@@ -209,6 +211,27 @@ ngx_http_maintenance_sentinel_switch(ngx_http_maintenance_sentinel_t *sn,
                                                   ip, sizeof(ip), &port);
     if (rc == 0) {
         return;   /* another master's */
+    }
+
+    if (rc > 0
+        && ngx_http_maintenance_sentinel_parse(sn, ip, port, &sa, &len)
+           != NGX_OK
+        && ngx_http_maintenance_sentinel_host_name(ip))
+    {
+        /* a host name (resolve-hostnames): the discovery resolves it */
+        ngx_log_error(NGX_LOG_NOTICE, sn->log, 0,
+                      "maintenance: sentinel %s: +switch-master to host "
+                      "name \"%s\"; asking the sentinels",
+                      sn->addrs[sn->sub_idx].text, ip);
+
+        ngx_http_maintenance_sentinel_cancel(sn);
+
+        sn->resume = 0;
+        sn->role_logged = 0;
+        sn->stale = 1;
+        sn->good = sn->sub_idx;
+        sn->discover(sn);
+        return;
     }
 
     if (rc < 0
@@ -231,18 +254,7 @@ ngx_http_maintenance_sentinel_switch(ngx_http_maintenance_sentinel_t *sn,
         return;
     }
 
-    /* a discovery running now could name the old master: it is dropped */
-
-    if (sn->querying) {
-        sn->querying = 0;
-
-        if (sn->step.posted) {
-            ngx_delete_posted_event(&sn->step);
-        }
-
-        ngx_http_maintenance_resolve_cancel(&sn->query_rs);
-        ngx_http_maintenance_redis_close(&sn->query, "cancelled");
-    }
+    ngx_http_maintenance_sentinel_cancel(sn);
 
     sn->resume = 0;
     sn->role_logged = 0;
@@ -252,6 +264,27 @@ ngx_http_maintenance_sentinel_switch(ngx_http_maintenance_sentinel_t *sn,
                                              "+switch-master from sentinel");
 
     sn->resolved(sn, NGX_OK, NULL);
+}
+
+
+/* a discovery running now could name the old master: it is dropped */
+
+static void
+ngx_http_maintenance_sentinel_cancel(ngx_http_maintenance_sentinel_t *sn)
+{
+    if (!sn->querying) {
+        return;
+    }
+
+    sn->querying = 0;
+
+    if (sn->step.posted) {
+        ngx_delete_posted_event(&sn->step);
+    }
+
+    ngx_http_maintenance_resolve_cancel(&sn->query_rs);
+    ngx_http_maintenance_resolve_cancel(&sn->cand_rs);
+    ngx_http_maintenance_redis_close(&sn->query, "cancelled");
 }
 
 

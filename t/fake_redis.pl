@@ -17,6 +17,7 @@
 #                              SENTINEL get-master-addr-by-name NAME gives
 #                              IP PORT, SENTINEL sentinels NAME an empty list,
 #                              ROLE "sentinel"
+#   FAKE PEERS NAME [IP:PORT ...] what SENTINEL sentinels NAME lists
 use strict;
 use warnings;
 use IO::Socket::INET;
@@ -32,6 +33,7 @@ my $sel = IO::Select->new($l);
 my (%buf, %frame, %stats, %fresh);
 my ($mode, $epoch) = ('on', 1);
 my %master;                         # FAKE SENTINEL: name -> [ip, port]
+my %peers;                          # FAKE PEERS: name -> [ip:port, ...]
 $stats{accepts} = 0;
 
 sub bulk { '$' . length($_[0]) . "\r\n$_[0]\r\n" }
@@ -60,6 +62,14 @@ sub sentinel {
     if ($sub eq 'get-master-addr-by-name') {
         my $m = $master{$name} or return "*-1\r\n";
         return "*2\r\n" . bulk($m->[0]) . bulk($m->[1]);
+    }
+    if ($sub eq 'sentinels' && $peers{$name}) {
+        my @p = @{ $peers{$name} };
+        return '*' . @p . "\r\n" . join('', map {
+            my ($ip, $port) = /^(.*):(\d+)$/;
+            "*6\r\n" . bulk('name') . bulk("peer-$port") . bulk('ip')
+            . bulk($ip) . bulk('port') . bulk($port)
+        } @p);
     }
     return "*0\r\n" if $sub eq 'sentinels' || $sub eq 'replicas'
                        || $sub eq 'slaves';
@@ -106,6 +116,8 @@ sub control {
         ($mode, $epoch) = @a[1, 2];
     } elsif ($what eq 'SENTINEL') {
         $master{ $a[1] } = [ @a[2, 3] ];
+    } elsif ($what eq 'PEERS') {
+        $peers{ $a[1] } = [ @a[2 .. $#a] ];
     } elsif ($what eq 'KICK') {
         for my $o ($sel->handles) {
             close_client($o) unless $o == $l || $o == $c;

@@ -14,6 +14,7 @@ use warnings;
 use lib 't/lib';
 use MigTest;
 use Test::More;
+use JSON::PP ();
 
 my $t = MigTest->new;
 my $dir = $t->dir;
@@ -195,6 +196,34 @@ $r = broken('stub', 'plain', 'locks');
 is($r->{rc}, 2, 'locks, a libpq.so.5 without PQ functions: exit 2');
 like($r->{err}, qr{\Amigctl: cannot load libpq\.so\.5: [^\n]*undefined symbol: PQ\w+: upgrade the libpq5 package\n\z},
      '... one line naming the missing function');
+
+# --json: the standard JSON error object on stdout, the same line on stderr
+for my $c ([ 'plain', 'locks', '--json' ], [ 'plain', '--json', 'locks' ],
+           [ 'sql', '--json', 'health' ])
+{
+    my ($conf, @args) = @$c;
+    $r = broken('broken', $conf, @args);
+    is($r->{rc}, 2, "@args, libpq.so.5 an empty file: exit 2");
+    like($r->{err}, qr{\Amigctl: cannot load libpq\.so\.5: [^\n]+: install the libpq5 package\n\z},
+         '... the same one line on stderr');
+    my $j = eval { JSON::PP::decode_json($r->{out}) };
+    ok($j, '... stdout is one JSON document') or diag($r->{out});
+    $j //= {};
+    is($j->{ok}, JSON::PP::false, '... ok: false');
+    is($j->{exit}, 2, '... exit: 2');
+    my ($cmd) = grep { !/^-/ } @args;
+    is($j->{command}, $cmd, "... command: $cmd");
+    like($j->{error} // '', qr{\Acannot load libpq\.so\.5: [^\n]+: install the libpq5 package\z},
+         '... error: the message');
+}
+
+$r = broken('broken', 'http', '--json', 'health');
+is($r->{rc}, 2, '--json health, libcurl.so.4 an empty file: exit 2');
+my $j = eval { JSON::PP::decode_json($r->{out}) } // {};
+ok(!$j->{ok} && ($j->{exit} // 0) == 2
+   && ($j->{error} // '') =~ /\Acannot load libcurl\.so\.4: .*libcurl4 package\z/,
+   '... the JSON error object names libcurl.so.4')
+    or diag($r->{out});
 
 $r = broken('broken', 'sql', 'health');
 is($r->{rc}, 2, 'health with an sql check in a thread, libpq broken: exit 2');

@@ -859,7 +859,7 @@ check_switch(const char *msg, size_t len)
 
 /*
  * The reference: exactly five words between spaces; the first equal to
- * the name byte for byte; the fourth 1..IP_LEN-1 of [0-9a-fA-F.:]; the
+ * the name byte for byte; the fourth 1..IP_LEN-1 of [0-9a-zA-Z.:_-]; the
  * fifth a port
  */
 
@@ -908,7 +908,10 @@ switch_ref(const char *msg, size_t len, const char *name, const char **ip,
     }
 
     for (c = *ip; c < *ip + *iplen; c++) {
-        if (strchr("0123456789abcdefABCDEF.:", *c) == NULL || *c == '\0') {
+        if (strchr("0123456789abcdefghijklmnopqrstuvwxyz"
+                   "ABCDEFGHIJKLMNOPQRSTUVWXYZ.:-_", *c) == NULL
+            || *c == '\0')
+        {
             return -1;
         }
     }
