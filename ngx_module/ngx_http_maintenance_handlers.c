@@ -14,7 +14,7 @@
 #define NGX_HTTP_MAINTENANCE_FIXED                                          \
     (4096 + 6 * 512 + 6 * NGX_HTTP_MAINTENANCE_STATE_ERR_LEN)
 #define NGX_HTTP_MAINTENANCE_SENTINEL_OUT                                   \
-    (1024 + 6 * (MIG_NAME_MAX + 2 * NGX_HTTP_MAINTENANCE_ADDR_LEN           \
+    (1024 + 6 * (MIG_NAME_MAX + 3 * NGX_HTTP_MAINTENANCE_ADDR_LEN           \
                  + NGX_HTTP_MAINTENANCE_TRIED_LEN)                          \
      + NGX_HTTP_MAINTENANCE_SENTINELS_MAX                                   \
        * (MIG_NAME_MAX + NGX_SOCKADDR_STRLEN + 96))
@@ -506,6 +506,7 @@ ngx_http_maintenance_status_prom(ngx_http_request_t *r, u_char *p,
 /*
  * maintenance_redis_sentinel: the master in use ("" unknown), whether a
  * sentinel answered last time, which one, or every one tried and why; the
+ * one holding the +switch-master subscription ("" none); the
  * master changes seen and the time of the last (unix ms, 0 none)
  */
 
@@ -524,6 +525,7 @@ ngx_http_maintenance_sentinel_json(u_char *p,
     snap->master[NGX_HTTP_MAINTENANCE_ADDR_LEN - 1] = '\0';
     snap->sentinel[NGX_HTTP_MAINTENANCE_ADDR_LEN - 1] = '\0';
     snap->sentinel_tried[NGX_HTTP_MAINTENANCE_TRIED_LEN - 1] = '\0';
+    snap->sentinel_sub[NGX_HTTP_MAINTENANCE_ADDR_LEN - 1] = '\0';
 
     p = ngx_sprintf(p, ",\"sentinel\":{\"configured\":true,\"name\":");
     p = ngx_http_maintenance_json_str(p, mmcf->sentinel_name.data,
@@ -535,6 +537,9 @@ ngx_http_maintenance_sentinel_json(u_char *p,
                     snap->sentinel_reachable ? "true" : "false");
     p = ngx_http_maintenance_json_str(p, snap->sentinel,
                                       ngx_strlen(snap->sentinel));
+    p = ngx_sprintf(p, ",\"subscribed\":");
+    p = ngx_http_maintenance_json_str(p, snap->sentinel_sub,
+                                      ngx_strlen(snap->sentinel_sub));
     p = ngx_sprintf(p, ",\"tried\":");
     p = ngx_http_maintenance_json_str(p, snap->sentinel_tried,
                                       ngx_strlen(snap->sentinel_tried));

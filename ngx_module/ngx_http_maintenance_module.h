@@ -128,6 +128,9 @@ typedef struct {
     socklen_t                    learned_len[
                                      NGX_HTTP_MAINTENANCE_SENTINELS_MAX];
 
+    /* the sentinel holding worker 0's +switch-master subscription ("" none) */
+    u_char                       sentinel_sub[NGX_HTTP_MAINTENANCE_ADDR_LEN];
+
     ngx_http_maintenance_scope_sh_t  scopes[NGX_HTTP_MAINTENANCE_MAX_SCOPES];
 } ngx_http_maintenance_shctx_t;
 

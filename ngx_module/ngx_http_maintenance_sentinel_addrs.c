@@ -585,6 +585,29 @@ ngx_http_maintenance_sentinel_zone_master(ngx_http_maintenance_sentinel_t *sn)
 }
 
 
+/* the sentinel holding the +switch-master subscription ("" none) */
+
+void
+ngx_http_maintenance_sentinel_zone_sub(ngx_http_maintenance_sentinel_t *sn,
+    u_char *text)
+{
+    ngx_http_maintenance_sync_t   *sync;
+    ngx_http_maintenance_shctx_t  *sh;
+
+    sync = sn->sync;
+    sh = sync->sh;
+
+    ngx_shmtx_lock(&sync->shpool->mutex);
+
+    if (sh->owner_pid == ngx_pid) {
+        (void) ngx_cpystrn(sh->sentinel_sub, text,
+                           NGX_HTTP_MAINTENANCE_ADDR_LEN);
+    }
+
+    ngx_shmtx_unlock(&sync->shpool->mutex);
+}
+
+
 ngx_uint_t
 ngx_http_maintenance_sentinel_exiting(ngx_http_maintenance_sentinel_t *sn)
 {

@@ -177,6 +177,8 @@ void ngx_http_maintenance_sentinel_zone(
     ngx_http_maintenance_sentinel_t *sn, ngx_uint_t reachable, u_char *text);
 void ngx_http_maintenance_sentinel_zone_master(
     ngx_http_maintenance_sentinel_t *sn);
+void ngx_http_maintenance_sentinel_zone_sub(
+    ngx_http_maintenance_sentinel_t *sn, u_char *text);
 ngx_uint_t ngx_http_maintenance_sentinel_exiting(
     ngx_http_maintenance_sentinel_t *sn);
 ngx_int_t ngx_http_maintenance_sentinel_auth(

@@ -170,6 +170,8 @@ ngx_http_maintenance_sentinel_sub_cb(ngx_http_maintenance_redis_t *rc,
 
         ngx_http_maintenance_sentinel_zone(sn, 1,
                                            sn->addrs[sn->sub_idx].text);
+        ngx_http_maintenance_sentinel_zone_sub(sn,
+                                               sn->addrs[sn->sub_idx].text);
 
         ngx_add_timer(&sn->ping, NGX_HTTP_MAINTENANCE_SENTINEL_PING);
 
@@ -302,6 +304,10 @@ ngx_http_maintenance_sentinel_sub_closed(ngx_http_maintenance_redis_t *rc,
 
     if (ngx_http_maintenance_sentinel_exiting(sn)) {
         return;
+    }
+
+    if (sn->sub_ever) {
+        ngx_http_maintenance_sentinel_zone_sub(sn, (u_char *) "");
     }
 
     ngx_http_maintenance_sentinel_sub_failed(sn, why);
