@@ -852,9 +852,16 @@ ngx_http_maintenance_sentinel_done(ngx_http_maintenance_sentinel_t *sn,
         /* the master unchanged, confirmed before: its list is followed */
         ngx_http_maintenance_sentinel_follow(sn);
 
-        if (sn->sub.c == NULL && !sn->sub_timer.timer_set
-            && sn->sub_rs.ctx == NULL)
-        {
+        /*
+         * a subscription waiting (in a round or its backoff) goes to the
+         * sentinel that just answered, now
+         */
+
+        if (sn->sub.c == NULL && sn->sub_rs.ctx == NULL) {
+            if (sn->sub_timer.timer_set) {
+                ngx_del_timer(&sn->sub_timer);
+            }
+
             sn->sub_idx = sn->cur;
             ngx_http_maintenance_sentinel_sub_start(sn);
         }

@@ -315,8 +315,11 @@ ngx_http_maintenance_sentinel_sub_closed(ngx_http_maintenance_redis_t *rc,
 
 
 /*
- * Logged once until subscribed again; the next sentinel is tried after a
- * backoff.  When every sentinel failed in a row, none is reachable.
+ * Logged once until subscribed again.  As Redis's guidelines for Sentinel
+ * clients say, the next sentinel is tried at once (each attempt is bounded
+ * by the timeout), and only after a whole round failed, after a backoff:
+ * dead sentinels ahead of a live one cost their timeouts, no more.  When
+ * every sentinel failed in a row, none is reachable.
  */
 
 static void
@@ -350,6 +353,12 @@ ngx_http_maintenance_sentinel_sub_failed(ngx_http_maintenance_sentinel_t *sn,
     }
 
     sn->sub_idx = (sn->sub_idx + 1) % sn->n;
+
+    if (sn->sub_fails % sn->n) {
+        /* the round goes on: from the event loop, not recursively */
+        ngx_add_timer(&sn->sub_timer, 0);
+        return;
+    }
 
     wait = sn->sub_backoff / 2
            + (ngx_msec_t) ngx_random() % (sn->sub_backoff / 2 + 1);
