@@ -14,7 +14,7 @@
 #define NGX_HTTP_MAINTENANCE_FIXED                                          \
     (4096 + 6 * 512 + 6 * NGX_HTTP_MAINTENANCE_STATE_ERR_LEN)
 #define NGX_HTTP_MAINTENANCE_SENTINEL_OUT                                   \
-    (1024 + 6 * (MIG_NAME_MAX + 3 * NGX_HTTP_MAINTENANCE_ADDR_LEN           \
+    (1280 + 6 * (MIG_NAME_MAX + 3 * NGX_HTTP_MAINTENANCE_ADDR_LEN           \
                  + NGX_HTTP_MAINTENANCE_TRIED_LEN)                          \
      + NGX_HTTP_MAINTENANCE_SENTINELS_MAX                                   \
        * (MIG_NAME_MAX + NGX_SOCKADDR_STRLEN + 96))
@@ -602,6 +602,10 @@ ngx_http_maintenance_sentinel_prom(u_char *p,
         "answered last time.\n"
         "# TYPE nginx_maintenance_sentinel_reachable gauge\n"
         "nginx_maintenance_sentinel_reachable %d\n"
+        "# HELP nginx_maintenance_sentinel_subscribed 1 if a sentinel "
+        "holds the +switch-master subscription.\n"
+        "# TYPE nginx_maintenance_sentinel_subscribed gauge\n"
+        "nginx_maintenance_sentinel_subscribed %d\n"
         "# HELP nginx_maintenance_sentinel_failovers_total Master changes "
         "seen.\n"
         "# TYPE nginx_maintenance_sentinel_failovers_total counter\n"
@@ -611,7 +615,8 @@ ngx_http_maintenance_sentinel_prom(u_char *p,
         "# TYPE nginx_maintenance_sentinel_last_switch_seconds gauge\n"
         "nginx_maintenance_sentinel_last_switch_seconds %uL.%03uL\n",
         &mmcf->sentinel_name, snap->master,
-        snap->sentinel_reachable ? 1 : 0, snap->failovers,
+        snap->sentinel_reachable ? 1 : 0, snap->sentinel_sub[0] ? 1 : 0,
+        snap->failovers,
         snap->last_switch / 1000, snap->last_switch % 1000);
 }
 

@@ -29,6 +29,11 @@ ngx_http_maintenance_sentinel_sub_start(ngx_http_maintenance_sentinel_t *sn)
 
     sn->sub_ready = 0;
 
+    if (!sn->sub_ever && sn->sub_fails == 0) {
+        /* a worker 0 starting: not its predecessor's subscription */
+        ngx_http_maintenance_sentinel_zone_sub(sn, (u_char *) "");
+    }
+
     if (a->host.len == 0) {
         ngx_http_maintenance_sentinel_sub_open(sn, &a->sockaddr.sockaddr,
                                                a->socklen);
@@ -296,6 +301,9 @@ ngx_http_maintenance_sentinel_sub_closed(ngx_http_maintenance_redis_t *rc,
 {
     ngx_http_maintenance_sentinel_t  *sn = rc->data;
 
+    ngx_uint_t  ready;
+
+    ready = sn->sub_ready;
     sn->sub_ready = 0;
 
     if (sn->ping.timer_set) {
@@ -306,7 +314,7 @@ ngx_http_maintenance_sentinel_sub_closed(ngx_http_maintenance_redis_t *rc,
         return;
     }
 
-    if (sn->sub_ever) {
+    if (ready) {
         ngx_http_maintenance_sentinel_zone_sub(sn, (u_char *) "");
     }
 

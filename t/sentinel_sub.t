@@ -85,6 +85,13 @@ sub status {
 
 sub subscribed { status($_[0])->{sentinel}{subscribed} // '' }
 
+sub prom_subscribed {
+    my ($n) = @_;
+    my $b = $t->http($t->port("${n}_st"), '/status?format=prometheus',
+                     timeout => 3)->{body} // '';
+    return $b =~ /^nginx_maintenance_sentinel_subscribed (\d)$/m ? $1 : '';
+}
+
 sub on_master {
     my ($n, $who) = @_;
     my $s = status($n);
@@ -152,6 +159,8 @@ ok($t->wait_for(sub { subscribed('e') eq addr('g-s1') }, 10),
    'the subscription is on g-s1, the first sentinel')
     or diag(explain(status('e')->{sentinel}));
 ok($t->wait_for(sub { on_master('e', 'g-m') }, 10), 'the edge on g-m');
+is(prom_subscribed('e'), 1,
+   'Prometheus: nginx_maintenance_sentinel_subscribed 1');
 
 # --- 1. the subscription's sentinel killed, a graceful failover -----------
 
@@ -209,6 +218,8 @@ ok($t->wait_for(sub {
        my $s = status('e')->{sentinel};
        ($s->{subscribed} // 'x') eq '' && !$s->{reachable}
    }, 10), '3: every sentinel down: subscribed "", not reachable');
+is(prom_subscribed('e'), 0,
+   '3: Prometheus: nginx_maintenance_sentinel_subscribed 0');
 
 # the blackholes' accept queues count the connections made to them: a
 # round takes bh1's and bh2's timeouts, then a backoff (100 ms doubling to
