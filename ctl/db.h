@@ -90,6 +90,19 @@ int migctl_migrations_run(migctl_ctx_t *ctx, PGconn *conn, const char *plan,
     const char *prev_plan, json_t **out);
 
 /*
+ * The same with the documents of migctl_verify_django() of this release
+ * (doc) and of the previous one (prev_doc), either NULL: a document gives
+ * the real replaces lists of its release's squashes (a squash whose
+ * replaced migrations are all recorded is applied, as Django has it), and
+ * its migrations when no plan file is given.  The result also has
+ * "squash_source" and "previous_squash_source": "django" (the lists),
+ * "names" (guessed from "N_squashed_M" names) or null (no such release).
+ */
+int migctl_migrations_check(migctl_ctx_t *ctx, PGconn *conn,
+    const char *plan, const char *prev_plan, json_t *doc, json_t *prev_doc,
+    json_t **out);
+
+/*
  * inspect: sqlfile is `manage.py sqlmigrate app migration` output ("-"
  * for stdin); app and migration may be NULL (then "recorded" is null).
  *
