@@ -1235,8 +1235,9 @@ usage(FILE *f)
         "                          shell\n");
 
     migctl_usage_footer(f, MIGCTL_USAGE_DB | MIGCTL_USAGE_DB_OPTS,
-        "0 no drift;1 drift;2;3;5 Django could not"
-        " produce the SQL",
+        "0 no drift;1 drift;2;3 PostgreSQL unreachable, or Django failed"
+        " on a locked django_migrations (the blocker named);5 Django could"
+        " not produce the SQL",
         "migctl verify --app shop --manage '/usr/bin/python3"
         " /srv/app/manage.py'");
 }

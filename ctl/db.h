@@ -71,7 +71,7 @@ int migctl_db_check_django(migctl_ctx_t *ctx, PGconn *conn);
  * output ("app" then " [X] 0001_x" lines), "-" for stdin, or NULL.
  *
  * {"applied": [{"app", "name", "applied_at"}...],      from the database
- *  "plan": true|false,                                  plan given
+ *  "plan": true|false,                  plan given (or a document)
  *  "pending": [{"app", "name"}...],                     in plan, not recorded
  *  "unknown_to_release": [{"app", "name"}...],          recorded, not in plan
  *  "previous_plan": true|false,
