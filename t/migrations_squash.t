@@ -106,9 +106,11 @@ sub replaced {
                'sqnamed.0003_item_color'],
               'named: names: the guess cannot see a custom squash name');
 
-    my $tx = mc($e, 'migrations', '--plan', $cur);
+    my $tx = mc($e, 'migrations', '--plan', $cur, '--previous-plan', $prev);
     like($tx->{out}, qr/^squashes: guessed from names .*give --manage/m,
          'named: names: the text says the squashes are guessed');
+    like($tx->{out}, qr/^the previous release's squashes: guessed from names .*give --previous-manage/m,
+         'named: names: and for the previous release');
 
     # Django's replaces lists
     my $t0 = time;
