@@ -947,7 +947,6 @@ static int
 read_rows(migctl_ctx_t *ctx, PGconn *conn, json_t **rows)
 {
     int        i, rc;
-    char       err[512];
     json_t    *a;
     PGresult  *pr;
 
@@ -955,11 +954,9 @@ read_rows(migctl_ctx_t *ctx, PGconn *conn, json_t **rows)
 
     pr = migctl_db_exec(conn, "SELECT app, name FROM django_migrations ORDER BY id");
 
+    /* a read that did not happen is no finding: never exit 1 (drift) */
     if (PQresultStatus(pr) != PGRES_TUPLES_OK) {
-        rc = migctl_error(ctx, PQstatus(conn) == CONNECTION_OK
-                               ? MIGCTL_PROBLEM : MIGCTL_UNREACHABLE,
-                          "reading django_migrations failed: %s",
-                          migctl_db_error(conn, err, sizeof(err)));
+        rc = migctl_db_failed(ctx, conn, pr, "django_migrations");
         PQclear(pr);
         return rc;
     }

@@ -307,6 +307,12 @@ sub drift_of {
     is(($r->{json}{blockers} || [])->[0]{pid}, $hpid,
        'django_migrations held: --json: the blocker');
     ok($el < 30, sprintf('django_migrations held: bounded (%.2f s)', $el));
+    diag(sprintf('verify behind a locked django_migrations: %.2f s', $el));
+    # no Django read at all (--from): migctl's own read meets the lock
+    $r = mc($e, '--json', 'verify', '--from', $doc);
+    is($r->{rc}, 3, 'django_migrations held, --from: exit 3, not 1 (drift)');
+    like($r->{err}, qr/django_migrations.*blocked by pid $hpid \(user postgres, application verify-dm,/,
+         'django_migrations held, --from: the blocker named');
     sql($e, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
             . "WHERE application_name = 'verify-dm'");
     $h->close;
