@@ -165,6 +165,15 @@ sub replaced {
               'named: migrated: 0004 and the squash (recorded last) unknown '
               . 'to previous');
     ok(!$r->{json}{rollback_safe}, 'named: migrated: rollback unsafe');
+
+    # a fully migrated database still fails the guess (health's
+    # migrations check reads a plan this way): exit 1
+    $cur = plan_of($e, 'cur', 'sqnamed');
+    $r = mc($e, '--json', 'migrations', '--plan', $cur);
+    is($r->{rc}, 1, 'named: migrated: names: exit 1, the replaced rows unknown');
+    $r = mc($e, '--json', 'migrations', '--plan', $cur, '--manage',
+            manage('cur', 'sqnamed'));
+    is($r->{rc}, 0, 'named: migrated: django: exit 0') or diag($r->{out});
 }
 
 # --- a squash whose name says more than it replaces ---------------------
