@@ -240,6 +240,14 @@ sub replaced {
          'fail: no document: says so');
     $r = mc($e, 'migrations', '--manage');
     is($r->{rc}, 2, 'fail: --manage without a command: exit 2');
+    my $t1 = time;
+    $r = mc($e, 'migrations', '--manage', 'sleep 30; true #',
+            '--timeout', '1s');
+    my $el1 = time - $t1;
+    is($r->{rc}, 5, 'fail: a hanging Django: exit 5');
+    like($r->{err}, qr/did not finish in 1000 ms \(killed\)/,
+         'fail: a hanging Django: killed at --timeout');
+    ok($el1 < 15, sprintf('fail: a hanging Django: bounded (%.2f s)', $el1));
 
     # django_migrations held: Django gives up; migctl names the blocker
     my $h = $t->pg_session('pg', db => $e->{PGDATABASE}, app => 'sq-holder');
