@@ -385,7 +385,8 @@ find_drift(migctl_ctx_t *ctx, PGconn *conn, dg_t *d)
         return MIGCTL_OK;
     }
 
-    rc = migctl_verify_django(ctx, d->manage, NULL, 0, 300000L, NULL, &doc);
+    rc = migctl_verify_django(ctx, conn, d->manage, NULL, 0, 300000L, NULL,
+                              &doc);
     if (rc != MIGCTL_OK) {
         /* its one line is printed: the diagnosis goes on without it */
         d->verify = json_pack("{s:s}", "skipped", ctx->error);

@@ -8,6 +8,11 @@
 #include <string.h>
 
 #include "db.h"
+#include "verify.h"
+
+
+#define MIGS_DJANGO_TIMEOUT_MS  300000L     /* a Django start-up, 300 s */
+#define MIGS_SQUASH_DEPTH       32          /* a squash of a squash of... */
 
 
 typedef struct {
@@ -31,6 +36,10 @@ typedef struct {
     size_t        nslot;     /* a power of two > 2 n */
     size_t       *squash;    /* entries named "N_squashed_M..." */
     size_t        nsquash;
+    json_t       *repl;      /* Django's: "app\tname" of a replaced
+                                migration -> [app, name] of its squash */
+    json_t       *squashes;  /* Django's: "app\tname" of a squash -> its
+                                replaces; NULL: guessed from names */
 } mig_list_t;
 
 
@@ -43,10 +52,18 @@ static int build_index(mig_list_t *l);
 static size_t hash(const char *app, const char *name);
 static mig_entry_t *squashed_into(mig_list_t *l, const char *app,
     const char *name);
+static int load_doc(json_t *doc, mig_list_t *l, int entries);
+static int note_squash(mig_list_t *l, const char *app, const char *name,
+    json_t *replaces);
+static mig_entry_t *replaced_in(mig_list_t *l, const char *app,
+    const char *name);
+static int recorded_through(mig_list_t *l, mig_list_t *db, mig_entry_t *e);
+static int mkkey(char *buf, size_t len, const char *app, const char *name);
 static void free_list(mig_list_t *l);
 static json_t *pair(const char *app, const char *name);
 static void print_text(json_t *o);
 static void print_list(json_t *o, const char *key, const char *title);
+static void print_source(json_t *src, const char *what, const char *opt);
 static const char *esc(json_t *e, const char *key, char *buf);
 static void usage(FILE *f);
 
@@ -55,19 +72,30 @@ int
 cmd_migrations(int argc, char **argv, migctl_ctx_t *ctx)
 {
     int          rc, n;
-    json_t      *out;
+    long         timeout_ms;
+    json_t      *out, *doc, *pdoc;
     PGconn      *conn;
-    const char  *plan, *prev;
+    const char  *plan, *prev, *manage, *pmanage;
 
     const migctl_opt_t  opts[] = {
         { "--plan", MIGCTL_OPT_STRING, &plan, "FILE", 0, 0, 0 },
         { "--previous-plan", MIGCTL_OPT_STRING, &prev, "FILE", 0, 0, 0 },
+        { "--manage", MIGCTL_OPT_STRING, &manage, "CMD", 0, 0, 0 },
+        { "--previous-manage", MIGCTL_OPT_STRING, &pmanage, "CMD", 0, 0, 0 },
+        { "--timeout", MIGCTL_OPT_DURATION, &timeout_ms, "DURATION", 1000,
+          0, 0 },
         MIGCTL_OPT_DB_TIMEOUTS(ctx),
         { NULL, 0, NULL, NULL, 0, 0, 0 }
     };
 
     plan = NULL;
     prev = NULL;
+    manage = NULL;
+    pmanage = NULL;
+    timeout_ms = MIGS_DJANGO_TIMEOUT_MS;
+    doc = NULL;
+    pdoc = NULL;
+    out = NULL;
 
     rc = migctl_opt_parse(ctx, opts, argc, argv, &n, usage);
     if (rc != MIGCTL_OK) {
@@ -90,11 +118,34 @@ cmd_migrations(int argc, char **argv, migctl_ctx_t *ctx)
         return rc;
     }
 
-    rc = migctl_migrations_run(ctx, conn, plan, prev, &out);
-    PQfinish(conn);
+    /* the replaces lists from each release's own Django, as verify's */
+    if (manage || pmanage) {
+        rc = migctl_db_check_django(ctx, conn);
+        if (rc != MIGCTL_OK) {
+            goto done;
+        }
+    }
+
+    if (manage) {
+        rc = migctl_verify_django(ctx, conn, manage, NULL, 0, timeout_ms,
+                                  NULL, &doc);
+        if (rc != MIGCTL_OK) {
+            goto done;
+        }
+    }
+
+    if (pmanage) {
+        rc = migctl_verify_django(ctx, conn, pmanage, NULL, 0, timeout_ms,
+                                  NULL, &pdoc);
+        if (rc != MIGCTL_OK) {
+            goto done;
+        }
+    }
+
+    rc = migctl_migrations_check(ctx, conn, plan, prev, doc, pdoc, &out);
 
     if (out == NULL) {
-        return rc;
+        goto done;
     }
 
     if (ctx->json) {
@@ -104,7 +155,12 @@ cmd_migrations(int argc, char **argv, migctl_ctx_t *ctx)
         print_text(out);
     }
 
+done:
+
     json_decref(out);
+    json_decref(doc);
+    json_decref(pdoc);
+    PQfinish(conn);
 
     return rc;
 }
@@ -114,7 +170,16 @@ int
 migctl_migrations_run(migctl_ctx_t *ctx, PGconn *conn, const char *plan,
     const char *prev_plan, json_t **out)
 {
-    int           rc, r;
+    return migctl_migrations_check(ctx, conn, plan, prev_plan, NULL, NULL,
+                                   out);
+}
+
+
+int
+migctl_migrations_check(migctl_ctx_t *ctx, PGconn *conn, const char *plan,
+    const char *prev_plan, json_t *doc, json_t *prev_doc, json_t **out)
+{
+    int           rc, r, rel, prev;
     size_t        i;
     json_t       *o, *applied, *pending, *unk, *unkprev, *mismatch,
                  *squashed;
@@ -136,6 +201,17 @@ migctl_migrations_run(migctl_ctx_t *ctx, PGconn *conn, const char *plan,
     if (prev_plan && (rc = read_plan(ctx, prev_plan, &pv)) != MIGCTL_OK) {
         goto done;
     }
+
+    /* a plan lists the migrations, a document gives them too without one */
+    if ((doc && load_doc(doc, &pl, plan == NULL) != 0)
+        || (prev_doc && load_doc(prev_doc, &pv, prev_plan == NULL) != 0))
+    {
+        rc = migctl_error(ctx, MIGCTL_PROBLEM, "out of memory");
+        goto done;
+    }
+
+    rel = plan != NULL || doc != NULL;
+    prev = prev_plan != NULL || prev_doc != NULL;
 
     rc = migctl_db_check_django(ctx, conn);
     if (rc != MIGCTL_OK) {
@@ -160,13 +236,19 @@ migctl_migrations_run(migctl_ctx_t *ctx, PGconn *conn, const char *plan,
     mismatch = json_array();
     squashed = json_array();
     json_object_set_new(o, "applied", applied);
-    json_object_set_new(o, "plan", json_boolean(plan != NULL));
+    json_object_set_new(o, "plan", json_boolean(rel));
     json_object_set_new(o, "pending", pending);
     json_object_set_new(o, "unknown_to_release", unk);
-    json_object_set_new(o, "previous_plan", json_boolean(prev_plan != NULL));
+    json_object_set_new(o, "previous_plan", json_boolean(prev));
     json_object_set_new(o, "unknown_to_previous", unkprev);
     json_object_set_new(o, "plan_mismatch", mismatch);
     json_object_set_new(o, "replaced_by_squash", squashed);
+    json_object_set_new(o, "squash_source",
+                        !rel ? json_null()
+                        : json_string(pl.squashes ? "django" : "names"));
+    json_object_set_new(o, "previous_squash_source",
+                        !prev ? json_null()
+                        : json_string(pv.squashes ? "django" : "names"));
 
     for (r = 0; r < PQntuples(res); r++) {
         const char  *app = PQgetvalue(res, r, 0);
@@ -184,7 +266,7 @@ migctl_migrations_run(migctl_ctx_t *ctx, PGconn *conn, const char *plan,
             goto done;
         }
 
-        if (plan) {
+        if (rel) {
             e = find(&pl, app, name);
             if (e == NULL && (e = squashed_into(&pl, app, name)) != NULL) {
                 json_t  *m = pair(app, name);
@@ -208,7 +290,7 @@ migctl_migrations_run(migctl_ctx_t *ctx, PGconn *conn, const char *plan,
             }
         }
 
-        if (prev_plan && find(&pv, app, name) == NULL
+        if (prev && find(&pv, app, name) == NULL
             && squashed_into(&pv, app, name) == NULL)
         {
             json_array_append_new(unkprev, pair(app, name));
@@ -218,7 +300,9 @@ migctl_migrations_run(migctl_ctx_t *ctx, PGconn *conn, const char *plan,
     for (i = 0; i < pl.n; i++) {
         e = &pl.v[i];
 
-        if (find(&db, e->app, e->name) != NULL) {
+        if (find(&db, e->app, e->name) != NULL
+            || recorded_through(&pl, &db, e))
+        {
             continue;
         }
 
@@ -236,9 +320,8 @@ migctl_migrations_run(migctl_ctx_t *ctx, PGconn *conn, const char *plan,
 
     /* rolling code back is safe only if the old code knows every record */
     json_object_set_new(o, "rollback_safe",
-                        prev_plan ? json_boolean(json_array_size(unkprev)
-                                                 == 0)
-                                  : json_null());
+                        prev ? json_boolean(json_array_size(unkprev) == 0)
+                             : json_null());
 
     rc = json_array_size(pending) || json_array_size(unk)
          ? MIGCTL_PROBLEM : MIGCTL_OK;
@@ -523,6 +606,10 @@ squashed_into(mig_list_t *l, const char *app, const char *name)
     size_t   i, k;
     long     n, from, to;
 
+    if (l->squashes != NULL) {
+        return replaced_in(l, app, name);
+    }
+
     n = strtol(name, &end, 10);
     if (end == name || *end != '_') {
         return NULL;
@@ -563,6 +650,177 @@ squashed_into(mig_list_t *l, const char *app, const char *name)
 }
 
 
+/*
+ * A document of migctl_verify_django(): the release's migrations (into
+ * l's entries when entries is set: no plan was given) and every squash's
+ * replaces list, which then replaces the guess from names.
+ */
+static int
+load_doc(json_t *doc, mig_list_t *l, int entries)
+{
+    size_t       i;
+    json_t      *m;
+    const char  *app, *name;
+
+    l->repl = json_object();
+    l->squashes = json_object();
+    if (l->repl == NULL || l->squashes == NULL) {
+        return -1;
+    }
+
+    json_array_foreach(json_object_get(doc, "migrations"), i, m) {
+        app = json_string_value(json_object_get(m, "app"));
+        name = json_string_value(json_object_get(m, "name"));
+        if (app == NULL || name == NULL) {
+            continue;
+        }
+
+        if (entries && add(l, app, strlen(app), name, strlen(name), 0) != 0)
+        {
+            return -1;
+        }
+
+        if (note_squash(l, app, name, json_object_get(m, "replaces")) != 0) {
+            return -1;
+        }
+    }
+
+    /* squashes the graph left out: a squash of a squash, a partial one */
+    json_array_foreach(json_object_get(doc, "squashes"), i, m) {
+        app = json_string_value(json_object_get(m, "app"));
+        name = json_string_value(json_object_get(m, "name"));
+        if (app != NULL && name != NULL
+            && note_squash(l, app, name, json_object_get(m, "replaces")) != 0)
+        {
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
+/* the first squash seen for a migration wins: the graph's own */
+static int
+note_squash(mig_list_t *l, const char *app, const char *name,
+    json_t *replaces)
+{
+    char         key[1024];
+    size_t       i;
+    json_t      *r;
+    const char  *a, *b;
+
+    if (json_array_size(replaces) == 0
+        || mkkey(key, sizeof(key), app, name) != 0)
+    {
+        return 0;
+    }
+
+    if (json_object_get(l->squashes, key) == NULL
+        && json_object_set(l->squashes, key, replaces) != 0)
+    {
+        return -1;
+    }
+
+    json_array_foreach(replaces, i, r) {
+        a = json_string_value(json_array_get(r, 0));
+        b = json_string_value(json_array_get(r, 1));
+        if (a == NULL || b == NULL || mkkey(key, sizeof(key), a, b) != 0
+            || json_object_get(l->repl, key) != NULL)
+        {
+            continue;
+        }
+
+        if (json_object_set_new(l->repl, key, json_pack("[s,s]", app, name))
+            != 0)
+        {
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
+/* the entry of l that replaces app.name, through squashes of squashes */
+static mig_entry_t *
+replaced_in(mig_list_t *l, const char *app, const char *name)
+{
+    int           depth;
+    char          key[1024];
+    json_t       *s;
+    mig_entry_t  *e;
+
+    for (depth = 0; depth < MIGS_SQUASH_DEPTH; depth++) {
+        if (mkkey(key, sizeof(key), app, name) != 0) {
+            return NULL;
+        }
+
+        s = json_object_get(l->repl, key);
+        if (s == NULL) {
+            return NULL;
+        }
+
+        app = json_string_value(json_array_get(s, 0));
+        name = json_string_value(json_array_get(s, 1));
+
+        e = find(l, app, name);
+        if (e != NULL) {
+            return e;
+        }
+    }
+
+    return NULL;
+}
+
+
+/*
+ * A squash without its own row is applied when every migration it
+ * replaces is recorded (Django's rule, and showmigrations' [X]); known
+ * only from Django's lists, never guessed.
+ */
+static int
+recorded_through(mig_list_t *l, mig_list_t *db, mig_entry_t *e)
+{
+    char         key[1024];
+    size_t       i;
+    json_t      *rp, *r;
+    const char  *a, *b;
+
+    if (l->squashes == NULL || mkkey(key, sizeof(key), e->app, e->name) != 0)
+    {
+        return 0;
+    }
+
+    rp = json_object_get(l->squashes, key);
+    if (json_array_size(rp) == 0) {
+        return 0;
+    }
+
+    json_array_foreach(rp, i, r) {
+        a = json_string_value(json_array_get(r, 0));
+        b = json_string_value(json_array_get(r, 1));
+        if (a == NULL || b == NULL || find(db, a, b) == NULL) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+/* "app\tname"; -1 when it does not fit (such a name matches nothing) */
+static int
+mkkey(char *buf, size_t len, const char *app, const char *name)
+{
+    int  n;
+
+    n = snprintf(buf, len, "%s\t%s", app, name);
+
+    return n < 0 || (size_t) n >= len ? -1 : 0;
+}
+
+
 static void
 free_list(mig_list_t *l)
 {
@@ -576,6 +834,8 @@ free_list(mig_list_t *l)
     free(l->v);
     free(l->slot);
     free(l->squash);
+    json_decref(l->repl);
+    json_decref(l->squashes);
 }
 
 
@@ -622,6 +882,9 @@ print_text(json_t *o)
                    esc(e, "squashed_into", b[2]));
         }
 
+        print_source(json_object_get(o, "squash_source"), "squashes",
+                     "--manage");
+
         if (json_array_size(json_object_get(o, "plan_mismatch"))) {
             printf("plan and database disagree (the plan was made "
                    "against another database?):\n");
@@ -639,6 +902,8 @@ print_text(json_t *o)
     if (json_is_true(json_object_get(o, "previous_plan"))) {
         print_list(o, "unknown_to_previous",
                    "unknown to the previous release");
+        print_source(json_object_get(o, "previous_squash_source"),
+                     "the previous release's squashes", "--previous-manage");
         rs = json_object_get(o, "rollback_safe");
         printf("rolling back code: %s\n",
                json_is_true(rs)
@@ -668,6 +933,22 @@ print_list(json_t *o, const char *key, const char *title)
 }
 
 
+static void
+print_source(json_t *src, const char *what, const char *opt)
+{
+    if (json_is_string(src)
+        && strcmp(json_string_value(src), "django") == 0)
+    {
+        printf("%s: from Django's replaces lists\n", what);
+
+    } else {
+        printf("%s: guessed from names (N_squashed_M replaces N to M of "
+               "its app): give %s for Django's replaces lists\n", what,
+               opt);
+    }
+}
+
+
 /* names come from django_migrations and files: escaped for a terminal */
 static const char *
 esc(json_t *e, const char *key, char *buf)
@@ -687,23 +968,39 @@ usage(FILE *f)
     fprintf(f,
         "usage: migctl [--json] migrations [--plan FILE]"
         " [--previous-plan FILE]\n"
+        "           [--manage CMD] [--previous-manage CMD] [--timeout D]\n"
         "\n"
         "Lists the migrations recorded in django_migrations; with a plan,\n"
         "the pending ones and those recorded but unknown to this release;\n"
         "with a previous plan, those the previous release does not know\n"
-        "(rolling code back is then unsafe).\n"
+        "(rolling code back is then unsafe).  A plan has no replaces\n"
+        "lists: what a squash replaces is guessed from its name\n"
+        "(0001_squashed_0004_x: 0001 to 0004) unless that release's Django\n"
+        "is given, which reads them (and lists the migrations itself).\n"
         "\n"
         "options:\n"
         "  --plan FILE             manage.py showmigrations --plan of this\n"
         "                          release (- for standard input; the list\n"
         "                          format of showmigrations is read too)\n"
-        "  --previous-plan FILE    the same, from the previous release\n");
+        "  --previous-plan FILE    the same, from the previous release\n"
+        "  --manage CMD            how to run this release's manage.py, e.g.\n"
+        "                          '/usr/bin/python3 /srv/app/manage.py':\n"
+        "                          the squashes' replaces lists (and the\n"
+        "                          migrations, without --plan) from one\n"
+        "                          Django process, as verify's\n"
+        "  --previous-manage CMD   the same, for the previous release\n"
+        "  --timeout D             bound on each Django process (default\n"
+        "                          300s)\n");
 
     migctl_usage_footer(f, MIGCTL_USAGE_DB | MIGCTL_USAGE_DB_OPTS,
         "0 ok;1 something is pending or unknown to this release;"
         "2 usage or configuration (no django_migrations);3 PostgreSQL"
         " unreachable, or django_migrations locked past --lock-timeout"
-        " (the blocker named)",
+        " (the blocker named);5 Django (--manage) could not list the"
+        " migrations",
         "python3 manage.py showmigrations --plan > plan.txt\n"
-        "migctl migrations --plan plan.txt --previous-plan previous-plan.txt");
+        "migctl migrations --plan plan.txt --previous-plan previous-plan.txt\n"
+        "migctl migrations --manage '/usr/bin/python3 /srv/app/manage.py'"
+        " \\\n"
+        "    --previous-manage '/usr/bin/python3 /srv/prev/manage.py'");
 }

@@ -42,9 +42,10 @@ typedef struct {
 } vmig_t;
 
 
-static int run_django(migctl_ctx_t *ctx, const char *manage,
+static int run_django(migctl_ctx_t *ctx, PGconn *conn, const char *manage,
     const char **apps, int napps, long timeout_ms, char **outp,
     char *tail, size_t taillen);
+static int locked_out(migctl_ctx_t *ctx, PGconn *conn, const char *cmd);
 static int parse_doc(migctl_ctx_t *ctx, const char *text, const char *what,
     json_t **doc);
 static int read_rows(migctl_ctx_t *ctx, PGconn *conn, json_t **rows);
@@ -120,8 +121,15 @@ const char  migctl_verify_script[] =
     "            e['error'] = '%s: %s' % (type(exc).__name__, exc)\n"
     "            state = loader.project_state(node, at_end=True)\n"
     "        out.append(e)\n"
+    "    # every squash on disk, also one the graph left out (a squash of\n"
+    "    # a squash): what a recorded migration is known through\n"
+    "    squashes = [{'app': k[0], 'name': k[1],\n"
+    "                 'replaces': [list(r) for r in m.replaces]}\n"
+    "                for k, m in sorted(loader.replacements.items())\n"
+    "                if not wanted or k[0] in wanted]\n"
     "    doc = {'format': 1, 'django': django.get_version(),\n"
-    "           'database': alias, 'apps': wanted, 'migrations': out}\n"
+    "           'database': alias, 'apps': wanted, 'migrations': out,\n"
+    "           'squashes': squashes}\n"
     "    print('migctl-verify-json: ' + json.dumps(doc))\n"
     "\n"
     "\n"
@@ -220,8 +228,8 @@ cmd_verify(int argc, char **argv, migctl_ctx_t *ctx)
         goto done;
     }
 
-    rc = migctl_verify_django(ctx, manage, apps.v, apps.n, timeout_ms, from,
-                              &doc);
+    rc = migctl_verify_django(ctx, conn, manage, apps.v, apps.n, timeout_ms,
+                              from, &doc);
     if (rc != MIGCTL_OK) {
         goto done;
     }
@@ -249,7 +257,7 @@ done:
 
 
 int
-migctl_verify_django(migctl_ctx_t *ctx, const char *manage,
+migctl_verify_django(migctl_ctx_t *ctx, PGconn *conn, const char *manage,
     const char **apps, int napps, long timeout_ms, const char *from,
     json_t **doc)
 {
@@ -271,7 +279,7 @@ migctl_verify_django(migctl_ctx_t *ctx, const char *manage,
         return rc == MIGCTL_OK ? rc : MIGCTL_USAGE;
     }
 
-    rc = run_django(ctx, manage, apps, napps, timeout_ms, &text, tail,
+    rc = run_django(ctx, conn, manage, apps, napps, timeout_ms, &text, tail,
                     sizeof(tail));
     if (rc != MIGCTL_OK) {
         return rc;
@@ -598,8 +606,9 @@ done:
  * everything it printed on stdout; tail its last stderr line.
  */
 static int
-run_django(migctl_ctx_t *ctx, const char *manage, const char **apps,
-    int napps, long timeout_ms, char **outp, char *tail, size_t taillen)
+run_django(migctl_ctx_t *ctx, PGconn *conn, const char *manage,
+    const char **apps, int napps, long timeout_ms, char **outp, char *tail,
+    size_t taillen)
 {
     int             in, errfd, fd[2], status, timed_out, i, rc;
     char            path[MIGCTL_PATH_MAX], *cmd, *buf, *nb;
@@ -794,6 +803,12 @@ run_django(migctl_ctx_t *ctx, const char *manage, const char **apps,
 
     buf[used] = '\0';
 
+    if ((timed_out || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        && conn != NULL && (rc = locked_out(ctx, conn, cmd)) != MIGCTL_OK)
+    {
+        goto done;
+    }
+
     if (timed_out) {
         rc = migctl_error(ctx, MIGCTL_CMDFAIL, "'%s' did not finish in %ld "
                           "ms (killed): raise --timeout or django.timeout",
@@ -833,6 +848,42 @@ done:
     if (fd[1] >= 0) {
         close(fd[1]);
     }
+
+    return rc;
+}
+
+
+/*
+ * Django failed or ran out of time, maybe on a lock: its own read of
+ * django_migrations.  migctl's read of it, bounded by migctl's
+ * lock_timeout, names the blocker as every migctl read does (exit 3).
+ * MIGCTL_OK when that read passes: Django failed for its own reasons.
+ */
+static int
+locked_out(migctl_ctx_t *ctx, PGconn *conn, const char *cmd)
+{
+    int          rc;
+    char         err[1024];
+    PGresult    *res;
+    const char  *st;
+
+    res = migctl_db_exec(conn, "SELECT 1 FROM django_migrations LIMIT 1");
+
+    if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+        rc = MIGCTL_OK;
+
+    } else {
+        st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        rc = migctl_error(ctx, migctl_db_fail_code(conn, res),
+                          "'%s' failed%s: reading django_migrations: %s",
+                          cmd,
+                          (st && strcmp(st, "55P03") == 0)
+                          || json_array_size(migctl_db_last_blockers()) > 0
+                          ? " on a lock" : ", and so did migctl's own read",
+                          migctl_db_error(conn, err, sizeof(err)));
+    }
+
+    PQclear(res);
 
     return rc;
 }
@@ -896,7 +947,6 @@ static int
 read_rows(migctl_ctx_t *ctx, PGconn *conn, json_t **rows)
 {
     int        i, rc;
-    char       err[512];
     json_t    *a;
     PGresult  *pr;
 
@@ -904,11 +954,9 @@ read_rows(migctl_ctx_t *ctx, PGconn *conn, json_t **rows)
 
     pr = migctl_db_exec(conn, "SELECT app, name FROM django_migrations ORDER BY id");
 
+    /* a read that did not happen is no finding: never exit 1 (drift) */
     if (PQresultStatus(pr) != PGRES_TUPLES_OK) {
-        rc = migctl_error(ctx, PQstatus(conn) == CONNECTION_OK
-                               ? MIGCTL_PROBLEM : MIGCTL_UNREACHABLE,
-                          "reading django_migrations failed: %s",
-                          migctl_db_error(conn, err, sizeof(err)));
+        rc = migctl_db_failed(ctx, conn, pr, "django_migrations");
         PQclear(pr);
         return rc;
     }
@@ -1184,8 +1232,9 @@ usage(FILE *f)
         "                          shell\n");
 
     migctl_usage_footer(f, MIGCTL_USAGE_DB | MIGCTL_USAGE_DB_OPTS,
-        "0 no drift;1 drift;2;3;5 Django could not"
-        " produce the SQL",
+        "0 no drift;1 drift;2;3 PostgreSQL unreachable, or Django failed"
+        " on a locked django_migrations (the blocker named);5 Django could"
+        " not produce the SQL",
         "migctl verify --app shop --manage '/usr/bin/python3"
         " /srv/app/manage.py'");
 }

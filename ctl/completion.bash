@@ -43,8 +43,8 @@ _migctl()
             opts="on off status --reason --release --retry-after --wait
                   --force --json --help" ;;
         migrations)
-            opts="--plan --previous-plan --lock-timeout --statement-timeout
-                  --json --help" ;;
+            opts="--plan --previous-plan --manage --previous-manage --timeout
+                  --lock-timeout --statement-timeout --json --help" ;;
         inspect)
             opts="--sql --app --migration --lock-timeout --statement-timeout
                   --json --help" ;;

@@ -71,7 +71,7 @@ int migctl_db_check_django(migctl_ctx_t *ctx, PGconn *conn);
  * output ("app" then " [X] 0001_x" lines), "-" for stdin, or NULL.
  *
  * {"applied": [{"app", "name", "applied_at"}...],      from the database
- *  "plan": true|false,                                  plan given
+ *  "plan": true|false,                  plan given (or a document)
  *  "pending": [{"app", "name"}...],                     in plan, not recorded
  *  "unknown_to_release": [{"app", "name"}...],          recorded, not in plan
  *  "previous_plan": true|false,
@@ -88,6 +88,19 @@ int migctl_db_check_django(migctl_ctx_t *ctx, PGconn *conn);
  */
 int migctl_migrations_run(migctl_ctx_t *ctx, PGconn *conn, const char *plan,
     const char *prev_plan, json_t **out);
+
+/*
+ * The same with the documents of migctl_verify_django() of this release
+ * (doc) and of the previous one (prev_doc), either NULL: a document gives
+ * the real replaces lists of its release's squashes (a squash whose
+ * replaced migrations are all recorded is applied, as Django has it), and
+ * its migrations when no plan file is given.  The result also has
+ * "squash_source" and "previous_squash_source": "django" (the lists),
+ * "names" (guessed from "N_squashed_M" names) or null (no such release).
+ */
+int migctl_migrations_check(migctl_ctx_t *ctx, PGconn *conn,
+    const char *plan, const char *prev_plan, json_t *doc, json_t *prev_doc,
+    json_t **out);
 
 /*
  * inspect: sqlfile is `manage.py sqlmigrate app migration` output ("-"

@@ -30,13 +30,18 @@ int migctl_inspect_objects(migctl_ctx_t *ctx, PGconn *conn,
  * (manage: a shell command line, "/usr/bin/python3 manage.py") for the
  * apps (all when napps is 0) and returns its document in *doc:
  * {"format": 1, "django", "apps", "migrations": [{"app", "name",
- * "atomic", "replaces": [[app, name]...], "sql"|null, "error"|null}...]}
- * in the order migrate applies them.  With from set, reads a document
- * saved earlier instead ("-" for stdin).  On failure prints one line
- * (the last line of Django's traceback) and returns MIGCTL_CMDFAIL, or
- * MIGCTL_USAGE for a bad --from file.
+ * "atomic", "replaces": [[app, name]...], "sql"|null, "error"|null}...],
+ * "squashes": [{"app", "name", "replaces"}...]} (migrations in the order
+ * migrate applies them; squashes: every one on disk, also those the
+ * graph left out; older documents lack it).  With from set, reads a
+ * document saved earlier instead ("-" for stdin).  On failure prints one
+ * line (the last line of Django's traceback) and returns MIGCTL_CMDFAIL,
+ * or MIGCTL_USAGE for a bad --from file.  With conn (may be NULL), a
+ * Django that failed or timed out is followed by migctl's own read of
+ * django_migrations: when that fails too (a lock: the blocker named) its
+ * error and code (MIGCTL_UNREACHABLE) are returned instead.
  */
-int migctl_verify_django(migctl_ctx_t *ctx, const char *manage,
+int migctl_verify_django(migctl_ctx_t *ctx, PGconn *conn, const char *manage,
     const char **apps, int napps, long timeout_ms, const char *from,
     json_t **doc);
 

@@ -286,7 +286,8 @@ sub drift_of {
             . "WHERE application_name = 'verify-holder'");
     $h->close;
 
-    # django_migrations held: Django's read gives up after its lock_timeout
+    # django_migrations held: Django's read gives up after its lock_timeout;
+    # migctl's own read names the blocker, as every read of migctl does
     $h = $t->pg_session('pg', db => $e->{PGDATABASE}, app => 'verify-dm');
     $h->send('BEGIN; LOCK TABLE django_migrations IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120);');
     ok($t->wait_for(sub {
@@ -297,9 +298,21 @@ sub drift_of {
     $t0 = time;
     $r = verify($e, 'drift');
     $el = time - $t0;
-    is($r->{rc}, 5, 'django_migrations held: exit 5');
+    my $hpid = sql($e, "SELECT pid FROM pg_stat_activity WHERE application_name = 'verify-dm'");
+    is($r->{rc}, 3, 'django_migrations held: exit 3');
     like($r->{err}, qr/lock timeout/, 'django_migrations held: a lock timeout, said');
+    like($r->{err}, qr/^migctl: verify: '.*manage\.py shell' failed on a lock: reading django_migrations: blocked by pid $hpid \(user postgres, application verify-dm, active, \d+ s, AccessExclusiveLock on public\.django_migrations\): SELECT pg_sleep\(120\);: gave up after lock_timeout 2 s/,
+         'django_migrations held: the blocker named');
+    is(scalar(() = $r->{err} =~ /\n/g), 1, 'django_migrations held: one line');
+    is(($r->{json}{blockers} || [])->[0]{pid}, $hpid,
+       'django_migrations held: --json: the blocker');
     ok($el < 30, sprintf('django_migrations held: bounded (%.2f s)', $el));
+    diag(sprintf('verify behind a locked django_migrations: %.2f s', $el));
+    # no Django read at all (--from): migctl's own read meets the lock
+    $r = mc($e, '--json', 'verify', '--from', $doc);
+    is($r->{rc}, 3, 'django_migrations held, --from: exit 3, not 1 (drift)');
+    like($r->{err}, qr/django_migrations.*blocked by pid $hpid \(user postgres, application verify-dm,/,
+         'django_migrations held, --from: the blocker named');
     sql($e, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
             . "WHERE application_name = 'verify-dm'");
     $h->close;
@@ -310,6 +323,9 @@ sub drift_of {
     like($r->{err}, qr/not a migctl verify document/, '--from garbage: says so');
 }
 
-$t->check_pg_log('pg');
+# migctl's queries never failed, but the read that met the held
+# django_migrations on purpose
+$t->check_pg_log('pg',
+                 allow => qr/^migctl ERROR:  canceling statement due to lock timeout( at character \d+)?$/);
 
 done_testing;
