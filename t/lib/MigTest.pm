@@ -10,7 +10,9 @@ use warnings;
 use Cwd qw(abs_path);
 use Exporter qw(import);
 use File::Basename qw(dirname);
+use Fcntl qw(:flock);
 use File::Path qw(make_path);
+use File::Spec;
 use File::Temp qw(tempdir);
 use IO::Socket::INET;
 use Socket qw(SOL_SOCKET SO_RCVTIMEO SO_SNDTIMEO);
@@ -67,20 +69,67 @@ sub stop_all {
 
 # --- ports and files ----------------------------------------------------
 
+# Free loopback ports, safe against two harnesses at once (CI and a
+# developer, two test files under prove -j) and against this test's own
+# client sockets: a port is taken from below the kernel's ephemeral range,
+# where connect() never puts an outgoing socket, and locked (flock on a
+# file in the temp directory) for the life of this process, so another
+# harness skips it even while no daemon listens on it yet (or any more).
+# Both TCP and UDP must bind (the DNS server listens on UDP).
+my $LOCKDIR;
+my @LOCKS;                         # open lock files: held until exit
+
+sub _port_lock {
+    my ($p) = @_;
+    unless ($LOCKDIR) {
+        $LOCKDIR = File::Spec->tmpdir . '/migtest-ports';
+        unless (-d $LOCKDIR) {
+            mkdir $LOCKDIR;
+            chmod 01777, $LOCKDIR;     # shared by every user, like /tmp
+        }
+        # made by someone else, not writable: this user's own
+        $LOCKDIR .= "-$<" unless -w $LOCKDIR;
+        mkdir $LOCKDIR;
+    }
+    my $f = "$LOCKDIR/$p";
+    my $fh;
+    # another user's lock file: locked through a read-only descriptor
+    open($fh, '>>', $f) or open($fh, '<', $f) or return 0;
+    chmod 0666, $f if -O $f;
+    flock($fh, LOCK_EX | LOCK_NB) or return 0;
+    push @LOCKS, $fh;
+    return 1;
+}
+
+sub _port_free {
+    my ($p) = @_;
+    my $tcp = IO::Socket::INET->new(LocalAddr => '127.0.0.1',
+                                    LocalPort => $p, Proto => 'tcp',
+                                    Listen => 1, ReuseAddr => 0)
+        or return 0;
+    my $udp = IO::Socket::INET->new(LocalAddr => '127.0.0.1',
+                                    LocalPort => $p, Proto => 'udp')
+        or return 0;
+    close $tcp;
+    close $udp;
+    return 1;
+}
+
 sub port {
     my ($self, $name) = @_;
     return $self->{ports}{$name} if $self->{ports}{$name};
-    for (1 .. 50) {
-        my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1',
-                                      LocalPort => 0, Proto => 'tcp',
-                                      Listen => 1, ReuseAddr => 0)
-            or die "cannot bind a free port: $!";
-        my $p = $s->sockport;
-        close $s;
-        next if $self->{used_ports}{$p}++;
+    my ($eph) = split ' ', ($self->read_file(
+                    '/proc/sys/net/ipv4/ip_local_port_range') // '32768');
+    my ($lo, $hi) = (10000, ($eph // 32768) - 1);
+    ($lo, $hi) = (1024, 65535) if $hi - $lo < 1000;  # no room below it
+    for (1 .. 500) {
+        my $p = $lo + int(rand($hi - $lo + 1));
+        next if $self->{used_ports}{$p};
+        next unless _port_free($p) && _port_lock($p);
+        $self->{used_ports}{$p} = 1;
         return $self->{ports}{$name} = $p;
     }
-    die "no free port";
+    die "no free port for $name in $lo..$hi after 500 tries\n";
 }
 
 sub write_file {
@@ -245,12 +294,25 @@ sub start_redis {
     # ip: where a sentinel binds (its config file says), for redis()
     $self->{redis}{$name} = { pid => $pid, port => $port, dir => $dir,
                               ip => $opt{ip} // '127.0.0.1' };
+    # the server on the port must be ours (its pid), not a daemon that
+    # took the port first: ours then exits on "Address already in use"
+    my $gone;
     my $ok = $self->wait_for(sub {
-        die "redis-server exited\n" unless pid_alive($pid);
-        ($self->redis($name, 'PING') // '') eq 'PONG';
+        return $gone = 1 unless pid_alive($pid);
+        return 0 unless ($self->redis($name, 'PING') // '') eq 'PONG';
+        my $info = $self->redis($name, 'INFO', 'server') // '';
+        return $info =~ /^process_id:(\d+)/m && $1 == $pid;
     }, 10);
-    die "redis $name did not start on $port: "
-        . ($self->read_file("$dir/redis.log") // '') unless $ok;
+    if (!$ok || $gone) {
+        if ($gone) {
+            delete $self->{redis}{$name};
+            waitpid($pid, 0);
+        }
+        my $log = $self->read_file("$dir/redis.log") // '';
+        my $busy = $log =~ /Address already in use/
+                 ? "port $port in use by another process: " : '';
+        die "redis $name did not start on $port: $busy$log";
+    }
     return $port;
 }
 
