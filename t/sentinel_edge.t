@@ -390,8 +390,11 @@ $t->nginx_conf('m2', edge_conf('m2', 'last', 1, $live));
 %tls = (%tls, m1 => 0, m2 => 1);
 $t->start_nginx($_) for qw(m1 m2);
 my $m4 = $t->sentinel_master($g);
-ok($t->wait_for(sub { on_master($m4, qw(m1 m2)) }, 10),
-   '4: both edges on the master');
+# and their heartbeats in: on --wait below waits for the live edges only
+ok($t->wait_for(sub {
+    on_master($m4, qw(m1 m2))
+        && !grep { !$t->redis($m4, 'ZSCORE', 'migctl:edges', $_) } qw(m1 m2)
+}, 10), '4: both edges on the master');
 
 # e3, stopped in 3, is no live edge any more
 ok($t->wait_for(sub {

@@ -406,7 +406,12 @@ sub sentinel_master {
         my $who = $by_port{ $r->[1] } // "127.0.0.1:$r->[1]";
         $votes{$who}++;
     }
-    my ($best) = sort { $votes{$b} <=> $votes{$a} } keys %votes;
+    # more than half of those that answered: a tie (two live sentinels,
+    # one not told of a failover yet) names no master, instead of either
+    # one by hash order
+    my $n = 0;
+    $n += $_ for values %votes;
+    my ($best) = grep { 2 * $votes{$_} > $n } keys %votes;
     return $best;
 }
 
@@ -925,11 +930,18 @@ sub start_dns {
     my $res = Net::DNS::Resolver->new(nameservers => ['127.0.0.1'],
                                       port => $port, udp_timeout => 1,
                                       retry => 1, recurse => 0);
-    $self->wait_for(sub {
-        die "the DNS server exited\n" unless pid_alive($pid);
+    my $gone;
+    my $ok = $self->wait_for(sub {
+        return $gone = 1 unless pid_alive($pid);
         my $p = $res->send('ready.test', 'A');
         $p && $p->header->rcode eq 'NXDOMAIN';
-    }, 10) or die "the DNS server did not start on $port\n";
+    }, 10);
+    if (!$ok || $gone) {
+        delete $self->{dns} if $gone;
+        die "the DNS server did not start on $port"
+            . ($gone ? ' (it exited: port in use?): ' : ': ')
+            . ($self->read_file("$self->{dir}/dns.out") // '') . "\n";
+    }
     return $port;
 }
 
