@@ -378,6 +378,13 @@ sub start_sentinels {
     my $ok = $self->wait_for(sub {
         my $info = eval { $self->redis("$g-r", 'INFO', 'replication') } // '';
         return 0 unless $info =~ /master_link_status:up/;
+        # and streaming: after a diskless sync the master holds the stream
+        # back until the replica's first ACK (up to 1 s); a write made
+        # before it and a failover then would lose that write
+        # (the master shows offset 0 for the replica until that ACK)
+        my $mi = eval { $self->redis("$g-m", 'INFO', 'replication') } // '';
+        my ($so) = $mi =~ /^slave0:.*state=online,offset=(\d+)/m;
+        return 0 unless $so;
         for my $s (@s) {
             my $r = eval { $self->redis($s, 'SENTINEL', 'master', $name) };
             return 0 unless ref $r eq 'ARRAY';
