@@ -78,6 +78,7 @@ sub stop_all {
 # Both TCP and UDP must bind (the DNS server listens on UDP).
 my $LOCKDIR;
 my @LOCKS;                         # open lock files: held until exit
+my ($CURSOR, $CURSOR_PID);         # the next port to try, and whose
 
 sub _port_lock {
     my ($p) = @_;
@@ -122,8 +123,15 @@ sub port {
                     '/proc/sys/net/ipv4/ip_local_port_range') // '32768');
     my ($lo, $hi) = (10000, ($eph // 32768) - 1);
     ($lo, $hi) = (1024, 65535) if $hi - $lo < 1000;  # no room below it
+    # onwards from a start of this process's own (its pid, the time): not
+    # rand(), a test may have seeded it, and a forked child shares its seed
+    my $range = $hi - $lo + 1;
+    if (!defined $CURSOR || $CURSOR_PID != $$) {
+        $CURSOR = ($$ * 7919 + int(time * 1000)) % $range;
+        $CURSOR_PID = $$;
+    }
     for (1 .. 500) {
-        my $p = $lo + int(rand($hi - $lo + 1));
+        my $p = $lo + ($CURSOR++ % $range);
         next if $self->{used_ports}{$p};
         next unless _port_free($p) && _port_lock($p);
         $self->{used_ports}{$p} = 1;
