@@ -576,7 +576,14 @@ sub start_nginx {
     for my $p ($self->_listen_ports($name)) {
         $self->wait_port($p, 10) or die "nginx $name: port $p not listening";
     }
-    $self->wait_for(sub { scalar($self->worker_pids($name)) }, 10);
+    # every worker, not the first: the master forks them one by one, and a
+    # test counts them (or takes worker 0) right after this returns
+    my ($n) = ($self->{nginx}{$name}{conf} // '')
+              =~ /^\s*worker_processes\s+(\d+|auto)\s*;/m;
+    $n = 1 unless defined $n;
+    $n = scalar(() = ($self->read_file('/proc/cpuinfo') // '')
+                     =~ /^processor\s*:/mg) || 1 if $n eq 'auto';
+    $self->wait_for(sub { $self->worker_pids($name) >= $n }, 10);
     return $self->{nginx}{$name}{pid};
 }
 
