@@ -2,6 +2,9 @@
 use strict;
 use warnings;
 use Test::More;
+use IO::Socket::INET;
+use POSIX ();
+use Time::HiRes qw(time);
 use lib 't/lib';
 use MigTest;
 
@@ -56,5 +59,49 @@ $t->kill_redis('g-r');
 is($t->wait_failover($g, 'g-r', 30), 'g-m',
    'killing the new master fails over back to the old one');
 $t->stop_redis($_) for 'fs', @{ $g->{sentinels} };
+
+# Ports: two harnesses at once (two processes) never get the same one, and
+# none is in the kernel's ephemeral range (where this test's own client
+# sockets could take it between "found free" and the daemon's bind)
+my ($eph) = split ' ', ($t->read_file('/proc/sys/net/ipv4/ip_local_port_range')
+                        // '32768');
+my $list = $t->dir . '/ports.child';
+my $go = $t->dir . '/ports.go';
+my $kid = fork // die "fork: $!";
+if ($kid == 0) {
+    my $c = MigTest->new;
+    my $end = time + 30;
+    select(undef, undef, undef, 0.005) until -e $go || time > $end;
+    my @p = map { $c->port("c$_") } 1 .. 200;
+    open my $fh, '>', "$list.tmp" or POSIX::_exit(1);
+    print $fh "@p\n";
+    close $fh;
+    rename "$list.tmp", $list;
+    # hold the locks until the parent has looked
+    select(undef, undef, undef, 0.01) until -e "$go.done" || time > $end;
+    POSIX::_exit(0);
+}
+$t->write_file($go, '');
+my @mine = map { $t->port("p$_") } 1 .. 200;
+ok($t->wait_for(sub { -e $list }, 30), 'the other harness picked its ports');
+my %mine = map { $_ => 1 } @mine;
+my @theirs = split ' ', $t->read_file($list) // '';
+is(scalar @theirs, 200, 'it got 200');
+is(scalar(grep { $mine{$_} } @theirs), 0,
+   'no port given to both harnesses');
+is(scalar(grep { $_ >= $eph } @mine, @theirs), 0,
+   "every port below the ephemeral range ($eph)");
+$t->write_file("$go.done", '');
+waitpid($kid, 0);
+
+# a port another process holds: start_redis says so at once
+my $squat = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
+                                  Listen => 1, Proto => 'tcp') or die $!;
+$t->{ports}{squat} = $squat->sockport;
+my $t0 = time;
+ok(!eval { $t->start_redis('squat'); 1 }, 'redis on a taken port: dies');
+like($@, qr/port \d+ in use by another process/, 'and says the port is in use');
+cmp_ok(time - $t0, '<', 9, 'at once, not after the 10 s start timeout');
+close $squat;
 
 done_testing;

@@ -80,7 +80,14 @@ seen(qr/\[error\].*is gone from redis/, 'state gone from Redis');
 $t->set_state('r', 'default', 'on', 7);
 seen(qr/\[error\].*migctl:state:default is back/, 'state back in Redis');
 
+# worker 0 logs "is back" first and then writes the state file (epoch 7):
+# a directory removed under that write keeps the file it was creating
+# (remove_tree fails "Directory not empty") and no write ever fails
+ok($t->wait_for(sub {
+    ($t->read_file("$sdir/maintenance.state") // '') =~ /^default on 7 /m
+}, 5), 'the state file holds epoch 7');
 remove_tree($sdir);
+ok(!-e $sdir, 'the state file directory is gone');
 $t->set_state('r', 'default', 'off', 8);
 ok($t->wait_for(sub { code() == 200 }, 3), 'off: open');
 seen(qr/\[error\].*cannot write state file/, 'state file unwritable');

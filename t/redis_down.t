@@ -59,6 +59,11 @@ is(code('cold'), 200, 'Redis down at start: nginx starts and serves the '
    . 'default (open)');
 is(source('cold'), 'default', 'source default');
 is(redis_up('cold'), 0, 'status: redis down');
+# both links have failed once (worker 0 logs as it tries, on its own time)
+$t->wait_for(sub {
+    count_log('cold', qr/redis command link .* down/)
+        && count_log('cold', qr/redis subscriber link .* down/)
+}, 5);
 # an observation window, not a synchronisation: several reconnect attempts
 # (backoff 100, 200, 300 ms...) fail in it, and must not log again
 Time::HiRes::sleep(5 * $POLL);
@@ -108,7 +113,9 @@ is(code('n_last'), 503, 'last: keeps serving the last state (on)');
 is(source('n_last'), 'redis', 'last: source still redis');
 ok($t->wait_for(sub { code('n_open') == 200 }, 3),
    'open: serves the application while Redis is down');
-is(code('n_closed'), 503, 'closed: serves maintenance while Redis is down');
+# each nginx sees the kill on its own links: wait for this one
+ok($t->wait_for(sub { code('n_closed') == 503 }, 3),
+   'closed: serves maintenance while Redis is down');
 
 # a reload while Redis is down: the new worker 0 keeps the failure policy
 # (no flicker to the last state); a child process requests all along

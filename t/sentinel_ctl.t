@@ -404,7 +404,11 @@ my $roconf = conf('ro', "sentinel = { master = \"pair\";"
                   . " command = \"$demote\"; } ); };");
 $r = mig({ env => { MIGCTL_CONFIG => $roconf } }, qw(maintenance on));
 is($r->{rc}, 0, 'pair: on, on a') or diag($r->{err});
-is($t->redis('a', 'WAIT', 1, 5000), 1, '... b has it');
+# (a WAIT on the harness's own fresh connection returns at once: read b)
+ok($t->wait_for(sub {
+    my $e = state('a')->{epoch} // return 0;
+    (state('b')->{epoch} // '') eq $e;
+}, 5), '... b has it');
 $r = mig({ env => { MIGCTL_CONFIG => $roconf } }, qw(--json maintenance off));
 is($r->{rc}, 0, 'READONLY: retried on the new master: exit 0')
     or diag($r->{err});

@@ -185,6 +185,18 @@ sub mig_status {
     return eval { decode_json($r->{out}) } // {};
 }
 
+# Replication is asynchronous, and a failover promotes the replica with
+# what it has: before one, wait until the replica holds the state the
+# master holds (after a diskless full sync the master even holds the
+# stream back until the replica's first REPLCONF ACK, up to 1 s later)
+sub replicated {
+    my ($master, $replica) = @_;
+    my $want = $t->redis($master, 'HGET', 'migctl:state:default', 'epoch')
+        // return 0;
+    return ($t->redis($replica, 'HGET', 'migctl:state:default', 'epoch')
+            // '') eq $want;
+}
+
 # --- 1. the master SIGKILLed --------------------------------------------
 
 my $epoch = 1;
@@ -192,6 +204,8 @@ my $res = mig('maintenance', 'on', '--wait=10', '--reason', 'sigkill drill');
 is($res->{rc}, 0, '1: migctl maintenance on --wait: done')
     or diag($res->{err});
 ok(both(503), '1: flag on: both edges 503');
+ok($t->wait_for(sub { replicated('g-m', 'g-r') }, 10),
+   '1: the replica holds the flag before the kill');
 
 my $s = sampler('kill');
 my $t_kill = time;
@@ -280,6 +294,8 @@ ok($t->wait_for(sub { healthy_replica('g-m') }, 30),
 $epoch++;
 $t->set_state($new, 'default', 'on', $epoch);
 ok($t->wait_for(sub { both(503) }, 3), '2: flag on: both edges 503');
+ok($t->wait_for(sub { replicated($new, 'g-m') }, 10),
+   '2: the replica holds the flag before the failover');
 
 my $old = $new;
 $s = sampler('graceful');
@@ -390,8 +406,11 @@ $t->nginx_conf('m2', edge_conf('m2', 'last', 1, $live));
 %tls = (%tls, m1 => 0, m2 => 1);
 $t->start_nginx($_) for qw(m1 m2);
 my $m4 = $t->sentinel_master($g);
-ok($t->wait_for(sub { on_master($m4, qw(m1 m2)) }, 10),
-   '4: both edges on the master');
+# and their heartbeats in: on --wait below waits for the live edges only
+ok($t->wait_for(sub {
+    on_master($m4, qw(m1 m2))
+        && !grep { !$t->redis($m4, 'ZSCORE', 'migctl:edges', $_) } qw(m1 m2)
+}, 10), '4: both edges on the master');
 
 # e3, stopped in 3, is no live edge any more
 ok($t->wait_for(sub {
@@ -404,7 +423,7 @@ is($res->{rc}, 0, '4: migctl maintenance on --wait: done')
 ok(code('m1') == 503 && code('m2') == 503, '4: both edges 503');
 
 my $r8 = $m4 eq 'g-m' ? 'g-r' : 'g-m';
-ok($t->wait_for(sub { healthy_replica($r8) }, 30),
+ok($t->wait_for(sub { healthy_replica($r8) && replicated($m4, $r8) }, 30),
    "4: $r8 a healthy replica");
 $s = sampler('migctl', qw(m1 m2));
 my $fo8;

@@ -184,6 +184,9 @@ chmod 0755, $sdir;                    # root's: worker 0 cannot write
 $t->set_state('r', 'default', 'on', 6);
 ok($t->wait_for(sub { status('k') =~ /"state_file_errors":[1-9]/ }, 3),
    'k: status counts the failed write');
+# worker 0 counts first, then stores the error text and logs it (another
+# worker may serve the status in between): wait for the log, written last
+$t->wait_for(sub { $t->error_log('k') =~ /cannot write state file/ }, 3);
 my $js = eval { decode_json(status('k')) } // {};
 like($js->{state_file_last_error} // '',
      qr/^open\(\) "\Q$sf\E\.tmp\.\d+" failed \(13: Permission denied\)$/,

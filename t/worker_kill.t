@@ -94,8 +94,10 @@ ok($t->wait_for(sub {
 $t->set_state('r', 'default', 'on', 3);
 ok($t->wait_for(sub { $t->http($t->port('http'), '/')->{status} == 503 }, 3),
    'and the next one');
-is($t->redis('r', 'HGET', 'migctl:edge:killme', 'default'), 'on:3',
-   'heartbeat follows');
+# the heartbeat goes to Redis after the zone changed: wait for it
+ok($t->wait_for(sub {
+    ($t->redis('r', 'HGET', 'migctl:edge:killme', 'default') // '') eq 'on:3'
+}, 3), 'heartbeat follows');
 
 my @alerts = grep { /\[alert\]/ } split /\n/, $t->error_log('n');
 is(scalar @alerts, 1, 'exactly one [alert]');

@@ -10,7 +10,9 @@ use warnings;
 use Cwd qw(abs_path);
 use Exporter qw(import);
 use File::Basename qw(dirname);
+use Fcntl qw(:flock);
 use File::Path qw(make_path);
+use File::Spec;
 use File::Temp qw(tempdir);
 use IO::Socket::INET;
 use Socket qw(SOL_SOCKET SO_RCVTIMEO SO_SNDTIMEO);
@@ -67,20 +69,75 @@ sub stop_all {
 
 # --- ports and files ----------------------------------------------------
 
+# Free loopback ports, safe against two harnesses at once (CI and a
+# developer, two test files under prove -j) and against this test's own
+# client sockets: a port is taken from below the kernel's ephemeral range,
+# where connect() never puts an outgoing socket, and locked (flock on a
+# file in the temp directory) for the life of this process, so another
+# harness skips it even while no daemon listens on it yet (or any more).
+# Both TCP and UDP must bind (the DNS server listens on UDP).
+my $LOCKDIR;
+my @LOCKS;                         # open lock files: held until exit
+my ($CURSOR, $CURSOR_PID);         # the next port to try, and whose
+
+sub _port_lock {
+    my ($p) = @_;
+    unless ($LOCKDIR) {
+        $LOCKDIR = File::Spec->tmpdir . '/migtest-ports';
+        unless (-d $LOCKDIR) {
+            mkdir $LOCKDIR;
+            chmod 01777, $LOCKDIR;     # shared by every user, like /tmp
+        }
+        # made by someone else, not writable: this user's own
+        $LOCKDIR .= "-$<" unless -w $LOCKDIR;
+        mkdir $LOCKDIR;
+    }
+    my $f = "$LOCKDIR/$p";
+    my $fh;
+    # another user's lock file: locked through a read-only descriptor
+    open($fh, '>>', $f) or open($fh, '<', $f) or return 0;
+    chmod 0666, $f if -O $f;
+    flock($fh, LOCK_EX | LOCK_NB) or return 0;
+    push @LOCKS, $fh;
+    return 1;
+}
+
+sub _port_free {
+    my ($p) = @_;
+    my $tcp = IO::Socket::INET->new(LocalAddr => '127.0.0.1',
+                                    LocalPort => $p, Proto => 'tcp',
+                                    Listen => 1, ReuseAddr => 0)
+        or return 0;
+    my $udp = IO::Socket::INET->new(LocalAddr => '127.0.0.1',
+                                    LocalPort => $p, Proto => 'udp')
+        or return 0;
+    close $tcp;
+    close $udp;
+    return 1;
+}
+
 sub port {
     my ($self, $name) = @_;
     return $self->{ports}{$name} if $self->{ports}{$name};
-    for (1 .. 50) {
-        my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1',
-                                      LocalPort => 0, Proto => 'tcp',
-                                      Listen => 1, ReuseAddr => 0)
-            or die "cannot bind a free port: $!";
-        my $p = $s->sockport;
-        close $s;
-        next if $self->{used_ports}{$p}++;
+    my ($eph) = split ' ', ($self->read_file(
+                    '/proc/sys/net/ipv4/ip_local_port_range') // '32768');
+    my ($lo, $hi) = (10000, ($eph // 32768) - 1);
+    ($lo, $hi) = (1024, 65535) if $hi - $lo < 1000;  # no room below it
+    # onwards from a start of this process's own (its pid, the time): not
+    # rand(), a test may have seeded it, and a forked child shares its seed
+    my $range = $hi - $lo + 1;
+    if (!defined $CURSOR || $CURSOR_PID != $$) {
+        $CURSOR = ($$ * 7919 + int(time * 1000)) % $range;
+        $CURSOR_PID = $$;
+    }
+    for (1 .. 500) {
+        my $p = $lo + ($CURSOR++ % $range);
+        next if $self->{used_ports}{$p};
+        next unless _port_free($p) && _port_lock($p);
+        $self->{used_ports}{$p} = 1;
         return $self->{ports}{$name} = $p;
     }
-    die "no free port";
+    die "no free port for $name in $lo..$hi after 500 tries\n";
 }
 
 sub write_file {
@@ -245,12 +302,25 @@ sub start_redis {
     # ip: where a sentinel binds (its config file says), for redis()
     $self->{redis}{$name} = { pid => $pid, port => $port, dir => $dir,
                               ip => $opt{ip} // '127.0.0.1' };
+    # the server on the port must be ours (its pid), not a daemon that
+    # took the port first: ours then exits on "Address already in use"
+    my $gone;
     my $ok = $self->wait_for(sub {
-        die "redis-server exited\n" unless pid_alive($pid);
-        ($self->redis($name, 'PING') // '') eq 'PONG';
+        return $gone = 1 unless pid_alive($pid);
+        return 0 unless ($self->redis($name, 'PING') // '') eq 'PONG';
+        my $info = $self->redis($name, 'INFO', 'server') // '';
+        return $info =~ /^process_id:(\d+)/m && $1 == $pid;
     }, 10);
-    die "redis $name did not start on $port: "
-        . ($self->read_file("$dir/redis.log") // '') unless $ok;
+    if (!$ok || $gone) {
+        if ($gone) {
+            delete $self->{redis}{$name};
+            waitpid($pid, 0);
+        }
+        my $log = $self->read_file("$dir/redis.log") // '';
+        my $busy = $log =~ /Address already in use/
+                 ? "port $port in use by another process: " : '';
+        die "redis $name did not start on $port: $busy$log";
+    }
     return $port;
 }
 
@@ -316,6 +386,13 @@ sub start_sentinels {
     my $ok = $self->wait_for(sub {
         my $info = eval { $self->redis("$g-r", 'INFO', 'replication') } // '';
         return 0 unless $info =~ /master_link_status:up/;
+        # and streaming: after a diskless sync the master holds the stream
+        # back until the replica's first ACK (up to 1 s); a write made
+        # before it and a failover then would lose that write
+        # (the master shows offset 0 for the replica until that ACK)
+        my $mi = eval { $self->redis("$g-m", 'INFO', 'replication') } // '';
+        my ($so) = $mi =~ /^slave0:.*state=online,offset=(\d+)/m;
+        return 0 unless $so;
         for my $s (@s) {
             my $r = eval { $self->redis($s, 'SENTINEL', 'master', $name) };
             return 0 unless ref $r eq 'ARRAY';
@@ -344,7 +421,12 @@ sub sentinel_master {
         my $who = $by_port{ $r->[1] } // "127.0.0.1:$r->[1]";
         $votes{$who}++;
     }
-    my ($best) = sort { $votes{$b} <=> $votes{$a} } keys %votes;
+    # more than half of those that answered: a tie (two live sentinels,
+    # one not told of a failover yet) names no master, instead of either
+    # one by hash order
+    my $n = 0;
+    $n += $_ for values %votes;
+    my ($best) = grep { 2 * $votes{$_} > $n } keys %votes;
     return $best;
 }
 
@@ -494,7 +576,14 @@ sub start_nginx {
     for my $p ($self->_listen_ports($name)) {
         $self->wait_port($p, 10) or die "nginx $name: port $p not listening";
     }
-    $self->wait_for(sub { scalar($self->worker_pids($name)) }, 10);
+    # every worker, not the first: the master forks them one by one, and a
+    # test counts them (or takes worker 0) right after this returns
+    my ($n) = ($self->{nginx}{$name}{conf} // '')
+              =~ /^\s*worker_processes\s+(\d+|auto)\s*;/m;
+    $n = 1 unless defined $n;
+    $n = scalar(() = ($self->read_file('/proc/cpuinfo') // '')
+                     =~ /^processor\s*:/mg) || 1 if $n eq 'auto';
+    $self->wait_for(sub { $self->worker_pids($name) >= $n }, 10);
     return $self->{nginx}{$name}{pid};
 }
 
@@ -866,11 +955,18 @@ sub start_dns {
     my $res = Net::DNS::Resolver->new(nameservers => ['127.0.0.1'],
                                       port => $port, udp_timeout => 1,
                                       retry => 1, recurse => 0);
-    $self->wait_for(sub {
-        die "the DNS server exited\n" unless pid_alive($pid);
+    my $gone;
+    my $ok = $self->wait_for(sub {
+        return $gone = 1 unless pid_alive($pid);
         my $p = $res->send('ready.test', 'A');
         $p && $p->header->rcode eq 'NXDOMAIN';
-    }, 10) or die "the DNS server did not start on $port\n";
+    }, 10);
+    if (!$ok || $gone) {
+        delete $self->{dns} if $gone;
+        die "the DNS server did not start on $port"
+            . ($gone ? ' (it exited: port in use?): ' : ': ')
+            . ($self->read_file("$self->{dir}/dns.out") // '') . "\n";
+    }
     return $port;
 }
 
