@@ -14,7 +14,8 @@ my $t = MigTest->new;
 my $POLL = 0.3;
 
 sub conf {
-    my ($name, $redis, $policy) = @_;
+    my ($name, $redis, $policy, $prefix) = @_;
+    my $pfx = $prefix ? "maintenance_prefix $prefix;" : '';
     $t->nginx_conf($name, <<"CONF");
 load_module %%MODULE%%;
 worker_processes 1;
@@ -25,6 +26,7 @@ http {
     maintenance_poll 300ms;
     maintenance_node_id $name;
     maintenance_redis_failure $policy;
+    $pfx
     maintenance on;
 
     server {
@@ -87,7 +89,10 @@ $t->check_logs('cold');
 # --- killed while running: last, open, closed ---------------------------
 
 $t->start_redis('r');
-conf("n_$_", 'r', $_) for qw(last open closed);
+# n_closed reads its own prefix: open from Redis when Redis dies, so that
+# "closed" is seen closing, not just staying closed
+conf("n_$_", 'r', $_) for qw(last open);
+conf('n_closed', 'r', 'closed', 'nc');
 $t->start_nginx("n_$_") for qw(last open closed);
 
 ok($t->wait_for(sub { redis_up('n_last') && redis_up('n_open')
@@ -103,8 +108,12 @@ my $fds = fds('n_last');
 
 # last and open: in maintenance; closed: open
 $t->set_state('r', 'default', 'on', 1);
+$t->set_state('r', 'default', 'off', 1, prefix => 'nc');
 ok($t->wait_for(sub { code('n_last') == 503 && code('n_open') == 503 }, 3),
    'last, open: in maintenance from Redis');
+ok($t->wait_for(sub { code('n_closed') == 200
+                      && source('n_closed') eq 'redis' }, 3),
+   'closed: open from Redis (its own prefix)');
 
 $t->kill_redis('r', 'KILL');
 
@@ -155,7 +164,8 @@ ok(!$c->{200} && $c->{503}, 'closed: reload with Redis down, every answer'
 # with redis-cli would; every node must pick it up within two polls
 $t->start_redis('r');
 my $t0 = time;
-$t->redis('r', 'HSET', 'migctl:state:default', mode => 'off', epoch => 2);
+$t->redis('r', 'HSET', "${_}:state:default", mode => 'off', epoch => 2)
+    for qw(migctl nc);
 my $ok = $t->wait_for(sub {
     code('n_last') == 200 && code('n_open') == 200 && code('n_closed') == 200
 }, 5);
@@ -182,6 +192,7 @@ for my $n (qw(n_last n_open n_closed)) {
 # --- hung (SIGSTOP): only our timeout notices ---------------------------
 
 $t->set_state('r', 'default', 'off', 3);
+$t->set_state('r', 'default', 'off', 3, prefix => 'nc');
 ok($t->wait_for(sub { code('n_closed') == 200 }, 3), 'closed: open again');
 
 $t->kill_redis('r', 'STOP');
