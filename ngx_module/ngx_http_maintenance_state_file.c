@@ -851,12 +851,15 @@ ngx_http_maintenance_state_file_result(ngx_http_maintenance_state_job_t *job)
     p = ngx_slprintf(p, last, ")");
     *p = '\0';
 
-    (void) ngx_atomic_fetch_add(&sh->state_file_errors, 1);
+    /* the reason first: a status read between never counts an error
+     * without it */
 
     ngx_shmtx_lock(&sync->shpool->mutex);
     sh->state_file_failing = 1;
     ngx_memcpy(sh->state_file_error, text, p - text + 1);
     ngx_shmtx_unlock(&sync->shpool->mutex);
+
+    (void) ngx_atomic_fetch_add(&sh->state_file_errors, 1);
 
     if (!sync->state_err) {
         ngx_log_error(NGX_LOG_ERR, sync->log, job->err,

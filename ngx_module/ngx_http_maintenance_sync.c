@@ -461,8 +461,8 @@ ngx_http_maintenance_state_cb(ngx_http_maintenance_redis_t *rc,
 
     sync->synced = 1;
     sync->down = 0;
+    ngx_http_maintenance_link_up(link);     /* logged before status says up */
     ngx_http_maintenance_set_redis_up(sync, 1, 1);
-    ngx_http_maintenance_link_up(link);
     (void) ngx_atomic_fetch_add(&sync->sh->polls, 1);
 
     (void) ngx_http_maintenance_apply(sync);
