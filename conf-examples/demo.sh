@@ -88,7 +88,16 @@ say "Starting Redis :$REDIS_PORT, PostgreSQL :$PG_PORT, nginx :$HTTP_PORT (HTTP)
 mkdir -p "$DEMO/redis"
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --dir "$DEMO/redis" \
     --logfile "$DEMO/redis/redis.log" & PIDS+=($!)
-wait_until 10 redis-cli -p "$REDIS_PORT" ping
+REDIS_PID=$!
+exec 3>&2          # wait_until silences the check: its verdict goes to fd 3
+redis_ours() {     # our redis-server answers on the port, not another's
+    case $(ps -o stat= -p "$REDIS_PID") in    # exited: gone, or a zombie
+        ''|Z*) echo "demo: redis-server exited: see $DEMO/redis/redis.log" >&3
+               exit 1 ;;
+    esac
+    redis-cli -p "$REDIS_PORT" info server | grep -q "^process_id:$REDIS_PID"
+}
+wait_until 10 redis_ours
 
 mkdir -p "$DEMO/pg"
 [ "$(id -u)" = 0 ] && chown postgres "$DEMO/pg"
