@@ -855,23 +855,14 @@ static int
 open_dir(run_t *r)
 {
     int            n;
-    char           ts[64], path[MIGCTL_PATH_MAX + 64], *p;
+    char           ts[64], path[MIGCTL_PATH_MAX + 64];
     const char    *root;
     long long      now;
     migctl_ctx_t  *ctx = r->ctx;
 
     root = migctl_runs_dir(ctx, r->runs_dir);
     now = migctl_wall_ms();
-    migctl_iso_time(ts, sizeof(ts), now, 1);
-
-    /* 2026-11-29T16:07:01.123Z -> 20261129T160701.123Z */
-    n = 0;
-    for (p = ts; *p; p++) {
-        if (*p != '-' && *p != ':') {
-            ts[n++] = *p;
-        }
-    }
-    ts[n] = '\0';
+    migctl_iso_time_compact(ts, sizeof(ts), now, 1);
 
     snprintf(r->id, sizeof(r->id), "%s-%d", ts, (int) getpid());
 
@@ -913,36 +904,19 @@ open_dir(run_t *r)
 static int
 write_file(run_t *r, const char *name, const char *text, size_t len)
 {
-    int      fd, rc;
-    char     path[MIGCTL_PATH_MAX + 600], *s;
-    size_t   sl;
+    char  path[MIGCTL_PATH_MAX + 600];
 
     snprintf(path, sizeof(path), "%s/%s", r->dir, name);
 
-    s = migctl_scrub(&r->sec, text, len);
-    if (s == NULL) {
-        return migctl_error(r->ctx, -1, "out of memory");
-    }
-
-    rc = -1;
-    sl = strlen(s);
-    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-
-    if (fd >= 0 && write(fd, s, sl) == (ssize_t) sl && close(fd) == 0) {
-        rc = 0;
-        fd = -1;
-    }
-
-    if (rc != 0) {
-        migctl_error(r->ctx, -1, "writing %s: %s", path, strerror(errno));
-        if (fd >= 0) {
-            close(fd);
+    if (migctl_write_scrubbed(&r->sec, path, text, len) != 0) {
+        if (errno == ENOMEM) {
+            return migctl_error(r->ctx, -1, "out of memory");
         }
+        return migctl_error(r->ctx, -1, "writing %s: %s", path,
+                            strerror(errno));
     }
 
-    free(s);
-
-    return rc;
+    return 0;
 }
 
 

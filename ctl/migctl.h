@@ -424,4 +424,15 @@ size_t migctl_shell_quote(char *buf, size_t size, char *const *argv,
 /* "2026-11-29T16:07:01.123Z" (ms) / "...01Z" of a migctl_wall_ms() */
 void migctl_iso_time(char *buf, size_t size, long long ms, int with_ms);
 
+/* the same without '-' and ':', for file names: "20261129T160701.123Z" */
+void migctl_iso_time_compact(char *buf, size_t size, long long ms,
+    int with_ms);
+
+/*
+ * Writes text, every known secret scrubbed, to path (created 0600,
+ * truncated): 0, or -1 and errno (ENOMEM when scrubbing ran out).
+ */
+int migctl_write_scrubbed(const migctl_secrets_t *s, const char *path,
+    const char *text, size_t len);
+
 #endif /* MIGCTL_H */
