@@ -71,6 +71,7 @@ static const char *kind_name(int kind);
 static const char *contype_name(char t);
 static json_t *jstr(const char *s);
 static json_t *jstrn(const char *s, size_t n);
+static void print_text(json_t *out);
 static void usage(FILE *f);
 
 
@@ -193,20 +194,7 @@ cmd_inspect(int argc, char **argv, migctl_ctx_t *ctx)
     rc = migctl_inspect_run(ctx, conn, sql, app, migration, &out);
     PQfinish(conn);
 
-    if (out == NULL) {
-        return rc;
-    }
-
-    if (ctx->json) {
-        rc = migctl_json_result(ctx, json_incref(out), rc);
-
-    } else {
-        migctl_inspect_print(stdout, out);
-    }
-
-    json_decref(out);
-
-    return rc;
+    return migctl_db_result(ctx, out, rc, print_text);
 }
 
 
@@ -1169,6 +1157,13 @@ jstrn(const char *s, size_t n)
     v = json_stringn(s, n);
 
     return v ? v : json_stringn_nocheck(s, n);
+}
+
+
+static void
+print_text(json_t *out)
+{
+    migctl_inspect_print(stdout, out);
 }
 
 

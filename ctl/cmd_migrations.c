@@ -93,20 +93,7 @@ cmd_migrations(int argc, char **argv, migctl_ctx_t *ctx)
     rc = migctl_migrations_run(ctx, conn, plan, prev, &out);
     PQfinish(conn);
 
-    if (out == NULL) {
-        return rc;
-    }
-
-    if (ctx->json) {
-        rc = migctl_json_result(ctx, json_incref(out), rc);
-
-    } else {
-        print_text(out);
-    }
-
-    json_decref(out);
-
-    return rc;
+    return migctl_db_result(ctx, out, rc, print_text);
 }
 
 
