@@ -28,7 +28,6 @@
 #define RUN_LOCK_PRINT_MS   5000
 #define RUN_BACKOFF_MS      1000
 #define RUN_BACKOFF_MAX_MS  30000
-#define RUN_AUDIT_MAXLEN    "10000"
 #define RUN_AUDIT_SCAN      "500"
 
 
@@ -52,25 +51,6 @@ static int audit(run_t *r, const char *result);
 static void set_actor(run_t *r);
 static int cmp_str(const void *a, const void *b);
 static void usage(FILE *f);
-
-
-/* like maintenance's refused script: the entry carries the state in force */
-static const char audit_lua[] =
-    /* KEYS: state, audit.  ARGV: maxlen action scope, then field value... */
-    "local t = redis.call('TYPE', KEYS[2]).ok\n"
-    "if t ~= 'stream' and t ~= 'none' then\n"
-    "  return redis.error_reply(KEYS[2] .. ' is a ' .. t .. ', not a stream')\n"
-    "end\n"
-    "local m = 'off'\n"
-    "local e = '0'\n"
-    "if redis.call('TYPE', KEYS[1]).ok == 'hash' then\n"
-    "  m = redis.call('HGET', KEYS[1], 'mode') or 'off'\n"
-    "  e = redis.call('HGET', KEYS[1], 'epoch') or '0'\n"
-    "end\n"
-    "local f = {'MAXLEN', '~', ARGV[1], '*', 'action', ARGV[2],\n"
-    "  'scope', ARGV[3], 'mode', m, 'epoch', e}\n"
-    "for i = 4, #ARGV do f[#f + 1] = ARGV[i] end\n"
-    "return redis.call('XADD', KEYS[2], unpack(f))\n";
 
 
 int
@@ -1382,11 +1362,11 @@ audit(run_t *r, const char *result)
 
     n = 0;
     av[n++] = "EVAL";
-    av[n++] = audit_lua;
+    av[n++] = migctl_audit_lua;
     av[n++] = "2";
     av[n++] = k_state;
     av[n++] = k_audit;
-    av[n++] = RUN_AUDIT_MAXLEN;
+    av[n++] = MIGCTL_AUDIT_MAXLEN;
     av[n++] = "run";
     av[n++] = ctx->scope;
     av[n++] = "actor";

@@ -435,4 +435,14 @@ void migctl_iso_time_compact(char *buf, size_t size, long long ms,
 int migctl_write_scrubbed(const migctl_secrets_t *s, const char *path,
     const char *text, size_t len);
 
+/*
+ * maintenance_send.c: the script of an audit entry that changes nothing
+ * (maintenance's refusals and hook results, run's entries).  KEYS: state,
+ * audit; ARGV: maxlen, action, scope, then field, value pairs.  The entry
+ * carries the mode and epoch in force; it returns {epoch, entry id}.
+ */
+#define MIGCTL_AUDIT_MAXLEN  "10000"
+
+extern const char migctl_audit_lua[];
+
 #endif /* MIGCTL_H */
