@@ -50,7 +50,6 @@ static int parse_doc(migctl_ctx_t *ctx, const char *text, const char *what,
 static int read_rows(migctl_ctx_t *ctx, PGconn *conn, json_t **rows);
 static json_t *repair(vmig_t *v, vmig_t *all, size_t n);
 static void last_exception(char *text, char *out, size_t len);
-static int plain_name(const char *s);
 static void print_text(json_t *o);
 static void usage(FILE *f);
 
@@ -175,7 +174,7 @@ cmd_verify(int argc, char **argv, migctl_ctx_t *ctx)
 
     /* app labels are identifiers: they go to Django comma-separated */
     for (i = 0; i < apps.n; i++) {
-        if (!plain_name(apps.v[i])) {
+        if (!migctl_plain_name(apps.v[i])) {
             return migctl_error(ctx, MIGCTL_USAGE, "--app '%s': not an app "
                                 "label (letters, digits, _)", apps.v[i]);
         }
@@ -983,8 +982,8 @@ repair(vmig_t *v, vmig_t *all, size_t n)
         }
     }
 
-    if (v->strong == 0 && nd == 0 && plain_name(v->app)
-        && plain_name(v->name))
+    if (v->strong == 0 && nd == 0 && migctl_plain_name(v->app)
+        && migctl_plain_name(v->name))
     {
         snprintf(line, sizeof(line), "psql -c \"DELETE FROM "
                  "django_migrations WHERE app = '%s' AND name = '%s'\"   "
@@ -1078,25 +1077,6 @@ last_exception(char *text, char *out, size_t len)
     while (q > out && (q[-1] == '\r' || q[-1] == ' ')) {
         *--q = '\0';
     }
-}
-
-
-static int
-plain_name(const char *s)
-{
-    if (s == NULL || *s == '\0') {
-        return 0;
-    }
-
-    for ( /* void */ ; *s; s++) {
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z')
-              || (*s >= '0' && *s <= '9') || *s == '_'))
-        {
-            return 0;
-        }
-    }
-
-    return 1;
 }
 
 

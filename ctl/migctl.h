@@ -421,6 +421,9 @@ char *migctl_scrub(const migctl_secrets_t *s, const char *in, size_t len);
 size_t migctl_shell_quote(char *buf, size_t size, char *const *argv,
     int argc);
 
+/* 1 when s is [A-Za-z0-9_]+: no quoting needed in a shell or SQL literal */
+int migctl_plain_name(const char *s);
+
 /* "2026-11-29T16:07:01.123Z" (ms) / "...01Z" of a migctl_wall_ms() */
 void migctl_iso_time(char *buf, size_t size, long long ms, int with_ms);
 

@@ -306,6 +306,25 @@ migctl_shell_quote(char *buf, size_t size, char *const *argv, int argc)
 }
 
 
+
+int
+migctl_plain_name(const char *s)
+{
+    if (s == NULL || *s == '\0') {
+        return 0;
+    }
+
+    for ( /* void */ ; *s; s++) {
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z')
+              || (*s >= '0' && *s <= '9') || *s == '_'))
+        {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
 void
 migctl_iso_time(char *buf, size_t size, long long ms, int with_ms)
 {
