@@ -27,7 +27,7 @@
 
 
 #define EV_RUNS_DEFAULT     5
-#define EV_AUDIT_TAIL       "200"
+#define EV_AUDIT_TAIL       200
 #define EV_FILE_MAX         (16 * 1024 * 1024)   /* a run file, its tail */
 
 
@@ -990,18 +990,8 @@ maintenance(ev_t *e)
     json_object_set(o, "edges", e->edges);
 
     (void) mig_key_audit(key, sizeof(key), ctx->conf.prefix);
-    av[0] = "XREVRANGE";
-    av[1] = key;
-    av[2] = "+";
-    av[3] = "-";
-    av[4] = "COUNT";
-    av[5] = EV_AUDIT_TAIL;
-    for (i = 0; i < 6; i++) {
-        lens[i] = strlen(av[i]);
-    }
-
     e->audit = json_array();
-    r = migctl_redis_cmd(ctx, c, 6, av, lens);
+    r = migctl_audit_tail(ctx, c, key, EV_AUDIT_TAIL);
 
     for (j = 0; r && r->type == REDIS_REPLY_ARRAY && j < r->elements; j++) {
         redisReply  *ent = r->element[j];

@@ -28,7 +28,7 @@
 #define RUN_LOCK_PRINT_MS   5000
 #define RUN_BACKOFF_MS      1000
 #define RUN_BACKOFF_MAX_MS  30000
-#define RUN_AUDIT_SCAN      "500"
+#define RUN_AUDIT_SCAN      500
 
 
 static int parse(run_t *r, int argc, char **argv);
@@ -636,10 +636,10 @@ take_lock(run_t *r)
 static int
 holder(run_t *r, json_t **out)
 {
-    int            rc, i, retried;
+    int            rc, retried;
     char           classid[16], objid[16], err[512], pidbuf[16];
-    const char    *params[2], *av[6];
-    size_t         lens[6], j, f;
+    const char    *params[2];
+    size_t         j, f;
     json_t        *h;
     PGresult      *res;
     redisReply    *rep, *ent, *fv;
@@ -712,18 +712,7 @@ again:
             return MIGCTL_OK;
         }
 
-        av[0] = "XREVRANGE";
-        av[1] = k_audit;
-        av[2] = "+";
-        av[3] = "-";
-        av[4] = "COUNT";
-        av[5] = RUN_AUDIT_SCAN;
-
-        for (i = 0; i < 6; i++) {
-            lens[i] = strlen(av[i]);
-        }
-
-        rep = migctl_redis_cmd(ctx, c, 6, av, lens);
+        rep = migctl_audit_tail(ctx, c, k_audit, RUN_AUDIT_SCAN);
     }
 
     for (j = 0; rep != NULL && rep->type == REDIS_REPLY_ARRAY

@@ -267,23 +267,19 @@ done:
 }
 
 
-/* the newest entries of P:audit, newest first, as JSON objects */
-
-int
-migctl_mnt_read_audit(mnt_t *m, int count, json_t **out)
+struct redisReply *
+migctl_audit_tail(migctl_ctx_t *ctx, struct redisContext *c, const char *key,
+    int count)
 {
-    int            rc;
-    char           cnt[16], when[64], name[MIG_NAME_MAX + 1];
-    const char    *argv[6];
-    size_t         lens[6], i, j;
-    long long      ms;
-    json_t        *list, *o;
-    redisReply    *r, *ent, *id, *fv;
+    int          i;
+    char         cnt[16];
+    size_t       lens[6];
+    const char  *argv[6];
 
     snprintf(cnt, sizeof(cnt), "%d", count);
 
     argv[0] = "XREVRANGE";
-    argv[1] = m->k_audit;
+    argv[1] = key;
     argv[2] = "+";
     argv[3] = "-";
     argv[4] = "COUNT";
@@ -293,7 +289,23 @@ migctl_mnt_read_audit(mnt_t *m, int count, json_t **out)
         lens[i] = strlen(argv[i]);
     }
 
-    r = migctl_redis_cmd(m->ctx, m->c, 6, argv, lens);
+    return migctl_redis_cmd(ctx, c, 6, argv, lens);
+}
+
+
+/* the newest entries of P:audit, newest first, as JSON objects */
+
+int
+migctl_mnt_read_audit(mnt_t *m, int count, json_t **out)
+{
+    int            rc;
+    char           when[64], name[MIG_NAME_MAX + 1];
+    size_t         i, j;
+    long long      ms;
+    json_t        *list, *o;
+    redisReply    *r, *ent, *id, *fv;
+
+    r = migctl_audit_tail(m->ctx, m->c, m->k_audit, count);
     if (r == NULL) {
         return MIGCTL_UNREACHABLE;
     }

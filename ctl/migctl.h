@@ -448,4 +448,9 @@ int migctl_write_scrubbed(const migctl_secrets_t *s, const char *path,
 
 extern const char migctl_audit_lua[];
 
+/* the newest count entries of the audit stream key (XREVRANGE), as
+ * migctl_redis_cmd() returns them */
+struct redisReply *migctl_audit_tail(migctl_ctx_t *ctx,
+    struct redisContext *c, const char *key, int count);
+
 #endif /* MIGCTL_H */
