@@ -188,7 +188,7 @@ cmd_evidence(int argc, char **argv, migctl_ctx_t *ctx)
 static int
 parse(ev_t *e, int argc, char **argv)
 {
-    int            rc, n;
+    int            rc;
     migctl_ctx_t  *ctx = e->ctx;
 
     const migctl_opt_t  opts[] = {
@@ -207,14 +207,9 @@ parse(ev_t *e, int argc, char **argv)
         { NULL, 0, NULL, NULL, 0, 0, 0 }
     };
 
-    rc = migctl_opt_parse(ctx, opts, argc, argv, &n, usage);
+    rc = migctl_opt_parse(ctx, opts, argc, argv, NULL, usage);
     if (rc != MIGCTL_OK) {
         return rc;
-    }
-
-    if (n > 1) {
-        return migctl_error(ctx, MIGCTL_USAGE, "unexpected argument '%s':"
-                            " see migctl evidence --help", argv[1]);
     }
 
     if ((e->app == NULL) != (e->migration == NULL)) {

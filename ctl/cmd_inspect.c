@@ -32,13 +32,16 @@ typedef struct {
     char         found[FOUND_MAX];
 } check_result_t;
 
+/* reads row r of a kind's query into the result of check c */
+typedef void check_row_pt(PGresult *pr, int r, migctl_sql_check_t *c,
+    check_result_t *res);
+
 /* one catalog query for some kinds of object, and what reads its rows */
 typedef struct {
-    unsigned      kinds;                    /* KIND() bits */
-    const char   *what;                     /* for the error message */
-    const char   *sql;
-    void        (*row)(PGresult *pr, int r, migctl_sql_check_t *c,
-                       check_result_t *res);
+    unsigned       kinds;                   /* KIND() bits */
+    const char    *what;                    /* for the error message */
+    const char    *sql;
+    check_row_pt  *row;
 } check_kind_t;
 
 
@@ -46,18 +49,8 @@ static int read_sql(migctl_ctx_t *ctx, const char *path, char **textp,
     migctl_sql_plan_t *planp);
 static int check_kind(migctl_ctx_t *ctx, PGconn *conn,
     migctl_sql_plan_t *plan, check_result_t *res, const check_kind_t *k);
-static void row_table(PGresult *pr, int r, migctl_sql_check_t *c,
-    check_result_t *res);
-static void row_column(PGresult *pr, int r, migctl_sql_check_t *c,
-    check_result_t *res);
-static void row_index(PGresult *pr, int r, migctl_sql_check_t *c,
-    check_result_t *res);
-static void row_constraint(PGresult *pr, int r, migctl_sql_check_t *c,
-    check_result_t *res);
-static void row_extension(PGresult *pr, int r, migctl_sql_check_t *c,
-    check_result_t *res);
-static void row_trigger(PGresult *pr, int r, migctl_sql_check_t *c,
-    check_result_t *res);
+static check_row_pt row_table, row_column, row_index, row_constraint,
+    row_extension, row_trigger;
 static PGresult *batch(migctl_ctx_t *ctx, PGconn *conn,
     migctl_sql_plan_t *plan, unsigned kinds, const char *what,
     const char *sql, size_t **mapp, int *rc);
@@ -142,7 +135,7 @@ static const check_kind_t  check_kinds[] = {
 int
 cmd_inspect(int argc, char **argv, migctl_ctx_t *ctx)
 {
-    int          rc, n;
+    int          rc;
     json_t      *out;
     PGconn      *conn;
     const char  *sql, *app, *migration;
@@ -159,14 +152,9 @@ cmd_inspect(int argc, char **argv, migctl_ctx_t *ctx)
     app = NULL;
     migration = NULL;
 
-    rc = migctl_opt_parse(ctx, opts, argc, argv, &n, usage);
+    rc = migctl_opt_parse(ctx, opts, argc, argv, NULL, usage);
     if (rc != MIGCTL_OK) {
         return rc == MIGCTL_OPT_HELP ? MIGCTL_OK : rc;
-    }
-
-    if (n > 1) {
-        return migctl_error(ctx, MIGCTL_USAGE, "unexpected argument '%s': "
-                            "see migctl inspect --help", argv[1]);
     }
 
     if (sql == NULL) {

@@ -27,7 +27,7 @@ static void usage(FILE *f);
 int
 cmd_locks(int argc, char **argv, migctl_ctx_t *ctx)
 {
-    int      rc, n, long_secs, all_dbs;
+    int      rc, long_secs, all_dbs;
     json_t  *out;
     PGconn  *conn;
 
@@ -42,14 +42,9 @@ cmd_locks(int argc, char **argv, migctl_ctx_t *ctx)
     long_secs = MIGCTL_LOCKS_LONG_SECS;
     all_dbs = 0;
 
-    rc = migctl_opt_parse(ctx, opts, argc, argv, &n, usage);
+    rc = migctl_opt_parse(ctx, opts, argc, argv, NULL, usage);
     if (rc != MIGCTL_OK) {
         return rc;
-    }
-
-    if (n > 1) {
-        return migctl_error(ctx, MIGCTL_USAGE, "unexpected argument '%s': "
-                            "see migctl locks --help", argv[1]);
     }
 
     rc = migctl_db_connect(ctx, &conn);

@@ -54,7 +54,7 @@ static void usage(FILE *f);
 int
 cmd_migrations(int argc, char **argv, migctl_ctx_t *ctx)
 {
-    int          rc, n;
+    int          rc;
     json_t      *out;
     PGconn      *conn;
     const char  *plan, *prev;
@@ -69,14 +69,9 @@ cmd_migrations(int argc, char **argv, migctl_ctx_t *ctx)
     plan = NULL;
     prev = NULL;
 
-    rc = migctl_opt_parse(ctx, opts, argc, argv, &n, usage);
+    rc = migctl_opt_parse(ctx, opts, argc, argv, NULL, usage);
     if (rc != MIGCTL_OK) {
         return rc;
-    }
-
-    if (n > 1) {
-        return migctl_error(ctx, MIGCTL_USAGE, "unexpected argument '%s': "
-                            "see migctl migrations --help", argv[1]);
     }
 
     if (plan && prev && strcmp(plan, "-") == 0 && strcmp(prev, "-") == 0) {

@@ -130,7 +130,7 @@ const char  migctl_verify_script[] =
 int
 cmd_verify(int argc, char **argv, migctl_ctx_t *ctx)
 {
-    int             rc, n, i, print_script, secs;
+    int             rc, i, print_script, secs;
     long            timeout_ms;
     json_t         *doc, *out;
     PGconn         *conn;
@@ -157,14 +157,9 @@ cmd_verify(int argc, char **argv, migctl_ctx_t *ctx)
     out = NULL;
     conn = NULL;
 
-    rc = migctl_opt_parse(ctx, opts, argc, argv, &n, usage);
+    rc = migctl_opt_parse(ctx, opts, argc, argv, NULL, usage);
     if (rc != MIGCTL_OK) {
         return rc;
-    }
-
-    if (n > 1) {
-        return migctl_error(ctx, MIGCTL_USAGE, "unexpected argument '%s': "
-                            "see migctl verify --help", argv[1]);
     }
 
     if (print_script) {
@@ -226,20 +221,10 @@ cmd_verify(int argc, char **argv, migctl_ctx_t *ctx)
     }
 
     rc = migctl_verify_check(ctx, conn, doc, &out);
-    if (out == NULL) {
-        goto done;
-    }
-
-    if (ctx->json) {
-        rc = migctl_json_result(ctx, json_incref(out), rc);
-
-    } else {
-        print_text(out);
-    }
+    rc = migctl_db_result(ctx, out, rc, print_text);
 
 done:
 
-    json_decref(out);
     json_decref(doc);
     PQfinish(conn);
 

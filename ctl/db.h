@@ -295,8 +295,8 @@ void migctl_db_explain(const PGresult *res, json_t *blockers, long lock_ms,
     long statement_ms, char *msg, size_t len);
 
 /*
- * The end of `inspect`, `locks` and `migrations`: out (NULL: nothing to
- * show, rc already told) as the --json document, else print(out) on
+ * The end of inspect, locks, migrations and verify: out (NULL: nothing
+ * to show, rc already told) as the --json document, else print(out) on
  * stdout; out is released.  Returns the exit code.
  */
 int migctl_db_result(migctl_ctx_t *ctx, json_t *out, int rc,

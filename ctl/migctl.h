@@ -178,7 +178,8 @@ typedef struct {
 /*
  * Parses argv[1..argc-1] (argv[0] is the command's name) against opts.
  * Operands are moved to argv[1..*nargs-1] in order (argv[*nargs] is
- * NULL).  MIGCTL_OK; MIGCTL_OPT_HELP after usage(stdout); or
+ * NULL); with nargs NULL the command takes none and an operand is an
+ * error.  MIGCTL_OK; MIGCTL_OPT_HELP after usage(stdout); or
  * MIGCTL_USAGE after a one-line error.
  */
 int migctl_opt_parse(migctl_ctx_t *ctx, const migctl_opt_t *opts, int argc,
