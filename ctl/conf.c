@@ -32,6 +32,8 @@ static int conf_fail(conf_parse_t *p, config_setting_t *s,
     const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int get_string(conf_parse_t *p, config_setting_t *g,
     const char *name, char *dst, size_t size);
+static int string_member(conf_parse_t *p, config_setting_t *g,
+    const char *name, config_setting_t **sp, const char **v);
 static int get_int(conf_parse_t *p, config_setting_t *g, const char *name,
     int min, int max, int *dst);
 static int check_members(conf_parse_t *p, config_setting_t *g,
@@ -816,23 +818,22 @@ static int
 get_ref(conf_parse_t *p, config_setting_t *g, const char *name,
     const char **dst)
 {
+    const char        *v;
     config_setting_t  *s;
 
-    s = config_setting_get_member(g, name);
-    if (s == NULL) {
+    if (string_member(p, g, name, &s, &v) != 0) {
+        return -1;
+    }
+
+    if (v == NULL) {
         return 0;
     }
 
-    if (config_setting_type(s) != CONFIG_TYPE_STRING) {
-        return conf_fail(p, s, "%s must be a string in double quotes",
-                         name);
-    }
-
-    *dst = config_setting_get_string(s);
-
-    if (**dst == '\0') {
+    if (*v == '\0') {
         return conf_fail(p, s, "%s is empty", name);
     }
+
+    *dst = v;
 
     return 0;
 }
@@ -878,23 +879,43 @@ get_string(conf_parse_t *p, config_setting_t *g, const char *name,
     const char        *v;
     config_setting_t  *s;
 
-    s = config_setting_get_member(g, name);
-    if (s == NULL) {
+    if (string_member(p, g, name, &s, &v) != 0) {
+        return -1;
+    }
+
+    if (v == NULL) {
         return 0;
     }
 
-    if (config_setting_type(s) != CONFIG_TYPE_STRING) {
-        return conf_fail(p, s, "%s must be a string in double quotes",
-                         name);
-    }
-
-    v = config_setting_get_string(s);
     if (strlen(v) >= size) {
         return conf_fail(p, s, "%s is longer than %zu bytes", name,
                          size - 1);
     }
 
     strcpy(dst, v);
+
+    return 0;
+}
+
+
+/* the string name of g: *v NULL when it is absent, -1 when no string */
+static int
+string_member(conf_parse_t *p, config_setting_t *g, const char *name,
+    config_setting_t **sp, const char **v)
+{
+    *v = NULL;
+
+    *sp = config_setting_get_member(g, name);
+    if (*sp == NULL) {
+        return 0;
+    }
+
+    if (config_setting_type(*sp) != CONFIG_TYPE_STRING) {
+        return conf_fail(p, *sp, "%s must be a string in double quotes",
+                         name);
+    }
+
+    *v = config_setting_get_string(*sp);
 
     return 0;
 }
