@@ -123,6 +123,7 @@ static int pyexc_verdict(fail_t *f);
 static const fail_t *decide(scan_t *s, const fail_t **hist, size_t *nhist,
     size_t *others, int *correlated);
 static void correlate(scan_t *s, fail_t *f);
+static int in_history(const fail_t *f, const fail_t *d);
 static int line_eq(line_t a, line_t b);
 static int secret(line_t l);
 static json_t *fail_json(const fail_t *f, int full);
@@ -1073,26 +1074,12 @@ decide(scan_t *s, const fail_t **hist, size_t *nhist, size_t *others,
      * decision, the errors of its backend and earlier DDL */
     n = 0;
     for (i = 0; i < s->nfails && &s->fails[i] != d; i++) {
-        f = &s->fails[i];
-        if (f->kind != d->kind) {
-            continue;
-        }
-        if (f->kind == F_SERVER && d->pid.p && !line_eq(f->pid, d->pid)
-            && !f->ddl)
-        {
-            continue;
-        }
-        n++;
+        n += in_history(&s->fails[i], d);
     }
 
     for (i = 0, k = 0; i < s->nfails && &s->fails[i] != d; i++) {
         f = &s->fails[i];
-        if (f->kind != d->kind) {
-            continue;
-        }
-        if (f->kind == F_SERVER && d->pid.p && !line_eq(f->pid, d->pid)
-            && !f->ddl)
-        {
+        if (!in_history(f, d)) {
             continue;
         }
         if (n - k++ <= HISTORY_MAX) {
@@ -1144,6 +1131,20 @@ correlate(scan_t *s, fail_t *c)
             return;
         }
     }
+}
+
+
+/* an earlier failure f that belongs to the history of the decision d */
+static int
+in_history(const fail_t *f, const fail_t *d)
+{
+    if (f->kind != d->kind) {
+        return 0;
+    }
+
+    /* of a server decision: its backend's errors and earlier DDL */
+    return f->kind != F_SERVER || d->pid.p == NULL || line_eq(f->pid, d->pid)
+           || f->ddl;
 }
 
 

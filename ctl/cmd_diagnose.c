@@ -35,7 +35,7 @@ static void usage(FILE *f);
 int
 cmd_diagnose(int argc, char **argv, migctl_ctx_t *ctx)
 {
-    int          rc, n;
+    int          rc;
     char         err[512];
     dg_t         d;
     json_t      *res;
@@ -61,14 +61,9 @@ cmd_diagnose(int argc, char **argv, migctl_ctx_t *ctx)
     conn = NULL;
     res = NULL;
 
-    rc = migctl_opt_parse(ctx, opts, argc, argv, &n, usage);
+    rc = migctl_opt_parse(ctx, opts, argc, argv, NULL, usage);
     if (rc != MIGCTL_OK) {
         return rc;
-    }
-
-    if (n > 1) {
-        return migctl_error(ctx, MIGCTL_USAGE, "unexpected argument '%s': "
-                            "see migctl diagnose --help", argv[1]);
     }
 
     if (d.app == NULL || d.migration == NULL

@@ -27,7 +27,7 @@
 
 
 #define EV_RUNS_DEFAULT     5
-#define EV_AUDIT_TAIL       "200"
+#define EV_AUDIT_TAIL       200
 #define EV_FILE_MAX         (16 * 1024 * 1024)   /* a run file, its tail */
 
 
@@ -188,7 +188,7 @@ cmd_evidence(int argc, char **argv, migctl_ctx_t *ctx)
 static int
 parse(ev_t *e, int argc, char **argv)
 {
-    int            rc, n;
+    int            rc;
     migctl_ctx_t  *ctx = e->ctx;
 
     const migctl_opt_t  opts[] = {
@@ -207,14 +207,9 @@ parse(ev_t *e, int argc, char **argv)
         { NULL, 0, NULL, NULL, 0, 0, 0 }
     };
 
-    rc = migctl_opt_parse(ctx, opts, argc, argv, &n, usage);
+    rc = migctl_opt_parse(ctx, opts, argc, argv, NULL, usage);
     if (rc != MIGCTL_OK) {
         return rc;
-    }
-
-    if (n > 1) {
-        return migctl_error(ctx, MIGCTL_USAGE, "unexpected argument '%s':"
-                            " see migctl evidence --help", argv[1]);
     }
 
     if ((e->app == NULL) != (e->migration == NULL)) {
@@ -242,22 +237,16 @@ parse(ev_t *e, int argc, char **argv)
 static int
 make_dir(ev_t *e)
 {
-    int            n;
-    char           name[128], *slash, *p;
+    char           name[128], stamp[64], *slash;
     size_t         len;
+    long long      now;
     struct stat    sb;
     migctl_ctx_t  *ctx = e->ctx;
 
-    migctl_iso_time(e->ts, sizeof(e->ts), migctl_wall_ms(), 0);
-    n = 0;
-    for (p = e->ts; *p; p++) {
-        if (*p != '-' && *p != ':') {
-            name[n++] = *p;
-        }
-    }
-    name[n] = '\0';
-    memmove(name + 16, name, (size_t) n + 1);
-    memcpy(name, "migctl-evidence-", 16);
+    now = migctl_wall_ms();
+    migctl_iso_time(e->ts, sizeof(e->ts), now, 0);
+    migctl_iso_time_compact(stamp, sizeof(stamp), now, 0);
+    snprintf(name, sizeof(name), "migctl-evidence-%s", stamp);
 
     len = e->out ? strlen(e->out) : 0;
 
@@ -319,9 +308,7 @@ make_dir(ev_t *e)
 static int
 put(ev_t *e, const char *name, const char *text, size_t len)
 {
-    int      fd, rc;
-    char     path[MIGCTL_PATH_MAX + 600], *s, *slash;
-    size_t   sl;
+    char  path[MIGCTL_PATH_MAX + 600], *slash;
 
     snprintf(path, sizeof(path), "%s/%s", e->dir, name);
 
@@ -332,31 +319,12 @@ put(ev_t *e, const char *name, const char *text, size_t len)
         *slash = '/';
     }
 
-    s = migctl_scrub(&e->sec, text, len);
-    if (s == NULL) {
-        miss(e, name, "out of memory");
+    if (migctl_write_scrubbed(&e->sec, path, text, len) != 0) {
+        miss(e, name, errno == ENOMEM ? "out of memory" : strerror(errno));
         return -1;
     }
 
-    rc = -1;
-    sl = strlen(s);
-    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-
-    if (fd >= 0 && write(fd, s, sl) == (ssize_t) sl && close(fd) == 0) {
-        rc = 0;
-        fd = -1;
-    }
-
-    if (rc != 0) {
-        miss(e, name, strerror(errno));
-        if (fd >= 0) {
-            close(fd);
-        }
-    }
-
-    free(s);
-
-    return rc;
+    return 0;
 }
 
 
@@ -1017,18 +985,8 @@ maintenance(ev_t *e)
     json_object_set(o, "edges", e->edges);
 
     (void) mig_key_audit(key, sizeof(key), ctx->conf.prefix);
-    av[0] = "XREVRANGE";
-    av[1] = key;
-    av[2] = "+";
-    av[3] = "-";
-    av[4] = "COUNT";
-    av[5] = EV_AUDIT_TAIL;
-    for (i = 0; i < 6; i++) {
-        lens[i] = strlen(av[i]);
-    }
-
     e->audit = json_array();
-    r = migctl_redis_cmd(ctx, c, 6, av, lens);
+    r = migctl_audit_tail(ctx, c, key, EV_AUDIT_TAIL);
 
     for (j = 0; r && r->type == REDIS_REPLY_ARRAY && j < r->elements; j++) {
         redisReply  *ent = r->element[j];

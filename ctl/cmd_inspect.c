@@ -15,6 +15,16 @@
 #define STMT_MAX   2000                     /* a statement in "sql" */
 #define KIND(k)    (1u << (k))
 
+/* batch()'s five arrays as rows q, in check order (q.i from 1) */
+#define FROM_CHECKS                                                          \
+    " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],"           \
+    "             $5::int[]) WITH ORDINALITY AS q(s, t, n, ty, tm, i)"
+
+/* the relation named by q.s and q.<col> (t or n), NULL if none */
+#define REGCLASS(col)                                                        \
+    "to_regclass(CASE WHEN q.s IS NULL THEN quote_ident(q." col ")"          \
+    "   ELSE quote_ident(q.s) || '.' || quote_ident(q." col ") END)::oid"
+
 typedef struct {
     const char  *status;                    /* "done", "not_done", ... */
     char         expected[160];
@@ -22,24 +32,28 @@ typedef struct {
     char         found[FOUND_MAX];
 } check_result_t;
 
+/* reads row r of a kind's query into the result of check c */
+typedef void check_row_pt(PGresult *pr, int r, migctl_sql_check_t *c,
+    check_result_t *res);
+
+/* one catalog query for some kinds of object, and what reads its rows */
+typedef struct {
+    unsigned       kinds;                   /* KIND() bits */
+    const char    *what;                    /* for the error message */
+    const char    *sql;
+    check_row_pt  *row;
+} check_kind_t;
+
 
 static int read_sql(migctl_ctx_t *ctx, const char *path, char **textp,
     migctl_sql_plan_t *planp);
-static int check_tables(migctl_ctx_t *ctx, PGconn *conn,
-    migctl_sql_plan_t *plan, check_result_t *res);
-static int check_columns(migctl_ctx_t *ctx, PGconn *conn,
-    migctl_sql_plan_t *plan, check_result_t *res);
-static int check_indexes(migctl_ctx_t *ctx, PGconn *conn,
-    migctl_sql_plan_t *plan, check_result_t *res);
-static int check_constraints(migctl_ctx_t *ctx, PGconn *conn,
-    migctl_sql_plan_t *plan, check_result_t *res);
-static int check_extensions(migctl_ctx_t *ctx, PGconn *conn,
-    migctl_sql_plan_t *plan, check_result_t *res);
-static int check_triggers(migctl_ctx_t *ctx, PGconn *conn,
-    migctl_sql_plan_t *plan, check_result_t *res);
+static int check_kind(migctl_ctx_t *ctx, PGconn *conn,
+    migctl_sql_plan_t *plan, check_result_t *res, const check_kind_t *k);
+static check_row_pt row_table, row_column, row_index, row_constraint,
+    row_extension, row_trigger;
 static PGresult *batch(migctl_ctx_t *ctx, PGconn *conn,
     migctl_sql_plan_t *plan, unsigned kinds, const char *what,
-    const char *sql, int nparams, size_t **mapp, int *rc);
+    const char *sql, size_t **mapp, int *rc);
 static int query_failed(migctl_ctx_t *ctx, PGconn *conn, const char *what);
 static int recorded(migctl_ctx_t *ctx, PGconn *conn, const char *app,
     const char *migration, int *rec, int *later);
@@ -50,13 +64,78 @@ static const char *kind_name(int kind);
 static const char *contype_name(char t);
 static json_t *jstr(const char *s);
 static json_t *jstrn(const char *s, size_t n);
+static void print_text(json_t *out);
 static void usage(FILE *f);
+
+
+/* one catalog query per kind of object, whatever the plan's size */
+static const check_kind_t  check_kinds[] = {
+
+    { KIND(MIGCTL_SQL_TABLE) | KIND(MIGCTL_SQL_SEQUENCE)
+      | KIND(MIGCTL_SQL_VIEW), "relation",
+      "SELECT q.i, r.oid IS NOT NULL, r.relkind::text"
+      FROM_CHECKS
+      " LEFT JOIN pg_class r ON r.oid = " REGCLASS("n")
+      " ORDER BY q.i", row_table },
+
+    { KIND(MIGCTL_SQL_COLUMN), "column",
+      "SELECT q.i, r.oid IS NOT NULL, a.attnum IS NOT NULL,"
+      "  format_type(a.atttypid, a.atttypmod), a.attnotnull,"
+      /*
+       * pg_get_expr(adbin, adrelid) takes a lock on the table and waits
+       * behind an ACCESS EXCLUSIVE holder; a default cannot refer to a
+       * column, so relid 0 prints it the same without any lock (a
+       * generated column's expression can: it is not printed)
+       */
+      "  CASE WHEN a.attgenerated = '' THEN pg_get_expr(d.adbin, 0) END,"
+      "  CASE WHEN to_regtype(q.ty) IS NOT NULL"
+      "    THEN a.atttypid = to_regtype(q.ty)::oid"
+      "         AND (q.tm = -1 OR a.atttypmod = q.tm) END,"
+      "  format_type(to_regtype(q.ty)::oid, q.tm), d.oid IS NOT NULL"
+      FROM_CHECKS
+      " LEFT JOIN pg_class r ON r.oid = " REGCLASS("t")
+      " LEFT JOIN pg_attribute a ON a.attrelid = r.oid"
+      "   AND a.attname = q.n AND a.attnum > 0 AND NOT a.attisdropped"
+      " LEFT JOIN pg_attrdef d ON d.adrelid = r.oid AND d.adnum = a.attnum"
+      " ORDER BY q.i", row_column },
+
+    { KIND(MIGCTL_SQL_INDEX), "index",
+      "SELECT q.i, x.indexrelid IS NOT NULL, x.indisvalid, x.indisunique,"
+      "  t.relname"
+      FROM_CHECKS
+      " LEFT JOIN pg_index x ON x.indexrelid = " REGCLASS("n")
+      " LEFT JOIN pg_class t ON t.oid = x.indrelid"
+      " ORDER BY q.i", row_index },
+
+    { KIND(MIGCTL_SQL_CONSTRAINT), "constraint",
+      "SELECT q.i, r.oid IS NOT NULL, k.oid IS NOT NULL, k.contype::text,"
+      "  k.convalidated"
+      FROM_CHECKS
+      " LEFT JOIN pg_class r ON r.oid = " REGCLASS("t")
+      " LEFT JOIN pg_constraint k ON k.conrelid = r.oid"
+      "   AND k.conname = q.n"
+      " ORDER BY q.i", row_constraint },
+
+    { KIND(MIGCTL_SQL_EXTENSION), "extension",
+      "SELECT q.i, e.oid IS NOT NULL, e.extversion"
+      FROM_CHECKS
+      " LEFT JOIN pg_extension e ON e.extname = q.n"
+      " ORDER BY q.i", row_extension },
+
+    { KIND(MIGCTL_SQL_TRIGGER), "trigger",
+      "SELECT q.i, r.oid IS NOT NULL, g.oid IS NOT NULL"
+      FROM_CHECKS
+      " LEFT JOIN pg_class r ON r.oid = " REGCLASS("t")
+      " LEFT JOIN pg_trigger g ON g.tgrelid = r.oid AND g.tgname = q.n"
+      "   AND NOT g.tgisinternal"
+      " ORDER BY q.i", row_trigger }
+};
 
 
 int
 cmd_inspect(int argc, char **argv, migctl_ctx_t *ctx)
 {
-    int          rc, n;
+    int          rc;
     json_t      *out;
     PGconn      *conn;
     const char  *sql, *app, *migration;
@@ -73,14 +152,9 @@ cmd_inspect(int argc, char **argv, migctl_ctx_t *ctx)
     app = NULL;
     migration = NULL;
 
-    rc = migctl_opt_parse(ctx, opts, argc, argv, &n, usage);
+    rc = migctl_opt_parse(ctx, opts, argc, argv, NULL, usage);
     if (rc != MIGCTL_OK) {
         return rc == MIGCTL_OPT_HELP ? MIGCTL_OK : rc;
-    }
-
-    if (n > 1) {
-        return migctl_error(ctx, MIGCTL_USAGE, "unexpected argument '%s': "
-                            "see migctl inspect --help", argv[1]);
     }
 
     if (sql == NULL) {
@@ -108,20 +182,7 @@ cmd_inspect(int argc, char **argv, migctl_ctx_t *ctx)
     rc = migctl_inspect_run(ctx, conn, sql, app, migration, &out);
     PQfinish(conn);
 
-    if (out == NULL) {
-        return rc;
-    }
-
-    if (ctx->json) {
-        rc = migctl_json_result(ctx, json_incref(out), rc);
-
-    } else {
-        migctl_inspect_print(stdout, out);
-    }
-
-    json_decref(out);
-
-    return rc;
+    return migctl_db_result(ctx, out, rc, print_text);
 }
 
 
@@ -189,7 +250,7 @@ migctl_inspect_objects(migctl_ctx_t *ctx, PGconn *conn,
     json_t **objs)
 {
     int                  rc;
-    size_t               i, n;
+    size_t               i, n, k;
     json_t              *a, *e;
     check_result_t      *res;
     migctl_sql_check_t  *c;
@@ -208,17 +269,13 @@ migctl_inspect_objects(migctl_ctx_t *ctx, PGconn *conn,
         res[i].status = "not_done";
     }
 
-    /* one catalog query per kind of object, whatever the plan's size */
-    if ((rc = check_tables(ctx, conn, plan, res)) != MIGCTL_OK
-        || (rc = check_columns(ctx, conn, plan, res)) != MIGCTL_OK
-        || (rc = check_indexes(ctx, conn, plan, res)) != MIGCTL_OK
-        || (rc = check_constraints(ctx, conn, plan, res)) != MIGCTL_OK
-        || (rc = check_extensions(ctx, conn, plan, res)) != MIGCTL_OK
-        || (rc = check_triggers(ctx, conn, plan, res)) != MIGCTL_OK)
-    {
-        free(res);
-        json_decref(a);
-        return rc;
+    for (k = 0; k < sizeof(check_kinds) / sizeof(check_kinds[0]); k++) {
+        rc = check_kind(ctx, conn, plan, res, &check_kinds[k]);
+        if (rc != MIGCTL_OK) {
+            free(res);
+            json_decref(a);
+            return rc;
+        }
     }
 
     for (i = 0; i < plan->nchecks; i++) {
@@ -399,440 +456,293 @@ read_sql(migctl_ctx_t *ctx, const char *path, char **textp,
 }
 
 
-/* tables, sequences, views: presence and the kind of relation */
+/*
+ * Runs one kind's query through batch() and hands each row to its row
+ * function, with the check and the result the row is for.
+ */
 static int
-check_tables(migctl_ctx_t *ctx, PGconn *conn, migctl_sql_plan_t *plan,
-    check_result_t *res)
+check_kind(migctl_ctx_t *ctx, PGconn *conn, migctl_sql_plan_t *plan,
+    check_result_t *res, const check_kind_t *k)
 {
-    int                  rc, r, i, exists;
-    size_t              *map;
-    PGresult            *pr;
-    migctl_sql_check_t  *c;
+    int          rc, r;
+    size_t       i, *map;
+    PGresult    *pr;
 
-    pr = batch(ctx, conn, plan,
-        KIND(MIGCTL_SQL_TABLE) | KIND(MIGCTL_SQL_SEQUENCE)
-        | KIND(MIGCTL_SQL_VIEW), "relation",
-        "SELECT q.i, r.oid IS NOT NULL, r.relkind::text"
-        " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],"
-        "             $5::int[]) WITH ORDINALITY AS q(s, t, n, ty, tm, i)"
-        " LEFT JOIN pg_class r ON r.oid = to_regclass(CASE WHEN q.s IS NULL"
-        "   THEN quote_ident(q.n)"
-        "   ELSE quote_ident(q.s) || '.' || quote_ident(q.n) END)::oid"
-        " ORDER BY q.i", 5, &map, &rc);
+    pr = batch(ctx, conn, plan, k->kinds, k->what, k->sql, &map, &rc);
 
     if (pr == NULL) {
         return rc;
     }
 
     for (r = 0; r < PQntuples(pr); r++) {
-        i = (int) map[atoi(PQgetvalue(pr, r, 0)) - 1];
-        c = &plan->checks[i];
-        exists = PQgetvalue(pr, r, 1)[0] == 't';
-
-        snprintf(res[i].expected, sizeof(res[i].expected), "%s",
-                 c->expect ? "present" : "absent");
-
-        if (exists
-            && strchr(c->kind == MIGCTL_SQL_SEQUENCE ? "S"
-                      : c->kind == MIGCTL_SQL_VIEW ? "vm" : "rp",
-                      PQgetvalue(pr, r, 2)[0]) == NULL)
-        {
-            snprintf(res[i].found, FOUND_MAX, "a relation of kind '%s'",
-                     PQgetvalue(pr, r, 2));
-            res[i].status = "not_done";
-            continue;
-        }
-
-        snprintf(res[i].found, FOUND_MAX, "%s", exists ? "present" : "absent");
-        res[i].status = exists == c->expect ? "done" : "not_done";
+        i = map[atoi(PQgetvalue(pr, r, 0)) - 1];
+        k->row(pr, r, &plan->checks[i], &res[i]);
     }
 
     PQclear(pr);
     free(map);
 
     return MIGCTL_OK;
+}
+
+
+/* tables, sequences, views: presence and the kind of relation */
+static void
+row_table(PGresult *pr, int r, migctl_sql_check_t *c, check_result_t *res)
+{
+    int  exists;
+
+    exists = PQgetvalue(pr, r, 1)[0] == 't';
+
+    snprintf(res->expected, sizeof(res->expected), "%s",
+             c->expect ? "present" : "absent");
+
+    if (exists
+        && strchr(c->kind == MIGCTL_SQL_SEQUENCE ? "S"
+                  : c->kind == MIGCTL_SQL_VIEW ? "vm" : "rp",
+                  PQgetvalue(pr, r, 2)[0]) == NULL)
+    {
+        snprintf(res->found, FOUND_MAX, "a relation of kind '%s'",
+                 PQgetvalue(pr, r, 2));
+        res->status = "not_done";
+        return;
+    }
+
+    snprintf(res->found, FOUND_MAX, "%s", exists ? "present" : "absent");
+    res->status = exists == c->expect ? "done" : "not_done";
 }
 
 
 /* columns: presence, type, nullability, default, in one query */
-static int
-check_columns(migctl_ctx_t *ctx, PGconn *conn, migctl_sql_plan_t *plan,
-    check_result_t *res)
+static void
+row_column(PGresult *pr, int r, migctl_sql_check_t *c, check_result_t *res)
 {
-    int                  rc, r, i, tbl, col, ok, hasdef;
-    char                *type, *exptype, *def, key[256], ek[128];
-    size_t              *map;
-    PGresult            *pr;
-    migctl_sql_check_t  *c;
+    int    tbl, col, ok, hasdef;
+    char  *type, *exptype, *def, key[256], ek[128];
 
-    pr = batch(ctx, conn, plan, KIND(MIGCTL_SQL_COLUMN), "column",
-        "SELECT q.i, r.oid IS NOT NULL, a.attnum IS NOT NULL,"
-        "  format_type(a.atttypid, a.atttypmod), a.attnotnull,"
-        /*
-         * pg_get_expr(adbin, adrelid) takes a lock on the table and waits
-         * behind an ACCESS EXCLUSIVE holder; a default cannot refer to a
-         * column, so relid 0 prints it the same without any lock (a
-         * generated column's expression can: it is not printed)
-         */
-        "  CASE WHEN a.attgenerated = '' THEN pg_get_expr(d.adbin, 0) END,"
-        "  CASE WHEN to_regtype(q.ty) IS NOT NULL"
-        "    THEN a.atttypid = to_regtype(q.ty)::oid"
-        "         AND (q.tm = -1 OR a.atttypmod = q.tm) END,"
-        "  format_type(to_regtype(q.ty)::oid, q.tm), d.oid IS NOT NULL"
-        " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],"
-        "             $5::int[]) WITH ORDINALITY AS q(s, t, n, ty, tm, i)"
-        " LEFT JOIN pg_class r ON r.oid = to_regclass(CASE WHEN q.s IS NULL"
-        "   THEN quote_ident(q.t)"
-        "   ELSE quote_ident(q.s) || '.' || quote_ident(q.t) END)::oid"
-        " LEFT JOIN pg_attribute a ON a.attrelid = r.oid"
-        "   AND a.attname = q.n AND a.attnum > 0 AND NOT a.attisdropped"
-        " LEFT JOIN pg_attrdef d ON d.adrelid = r.oid AND d.adnum = a.attnum"
-        " ORDER BY q.i", 5, &map, &rc);
+    tbl = PQgetvalue(pr, r, 1)[0] == 't';
+    col = PQgetvalue(pr, r, 2)[0] == 't';
+    type = PQgetvalue(pr, r, 3);
+    def = PQgetvalue(pr, r, 5);
+    exptype = PQgetvalue(pr, r, 7);
 
-    if (pr == NULL) {
-        return rc;
-    }
+    switch (c->aspect) {
 
-    for (r = 0; r < PQntuples(pr); r++) {
-        i = (int) map[atoi(PQgetvalue(pr, r, 0)) - 1];
-        c = &plan->checks[i];
-        tbl = PQgetvalue(pr, r, 1)[0] == 't';
-        col = PQgetvalue(pr, r, 2)[0] == 't';
-        type = PQgetvalue(pr, r, 3);
-        def = PQgetvalue(pr, r, 5);
-        exptype = PQgetvalue(pr, r, 7);
-
-        switch (c->aspect) {
-
-        case MIGCTL_SQL_PRESENCE:
-            /* "expected" stays "present": the type goes in "type" */
-            snprintf(res[i].expected, sizeof(res[i].expected), "%s",
-                     c->expect ? "present" : "absent");
-            if (c->expect && c->type && !PQgetisnull(pr, r, 7)) {
-                snprintf(res[i].type, sizeof(res[i].type), "%s", exptype);
-            }
-
-            /* the type is checked when the server knows it (col 6 set) */
-            ok = !c->expect || !col || PQgetisnull(pr, r, 6)
-                 || PQgetvalue(pr, r, 6)[0] == 't';
-
-            if (col) {
-                snprintf(res[i].found, FOUND_MAX, "present (%s%s)%s", type,
-                         PQgetvalue(pr, r, 4)[0] == 't' ? ", not null" : "",
-                         ok ? "" : ", another type");
-            } else {
-                snprintf(res[i].found, FOUND_MAX, "%s",
-                         tbl ? "absent" : "absent (no table)");
-            }
-
-            /* as for constraints: a dropped column needs its table */
-            res[i].status = col == c->expect && tbl && ok ? "done"
-                                                          : "not_done";
-            continue;
-
-        case MIGCTL_SQL_TYPE:
-            snprintf(res[i].expected, sizeof(res[i].expected), "type %s",
-                     PQgetisnull(pr, r, 7) ? (c->type ? c->type : "?")
-                                           : exptype);
-            ok = col && PQgetvalue(pr, r, 6)[0] == 't';
-            break;
-
-        case MIGCTL_SQL_NOTNULL:
-            snprintf(res[i].expected, sizeof(res[i].expected), "%s",
-                     c->expect ? "not null" : "nullable");
-            ok = col && (PQgetvalue(pr, r, 4)[0] == 't') == c->expect;
-            if (col) {
-                snprintf(res[i].found, FOUND_MAX, "%s",
-                         PQgetvalue(pr, r, 4)[0] == 't' ? "not null"
-                                                        : "nullable");
-            }
-            break;
-
-        default: /* MIGCTL_SQL_DEFAULT */
-            hasdef = PQgetvalue(pr, r, 8)[0] == 't';
-            if (c->expect && c->defkey) {
-                migctl_escape(c->defkey, ek, sizeof(ek));
-                snprintf(res[i].expected, sizeof(res[i].expected),
-                         "default %s", ek);
-            } else {
-                snprintf(res[i].expected, sizeof(res[i].expected), "%s",
-                         c->expect ? "default" : "no default");
-            }
-            ok = col && hasdef == c->expect;
-
-            /* the value, not only its presence, when both can be read */
-            if (ok && c->expect && c->defkey) {
-                ok = !PQgetisnull(pr, r, 5)
-                     && migctl_sql_expr_key(def, key, sizeof(key)) == 0
-                     && strcmp(key, c->defkey) == 0;
-            }
-
-            if (col) {
-                snprintf(res[i].found, FOUND_MAX, "%s%s",
-                         !hasdef ? "no default" : "default ",
-                         !hasdef ? "" : PQgetisnull(pr, r, 5) ? "(generated)"
-                                                              : def);
-            }
-            break;
+    case MIGCTL_SQL_PRESENCE:
+        /* "expected" stays "present": the type goes in "type" */
+        snprintf(res->expected, sizeof(res->expected), "%s",
+                 c->expect ? "present" : "absent");
+        if (c->expect && c->type && !PQgetisnull(pr, r, 7)) {
+            snprintf(res->type, sizeof(res->type), "%s", exptype);
         }
 
-        if (!col) {
-            snprintf(res[i].found, FOUND_MAX, "%s",
-                     tbl ? "column absent" : "table absent");
+        /* the type is checked when the server knows it (col 6 set) */
+        ok = !c->expect || !col || PQgetisnull(pr, r, 6)
+             || PQgetvalue(pr, r, 6)[0] == 't';
 
-        } else if (c->aspect == MIGCTL_SQL_TYPE) {
-            snprintf(res[i].found, FOUND_MAX, "type %s", type);
+        if (col) {
+            snprintf(res->found, FOUND_MAX, "present (%s%s)%s", type,
+                     PQgetvalue(pr, r, 4)[0] == 't' ? ", not null" : "",
+                     ok ? "" : ", another type");
+        } else {
+            snprintf(res->found, FOUND_MAX, "%s",
+                     tbl ? "absent" : "absent (no table)");
         }
 
-        res[i].status = ok ? "done" : "not_done";
+        /* as for constraints: a dropped column needs its table */
+        res->status = col == c->expect && tbl && ok ? "done" : "not_done";
+        return;
+
+    case MIGCTL_SQL_TYPE:
+        snprintf(res->expected, sizeof(res->expected), "type %s",
+                 PQgetisnull(pr, r, 7) ? (c->type ? c->type : "?")
+                                       : exptype);
+        ok = col && PQgetvalue(pr, r, 6)[0] == 't';
+        break;
+
+    case MIGCTL_SQL_NOTNULL:
+        snprintf(res->expected, sizeof(res->expected), "%s",
+                 c->expect ? "not null" : "nullable");
+        ok = col && (PQgetvalue(pr, r, 4)[0] == 't') == c->expect;
+        if (col) {
+            snprintf(res->found, FOUND_MAX, "%s",
+                     PQgetvalue(pr, r, 4)[0] == 't' ? "not null"
+                                                    : "nullable");
+        }
+        break;
+
+    default: /* MIGCTL_SQL_DEFAULT */
+        hasdef = PQgetvalue(pr, r, 8)[0] == 't';
+        if (c->expect && c->defkey) {
+            migctl_escape(c->defkey, ek, sizeof(ek));
+            snprintf(res->expected, sizeof(res->expected), "default %s",
+                     ek);
+        } else {
+            snprintf(res->expected, sizeof(res->expected), "%s",
+                     c->expect ? "default" : "no default");
+        }
+        ok = col && hasdef == c->expect;
+
+        /* the value, not only its presence, when both can be read */
+        if (ok && c->expect && c->defkey) {
+            ok = !PQgetisnull(pr, r, 5)
+                 && migctl_sql_expr_key(def, key, sizeof(key)) == 0
+                 && strcmp(key, c->defkey) == 0;
+        }
+
+        if (col) {
+            snprintf(res->found, FOUND_MAX, "%s%s",
+                     !hasdef ? "no default" : "default ",
+                     !hasdef ? "" : PQgetisnull(pr, r, 5) ? "(generated)"
+                                                          : def);
+        }
+        break;
     }
 
-    PQclear(pr);
-    free(map);
+    if (!col) {
+        snprintf(res->found, FOUND_MAX, "%s",
+                 tbl ? "column absent" : "table absent");
 
-    return MIGCTL_OK;
+    } else if (c->aspect == MIGCTL_SQL_TYPE) {
+        snprintf(res->found, FOUND_MAX, "type %s", type);
+    }
+
+    res->status = ok ? "done" : "not_done";
 }
 
 
 /* indexes: presence, uniqueness and pg_index.indisvalid */
-static int
-check_indexes(migctl_ctx_t *ctx, PGconn *conn, migctl_sql_plan_t *plan,
-    check_result_t *res)
+static void
+row_index(PGresult *pr, int r, migctl_sql_check_t *c, check_result_t *res)
 {
-    int                  rc, r, i, exists, valid, unique;
-    size_t              *map;
-    PGresult            *pr;
-    migctl_sql_check_t  *c;
+    int  exists, valid, unique;
 
-    pr = batch(ctx, conn, plan, KIND(MIGCTL_SQL_INDEX), "index",
-        "SELECT q.i, x.indexrelid IS NOT NULL, x.indisvalid, x.indisunique,"
-        "  t.relname"
-        " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],"
-        "             $5::int[]) WITH ORDINALITY AS q(s, t, n, ty, tm, i)"
-        " LEFT JOIN pg_index x ON x.indexrelid = to_regclass("
-        "   CASE WHEN q.s IS NULL THEN quote_ident(q.n)"
-        "   ELSE quote_ident(q.s) || '.' || quote_ident(q.n) END)::oid"
-        " LEFT JOIN pg_class t ON t.oid = x.indrelid"
-        " ORDER BY q.i", 5, &map, &rc);
+    exists = PQgetvalue(pr, r, 1)[0] == 't';
+    valid = PQgetvalue(pr, r, 2)[0] == 't';
+    unique = PQgetvalue(pr, r, 3)[0] == 't';
 
-    if (pr == NULL) {
-        return rc;
+    if (!c->expect) {
+        snprintf(res->expected, sizeof(res->expected), "absent");
+        snprintf(res->found, FOUND_MAX, "%s",
+                 !exists ? "absent" : valid ? "present" : "present, "
+                                              "INVALID");
+        res->status = exists ? "not_done" : "done";
+        return;
     }
 
-    for (r = 0; r < PQntuples(pr); r++) {
-        i = (int) map[atoi(PQgetvalue(pr, r, 0)) - 1];
-        c = &plan->checks[i];
-        exists = PQgetvalue(pr, r, 1)[0] == 't';
-        valid = PQgetvalue(pr, r, 2)[0] == 't';
-        unique = PQgetvalue(pr, r, 3)[0] == 't';
+    snprintf(res->expected, sizeof(res->expected), "%s",
+             c->unique ? "unique valid index" : "valid index");
 
-        if (!c->expect) {
-            snprintf(res[i].expected, sizeof(res[i].expected), "absent");
-            snprintf(res[i].found, FOUND_MAX, "%s",
-                     !exists ? "absent" : valid ? "present" : "present, "
-                                                  "INVALID");
-            res[i].status = exists ? "not_done" : "done";
-            continue;
-        }
+    if (!exists) {
+        snprintf(res->found, FOUND_MAX, "absent");
+        res->status = "not_done";
 
-        snprintf(res[i].expected, sizeof(res[i].expected), "%s",
-                 c->unique ? "unique valid index" : "valid index");
+    } else if (!valid) {
+        /* a failed CREATE INDEX CONCURRENTLY leaves this behind */
+        snprintf(res->found, FOUND_MAX, "INVALID%s index on %s",
+                 unique ? " unique" : "", PQgetvalue(pr, r, 4));
+        res->status = "invalid";
 
-        if (!exists) {
-            snprintf(res[i].found, FOUND_MAX, "absent");
-            res[i].status = "not_done";
+    } else if (c->unique && !unique) {
+        snprintf(res->found, FOUND_MAX, "valid index on %s, not unique",
+                 PQgetvalue(pr, r, 4));
+        res->status = "not_done";
 
-        } else if (!valid) {
-            /* a failed CREATE INDEX CONCURRENTLY leaves this behind */
-            snprintf(res[i].found, FOUND_MAX, "INVALID%s index on %s",
-                     unique ? " unique" : "", PQgetvalue(pr, r, 4));
-            res[i].status = "invalid";
-
-        } else if (c->unique && !unique) {
-            snprintf(res[i].found, FOUND_MAX, "valid index on %s, not "
-                     "unique", PQgetvalue(pr, r, 4));
-            res[i].status = "not_done";
-
-        } else {
-            snprintf(res[i].found, FOUND_MAX, "valid%s index on %s",
-                     unique ? " unique" : "", PQgetvalue(pr, r, 4));
-            res[i].status = "done";
-        }
+    } else {
+        snprintf(res->found, FOUND_MAX, "valid%s index on %s",
+                 unique ? " unique" : "", PQgetvalue(pr, r, 4));
+        res->status = "done";
     }
-
-    PQclear(pr);
-    free(map);
-
-    return MIGCTL_OK;
 }
 
 
 /* constraints, by name on their table: presence, type, validation */
-static int
-check_constraints(migctl_ctx_t *ctx, PGconn *conn, migctl_sql_plan_t *plan,
+static void
+row_constraint(PGresult *pr, int r, migctl_sql_check_t *c,
     check_result_t *res)
 {
-    int                  rc, r, i, tbl, exists, validated;
-    char                *contype;
-    size_t              *map;
-    PGresult            *pr;
-    migctl_sql_check_t  *c;
+    int    tbl, exists, validated;
+    char  *contype;
 
-    pr = batch(ctx, conn, plan, KIND(MIGCTL_SQL_CONSTRAINT), "constraint",
-        "SELECT q.i, r.oid IS NOT NULL, k.oid IS NOT NULL, k.contype::text,"
-        "  k.convalidated"
-        " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],"
-        "             $5::int[]) WITH ORDINALITY AS q(s, t, n, ty, tm, i)"
-        " LEFT JOIN pg_class r ON r.oid = to_regclass(CASE WHEN q.s IS NULL"
-        "   THEN quote_ident(q.t)"
-        "   ELSE quote_ident(q.s) || '.' || quote_ident(q.t) END)::oid"
-        " LEFT JOIN pg_constraint k ON k.conrelid = r.oid"
-        "   AND k.conname = q.n"
-        " ORDER BY q.i", 5, &map, &rc);
+    tbl = PQgetvalue(pr, r, 1)[0] == 't';
+    exists = PQgetvalue(pr, r, 2)[0] == 't';
+    contype = PQgetvalue(pr, r, 3);
+    validated = PQgetvalue(pr, r, 4)[0] == 't';
 
-    if (pr == NULL) {
-        return rc;
+    if (!c->expect) {
+        snprintf(res->expected, sizeof(res->expected), "absent");
+        /*
+         * without its table, "absent" proves nothing (the table may
+         * still be under its old name): not done
+         */
+        snprintf(res->found, FOUND_MAX, "%s",
+                 exists ? "present" : tbl ? "absent" : "table absent");
+        res->status = exists || !tbl ? "not_done" : "done";
+        return;
     }
 
-    for (r = 0; r < PQntuples(pr); r++) {
-        i = (int) map[atoi(PQgetvalue(pr, r, 0)) - 1];
-        c = &plan->checks[i];
-        tbl = PQgetvalue(pr, r, 1)[0] == 't';
-        exists = PQgetvalue(pr, r, 2)[0] == 't';
-        contype = PQgetvalue(pr, r, 3);
-        validated = PQgetvalue(pr, r, 4)[0] == 't';
-
-        if (!c->expect) {
-            snprintf(res[i].expected, sizeof(res[i].expected), "absent");
-            /*
-             * without its table, "absent" proves nothing (the table may
-             * still be under its old name): not done
-             */
-            snprintf(res[i].found, FOUND_MAX, "%s",
-                     exists ? "present" : tbl ? "absent" : "table absent");
-            res[i].status = exists || !tbl ? "not_done" : "done";
-            continue;
-        }
-
-        if (c->contype) {
-            snprintf(res[i].expected, sizeof(res[i].expected), "%s%s",
-                     contype_name(c->contype),
-                     c->validated ? "" : " (NOT VALID)");
-        } else {
-            snprintf(res[i].expected, sizeof(res[i].expected),
-                     "validated constraint");
-        }
-
-        if (!exists) {
-            snprintf(res[i].found, FOUND_MAX, "%s",
-                     tbl ? "absent" : "absent (no table)");
-            res[i].status = "not_done";
-            continue;
-        }
-
-        snprintf(res[i].found, FOUND_MAX, "%s%s", contype_name(contype[0]),
-                 validated ? "" : " (not validated)");
-
-        res[i].status = (c->contype == 0 || c->contype == contype[0])
-                        && (validated || !c->validated)
-                        ? "done" : "not_done";
+    if (c->contype) {
+        snprintf(res->expected, sizeof(res->expected), "%s%s",
+                 contype_name(c->contype),
+                 c->validated ? "" : " (NOT VALID)");
+    } else {
+        snprintf(res->expected, sizeof(res->expected),
+                 "validated constraint");
     }
 
-    PQclear(pr);
-    free(map);
+    if (!exists) {
+        snprintf(res->found, FOUND_MAX, "%s",
+                 tbl ? "absent" : "absent (no table)");
+        res->status = "not_done";
+        return;
+    }
 
-    return MIGCTL_OK;
+    snprintf(res->found, FOUND_MAX, "%s%s", contype_name(contype[0]),
+             validated ? "" : " (not validated)");
+
+    res->status = (c->contype == 0 || c->contype == contype[0])
+                  && (validated || !c->validated)
+                  ? "done" : "not_done";
 }
 
 
 /* extensions: presence in pg_extension */
-static int
-check_extensions(migctl_ctx_t *ctx, PGconn *conn, migctl_sql_plan_t *plan,
+static void
+row_extension(PGresult *pr, int r, migctl_sql_check_t *c,
     check_result_t *res)
 {
-    int                  rc, r, i, exists;
-    size_t              *map;
-    PGresult            *pr;
-    migctl_sql_check_t  *c;
+    int  exists;
 
-    pr = batch(ctx, conn, plan, KIND(MIGCTL_SQL_EXTENSION), "extension",
-        "SELECT q.i, e.oid IS NOT NULL, e.extversion"
-        " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],"
-        "             $5::int[]) WITH ORDINALITY AS q(s, t, n, ty, tm, i)"
-        " LEFT JOIN pg_extension e ON e.extname = q.n"
-        " ORDER BY q.i", 5, &map, &rc);
+    exists = PQgetvalue(pr, r, 1)[0] == 't';
 
-    if (pr == NULL) {
-        return rc;
+    snprintf(res->expected, sizeof(res->expected), "%s",
+             c->expect ? "present" : "absent");
+    if (exists) {
+        snprintf(res->found, FOUND_MAX, "present (version %s)",
+                 PQgetvalue(pr, r, 2));
+    } else {
+        snprintf(res->found, FOUND_MAX, "absent");
     }
-
-    for (r = 0; r < PQntuples(pr); r++) {
-        i = (int) map[atoi(PQgetvalue(pr, r, 0)) - 1];
-        c = &plan->checks[i];
-        exists = PQgetvalue(pr, r, 1)[0] == 't';
-
-        snprintf(res[i].expected, sizeof(res[i].expected), "%s",
-                 c->expect ? "present" : "absent");
-        if (exists) {
-            snprintf(res[i].found, FOUND_MAX, "present (version %s)",
-                     PQgetvalue(pr, r, 2));
-        } else {
-            snprintf(res[i].found, FOUND_MAX, "absent");
-        }
-        res[i].status = exists == c->expect ? "done" : "not_done";
-    }
-
-    PQclear(pr);
-    free(map);
-
-    return MIGCTL_OK;
+    res->status = exists == c->expect ? "done" : "not_done";
 }
 
 
 /* triggers, by name on their table (internal ones left out) */
-static int
-check_triggers(migctl_ctx_t *ctx, PGconn *conn, migctl_sql_plan_t *plan,
-    check_result_t *res)
+static void
+row_trigger(PGresult *pr, int r, migctl_sql_check_t *c, check_result_t *res)
 {
-    int                  rc, r, i, tbl, exists;
-    size_t              *map;
-    PGresult            *pr;
-    migctl_sql_check_t  *c;
+    int  tbl, exists;
 
-    pr = batch(ctx, conn, plan, KIND(MIGCTL_SQL_TRIGGER), "trigger",
-        "SELECT q.i, r.oid IS NOT NULL, g.oid IS NOT NULL"
-        " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],"
-        "             $5::int[]) WITH ORDINALITY AS q(s, t, n, ty, tm, i)"
-        " LEFT JOIN pg_class r ON r.oid = to_regclass(CASE WHEN q.s IS NULL"
-        "   THEN quote_ident(q.t)"
-        "   ELSE quote_ident(q.s) || '.' || quote_ident(q.t) END)::oid"
-        " LEFT JOIN pg_trigger g ON g.tgrelid = r.oid AND g.tgname = q.n"
-        "   AND NOT g.tgisinternal"
-        " ORDER BY q.i", 5, &map, &rc);
+    tbl = PQgetvalue(pr, r, 1)[0] == 't';
+    exists = PQgetvalue(pr, r, 2)[0] == 't';
 
-    if (pr == NULL) {
-        return rc;
-    }
+    snprintf(res->expected, sizeof(res->expected), "%s",
+             c->expect ? "present" : "absent");
+    snprintf(res->found, FOUND_MAX, "%s",
+             exists ? "present" : tbl ? "absent" : "table absent");
 
-    for (r = 0; r < PQntuples(pr); r++) {
-        i = (int) map[atoi(PQgetvalue(pr, r, 0)) - 1];
-        c = &plan->checks[i];
-        tbl = PQgetvalue(pr, r, 1)[0] == 't';
-        exists = PQgetvalue(pr, r, 2)[0] == 't';
-
-        snprintf(res[i].expected, sizeof(res[i].expected), "%s",
-                 c->expect ? "present" : "absent");
-        snprintf(res[i].found, FOUND_MAX, "%s",
-                 exists ? "present" : tbl ? "absent" : "table absent");
-
-        /* as for constraints: "absent" means something only with a table */
-        res[i].status = exists == c->expect && tbl ? "done" : "not_done";
-    }
-
-    PQclear(pr);
-    free(map);
-
-    return MIGCTL_OK;
+    /* as for constraints: "absent" means something only with a table */
+    res->status = exists == c->expect && tbl ? "done" : "not_done";
 }
 
 
@@ -845,8 +755,8 @@ check_triggers(migctl_ctx_t *ctx, PGconn *conn, migctl_sql_plan_t *plan,
  */
 static PGresult *
 batch(migctl_ctx_t *ctx, PGconn *conn, migctl_sql_plan_t *plan,
-    unsigned kinds, const char *what, const char *sql, int nparams,
-    size_t **mapp, int *rc)
+    unsigned kinds, const char *what, const char *sql, size_t **mapp,
+    int *rc)
 {
     int          r;
     char        *params[5], num[16];
@@ -913,7 +823,7 @@ batch(migctl_ctx_t *ctx, PGconn *conn, migctl_sql_plan_t *plan,
         }
     }
 
-    pr = migctl_db_exec_params(conn, sql, nparams, NULL,
+    pr = migctl_db_exec_params(conn, sql, 5, NULL,
                       (const char *const *) params, NULL, NULL, 0);
 
     if (PQresultStatus(pr) != PGRES_TUPLES_OK) {
@@ -1235,6 +1145,13 @@ jstrn(const char *s, size_t n)
     v = json_stringn(s, n);
 
     return v ? v : json_stringn_nocheck(s, n);
+}
+
+
+static void
+print_text(json_t *out)
+{
+    migctl_inspect_print(stdout, out);
 }
 
 

@@ -19,7 +19,7 @@ static int pid_in(json_t *pids, long pid);
 static json_t *session(PGresult *res, int r);
 static int failed(migctl_ctx_t *ctx, PGconn *conn, PGresult *res,
     const char *what);
-static void print_text(json_t *o, int long_secs);
+static void print_text(json_t *o);
 static void print_sessions(json_t *a, const char *title, int all_dbs);
 static void usage(FILE *f);
 
@@ -27,7 +27,7 @@ static void usage(FILE *f);
 int
 cmd_locks(int argc, char **argv, migctl_ctx_t *ctx)
 {
-    int      rc, n, long_secs, all_dbs;
+    int      rc, long_secs, all_dbs;
     json_t  *out;
     PGconn  *conn;
 
@@ -42,14 +42,9 @@ cmd_locks(int argc, char **argv, migctl_ctx_t *ctx)
     long_secs = MIGCTL_LOCKS_LONG_SECS;
     all_dbs = 0;
 
-    rc = migctl_opt_parse(ctx, opts, argc, argv, &n, usage);
+    rc = migctl_opt_parse(ctx, opts, argc, argv, NULL, usage);
     if (rc != MIGCTL_OK) {
         return rc;
-    }
-
-    if (n > 1) {
-        return migctl_error(ctx, MIGCTL_USAGE, "unexpected argument '%s': "
-                            "see migctl locks --help", argv[1]);
     }
 
     rc = migctl_db_connect(ctx, &conn);
@@ -60,20 +55,7 @@ cmd_locks(int argc, char **argv, migctl_ctx_t *ctx)
     rc = migctl_locks_query(ctx, conn, long_secs, all_dbs, &out);
     PQfinish(conn);
 
-    if (out == NULL) {
-        return rc;
-    }
-
-    if (ctx->json) {
-        rc = migctl_json_result(ctx, json_incref(out), rc);
-
-    } else {
-        print_text(out, long_secs);
-    }
-
-    json_decref(out);
-
-    return rc;
+    return migctl_db_result(ctx, out, rc, print_text);
 }
 
 
@@ -476,9 +458,9 @@ failed(migctl_ctx_t *ctx, PGconn *conn, PGresult *res, const char *what)
 
 
 static void
-print_text(json_t *o, int long_secs)
+print_text(json_t *o)
 {
-    int      all;
+    int      all, long_secs;
     size_t   i;
     json_t  *l, *h, *a, *e, *v;
     char     title[96];
@@ -509,6 +491,7 @@ print_text(json_t *o, int long_secs)
     printf("\n");
 
     all = json_is_true(json_object_get(o, "all_databases"));
+    long_secs = (int) json_integer_value(json_object_get(o, "long_seconds"));
 
     print_sessions(json_object_get(o, "blocked"), "blocked sessions", all);
     print_sessions(json_object_get(o, "blocking"), "blocking sessions", all);

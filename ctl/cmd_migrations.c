@@ -71,7 +71,7 @@ static void usage(FILE *f);
 int
 cmd_migrations(int argc, char **argv, migctl_ctx_t *ctx)
 {
-    int          rc, n;
+    int          rc;
     long         timeout_ms;
     json_t      *out, *doc, *pdoc;
     PGconn      *conn;
@@ -97,14 +97,9 @@ cmd_migrations(int argc, char **argv, migctl_ctx_t *ctx)
     pdoc = NULL;
     out = NULL;
 
-    rc = migctl_opt_parse(ctx, opts, argc, argv, &n, usage);
+    rc = migctl_opt_parse(ctx, opts, argc, argv, NULL, usage);
     if (rc != MIGCTL_OK) {
         return rc;
-    }
-
-    if (n > 1) {
-        return migctl_error(ctx, MIGCTL_USAGE, "unexpected argument '%s': "
-                            "see migctl migrations --help", argv[1]);
     }
 
     if (plan && prev && strcmp(plan, "-") == 0 && strcmp(prev, "-") == 0) {
@@ -144,20 +139,10 @@ cmd_migrations(int argc, char **argv, migctl_ctx_t *ctx)
 
     rc = migctl_migrations_check(ctx, conn, plan, prev, doc, pdoc, &out);
 
-    if (out == NULL) {
-        goto done;
-    }
-
-    if (ctx->json) {
-        rc = migctl_json_result(ctx, json_incref(out), rc);
-
-    } else {
-        print_text(out);
-    }
+    rc = migctl_db_result(ctx, out, rc, print_text);
 
 done:
 
-    json_decref(out);
     json_decref(doc);
     json_decref(pdoc);
     PQfinish(conn);

@@ -51,7 +51,6 @@ static int parse_doc(migctl_ctx_t *ctx, const char *text, const char *what,
 static int read_rows(migctl_ctx_t *ctx, PGconn *conn, json_t **rows);
 static json_t *repair(vmig_t *v, vmig_t *all, size_t n);
 static void last_exception(char *text, char *out, size_t len);
-static int plain_name(const char *s);
 static void print_text(json_t *o);
 static void usage(FILE *f);
 
@@ -139,7 +138,7 @@ const char  migctl_verify_script[] =
 int
 cmd_verify(int argc, char **argv, migctl_ctx_t *ctx)
 {
-    int             rc, n, i, print_script, secs;
+    int             rc, i, print_script, secs;
     long            timeout_ms;
     json_t         *doc, *out;
     PGconn         *conn;
@@ -166,14 +165,9 @@ cmd_verify(int argc, char **argv, migctl_ctx_t *ctx)
     out = NULL;
     conn = NULL;
 
-    rc = migctl_opt_parse(ctx, opts, argc, argv, &n, usage);
+    rc = migctl_opt_parse(ctx, opts, argc, argv, NULL, usage);
     if (rc != MIGCTL_OK) {
         return rc;
-    }
-
-    if (n > 1) {
-        return migctl_error(ctx, MIGCTL_USAGE, "unexpected argument '%s': "
-                            "see migctl verify --help", argv[1]);
     }
 
     if (print_script) {
@@ -183,7 +177,7 @@ cmd_verify(int argc, char **argv, migctl_ctx_t *ctx)
 
     /* app labels are identifiers: they go to Django comma-separated */
     for (i = 0; i < apps.n; i++) {
-        if (!plain_name(apps.v[i])) {
+        if (!migctl_plain_name(apps.v[i])) {
             return migctl_error(ctx, MIGCTL_USAGE, "--app '%s': not an app "
                                 "label (letters, digits, _)", apps.v[i]);
         }
@@ -235,20 +229,10 @@ cmd_verify(int argc, char **argv, migctl_ctx_t *ctx)
     }
 
     rc = migctl_verify_check(ctx, conn, doc, &out);
-    if (out == NULL) {
-        goto done;
-    }
-
-    if (ctx->json) {
-        rc = migctl_json_result(ctx, json_incref(out), rc);
-
-    } else {
-        print_text(out);
-    }
+    rc = migctl_db_result(ctx, out, rc, print_text);
 
 done:
 
-    json_decref(out);
     json_decref(doc);
     PQfinish(conn);
 
@@ -1031,8 +1015,8 @@ repair(vmig_t *v, vmig_t *all, size_t n)
         }
     }
 
-    if (v->strong == 0 && nd == 0 && plain_name(v->app)
-        && plain_name(v->name))
+    if (v->strong == 0 && nd == 0 && migctl_plain_name(v->app)
+        && migctl_plain_name(v->name))
     {
         snprintf(line, sizeof(line), "psql -c \"DELETE FROM "
                  "django_migrations WHERE app = '%s' AND name = '%s'\"   "
@@ -1126,25 +1110,6 @@ last_exception(char *text, char *out, size_t len)
     while (q > out && (q[-1] == '\r' || q[-1] == ' ')) {
         *--q = '\0';
     }
-}
-
-
-static int
-plain_name(const char *s)
-{
-    if (s == NULL || *s == '\0') {
-        return 0;
-    }
-
-    for ( /* void */ ; *s; s++) {
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z')
-              || (*s >= '0' && *s <= '9') || *s == '_'))
-        {
-            return 0;
-        }
-    }
-
-    return 1;
 }
 
 

@@ -24,15 +24,23 @@ typedef struct {
     size_t       errlen;
 } conf_parse_t;
 
+typedef int (*group_parse_pt)(conf_parse_t *p, config_setting_t *g,
+    migctl_conf_t *cf);
+
 
 static int conf_fail(conf_parse_t *p, config_setting_t *s,
     const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int get_string(conf_parse_t *p, config_setting_t *g,
     const char *name, char *dst, size_t size);
+static int string_member(conf_parse_t *p, config_setting_t *g,
+    const char *name, config_setting_t **sp, const char **v);
 static int get_int(conf_parse_t *p, config_setting_t *g, const char *name,
     int min, int max, int *dst);
 static int check_members(conf_parse_t *p, config_setting_t *g,
     const char *const *known);
+static int parse_group(conf_parse_t *p, config_setting_t *root,
+    const char *name, const char *shape, group_parse_pt parse,
+    migctl_conf_t *cf);
 static int parse_redis(conf_parse_t *p, config_setting_t *g,
     migctl_conf_t *cf);
 static int parse_sentinel(conf_parse_t *p, config_setting_t *g,
@@ -44,6 +52,8 @@ static int parse_health(conf_parse_t *p, config_setting_t *g,
     migctl_conf_t *cf);
 static int parse_hooks(conf_parse_t *p, config_setting_t *g,
     migctl_conf_t *cf);
+static int group_timeout(conf_parse_t *p, config_setting_t *g,
+    const char *const *keys, int *timeout_ms);
 static int parse_checks(conf_parse_t *p, config_setting_t *list,
     const char *what, int hooks, int timeout_ms, migctl_check_t *cks,
     int max, int *count);
@@ -56,7 +66,9 @@ static int parse_database(conf_parse_t *p, config_setting_t *g,
     migctl_conf_t *cf);
 static int get_duration(conf_parse_t *p, config_setting_t *g,
     const char *name, long min, long max, long *dst);
-static int parse_runs(conf_parse_t *p, config_setting_t *root,
+static int parse_runs(conf_parse_t *p, config_setting_t *g,
+    migctl_conf_t *cf);
+static int parse_evidence(conf_parse_t *p, config_setting_t *g,
     migctl_conf_t *cf);
 
 
@@ -206,26 +218,11 @@ migctl_conf_load(migctl_ctx_t *ctx, char *err, size_t errlen)
     root = config_root_setting(lc);
     rc = -1;
 
-    s = config_setting_get_member(root, "redis");
-    if (s != NULL) {
-        if (!config_setting_is_group(s)) {
-            return conf_fail(&p, s, "redis must be a group { ... }");
-        }
-
-        if (parse_redis(&p, s, cf) != 0) {
-            return rc;
-        }
-    }
-
-    s = config_setting_get_member(root, "database");
-    if (s != NULL) {
-        if (!config_setting_is_group(s)) {
-            return conf_fail(&p, s, "database must be a group { ... }");
-        }
-
-        if (parse_database(&p, s, cf) != 0) {
-            return rc;
-        }
+    if (parse_group(&p, root, "redis", "{ ... }", parse_redis, cf) != 0
+        || parse_group(&p, root, "database", "{ ... }", parse_database, cf)
+           != 0)
+    {
+        return rc;
     }
 
     if (get_string(&p, root, "prefix", cf->prefix, sizeof(cf->prefix)) != 0)
@@ -249,30 +246,19 @@ migctl_conf_load(migctl_ctx_t *ctx, char *err, size_t errlen)
         return rc;
     }
 
-    s = config_setting_get_member(root, "health");
-    if (s != NULL) {
-        if (!config_setting_is_group(s)) {
-            return conf_fail(&p, s, "health must be a group { ... }");
-        }
-
-        if (parse_health(&p, s, cf) != 0) {
-            return rc;
-        }
+    if (parse_group(&p, root, "health", "{ ... }", parse_health, cf) != 0
+        || parse_group(&p, root, "hooks", "{ on = (...); off = (...); }",
+                       parse_hooks, cf)
+           != 0)
+    {
+        return rc;
     }
 
-    s = config_setting_get_member(root, "hooks");
-    if (s != NULL) {
-        if (!config_setting_is_group(s)) {
-            return conf_fail(&p, s, "hooks must be a group { on = (...);"
-                             " off = (...); }");
-        }
-
-        if (parse_hooks(&p, s, cf) != 0) {
-            return rc;
-        }
-    }
-
-    if (parse_runs(&p, root, cf) != 0) {
+    if (parse_group(&p, root, "runs", "{ dir = \"...\"; }", parse_runs, cf)
+        != 0
+        || parse_group(&p, root, "evidence", "{ ... }", parse_evidence, cf)
+           != 0)
+    {
         return rc;
     }
 
@@ -293,6 +279,26 @@ migctl_conf_free(migctl_ctx_t *ctx)
         free(lc);
         ctx->conf.lc = NULL;
     }
+}
+
+
+/* the top-level group name, when present, read by parse */
+static int
+parse_group(conf_parse_t *p, config_setting_t *root, const char *name,
+    const char *shape, group_parse_pt parse, migctl_conf_t *cf)
+{
+    config_setting_t  *g;
+
+    g = config_setting_get_member(root, name);
+    if (g == NULL) {
+        return 0;
+    }
+
+    if (!config_setting_is_group(g)) {
+        return conf_fail(p, g, "%s must be a group %s", name, shape);
+    }
+
+    return parse(p, g, cf);
 }
 
 
@@ -545,24 +551,16 @@ parse_wait(conf_parse_t *p, config_setting_t *g, migctl_conf_t *cf)
 static int
 parse_health(conf_parse_t *p, config_setting_t *g, migctl_conf_t *cf)
 {
-    int                timeout_ms;
-    config_setting_t  *list;
-
-    if (check_members(p, g, health_keys) != 0) {
-        return -1;
-    }
+    int  timeout_ms;
 
     timeout_ms = 30000;
-    if (get_int(p, g, "timeout_ms", 1, 3600000, &timeout_ms) != 0) {
+
+    if (group_timeout(p, g, health_keys, &timeout_ms) != 0) {
         return -1;
     }
 
-    list = config_setting_get_member(g, "checks");
-    if (list == NULL) {
-        return 0;
-    }
-
-    return parse_checks(p, list, "health.checks", 0, timeout_ms, cf->checks,
+    return parse_checks(p, config_setting_get_member(g, "checks"),
+                        "health.checks", 0, timeout_ms, cf->checks,
                         MIGCTL_CHECKS_MAX, &cf->nchecks);
 }
 
@@ -570,30 +568,32 @@ parse_health(conf_parse_t *p, config_setting_t *g, migctl_conf_t *cf)
 static int
 parse_hooks(conf_parse_t *p, config_setting_t *g, migctl_conf_t *cf)
 {
-    int                timeout_ms;
-    config_setting_t  *list;
-
-    if (check_members(p, g, hooks_keys) != 0) {
-        return -1;
-    }
+    int  timeout_ms;
 
     timeout_ms = 60000;
-    if (get_int(p, g, "timeout_ms", 1, 3600000, &timeout_ms) != 0) {
-        return -1;
-    }
 
-    list = config_setting_get_member(g, "on");
-    if (list != NULL
-        && parse_checks(p, list, "hooks.on", 1, timeout_ms, cf->hooks_on,
-                        MIGCTL_HOOKS_MAX, &cf->nhooks_on) != 0)
+    if (group_timeout(p, g, hooks_keys, &timeout_ms) != 0
+        || parse_checks(p, config_setting_get_member(g, "on"), "hooks.on", 1,
+                        timeout_ms, cf->hooks_on, MIGCTL_HOOKS_MAX,
+                        &cf->nhooks_on)
+           != 0)
     {
         return -1;
     }
 
-    list = config_setting_get_member(g, "off");
-    if (list != NULL
-        && parse_checks(p, list, "hooks.off", 1, timeout_ms, cf->hooks_off,
-                        MIGCTL_HOOKS_MAX, &cf->nhooks_off) != 0)
+    return parse_checks(p, config_setting_get_member(g, "off"), "hooks.off",
+                        1, timeout_ms, cf->hooks_off, MIGCTL_HOOKS_MAX,
+                        &cf->nhooks_off);
+}
+
+
+/* health { } and hooks { }: their members known, their timeout_ms read */
+static int
+group_timeout(conf_parse_t *p, config_setting_t *g, const char *const *keys,
+    int *timeout_ms)
+{
+    if (check_members(p, g, keys) != 0
+        || get_int(p, g, "timeout_ms", 1, 3600000, timeout_ms) != 0)
     {
         return -1;
     }
@@ -603,8 +603,9 @@ parse_hooks(conf_parse_t *p, config_setting_t *g, migctl_conf_t *cf)
 
 
 /*
- * A list of checks (health.checks) or of hooks (commands only).  Every
- * error names the file and the line of the setting at fault.
+ * A list of checks (health.checks) or of hooks (commands only), none
+ * when list is NULL.  Every error names the file and the line of the
+ * setting at fault.
  */
 static int
 parse_checks(conf_parse_t *p, config_setting_t *list, const char *what,
@@ -614,6 +615,10 @@ parse_checks(conf_parse_t *p, config_setting_t *list, const char *what,
     char               tname[32];
     migctl_check_t    *ck;
     config_setting_t  *e, *s;
+
+    if (list == NULL) {
+        return 0;
+    }
 
     if (!config_setting_is_list(list) && !config_setting_is_array(list)) {
         return conf_fail(p, list, "%s must be a list"
@@ -813,23 +818,22 @@ static int
 get_ref(conf_parse_t *p, config_setting_t *g, const char *name,
     const char **dst)
 {
+    const char        *v;
     config_setting_t  *s;
 
-    s = config_setting_get_member(g, name);
-    if (s == NULL) {
+    if (string_member(p, g, name, &s, &v) != 0) {
+        return -1;
+    }
+
+    if (v == NULL) {
         return 0;
     }
 
-    if (config_setting_type(s) != CONFIG_TYPE_STRING) {
-        return conf_fail(p, s, "%s must be a string in double quotes",
-                         name);
-    }
-
-    *dst = config_setting_get_string(s);
-
-    if (**dst == '\0') {
+    if (*v == '\0') {
         return conf_fail(p, s, "%s is empty", name);
     }
+
+    *dst = v;
 
     return 0;
 }
@@ -875,23 +879,43 @@ get_string(conf_parse_t *p, config_setting_t *g, const char *name,
     const char        *v;
     config_setting_t  *s;
 
-    s = config_setting_get_member(g, name);
-    if (s == NULL) {
+    if (string_member(p, g, name, &s, &v) != 0) {
+        return -1;
+    }
+
+    if (v == NULL) {
         return 0;
     }
 
-    if (config_setting_type(s) != CONFIG_TYPE_STRING) {
-        return conf_fail(p, s, "%s must be a string in double quotes",
-                         name);
-    }
-
-    v = config_setting_get_string(s);
     if (strlen(v) >= size) {
         return conf_fail(p, s, "%s is longer than %zu bytes", name,
                          size - 1);
     }
 
     strcpy(dst, v);
+
+    return 0;
+}
+
+
+/* the string name of g: *v NULL when it is absent, -1 when no string */
+static int
+string_member(conf_parse_t *p, config_setting_t *g, const char *name,
+    config_setting_t **sp, const char **v)
+{
+    *v = NULL;
+
+    *sp = config_setting_get_member(g, name);
+    if (*sp == NULL) {
+        return 0;
+    }
+
+    if (config_setting_type(*sp) != CONFIG_TYPE_STRING) {
+        return conf_fail(p, *sp, "%s must be a string in double quotes",
+                         name);
+    }
+
+    *v = config_setting_get_string(*sp);
 
     return 0;
 }
@@ -1119,41 +1143,33 @@ static const char *const evidence_keys[] = {
 
 
 static int
-parse_runs(conf_parse_t *p, config_setting_t *root, migctl_conf_t *cf)
+parse_runs(conf_parse_t *p, config_setting_t *g, migctl_conf_t *cf)
+{
+    if (check_members(p, g, runs_keys) != 0
+        || get_string(p, g, "dir", cf->runs_dir, sizeof(cf->runs_dir))
+        || get_string(p, g, "plan_cmd", cf->plan_cmd, sizeof(cf->plan_cmd)))
+    {
+        return -1;
+    }
+
+    if (config_setting_get_member(g, "dir") != NULL
+        && cf->runs_dir[0] != '/')
+    {
+        return conf_fail(p, config_setting_get_member(g, "dir"),
+                         "runs.dir must be an absolute path");
+    }
+
+    return 0;
+}
+
+
+static int
+parse_evidence(conf_parse_t *p, config_setting_t *g, migctl_conf_t *cf)
 {
     int                i;
-    config_setting_t  *g, *l, *e;
+    config_setting_t  *l, *e;
 
-    g = config_setting_get_member(root, "runs");
-    if (g != NULL) {
-        if (!config_setting_is_group(g)) {
-            return conf_fail(p, g, "runs must be a group { dir = \"...\"; }");
-        }
-
-        if (check_members(p, g, runs_keys) != 0
-            || get_string(p, g, "dir", cf->runs_dir, sizeof(cf->runs_dir))
-            || get_string(p, g, "plan_cmd", cf->plan_cmd,
-                          sizeof(cf->plan_cmd)))
-        {
-            return -1;
-        }
-
-        if (config_setting_get_member(g, "dir") != NULL
-            && cf->runs_dir[0] != '/')
-        {
-            return conf_fail(p, config_setting_get_member(g, "dir"),
-                             "runs.dir must be an absolute path");
-        }
-    }
-
-    g = config_setting_get_member(root, "evidence");
-    if (g == NULL) {
-        return 0;
-    }
-
-    if (!config_setting_is_group(g)) {
-        return conf_fail(p, g, "evidence must be a group { ... }");
-    }
+    (void) cf;
 
     if (check_members(p, g, evidence_keys) != 0) {
         return -1;

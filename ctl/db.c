@@ -860,3 +860,24 @@ env_seconds_ms(const char *name)
 
     return v * 1000;
 }
+
+
+int
+migctl_db_result(migctl_ctx_t *ctx, json_t *out, int rc,
+    void (*print)(json_t *out))
+{
+    if (out == NULL) {
+        return rc;
+    }
+
+    if (ctx->json) {
+        rc = migctl_json_result(ctx, json_incref(out), rc);
+
+    } else {
+        print(out);
+    }
+
+    json_decref(out);
+
+    return rc;
+}

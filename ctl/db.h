@@ -307,4 +307,12 @@ void migctl_db_blockers(PGconn *conn, int backend_pid, long long deadline,
 void migctl_db_explain(const PGresult *res, json_t *blockers, long lock_ms,
     long statement_ms, char *msg, size_t len);
 
+/*
+ * The end of inspect, locks, migrations and verify: out (NULL: nothing
+ * to show, rc already told) as the --json document, else print(out) on
+ * stdout; out is released.  Returns the exit code.
+ */
+int migctl_db_result(migctl_ctx_t *ctx, json_t *out, int rc,
+    void (*print)(json_t *out));
+
 #endif /* MIGCTL_DB_H */

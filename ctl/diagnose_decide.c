@@ -18,7 +18,6 @@ static void decide_drift(dg_t *d);
 static void decide_present(dg_t *d);
 static void risk_conflicts(dg_t *d);
 static void next_statements(dg_t *d);
-static int plain(const char *s);
 static void decide_recorded(dg_t *d);
 static void decide_partial(dg_t *d);
 static void decide_applied(dg_t *d);
@@ -284,26 +283,6 @@ next_statements(dg_t *d)
 }
 
 
-/* identifiers that need no quoting in a shell or SQL literal */
-static int
-plain(const char *s)
-{
-    if (s == NULL || *s == '\0') {
-        return 0;
-    }
-
-    for ( /* void */ ; *s; s++) {
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z')
-              || (*s >= '0' && *s <= '9') || *s == '_'))
-        {
-            return 0;
-        }
-    }
-
-    return 1;
-}
-
-
 /* what this release's plan adds: later migrations, unknown records */
 static void
 note_plan(dg_t *d)
@@ -399,7 +378,7 @@ decide_recorded(dg_t *d)
      * it, so the missing objects are made by hand instead.
      */
     if (d->done == 0 && d->invalid == 0 && prev && later == 0
-        && plain(d->app) && plain(d->migration))
+        && migctl_plain_name(d->app) && migctl_plain_name(d->migration))
     {
         add(d->next, "psql -c \"DELETE FROM django_migrations WHERE app = "
             "'%s' AND name = '%s'\"   # removes exactly the false record: "

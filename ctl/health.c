@@ -48,7 +48,7 @@ static int                  nabandoned;
 int
 cmd_health(int argc, char **argv, migctl_ctx_t *ctx)
 {
-    int          rc, n, nfail;
+    int          rc, nfail;
     char         buf[MIGCTL_DETAIL_MAX * 4];
     size_t       k;
     json_t      *res, *c;
@@ -58,14 +58,9 @@ cmd_health(int argc, char **argv, migctl_ctx_t *ctx)
         { NULL, 0, NULL, NULL, 0, 0, 0 }
     };
 
-    rc = migctl_opt_parse(ctx, opts, argc, argv, &n, usage);
+    rc = migctl_opt_parse(ctx, opts, argc, argv, NULL, usage);
     if (rc != MIGCTL_OK) {
         return rc;
-    }
-
-    if (n > 1) {
-        return migctl_error(ctx, MIGCTL_USAGE, "unexpected argument '%s':"
-                            " see migctl health --help", argv[1]);
     }
 
     rc = migctl_conf_check_urls(ctx);

@@ -14,9 +14,6 @@
 #include "maintenance.h"
 
 
-#define AUDIT_MAXLEN       "10000"
-
-
 static int send_script(mnt_t *m, int argc, const char **argv,
     const size_t *lens, redisReply **out, int *sent, int *have_prev,
     uint64_t *prev);
@@ -51,9 +48,7 @@ static const char change_lua[] =
     "  'release', ARGV[7], 'result', ARGV[9])\n"
     "return {tostring(e), id}\n";
 
-static const char refused_lua[] =
-    /* KEYS: state, audit.  ARGV: action scope actor reason release result
-     * maxlen.  The entry carries the state that stays in force. */
+const char migctl_audit_lua[] =
     "local t = redis.call('TYPE', KEYS[2]).ok\n"
     "if t ~= 'stream' and t ~= 'none' then\n"
     "  return redis.error_reply(KEYS[2] .. ' is a ' .. t .. ', not a stream')\n"
@@ -64,11 +59,10 @@ static const char refused_lua[] =
     "  m = redis.call('HGET', KEYS[1], 'mode') or 'off'\n"
     "  e = redis.call('HGET', KEYS[1], 'epoch') or '0'\n"
     "end\n"
-    "local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[7], '*',\n"
-    "  'action', ARGV[1], 'scope', ARGV[2], 'mode', m, 'epoch', e,\n"
-    "  'actor', ARGV[3], 'reason', ARGV[4], 'release', ARGV[5],\n"
-    "  'result', ARGV[6])\n"
-    "return {e, id}\n";
+    "local f = {'MAXLEN', '~', ARGV[1], '*', 'action', ARGV[2],\n"
+    "  'scope', ARGV[3], 'mode', m, 'epoch', e}\n"
+    "for i = 4, #ARGV do f[#f + 1] = ARGV[i] end\n"
+    "return {e, redis.call('XADD', KEYS[2], unpack(f))}\n";
 
 
 /*
@@ -106,7 +100,7 @@ migctl_mnt_change(mnt_t *m, int on, const opts_t *o, const char *result,
     argv[12] = o->release;
     argv[13] = m->actor;
     argv[14] = result;
-    argv[15] = AUDIT_MAXLEN;
+    argv[15] = MIGCTL_AUDIT_MAXLEN;
 
     for (i = 0; i < 16; i++) {
         lens[i] = strlen(argv[i]);
@@ -208,30 +202,34 @@ migctl_mnt_audit(mnt_t *m, const char *action, const char *reason,
     const char *result, const opts_t *o, char *id, size_t idsize)
 {
     int            rc, i, sent, have_prev;
-    const char    *argv[12];
-    size_t         lens[12];
+    const char    *argv[16];
+    size_t         lens[16];
     uint64_t       prev;
     redisReply    *r;
     migctl_ctx_t  *ctx = m->ctx;
 
     argv[0] = "EVAL";
-    argv[1] = refused_lua;
+    argv[1] = migctl_audit_lua;
     argv[2] = "2";
     argv[3] = m->k_state;
     argv[4] = m->k_audit;
-    argv[5] = action;
-    argv[6] = ctx->scope;
-    argv[7] = m->actor;
-    argv[8] = reason;
-    argv[9] = o->release;
-    argv[10] = result;
-    argv[11] = AUDIT_MAXLEN;
+    argv[5] = MIGCTL_AUDIT_MAXLEN;
+    argv[6] = action;
+    argv[7] = ctx->scope;
+    argv[8] = "actor";
+    argv[9] = m->actor;
+    argv[10] = "reason";
+    argv[11] = reason;
+    argv[12] = "release";
+    argv[13] = o->release;
+    argv[14] = "result";
+    argv[15] = result;
 
-    for (i = 0; i < 12; i++) {
+    for (i = 0; i < 16; i++) {
         lens[i] = strlen(argv[i]);
     }
 
-    rc = send_script(m, 12, argv, lens, &r, &sent, &have_prev, &prev);
+    rc = send_script(m, 16, argv, lens, &r, &sent, &have_prev, &prev);
     if (rc != MIGCTL_OK) {
         if (sent) {
             migctl_error(ctx, rc, "Redis %s: the connection was lost after"
@@ -269,23 +267,19 @@ done:
 }
 
 
-/* the newest entries of P:audit, newest first, as JSON objects */
-
-int
-migctl_mnt_read_audit(mnt_t *m, int count, json_t **out)
+struct redisReply *
+migctl_audit_tail(migctl_ctx_t *ctx, struct redisContext *c, const char *key,
+    int count)
 {
-    int            rc;
-    char           cnt[16], when[64], name[MIG_NAME_MAX + 1];
-    const char    *argv[6];
-    size_t         lens[6], i, j;
-    long long      ms;
-    json_t        *list, *o;
-    redisReply    *r, *ent, *id, *fv;
+    int          i;
+    char         cnt[16];
+    size_t       lens[6];
+    const char  *argv[6];
 
     snprintf(cnt, sizeof(cnt), "%d", count);
 
     argv[0] = "XREVRANGE";
-    argv[1] = m->k_audit;
+    argv[1] = key;
     argv[2] = "+";
     argv[3] = "-";
     argv[4] = "COUNT";
@@ -295,7 +289,23 @@ migctl_mnt_read_audit(mnt_t *m, int count, json_t **out)
         lens[i] = strlen(argv[i]);
     }
 
-    r = migctl_redis_cmd(m->ctx, m->c, 6, argv, lens);
+    return migctl_redis_cmd(ctx, c, 6, argv, lens);
+}
+
+
+/* the newest entries of P:audit, newest first, as JSON objects */
+
+int
+migctl_mnt_read_audit(mnt_t *m, int count, json_t **out)
+{
+    int            rc;
+    char           when[64], name[MIG_NAME_MAX + 1];
+    size_t         i, j;
+    long long      ms;
+    json_t        *list, *o;
+    redisReply    *r, *ent, *id, *fv;
+
+    r = migctl_audit_tail(m->ctx, m->c, m->k_audit, count);
     if (r == NULL) {
         return MIGCTL_UNREACHABLE;
     }

@@ -178,7 +178,8 @@ typedef struct {
 /*
  * Parses argv[1..argc-1] (argv[0] is the command's name) against opts.
  * Operands are moved to argv[1..*nargs-1] in order (argv[*nargs] is
- * NULL).  MIGCTL_OK; MIGCTL_OPT_HELP after usage(stdout); or
+ * NULL); with nargs NULL the command takes none and an operand is an
+ * error.  MIGCTL_OK; MIGCTL_OPT_HELP after usage(stdout); or
  * MIGCTL_USAGE after a one-line error.
  */
 int migctl_opt_parse(migctl_ctx_t *ctx, const migctl_opt_t *opts, int argc,
@@ -437,7 +438,36 @@ char *migctl_scrub(const migctl_secrets_t *s, const char *in, size_t len);
 size_t migctl_shell_quote(char *buf, size_t size, char *const *argv,
     int argc);
 
+/* 1 when s is [A-Za-z0-9_]+: no quoting needed in a shell or SQL literal */
+int migctl_plain_name(const char *s);
+
 /* "2026-11-29T16:07:01.123Z" (ms) / "...01Z" of a migctl_wall_ms() */
 void migctl_iso_time(char *buf, size_t size, long long ms, int with_ms);
+
+/* the same without '-' and ':', for file names: "20261129T160701.123Z" */
+void migctl_iso_time_compact(char *buf, size_t size, long long ms,
+    int with_ms);
+
+/*
+ * Writes text, every known secret scrubbed, to path (created 0600,
+ * truncated): 0, or -1 and errno (ENOMEM when scrubbing ran out).
+ */
+int migctl_write_scrubbed(const migctl_secrets_t *s, const char *path,
+    const char *text, size_t len);
+
+/*
+ * maintenance_send.c: the script of an audit entry that changes nothing
+ * (maintenance's refusals and hook results, run's entries).  KEYS: state,
+ * audit; ARGV: maxlen, action, scope, then field, value pairs.  The entry
+ * carries the mode and epoch in force; it returns {epoch, entry id}.
+ */
+#define MIGCTL_AUDIT_MAXLEN  "10000"
+
+extern const char migctl_audit_lua[];
+
+/* the newest count entries of the audit stream key (XREVRANGE), as
+ * migctl_redis_cmd() returns them */
+struct redisReply *migctl_audit_tail(migctl_ctx_t *ctx,
+    struct redisContext *c, const char *key, int count);
 
 #endif /* MIGCTL_H */

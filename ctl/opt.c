@@ -100,7 +100,14 @@ migctl_opt_parse(migctl_ctx_t *ctx, const migctl_opt_t *opts, int argc,
     }
 
     argv[n] = NULL;
-    *nargs = n;
+
+    if (nargs != NULL) {
+        *nargs = n;
+
+    } else if (n > 1) {
+        return migctl_error(ctx, MIGCTL_USAGE, "unexpected argument '%s':"
+                            " see migctl %s --help", argv[1], ctx->cmd);
+    }
 
     return MIGCTL_OK;
 }

@@ -1,6 +1,7 @@
 /*
  * run.h: what cmd_run.c shares with run_child.c (the command's process:
- * its group, the watcher, the output streamed and kept, the exit status).
+ * its group, the watcher, the output streamed and kept, the exit status)
+ * and with run_lock.c (the runner lock, the audit entries).
  */
 
 #ifndef MIGCTL_RUN_H
@@ -85,6 +86,16 @@ int migctl_run_capture(run_t *r, char *const *argv, char **output,
 /* "exit 3" / "killed by SIGTERM"; and {"exit", "signal"} into o */
 void migctl_run_status_text(int status, char *buf, size_t size);
 json_t *migctl_run_status_json(int status, json_t *o);
+
+
+/*
+ * run_lock.c: pg_try_advisory_lock on r->conn: MIGCTL_OK, or
+ * MIGCTL_REFUSED with the holder told (after --wait-lock), or an error.
+ * One entry of P:audit, action "run", result "started", "ok", ...: a
+ * Redis down never fails the run (MIGCTL_UNREACHABLE, told once).
+ */
+int migctl_run_take_lock(run_t *r);
+int migctl_run_audit(run_t *r, const char *result);
 
 
 #endif /* MIGCTL_RUN_H */

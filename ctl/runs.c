@@ -5,10 +5,12 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <libconfig.h>
@@ -304,6 +306,25 @@ migctl_shell_quote(char *buf, size_t size, char *const *argv, int argc)
 }
 
 
+
+int
+migctl_plain_name(const char *s)
+{
+    if (s == NULL || *s == '\0') {
+        return 0;
+    }
+
+    for ( /* void */ ; *s; s++) {
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z')
+              || (*s >= '0' && *s <= '9') || *s == '_'))
+        {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
 void
 migctl_iso_time(char *buf, size_t size, long long ms, int with_ms)
 {
@@ -326,6 +347,63 @@ migctl_iso_time(char *buf, size_t size, long long ms, int with_ms)
     } else {
         snprintf(buf, size, "%sZ", s);
     }
+}
+
+
+void
+migctl_iso_time_compact(char *buf, size_t size, long long ms, int with_ms)
+{
+    char    *p;
+    size_t   n;
+
+    migctl_iso_time(buf, size, ms, with_ms);
+
+    n = 0;
+    for (p = buf; *p; p++) {
+        if (*p != '-' && *p != ':') {
+            buf[n++] = *p;
+        }
+    }
+    buf[n] = '\0';
+}
+
+
+int
+migctl_write_scrubbed(const migctl_secrets_t *s, const char *path,
+    const char *text, size_t len)
+{
+    int      fd, rc, err;
+    char    *t;
+    size_t   tl;
+
+    t = migctl_scrub(s, text, len);
+    if (t == NULL) {
+        errno = ENOMEM;
+        return -1;
+    }
+
+    tl = strlen(t);
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+    if (fd < 0) {
+        rc = -1;
+        err = errno;
+
+    } else {
+        rc = write(fd, t, tl) == (ssize_t) tl ? 0 : -1;
+        err = errno;
+
+        /* closed once, whatever happens; the first error is the one told */
+        if (close(fd) != 0 && rc == 0) {
+            rc = -1;
+            err = errno;
+        }
+    }
+
+    free(t);
+    errno = err;
+
+    return rc;
 }
 
 

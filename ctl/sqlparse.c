@@ -12,6 +12,7 @@
 #include <pg_query/pg_query.pb-c.h>
 
 #include "sqlparse.h"
+#include "sqlnode.h"
 
 
 #define SQL_SNIPPET_MAX  200
@@ -68,14 +69,9 @@ static void add_unverified(sql_walk_t *w, const char *what, size_t start,
     size_t end);
 static void set_type(sql_walk_t *w, migctl_sql_check_t *c,
     PgQuery__TypeName *tn);
-static int node_key(PgQuery__Node *n, char *buf, size_t len);
-static char contype_char(PgQuery__ConstrType t);
 static void relation(sql_walk_t *w, const char *action, int kind,
     PgQuery__RangeVar *rv, size_t start, size_t end);
 static const char *node_str(PgQuery__Node *n);
-static const char *object_name(const char *verb, PgQuery__ObjectType t);
-static const char *alter_name(PgQuery__AlterTableType t);
-static const char *node_name(PgQuery__Node *n);
 static const char *str(const char *s);
 static int same(const char *a, const char *b);
 static char *dup(sql_walk_t *w, const char *s);
@@ -282,8 +278,8 @@ migctl_sql_expr_key(const char *expr, char *buf, size_t len)
         goto done;
     }
 
-    rc = node_key(st->select_stmt->target_list[0]->res_target->val, buf,
-                  len) > 0 ? 0 : -1;
+    rc = migctl_sql_node_key(st->select_stmt->target_list[0]->res_target->val,
+                             buf, len) > 0 ? 0 : -1;
 
 done:
 
@@ -632,7 +628,7 @@ statement(sql_walk_t *w, PgQuery__Node *n, size_t start, size_t end)
         break;
     }
 
-    add_unverified(w, node_name(n), start, end);
+    add_unverified(w, migctl_sql_node_name(n), start, end);
 }
 
 
@@ -770,7 +766,7 @@ alter_table(sql_walk_t *w, PgQuery__AlterTableStmt *as, size_t start,
             if (cmd->def == NULL) {
                 c->weak = 1;
 
-            } else if (node_key(cmd->def, key, sizeof(key)) > 0) {
+            } else if (migctl_sql_node_key(cmd->def, key, sizeof(key)) > 0) {
                 c->defkey = dup(w, key);
             }
             break;
@@ -802,7 +798,8 @@ alter_table(sql_walk_t *w, PgQuery__AlterTableStmt *as, size_t start,
             break;
 
         default:
-            add_unverified(w, alter_name(cmd->subtype), start, end);
+            add_unverified(w, migctl_sql_alter_name(cmd->subtype), start,
+                           end);
             break;
         }
     }
@@ -819,7 +816,7 @@ column_constraints(sql_walk_t *w, PgQuery__RangeVar *rv,
     for (i = 0; i < cd->n_constraints; i++) {
         if (cd->constraints[i]->node_case
             == PG_QUERY__NODE__NODE_CONSTRAINT
-            && contype_char(cd->constraints[i]->constraint->contype) != 0
+            && migctl_sql_contype(cd->constraints[i]->constraint->contype) != 0
             && str(cd->constraints[i]->constraint->conname) != NULL)
         {
             table_constraint(w, rv, cd->constraints[i]->constraint,
@@ -836,7 +833,7 @@ table_constraint(sql_walk_t *w, PgQuery__RangeVar *rv, PgQuery__Constraint *c,
     char                 ct;
     migctl_sql_check_t  *k;
 
-    ct = contype_char(c->contype);
+    ct = migctl_sql_contype(c->contype);
     if (ct == 0) {
         return;
     }
@@ -952,7 +949,8 @@ drop(sql_walk_t *w, PgQuery__DropStmt *ds, size_t start, size_t end)
         return;
 
     default:
-        add_unverified(w, object_name("DROP", ds->remove_type), start, end);
+        add_unverified(w, migctl_sql_object_name("DROP", ds->remove_type),
+                       start, end);
         return;
     }
 
@@ -1360,203 +1358,6 @@ set_type(sql_walk_t *w, migctl_sql_check_t *c, PgQuery__TypeName *tn)
 
     c->type = dup(w, buf);
     c->typmod = tm;
-}
-
-
-/*
- * A default's comparable form (migctl_sql_expr_key()): the length
- * written into buf, or -1.  Casts go: the server stores 'x' for a
- * varchar column as 'x'::character varying, and -1 as '-1'::integer.
- */
-static int
-node_key(PgQuery__Node *n, char *buf, size_t len)
-{
-    int           k, m;
-    size_t        i, used;
-    const char   *v;
-    char          num[32];
-    PgQuery__FuncCall  *f;
-
-    while (n && n->node_case == PG_QUERY__NODE__NODE_TYPE_CAST) {
-        n = n->type_cast->arg;
-    }
-
-    if (n == NULL || len < 2) {
-        return -1;
-    }
-
-    if (n->node_case == PG_QUERY__NODE__NODE_A_CONST) {
-        v = NULL;
-
-        if (n->a_const->isnull) {
-            v = "NULL";
-
-        } else {
-            switch (n->a_const->val_case) {
-            case PG_QUERY__A__CONST__VAL_IVAL:
-                snprintf(num, sizeof(num), "%d", n->a_const->ival->ival);
-                v = num;
-                break;
-            case PG_QUERY__A__CONST__VAL_FVAL:
-                v = n->a_const->fval->fval;
-                break;
-            case PG_QUERY__A__CONST__VAL_BOOLVAL:
-                v = n->a_const->boolval->boolval ? "true" : "false";
-                break;
-            case PG_QUERY__A__CONST__VAL_SVAL:
-                v = n->a_const->sval->sval;
-                break;
-            case PG_QUERY__A__CONST__VAL_BSVAL:
-                v = n->a_const->bsval->bsval;
-                break;
-            default:
-                break;
-            }
-        }
-
-        if (v == NULL) {
-            return -1;
-        }
-
-        /* a boolean stored as 'true'::boolean, written as TRUE */
-        if (strcmp(v, "t") == 0) {
-            v = "true";
-        } else if (strcmp(v, "f") == 0) {
-            v = "false";
-        }
-
-        k = snprintf(buf, len, "%s", v);
-        return k >= 0 && (size_t) k < len ? (k ? k : -1) : -1;
-    }
-
-    if (n->node_case != PG_QUERY__NODE__NODE_FUNC_CALL) {
-        return -1;
-    }
-
-    f = n->func_call;
-    if (f->n_funcname == 0
-        || f->funcname[f->n_funcname - 1]->node_case
-           != PG_QUERY__NODE__NODE_STRING)
-    {
-        return -1;
-    }
-
-    /* pg_catalog.now() and now() are one function */
-    k = snprintf(buf, len, "%s(",
-                 f->funcname[f->n_funcname - 1]->string->sval);
-    if (k < 0 || (size_t) k >= len) {
-        return -1;
-    }
-    used = (size_t) k;
-
-    for (i = 0; i < f->n_args; i++) {
-        if (i) {
-            if (used + 1 >= len) {
-                return -1;
-            }
-            buf[used++] = ',';
-        }
-        m = node_key(f->args[i], buf + used, len - used);
-        if (m < 0) {
-            return -1;
-        }
-        used += (size_t) m;
-    }
-
-    if (used + 2 > len) {
-        return -1;
-    }
-    buf[used++] = ')';
-    buf[used] = '\0';
-
-    return (int) used;
-}
-
-
-static char
-contype_char(PgQuery__ConstrType t)
-{
-    switch (t) {
-    case PG_QUERY__CONSTR_TYPE__CONSTR_CHECK:
-        return 'c';
-    case PG_QUERY__CONSTR_TYPE__CONSTR_PRIMARY:
-        return 'p';
-    case PG_QUERY__CONSTR_TYPE__CONSTR_UNIQUE:
-        return 'u';
-    case PG_QUERY__CONSTR_TYPE__CONSTR_EXCLUSION:
-        return 'x';
-    case PG_QUERY__CONSTR_TYPE__CONSTR_FOREIGN:
-        return 'f';
-    default:
-        return 0;
-    }
-}
-
-
-/* "DROP FUNCTION", ... for what we do not check */
-static const char *
-object_name(const char *verb, PgQuery__ObjectType t)
-{
-    static char                     buf[96];
-    const char                     *name;
-    const ProtobufCEnumValue       *v;
-
-    v = protobuf_c_enum_descriptor_get_value(
-                                     &pg_query__object_type__descriptor, t);
-    name = v ? v->name : "OBJECT";
-    if (strncmp(name, "OBJECT_", 7) == 0) {
-        name += 7;
-    }
-    snprintf(buf, sizeof(buf), "%s %s", verb, name);
-
-    return buf;
-}
-
-
-/* "ALTER TABLE AT_AddIdentity", ... for what we do not check */
-static const char *
-alter_name(PgQuery__AlterTableType t)
-{
-    static char                     buf[96];
-    const ProtobufCEnumValue       *v;
-
-    v = protobuf_c_enum_descriptor_get_value(
-                              &pg_query__alter_table_type__descriptor, t);
-    snprintf(buf, sizeof(buf), "ALTER TABLE %s", v ? v->name : "command");
-
-    return buf;
-}
-
-
-/* "UPDATE", "CREATE FUNCTION", ... from the protobuf field name */
-static const char *
-node_name(PgQuery__Node *n)
-{
-    size_t                           i, len;
-    const char                      *name;
-    static char                      buf[64];
-    const ProtobufCFieldDescriptor  *f;
-
-    f = protobuf_c_message_descriptor_get_field(&pg_query__node__descriptor,
-                                                n->node_case);
-    name = f ? f->name : "statement";
-
-    len = strlen(name);
-    if (len > 5 && strcmp(name + len - 5, "_stmt") == 0) {
-        len -= 5;
-    }
-    if (len >= sizeof(buf)) {
-        len = sizeof(buf) - 1;
-    }
-
-    for (i = 0; i < len; i++) {
-        buf[i] = name[i] == '_' ? ' '
-                 : (name[i] >= 'a' && name[i] <= 'z') ? name[i] - 32
-                 : name[i];
-    }
-    buf[len] = '\0';
-
-    return buf;
 }
 
 

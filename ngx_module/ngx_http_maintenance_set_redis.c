@@ -6,6 +6,8 @@
 #include "ngx_http_maintenance_module.h"
 
 
+static char *ngx_http_maintenance_redis_params(ngx_conf_t *cf,
+    ngx_http_maintenance_main_conf_t *mmcf, ngx_uint_t first);
 static ngx_int_t ngx_http_maintenance_redis_param(ngx_conf_t *cf,
     ngx_http_maintenance_main_conf_t *mmcf, ngx_str_t *value);
 
@@ -25,10 +27,8 @@ ngx_http_maintenance_set_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_maintenance_main_conf_t *mmcf = conf;
 
-    ngx_int_t    rc;
     ngx_str_t   *value;
     ngx_url_t    u;
-    ngx_uint_t   i;
 
     if (mmcf->sentinel_name.data) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -101,26 +101,7 @@ ngx_http_maintenance_set_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
     }
 
-    for (i = 2; i < cf->args->nelts; i++) {
-        rc = ngx_http_maintenance_redis_param(cf, mmcf, &value[i]);
-
-        if (rc == NGX_ERROR) {
-            return NGX_CONF_ERROR;
-        }
-
-        if (rc == NGX_DECLINED) {
-            goto invalid;
-        }
-    }
-
-    return NGX_CONF_OK;
-
-invalid:
-
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "maintenance: invalid parameter \"%V\"", &value[i]);
-
-    return NGX_CONF_ERROR;
+    return ngx_http_maintenance_redis_params(cf, mmcf, 2);
 }
 
 
@@ -140,8 +121,7 @@ ngx_http_maintenance_set_redis_sentinel(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_http_maintenance_main_conf_t *mmcf = conf;
 
     char                                   err[128];
-    ngx_int_t                              rc;
-    ngx_str_t                             *value, path;
+    ngx_str_t                             *value;
     ngx_url_t                              u;
     ngx_uint_t                             i, k;
     ngx_http_maintenance_sentinel_conf_t  *sc;
@@ -283,26 +263,23 @@ ngx_http_maintenance_set_redis_sentinel(ngx_conf_t *cf, ngx_command_t *cmd,
         return NGX_CONF_ERROR;
     }
 
-    for ( /* void */ ; i < cf->args->nelts; i++) {
+    return ngx_http_maintenance_redis_params(cf, mmcf, i);
+}
 
-        if (ngx_strncmp(value[i].data, "sentinel_password_file=", 23) == 0) {
-            path.data = value[i].data + 23;
-            path.len = value[i].len - 23;
 
-            if (path.len == 0) {
-                goto invalid;
-            }
+/* the name=value parameters of both directives, from args[first] on */
 
-            if (ngx_http_maintenance_set_secret_file(cf, &path,
-                                                 &mmcf->sentinel_password)
-                != NGX_OK)
-            {
-                return NGX_CONF_ERROR;
-            }
+static char *
+ngx_http_maintenance_redis_params(ngx_conf_t *cf,
+    ngx_http_maintenance_main_conf_t *mmcf, ngx_uint_t first)
+{
+    ngx_int_t    rc;
+    ngx_str_t   *value;
+    ngx_uint_t   i;
 
-            continue;
-        }
+    value = cf->args->elts;
 
+    for (i = first; i < cf->args->nelts; i++) {
         rc = ngx_http_maintenance_redis_param(cf, mmcf, &value[i]);
 
         if (rc == NGX_ERROR) {
@@ -310,32 +287,30 @@ ngx_http_maintenance_set_redis_sentinel(ngx_conf_t *cf, ngx_command_t *cmd,
         }
 
         if (rc == NGX_DECLINED) {
-            goto invalid;
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "maintenance: invalid parameter \"%V\"",
+                               &value[i]);
+            return NGX_CONF_ERROR;
         }
     }
 
     return NGX_CONF_OK;
-
-invalid:
-
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "maintenance: invalid parameter \"%V\"", &value[i]);
-
-    return NGX_CONF_ERROR;
 }
 
 
 /*
- * A parameter of maintenance_redis and maintenance_redis_sentinel:
- * NGX_DECLINED: unknown or invalid (the caller names it)
+ * A parameter of maintenance_redis and maintenance_redis_sentinel
+ * (sentinel_password_file= of the latter only): NGX_DECLINED: unknown or
+ * invalid (the caller names it)
  */
 
 static ngx_int_t
 ngx_http_maintenance_redis_param(ngx_conf_t *cf,
     ngx_http_maintenance_main_conf_t *mmcf, ngx_str_t *value)
 {
+    size_t      skip;
     ngx_int_t   n;
-    ngx_str_t   s, path;
+    ngx_str_t   s, path, *secret;
 
     if (ngx_strncmp(value->data, "db=", 3) == 0) {
         n = ngx_atoi(value->data + 3, value->len - 3);
@@ -368,16 +343,26 @@ ngx_http_maintenance_redis_param(ngx_conf_t *cf,
     }
 
     if (ngx_strncmp(value->data, "password_file=", 14) == 0) {
-        path.data = value->data + 14;
-        path.len = value->len - 14;
+        secret = &mmcf->redis_password;
+        skip = 14;
 
-        if (path.len == 0) {
-            return NGX_DECLINED;
-        }
+    } else if (mmcf->sentinel_name.data
+               && ngx_strncmp(value->data, "sentinel_password_file=", 23)
+                  == 0)
+    {
+        secret = &mmcf->sentinel_password;
+        skip = 23;
 
-        return ngx_http_maintenance_set_secret_file(cf, &path,
-                                                &mmcf->redis_password);
+    } else {
+        return NGX_DECLINED;
     }
 
-    return NGX_DECLINED;
+    path.data = value->data + skip;
+    path.len = value->len - skip;
+
+    if (path.len == 0) {
+        return NGX_DECLINED;
+    }
+
+    return ngx_http_maintenance_set_secret_file(cf, &path, secret);
 }

@@ -114,6 +114,7 @@ test_errors(void)
         { "cmd", "--wait=-1", NULL },
     };
     const char  *help[] = { "cmd", "--help", NULL };
+    const char  *none[] = { "cmd", "--flag", "op1", NULL };
     size_t       i;
 
     for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -126,6 +127,18 @@ test_errors(void)
 
     rc = parse(2, help, &argv, &n);
     OK(rc == MIGCTL_OPT_HELP, "--help");
+    free(argv);
+
+    /* nargs NULL: a command that takes no operand */
+    ctx.error[0] = '\0';
+    rc = parse(3, none, &argv, NULL);
+    OK(rc == MIGCTL_USAGE
+       && strstr(ctx.error, "unexpected argument 'op1': see migctl unit "
+                 "--help") != NULL, "an operand refused (%s)", ctx.error);
+    free(argv);
+
+    rc = parse(2, none, &argv, NULL);
+    OK(rc == MIGCTL_OK, "no operand, nargs NULL: ok");
     free(argv);
 }
 
