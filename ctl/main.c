@@ -62,6 +62,7 @@ main(int argc, char **argv)
 
     memset(&ctx, 0, sizeof(ctx));
     ctx.cmd = "migctl";
+    ctx.error_details = migctl_db_last_blockers;
     migctl_fatal_ctx(&ctx);
     scope = getenv("MIGCTL_SCOPE");
     if (scope == NULL || *scope == '\0') {

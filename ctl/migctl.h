@@ -135,6 +135,9 @@ typedef struct {
     migctl_conf_t   conf;
     long            lock_timeout_ms;         /* --lock-timeout, or 0 */
     long            statement_timeout_ms;    /* --statement-timeout, or 0 */
+    /* the JSON error's details from below (db.c's lock blockers), handed
+     * down by main() so that out.c calls no higher file by name */
+    json_t       *(*error_details)(void);
 } migctl_ctx_t;
 
 typedef int (*migctl_cmd_pt)(int argc, char **argv, migctl_ctx_t *ctx);

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "db.h"
+#include "migctl.h"
 
 
 static int            json_printed;
@@ -50,7 +50,7 @@ migctl_error(migctl_ctx_t *ctx, int code, const char *fmt, ...)
 void
 migctl_json_error(migctl_ctx_t *ctx, int rc)
 {
-    json_t  *o;
+    json_t  *o, *b;
 
     o = json_object();
     if (o == NULL) {
@@ -60,8 +60,9 @@ migctl_json_error(migctl_ctx_t *ctx, int rc)
     json_object_set_new(o, "error", json_string(ctx->error));
 
     /* a read blocked by a lock: who blocked it, for a program to act on */
-    if (json_array_size(migctl_db_last_blockers()) > 0) {
-        json_object_set(o, "blockers", migctl_db_last_blockers());
+    b = ctx->error_details ? ctx->error_details() : NULL;
+    if (json_array_size(b) > 0) {
+        json_object_set(o, "blockers", b);
     }
 
     ctx->json = 1;
