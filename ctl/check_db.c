@@ -294,10 +294,11 @@ check_plan(migctl_check_run_t *r, PGconn *conn)
     if (r->ck->manage[0]) {
         left = r->deadline - migctl_now_ms();
 
-        /* no conn: its blocking read of django_migrations has no bound */
+        /* no conn: its blocking read of django_migrations has no bound;
+           Django gets the checks' environment, without migctl's secrets */
         if (left <= 0
-            || migctl_verify_django(r->ctx, NULL, r->ck->manage, NULL, 0,
-                                    (long) left, NULL, &doc) != MIGCTL_OK)
+            || migctl_verify_django_env(r->ctx, r->ck->manage, (long) left,
+                                        r->envp, &doc) != MIGCTL_OK)
         {
             snprintf(r->detail, sizeof(r->detail), "manage: %.900s",
                      left <= 0 ? "no time left" : r->ctx->error);

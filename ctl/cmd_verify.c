@@ -26,6 +26,9 @@
 #define VERIFY_LOCK_TIMEOUT_MS  5000       /* Django's reads, PGOPTIONS */
 
 
+extern char **environ;
+
+
 /* one migration of the document, with what the database says of it */
 typedef struct {
     json_t      *m;             /* borrowed from doc */
@@ -42,9 +45,12 @@ typedef struct {
 } vmig_t;
 
 
+static int read_django(migctl_ctx_t *ctx, PGconn *conn, const char *manage,
+    const char **apps, int napps, long timeout_ms, char *const *envp,
+    json_t **doc);
 static int run_django(migctl_ctx_t *ctx, PGconn *conn, const char *manage,
-    const char **apps, int napps, long timeout_ms, char **outp,
-    char *tail, size_t taillen);
+    const char **apps, int napps, long timeout_ms, char *const *envp,
+    char **outp, char *tail, size_t taillen);
 static int locked_out(migctl_ctx_t *ctx, PGconn *conn, const char *cmd);
 static int parse_doc(migctl_ctx_t *ctx, const char *text, const char *what,
     json_t **doc);
@@ -262,7 +268,7 @@ migctl_verify_django(migctl_ctx_t *ctx, PGconn *conn, const char *manage,
     json_t **doc)
 {
     int      rc;
-    char    *text, err[1024], tail[512];
+    char    *text, err[1024];
     size_t   len;
 
     *doc = NULL;
@@ -279,8 +285,30 @@ migctl_verify_django(migctl_ctx_t *ctx, PGconn *conn, const char *manage,
         return rc == MIGCTL_OK ? rc : MIGCTL_USAGE;
     }
 
-    rc = run_django(ctx, conn, manage, apps, napps, timeout_ms, &text, tail,
-                    sizeof(tail));
+    return read_django(ctx, conn, manage, apps, napps, timeout_ms, NULL, doc);
+}
+
+
+int
+migctl_verify_django_env(migctl_ctx_t *ctx, const char *manage,
+    long timeout_ms, char *const *envp, json_t **doc)
+{
+    *doc = NULL;
+
+    return read_django(ctx, NULL, manage, NULL, 0, timeout_ms, envp, doc);
+}
+
+
+static int
+read_django(migctl_ctx_t *ctx, PGconn *conn, const char *manage,
+    const char **apps, int napps, long timeout_ms, char *const *envp,
+    json_t **doc)
+{
+    int    rc;
+    char  *text, tail[512];
+
+    rc = run_django(ctx, conn, manage, apps, napps, timeout_ms, envp, &text,
+                    tail, sizeof(tail));
     if (rc != MIGCTL_OK) {
         return rc;
     }
@@ -607,8 +635,8 @@ done:
  */
 static int
 run_django(migctl_ctx_t *ctx, PGconn *conn, const char *manage,
-    const char **apps, int napps, long timeout_ms, char **outp, char *tail,
-    size_t taillen)
+    const char **apps, int napps, long timeout_ms, char *const *envp,
+    char **outp, char *tail, size_t taillen)
 {
     int             in, errfd, fd[2], status, timed_out, i, rc;
     char            path[MIGCTL_PATH_MAX], *cmd, *buf, *nb;
@@ -709,6 +737,9 @@ run_django(migctl_ctx_t *ctx, PGconn *conn, const char *manage,
         close(fd[1]);
         close(in);
         close(errfd);
+        if (envp != NULL) {
+            environ = (char **) envp;        /* setenv() copies it */
+        }
         setenv("MIGCTL_APPS", list, 1);
         setenv("PGOPTIONS", pgopt, 1);
         execl("/bin/sh", "sh", "-c", cmd, (char *) NULL);

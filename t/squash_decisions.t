@@ -223,7 +223,9 @@ EOF
          [noplan => qq{manage = "$mq";}],
          [hang => qq{plan = "$cur"; manage = "sleep 47.25; true #";}
                   . ' timeout_ms = 1500;'],
-         [dflt => qq{plan = "$cur";}, qq{django = { manage = "$mq"; };}])
+         [dflt => qq{plan = "$cur";}, qq{django = { manage = "$mq"; };}],
+         [env => qq{plan = "$cur"; manage = "echo PW=\${PGPASSWORD:-none}}
+                 . qq{ >&2; exit 3; true";}])
     {
         my ($n, $ck, $extra) = @$_;
         $conf{$n} = $t->write_file("sd_$n.conf", <<"EOF");
@@ -280,6 +282,15 @@ EOF
         $c =~ /sleep\0?47\.25/;
     } glob('/proc/[0-9]*');
     is(scalar @left, 0, 'health: a hanging Django: no process left');
+
+    # Django gets the checks' environment: no PGPASSWORD
+    $r = mc({ %{ $env->('env') }, PGPASSWORD => 's3cret-sq' }, '--json',
+            'health');
+    is($r->{rc}, 1, 'health: a failing Django: exit 1');
+    like($r->{json}{checks}[0]{detail}, qr/^manage: .*failed \(exit 3\): PW=none/,
+         'health: a failing Django: its line, and no PGPASSWORD in its '
+         . 'environment');
+    unlike($r->{out} . $r->{err}, qr/s3cret-sq/, 'health: the password nowhere');
 
     $r = mc($env->('django'), 'maintenance', 'off');
     is($r->{rc}, 0, 'health: manage: maintenance off passes')
