@@ -11,6 +11,7 @@
 
 #include "db.h"
 #include "health.h"
+#include "verify.h"
 
 
 #define NAMES_MAX   400                      /* listed in a detail */
@@ -273,20 +274,49 @@ done:
 }
 
 
-/* the plan file against django_migrations: migctl migrations' own code */
+/*
+ * The plan file against django_migrations: migctl migrations' own code.
+ * With manage, one Django process gives the squashes' replaces lists (and
+ * the migrations without a plan), killed at the check's deadline.
+ */
 static void
 check_plan(migctl_check_run_t *r, PGconn *conn)
 {
-    int       rc, n;
-    char      names[NAMES_MAX], one[200];
-    size_t    i, len;
-    json_t   *out, *p, *pending;
+    int          rc, n, django;
+    char         names[NAMES_MAX], one[200];
+    size_t       i, len;
+    json_t      *out, *p, *pending, *doc;
+    long long    left;
+    const char  *src;
 
-    rc = migctl_migrations_run(r->ctx, conn, r->ck->plan, NULL, &out);
+    doc = NULL;
+
+    if (r->ck->manage[0]) {
+        left = r->deadline - migctl_now_ms();
+
+        /* no conn: its blocking read of django_migrations has no bound;
+           Django gets the checks' environment, without migctl's secrets */
+        if (left <= 0
+            || migctl_verify_django_env(r->ctx, r->ck->manage, (long) left,
+                                        r->envp, &doc) != MIGCTL_OK)
+        {
+            snprintf(r->detail, sizeof(r->detail), "manage: %.900s",
+                     left <= 0 ? "no time left" : r->ctx->error);
+            return;
+        }
+    }
+
+    rc = migctl_migrations_check(r->ctx, conn, r->ck->plan, NULL, doc, NULL,
+                                 &out);
+    json_decref(doc);
+
     if (out == NULL) {
         snprintf(r->detail, sizeof(r->detail), "%s", r->ctx->error);
         return;
     }
+
+    src = json_string_value(json_object_get(out, "squash_source"));
+    django = src != NULL && strcmp(src, "django") == 0;
 
     pending = json_object_get(out, "pending");
     n = (int) json_array_size(pending);
@@ -309,13 +339,24 @@ check_plan(migctl_check_run_t *r, PGconn *conn)
         n = (int) json_array_size(json_object_get(out,
                                                   "unknown_to_release"));
         snprintf(r->detail, sizeof(r->detail), "%d recorded migration%s"
-                 " unknown to the plan %s: see migctl migrations --plan", n,
-                 n == 1 ? "" : "s", r->ck->plan);
+                 " unknown to the %s%s: see migctl migrations %s", n,
+                 n == 1 ? "" : "s", r->ck->plan ? "plan " : "release",
+                 r->ck->plan ? r->ck->plan : "",
+                 r->ck->plan ? "--plan" : "--manage");
+
+        if (!django) {
+            len = strlen(r->detail);
+            snprintf(r->detail + len, sizeof(r->detail) - len, "; squashes"
+                     " guessed from names: set manage = \"CMD\" in the"
+                     " check (or django.manage) for Django's replaces"
+                     " lists");
+        }
 
     } else {
         snprintf(r->detail, sizeof(r->detail), "no pending migration (%zu"
-                 " applied)", json_array_size(json_object_get(out,
-                                                              "applied")));
+                 " applied%s)", json_array_size(json_object_get(out,
+                                                                "applied")),
+                 django ? "; squashes from Django" : "");
         r->ok = 1;
     }
 

@@ -15,6 +15,10 @@
 #include "diagnose.h"
 
 
+#define DG_DJANGO_TIMEOUT_MS  300000L       /* a Django start-up, 300 s */
+
+
+static int read_docs(migctl_ctx_t *ctx, PGconn *conn, dg_t *d);
 static int read_traceback(migctl_ctx_t *ctx, const char *path, json_t **cls,
     char **textp);
 static int graph_failure(dg_t *d);
@@ -35,6 +39,14 @@ static void usage(FILE *f);
 int
 cmd_diagnose(int argc, char **argv, migctl_ctx_t *ctx)
 {
+    return migctl_diagnose_docs(argc, argv, ctx, NULL, NULL);
+}
+
+
+int
+migctl_diagnose_docs(int argc, char **argv, migctl_ctx_t *ctx, json_t *doc,
+    json_t *prev_doc)
+{
     int          rc;
     char         err[512];
     dg_t         d;
@@ -51,10 +63,14 @@ cmd_diagnose(int argc, char **argv, migctl_ctx_t *ctx)
         { "--plan", MIGCTL_OPT_STRING, &plan, "FILE", 0, 0, 0 },
         { "--previous-plan", MIGCTL_OPT_STRING, &prev, "FILE", 0, 0, 0 },
         { "--manage", MIGCTL_OPT_STRING, &d.manage, "CMD", 0, 0, 0 },
+        { "--previous-manage", MIGCTL_OPT_STRING, &d.prev_manage, "CMD", 0,
+          0, 0 },
         { NULL, 0, NULL, NULL, 0, 0, 0 }
     };
 
     memset(&d, 0, sizeof(d));
+    d.doc = json_incref(doc);
+    d.prev_doc = json_incref(prev_doc);
     tb = NULL;
     plan = NULL;
     prev = NULL;
@@ -63,22 +79,24 @@ cmd_diagnose(int argc, char **argv, migctl_ctx_t *ctx)
 
     rc = migctl_opt_parse(ctx, opts, argc, argv, NULL, usage);
     if (rc != MIGCTL_OK) {
-        return rc;
+        goto done;
     }
 
     if (d.app == NULL || d.migration == NULL
         || (d.sqlfile == NULL && tb == NULL))
     {
-        return migctl_error(ctx, MIGCTL_USAGE,
-                            "--app, --migration and --sql are required "
-                            "(--sql may be left out when the traceback "
-                            "shows Django could not load its migrations): "
-                            "see migctl diagnose --help");
+        rc = migctl_error(ctx, MIGCTL_USAGE,
+                          "--app, --migration and --sql are required "
+                          "(--sql may be left out when the traceback "
+                          "shows Django could not load its migrations): "
+                          "see migctl diagnose --help");
+        goto done;
     }
 
     if (*d.app == '\0' || *d.migration == '\0') {
-        return migctl_error(ctx, MIGCTL_USAGE,
-                            "--app and --migration must not be empty");
+        rc = migctl_error(ctx, MIGCTL_USAGE,
+                          "--app and --migration must not be empty");
+        goto done;
     }
 
     if (d.manage == NULL && ctx->conf.lc != NULL
@@ -93,9 +111,10 @@ cmd_diagnose(int argc, char **argv, migctl_ctx_t *ctx)
         + (plan && strcmp(plan, "-") == 0) + (prev && strcmp(prev, "-") == 0)
         > 1)
     {
-        return migctl_error(ctx, MIGCTL_USAGE,
-                            "only one of --sql, --traceback, --plan and "
-                            "--previous-plan can be stdin");
+        rc = migctl_error(ctx, MIGCTL_USAGE,
+                          "only one of --sql, --traceback, --plan and "
+                          "--previous-plan can be stdin");
+        goto done;
     }
 
     /* inputs first: a typo must not cost a database round trip */
@@ -126,7 +145,13 @@ cmd_diagnose(int argc, char **argv, migctl_ctx_t *ctx)
         goto done;
     }
 
-    rc = migctl_migrations_run(ctx, conn, plan, prev, &d.migs);
+    rc = read_docs(ctx, conn, &d);
+    if (rc != MIGCTL_OK) {
+        goto done;
+    }
+
+    rc = migctl_migrations_check(ctx, conn, plan, prev, d.doc, d.prev_doc,
+                                 &d.migs);
     if (rc != MIGCTL_OK && rc != MIGCTL_PROBLEM) {
         goto done;
     }
@@ -224,6 +249,8 @@ done:
     json_decref(d.holders);
     json_decref(d.drift);
     json_decref(d.verify);
+    json_decref(d.doc);
+    json_decref(d.prev_doc);
     free(d.tbtext);
     json_decref(d.reasons);
     json_decref(d.risks);
@@ -233,6 +260,44 @@ done:
     }
 
     return rc;
+}
+
+
+/*
+ * One Django process per release: this release's document gives the
+ * squashes' replaces lists and the SQL that find_drift() checks; the
+ * previous release's, the lists that rollback_code rests on.  This
+ * release's Django may be what is broken: the diagnosis goes on with the
+ * guess from names.  The previous release's was asked for by name: no
+ * decision on a guess then.
+ */
+static int
+read_docs(migctl_ctx_t *ctx, PGconn *conn, dg_t *d)
+{
+    int  rc;
+
+    if (d->manage && d->doc == NULL) {
+        rc = migctl_verify_django(ctx, conn, d->manage, NULL, 0,
+                                  DG_DJANGO_TIMEOUT_MS, NULL, &d->doc);
+        if (rc == MIGCTL_UNREACHABLE) {
+            return rc;
+        }
+
+        if (rc != MIGCTL_OK) {
+            /* its one line is printed */
+            snprintf(d->doc_error, sizeof(d->doc_error), "%s", ctx->error);
+        }
+    }
+
+    if (d->prev_manage && d->prev_doc == NULL) {
+        rc = migctl_verify_django(ctx, conn, d->prev_manage, NULL, 0,
+                                  DG_DJANGO_TIMEOUT_MS, NULL, &d->prev_doc);
+        if (rc != MIGCTL_OK) {
+            return rc;
+        }
+    }
+
+    return MIGCTL_OK;
 }
 
 
@@ -366,7 +431,7 @@ find_drift(migctl_ctx_t *ctx, PGconn *conn, dg_t *d)
     int          rc;
     char         kind[32], table[256], name[256];
     size_t       k, j;
-    json_t      *doc, *m, *o;
+    json_t      *m, *o;
     const char  *ok, *ot, *on;
 
     if (!missing_object(str(d->cls, "message"), kind, sizeof(kind), table,
@@ -380,16 +445,13 @@ find_drift(migctl_ctx_t *ctx, PGconn *conn, dg_t *d)
         return MIGCTL_OK;
     }
 
-    rc = migctl_verify_django(ctx, conn, d->manage, NULL, 0, 300000L, NULL,
-                              &doc);
-    if (rc != MIGCTL_OK) {
-        /* its one line is printed: the diagnosis goes on without it */
-        d->verify = json_pack("{s:s}", "skipped", ctx->error);
+    /* read_docs() read it: its error was printed, the diagnosis goes on */
+    if (d->doc == NULL) {
+        d->verify = json_pack("{s:s}", "skipped", d->doc_error);
         return MIGCTL_OK;
     }
 
-    rc = migctl_verify_check(ctx, conn, doc, &d->verify);
-    json_decref(doc);
+    rc = migctl_verify_check(ctx, conn, d->doc, &d->verify);
 
     if (rc != MIGCTL_OK && rc != MIGCTL_PROBLEM) {
         return rc;
@@ -798,7 +860,7 @@ static void
 print_text(dg_t *d)
 {
     json_t      *rs;
-    const char  *exc, *code;
+    const char  *exc, *code, *src;
 
     printf("path       %s\n", d->path);
     printf("migration  %s.%s\n", d->app, d->migration);
@@ -826,9 +888,15 @@ print_text(dg_t *d)
     }
 
     rs = json_object_get(d->migs, "rollback_safe");
-    printf("rollback   %s\n", json_is_true(rs) ? "safe"
-                              : json_is_false(rs) ? "unsafe"
-                              : "unknown (no --previous-plan)");
+    src = str(d->migs, "previous_squash_source");
+    printf("rollback   %s%s\n", json_is_true(rs) ? "safe"
+                                : json_is_false(rs) ? "unsafe"
+                                : "unknown (no --previous-plan)",
+           src == NULL ? ""
+           : strcmp(src, "django") == 0
+             ? " (the previous release's squashes from Django)"
+             : " (the previous release's squashes guessed from names:"
+               " give --previous-manage)");
 
     print_list("reasons", d->reasons, "-");
     print_list("risks", d->risks, "!");
@@ -860,7 +928,7 @@ usage(FILE *f)
     fprintf(f,
         "usage: migctl [--json] diagnose --app A --migration M --sql FILE\n"
         "           [--traceback FILE] [--plan FILE] [--previous-plan FILE]\n"
-        "           [--manage CMD]\n"
+        "           [--manage CMD] [--previous-manage CMD]\n"
         "\n"
         "Checks the migration against the database (as inspect), classifies\n"
         "the failure (as classify) and recommends one path:\n"
@@ -887,11 +955,19 @@ usage(FILE *f)
         "  --manage CMD            how to run manage.py (default\n"
         "                          django.manage of the configuration): on\n"
         "                          \"does not exist\" the earlier migrations\n"
-        "                          are checked for history drift, as verify\n");
+        "                          are checked for history drift, as verify;\n"
+        "                          the squashes' replaces lists (and the\n"
+        "                          migrations, without --plan) come from\n"
+        "                          the same Django process\n"
+        "  --previous-manage CMD   the previous release's manage.py: its\n"
+        "                          squashes' replaces lists decide whether\n"
+        "                          rollback_code is safe (a plan alone only\n"
+        "                          guesses them from N_squashed_M names)\n");
 
     migctl_usage_footer(f, MIGCTL_USAGE_DB | MIGCTL_USAGE_DB_OPTS,
         "0 a path is recommended;2 usage or configuration (missing option,"
-        " unreadable or unparsable file, not a Django database);3",
+        " unreadable or unparsable file, not a Django database);3;"
+        "5 the previous release's Django (--previous-manage) failed",
         "migctl diagnose --app shop --migration 0042_x --sql 0042.sql \\\n"
         "    --traceback migrate.log --previous-plan previous-plan.txt");
 }

@@ -24,11 +24,13 @@
 #include "db.h"
 #include "evidence.h"
 #include "sqlparse.h"
+#include "verify.h"
 
 
 #define EV_RUNS_DEFAULT     5
 #define EV_AUDIT_TAIL       200
 #define EV_FILE_MAX         (16 * 1024 * 1024)   /* a run file, its tail */
+#define EV_DJANGO_TIMEOUT_MS  300000L            /* a Django start-up */
 
 
 static int parse(ev_t *e, int argc, char **argv);
@@ -179,6 +181,9 @@ cmd_evidence(int argc, char **argv, migctl_ctx_t *ctx)
     json_decref(e.edges);
     json_decref(e.audit);
     json_decref(e.server);
+    json_decref(e.doc);
+    json_decref(e.prev_doc);
+    json_decref(e.migs);
     migctl_secrets_free(&e.sec);
 
     return rc;
@@ -204,6 +209,9 @@ parse(ev_t *e, int argc, char **argv)
         { "--migration", MIGCTL_OPT_STRING, &e->migration, "M", 0, 0, 0 },
         { "--runs-dir", MIGCTL_OPT_STRING, &e->runs_dir, "DIR", 0, 0, 0 },
         { "--runs", MIGCTL_OPT_INT, &e->nruns, "N", 0, 100, 0 },
+        { "--manage", MIGCTL_OPT_STRING, &e->manage, "CMD", 0, 0, 0 },
+        { "--previous-manage", MIGCTL_OPT_STRING, &e->prev_manage, "CMD", 0,
+          0, 0 },
         { NULL, 0, NULL, NULL, 0, 0, 0 }
     };
 
@@ -564,14 +572,36 @@ locks(ev_t *e)
 }
 
 
+/*
+ * With --manage / --previous-manage, one Django process per release gives
+ * the squashes' replaces lists (diagnose gets the same documents); a
+ * Django that fails is written down and the guess from names stays.
+ */
 static void
 migrations(ev_t *e)
 {
     int      rc;
     json_t  *o;
 
+    if (e->manage
+        && migctl_verify_django(e->ctx, e->conn, e->manage, NULL, 0,
+                                EV_DJANGO_TIMEOUT_MS, NULL, &e->doc)
+           != MIGCTL_OK)
+    {
+        miss(e, "django (--manage)", e->ctx->error);
+    }
+
+    if (e->prev_manage
+        && migctl_verify_django(e->ctx, e->conn, e->prev_manage, NULL, 0,
+                                EV_DJANGO_TIMEOUT_MS, NULL, &e->prev_doc)
+           != MIGCTL_OK)
+    {
+        miss(e, "django (--previous-manage)", e->ctx->error);
+    }
+
     o = NULL;
-    rc = migctl_migrations_run(e->ctx, e->conn, e->plan, e->prev_plan, &o);
+    rc = migctl_migrations_check(e->ctx, e->conn, e->plan, e->prev_plan,
+                                 e->doc, e->prev_doc, &o);
     if (o == NULL) {
         miss(e, "migrations", e->ctx->error);
         return;
@@ -579,7 +609,7 @@ migrations(ev_t *e)
 
     (void) rc;
     (void) put_json(e, "migrations.json", o);
-    json_decref(o);
+    e->migs = o;
 }
 
 
@@ -832,6 +862,15 @@ diagnose(ev_t *e)
         argv[n++] = "--previous-plan";
         argv[n++] = (char *) e->prev_plan;
     }
+    if (e->manage) {
+        argv[n++] = "--manage";
+        argv[n++] = (char *) e->manage;
+    }
+    if (e->prev_doc) {
+        /* when its Django failed, diagnose decides on the guess */
+        argv[n++] = "--previous-manage";
+        argv[n++] = (char *) e->prev_manage;
+    }
     argv[n] = NULL;
 
     tf = tmpfile();
@@ -858,7 +897,7 @@ diagnose(ev_t *e)
     sub = *e->ctx;
     sub.cmd = "diagnose";
     sub.json = 1;
-    (void) cmd_diagnose(n, argv, &sub);
+    (void) migctl_diagnose_docs(n, argv, &sub, e->doc, e->prev_doc);
 
     fflush(stdout);
     fflush(stderr);
@@ -1314,6 +1353,7 @@ usage(FILE *f)
         "           [--sql FILE] [--traceback FILE] [--plan FILE]\n"
         "           [--previous-plan FILE] [--app A --migration M]\n"
         "           [--runs-dir DIR] [--runs N]\n"
+        "           [--manage CMD] [--previous-manage CMD]\n"
         "\n"
         "Writes a timestamped bundle a colleague can read after the\n"
         "incident: summary.md (what failed, state, class, path, timeline),\n"
@@ -1337,7 +1377,11 @@ usage(FILE *f)
         "  --runs-dir DIR          the runs of migctl run (default\n"
         "                          runs.dir, else " MIGCTL_RUNS_DIR ")\n"
         "  --runs N                how many runs to keep in the bundle\n"
-        "                          (default 5, 0 to 100)\n");
+        "                          (default 5, 0 to 100)\n"
+        "  --manage CMD            this release's manage.py: the squashes'\n"
+        "                          replaces lists from Django (summary.md\n"
+        "                          says which answer the bundle had)\n"
+        "  --previous-manage CMD   the same, for the previous release\n");
 
     migctl_usage_footer(f, MIGCTL_USAGE_DB | MIGCTL_USAGE_REDIS
                            | MIGCTL_USAGE_DB_OPTS,

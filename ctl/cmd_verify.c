@@ -3,6 +3,8 @@
  * the catalog, its SQL from one Django process: history drift.
  */
 
+#define _GNU_SOURCE                          /* close_range */
+
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -26,6 +28,7 @@
 #define VERIFY_LOCK_TIMEOUT_MS  5000       /* Django's reads, PGOPTIONS */
 
 
+
 /* one migration of the document, with what the database says of it */
 typedef struct {
     json_t      *m;             /* borrowed from doc */
@@ -42,9 +45,12 @@ typedef struct {
 } vmig_t;
 
 
+static int read_django(migctl_ctx_t *ctx, PGconn *conn, const char *manage,
+    const char **apps, int napps, long timeout_ms, char *const *envp,
+    json_t **doc);
 static int run_django(migctl_ctx_t *ctx, PGconn *conn, const char *manage,
-    const char **apps, int napps, long timeout_ms, char **outp,
-    char *tail, size_t taillen);
+    const char **apps, int napps, long timeout_ms, char *const *envp,
+    char **outp, char *tail, size_t taillen);
 static int locked_out(migctl_ctx_t *ctx, PGconn *conn, const char *cmd);
 static int parse_doc(migctl_ctx_t *ctx, const char *text, const char *what,
     json_t **doc);
@@ -246,7 +252,7 @@ migctl_verify_django(migctl_ctx_t *ctx, PGconn *conn, const char *manage,
     json_t **doc)
 {
     int      rc;
-    char    *text, err[1024], tail[512];
+    char    *text, err[1024];
     size_t   len;
 
     *doc = NULL;
@@ -263,8 +269,30 @@ migctl_verify_django(migctl_ctx_t *ctx, PGconn *conn, const char *manage,
         return rc == MIGCTL_OK ? rc : MIGCTL_USAGE;
     }
 
-    rc = run_django(ctx, conn, manage, apps, napps, timeout_ms, &text, tail,
-                    sizeof(tail));
+    return read_django(ctx, conn, manage, apps, napps, timeout_ms, NULL, doc);
+}
+
+
+int
+migctl_verify_django_env(migctl_ctx_t *ctx, const char *manage,
+    long timeout_ms, char *const *envp, json_t **doc)
+{
+    *doc = NULL;
+
+    return read_django(ctx, NULL, manage, NULL, 0, timeout_ms, envp, doc);
+}
+
+
+static int
+read_django(migctl_ctx_t *ctx, PGconn *conn, const char *manage,
+    const char **apps, int napps, long timeout_ms, char *const *envp,
+    json_t **doc)
+{
+    int    rc;
+    char  *text, tail[512];
+
+    rc = run_django(ctx, conn, manage, apps, napps, timeout_ms, envp, &text,
+                    tail, sizeof(tail));
     if (rc != MIGCTL_OK) {
         return rc;
     }
@@ -591,18 +619,21 @@ done:
  */
 static int
 run_django(migctl_ctx_t *ctx, PGconn *conn, const char *manage,
-    const char **apps, int napps, long timeout_ms, char **outp, char *tail,
-    size_t taillen)
+    const char **apps, int napps, long timeout_ms, char *const *envp,
+    char **outp, char *tail, size_t taillen)
 {
     int             in, errfd, fd[2], status, timed_out, i, rc;
-    char            path[MIGCTL_PATH_MAX], *cmd, *buf, *nb;
+    char            path[MIGCTL_PATH_MAX], *cmd, *buf, *nb, **cenv;
     char            list[MIGCTL_COMMAND_MAX], ebuf[4096], pgopt[1024];
+    char            appsv[MIGCTL_COMMAND_MAX + 16], pgoptv[1024 + 16];
+    char           *argv[4];
     long            start, left;
     pid_t           pid;
     size_t          n, size, used;
     ssize_t         k;
     const char     *tmp;
     struct pollfd   pfd;
+    char *const    *base;
 
     *outp = NULL;
     tail[0] = '\0';
@@ -610,6 +641,7 @@ run_django(migctl_ctx_t *ctx, PGconn *conn, const char *manage,
     fd[0] = fd[1] = -1;
     cmd = NULL;
     buf = NULL;
+    cenv = NULL;
     rc = MIGCTL_CMDFAIL;
 
     used = 0;
@@ -675,6 +707,41 @@ run_django(migctl_ctx_t *ctx, PGconn *conn, const char *manage,
     snprintf(pgopt, sizeof(pgopt), "%s%s-c lock_timeout=%d",
              tmp ? tmp : "", tmp && *tmp ? " " : "", VERIFY_LOCK_TIMEOUT_MS);
 
+    /*
+     * The child's environment made here: a health check's thread forks
+     * too, and its child may call only async-signal-safe functions.
+     */
+    snprintf(appsv, sizeof(appsv), "MIGCTL_APPS=%s", list);
+    snprintf(pgoptv, sizeof(pgoptv), "PGOPTIONS=%s", pgopt);
+
+    base = envp ? envp : environ;
+    for (n = 0; base[n]; n++) {
+        /* void */
+    }
+
+    cenv = malloc((n + 3) * sizeof(char *));
+    if (cenv == NULL) {
+        rc = migctl_error(ctx, MIGCTL_PROBLEM, "out of memory");
+        goto done;
+    }
+
+    for (n = 0, i = 0; base[n]; n++) {
+        if (strncmp(base[n], "MIGCTL_APPS=", 12) != 0
+            && strncmp(base[n], "PGOPTIONS=", 10) != 0)
+        {
+            cenv[i++] = base[n];
+        }
+    }
+
+    cenv[i++] = appsv;
+    cenv[i++] = pgoptv;
+    cenv[i] = NULL;
+
+    argv[0] = (char *) "sh";
+    argv[1] = (char *) "-c";
+    argv[2] = cmd;
+    argv[3] = NULL;
+
     start = migctl_now_ms();
     fflush(NULL);
 
@@ -689,13 +756,9 @@ run_django(migctl_ctx_t *ctx, PGconn *conn, const char *manage,
         dup2(in, STDIN_FILENO);
         dup2(fd[1], STDOUT_FILENO);
         dup2(errfd, STDERR_FILENO);
-        close(fd[0]);
-        close(fd[1]);
-        close(in);
-        close(errfd);
-        setenv("MIGCTL_APPS", list, 1);
-        setenv("PGOPTIONS", pgopt, 1);
-        execl("/bin/sh", "sh", "-c", cmd, (char *) NULL);
+        /* nor another thread's pipe or socket outlives it in the child */
+        close_range(3, ~0U, 0);
+        execve("/bin/sh", argv, cenv);
         _exit(127);
     }
 
@@ -820,6 +883,7 @@ done:
 
     free(buf);
     free(cmd);
+    free(cenv);
     if (in >= 0) {
         close(in);
     }

@@ -55,8 +55,8 @@ _migctl()
                      COMPREPLY=($(compgen -f -- "$cur")) ;;
         diagnose)
             opts="--app --migration --sql --traceback --plan --previous-plan
-                  --manage --lock-timeout --statement-timeout --json
-                  --help" ;;
+                  --manage --previous-manage --lock-timeout
+                  --statement-timeout --json --help" ;;
         locks)
             opts="--long --all-databases --lock-timeout --statement-timeout
                   --json --help" ;;
@@ -67,8 +67,8 @@ _migctl()
         health)      opts="--json --help" ;;
         evidence)
             opts="--out --sql --traceback --plan --previous-plan --app
-                  --migration --runs-dir --runs --lock-timeout
-                  --statement-timeout --json --help" ;;
+                  --migration --runs-dir --runs --manage --previous-manage
+                  --lock-timeout --statement-timeout --json --help" ;;
     esac
 
     COMPREPLY+=($(compgen -W "$opts" -- "$cur"))

@@ -107,7 +107,7 @@ static const char *const edges_keys[] = {
 };
 
 static const char *const migrations_keys[] = {
-    "name", "type", "plan", "command", "timeout_ms", NULL
+    "name", "type", "plan", "command", "timeout_ms", "manage", NULL
 };
 
 static const char *const db_keys[] = {
@@ -683,6 +683,7 @@ parse_checks(conf_parse_t *p, config_setting_t *list, const char *what,
         if (check_members(p, e, check_types[ck->type].keys) != 0
             || get_string(p, e, "name", ck->name, sizeof(ck->name))
             || get_string(p, e, "command", ck->command, sizeof(ck->command))
+            || get_string(p, e, "manage", ck->manage, sizeof(ck->manage))
             || get_int(p, e, "timeout_ms", 1, 3600000, &ck->timeout_ms)
             || get_int(p, e, "expect_status", 100, 599, &ck->expect_status)
             || get_int(p, e, "max_wait_s", 0, 86400, &ck->max_wait_s)
@@ -736,6 +737,8 @@ static int
 check_fields(conf_parse_t *p, config_setting_t *e, const char *what, int i,
     migctl_check_t *ck)
 {
+    const char  *dm;
+
     switch (ck->type) {
 
     case MIGCTL_CHECK_COMMAND:
@@ -787,10 +790,22 @@ check_fields(conf_parse_t *p, config_setting_t *e, const char *what, int i,
         break;
 
     case MIGCTL_CHECK_MIGRATIONS:
-        if ((ck->plan == NULL) == (ck->command[0] == '\0')) {
+        if ((ck->plan == NULL && ck->manage[0] == '\0')
+            == (ck->command[0] == '\0'))
+        {
             return conf_fail(p, e, "%s[%d]: a migrations check needs a plan"
-                             " file or a command (migrate --check), one of"
-                             " them", what, i);
+                             " file and/or manage, or a command (migrate"
+                             " --check), not both", what, i);
+        }
+
+        /* a plan has no replaces lists: django.manage reads them */
+        if (ck->plan != NULL && ck->manage[0] == '\0'
+            && config_lookup_string(e->config, "django.manage", &dm)
+            && snprintf(ck->manage, sizeof(ck->manage), "%s", dm)
+               >= (int) sizeof(ck->manage))
+        {
+            return conf_fail(p, e, "%s[%d]: django.manage is too long",
+                             what, i);
         }
         break;
 

@@ -35,6 +35,12 @@ typedef struct {
                                    NULL: {"app", "name", "status",
                                    "object", "repair"} */
     json_t      *verify;        /* migctl_verify_check(), or NULL */
+    const char  *prev_manage;   /* the previous release's, or NULL */
+    json_t      *doc;           /* migctl_verify_django() of manage, or
+                                   NULL: read once, for the squashes'
+                                   replaces lists and for drift */
+    json_t      *prev_doc;      /* the same of prev_manage */
+    char         doc_error[1024]; /* why doc is NULL with manage */
 
     const char  *verdict;
     const char  *klass;         /* "none" without --traceback */

@@ -50,6 +50,11 @@ typedef struct {
     char               failed_app[256];
     char               failed_mig[256];
     int                diag_tried;
+    const char        *manage;           /* --manage, or NULL */
+    const char        *prev_manage;      /* --previous-manage, or NULL */
+    json_t            *doc;              /* their Django documents */
+    json_t            *prev_doc;
+    json_t            *migs;             /* migrations.json, or NULL */
 } ev_t;
 
 

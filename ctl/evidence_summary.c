@@ -114,6 +114,17 @@ migctl_evidence_summary(const ev_t *e, size_t *outlen)
                 " migration: --app/--migration or a failed run)\n\n");
     }
 
+    /* which answer the squashes had: Django's lists or names */
+    if (e->migs) {
+        fprintf(f, "- squashes: this release: %s, previous release: %s"
+                " (django: its replaces lists; names: guessed from"
+                " N_squashed_M, give --manage / --previous-manage)\n\n",
+                s_of(e->migs, "squash_source")
+                ? s_of(e->migs, "squash_source") : "no plan",
+                s_of(e->migs, "previous_squash_source")
+                ? s_of(e->migs, "previous_squash_source") : "no plan");
+    }
+
     /* maintenance */
     fprintf(f, "## Maintenance\n\n");
     if (e->state && json_object_size(e->state)) {

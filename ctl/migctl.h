@@ -67,6 +67,8 @@ typedef struct {
     const char  *expect;                     /* sql: first value, as text */
     int          max_wait_s;                 /* blocked_sessions */
     int          max_age_min;                /* backup: pg_stat_archiver */
+    char         manage[MIGCTL_COMMAND_MAX]; /* migrations: Django's lists
+                                                ("" : guessed from names) */
 } migctl_check_t;
 
 /* configuration, filled by migctl_conf_load() (conf.c) */
@@ -213,6 +215,9 @@ int cmd_migrations(int argc, char **argv, migctl_ctx_t *ctx);
 int cmd_inspect(int argc, char **argv, migctl_ctx_t *ctx);
 int cmd_classify(int argc, char **argv, migctl_ctx_t *ctx);
 int cmd_diagnose(int argc, char **argv, migctl_ctx_t *ctx);
+/* the same with Django's documents already read (evidence), either NULL */
+int migctl_diagnose_docs(int argc, char **argv, migctl_ctx_t *ctx,
+    json_t *doc, json_t *prev_doc);
 int cmd_locks(int argc, char **argv, migctl_ctx_t *ctx);
 int cmd_health(int argc, char **argv, migctl_ctx_t *ctx);   /* health.c */
 int cmd_verify(int argc, char **argv, migctl_ctx_t *ctx);

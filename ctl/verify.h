@@ -46,6 +46,14 @@ int migctl_verify_django(migctl_ctx_t *ctx, PGconn *conn, const char *manage,
     json_t **doc);
 
 /*
+ * The same for a health check's thread: every app, no conn (no read of
+ * its own after a failure), the child's environment envp (migctl's minus
+ * its secrets), NULL for migctl's.
+ */
+int migctl_verify_django_env(migctl_ctx_t *ctx, const char *manage,
+    long timeout_ms, char *const *envp, json_t **doc);
+
+/*
  * Checks every recorded migration of doc against the catalog: the SQL
  * of all of them in order makes one plan (a later migration's statement
  * replaces what an earlier one said of the same object), checked with
