@@ -76,4 +76,20 @@ like($ngx_ex, qr{^load_module /usr/local/lib/nginx/modules/\S+;}m,
 like($ngx_ex, qr{^#\s+include /etc/nginx/modules-enabled/\*\.conf;}m,
      'nginx.conf example: says what Debian loads instead');
 
+# the systemd example is a valid unit (systemd-analyze verify), run with
+# the repository's release-step.sh where it says to copy it
+SKIP: {
+    my $sa = `command -v systemd-analyze 2>/dev/null`;
+    skip 'no systemd-analyze', 2 unless $sa;
+    my $unit = slurp("$root/conf-examples/migctl-release\@.service");
+    like($unit, qr{^ExecStart=/usr/local/sbin/migctl-release-step$}m,
+         'systemd example runs release-step.sh where its header puts it');
+    $unit =~ s{^ExecStart=\S+}{ExecStart=$root/conf-examples/release-step.sh}m;
+    $unit =~ s{^(User|Group)=deploy$}{$1=root}mg;
+    my $t = MigTest->new;
+    my $f = $t->write_file('migctl-release@abc123.service', $unit);
+    my $r = $t->run({ timeout => 30 }, 'systemd-analyze', 'verify', $f);
+    is($r->{rc} . $r->{err}, '0', 'systemd-analyze verify the example');
+}
+
 done_testing;
