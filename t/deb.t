@@ -60,6 +60,55 @@ my $man = $t->run({ env => { MANWIDTH => 80 } }, 'man', '-P', 'cat',
                   'migctl');
 like($man->{out}, qr/migctl - contain, diagnose/, 'man migctl');
 
+# README.md links docs/*.md: every one is shipped, where the links point
+for my $md (map { s{.*/}{}r } glob("$root/docs/*.md")) {
+    my $f = "/usr/share/doc/migctl/docs/$md";
+    ok(-e $f || -e "$f.gz", "$f (README links docs/$md)");
+}
+
+# hardening=+all: CPPFLAGS (_FORTIFY_SOURCE) and LDFLAGS (-z now) reach
+# the migctl build, not CFLAGS alone
+my $dyn = $t->run({}, 'readelf', '-d', '/usr/bin/migctl');
+like($dyn->{out}, qr/\bBIND_NOW\b|\bFLAGS_1\b.*\bNOW\b/,
+     'migctl linked with -z now');
+my $syms = $t->run({}, 'readelf', '--dyn-syms', '-W', '/usr/bin/migctl');
+like($syms->{out}, qr/\b__\w+_chk\b/,
+     'migctl built with _FORTIFY_SOURCE (__*_chk calls)');
+
+# the packaged example, as an operator starts from it on stock Debian
+# nginx: its files given, it passes nginx -t next to every enabled module
+{
+    my $ex = $t->read_file(
+        '/usr/share/doc/libnginx-mod-http-maintenance/examples/nginx.conf');
+    unlike($ex, qr/^load_module\b/m,
+           'packaged example: no second load_module of the module');
+    like($ex, qr{^include /etc/nginx/modules-enabled/\*\.conf;}m,
+         'packaged example: loads modules-enabled, as stock nginx.conf');
+    my $d = $t->nginx_dir('ex');
+    my ($crt, $key) = $t->self_signed_cert('ex');
+    my $page = $t->write_file('ex/page.html', "page\n");
+    my $json = $t->write_file('ex/page.json', "{}\n");
+    my $pass = $t->write_file('ex/redis.pass', "pw\n");
+    my $tok = $t->write_file('ex/bypass.token',
+                             "0123456789abcdef0123456789abcdef\n");
+    $ex =~ s{/etc/ssl/\S+/fullchain\.pem}{$crt}g;
+    $ex =~ s{/etc/ssl/\S+/privkey\.pem}{$key}g;
+    $ex =~ s{/etc/nginx/maintenance/index\.html}{$page}g;
+    $ex =~ s{/etc/nginx/maintenance/index\.json}{$json}g;
+    $ex =~ s{/etc/nginx/maintenance/bypass\.token}{$tok}g;
+    $ex =~ s{/etc/nginx/redis\.pass}{$pass}g;
+    $ex =~ s{include\s+mime\.types;}{include /etc/nginx/mime.types;};
+    $ex =~ s{/var/log/nginx/}{$d/}g;
+    $ex =~ s{maintenance_override_file \S+;}
+            {maintenance_override_file $d/force;};
+    my $conf = $t->write_file('ex/nginx.conf', $ex);
+    # the state file stays in the package's /var/lib/nginx/maintenance
+    my $r = $t->run({}, 'nginx', '-t', '-c', $conf, '-e', "$d/error.log",
+                    '-g', "pid $d/nginx.pid;");
+    is($r->{rc}, 0, 'packaged example passes nginx -t on stock nginx')
+        or diag($r->{err});
+}
+
 # stock nginx, every enabled module (nginx-extras' and ours), our gate
 my @enabled = glob('/etc/nginx/modules-enabled/*.conf');
 cmp_ok(scalar @enabled, '>', 1, scalar(@enabled) . ' modules enabled');
