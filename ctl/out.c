@@ -293,7 +293,10 @@ migctl_now_ms(void)
 }
 
 
-/* who acts: $MIGCTL_ACTOR, else $LOGNAME, else the effective user */
+/*
+ * who acts: $MIGCTL_ACTOR, else $SUDO_USER (under sudo $LOGNAME is root:
+ * the audit must name the person), else $LOGNAME, else the effective user
+ */
 const char *
 migctl_actor(void)
 {
@@ -301,6 +304,10 @@ migctl_actor(void)
     struct passwd  *pw;
 
     a = getenv("MIGCTL_ACTOR");
+
+    if (a == NULL || *a == '\0') {
+        a = getenv("SUDO_USER");
+    }
 
     if (a == NULL || *a == '\0') {
         a = getenv("LOGNAME");

@@ -348,6 +348,23 @@ my $nk = scalar grep { $_->{scope} eq 'kill' } @{ audit() };
 diag("kill test: $nk of $rounds changes landed, $killed kills sent");
 }
 
+# --- who acts under sudo: the person, not root --------------------------
+
+{
+    my %e = (%nenv, SUDO_USER => 'bob', LOGNAME => 'root');
+    delete $e{MIGCTL_ACTOR};
+    my $r = $t->migctl({ env => \%e }, qw(--scope sudo maintenance on
+                                           --reason), 'sudo test');
+    is($r->{rc}, 0, 'on under sudo: exit 0') or diag($r->{err});
+    is(state('sudo')->{actor}, 'bob', 'under sudo: the actor is $SUDO_USER');
+    my ($last) = grep { $_->{scope} eq 'sudo' } reverse @{ audit() };
+    is($last && $last->{actor}, 'bob', 'and the audit entry names bob');
+    $e{MIGCTL_ACTOR} = 'carol';
+    $r = $t->migctl({ env => \%e }, qw(--scope sudo maintenance on
+                                        --reason), 'sudo test');
+    is(state('sudo')->{actor}, 'carol', '$MIGCTL_ACTOR still comes first');
+}
+
 done_testing();
 
 
