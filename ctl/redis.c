@@ -107,7 +107,10 @@ migctl_redis_open(migctl_ctx_t *ctx, redisContext **out)
                      why, advice,
                      advice == advice_timeout ? timeout_ms(ctx) : "",
                      advice != advice_connect ? ""
-                     : cf->source[0] ? cf->source : "the configuration");
+                     : cf->source[0] ? cf->source
+                     : "/etc/migctl/migctl.conf (not found: this "
+                       "is the built-in default; -c or $MIGCTL_CONFIG "
+                       "name another file)");
     }
 
 done:

@@ -230,6 +230,24 @@ SKIP: {
 
 $r = mig('-c', $dconf, qw(maintenance status));
 is($r->{rc}, 3, 'status, Redis down: exit 3');
+like($r->{err}, qr/check that Redis runs and redis \{ \} in \Q$dconf\E$/,
+     'the advice names the file read');
+
+# no configuration at all: the advice says so, and how to give one
+SKIP: {
+    skip '/etc/migctl/migctl.conf exists here', 2
+        if -e '/etc/migctl/migctl.conf';
+    my %e = %env;
+    delete $e{MIGCTL_CONFIG};
+    $r = $t->migctl({ env => \%e }, qw(maintenance status));
+    is($r->{rc}, 3, 'no configuration, no Redis on 6379: exit 3')
+        or diag($r->{err});
+    my $want = '/etc/migctl/migctl.conf (not found: this is the built-in'
+             . ' default; -c or $MIGCTL_CONFIG name another file)';
+    ok(index($r->{err}, $want) >= 0,
+       'the advice says no file was read, and how to give one')
+        or diag($r->{err});
+}
 
 # a Redis that accepts but does not answer: the timeout bounds the wait
 my $sport = $t->start_redis('stopped');
