@@ -106,6 +106,7 @@ $(NGX_TREE)/objs/Makefile: config
 	    fi; \
 	    ./configure --with-compat $$flags \
 	        --with-cc-opt="$(WARN) -Wno-unused-parameter" \
+	        --with-ld-opt="-Wl,-z,relro -Wl,-z,now" \
 	        --add-dynamic-module=../.. \
 	        --builddir=objs > configure.log 2>&1 \
 	    || { tail -20 configure.log; exit 1; }
