@@ -229,7 +229,8 @@ migctl_read_file(const char *path, char **data, size_t *len, char *err,
     } else {
         f = fopen(path, "rb");
         if (f == NULL) {
-            snprintf(err, errlen, "cannot open %s: %s", path,
+            snprintf(err, errlen, "cannot open %s: %s: check the path "
+                     "(and that this user may read it)", path,
                      strerror(errno));
             return -1;
         }
