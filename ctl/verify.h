@@ -26,7 +26,7 @@ int migctl_inspect_objects(migctl_ctx_t *ctx, PGconn *conn,
     json_t **objs);
 
 /*
- * cmd_verify.c: runs the script migctl ships through "MANAGE shell"
+ * verify_django.c: runs the script migctl ships through "MANAGE shell"
  * (manage: a shell command line, "/usr/bin/python3 manage.py") for the
  * apps (all when napps is 0) and returns its document in *doc:
  * {"format": 1, "django", "apps", "migrations": [{"app", "name",
