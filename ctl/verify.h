@@ -14,7 +14,7 @@
 
 
 /*
- * cmd_inspect.c: checks every live check of plan against the catalog
+ * inspect_catalog.c: checks every live check of plan against the catalog
  * (one query per kind of object) and returns them as inspect's
  * "objects" array in *objs (the caller json_decref()s it).  texts[tag]
  * is the text a check's statement was read from (for "sql" on what is
