@@ -57,6 +57,14 @@ int migctl_mnt_read_audit(mnt_t *m, int count, json_t **out);
 json_t *migctl_mnt_jstr(const char *s, size_t len);
 void migctl_mnt_fmt_time(char *buf, size_t size, long long t);
 
+/*
+ * maintenance_status.c: migctl maintenance status (usage: the command's
+ * --help); the edges as status and --wait read them.
+ */
+int migctl_mnt_status(mnt_t *m, int argc, char **argv,
+    void (*usage)(FILE *f));
+int migctl_mnt_read_edges(mnt_t *m, migctl_edges_t *ed, long long now);
+
 
 static inline const char *
 afield(json_t *o, const char *name)
@@ -66,6 +74,19 @@ afield(json_t *o, const char *name)
     v = json_string_value(json_object_get(o, name));
 
     return v ? v : "?";
+}
+
+
+/* text from Redis printed without terminal control characters */
+
+static inline void
+print_clean(FILE *f, const char *s)
+{
+    const unsigned char  *p;
+
+    for (p = (const unsigned char *) s; p && *p; p++) {
+        fputc((*p < 0x20 || *p == 0x7f) ? '?' : *p, f);
+    }
 }
 
 #endif /* MIGCTL_MAINTENANCE_H */

@@ -14,7 +14,7 @@
 
 
 /*
- * cmd_inspect.c: checks every live check of plan against the catalog
+ * inspect_catalog.c: checks every live check of plan against the catalog
  * (one query per kind of object) and returns them as inspect's
  * "objects" array in *objs (the caller json_decref()s it).  texts[tag]
  * is the text a check's statement was read from (for "sql" on what is
@@ -26,7 +26,7 @@ int migctl_inspect_objects(migctl_ctx_t *ctx, PGconn *conn,
     json_t **objs);
 
 /*
- * cmd_verify.c: runs the script migctl ships through "MANAGE shell"
+ * verify_django.c: runs the script migctl ships through "MANAGE shell"
  * (manage: a shell command line, "/usr/bin/python3 manage.py") for the
  * apps (all when napps is 0) and returns its document in *doc:
  * {"format": 1, "django", "apps", "migrations": [{"app", "name",
