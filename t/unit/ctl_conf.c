@@ -256,7 +256,10 @@ test_errors(void)
           " query = \"SELECT 1\"; } ); };\n", 2, "needs a query and" },
         { "health = { checks = (\n { name = \"a\"; type = \"migrations\";"
           " plan = \"p\"; command = \"c\"; } ); };\n", 2,
-          "a plan file or a command" },
+          "a plan file and/or manage, or a command" },
+        { "health = { checks = (\n { name = \"a\"; type = \"migrations\";"
+          " manage = \"m\"; command = \"c\"; } ); };\n", 2,
+          "a plan file and/or manage, or a command" },
         { "health = { checks = (\n { name = \"a\"; type = \"backup\"; }"
           " ); };\n", 2, "a command or max_age_min" },
         { "health = { checks = ( { name = \"a\"; type = \"edges\";\n"
