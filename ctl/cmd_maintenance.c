@@ -25,6 +25,7 @@ static int check_text(mnt_t *m, const char *opt, const char *v,
 static int set_actor(mnt_t *m);
 static int short_ack_error(mnt_t *m);
 static int run_refused(mnt_t *m, const opts_t *o, char *id, size_t idsize);
+static int scope_guard(mnt_t *m, int on, const opts_t *o);
 static int run_hooks(mnt_t *m, int on, const opts_t *o, json_t *res);
 static void sanitize_text(char *s);
 static int wait_edges(mnt_t *m, const char *want, int seconds,
@@ -125,6 +126,14 @@ do_change(mnt_t *m, int argc, char **argv, int on)
     rc = migctl_redis_open(ctx, &m->c);
     if (rc != MIGCTL_OK) {
         return rc;
+    }
+
+    /* a mistyped --scope, before the health checks, hooks and the write */
+    if (!o.any_scope) {
+        rc = scope_guard(m, on, &o);
+        if (rc != MIGCTL_OK) {
+            return rc;
+        }
     }
 
     result = "ok";
@@ -357,6 +366,7 @@ parse_opts(mnt_t *m, int argc, char **argv, int on, opts_t *o)
           MIG_RETRY_AFTER_MAX, 0 },
         { "--wait", MIGCTL_OPT_OPTIONAL_SECONDS, &o->wait, "SECONDS", 0,
           86400, ctx->conf.wait_default_s },
+        { "--any-scope", MIGCTL_OPT_FLAG, &o->any_scope, NULL, 0, 0, 0 },
         { NULL, 0, NULL, NULL, 0, 0, 0 }
     };
 
@@ -366,6 +376,7 @@ parse_opts(mnt_t *m, int argc, char **argv, int on, opts_t *o)
         { "--wait", MIGCTL_OPT_OPTIONAL_SECONDS, &o->wait, "SECONDS", 0,
           86400, ctx->conf.wait_default_s },
         { "--force", MIGCTL_OPT_FLAG, &o->force, NULL, 0, 0, 0 },
+        { "--any-scope", MIGCTL_OPT_FLAG, &o->any_scope, NULL, 0, 0, 0 },
         { NULL, 0, NULL, NULL, 0, 0, 0 }
     };
 
@@ -465,6 +476,82 @@ static int
 run_refused(mnt_t *m, const opts_t *o, char *id, size_t idsize)
 {
     return migctl_mnt_audit(m, "off", o->reason, "refused", o, id, idsize);
+}
+
+
+/*
+ * A change for a scope that no live edge serves, while some edge is live,
+ * is refused (audited as an off refusal is): a mistyped --scope would
+ * otherwise look done while the site stays open.  With no live edge at
+ * all (none deployed yet, heartbeats expired), or one whose edge hash is
+ * gone (what it serves is unknown), it goes on as before.
+ */
+static int
+scope_guard(mnt_t *m, int on, const opts_t *o)
+{
+    int            rc, i;
+    char           err[256], id[64],
+                   list[SERVED_MAX * (MIG_NAME_MAX + 2) + 1];
+    size_t         len;
+    json_t        *j, *a;
+    mnt_served_t   sv;
+    migctl_ctx_t  *ctx = m->ctx;
+
+    rc = migctl_mnt_read_served(m, &sv, migctl_wall_ms(), err, sizeof(err));
+    if (rc == MIGCTL_UNREACHABLE) {
+        return rc;
+    }
+
+    if (rc != MIGCTL_OK) {
+        /* the guard never blocks containment on a key it cannot read */
+        fprintf(stderr, "migctl: maintenance: the scopes the edges serve"
+                " are unreadable (%s): the scope is not checked\n", err);
+        return MIGCTL_OK;
+    }
+
+    if (sv.live == 0 || sv.serving > 0 || sv.unknown > 0) {
+        return MIGCTL_OK;
+    }
+
+    list[0] = '\0';
+    a = json_array();
+
+    for (i = 0; i < sv.nscopes; i++) {
+        len = strlen(list);
+        snprintf(list + len, sizeof(list) - len, "%s%s", i ? ", " : "",
+                 sv.scopes[i]);
+        json_array_append_new(a, json_string(sv.scopes[i]));
+    }
+
+    rc = migctl_mnt_audit(m, on ? "on" : "off", o->reason, "refused", o, id,
+                          sizeof(id));
+    if (rc != MIGCTL_OK) {
+        json_decref(a);
+        return rc;
+    }
+
+    rc = migctl_error(ctx, MIGCTL_REFUSED, "no live edge serves scope '%s'"
+                      " (the %d live edge%s serve%s: %s): a mistyped"
+                      " --scope? --any-scope sets it anyway", ctx->scope,
+                      sv.live, sv.live == 1 ? "" : "s",
+                      sv.live == 1 ? "s" : "",
+                      list[0] ? list : "no scope");
+
+    if (ctx->json) {
+        j = json_object();
+        json_object_set_new(j, "error", json_string(ctx->error));
+        json_object_set_new(j, "scope", json_string(ctx->scope));
+        json_object_set_new(j, "action", json_string(on ? "on" : "off"));
+        json_object_set_new(j, "result", json_string("refused"));
+        json_object_set_new(j, "audit_id", json_string(id));
+        json_object_set_new(j, "live_edges", json_integer(sv.live));
+        json_object_set(j, "scopes_served", a);
+        rc = migctl_json_result(ctx, j, rc);
+    }
+
+    json_decref(a);
+
+    return rc;
 }
 
 

@@ -14,6 +14,7 @@
 
 
 #define AUDIT_TAIL         10
+#define SERVED_MAX         32                /* scopes named, sorted */
 
 
 typedef struct {
@@ -22,6 +23,7 @@ typedef struct {
     long         retry_after;
     int          wait;                       /* seconds, 0 = no wait */
     int          force;
+    int          any_scope;                  /* skip the scope guard */
 } opts_t;
 
 typedef struct {
@@ -36,6 +38,15 @@ typedef struct {
     int            acked;                    /* WAIT's answer, -1: none */
     int            short_ack;                /* acked < wanted */
 } mnt_t;
+
+/* the scopes the live edges serve, as the scope guard reads them */
+typedef struct {
+    int            live;                     /* live edges, valid ids */
+    int            unknown;                  /* live, no edge hash */
+    int            serving;                  /* live, serving our scope */
+    int            nscopes;                  /* distinct scopes served */
+    char           scopes[SERVED_MAX][MIG_NAME_MAX + 1];
+} mnt_served_t;
 
 
 /*
@@ -64,6 +75,8 @@ void migctl_mnt_fmt_time(char *buf, size_t size, long long t);
 int migctl_mnt_status(mnt_t *m, int argc, char **argv,
     void (*usage)(FILE *f));
 int migctl_mnt_read_edges(mnt_t *m, migctl_edges_t *ed, long long now);
+int migctl_mnt_read_served(mnt_t *m, mnt_served_t *sv, long long now,
+    char *err, size_t errlen);
 
 
 static inline const char *

@@ -426,3 +426,163 @@ migctl_mnt_read_edges(mnt_t *m, migctl_edges_t *ed, long long now)
 {
     return migctl_edges_read(m->ctx, m->c, m->ctx->scope, ed, now, 0);
 }
+
+
+/*
+ * The scope guard's read, one round trip: the live edges (the same rule
+ * as migctl_edges_read(): heartbeat score >= now - edge_live_ms) and the
+ * field names of each one's P:edge:<node>, read server-side.
+ */
+static const char served_lua[] =
+    /* KEYS: edges.  ARGV: lowest live score, edge key prefix, max */
+    "local n = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf',\n"
+    "  'LIMIT', 0, ARGV[3])\n"
+    "local out = {}\n"
+    "for _, node in ipairs(n) do\n"
+    "  local f = redis.pcall('HKEYS', ARGV[2] .. node)\n"
+    "  if type(f) ~= 'table' or f.err then f = {} end\n"
+    "  out[#out + 1] = node\n"
+    "  out[#out + 1] = f\n"
+    "end\n"
+    "return out\n";
+
+
+/*
+ * MIGCTL_OK and *sv; MIGCTL_UNREACHABLE (printed); MIGCTL_PROBLEM with
+ * err when Redis refused the read (a key of the wrong type, an ACL): the
+ * caller decides.
+ */
+int
+migctl_mnt_read_served(mnt_t *m, mnt_served_t *sv, long long now,
+    char *err, size_t errlen)
+{
+    int            rc, i, k, d, valid, mine;
+    char           min[32], kedge[MIG_KEY_MAX];
+    size_t         j, lens[7], plen;
+    const char    *argv[7];
+    redisReply    *r, *node, *f, *fl;
+    migctl_ctx_t  *ctx = m->ctx;
+
+    memset(sv, 0, sizeof(mnt_served_t));
+
+    /* "P:edge:" from the one place that names keys: a node "x", cut */
+    if (mig_key_edge(kedge, sizeof(kedge), ctx->conf.prefix, "x") < 0) {
+        snprintf(err, errlen, "key names too long");
+        return MIGCTL_PROBLEM;
+    }
+
+    plen = strlen(kedge) - 1;
+    kedge[plen] = '\0';
+
+    snprintf(min, sizeof(min), "%lld", now - ctx->conf.edge_live_ms);
+
+    argv[0] = "EVAL";
+    argv[1] = served_lua;
+    argv[2] = "1";
+    argv[3] = m->k_edges;
+    argv[4] = min;
+    argv[5] = kedge;
+    argv[6] = "10000";                       /* migctl_edges_read()'s */
+
+    for (i = 0; i < 7; i++) {
+        lens[i] = strlen(argv[i]);
+    }
+
+    r = migctl_redis_cmd(ctx, m->c, 7, argv, lens);
+    if (r == NULL) {
+        return MIGCTL_UNREACHABLE;
+    }
+
+    rc = MIGCTL_PROBLEM;
+
+    if (r->type == REDIS_REPLY_ERROR) {
+        snprintf(err, errlen, "%.*s", (int) (r->len < 200 ? r->len : 200),
+                 r->str);
+        goto done;
+    }
+
+    if (r->type != REDIS_REPLY_ARRAY) {
+        snprintf(err, errlen, "unexpected reply");
+        goto done;
+    }
+
+    for (j = 0; j + 1 < r->elements; j += 2) {
+        node = r->element[j];
+        fl = r->element[j + 1];
+
+        if (node->type != REDIS_REPLY_STRING
+            || mig_name_valid(node->str, node->len, NULL, 0) != MIG_OK
+            || fl->type != REDIS_REPLY_ARRAY)
+        {
+            continue;                        /* skipped as status does */
+        }
+
+        sv->live++;
+
+        if (fl->elements == 0) {
+            /* no edge hash: what it serves is unknown, maybe ours */
+            sv->unknown++;
+            continue;
+        }
+
+        mine = 0;
+
+        for (i = 0; i < (int) fl->elements; i++) {
+            f = fl->element[i];
+
+            if (f->type != REDIS_REPLY_STRING
+                || (f->len == 7 && memcmp(f->str, "seen_ms", 7) == 0)
+                || (f->len == 7 && memcmp(f->str, "version", 7) == 0)
+                || (f->len == 3 && memcmp(f->str, "pid", 3) == 0)
+                || mig_name_valid(f->str, f->len, NULL, 0) != MIG_OK)
+            {
+                continue;
+            }
+
+            if (f->len == strlen(ctx->scope)
+                && memcmp(f->str, ctx->scope, f->len) == 0)
+            {
+                mine = 1;
+            }
+
+            /* the distinct scopes, sorted: the SERVED_MAX lowest */
+            valid = 1;
+
+            for (k = 0; k < sv->nscopes; k++) {
+                d = strncmp(sv->scopes[k], f->str, f->len);
+                if (d == 0 && sv->scopes[k][f->len] == '\0') {
+                    valid = 0;
+                    break;
+                }
+
+                if (d >= 0) {
+                    break;
+                }
+            }
+
+            if (!valid || k >= SERVED_MAX) {
+                continue;
+            }
+
+            if (sv->nscopes == SERVED_MAX) {
+                sv->nscopes--;               /* the last one makes room */
+            }
+
+            memmove(sv->scopes[k + 1], sv->scopes[k],
+                    (sv->nscopes - k) * sizeof(sv->scopes[0]));
+            memcpy(sv->scopes[k], f->str, f->len);
+            sv->scopes[k][f->len] = '\0';
+            sv->nscopes++;
+        }
+
+        sv->serving += mine;
+    }
+
+    rc = MIGCTL_OK;
+
+done:
+
+    freeReplyObject(r);
+
+    return rc;
+}
