@@ -755,7 +755,10 @@ usage(FILE *f)
         "                          when no live edge gates the scope;\n"
         "                          --wait 5 is --wait=5 (on, off)\n"
         "  --force                 reopen though the health gate refuses;\n"
-        "                          needs --reason (off)\n");
+        "                          needs --reason (off)\n"
+        "  --any-scope             set the flag though no live edge serves\n"
+        "                          the scope (on, off); without it that is\n"
+        "                          refused (exit 4): a mistyped --scope\n");
 
     migctl_usage_footer(f, MIGCTL_USAGE_REDIS,
         "0 ok;1 a problem (edges behind or stale, no live edge gates the"
@@ -763,7 +766,7 @@ usage(FILE *f)
         " unreachable or no master found through the sentinels (nothing"
         " written); also a change not confirmed after a lost link, or"
         " acknowledged by fewer replicas than redis.wait;4 refused by the"
-        " health gate;5 a hook failed",
+        " health gate, or no live edge serves the scope;5 a hook failed",
         "migctl maintenance on --reason \"migrate failed\" --release abc123"
         " --wait\n"
         "migctl maintenance status\n"

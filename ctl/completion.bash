@@ -41,7 +41,7 @@ _migctl()
                   locks run health evidence" ;;
         maintenance)
             opts="on off status --reason --release --retry-after --wait
-                  --force --json --help" ;;
+                  --force --any-scope --json --help" ;;
         migrations)
             opts="--plan --previous-plan --manage --previous-manage --timeout
                   --lock-timeout --statement-timeout --json --help" ;;
