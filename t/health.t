@@ -478,8 +478,16 @@ is($t->http($p1s, '/healthz', tls => 1)->{status}, 200, 'TLS open');
 
 # --- item 6: a --scope typo with --wait ---------------------------------
 
-$t0 = time;
+# refused before anything is written (t/scope_guard.t); --any-scope, for a
+# scope introduced before its edges, reaches --wait's own check below
 $r = mig($none, qw(--scope defualt maintenance on --reason typo --wait=5));
+is($r->{rc}, 4, 'on --wait with a scope nobody gates: refused, exit 4');
+like($r->{err}, qr/no live edge serves scope 'defualt' \(the 1 live edge serves: default\)/,
+     '... naming the scope the live edge serves');
+
+$t0 = time;
+$r = mig($none, qw(--scope defualt maintenance on --reason typo --wait=5
+                   --any-scope));
 my $took = time - $t0;
 is($r->{rc}, 1, 'on --wait with a scope nobody gates: exit 1');
 like($r->{err}, qr/--wait: no live edge gates scope defualt \(live edges gate: default\): check --scope/,
@@ -488,7 +496,7 @@ ok($took < 4, sprintf('... at once, not after the 5 s (%.1f s)', $took));
 diag(sprintf('item 6: on --wait=5 with a scope typo exited 1 after %.0f ms',
              $took * 1000));
 $r = mig($none, qw(--scope defualt maintenance off --force --reason typo
-                   --wait 5));
+                   --wait 5 --any-scope));
 is($r->{rc}, 1, 'off --force --wait 5 (space-separated) with the typo: exit 1');
 like($r->{err}, qr/no live edge gates scope defualt/, '... named again');
 $r = mig(conf('prefix.conf', 'prefix = "migctI";'),
