@@ -457,7 +457,7 @@ migctl_mnt_read_served(mnt_t *m, mnt_served_t *sv, long long now,
     char *err, size_t errlen)
 {
     int            rc, i, k, d, valid, mine;
-    char           min[32], kedge[MIG_KEY_MAX];
+    char           min[32], kedge[MIG_KEY_MAX], *p;
     size_t         j, lens[7], plen;
     const char    *argv[7];
     redisReply    *r, *node, *f, *fl;
@@ -476,7 +476,8 @@ migctl_mnt_read_served(mnt_t *m, mnt_served_t *sv, long long now,
 
     snprintf(min, sizeof(min), "%lld", now - ctx->conf.edge_live_ms);
 
-    argv[0] = "EVAL";
+    /* EVAL_RO (Redis 7): a read, as a read; EVAL before Redis 7 */
+    argv[0] = "EVAL_RO";
     argv[1] = served_lua;
     argv[2] = "1";
     argv[3] = m->k_edges;
@@ -493,11 +494,32 @@ migctl_mnt_read_served(mnt_t *m, mnt_served_t *sv, long long now,
         return MIGCTL_UNREACHABLE;
     }
 
+    if (r->type == REDIS_REPLY_ERROR
+        && strncmp(r->str, "ERR unknown command", 19) == 0)
+    {
+        freeReplyObject(r);
+
+        argv[0] = "EVAL";
+        lens[0] = 4;
+
+        r = migctl_redis_cmd(ctx, m->c, 7, argv, lens);
+        if (r == NULL) {
+            return MIGCTL_UNREACHABLE;
+        }
+    }
+
     rc = MIGCTL_PROBLEM;
 
     if (r->type == REDIS_REPLY_ERROR) {
         snprintf(err, errlen, "%.*s", (int) (r->len < 200 ? r->len : 200),
                  r->str);
+
+        /* Redis names the script's hash after the error: noise here */
+        p = strstr(err, " script: ");
+        if (p != NULL) {
+            *p = '\0';
+        }
+
         goto done;
     }
 

@@ -203,6 +203,56 @@ $r = mig(qw(--scope report maintenance off));
 is($r->{rc}, 0, 'no live edge: off report, exit 0') or diag($r->{err});
 is(state('report')->{mode}, 'off', 'no live edge: off written');
 
+# --- edges written by hand: the same rule ---------------------------------
+
+# a live edge whose hash is gone: what it serves is unknown, not refused
+my $now = int(time * 1000);
+$t->redis('r', 'ZADD', "$P:edges", $now, 'ghost', $now, 'ghost2');
+$r = mig(qw(--scope report maintenance on));
+is($r->{rc}, 0, 'a live edge without its hash: not refused') or diag($r->{err});
+
+# two live edges: the scopes they serve, each once, sorted
+$t->redis('r', 'HSET', "$P:edge:ghost", zz => 'off:0', default => 'off:0',
+          seen_ms => $now, version => '1.0.0', pid => 1);
+$t->redis('r', 'HSET', "$P:edge:ghost2", api => 'off:0', zz => 'off:0',
+          seen_ms => $now);
+$r = mig(qw(--scope report maintenance off));
+is($r->{rc}, 4, 'two live edges, neither serves report: exit 4');
+like($r->{err}, qr/^\Qmigctl: maintenance: no live edge serves scope 'report'\E
+                   \Q (the 2 live edges serve: api, default, zz): a mistyped\E
+                   \Q --scope? --any-scope sets it anyway\E\n\z/x,
+     'the 2 live edges and their scopes, sorted');
+is(state('report')->{mode}, 'on', 'still on');
+
+# P:edges unreadable: said, and the change goes through (the guard never
+# blocks containment on a broken key)
+$t->redis('r', 'DEL', "$P:edges");
+$t->redis('r', 'SET', "$P:edges", 'garbage');
+$r = mig(qw(--scope report maintenance on));
+is($r->{rc}, 0, 'P:edges of the wrong type: exit 0') or diag($r->{err});
+like($r->{err}, qr/^\Qmigctl: maintenance: the scopes the edges serve are\E
+                   \Q unreadable (WRONGTYPE \E[^\n]*\Q): the scope is not\E
+                   \Q checked\E\n\z/x, '... said in one line');
+
+# --- a Redis without EVAL_RO (before 7): the same read through EVAL -------
+
+my $oport = $t->start_redis('old', args => [ '--rename-command', 'EVAL_RO',
+                                             '' ]);
+my $oconf = $t->write_file('old.conf', <<"EOF");
+redis = { host = "127.0.0.1"; port = $oport; timeout_ms = 2000; };
+prefix = "$P";
+EOF
+$now = int(time * 1000);
+$t->redis('old', 'ZADD', "$P:edges", $now, 'e1');
+$t->redis('old', 'HSET', "$P:edge:e1", default => 'off:0', seen_ms => $now);
+$r = $t->migctl({ env => { %env, MIGCTL_CONFIG => $oconf } },
+                qw(--scope report maintenance on));
+is($r->{rc}, 4, 'no EVAL_RO: refused all the same');
+like($r->{err}, qr/\Q(the 1 live edge serves: default)\E/, '... the line');
+is($t->redis('old', 'EXISTS', "$P:state:report"), 0, '... not written');
+like($t->redis('old', 'INFO', 'commandstats'), qr/cmdstat_eval:calls=2,/,
+     '... read with EVAL (then the refusal audited)');
+
 $t->check_logs('n');
 
 done_testing();
