@@ -70,7 +70,7 @@ void migctl_mnt_fmt_time(char *buf, size_t size, long long t);
 
 /*
  * maintenance_status.c: migctl maintenance status (usage: the command's
- * --help); the edges as status and --wait read them.
+ * --help); the edges as status, --wait and the scope guard read them.
  */
 int migctl_mnt_status(mnt_t *m, int argc, char **argv,
     void (*usage)(FILE *f));
