@@ -28,10 +28,8 @@ sub start_fake {
 }
 
 my $fake = start_fake('fake');
-my $vg;
 END {
     local $?;
-    if ($vg) { kill 'KILL', $vg; waitpid($vg, 0); }
     if ($fake) { kill 'TERM', $fake; waitpid($fake, 0); }
 }
 
@@ -204,22 +202,13 @@ http {
 CONF
     my $vglog = "$dir/valgrind.log";
     my $pid = $t->start_nginx_valgrind($dir);
-    $vg = $pid;
     ok($t->wait_port($t->port('v_st'), 60), 'valgrind: nginx listens');
     ok($t->wait_for(sub { redis_up('v') }, 20), 'valgrind: synced');
 
     frames('v', 4);
 
-    kill 'QUIT', $pid;
-    my $end = Time::HiRes::time() + 30;
-    my $w = 0;
-    while (Time::HiRes::time() < $end) {
-        $w = waitpid($pid, POSIX::WNOHANG());
-        last if $w == $pid;
-        Time::HiRes::sleep(0.05);
-    }
+    my ($w) = $t->quit_nginx_valgrind($pid, 30);
     is($w, $pid, 'valgrind: graceful exit');
-    $vg = 0;
     is($t->read_file($vglog) // '', '', 'valgrind reports nothing');
     unlike($t->error_log('v'), qr/open socket .* left/,
            'valgrind: no socket left open');

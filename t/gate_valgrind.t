@@ -91,7 +91,6 @@ is($r->{rc}, 0, 'nginx -t under valgrind: clean, the guard passes')
 
 my $vglog = "$dir/valgrind.log";
 my $pid = $t->start_nginx_valgrind($dir);
-END { if ($pid) { kill 'KILL', $pid; waitpid($pid, 0) } }
 
 my $p = $t->port('http');
 ok($t->wait_port($p, 60), 'nginx under valgrind listens');
@@ -127,16 +126,8 @@ is(get('/health')->{status}, 200, 'health');
 
 unlink "$dir/override";
 
-kill 'QUIT', $pid;
-my $end = time + 30;
-my $w = 0;
-while (time < $end) {
-    $w = waitpid($pid, POSIX::WNOHANG());
-    last if $w == $pid;
-    Time::HiRes::sleep(0.05);
-}
+my ($w) = $t->quit_nginx_valgrind($pid, 30);
 is($w, $pid, 'graceful exit');
-$pid = 0;
 
 my $vg = $t->read_file($vglog) // '';
 is($vg, '', 'valgrind reports nothing') or diag($vg);

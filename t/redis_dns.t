@@ -334,14 +334,10 @@ CONF
     my $b0 = dns_backlog();
     kick('127.0.0.3');
     $t->wait_for(sub { dns_backlog() > $b0 }, 10);
-    kill 'QUIT', $pid;
-    my $w = 0;
-    $t->wait_for(sub { $w = waitpid($pid, POSIX::WNOHANG()); $w == $pid },
-                 30);
+    my ($w, $st) = $t->quit_nginx_valgrind($pid, 30);
     kill 'CONT', $t->dns_pid;
     is($w, $pid, 'valgrind: graceful exit with a resolution in flight');
-    is($? >> 8, 0, 'valgrind: exit code 0');
-    if ($w != $pid) { kill 'KILL', $pid; waitpid($pid, 0); }
+    is($st >> 8, 0, 'valgrind: exit code 0');
     my $vg = $t->read_file($vglog) // '';
     is($vg, '', 'valgrind reports nothing') or diag($vg);
     unlike($t->error_log('vg'), qr/could not cancel|open socket .* left/,

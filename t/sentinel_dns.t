@@ -285,14 +285,9 @@ CONF
     $b0 = $t->dns_backlog;
     kick();
     $t->wait_for(sub { $t->dns_backlog > $b0 }, 10);
-    kill 'QUIT', $pid;
-    my $w = 0;
-    $t->wait_for(sub { $w = waitpid($pid, POSIX::WNOHANG()); $w == $pid },
-                 30);
-    my $st = $?;
+    my ($w, $st) = $t->quit_nginx_valgrind($pid, 30);
     kill 'CONT', $t->dns_pid;
     is($w, $pid, 'valgrind: graceful exit with a resolution in flight');
-    if ($w != $pid) { kill 'KILL', $pid; waitpid($pid, 0); }
     my $vg = $t->read_file($vglog) // '';
     is($vg, '', 'valgrind reports nothing') or diag($vg);
     is($st >> 8, 0, 'valgrind: exit code 0');

@@ -641,20 +641,11 @@ $t->kill_redis($_, 'CONT') for qw(g-s1 g-s3);
 $t->redis('fs', 'FAKE', 'CLEAR');
 ok($t->wait_for(sub { $vst->()->{redis}{up} }, 30), '7: back');
 
-kill 'QUIT', $vpid;
-my $end = time + 30;
-my $w = 0;
-while (time < $end) {
-    $w = waitpid($vpid, POSIX::WNOHANG());
-    last if $w == $vpid;
-    sleep 0.05;
-}
+my ($w) = $t->quit_nginx_valgrind($vpid, 30);
 is($w, $vpid, '7: graceful exit');
-$vpid = 0 if $w;
 is($t->read_file($vglog) // '', '', '7: valgrind reports nothing');
 unlike($t->error_log('v'), qr/open socket .* left/, '7: no socket left open');
 $t->check_logs('v');
-END { if ($vpid) { kill 'KILL', $vpid; waitpid($vpid, 0) } }
 }
 
 # --- 8. a sentinel with a password --------------------------------------

@@ -236,7 +236,6 @@ http {
 }
 CONF
 my $vpid = $t->start_nginx_valgrind($dir);
-END { if ($vpid) { kill 'KILL', $vpid; waitpid($vpid, 0) } }
 
 # a full list (the zone keeps the learned ones: the edge before it learned
 # them); then three listed, one of them new: 28 dropped, the new learned
@@ -251,11 +250,8 @@ ok($t->wait_for(sub {
    }, 30), '3: ... the unlisted ones dropped, the new one learned')
     or diag(learned('v'));
 
-kill 'QUIT', $vpid;
-my $w = 0;
-$t->wait_for(sub { ($w = waitpid($vpid, POSIX::WNOHANG())) == $vpid }, 30);
+my ($w) = $t->quit_nginx_valgrind($vpid, 30);
 is($w, $vpid, '3: graceful exit');
-$vpid = 0 if $w == $vpid;
 is($t->read_file("$dir/valgrind.log") // '', '', '3: valgrind reports nothing');
 $t->check_logs('v');
 }

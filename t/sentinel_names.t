@@ -266,7 +266,6 @@ http {
 }
 CONF
 my $vpid = $t->start_nginx_valgrind($vdir);
-END { if ($vpid) { kill 'KILL', $vpid; waitpid($vpid, 0) } }
 
 sub vstatus {
     my $b = $t->http($t->port('v'), '/status', timeout => 10)->{body};
@@ -285,11 +284,8 @@ $t->redis('r2', 'CLIENT', 'KILL', 'TYPE', 'normal');
 ok($t->wait_for(sub { $t->dns_backlog > 0 }, 20),
    '5: ... a resolution of the master\'s name in flight');
 
-kill 'QUIT', $vpid;
-my $w = 0;
-$t->wait_for(sub { ($w = waitpid($vpid, POSIX::WNOHANG())) == $vpid }, 30);
+my ($w) = $t->quit_nginx_valgrind($vpid, 30);
 is($w, $vpid, '5: graceful exit meanwhile');
-$vpid = 0 if $w == $vpid;
 kill 'CONT', $t->dns_pid;
 is($t->read_file("$vdir/valgrind.log") // '', '',
    '5: valgrind reports nothing');

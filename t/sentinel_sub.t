@@ -291,7 +291,6 @@ http {
 }
 CONF
 my $vpid = $t->start_nginx_valgrind($dir);
-END { if ($vpid) { kill 'KILL', $vpid; waitpid($vpid, 0) } }
 
 ok($t->wait_for(sub { subscribed('v') eq addr('fs') }, 60),
    '4: under valgrind: the subscription on fs')
@@ -301,11 +300,8 @@ ok($t->wait_for(sub { subscribed('v') eq addr('fs2') }, 30),
    '4: ... dropped by fs, on fs2 past r1 and bh1')
     or diag(explain(status('v')->{sentinel}));
 
-kill 'QUIT', $vpid;
-my $w = 0;
-$t->wait_for(sub { ($w = waitpid($vpid, POSIX::WNOHANG())) == $vpid }, 30);
+my ($w) = $t->quit_nginx_valgrind($vpid, 30);
 is($w, $vpid, '4: graceful exit');
-$vpid = 0 if $w == $vpid;
 is($t->read_file("$dir/valgrind.log") // '', '', '4: valgrind reports nothing');
 $t->check_logs('v');
 }

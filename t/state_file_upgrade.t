@@ -455,14 +455,7 @@ CONF
     is(scalar @tmp, 0, "$name: no temporary file left");
 
     if ($valgrind) {
-        kill 'QUIT', $pid;
-        my $end = time + 30;
-        my $w = 0;
-        while (time < $end) {
-            $w = waitpid($pid, WNOHANG);
-            last if $w == $pid;
-            sleep 0.05;
-        }
+        my ($w) = $t->quit_nginx_valgrind($pid, 30);
         is($w, $pid, "$name: graceful exit");
         my $vg = $t->read_file("$d/valgrind.log") // '';
         is($vg, '', "$name: valgrind reports nothing") or diag($vg);

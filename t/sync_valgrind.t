@@ -60,7 +60,6 @@ CONF
 
 my $vglog = "$dir/valgrind.log";
 my $pid = $t->start_nginx_valgrind($dir);
-END { if ($pid) { kill 'KILL', $pid; waitpid($pid, 0) } }
 
 ok($t->wait_port($t->port('st'), 60), 'nginx under valgrind listens');
 
@@ -111,17 +110,9 @@ $t->redis('r', 'FLUSHALL');
 ok($t->wait_for(sub { status() =~ /"lost":true/ }, 20),
    'FLUSHALL: the seen state is kept, lost');
 
-kill 'QUIT', $pid;
-my $end = time + 30;
-my $w = 0;
-while (time < $end) {
-    $w = waitpid($pid, POSIX::WNOHANG());
-    last if $w == $pid;
-    Time::HiRes::sleep(0.05);
-}
+my ($w, $st) = $t->quit_nginx_valgrind($pid, 30);
 is($w, $pid, 'graceful exit');
-is($? >> 8, 0, 'exit code 0');
-$pid = 0;
+is($st >> 8, 0, 'exit code 0');
 
 my $vg = $t->read_file($vglog) // '';
 is($vg, '', 'valgrind reports nothing') or diag($vg);

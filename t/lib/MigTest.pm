@@ -643,6 +643,20 @@ sub start_nginx_valgrind {
     return $pid;
 }
 
+# QUIT to such an nginx and its graceful exit, bounded: (pid reaped or 0,
+# its wait status); one still running is killed at END (stop_all)
+sub quit_nginx_valgrind {
+    my ($self, $pid, $secs) = @_;
+    kill 'QUIT', $pid;
+    my $end = Time::HiRes::time() + ($secs // 30);
+    while (Time::HiRes::time() < $end) {
+        my $w = waitpid($pid, POSIX::WNOHANG());
+        return ($w, $?) if $w == $pid;
+        Time::HiRes::sleep(0.05);
+    }
+    return (0, -1);
+}
+
 sub reload_nginx {
     my ($self, $name) = @_;
     my $master = $self->{nginx}{$name}{pid} or die "nginx $name not running";
